@@ -1,0 +1,401 @@
+//! The `http` capability: outbound HTTP performed by the host for a plugin.
+//!
+//! Deny by default. A request goes out only when its origin
+//! (`scheme://host:port`) is in the plugin's allowlist, resolved from the
+//! manifest's `capabilities.http` entries and the call's settings. Every
+//! redirect hop is checked again before it is followed. Each request is
+//! bounded by its own timeout, by what is left of the plugin's deadline,
+//! and by a response-size cap. A refusal is the WIT-level `denied` error
+//! naming the manifest entry to add; it never reaches the network.
+//!
+//! This module must never let a plugin choose its own proxy, follow a
+//! redirect without checking it, or buffer an unbounded body.
+
+use super::io::{remaining, run_io};
+use crate::runtime::bindings::http::{self as wit, HttpError};
+use crate::runtime::bindings::types::Kv;
+use futures_util::StreamExt;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, LOCATION};
+use reqwest::{Method, StatusCode};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use url::Url;
+
+/// One allowed origin. `port: None` means any port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    pub scheme: String,
+    pub host: String,
+    pub port: Option<u16>,
+}
+
+impl Origin {
+    /// Checks the shape of a manifest entry, with any `{setting}` stand-ins
+    /// replaced by a placeholder: static entries must be exact origins.
+    pub fn check_entry(entry: &str) -> Result<(), String> {
+        if entry.trim().starts_with('{') && entry.trim().ends_with('}') {
+            return Ok(()); // a whole setting: its value is checked per call
+        }
+        let probe = super::fill_placeholders(entry, "placeholder", "1");
+        Self::parse_entry(&probe).map(|_| ())
+    }
+
+    /// `scheme://host:port` or `scheme://host:*`; the port defaults to the
+    /// scheme's. No path, query or credentials.
+    pub fn parse_entry(entry: &str) -> Result<Origin, String> {
+        let (scheme, rest) = entry
+            .split_once("://")
+            .ok_or("expected scheme://host:port")?;
+        let scheme = scheme.to_ascii_lowercase();
+        if scheme != "http" && scheme != "https" {
+            return Err(format!("scheme `{scheme}` is not http or https"));
+        }
+        let rest = rest.strip_suffix('/').unwrap_or(rest);
+        if rest.contains(['/', '?', '#', '@']) {
+            return Err("an origin has no path, query or credentials".into());
+        }
+        if let Some(host) = rest.strip_suffix(":*") {
+            let origin = Self::parse_entry(&format!("{scheme}://{host}"))?;
+            return Ok(Origin { port: None, ..origin });
+        }
+        let url = Url::parse(&format!("{scheme}://{rest}")).map_err(|e| e.to_string())?;
+        let host = url.host_str().filter(|h| !h.is_empty()).ok_or("no host")?;
+        Ok(Origin {
+            scheme,
+            host: host.to_ascii_lowercase(),
+            port: url.port_or_known_default(),
+        })
+    }
+
+    /// The origin of a full URL given as a setting value.
+    pub fn of_url(url: &str) -> Option<Origin> {
+        let url = Url::parse(url).ok()?;
+        if url.scheme() != "http" && url.scheme() != "https" {
+            return None;
+        }
+        Some(Origin {
+            scheme: url.scheme().to_string(),
+            host: url.host_str()?.to_ascii_lowercase(),
+            port: url.port_or_known_default(),
+        })
+    }
+
+    fn allows(&self, url: &Url) -> bool {
+        url.scheme() == self.scheme
+            && url.host_str().map(str::to_ascii_lowercase).as_deref() == Some(self.host.as_str())
+            && (self.port.is_none() || self.port == url.port_or_known_default())
+    }
+}
+
+/// The origins one call may reach.
+#[derive(Debug, Clone, Default)]
+pub struct Allowlist {
+    origins: Vec<Origin>,
+}
+
+impl Allowlist {
+    /// Resolves manifest entries against the call's settings. An entry that
+    /// names an unset setting grants nothing.
+    pub fn resolve<'a>(entries: &[String], lookup: impl Fn(&str) -> Option<&'a str>) -> Self {
+        let origins = entries
+            .iter()
+            .filter_map(|entry| {
+                let filled = super::fill_from(entry, &lookup)?;
+                if super::is_whole_template(entry) {
+                    Origin::of_url(&filled).or_else(|| Origin::parse_entry(&filled).ok())
+                } else {
+                    Origin::parse_entry(&filled).ok()
+                }
+            })
+            .collect();
+        Allowlist { origins }
+    }
+
+    pub fn allows(&self, url: &Url) -> bool {
+        self.origins.iter().any(|o| o.allows(url))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.origins.is_empty()
+    }
+}
+
+/// Operator bounds on plugin HTTP.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpLimits {
+    pub default_timeout: Duration,
+    pub max_body_bytes: u64,
+    pub max_redirects: u32,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits {
+            default_timeout: Duration::from_secs(10),
+            max_body_bytes: 4 << 20,
+            max_redirects: 5,
+        }
+    }
+}
+
+/// What the host shares across calls: one client, one I/O runtime.
+#[derive(Clone)]
+pub struct HttpShared {
+    pub client: reqwest::Client,
+    pub io: tokio::runtime::Handle,
+    pub limits: HttpLimits,
+}
+
+impl HttpShared {
+    pub fn new(io: tokio::runtime::Handle, limits: HttpLimits) -> anyhow::Result<Self> {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .user_agent(concat!("gantry/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(HttpShared { client, io, limits })
+    }
+}
+
+/// Per-call state of the capability.
+pub struct HttpState {
+    shared: HttpShared,
+    allow: Arc<Allowlist>,
+    deadline: Instant,
+    /// Destinations refused during this call, for the call's report.
+    pub denials: Vec<String>,
+}
+
+impl HttpState {
+    pub fn new(shared: HttpShared, allow: Allowlist, deadline: Instant) -> Self {
+        HttpState {
+            shared,
+            allow: Arc::new(allow),
+            deadline,
+            denials: Vec::new(),
+        }
+    }
+
+    fn fetch_checked(&mut self, req: wit::Request) -> Result<wit::Response, HttpError> {
+        let method = Method::from_bytes(req.method.to_ascii_uppercase().as_bytes())
+            .map_err(|_| HttpError::InvalidRequest(format!("bad method {:?}", req.method)))?;
+        let url = Url::parse(&req.url)
+            .map_err(|e| HttpError::InvalidRequest(format!("bad URL {:?}: {e}", req.url)))?;
+        let headers = header_map(&req.headers)?;
+        let wanted = req
+            .timeout_ms
+            .map(|ms| Duration::from_millis(ms.into()))
+            .unwrap_or(self.shared.limits.default_timeout);
+        let budget = wanted.min(remaining(self.deadline));
+        if budget.is_zero() {
+            return Err(HttpError::Timeout);
+        }
+        let exchange = Exchange {
+            client: self.shared.client.clone(),
+            allow: Arc::clone(&self.allow),
+            limits: self.shared.limits,
+            method,
+            url,
+            headers,
+            body: req.body,
+            follow: req.follow_redirects,
+        };
+        let outcome = run_io(&self.shared.io, async move {
+            match tokio::time::timeout(budget, exchange.run()).await {
+                Ok(result) => result,
+                Err(_) => Err(HttpError::Timeout),
+            }
+        })
+        .unwrap_or_else(|| Err(HttpError::Transport("the host is shutting down".into())));
+        if let Err(HttpError::Denied(why)) = &outcome {
+            self.denials.push(why.clone());
+        }
+        outcome
+    }
+}
+
+impl wit::Host for HttpState {
+    fn fetch(&mut self, req: wit::Request) -> wasmtime::Result<Result<wit::Response, HttpError>> {
+        Ok(self.fetch_checked(req))
+    }
+}
+
+/// One request and the redirects it leads to.
+struct Exchange {
+    client: reqwest::Client,
+    allow: Arc<Allowlist>,
+    limits: HttpLimits,
+    method: Method,
+    url: Url,
+    headers: HeaderMap,
+    body: Option<Vec<u8>>,
+    follow: bool,
+}
+
+impl Exchange {
+    async fn run(mut self) -> Result<wit::Response, HttpError> {
+        let started = Instant::now();
+        let mut hops = 0;
+        loop {
+            if !self.allow.allows(&self.url) {
+                return Err(HttpError::Denied(denial(&self.url)));
+            }
+            let mut request = self
+                .client
+                .request(self.method.clone(), self.url.clone())
+                .headers(self.headers.clone());
+            if let Some(body) = &self.body {
+                request = request.body(body.clone());
+            }
+            let response = request.send().await.map_err(transport)?;
+            let status = response.status();
+            if self.follow && status.is_redirection() {
+                if let Some(next) = location(&self.url, response.headers())? {
+                    hops += 1;
+                    if hops > self.limits.max_redirects {
+                        return Err(HttpError::Transport(format!(
+                            "more than {} redirects",
+                            self.limits.max_redirects
+                        )));
+                    }
+                    if status == StatusCode::SEE_OTHER
+                        || (matches!(status, StatusCode::MOVED_PERMANENTLY | StatusCode::FOUND)
+                            && self.method == Method::POST)
+                    {
+                        self.method = Method::GET;
+                        self.body = None;
+                    }
+                    self.url = next;
+                    continue;
+                }
+            }
+            let headers = response
+                .headers()
+                .iter()
+                .map(|(k, v)| Kv {
+                    key: k.as_str().to_string(),
+                    value: String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                })
+                .collect();
+            let final_url = response.url().to_string();
+            let body = read_capped(response, self.limits.max_body_bytes).await?;
+            return Ok(wit::Response {
+                status: status.as_u16(),
+                headers,
+                body,
+                elapsed_ms: u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX),
+                final_url,
+            });
+        }
+    }
+}
+
+/// The message a plugin gets for a refused URL: what to add, and where.
+pub fn denial(url: &Url) -> String {
+    let origin = format!(
+        "{}://{}:{}",
+        url.scheme(),
+        url.host_str().unwrap_or_default(),
+        url.port_or_known_default().unwrap_or_default()
+    );
+    format!("{origin} is not in the allowlist; add \"{origin}\" to capabilities.http in the plugin's manifest")
+}
+
+fn location(base: &Url, headers: &HeaderMap) -> Result<Option<Url>, HttpError> {
+    let Some(value) = headers.get(LOCATION) else {
+        return Ok(None);
+    };
+    let text = value
+        .to_str()
+        .map_err(|_| HttpError::Transport("redirect Location is not text".into()))?;
+    base.join(text)
+        .map(Some)
+        .map_err(|e| HttpError::Transport(format!("bad redirect Location {text:?}: {e}")))
+}
+
+async fn read_capped(response: reqwest::Response, cap: u64) -> Result<Vec<u8>, HttpError> {
+    if response.content_length().is_some_and(|len| len > cap) {
+        return Err(HttpError::TooLarge(cap));
+    }
+    let mut body = Vec::new();
+    let mut stream = response.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(transport)?;
+        if body.len() as u64 + chunk.len() as u64 > cap {
+            return Err(HttpError::TooLarge(cap));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+fn header_map(headers: &[Kv]) -> Result<HeaderMap, HttpError> {
+    let mut map = HeaderMap::new();
+    for kv in headers {
+        let name = HeaderName::from_bytes(kv.key.as_bytes())
+            .map_err(|_| HttpError::InvalidRequest(format!("bad header name {:?}", kv.key)))?;
+        let value = HeaderValue::from_str(&kv.value)
+            .map_err(|_| HttpError::InvalidRequest(format!("bad value for header {}", kv.key)))?;
+        map.append(name, value);
+    }
+    Ok(map)
+}
+
+fn transport(err: reqwest::Error) -> HttpError {
+    if err.is_timeout() {
+        return HttpError::Timeout;
+    }
+    // The innermost cause says the most ("Connection refused").
+    let mut message = err.to_string();
+    let mut source = std::error::Error::source(&err);
+    while let Some(cause) = source {
+        message = format!("{message}: {cause}");
+        source = cause.source();
+    }
+    HttpError::Transport(message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(text: &str) -> Url {
+        Url::parse(text).unwrap()
+    }
+
+    #[test]
+    fn origins_match_scheme_host_and_port() {
+        let list = Allowlist {
+            origins: vec![
+                Origin::parse_entry("http://127.0.0.1:8080").unwrap(),
+                Origin::parse_entry("https://API.example.com").unwrap(),
+                Origin::parse_entry("http://localhost:*").unwrap(),
+            ],
+        };
+        assert!(list.allows(&url("http://127.0.0.1:8080/health")));
+        assert!(!list.allows(&url("http://127.0.0.1:8081/health")));
+        assert!(!list.allows(&url("https://127.0.0.1:8080/")));
+        assert!(list.allows(&url("https://api.example.com/v1")));
+        assert!(!list.allows(&url("https://api.example.com:8443/v1")));
+        assert!(list.allows(&url("http://localhost:1234/")));
+        assert!(!list.allows(&url("http://localhost.evil.com/")));
+    }
+
+    #[test]
+    fn templates_resolve_from_settings() {
+        let entries = vec!["{url}".to_string(), "http://{host}:9000".to_string()];
+        let list = Allowlist::resolve(&entries, |key| match key {
+            "url" => Some("http://127.0.0.1:7000/healthz?x=1"),
+            _ => None,
+        });
+        assert!(list.allows(&url("http://127.0.0.1:7000/other")));
+        assert!(!list.allows(&url("http://127.0.0.1:9000/")));
+    }
+
+    #[test]
+    fn denial_names_the_entry_to_add() {
+        let message = denial(&url("http://127.0.0.1:5555/x"));
+        assert!(message.contains("\"http://127.0.0.1:5555\""), "{message}");
+        assert!(message.contains("capabilities.http"), "{message}");
+    }
+}

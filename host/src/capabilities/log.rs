@@ -1,0 +1,91 @@
+//! The `log` capability: plugin log lines into the host's `tracing`,
+//! tagged with the plugin's name.
+//!
+//! Bounded: a call keeps at most `max_lines` lines of at most
+//! `max_line_bytes` each; the rest are counted and reported once. A plugin
+//! can never flood the host's log or memory through this interface.
+
+use crate::runtime::bindings::log as wit;
+use crate::runtime::bindings::types::Level;
+use serde::Serialize;
+use std::sync::Arc;
+
+#[derive(Debug, Clone, Copy)]
+pub struct LogLimits {
+    pub max_lines: usize,
+    pub max_line_bytes: usize,
+}
+
+impl Default for LogLimits {
+    fn default() -> Self {
+        LogLimits {
+            max_lines: 200,
+            max_line_bytes: 4096,
+        }
+    }
+}
+
+/// One kept log line.
+#[derive(Debug, Clone, Serialize)]
+pub struct LogLine {
+    pub level: &'static str,
+    pub message: String,
+}
+
+pub struct LogState {
+    plugin: Arc<str>,
+    limits: LogLimits,
+    pub lines: Vec<LogLine>,
+    pub dropped: u64,
+}
+
+impl LogState {
+    pub fn new(plugin: Arc<str>, limits: LogLimits) -> Self {
+        LogState {
+            plugin,
+            limits,
+            lines: Vec::new(),
+            dropped: 0,
+        }
+    }
+}
+
+pub fn level_name(level: Level) -> &'static str {
+    match level {
+        Level::Trace => "trace",
+        Level::Debug => "debug",
+        Level::Info => "info",
+        Level::Warn => "warn",
+        Level::Error => "error",
+    }
+}
+
+impl wit::Host for LogState {
+    fn log(&mut self, level: Level, mut message: String) -> wasmtime::Result<()> {
+        if self.lines.len() >= self.limits.max_lines {
+            self.dropped += 1;
+            return Ok(());
+        }
+        if message.len() > self.limits.max_line_bytes {
+            let mut cut = self.limits.max_line_bytes;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message.truncate(cut);
+            message.push_str("…");
+        }
+        let plugin = &*self.plugin;
+        match level {
+            Level::Trace => tracing::trace!(target: "gantry::plugin", plugin, "{message}"),
+            Level::Debug => tracing::debug!(target: "gantry::plugin", plugin, "{message}"),
+            Level::Info => tracing::info!(target: "gantry::plugin", plugin, "{message}"),
+            Level::Warn => tracing::warn!(target: "gantry::plugin", plugin, "{message}"),
+            Level::Error => tracing::error!(target: "gantry::plugin", plugin, "{message}"),
+        }
+        self.lines.push(LogLine {
+            level: level_name(level),
+            message,
+        });
+        Ok(())
+    }
+}

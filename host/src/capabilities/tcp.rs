@@ -1,0 +1,138 @@
+//! The `tcp` capability: connect probes to allowlisted `host:port` targets.
+//!
+//! Deny by default: a probe to a target the manifest does not allow is
+//! refused before any socket is opened. A probe connects and closes at
+//! once; no bytes are exchanged, and it never outlives the plugin's
+//! deadline.
+
+use super::io::{remaining, run_io};
+use crate::runtime::bindings::tcp as wit;
+use std::time::{Duration, Instant};
+
+/// One allowed target. `port: None` means any port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub host: String,
+    pub port: Option<u16>,
+}
+
+impl Target {
+    /// Checks the shape of a manifest entry (templates filled with stand-ins).
+    pub fn check_entry(entry: &str) -> Result<(), String> {
+        if super::is_whole_template(entry) {
+            return Ok(());
+        }
+        Self::parse_entry(&super::fill_placeholders(entry, "placeholder", "1")).map(|_| ())
+    }
+
+    /// `host:port`, `host:*` or `[v6]:port`.
+    pub fn parse_entry(entry: &str) -> Result<Target, String> {
+        let (host, port) = entry
+            .rsplit_once(':')
+            .ok_or("expected host:port")?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.is_empty() || host.contains(['/', '@', ' ']) {
+            return Err(format!("bad host {host:?}"));
+        }
+        let port = match port {
+            "*" => None,
+            p => Some(p.parse::<u16>().map_err(|_| format!("bad port {p:?}"))?),
+        };
+        Ok(Target {
+            host: host.to_ascii_lowercase(),
+            port,
+        })
+    }
+
+    fn allows(&self, host: &str, port: u16) -> bool {
+        self.host.eq_ignore_ascii_case(host) && self.port.is_none_or(|p| p == port)
+    }
+}
+
+/// Resolves manifest entries against the call's settings.
+pub fn resolve<'a>(entries: &[String], lookup: impl Fn(&str) -> Option<&'a str>) -> Vec<Target> {
+    entries
+        .iter()
+        .filter_map(|entry| super::fill_from(entry, &lookup))
+        .filter_map(|filled| Target::parse_entry(&filled).ok())
+        .collect()
+}
+
+pub struct TcpState {
+    allow: Vec<Target>,
+    io: tokio::runtime::Handle,
+    deadline: Instant,
+    /// Targets refused during this call, for the call's report.
+    pub denials: Vec<String>,
+}
+
+impl TcpState {
+    pub fn new(allow: Vec<Target>, io: tokio::runtime::Handle, deadline: Instant) -> Self {
+        TcpState {
+            allow,
+            io,
+            deadline,
+            denials: Vec::new(),
+        }
+    }
+
+    fn probe_checked(&mut self, host: String, port: u16, timeout_ms: u32) -> Result<u64, String> {
+        if !self.allow.iter().any(|t| t.allows(&host, port)) {
+            let why = format!(
+                "denied: {host}:{port} is not in the allowlist; add \"{host}:{port}\" to capabilities.tcp in the plugin's manifest"
+            );
+            self.denials.push(why.clone());
+            return Err(why);
+        }
+        let budget = Duration::from_millis(timeout_ms.into()).min(remaining(self.deadline));
+        if budget.is_zero() {
+            return Err("timed out before connecting".into());
+        }
+        run_io(&self.io, async move {
+            let started = Instant::now();
+            match tokio::time::timeout(budget, tokio::net::TcpStream::connect((host.as_str(), port))).await {
+                Ok(Ok(stream)) => {
+                    let took = started.elapsed();
+                    drop(stream);
+                    Ok(u64::try_from(took.as_micros()).unwrap_or(u64::MAX))
+                }
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err(format!("timed out after {} ms", budget.as_millis())),
+            }
+        })
+        .unwrap_or_else(|| Err("the host is shutting down".into()))
+    }
+}
+
+impl wit::Host for TcpState {
+    fn probe(&mut self, host: String, port: u16, timeout_ms: u32) -> wasmtime::Result<Result<u64, String>> {
+        Ok(self.probe_checked(host, port, timeout_ms))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_match_host_and_port() {
+        let any = Target::parse_entry("db.internal:*").unwrap();
+        let one = Target::parse_entry("127.0.0.1:5432").unwrap();
+        assert!(any.allows("DB.internal", 1));
+        assert!(one.allows("127.0.0.1", 5432));
+        assert!(!one.allows("127.0.0.1", 5433));
+        assert!(Target::parse_entry("nohost").is_err());
+        assert!(Target::parse_entry("h:70000").is_err());
+    }
+
+    #[test]
+    fn templates_resolve_from_settings() {
+        let entries = vec!["{host}:{port}".to_string(), "{target}".to_string()];
+        let targets = resolve(&entries, |k| match k {
+            "host" => Some("127.0.0.1"),
+            "port" => Some("9"),
+            _ => None,
+        });
+        assert_eq!(targets, vec![Target { host: "127.0.0.1".into(), port: Some(9) }]);
+    }
+}

@@ -1,0 +1,297 @@
+//! Calling a loaded plugin: a fresh store per call, the deadline set on it,
+//! the memory cap, the capabilities resolved for this call's settings, and
+//! every failure turned into a typed `PluginError`.
+//!
+//! The call is synchronous on the caller's thread and is over (the store
+//! dropped) when these functions return. From async code use
+//! `tokio::task::spawn_blocking`.
+
+use super::bindings::types::{Alert, CheckResult, Finding};
+use super::engine::ticks_for;
+use super::error::PluginError;
+use super::host::{Plugin, Runtime, WorldPre};
+use super::limiter::MemoryCap;
+use super::manifest::PluginKind;
+use super::pipe::BoundedPipe;
+use super::state::CallState;
+use crate::capabilities::config::{ConfigState, Settings};
+use crate::capabilities::http::{Allowlist, HttpState};
+use crate::capabilities::log::{LogLine, LogState};
+use crate::capabilities::tcp::{self, TcpState};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use wasmtime::component::ResourceTable;
+use wasmtime::{Store, Trap, WasmBacktrace};
+
+/// What happened during one call, whatever its result.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct CallReport {
+    pub elapsed: Duration,
+    pub logs: Vec<LogLine>,
+    pub dropped_logs: u64,
+    pub stdout: String,
+    pub stderr: String,
+    pub dropped_output_bytes: u64,
+    /// Destinations the plugin asked for and was refused.
+    pub denials: Vec<String>,
+}
+
+/// A call's result and its report.
+#[derive(Debug)]
+pub struct Outcome<T> {
+    pub result: Result<T, PluginError>,
+    pub report: CallReport,
+}
+
+impl<T> Outcome<T> {
+    pub fn into_result(self) -> Result<T, PluginError> {
+        self.result
+    }
+}
+
+impl Plugin {
+    /// Checks operator settings against the manifest's `[settings]`:
+    /// unknown keys and missing required ones are errors; defaults fill in.
+    pub fn settings<K, V>(&self, given: impl IntoIterator<Item = (K, V)>) -> Result<Settings, PluginError>
+    where
+        K: Into<String>,
+        V: Into<String>,
+    {
+        let declared = &self.manifest.settings;
+        let mut settings = BTreeMap::new();
+        for (key, value) in given {
+            let key = key.into();
+            if !declared.contains_key(&key) {
+                let known = if declared.is_empty() {
+                    "no settings".to_string()
+                } else {
+                    declared.keys().cloned().collect::<Vec<_>>().join(", ")
+                };
+                return Err(PluginError::UnknownSetting {
+                    plugin: self.name().to_string(),
+                    key,
+                    known,
+                });
+            }
+            settings.insert(key, value.into());
+        }
+        for (key, spec) in declared {
+            if settings.contains_key(key) {
+                continue;
+            }
+            if let Some(default) = &spec.default {
+                settings.insert(key.clone(), default.clone());
+            } else if spec.required {
+                return Err(PluginError::MissingSetting {
+                    plugin: self.name().to_string(),
+                    key: key.clone(),
+                });
+            }
+        }
+        Ok(Arc::new(settings))
+    }
+
+    fn wrong_kind(&self, expected: PluginKind) -> PluginError {
+        PluginError::WrongKind {
+            plugin: self.name().to_string(),
+            expected: expected.as_str(),
+            found: self.kind().as_str(),
+        }
+    }
+}
+
+impl Runtime {
+    /// Runs a health check against `target`.
+    pub fn check(&self, plugin: &Plugin, settings: &Settings, target: &str) -> Outcome<CheckResult> {
+        let WorldPre::HealthCheck(pre) = &plugin.pre else {
+            return failed(plugin.wrong_kind(PluginKind::HealthCheck));
+        };
+        self.run(plugin, settings, target, |store| {
+            pre.instantiate(&mut *store)?.call_check(&mut *store, target)
+        })
+    }
+
+    /// Delivers one alert through a notifier.
+    pub fn notify(&self, plugin: &Plugin, settings: &Settings, alert: &Alert) -> Outcome<Result<(), String>> {
+        let WorldPre::Notifier(pre) = &plugin.pre else {
+            return failed(plugin.wrong_kind(PluginKind::Notifier));
+        };
+        self.run(plugin, settings, "", |store| {
+            pre.instantiate(&mut *store)?.call_notify(&mut *store, alert)
+        })
+    }
+
+    /// Validates one rendered config file.
+    pub fn validate(
+        &self,
+        plugin: &Plugin,
+        settings: &Settings,
+        environment: &str,
+        file_name: &str,
+        json: &str,
+    ) -> Outcome<Vec<Finding>> {
+        let WorldPre::ConfigValidator(pre) = &plugin.pre else {
+            return failed(plugin.wrong_kind(PluginKind::ConfigValidator));
+        };
+        self.run(plugin, settings, "", |store| {
+            pre.instantiate(&mut *store)?
+                .call_validate(&mut *store, environment, file_name, json)
+        })
+    }
+
+    fn run<T>(
+        &self,
+        plugin: &Plugin,
+        settings: &Settings,
+        target: &str,
+        call: impl FnOnce(&mut Store<CallState>) -> wasmtime::Result<T>,
+    ) -> Outcome<T> {
+        let started = Instant::now();
+        let limits = plugin.manifest.limits;
+        let timeout = Duration::from_millis(limits.timeout_ms);
+        let deadline = started + timeout;
+        let mut store = Store::new(&self.engine, self.call_state(plugin, settings, target, deadline));
+        store.limiter(|state| &mut state.limiter);
+        store.set_epoch_deadline(ticks_for(timeout));
+        store.epoch_deadline_trap();
+
+        let result = call(&mut store);
+        let state = store.into_data();
+        let (stdout, out_dropped) = state.stdout.take();
+        let (stderr, err_dropped) = state.stderr.take();
+        let mut denials = state.http.denials;
+        denials.extend(state.tcp.denials);
+        let report = CallReport {
+            elapsed: started.elapsed(),
+            logs: state.log.lines,
+            dropped_logs: state.log.dropped,
+            stdout,
+            stderr,
+            dropped_output_bytes: out_dropped + err_dropped,
+            denials,
+        };
+        forward_output(plugin.name(), &report);
+        let result = result.map_err(|err| classify(plugin, err, state.limiter.hit, &report.stderr));
+        Outcome { result, report }
+    }
+
+    fn call_state(&self, plugin: &Plugin, settings: &Settings, target: &str, deadline: Instant) -> CallState {
+        let name: Arc<str> = Arc::from(plugin.name());
+        let caps = &plugin.manifest.capabilities;
+        let lookup = |key: &str| {
+            if key == "target" {
+                Some(target)
+            } else {
+                settings.get(key).map(String::as_str)
+            }
+        };
+        let stdout = BoundedPipe::new(self.settings.output_capacity);
+        let stderr = BoundedPipe::new(self.settings.output_capacity);
+        CallState {
+            wasi: CallState::sandboxed_wasi(&stdout, &stderr),
+            table: ResourceTable::new(),
+            limiter: MemoryCap::new((plugin.manifest.limits.memory_mib << 20) as usize),
+            stdout,
+            stderr,
+            log: LogState::new(name, self.settings.log),
+            config: ConfigState::new(Arc::clone(settings)),
+            http: HttpState::new(self.http.clone(), Allowlist::resolve(&caps.http, lookup), deadline),
+            tcp: TcpState::new(tcp::resolve(&caps.tcp, lookup), self.io().clone(), deadline),
+        }
+    }
+}
+
+fn failed<T>(error: PluginError) -> Outcome<T> {
+    Outcome {
+        result: Err(error),
+        report: CallReport::default(),
+    }
+}
+
+/// Plugin stdout/stderr and dropped counts into the host's log.
+fn forward_output(plugin: &str, report: &CallReport) {
+    for line in report.stdout.lines() {
+        tracing::debug!(target: "gantry::plugin", plugin, stream = "stdout", "{line}");
+    }
+    for line in report.stderr.lines() {
+        tracing::debug!(target: "gantry::plugin", plugin, stream = "stderr", "{line}");
+    }
+    if report.dropped_logs > 0 || report.dropped_output_bytes > 0 {
+        tracing::warn!(
+            target: "gantry::plugin",
+            plugin,
+            "dropped {} log lines and {} bytes of output over the limits",
+            report.dropped_logs,
+            report.dropped_output_bytes
+        );
+    }
+}
+
+/// Turns a failed call into the error an operator can act on.
+fn classify(plugin: &Plugin, err: wasmtime::Error, memory_hit: bool, stderr: &str) -> PluginError {
+    let name = plugin.name().to_string();
+    let limits = plugin.manifest.limits;
+    if memory_hit || stderr.contains("memory allocation of") {
+        return PluginError::OutOfMemory {
+            plugin: name,
+            limit_mib: limits.memory_mib,
+        };
+    }
+    if err.downcast_ref::<wasmtime::PoolConcurrencyLimitError>().is_some() {
+        return PluginError::Busy(format!("{err:#}"));
+    }
+    let trap = err.downcast_ref::<Trap>().copied();
+    if trap == Some(Trap::Interrupt) {
+        return PluginError::Timeout {
+            plugin: name,
+            limit: Duration::from_millis(limits.timeout_ms),
+        };
+    }
+    let backtrace = err
+        .downcast_ref::<WasmBacktrace>()
+        .map(|bt| bt.to_string().trim_end().to_string())
+        .filter(|bt| !bt.is_empty());
+    let message = panic_message(stderr).unwrap_or_else(|| match trap {
+        Some(trap) => trap.to_string(),
+        None => format!("{err:#}"),
+    });
+    if trap.is_none() && backtrace.is_none() {
+        return PluginError::Host {
+            plugin: name,
+            source: anyhow::Error::from(err),
+        };
+    }
+    PluginError::Trap {
+        plugin: name,
+        message,
+        backtrace,
+    }
+}
+
+/// The panic message a Rust guest printed to stderr, if it panicked.
+fn panic_message(stderr: &str) -> Option<String> {
+    let mut lines = stderr.lines().skip_while(|l| !l.contains("panicked at"));
+    let location = lines.next()?;
+    let location = location
+        .split_once("panicked at ")
+        .map(|(_, loc)| loc.trim_end_matches(':'))
+        .unwrap_or(location);
+    let message: Vec<&str> = lines.take_while(|l| !l.starts_with("note:")).collect();
+    Some(format!("panicked at {location}: {}", message.join("\n")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::panic_message;
+
+    #[test]
+    fn finds_the_panic_message() {
+        let stderr = "thread '<unnamed>' panicked at src/lib.rs:17:25:\nboom here\nnote: run with `RUST_BACKTRACE=1`\n";
+        assert_eq!(
+            panic_message(stderr).as_deref(),
+            Some("panicked at src/lib.rs:17:25: boom here")
+        );
+        assert_eq!(panic_message("nothing"), None);
+    }
+}

@@ -1,0 +1,107 @@
+//! The process's one wasmtime engine and its epoch ticker.
+//!
+//! Component model on, Cranelift, the pooling allocator (instantiating and
+//! dropping a store is the per-call cost), and epoch interruption driven by
+//! a ticker thread: a call's deadline is a number of ticks set on its own
+//! store. Nothing here knows about plugins.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig};
+
+/// How often the epoch advances: the granularity of plugin timeouts.
+pub const TICK: Duration = Duration::from_millis(10);
+
+/// Engine-wide bounds, set by the operator.
+#[derive(Debug, Clone, Copy)]
+pub struct EngineSettings {
+    /// Plugin instances that may be alive at once.
+    pub max_concurrent_instances: u32,
+    /// The largest single linear memory any plugin may have.
+    pub max_memory_bytes: usize,
+    /// Wasm stack per call.
+    pub max_stack_bytes: usize,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        EngineSettings {
+            max_concurrent_instances: 64,
+            max_memory_bytes: 512 << 20,
+            max_stack_bytes: 1 << 20,
+        }
+    }
+}
+
+pub fn new_engine(settings: &EngineSettings) -> anyhow::Result<Engine> {
+    let mut pool = PoolingAllocationConfig::new();
+    let instances = settings.max_concurrent_instances;
+    pool.total_component_instances(instances)
+        .total_core_instances(instances * 8)
+        .total_memories(instances * 4)
+        .total_tables(instances * 8)
+        .total_stacks(instances)
+        .max_core_instances_per_component(16)
+        .max_memories_per_component(4)
+        .max_tables_per_component(8)
+        .max_memory_size(settings.max_memory_bytes)
+        .table_elements(100_000);
+
+    let mut config = Config::new();
+    config
+        .wasm_component_model(true)
+        .epoch_interruption(true)
+        .cranelift_opt_level(OptLevel::Speed)
+        .wasm_backtrace_max_frames(std::num::NonZeroUsize::new(64))
+        .max_wasm_stack(settings.max_stack_bytes)
+        .parallel_compilation(true)
+        .concurrency_support(false)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    Ok(Engine::new(&config)?)
+}
+
+/// Advances an engine's epoch every [`TICK`] until dropped.
+pub struct EpochTicker {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl EpochTicker {
+    pub fn start(engine: &Engine) -> std::io::Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let engine = engine.weak();
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("gantry-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(TICK);
+                    match engine.upgrade() {
+                        Some(engine) => engine.increment_epoch(),
+                        None => break,
+                    }
+                }
+            })?;
+        Ok(EpochTicker {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Ticks for a timeout: rounded up, plus one so a call never ends early.
+pub fn ticks_for(timeout: Duration) -> u64 {
+    let tick = TICK.as_nanos();
+    (timeout.as_nanos().div_ceil(tick) as u64).saturating_add(1)
+}

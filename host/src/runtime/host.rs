@@ -1,0 +1,316 @@
+//! The plugin runtime: one engine, one linker, the compile cache, and
+//! loading a plugin from its source into something callable.
+//!
+//! Loading checks, in order: integrity (sha256 pins), that the bytes are a
+//! component, compilation (through the cache), the contract version and
+//! world of its imports and exports, and that this host provides every
+//! capability it imports. A plugin that passes is pre-instantiated once;
+//! each call then gets a fresh store (see `call.rs`).
+
+use super::bindings::{self, config_validator, health_check, migration, notifier};
+use super::cache::{CacheOutcome, CompileCache};
+use super::engine::{EngineSettings, EpochTicker, new_engine};
+use super::error::LoadError;
+use super::manifest::{Manifest, PluginKind};
+use super::source::{Origin, PluginSource};
+use super::state::CallState;
+use crate::capabilities::{self, http::HttpLimits, http::HttpShared, log::LogLimits};
+use sha2::{Digest, Sha256};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use wasmtime::Engine;
+use wasmtime::component::types::ComponentItem;
+use wasmtime::component::{Component, HasSelf, Linker};
+
+/// Operator settings for the runtime.
+#[derive(Debug, Clone)]
+pub struct RuntimeSettings {
+    pub engine: EngineSettings,
+    /// Compile cache directory; `None` disables the cache.
+    pub cache_dir: Option<PathBuf>,
+    pub cache_max_bytes: u64,
+    pub http: HttpLimits,
+    pub log: LogLimits,
+    /// Bytes of stdout and of stderr kept per call.
+    pub output_capacity: usize,
+}
+
+impl Default for RuntimeSettings {
+    fn default() -> Self {
+        RuntimeSettings {
+            engine: EngineSettings::default(),
+            cache_dir: super::cache::default_dir(),
+            cache_max_bytes: 256 << 20,
+            http: HttpLimits::default(),
+            log: LogLimits::default(),
+            output_capacity: 64 << 10,
+        }
+    }
+}
+
+pub struct Runtime {
+    pub(crate) engine: Engine,
+    pub(crate) linker: Linker<CallState>,
+    cache: CompileCache,
+    pub(crate) http: HttpShared,
+    pub(crate) settings: RuntimeSettings,
+    // Dropped in declaration order: the ticker stops before the I/O threads.
+    _ticker: EpochTicker,
+    io: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        if let Some(io) = self.io.take() {
+            io.shutdown_background();
+        }
+    }
+}
+
+/// The pre-instantiated exports of a loaded plugin, by world.
+pub(crate) enum WorldPre {
+    HealthCheck(health_check::HealthCheckPre<CallState>),
+    Notifier(notifier::NotifierPre<CallState>),
+    ConfigValidator(config_validator::ConfigValidatorPre<CallState>),
+    Migration(migration::MigrationPre<CallState>),
+}
+
+/// A loaded plugin, ready to be called any number of times.
+pub struct Plugin {
+    pub manifest: Manifest,
+    pub sha256: String,
+    pub origin: Origin,
+    pub cache: CacheOutcome,
+    pub load_time: Duration,
+    /// Every interface the component imports, e.g. `gantry:plugin/http@0.1.0`.
+    pub imports: Vec<String>,
+    pub(crate) pre: WorldPre,
+}
+
+impl Plugin {
+    pub fn name(&self) -> &str {
+        &self.manifest.name
+    }
+
+    pub fn kind(&self) -> PluginKind {
+        self.manifest.kind
+    }
+}
+
+impl Runtime {
+    pub fn new(settings: RuntimeSettings) -> anyhow::Result<Runtime> {
+        let engine = new_engine(&settings.engine)?;
+        let io = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("gantry-plugin-io")
+            .enable_all()
+            .build()?;
+        let http = HttpShared::new(io.handle().clone(), settings.http)?;
+        let cache = CompileCache::new(&engine, settings.cache_dir.clone(), settings.cache_max_bytes);
+        let linker = new_linker(&engine)?;
+        let ticker = EpochTicker::start(&engine)?;
+        Ok(Runtime {
+            engine,
+            linker,
+            cache,
+            http,
+            settings,
+            _ticker: ticker,
+            io: Some(io),
+        })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub fn cache_dir(&self) -> Option<&std::path::Path> {
+        self.cache.dir()
+    }
+
+    pub(crate) fn io(&self) -> &tokio::runtime::Handle {
+        &self.http.io
+    }
+
+    /// Loads a plugin. `pin` is the operator's sha256 pin, if any.
+    pub fn load(&self, source: PluginSource, pin: Option<&str>) -> Result<Plugin, LoadError> {
+        let started = Instant::now();
+        let PluginSource {
+            origin,
+            bytes,
+            manifest,
+        } = source;
+        let name = manifest.name.clone();
+        let path = match &origin {
+            Origin::Builtin => PathBuf::from(format!("<built-in>/{name}.wasm")),
+            Origin::File(path) => path.clone(),
+        };
+
+        let sha256 = hex::encode(Sha256::digest(&bytes));
+        for (what, expected) in [("the manifest's", manifest.sha256.as_deref()), ("the pinned", pin)] {
+            if let Some(expected) = expected {
+                if !expected.eq_ignore_ascii_case(&sha256) {
+                    return Err(LoadError::Integrity {
+                        plugin: name,
+                        what,
+                        expected: expected.to_ascii_lowercase(),
+                        actual: sha256,
+                    });
+                }
+            }
+        }
+
+        if !wasmparser::Parser::is_component(&bytes) {
+            let detail = if wasmparser::Parser::is_core_wasm(&bytes) {
+                "it is a core wasm module; build it for wasm32-wasip2 to get a component".to_string()
+            } else {
+                "it does not start with the WebAssembly component header".to_string()
+            };
+            return Err(LoadError::Malformed { plugin: name, path, detail });
+        }
+        let (component, cache) = self
+            .cache
+            .load(&self.engine, &bytes, &sha256)
+            .map_err(|e| LoadError::Malformed {
+                plugin: name.clone(),
+                path: path.clone(),
+                detail: format!("{e:#}"),
+            })?;
+
+        let imports = self.check_imports(&manifest, &component)?;
+        self.check_exports(&manifest, &component)?;
+        let instance_pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| LoadError::Incompatible {
+                plugin: name.clone(),
+                expected: format!("imports that match {}", bindings::CONTRACT),
+                found: format!("{e:#}"),
+            })?;
+        let incompatible = |e: wasmtime::Error| LoadError::Incompatible {
+            plugin: name.clone(),
+            expected: format!("the {} world of {}", manifest.kind, bindings::CONTRACT),
+            found: format!("{e:#}"),
+        };
+        let pre = match manifest.kind {
+            PluginKind::HealthCheck => {
+                WorldPre::HealthCheck(health_check::HealthCheckPre::new(instance_pre).map_err(incompatible)?)
+            }
+            PluginKind::Notifier => {
+                WorldPre::Notifier(notifier::NotifierPre::new(instance_pre).map_err(incompatible)?)
+            }
+            PluginKind::ConfigValidator => WorldPre::ConfigValidator(
+                config_validator::ConfigValidatorPre::new(instance_pre).map_err(incompatible)?,
+            ),
+            PluginKind::Migration => {
+                WorldPre::Migration(migration::MigrationPre::new(instance_pre).map_err(incompatible)?)
+            }
+        };
+        if manifest.limits.memory_mib << 20 > self.settings.engine.max_memory_bytes as u64 {
+            return Err(LoadError::Incompatible {
+                plugin: name,
+                expected: format!(
+                    "at most {} MiB of memory (the operator's limit)",
+                    self.settings.engine.max_memory_bytes >> 20
+                ),
+                found: format!("limits.memory_mib = {}", manifest.limits.memory_mib),
+            });
+        }
+
+        Ok(Plugin {
+            manifest,
+            sha256,
+            origin,
+            cache,
+            load_time: started.elapsed(),
+            imports,
+            pre,
+        })
+    }
+
+    /// Every import must be WASI or an interface of this contract that the
+    /// plugin's world may import and this host provides.
+    fn check_imports(&self, manifest: &Manifest, component: &Component) -> Result<Vec<String>, LoadError> {
+        let ty = component.component_type();
+        let mut names = Vec::new();
+        for (import, _) in ty.imports(&self.engine) {
+            names.push(import.to_string());
+            if import.starts_with("wasi:") {
+                continue;
+            }
+            let Some(rest) = import.strip_prefix("gantry:plugin/") else {
+                return Err(LoadError::CapabilityUnavailable {
+                    plugin: manifest.name.clone(),
+                    interface: import.to_string(),
+                    why: "gantry provides only gantry:plugin and WASI interfaces".into(),
+                });
+            };
+            let (interface, version) = rest.split_once('@').unwrap_or((rest, ""));
+            if format!("gantry:plugin@{version}") != bindings::CONTRACT {
+                return Err(LoadError::Incompatible {
+                    plugin: manifest.name.clone(),
+                    expected: bindings::CONTRACT.into(),
+                    found: format!("gantry:plugin@{version} (from import `{import}`)"),
+                });
+            }
+            if !manifest.kind.imports().contains(&interface) {
+                return Err(LoadError::Incompatible {
+                    plugin: manifest.name.clone(),
+                    expected: format!(
+                        "a {} plugin, which may import {}",
+                        manifest.kind,
+                        manifest.kind.imports().join(", ")
+                    ),
+                    found: format!("an import of `{interface}`"),
+                });
+            }
+            if let Some(why) = capabilities::unavailable_reason(interface) {
+                return Err(LoadError::CapabilityUnavailable {
+                    plugin: manifest.name.clone(),
+                    interface: import.to_string(),
+                    why: why.into(),
+                });
+            }
+        }
+        Ok(names)
+    }
+
+    /// The component must export what its manifest's kind promises.
+    fn check_exports(&self, manifest: &Manifest, component: &Component) -> Result<(), LoadError> {
+        let ty = component.component_type();
+        let exported: Vec<String> = ty
+            .exports(&self.engine)
+            .filter(|(_, item)| matches!(item.ty, ComponentItem::ComponentFunc(_)))
+            .map(|(name, _)| name.to_string())
+            .collect();
+        let wanted = manifest.kind.exports();
+        if wanted.iter().all(|w| exported.iter().any(|e| e == w)) {
+            return Ok(());
+        }
+        let found = PluginKind::ALL
+            .into_iter()
+            .find(|k| k.exports().iter().all(|w| exported.iter().any(|e| e == w)))
+            .map(|k| format!("a {k} component (exports {})", k.exports().join(", ")))
+            .unwrap_or_else(|| format!("a component that exports [{}]", exported.join(", ")));
+        Err(LoadError::Incompatible {
+            plugin: manifest.name.clone(),
+            expected: format!(
+                "a {} component (kind in {}; exports {})",
+                manifest.kind,
+                manifest.path.display(),
+                wanted.join(", ")
+            ),
+            found,
+        })
+    }
+}
+
+fn new_linker(engine: &Engine) -> anyhow::Result<Linker<CallState>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+    bindings::log::add_to_linker::<_, HasSelf<_>>(&mut linker, |s: &mut CallState| &mut s.log)?;
+    bindings::config::add_to_linker::<_, HasSelf<_>>(&mut linker, |s: &mut CallState| &mut s.config)?;
+    bindings::http::add_to_linker::<_, HasSelf<_>>(&mut linker, |s: &mut CallState| &mut s.http)?;
+    bindings::tcp::add_to_linker::<_, HasSelf<_>>(&mut linker, |s: &mut CallState| &mut s.tcp)?;
+    Ok(linker)
+}

@@ -1,0 +1,112 @@
+//! `gantry plugin inspect`: what a component is, without running it.
+
+use super::error::LoadError;
+use super::host::Runtime;
+use super::manifest::{Manifest, PluginKind};
+use super::source::PluginSource;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use wasmtime::component::Component;
+use wasmtime::component::types::ComponentItem;
+
+#[derive(Debug, Serialize)]
+pub struct Inspection {
+    pub path: PathBuf,
+    pub size: u64,
+    pub sha256: String,
+    /// The world its exports match, if any.
+    pub world: Option<PluginKind>,
+    pub imports: Vec<String>,
+    pub exports: Vec<String>,
+    pub manifest: Option<ManifestSummary>,
+    /// Whether it would load, and if not, why.
+    pub loads: Result<(), String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ManifestSummary {
+    pub path: PathBuf,
+    pub name: String,
+    pub kind: PluginKind,
+    pub version: String,
+    pub http: Vec<String>,
+    pub tcp: Vec<String>,
+    pub smtp: bool,
+    pub sql: bool,
+    pub memory_mib: u64,
+    pub timeout_ms: u64,
+    pub settings: Vec<String>,
+}
+
+impl From<&Manifest> for ManifestSummary {
+    fn from(m: &Manifest) -> Self {
+        ManifestSummary {
+            path: m.path.clone(),
+            name: m.name.clone(),
+            kind: m.kind,
+            version: m.version.clone(),
+            http: m.capabilities.http.clone(),
+            tcp: m.capabilities.tcp.clone(),
+            smtp: m.capabilities.smtp,
+            sql: m.capabilities.sql,
+            memory_mib: m.limits.memory_mib,
+            timeout_ms: m.limits.timeout_ms,
+            settings: m.settings.keys().cloned().collect(),
+        }
+    }
+}
+
+/// Describes the component at `path` and its manifest (if beside it).
+pub fn inspect(runtime: &Runtime, path: &Path, manifest: Option<&Path>) -> Result<Inspection, LoadError> {
+    let plugin = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
+        plugin: plugin.clone(),
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if !wasmparser::Parser::is_component(&bytes) {
+        return Err(LoadError::Malformed {
+            plugin,
+            path: path.to_path_buf(),
+            detail: "it is not a component (build for wasm32-wasip2)".into(),
+        });
+    }
+    let component = Component::new(runtime.engine(), &bytes).map_err(|e| LoadError::Malformed {
+        plugin: plugin.clone(),
+        path: path.to_path_buf(),
+        detail: format!("{e:#}"),
+    })?;
+    let ty = component.component_type();
+    let imports = ty.imports(runtime.engine()).map(|(n, _)| n.to_string()).collect();
+    let exports: Vec<String> = ty
+        .exports(runtime.engine())
+        .map(|(name, item)| match item.ty {
+            ComponentItem::ComponentFunc(_) => format!("{name} (func)"),
+            ComponentItem::ComponentInstance(_) => format!("{name} (instance)"),
+            _ => name.to_string(),
+        })
+        .collect();
+    let world = PluginKind::ALL.into_iter().find(|k| {
+        k.exports()
+            .iter()
+            .all(|w| exports.iter().any(|e| e == &format!("{w} (func)")))
+    });
+
+    let source = PluginSource::from_path(path, manifest);
+    let manifest = source.as_ref().ok().map(|s| ManifestSummary::from(&s.manifest));
+    let loads = source
+        .and_then(|s| runtime.load(s, None))
+        .map(|_| ())
+        .map_err(|e| e.to_string());
+    Ok(Inspection {
+        path: path.to_path_buf(),
+        size: bytes.len() as u64,
+        sha256: hex::encode(Sha256::digest(&bytes)),
+        world,
+        imports,
+        exports,
+        manifest,
+        loads,
+    })
+}

@@ -1,0 +1,409 @@
+//! Plugin manifests: `NAME.toml` beside `NAME.wasm`.
+//!
+//! The manifest is the plugin's own statement of what it is (name, kind,
+//! version, optional sha256) and what it needs (capabilities, limits,
+//! settings). Unknown keys are errors with line and column. Parsing never
+//! loads or runs the component.
+
+use serde::Deserialize;
+use serde_spanned::Spanned;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+/// The world a plugin targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PluginKind {
+    HealthCheck,
+    Notifier,
+    ConfigValidator,
+    Migration,
+}
+
+impl PluginKind {
+    pub const ALL: [PluginKind; 4] = [
+        PluginKind::HealthCheck,
+        PluginKind::Notifier,
+        PluginKind::ConfigValidator,
+        PluginKind::Migration,
+    ];
+
+    /// The WIT world name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PluginKind::HealthCheck => "health-check",
+            PluginKind::Notifier => "notifier",
+            PluginKind::ConfigValidator => "config-validator",
+            PluginKind::Migration => "migration",
+        }
+    }
+
+    /// The functions a component of this world exports.
+    pub fn exports(self) -> &'static [&'static str] {
+        match self {
+            PluginKind::HealthCheck => &["check"],
+            PluginKind::Notifier => &["notify"],
+            PluginKind::ConfigValidator => &["validate"],
+            PluginKind::Migration => &["up", "down"],
+        }
+    }
+
+    /// The `gantry:plugin` interfaces this world may import.
+    pub fn imports(self) -> &'static [&'static str] {
+        match self {
+            PluginKind::HealthCheck => &["types", "log", "config", "http", "tcp"],
+            PluginKind::Notifier => &["types", "log", "config", "http", "smtp"],
+            PluginKind::ConfigValidator => &["types", "log", "config"],
+            PluginKind::Migration => &["types", "log", "config", "sql"],
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<PluginKind> {
+        Self::ALL.into_iter().find(|k| k.as_str() == text)
+    }
+}
+
+impl fmt::Display for PluginKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A parsed, validated manifest.
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    pub name: String,
+    pub kind: PluginKind,
+    pub version: String,
+    pub description: String,
+    pub sha256: Option<String>,
+    pub capabilities: Capabilities,
+    pub limits: Limits,
+    pub settings: BTreeMap<String, SettingSpec>,
+    /// Where it was read from, for messages.
+    pub path: PathBuf,
+}
+
+/// What the plugin may reach. Entries may name settings in braces
+/// (`{url}`, `{host}:{port}`, `{target}`): the operator's value is then the
+/// grant.
+#[derive(Debug, Clone, Default)]
+pub struct Capabilities {
+    /// `scheme://host:port` origins; port may be `*`.
+    pub http: Vec<String>,
+    /// `host:port` targets; port may be `*`.
+    pub tcp: Vec<String>,
+    pub smtp: bool,
+    pub sql: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub memory_mib: u64,
+    pub timeout_ms: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            memory_mib: 32,
+            timeout_ms: 10_000,
+        }
+    }
+}
+
+impl Limits {
+    /// The most a manifest may ask for.
+    pub const MAX_MEMORY_MIB: u64 = 512;
+    pub const MAX_TIMEOUT_MS: u64 = 10 * 60 * 1000;
+}
+
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettingSpec {
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub required: bool,
+    pub default: Option<String>,
+    /// A secret value: never printed or logged by the host.
+    #[serde(default)]
+    pub secret: bool,
+}
+
+/// A manifest could not be read or is wrong; names the file and, where
+/// there is one, the line and column.
+#[derive(Debug, thiserror::Error)]
+pub struct ManifestError {
+    pub path: PathBuf,
+    pub line_col: Option<(usize, usize)>,
+    pub message: String,
+}
+
+impl fmt::Display for ManifestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line_col {
+            Some((line, col)) => write!(f, "{}:{line}:{col}: {}", self.path.display(), self.message),
+            None => write!(f, "{}: {}", self.path.display(), self.message),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawManifest {
+    name: Spanned<String>,
+    kind: Spanned<String>,
+    version: Spanned<String>,
+    #[serde(default)]
+    description: String,
+    sha256: Option<Spanned<String>>,
+    #[serde(default)]
+    capabilities: RawCapabilities,
+    #[serde(default)]
+    limits: RawLimits,
+    #[serde(default)]
+    settings: BTreeMap<String, SettingSpec>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawCapabilities {
+    #[serde(default)]
+    http: Vec<Spanned<String>>,
+    #[serde(default)]
+    tcp: Vec<Spanned<String>>,
+    #[serde(default)]
+    smtp: bool,
+    #[serde(default)]
+    sql: bool,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    memory_mib: Option<Spanned<u64>>,
+    timeout_ms: Option<Spanned<u64>>,
+}
+
+impl Manifest {
+    /// Reads and validates `path`.
+    pub fn read(path: &Path) -> Result<Manifest, ManifestError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ManifestError {
+            path: path.to_path_buf(),
+            line_col: None,
+            message: format!("cannot read the manifest: {e}"),
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses manifest text; `path` is only used in messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Manifest, ManifestError> {
+        let at = |span: Option<Range<usize>>, message: String| ManifestError {
+            path: path.to_path_buf(),
+            line_col: span.map(|s| line_col(text, s.start)),
+            message,
+        };
+        let raw: RawManifest = toml::from_str(text)
+            .map_err(|e| at(e.span(), e.message().trim_end().to_string()))?;
+
+        let name = raw.name.get_ref();
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+        {
+            return Err(at(
+                Some(raw.name.span()),
+                format!("`name` = {name:?}: use lowercase letters, digits, `-` and `_`"),
+            ));
+        }
+        let kind = PluginKind::parse(raw.kind.get_ref()).ok_or_else(|| {
+            at(
+                Some(raw.kind.span()),
+                format!(
+                    "`kind` = {:?}: expected one of health-check, notifier, config-validator, migration",
+                    raw.kind.get_ref()
+                ),
+            )
+        })?;
+        if raw.version.get_ref().trim().is_empty() {
+            return Err(at(Some(raw.version.span()), "`version` is empty".into()));
+        }
+        let sha256 = match raw.sha256 {
+            Some(sha) => {
+                let hex = sha.get_ref().trim().to_ascii_lowercase();
+                if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+                    return Err(at(
+                        Some(sha.span()),
+                        "`sha256` must be 64 hexadecimal digits".into(),
+                    ));
+                }
+                Some(hex)
+            }
+            None => None,
+        };
+
+        let mut limits = Limits::default();
+        if let Some(mem) = raw.limits.memory_mib {
+            if !(1..=Limits::MAX_MEMORY_MIB).contains(mem.get_ref()) {
+                return Err(at(
+                    Some(mem.span()),
+                    format!("`limits.memory_mib` must be 1..={}", Limits::MAX_MEMORY_MIB),
+                ));
+            }
+            limits.memory_mib = *mem.get_ref();
+        }
+        if let Some(timeout) = raw.limits.timeout_ms {
+            if !(1..=Limits::MAX_TIMEOUT_MS).contains(timeout.get_ref()) {
+                return Err(at(
+                    Some(timeout.span()),
+                    format!("`limits.timeout_ms` must be 1..={}", Limits::MAX_TIMEOUT_MS),
+                ));
+            }
+            limits.timeout_ms = *timeout.get_ref();
+        }
+
+        let known = |key: &str| key == "target" || raw.settings.contains_key(key);
+        let check_entries = |list: Vec<Spanned<String>>, what: &str| {
+            let mut out = Vec::new();
+            for entry in list {
+                let span = entry.span();
+                let text = entry.into_inner();
+                for key in template_keys(&text) {
+                    if !known(key) {
+                        return Err(at(
+                            Some(span),
+                            format!(
+                                "`capabilities.{what}` entry {text:?} names setting `{key}`, which [settings] does not declare"
+                            ),
+                        ));
+                    }
+                }
+                let checked = if what == "http" {
+                    crate::capabilities::http::Origin::check_entry(&text)
+                } else {
+                    crate::capabilities::tcp::Target::check_entry(&text)
+                };
+                checked.map_err(|why| {
+                    at(Some(span.clone()), format!("`capabilities.{what}` entry {text:?}: {why}"))
+                })?;
+                out.push(text);
+            }
+            Ok(out)
+        };
+        let http = check_entries(raw.capabilities.http, "http")?;
+        let tcp = check_entries(raw.capabilities.tcp, "tcp")?;
+
+        Ok(Manifest {
+            name: raw.name.into_inner(),
+            kind,
+            version: raw.version.into_inner(),
+            description: raw.description,
+            sha256,
+            capabilities: Capabilities {
+                http,
+                tcp,
+                smtp: raw.capabilities.smtp,
+                sql: raw.capabilities.sql,
+            },
+            limits,
+            settings: raw.settings,
+            path: path.to_path_buf(),
+        })
+    }
+}
+
+/// The setting names a capability entry refers to, as in `{url}`.
+pub fn template_keys(text: &str) -> impl Iterator<Item = &str> {
+    text.split('{')
+        .skip(1)
+        .filter_map(|part| part.split_once('}').map(|(key, _)| key))
+}
+
+/// 1-based line and column of byte `offset` in `text`.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Manifest, ManifestError> {
+        Manifest::parse(text, Path::new("demo.toml"))
+    }
+
+    #[test]
+    fn a_full_manifest_parses() {
+        let m = parse(
+            r#"
+name = "demo"
+kind = "health-check"
+version = "1.2.0"
+[capabilities]
+http = ["https://api.example.com:443", "http://127.0.0.1:*", "{url}"]
+tcp = ["db.internal:5432"]
+[limits]
+memory_mib = 16
+timeout_ms = 250
+[settings.url]
+required = true
+"#,
+        )
+        .unwrap();
+        assert_eq!(m.kind, PluginKind::HealthCheck);
+        assert_eq!(m.capabilities.http.len(), 3);
+        assert_eq!(m.limits, Limits { memory_mib: 16, timeout_ms: 250 });
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_column() {
+        let err = parse("name = \"demo\"\nkind = \"notifier\"\nversion = \"1\"\n[limits]\nmemroy_mib = 4\n")
+            .unwrap_err();
+        assert_eq!(err.line_col, Some((5, 1)), "{err}");
+        assert!(err.to_string().contains("memroy_mib"), "{err}");
+        assert!(err.to_string().starts_with("demo.toml:5:1:"), "{err}");
+    }
+
+    #[test]
+    fn bad_kind_is_pointed_at() {
+        let err = parse("name = \"demo\"\nkind = \"checker\"\nversion = \"1\"\n").unwrap_err();
+        assert_eq!(err.line_col, Some((2, 8)), "{err}");
+        assert!(err.message.contains("health-check"), "{err}");
+    }
+
+    #[test]
+    fn template_must_name_a_declared_setting() {
+        let err = parse(
+            "name = \"demo\"\nkind = \"health-check\"\nversion = \"1\"\n[capabilities]\nhttp = [\"{uri}\"]\n",
+        )
+        .unwrap_err();
+        assert!(err.message.contains("`uri`"), "{err}");
+        assert_eq!(err.line_col.map(|(l, _)| l), Some(5));
+    }
+
+    #[test]
+    fn http_entries_need_scheme_host_and_port() {
+        for bad in ["example.com", "ftp://example.com:21", "http://:80", "http://h:99999"] {
+            let text = format!(
+                "name = \"demo\"\nkind = \"health-check\"\nversion = \"1\"\n[capabilities]\nhttp = [{bad:?}]\n"
+            );
+            assert!(parse(&text).is_err(), "{bad} should be rejected");
+        }
+    }
+
+    #[test]
+    fn limits_are_bounded() {
+        let err = parse(
+            "name = \"demo\"\nkind = \"health-check\"\nversion = \"1\"\n[limits]\nmemory_mib = 100000\n",
+        )
+        .unwrap_err();
+        assert!(err.message.contains("memory_mib"), "{err}");
+    }
+}

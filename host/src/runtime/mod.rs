@@ -1,0 +1,25 @@
+//! The sandboxed plugin runtime (see ARCHITECTURE.md, "The runtime").
+
+pub mod bindings;
+mod cache;
+mod call;
+mod engine;
+mod error;
+mod host;
+mod inspect;
+mod limiter;
+pub mod manifest;
+mod pipe;
+mod registry;
+mod source;
+mod state;
+
+pub use cache::{CacheOutcome, default_dir as default_cache_dir};
+pub use call::{CallReport, Outcome};
+pub use engine::{EngineSettings, TICK};
+pub use error::{LoadError, PluginError};
+pub use host::{Plugin, Runtime, RuntimeSettings};
+pub use inspect::{Inspection, inspect};
+pub use manifest::{Manifest, ManifestError, PluginKind};
+pub use registry::{Entry, Registry};
+pub use source::{Origin, PluginSource};

@@ -1,0 +1,91 @@
+//! Where a plugin's bytes and manifest come from: the built-ins embedded
+//! in this binary, or a `NAME.wasm` with its `NAME.toml` on disk.
+
+use super::error::LoadError;
+use super::manifest::{Manifest, ManifestError};
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+
+mod embedded {
+    include!(concat!(env!("OUT_DIR"), "/builtin_plugins.rs"));
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    Builtin,
+    File(PathBuf),
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::Builtin => f.write_str("built-in"),
+            Origin::File(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+/// A plugin not yet loaded: its bytes and its parsed manifest.
+pub struct PluginSource {
+    pub origin: Origin,
+    pub bytes: Cow<'static, [u8]>,
+    pub manifest: Manifest,
+}
+
+impl PluginSource {
+    /// The names of the built-in plugins.
+    pub fn builtin_names() -> impl Iterator<Item = &'static str> {
+        embedded::BUILTINS.iter().map(|(name, _, _)| *name)
+    }
+
+    pub fn builtin(name: &str) -> Option<Result<PluginSource, LoadError>> {
+        let (name, wasm, manifest) = embedded::BUILTINS.iter().find(|(n, _, _)| *n == name)?;
+        let path = PathBuf::from(format!("<built-in>/{name}.toml"));
+        Some(
+            Manifest::parse(manifest, &path)
+                .map(|manifest| PluginSource {
+                    origin: Origin::Builtin,
+                    bytes: Cow::Borrowed(wasm),
+                    manifest,
+                })
+                .map_err(LoadError::from),
+        )
+    }
+
+    /// Reads `wasm` and its manifest: `manifest` if given, else the
+    /// `NAME.toml` beside it.
+    pub fn from_path(wasm: &Path, manifest: Option<&Path>) -> Result<PluginSource, LoadError> {
+        let manifest_path = match manifest {
+            Some(path) => path.to_path_buf(),
+            None => wasm.with_extension("toml"),
+        };
+        if !manifest_path.is_file() {
+            return Err(LoadError::Manifest(ManifestError {
+                path: manifest_path,
+                line_col: None,
+                message: format!(
+                    "no manifest for {}; every plugin needs one (name, kind, version, capabilities)",
+                    wasm.display()
+                ),
+            }));
+        }
+        let manifest = Manifest::read(&manifest_path)?;
+        let bytes = std::fs::read(wasm).map_err(|source| LoadError::Read {
+            plugin: manifest.name.clone(),
+            path: wasm.to_path_buf(),
+            source,
+        })?;
+        Ok(PluginSource {
+            origin: Origin::File(wasm.to_path_buf()),
+            bytes: Cow::Owned(bytes),
+            manifest,
+        })
+    }
+
+    pub fn path(&self) -> PathBuf {
+        match &self.origin {
+            Origin::Builtin => PathBuf::from(format!("<built-in>/{}.wasm", self.manifest.name)),
+            Origin::File(path) => path.clone(),
+        }
+    }
+}

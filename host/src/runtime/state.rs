@@ -1,0 +1,49 @@
+//! The data of one call's store: WASI (with nothing granted), the memory
+//! cap, captured stdout/stderr, and each capability's per-call state.
+//!
+//! A store lives for exactly one call and is dropped after it, trapped or
+//! not; nothing in here outlives the call except what the report copies out.
+
+use super::limiter::MemoryCap;
+use super::pipe::BoundedPipe;
+use crate::capabilities::config::ConfigState;
+use crate::capabilities::http::HttpState;
+use crate::capabilities::log::LogState;
+use crate::capabilities::tcp::TcpState;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+pub struct CallState {
+    pub(crate) wasi: WasiCtx,
+    pub(crate) table: ResourceTable,
+    pub(crate) limiter: MemoryCap,
+    pub(crate) stdout: BoundedPipe,
+    pub(crate) stderr: BoundedPipe,
+    pub(crate) log: LogState,
+    pub(crate) config: ConfigState,
+    pub(crate) http: HttpState,
+    pub(crate) tcp: TcpState,
+}
+
+impl CallState {
+    /// WASI with no files, no environment, no arguments and no sockets;
+    /// stdout and stderr go to bounded in-memory pipes.
+    pub fn sandboxed_wasi(stdout: &BoundedPipe, stderr: &BoundedPipe) -> WasiCtx {
+        WasiCtx::builder()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build()
+    }
+}
+
+impl WasiView for CallState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}

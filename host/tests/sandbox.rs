@@ -1,0 +1,281 @@
+//! The sandbox, proven: each hostile guest misbehaves in one way, the
+//! runtime turns it into a typed error within its limits, and the same
+//! runtime then still serves a good plugin.
+
+use gantry::runtime::bindings::types::{CheckResult, HealthStatus};
+use gantry::runtime::{LoadError, Outcome, Plugin, PluginError, PluginSource, Runtime, RuntimeSettings};
+use gantry::testing::test_plugin;
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+fn runtime() -> &'static Runtime {
+    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        Runtime::new(RuntimeSettings {
+            cache_dir: None,
+            ..RuntimeSettings::default()
+        })
+        .expect("runtime")
+    })
+}
+
+fn source(name: &str) -> PluginSource {
+    PluginSource::from_path(&test_plugin(name), None).expect("source")
+}
+
+fn load(name: &str) -> Plugin {
+    runtime().load(source(name), None).expect("load")
+}
+
+/// After every hostile call, a good plugin still answers from the same runtime.
+fn assert_runtime_still_serves() {
+    let trivial = load("trivial");
+    let settings = trivial.settings(Vec::<(String, String)>::new()).unwrap();
+    let result = runtime().check(&trivial, &settings, "").into_result().expect("trivial call");
+    assert_eq!(result.status, HealthStatus::Ok);
+}
+
+/// Runs the hostile guest in `mode`; returns the outcome and the call's wall time.
+fn hostile(mode: &str, extra: &[(&str, &str)]) -> (Outcome<CheckResult>, Duration) {
+    let plugin = load("hostile");
+    let mut given = vec![("mode", mode)];
+    given.extend_from_slice(extra);
+    let settings = plugin.settings(given).unwrap();
+    let started = Instant::now();
+    let outcome = runtime().check(&plugin, &settings, "");
+    (outcome, started.elapsed())
+}
+
+/// A listener that counts the connections it accepts.
+fn counting_listener(reply: &'static str) -> (u16, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let count = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::clone(&count);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            seen.fetch_add(1, Ordering::SeqCst);
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let _ = stream.write_all(reply.as_bytes());
+        }
+    });
+    (port, count)
+}
+
+#[test]
+fn trivial_plugin_answers_ok() {
+    assert_runtime_still_serves();
+}
+
+#[test]
+fn infinite_loop_times_out_within_the_limit() {
+    let (outcome, took) = hostile("loop", &[]);
+    match outcome.result {
+        Err(PluginError::Timeout { limit, .. }) => assert_eq!(limit, Duration::from_millis(500)),
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    assert!(took < Duration::from_millis(600), "took {took:?}, limit 500 ms + 100 ms");
+    assert_runtime_still_serves();
+}
+
+#[test]
+fn memory_growth_past_the_cap_is_out_of_memory() {
+    let (outcome, _) = hostile("hog", &[]);
+    match outcome.result {
+        Err(PluginError::OutOfMemory { limit_mib, .. }) => assert_eq!(limit_mib, 16),
+        other => panic!("expected out of memory, got {other:?}"),
+    }
+    assert_runtime_still_serves();
+}
+
+#[test]
+fn panic_is_a_trap_carrying_the_message() {
+    let (outcome, _) = hostile("panic", &[]);
+    match outcome.result {
+        Err(PluginError::Trap { message, backtrace, .. }) => {
+            assert!(message.contains("hostile plugin panicked on purpose"), "{message}");
+            assert!(message.contains("src/lib.rs"), "panic location missing: {message}");
+            let backtrace = backtrace.expect("a guest backtrace");
+            assert!(backtrace.contains("hostile"), "{backtrace}");
+        }
+        other => panic!("expected a trap, got {other:?}"),
+    }
+    assert_runtime_still_serves();
+}
+
+#[test]
+fn stack_overflow_is_a_trap() {
+    // A Rust guest overflows its shadow stack in linear memory first, which
+    // traps as an out-of-bounds access.
+    let (outcome, _) = hostile("stack", &[]);
+    match outcome.result {
+        Err(PluginError::Trap { message, .. }) => {
+            assert!(message.contains("out of bounds") || message.contains("stack"), "{message}")
+        }
+        other => panic!("expected a trap, got {other:?}"),
+    }
+    assert_runtime_still_serves();
+}
+
+#[test]
+fn http_to_an_unlisted_listener_is_denied_without_a_connection() {
+    let (port, connections) = counting_listener("HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
+    let url = format!("http://127.0.0.1:{port}/secret");
+    let (outcome, _) = hostile("fetch", &[("url", &url)]);
+    let result = outcome.result.expect("the plugin handles the denial itself");
+    assert_eq!(result.status, HealthStatus::Critical);
+    assert!(result.message.contains("denied"), "{}", result.message);
+    assert!(
+        result.message.contains(&format!("\"http://127.0.0.1:{port}\"")),
+        "the denial names the entry to add: {}",
+        result.message
+    );
+    assert_eq!(outcome.report.denials.len(), 1);
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(connections.load(Ordering::SeqCst), 0, "the listener saw a connection");
+    assert_runtime_still_serves();
+}
+
+#[test]
+fn an_allowed_url_is_fetched() {
+    let (port, connections) = counting_listener("HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n");
+    let origin = format!("http://127.0.0.1:{port}");
+    let url = format!("{origin}/ok");
+    let (outcome, _) = hostile("fetch", &[("url", &url), ("allowed", &origin)]);
+    let result = outcome.result.expect("call");
+    assert_eq!(result.message, "status 204");
+    assert_eq!(connections.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn a_redirect_to_a_denied_url_is_denied() {
+    let (denied_port, denied_connections) = counting_listener("HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
+    let redirect: &'static str = Box::leak(
+        format!("HTTP/1.1 302 Found\r\nlocation: http://127.0.0.1:{denied_port}/x\r\ncontent-length: 0\r\n\r\n")
+            .into_boxed_str(),
+    );
+    let (allowed_port, allowed_connections) = counting_listener(redirect);
+    let origin = format!("http://127.0.0.1:{allowed_port}");
+    let (outcome, _) = hostile("fetch", &[("url", &format!("{origin}/start")), ("allowed", &origin)]);
+    let result = outcome.result.expect("call");
+    assert!(result.message.contains("denied"), "{}", result.message);
+    assert!(result.message.contains(&denied_port.to_string()), "{}", result.message);
+    assert_eq!(allowed_connections.load(Ordering::SeqCst), 1);
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(denied_connections.load(Ordering::SeqCst), 0);
+    assert_runtime_still_serves();
+}
+
+#[test]
+fn a_log_flood_is_bounded() {
+    let (outcome, _) = hostile("flood", &[]);
+    let result = outcome.result.expect("a flood is not an error");
+    assert_eq!(result.message, "flooded");
+    assert_eq!(outcome.report.logs.len(), 200);
+    assert_eq!(outcome.report.dropped_logs, 100_000 - 200);
+    assert_runtime_still_serves();
+}
+
+#[test]
+fn an_output_flood_is_bounded() {
+    let (outcome, _) = hostile("stdout-flood", &[]);
+    outcome.result.expect("printing is not an error");
+    assert!(outcome.report.stdout.len() <= 64 << 10);
+    assert!(outcome.report.stderr.len() <= 64 << 10);
+    assert!(outcome.report.dropped_output_bytes > 3_000_000);
+    assert_runtime_still_serves();
+}
+
+#[test]
+fn no_file_env_or_socket_is_visible() {
+    let (port, connections) = counting_listener("");
+    let addr = format!("127.0.0.1:{port}");
+    // Make sure there is something to leak.
+    assert!(std::env::vars().count() > 0);
+    let (outcome, _) = hostile("snoop", &[("connect", &addr)]);
+    let result = outcome.result.expect("call");
+    assert_eq!(result.status, HealthStatus::Ok, "{}", result.message);
+    assert_eq!(result.message, "nothing opened");
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(connections.load(Ordering::SeqCst), 0);
+    assert!(!std::path::Path::new("escape.txt").exists());
+}
+
+#[test]
+fn wrong_world_is_incompatible() {
+    let mut source = source("noop-notifier");
+    source.manifest.kind = gantry::runtime::PluginKind::HealthCheck;
+    match runtime().load(source, None) {
+        Err(LoadError::Incompatible { expected, found, .. }) => {
+            assert!(expected.contains("health-check"), "{expected}");
+            assert!(found.contains("notifier"), "{found}");
+        }
+        Err(other) => panic!("expected incompatible, got {other}"),
+        Ok(_) => panic!("a notifier loaded as a health check"),
+    }
+    assert_runtime_still_serves();
+}
+
+#[test]
+fn truncated_file_is_malformed() {
+    let mut source = source("trivial");
+    let half = source.bytes.len() / 2;
+    source.bytes = source.bytes[..half].to_vec().into();
+    match runtime().load(source, None) {
+        Err(LoadError::Malformed { plugin, .. }) => assert_eq!(plugin, "trivial"),
+        Err(other) => panic!("expected malformed, got {other}"),
+        Ok(_) => panic!("half a component loaded"),
+    }
+    assert_runtime_still_serves();
+}
+
+#[test]
+fn sha256_pin_mismatch_is_refused() {
+    let pin = "0".repeat(64);
+    match runtime().load(source("trivial"), Some(&pin)) {
+        Err(LoadError::Integrity { expected, actual, .. }) => {
+            assert_eq!(expected, pin);
+            assert_ne!(actual, pin);
+        }
+        Err(other) => panic!("expected an integrity error, got {other}"),
+        Ok(_) => panic!("a mismatched pin loaded"),
+    }
+    assert_runtime_still_serves();
+}
+
+#[test]
+fn importing_an_unprovided_capability_fails_to_load() {
+    match runtime().load(source("mailer"), None) {
+        Err(LoadError::CapabilityUnavailable { interface, why, .. }) => {
+            assert!(interface.contains("smtp"), "{interface}");
+            assert!(why.contains("not available"), "{why}");
+        }
+        Err(other) => panic!("expected capability unavailable, got {other}"),
+        Ok(_) => panic!("the mailer loaded without an smtp host"),
+    }
+}
+
+#[test]
+fn concurrent_calls_each_get_their_own_store() {
+    let plugin = Arc::new(load("trivial"));
+    let settings = plugin.settings(Vec::<(String, String)>::new()).unwrap();
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let plugin = Arc::clone(&plugin);
+            let settings = settings.clone();
+            std::thread::spawn(move || {
+                for _ in 0..50 {
+                    runtime().check(&plugin, &settings, "").into_result().unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+}

@@ -1,0 +1,103 @@
+//! Write gantry plugins in Rust.
+//!
+//! A plugin is a `cdylib` crate built for `wasm32-wasip2`. It implements one
+//! of the traits below and exports it with the matching macro:
+//!
+//! ```ignore
+//! use gantry_plugin::{CheckResult, HealthCheck};
+//!
+//! struct AlwaysOk;
+//!
+//! impl HealthCheck for AlwaysOk {
+//!     fn check(target: String) -> CheckResult {
+//!         CheckResult::ok(format!("{target} is fine"))
+//!     }
+//! }
+//!
+//! gantry_plugin::health_check!(AlwaysOk);
+//! ```
+//!
+//! Everything outside the plugin is reached through the host: [`config`] for
+//! the operator's settings, [`log`] for log lines, [`http`] and [`tcp`] for
+//! the network (only to destinations the manifest allows), [`smtp`] for mail
+//! and [`sql`] for migrations. This crate never touches files, sockets or the
+//! environment itself; the sandbox would refuse it anyway.
+
+pub mod check;
+pub mod config;
+pub mod http;
+pub mod log;
+pub mod tcp;
+
+/// The raw bindings generated from `wit/plugin.wit` (world `imports`).
+pub mod bindings {
+    wit_bindgen::generate!({
+        world: "gantry:plugin/imports",
+        path: "../../wit",
+    });
+    pub use self::gantry::plugin::{config, http, log, smtp, sql, tcp, types};
+}
+
+pub use bindings::smtp;
+pub use bindings::sql;
+pub use bindings::types::{
+    Alert, AlertState, CheckResult, Finding, FindingSeverity, HealthStatus, Kv, Level, Metric,
+    Severity,
+};
+pub use gantry_plugin_macros::{config_validator, health_check, migration, notifier};
+
+#[doc(hidden)]
+pub use wit_bindgen as __wit_bindgen;
+
+/// A health check: looks at a target and says how it is.
+pub trait HealthCheck {
+    fn check(target: String) -> CheckResult;
+}
+
+/// An alert channel: delivers one alert notice, or says why it could not.
+pub trait Notifier {
+    fn notify(alert: Alert) -> Result<(), String>;
+}
+
+/// A config rule: looks at one rendered config file (as JSON text).
+pub trait ConfigValidator {
+    fn validate(environment: String, file_name: String, json: String) -> Vec<Finding>;
+}
+
+/// A data migration, run inside the migration's own transaction.
+pub trait Migration {
+    fn up() -> Result<(), String>;
+    fn down() -> Result<(), String>;
+}
+
+impl Finding {
+    pub fn error(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::new(FindingSeverity::Error, path, message)
+    }
+
+    pub fn warning(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::new(FindingSeverity::Warning, path, message)
+    }
+
+    pub fn info(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::new(FindingSeverity::Info, path, message)
+    }
+
+    fn new(severity: FindingSeverity, path: impl Into<String>, message: impl Into<String>) -> Self {
+        Finding {
+            path: path.into(),
+            severity,
+            message: message.into(),
+        }
+    }
+}
+
+impl Alert {
+    /// The value of a label, if the alert carries it.
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.labels
+            .iter()
+            .find(|kv| kv.key == key)
+            .map(|kv| kv.value.as_str())
+    }
+}

@@ -1,0 +1,108 @@
+//! A health check that misbehaves on request, to prove the sandbox holds.
+
+use gantry_plugin::http::Request;
+use gantry_plugin::{config, log, CheckResult, HealthCheck};
+use std::hint::black_box;
+
+struct Hostile;
+
+impl HealthCheck for Hostile {
+    fn check(_target: String) -> CheckResult {
+        match config::get("mode").as_deref() {
+            Some("loop") => spin(),
+            Some("hog") => hog(),
+            Some("panic") => panic!("hostile plugin panicked on purpose"),
+            Some("flood") => flood(),
+            Some("stdout-flood") => stdout_flood(),
+            Some("stack") => CheckResult::ok(format!("{}", recurse(black_box(1)))),
+            Some("snoop") => snoop(),
+            Some("fetch") => fetch(),
+            other => CheckResult::unknown(format!("unknown mode {other:?}")),
+        }
+    }
+}
+
+gantry_plugin::health_check!(Hostile);
+
+fn spin() -> CheckResult {
+    let mut n: u64 = 0;
+    loop {
+        n = black_box(n.wrapping_add(1));
+    }
+}
+
+fn hog() -> CheckResult {
+    let mut hoard: Vec<Vec<u8>> = Vec::new();
+    loop {
+        hoard.push(vec![0xA5; 1 << 20]);
+        black_box(&hoard);
+    }
+}
+
+fn flood() -> CheckResult {
+    for i in 0..100_000u32 {
+        log::info(&format!("flood line {i}"));
+    }
+    CheckResult::ok("flooded")
+}
+
+fn stdout_flood() -> CheckResult {
+    let line = "x".repeat(1023);
+    for _ in 0..2_000 {
+        println!("{line}");
+        eprintln!("{line}");
+    }
+    CheckResult::ok("flooded stdout")
+}
+
+#[expect(unconditional_recursion, reason = "overflowing the stack is the point")]
+fn recurse(depth: u64) -> u64 {
+    let pad = black_box([depth; 64]);
+    recurse(depth + 1) + pad[(depth % 64) as usize]
+}
+
+/// Tries every door the sandbox should keep shut and reports what opened.
+fn snoop() -> CheckResult {
+    let mut opened = Vec::new();
+    for path in ["/etc/passwd", "/", ".", "/proc/self/environ"] {
+        if std::fs::metadata(path).is_ok() || std::fs::read_dir(path).is_ok() {
+            opened.push(format!("file {path}"));
+        }
+    }
+    if std::fs::write("escape.txt", b"out").is_ok() {
+        opened.push("file write".into());
+    }
+    let vars: Vec<String> = std::env::vars().map(|(k, _)| k).collect();
+    if !vars.is_empty() {
+        opened.push(format!("env {}", vars.join(",")));
+    }
+    if std::env::args().len() > 0 {
+        opened.push("args".into());
+    }
+    if let Some(addr) = config::get("connect") {
+        if std::net::TcpStream::connect(addr.as_str()).is_ok() {
+            opened.push(format!("socket {addr}"));
+        }
+    }
+    if std::net::UdpSocket::bind("127.0.0.1:0").is_ok() {
+        opened.push("udp bind".into());
+    }
+    if std::net::TcpListener::bind("127.0.0.1:0").is_ok() {
+        opened.push("tcp listen".into());
+    }
+    if opened.is_empty() {
+        CheckResult::ok("nothing opened")
+    } else {
+        CheckResult::critical(format!("opened: {}", opened.join("; ")))
+    }
+}
+
+fn fetch() -> CheckResult {
+    let Some(url) = config::get("url") else {
+        return CheckResult::unknown("no url");
+    };
+    match Request::get(&url).follow_redirects(true).timeout_ms(2000).send() {
+        Ok(response) => CheckResult::ok(format!("status {}", response.status)),
+        Err(err) => CheckResult::critical(format!("error: {}", gantry_plugin::http::describe(&err))),
+    }
+}
