@@ -10,6 +10,8 @@
 //!   `plugins/` that has a `NAME.toml` manifest is a built-in.
 //! - Copies every built component, built-in or test guest, with its manifest
 //!   into `OUT_DIR/plugins/`, exposed to tests as `GANTRY_TEST_PLUGINS_DIR`.
+//! - Embeds the SDK's sources (`sdk_files.rs`), so `gantry plugin new` can
+//!   vendor the SDK where gantry's source tree is not at hand.
 
 use std::env;
 use std::fs;
@@ -39,7 +41,11 @@ fn main() {
         stage(dir, &release, &staged);
     }
     write_builtin_table(&out_dir, &staged, &builtins);
-    println!("cargo:rustc-env=GANTRY_TEST_PLUGINS_DIR={}", staged.display());
+    write_sdk_table(&out_dir, &plugins_dir.join("sdk"));
+    println!(
+        "cargo:rustc-env=GANTRY_TEST_PLUGINS_DIR={}",
+        staged.display()
+    );
     println!(
         "cargo:rustc-env=GANTRY_SDK_DIR={}",
         plugins_dir.join("sdk").display()
@@ -73,7 +79,10 @@ fn manifest_path(dir: &Path) -> PathBuf {
 fn watch<'a>(root: &Path, plugins_dir: &Path, dirs: impl Iterator<Item = &'a PathBuf>) {
     println!("cargo:rerun-if-changed={}", root.join("wit").display());
     for file in ["Cargo.toml", "Cargo.lock"] {
-        println!("cargo:rerun-if-changed={}", plugins_dir.join(file).display());
+        println!(
+            "cargo:rerun-if-changed={}",
+            plugins_dir.join(file).display()
+        );
     }
     let sdk = plugins_dir.join("sdk");
     for path in [
@@ -100,10 +109,8 @@ fn ensure_target() {
         .ok()
         .filter(|o| o.status.success())
         .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
-    if let Some(sysroot) = &sysroot {
-        if sysroot.join("lib/rustlib").join(TARGET).is_dir() {
-            return;
-        }
+    if sysroot.is_some_and(|root| root.join("lib/rustlib").join(TARGET).is_dir()) {
+        return;
     }
     let status = Command::new("rustup")
         .args(["target", "add", TARGET])
@@ -189,5 +196,50 @@ fn write_builtin_table(out_dir: &Path, staged: &Path, builtins: &[PathBuf]) {
     let path = out_dir.join("builtin_plugins.rs");
     if fs::read_to_string(&path).ok().as_deref() != Some(code.as_str()) {
         fs::write(&path, code).expect("write builtin_plugins.rs");
+    }
+}
+
+/// Every SDK source file (following the `wit` link), for vendoring.
+fn write_sdk_table(out_dir: &Path, sdk: &Path) {
+    let mut files = Vec::new();
+    collect_files(sdk, sdk, &mut files);
+    files.sort();
+    let mut code = String::from(
+        "/// The SDK's files: (path relative to the SDK root, contents).\n\
+         pub static SDK_FILES: &[(&str, &str)] = &[\n",
+    );
+    for (rel, abs) in files {
+        code.push_str(&format!(
+            "    ({rel:?}, include_str!({:?})),\n",
+            abs.display().to_string()
+        ));
+    }
+    code.push_str("];\n");
+    let path = out_dir.join("sdk_files.rs");
+    if fs::read_to_string(&path).ok().as_deref() != Some(code.as_str()) {
+        fs::write(&path, code).expect("write sdk_files.rs");
+    }
+}
+
+fn collect_files(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) {
+    for entry in fs::read_dir(dir).unwrap_or_else(|e| panic!("read {}: {e}", dir.display())) {
+        let path = entry.expect("dir entry").path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        if name == "target" || name.starts_with('.') || name == "Cargo.lock" {
+            continue;
+        }
+        if path.is_dir() {
+            collect_files(root, &path, out);
+        } else {
+            let rel = path
+                .strip_prefix(root)
+                .expect("under root")
+                .to_string_lossy()
+                .into_owned();
+            out.push((rel, path));
+        }
     }
 }

@@ -4,6 +4,11 @@
 
 pub mod capabilities;
 pub mod cli;
+pub mod config;
+pub mod error;
 pub mod runtime;
+pub mod scaffold;
 #[doc(hidden)]
 pub mod testing;
+
+pub use error::{Exit, Failure};

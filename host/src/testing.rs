@@ -11,11 +11,15 @@ pub fn plugins_dir() -> PathBuf {
 /// `NAME.wasm` of a built plugin or test guest.
 pub fn test_plugin(name: &str) -> PathBuf {
     let path = plugins_dir().join(format!("{name}.wasm"));
-    assert!(path.is_file(), "no test plugin {name} at {}", path.display());
+    assert!(
+        path.is_file(),
+        "no test plugin {name} at {}",
+        path.display()
+    );
     path
 }
 
 /// The plugin SDK's source directory.
 pub fn sdk_dir() -> PathBuf {
-    PathBuf::from(env!("GANTRY_SDK_DIR"))
+    crate::scaffold::sdk_built_from()
 }

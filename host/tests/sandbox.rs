@@ -3,7 +3,9 @@
 //! runtime then still serves a good plugin.
 
 use gantry::runtime::bindings::types::{CheckResult, HealthStatus};
-use gantry::runtime::{LoadError, Outcome, Plugin, PluginError, PluginSource, Runtime, RuntimeSettings};
+use gantry::runtime::{
+    LoadError, Outcome, Plugin, PluginError, PluginSource, Runtime, RuntimeSettings,
+};
 use gantry::testing::test_plugin;
 use std::io::{Read, Write};
 use std::net::TcpListener;
@@ -34,7 +36,10 @@ fn load(name: &str) -> Plugin {
 fn assert_runtime_still_serves() {
     let trivial = load("trivial");
     let settings = trivial.settings(Vec::<(String, String)>::new()).unwrap();
-    let result = runtime().check(&trivial, &settings, "").into_result().expect("trivial call");
+    let result = runtime()
+        .check(&trivial, &settings, "")
+        .into_result()
+        .expect("trivial call");
     assert_eq!(result.status, HealthStatus::Ok);
 }
 
@@ -79,7 +84,10 @@ fn infinite_loop_times_out_within_the_limit() {
         Err(PluginError::Timeout { limit, .. }) => assert_eq!(limit, Duration::from_millis(500)),
         other => panic!("expected a timeout, got {other:?}"),
     }
-    assert!(took < Duration::from_millis(600), "took {took:?}, limit 500 ms + 100 ms");
+    assert!(
+        took < Duration::from_millis(600),
+        "took {took:?}, limit 500 ms + 100 ms"
+    );
     assert_runtime_still_serves();
 }
 
@@ -97,9 +105,17 @@ fn memory_growth_past_the_cap_is_out_of_memory() {
 fn panic_is_a_trap_carrying_the_message() {
     let (outcome, _) = hostile("panic", &[]);
     match outcome.result {
-        Err(PluginError::Trap { message, backtrace, .. }) => {
-            assert!(message.contains("hostile plugin panicked on purpose"), "{message}");
-            assert!(message.contains("src/lib.rs"), "panic location missing: {message}");
+        Err(PluginError::Trap {
+            message, backtrace, ..
+        }) => {
+            assert!(
+                message.contains("hostile plugin panicked on purpose"),
+                "{message}"
+            );
+            assert!(
+                message.contains("src/lib.rs"),
+                "panic location missing: {message}"
+            );
             let backtrace = backtrace.expect("a guest backtrace");
             assert!(backtrace.contains("hostile"), "{backtrace}");
         }
@@ -115,7 +131,10 @@ fn stack_overflow_is_a_trap() {
     let (outcome, _) = hostile("stack", &[]);
     match outcome.result {
         Err(PluginError::Trap { message, .. }) => {
-            assert!(message.contains("out of bounds") || message.contains("stack"), "{message}")
+            assert!(
+                message.contains("out of bounds") || message.contains("stack"),
+                "{message}"
+            )
         }
         other => panic!("expected a trap, got {other:?}"),
     }
@@ -127,23 +146,32 @@ fn http_to_an_unlisted_listener_is_denied_without_a_connection() {
     let (port, connections) = counting_listener("HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
     let url = format!("http://127.0.0.1:{port}/secret");
     let (outcome, _) = hostile("fetch", &[("url", &url)]);
-    let result = outcome.result.expect("the plugin handles the denial itself");
+    let result = outcome
+        .result
+        .expect("the plugin handles the denial itself");
     assert_eq!(result.status, HealthStatus::Critical);
     assert!(result.message.contains("denied"), "{}", result.message);
     assert!(
-        result.message.contains(&format!("\"http://127.0.0.1:{port}\"")),
+        result
+            .message
+            .contains(&format!("\"http://127.0.0.1:{port}\"")),
         "the denial names the entry to add: {}",
         result.message
     );
     assert_eq!(outcome.report.denials.len(), 1);
     std::thread::sleep(Duration::from_millis(50));
-    assert_eq!(connections.load(Ordering::SeqCst), 0, "the listener saw a connection");
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        0,
+        "the listener saw a connection"
+    );
     assert_runtime_still_serves();
 }
 
 #[test]
 fn an_allowed_url_is_fetched() {
-    let (port, connections) = counting_listener("HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n");
+    let (port, connections) =
+        counting_listener("HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n");
     let origin = format!("http://127.0.0.1:{port}");
     let url = format!("{origin}/ok");
     let (outcome, _) = hostile("fetch", &[("url", &url), ("allowed", &origin)]);
@@ -154,17 +182,25 @@ fn an_allowed_url_is_fetched() {
 
 #[test]
 fn a_redirect_to_a_denied_url_is_denied() {
-    let (denied_port, denied_connections) = counting_listener("HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
+    let (denied_port, denied_connections) =
+        counting_listener("HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
     let redirect: &'static str = Box::leak(
         format!("HTTP/1.1 302 Found\r\nlocation: http://127.0.0.1:{denied_port}/x\r\ncontent-length: 0\r\n\r\n")
             .into_boxed_str(),
     );
     let (allowed_port, allowed_connections) = counting_listener(redirect);
     let origin = format!("http://127.0.0.1:{allowed_port}");
-    let (outcome, _) = hostile("fetch", &[("url", &format!("{origin}/start")), ("allowed", &origin)]);
+    let (outcome, _) = hostile(
+        "fetch",
+        &[("url", &format!("{origin}/start")), ("allowed", &origin)],
+    );
     let result = outcome.result.expect("call");
     assert!(result.message.contains("denied"), "{}", result.message);
-    assert!(result.message.contains(&denied_port.to_string()), "{}", result.message);
+    assert!(
+        result.message.contains(&denied_port.to_string()),
+        "{}",
+        result.message
+    );
     assert_eq!(allowed_connections.load(Ordering::SeqCst), 1);
     std::thread::sleep(Duration::from_millis(50));
     assert_eq!(denied_connections.load(Ordering::SeqCst), 0);
@@ -211,7 +247,9 @@ fn wrong_world_is_incompatible() {
     let mut source = source("noop-notifier");
     source.manifest.kind = gantry::runtime::PluginKind::HealthCheck;
     match runtime().load(source, None) {
-        Err(LoadError::Incompatible { expected, found, .. }) => {
+        Err(LoadError::Incompatible {
+            expected, found, ..
+        }) => {
             assert!(expected.contains("health-check"), "{expected}");
             assert!(found.contains("notifier"), "{found}");
         }
@@ -238,7 +276,9 @@ fn truncated_file_is_malformed() {
 fn sha256_pin_mismatch_is_refused() {
     let pin = "0".repeat(64);
     match runtime().load(source("trivial"), Some(&pin)) {
-        Err(LoadError::Integrity { expected, actual, .. }) => {
+        Err(LoadError::Integrity {
+            expected, actual, ..
+        }) => {
             assert_eq!(expected, pin);
             assert_ne!(actual, pin);
         }
@@ -270,7 +310,10 @@ fn concurrent_calls_each_get_their_own_store() {
             let settings = settings.clone();
             std::thread::spawn(move || {
                 for _ in 0..50 {
-                    runtime().check(&plugin, &settings, "").into_result().unwrap();
+                    runtime()
+                        .check(&plugin, &settings, "")
+                        .into_result()
+                        .unwrap();
                 }
             })
         })

@@ -1,1 +1,131 @@
+//! Helpers for end-to-end tests: run the real `gantry` binary in a temp
+//! directory, and serve real HTTP on 127.0.0.1.
 
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub mod http;
+
+/// The `gantry` binary built beside these tests.
+pub fn gantry_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> → target/<profile>/gantry
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target profile dir");
+    let bin = dir.join("gantry");
+    assert!(
+        bin.is_file(),
+        "{} is missing; run the tests with `cargo test --workspace`",
+        bin.display()
+    );
+    bin
+}
+
+/// A scratch directory with its own plugin cache, where gantry runs.
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+}
+
+impl Default for Sandbox {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Sandbox {
+    pub fn new() -> Self {
+        Sandbox {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A `gantry` command run in the sandbox with a clean environment.
+    pub fn gantry(&self) -> Command {
+        let mut cmd = Command::new(gantry_bin());
+        cmd.current_dir(self.path())
+            .env("GANTRY_CACHE_DIR", self.path().join(".cache"))
+            .env_remove("GANTRY_CONFIG")
+            .env_remove("GANTRY_STATE_URL")
+            .env_remove("GANTRY_PLUGIN_DIR")
+            .env_remove("DATABASE_URL")
+            .env_remove("RUST_LOG")
+            .env_remove("GANTRY_LOG");
+        cmd
+    }
+
+    /// Runs gantry with `args`; returns the finished process.
+    pub fn run(&self, args: &[&str]) -> Run {
+        Run::from(self.gantry().args(args).output().expect("run gantry"))
+    }
+
+    pub fn write(&self, rel: &str, contents: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.path().join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        std::fs::write(&path, contents).unwrap();
+        path
+    }
+}
+
+/// A finished gantry process.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(out: Output) -> Self {
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+impl Run {
+    /// Asserts the exit code, showing both streams when it differs.
+    pub fn expect(self, code: i32) -> Self {
+        assert_eq!(
+            self.code, code,
+            "exit code {} (wanted {code})\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        );
+        self
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
+    }
+}
+
+/// A `cargo` command for building plugin crates inside a test: the outer
+/// build's flags and target dir removed, one shared target dir for speed.
+pub fn plugin_cargo(crate_dir: &Path) -> Command {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(crate_dir)
+        .env("CARGO_TARGET_DIR", plugin_target_dir())
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("CARGO_BUILD_TARGET");
+    cmd
+}
+
+/// Where test-built plugin crates put their output.
+pub fn plugin_target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    exe.ancestors()
+        .nth(3)
+        .expect("target dir")
+        .join("e2e-plugins")
+}

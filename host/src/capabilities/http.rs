@@ -56,7 +56,10 @@ impl Origin {
         }
         if let Some(host) = rest.strip_suffix(":*") {
             let origin = Self::parse_entry(&format!("{scheme}://{host}"))?;
-            return Ok(Origin { port: None, ..origin });
+            return Ok(Origin {
+                port: None,
+                ..origin
+            });
         }
         let url = Url::parse(&format!("{scheme}://{rest}")).map_err(|e| e.to_string())?;
         let host = url.host_str().filter(|h| !h.is_empty()).ok_or("no host")?;
@@ -249,25 +252,26 @@ impl Exchange {
             }
             let response = request.send().await.map_err(transport)?;
             let status = response.status();
-            if self.follow && status.is_redirection() {
-                if let Some(next) = location(&self.url, response.headers())? {
-                    hops += 1;
-                    if hops > self.limits.max_redirects {
-                        return Err(HttpError::Transport(format!(
-                            "more than {} redirects",
-                            self.limits.max_redirects
-                        )));
-                    }
-                    if status == StatusCode::SEE_OTHER
-                        || (matches!(status, StatusCode::MOVED_PERMANENTLY | StatusCode::FOUND)
-                            && self.method == Method::POST)
-                    {
-                        self.method = Method::GET;
-                        self.body = None;
-                    }
-                    self.url = next;
-                    continue;
+            if self.follow
+                && status.is_redirection()
+                && let Some(next) = location(&self.url, response.headers())?
+            {
+                hops += 1;
+                if hops > self.limits.max_redirects {
+                    return Err(HttpError::Transport(format!(
+                        "more than {} redirects",
+                        self.limits.max_redirects
+                    )));
                 }
+                if status == StatusCode::SEE_OTHER
+                    || (matches!(status, StatusCode::MOVED_PERMANENTLY | StatusCode::FOUND)
+                        && self.method == Method::POST)
+                {
+                    self.method = Method::GET;
+                    self.body = None;
+                }
+                self.url = next;
+                continue;
             }
             let headers = response
                 .headers()
@@ -298,7 +302,9 @@ pub fn denial(url: &Url) -> String {
         url.host_str().unwrap_or_default(),
         url.port_or_known_default().unwrap_or_default()
     );
-    format!("{origin} is not in the allowlist; add \"{origin}\" to capabilities.http in the plugin's manifest")
+    format!(
+        "{origin} is not in the allowlist; add \"{origin}\" to capabilities.http in the plugin's manifest"
+    )
 }
 
 fn location(base: &Url, headers: &HeaderMap) -> Result<Option<Url>, HttpError> {
@@ -346,13 +352,16 @@ fn transport(err: reqwest::Error) -> HttpError {
         return HttpError::Timeout;
     }
     // The innermost cause says the most ("Connection refused").
-    let mut message = err.to_string();
-    let mut source = std::error::Error::source(&err);
-    while let Some(cause) = source {
-        message = format!("{message}: {cause}");
-        source = cause.source();
+    let mut root: &dyn std::error::Error = &err;
+    while let Some(cause) = root.source() {
+        root = cause;
     }
-    HttpError::Transport(message)
+    let what = if err.is_connect() {
+        "cannot connect"
+    } else {
+        "transfer failed"
+    };
+    HttpError::Transport(format!("{what}: {root}"))
 }
 
 #[cfg(test)]

@@ -27,9 +27,7 @@ impl Target {
 
     /// `host:port`, `host:*` or `[v6]:port`.
     pub fn parse_entry(entry: &str) -> Result<Target, String> {
-        let (host, port) = entry
-            .rsplit_once(':')
-            .ok_or("expected host:port")?;
+        let (host, port) = entry.rsplit_once(':').ok_or("expected host:port")?;
         let host = host.trim_start_matches('[').trim_end_matches(']');
         if host.is_empty() || host.contains(['/', '@', ' ']) {
             return Err(format!("bad host {host:?}"));
@@ -90,7 +88,12 @@ impl TcpState {
         }
         run_io(&self.io, async move {
             let started = Instant::now();
-            match tokio::time::timeout(budget, tokio::net::TcpStream::connect((host.as_str(), port))).await {
+            match tokio::time::timeout(
+                budget,
+                tokio::net::TcpStream::connect((host.as_str(), port)),
+            )
+            .await
+            {
                 Ok(Ok(stream)) => {
                     let took = started.elapsed();
                     drop(stream);
@@ -105,7 +108,12 @@ impl TcpState {
 }
 
 impl wit::Host for TcpState {
-    fn probe(&mut self, host: String, port: u16, timeout_ms: u32) -> wasmtime::Result<Result<u64, String>> {
+    fn probe(
+        &mut self,
+        host: String,
+        port: u16,
+        timeout_ms: u32,
+    ) -> wasmtime::Result<Result<u64, String>> {
         Ok(self.probe_checked(host, port, timeout_ms))
     }
 }
@@ -133,6 +141,12 @@ mod tests {
             "port" => Some("9"),
             _ => None,
         });
-        assert_eq!(targets, vec![Target { host: "127.0.0.1".into(), port: Some(9) }]);
+        assert_eq!(
+            targets,
+            vec![Target {
+                host: "127.0.0.1".into(),
+                port: Some(9)
+            }]
+        );
     }
 }

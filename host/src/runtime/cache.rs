@@ -71,20 +71,20 @@ impl CompileCache {
         bytes: &[u8],
         sha256: &str,
     ) -> anyhow::Result<(Component, CacheOutcome)> {
-        if let Some(path) = self.entry(sha256) {
-            if path.is_file() {
-                // SAFETY: entries are written only by `store` below, into a
-                // directory private to this user, under a name that binds
-                // the source's sha256 and this engine's settings.
-                match unsafe { Component::deserialize_file(engine, &path) } {
-                    Ok(component) => {
-                        touch(&path);
-                        return Ok((component, CacheOutcome::Hit));
-                    }
-                    Err(err) => {
-                        tracing::warn!(path = %path.display(), "discarding a bad cache entry: {err:#}");
-                        let _ = fs::remove_file(&path);
-                    }
+        if let Some(path) = self.entry(sha256)
+            && path.is_file()
+        {
+            // SAFETY: entries are written only by `store` below, into a
+            // directory private to this user, under a name that binds
+            // the source's sha256 and this engine's settings.
+            match unsafe { Component::deserialize_file(engine, &path) } {
+                Ok(component) => {
+                    touch(&path);
+                    return Ok((component, CacheOutcome::Hit));
+                }
+                Err(err) => {
+                    tracing::warn!(path = %path.display(), "discarding a bad cache entry: {err:#}");
+                    let _ = fs::remove_file(&path);
                 }
             }
         }
@@ -107,7 +107,8 @@ impl CompileCache {
         let bytes = component.serialize()?;
         let mut tmp = tempfile::NamedTempFile::new_in(dir).context("create a cache temp file")?;
         std::io::Write::write_all(&mut tmp, &bytes).context("write a cache entry")?;
-        tmp.persist(&path).context("rename a cache entry into place")?;
+        tmp.persist(&path)
+            .context("rename a cache entry into place")?;
         self.evict()?;
         Ok(true)
     }

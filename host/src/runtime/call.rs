@@ -53,7 +53,10 @@ impl<T> Outcome<T> {
 impl Plugin {
     /// Checks operator settings against the manifest's `[settings]`:
     /// unknown keys and missing required ones are errors; defaults fill in.
-    pub fn settings<K, V>(&self, given: impl IntoIterator<Item = (K, V)>) -> Result<Settings, PluginError>
+    pub fn settings<K, V>(
+        &self,
+        given: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<Settings, PluginError>
     where
         K: Into<String>,
         V: Into<String>,
@@ -103,22 +106,34 @@ impl Plugin {
 
 impl Runtime {
     /// Runs a health check against `target`.
-    pub fn check(&self, plugin: &Plugin, settings: &Settings, target: &str) -> Outcome<CheckResult> {
+    pub fn check(
+        &self,
+        plugin: &Plugin,
+        settings: &Settings,
+        target: &str,
+    ) -> Outcome<CheckResult> {
         let WorldPre::HealthCheck(pre) = &plugin.pre else {
             return failed(plugin.wrong_kind(PluginKind::HealthCheck));
         };
         self.run(plugin, settings, target, |store| {
-            pre.instantiate(&mut *store)?.call_check(&mut *store, target)
+            pre.instantiate(&mut *store)?
+                .call_check(&mut *store, target)
         })
     }
 
     /// Delivers one alert through a notifier.
-    pub fn notify(&self, plugin: &Plugin, settings: &Settings, alert: &Alert) -> Outcome<Result<(), String>> {
+    pub fn notify(
+        &self,
+        plugin: &Plugin,
+        settings: &Settings,
+        alert: &Alert,
+    ) -> Outcome<Result<(), String>> {
         let WorldPre::Notifier(pre) = &plugin.pre else {
             return failed(plugin.wrong_kind(PluginKind::Notifier));
         };
         self.run(plugin, settings, "", |store| {
-            pre.instantiate(&mut *store)?.call_notify(&mut *store, alert)
+            pre.instantiate(&mut *store)?
+                .call_notify(&mut *store, alert)
         })
     }
 
@@ -151,7 +166,10 @@ impl Runtime {
         let limits = plugin.manifest.limits;
         let timeout = Duration::from_millis(limits.timeout_ms);
         let deadline = started + timeout;
-        let mut store = Store::new(&self.engine, self.call_state(plugin, settings, target, deadline));
+        let mut store = Store::new(
+            &self.engine,
+            self.call_state(plugin, settings, target, deadline),
+        );
         store.limiter(|state| &mut state.limiter);
         store.set_epoch_deadline(ticks_for(timeout));
         store.epoch_deadline_trap();
@@ -176,7 +194,13 @@ impl Runtime {
         Outcome { result, report }
     }
 
-    fn call_state(&self, plugin: &Plugin, settings: &Settings, target: &str, deadline: Instant) -> CallState {
+    fn call_state(
+        &self,
+        plugin: &Plugin,
+        settings: &Settings,
+        target: &str,
+        deadline: Instant,
+    ) -> CallState {
         let name: Arc<str> = Arc::from(plugin.name());
         let caps = &plugin.manifest.capabilities;
         let lookup = |key: &str| {
@@ -196,7 +220,11 @@ impl Runtime {
             stderr,
             log: LogState::new(name, self.settings.log),
             config: ConfigState::new(Arc::clone(settings)),
-            http: HttpState::new(self.http.clone(), Allowlist::resolve(&caps.http, lookup), deadline),
+            http: HttpState::new(
+                self.http.clone(),
+                Allowlist::resolve(&caps.http, lookup),
+                deadline,
+            ),
             tcp: TcpState::new(tcp::resolve(&caps.tcp, lookup), self.io().clone(), deadline),
         }
     }
@@ -238,7 +266,10 @@ fn classify(plugin: &Plugin, err: wasmtime::Error, memory_hit: bool, stderr: &st
             limit_mib: limits.memory_mib,
         };
     }
-    if err.downcast_ref::<wasmtime::PoolConcurrencyLimitError>().is_some() {
+    if err
+        .downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
+        .is_some()
+    {
         return PluginError::Busy(format!("{err:#}"));
     }
     let trap = err.downcast_ref::<Trap>().copied();

@@ -43,9 +43,7 @@ pub enum LoadError {
         found: String,
     },
 
-    #[error(
-        "plugin `{plugin}` imports `{interface}`, which this host does not provide: {why}"
-    )]
+    #[error("plugin `{plugin}` imports `{interface}`, which this host does not provide: {why}")]
     CapabilityUnavailable {
         plugin: String,
         interface: String,
@@ -82,7 +80,9 @@ pub enum PluginError {
         backtrace: Option<String>,
     },
 
-    #[error("plugin `{plugin}` was denied {what}; to allow it, add {manifest_entry} to its manifest")]
+    #[error(
+        "plugin `{plugin}` was denied {what}; to allow it, add {manifest_entry} to its manifest"
+    )]
     Denied {
         plugin: String,
         what: String,

@@ -72,6 +72,10 @@ pub(crate) enum WorldPre {
     HealthCheck(health_check::HealthCheckPre<CallState>),
     Notifier(notifier::NotifierPre<CallState>),
     ConfigValidator(config_validator::ConfigValidatorPre<CallState>),
+    #[expect(
+        dead_code,
+        reason = "called once the sql capability lands (migration runner)"
+    )]
     Migration(migration::MigrationPre<CallState>),
 }
 
@@ -106,7 +110,11 @@ impl Runtime {
             .enable_all()
             .build()?;
         let http = HttpShared::new(io.handle().clone(), settings.http)?;
-        let cache = CompileCache::new(&engine, settings.cache_dir.clone(), settings.cache_max_bytes);
+        let cache = CompileCache::new(
+            &engine,
+            settings.cache_dir.clone(),
+            settings.cache_max_bytes,
+        );
         let linker = new_linker(&engine)?;
         let ticker = EpochTicker::start(&engine)?;
         Ok(Runtime {
@@ -147,26 +155,34 @@ impl Runtime {
         };
 
         let sha256 = hex::encode(Sha256::digest(&bytes));
-        for (what, expected) in [("the manifest's", manifest.sha256.as_deref()), ("the pinned", pin)] {
-            if let Some(expected) = expected {
-                if !expected.eq_ignore_ascii_case(&sha256) {
-                    return Err(LoadError::Integrity {
-                        plugin: name,
-                        what,
-                        expected: expected.to_ascii_lowercase(),
-                        actual: sha256,
-                    });
-                }
+        for (what, expected) in [
+            ("the manifest's", manifest.sha256.as_deref()),
+            ("the pinned", pin),
+        ] {
+            if let Some(expected) = expected
+                && !expected.eq_ignore_ascii_case(&sha256)
+            {
+                return Err(LoadError::Integrity {
+                    plugin: name,
+                    what,
+                    expected: expected.to_ascii_lowercase(),
+                    actual: sha256,
+                });
             }
         }
 
         if !wasmparser::Parser::is_component(&bytes) {
             let detail = if wasmparser::Parser::is_core_wasm(&bytes) {
-                "it is a core wasm module; build it for wasm32-wasip2 to get a component".to_string()
+                "it is a core wasm module; build it for wasm32-wasip2 to get a component"
+                    .to_string()
             } else {
                 "it does not start with the WebAssembly component header".to_string()
             };
-            return Err(LoadError::Malformed { plugin: name, path, detail });
+            return Err(LoadError::Malformed {
+                plugin: name,
+                path,
+                detail,
+            });
         }
         let (component, cache) = self
             .cache
@@ -179,32 +195,32 @@ impl Runtime {
 
         let imports = self.check_imports(&manifest, &component)?;
         self.check_exports(&manifest, &component)?;
-        let instance_pre = self
-            .linker
-            .instantiate_pre(&component)
-            .map_err(|e| LoadError::Incompatible {
-                plugin: name.clone(),
-                expected: format!("imports that match {}", bindings::CONTRACT),
-                found: format!("{e:#}"),
-            })?;
+        let instance_pre =
+            self.linker
+                .instantiate_pre(&component)
+                .map_err(|e| LoadError::Incompatible {
+                    plugin: name.clone(),
+                    expected: format!("imports that match {}", bindings::CONTRACT),
+                    found: format!("{e:#}"),
+                })?;
         let incompatible = |e: wasmtime::Error| LoadError::Incompatible {
             plugin: name.clone(),
             expected: format!("the {} world of {}", manifest.kind, bindings::CONTRACT),
             found: format!("{e:#}"),
         };
         let pre = match manifest.kind {
-            PluginKind::HealthCheck => {
-                WorldPre::HealthCheck(health_check::HealthCheckPre::new(instance_pre).map_err(incompatible)?)
-            }
+            PluginKind::HealthCheck => WorldPre::HealthCheck(
+                health_check::HealthCheckPre::new(instance_pre).map_err(incompatible)?,
+            ),
             PluginKind::Notifier => {
                 WorldPre::Notifier(notifier::NotifierPre::new(instance_pre).map_err(incompatible)?)
             }
             PluginKind::ConfigValidator => WorldPre::ConfigValidator(
                 config_validator::ConfigValidatorPre::new(instance_pre).map_err(incompatible)?,
             ),
-            PluginKind::Migration => {
-                WorldPre::Migration(migration::MigrationPre::new(instance_pre).map_err(incompatible)?)
-            }
+            PluginKind::Migration => WorldPre::Migration(
+                migration::MigrationPre::new(instance_pre).map_err(incompatible)?,
+            ),
         };
         if manifest.limits.memory_mib << 20 > self.settings.engine.max_memory_bytes as u64 {
             return Err(LoadError::Incompatible {
@@ -230,7 +246,11 @@ impl Runtime {
 
     /// Every import must be WASI or an interface of this contract that the
     /// plugin's world may import and this host provides.
-    fn check_imports(&self, manifest: &Manifest, component: &Component) -> Result<Vec<String>, LoadError> {
+    fn check_imports(
+        &self,
+        manifest: &Manifest,
+        component: &Component,
+    ) -> Result<Vec<String>, LoadError> {
         let ty = component.component_type();
         let mut names = Vec::new();
         for (import, _) in ty.imports(&self.engine) {
@@ -309,7 +329,9 @@ fn new_linker(engine: &Engine) -> anyhow::Result<Linker<CallState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
     bindings::log::add_to_linker::<_, HasSelf<_>>(&mut linker, |s: &mut CallState| &mut s.log)?;
-    bindings::config::add_to_linker::<_, HasSelf<_>>(&mut linker, |s: &mut CallState| &mut s.config)?;
+    bindings::config::add_to_linker::<_, HasSelf<_>>(&mut linker, |s: &mut CallState| {
+        &mut s.config
+    })?;
     bindings::http::add_to_linker::<_, HasSelf<_>>(&mut linker, |s: &mut CallState| &mut s.http)?;
     bindings::tcp::add_to_linker::<_, HasSelf<_>>(&mut linker, |s: &mut CallState| &mut s.tcp)?;
     Ok(linker)

@@ -58,8 +58,15 @@ impl From<&Manifest> for ManifestSummary {
 }
 
 /// Describes the component at `path` and its manifest (if beside it).
-pub fn inspect(runtime: &Runtime, path: &Path, manifest: Option<&Path>) -> Result<Inspection, LoadError> {
-    let plugin = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+pub fn inspect(
+    runtime: &Runtime,
+    path: &Path,
+    manifest: Option<&Path>,
+) -> Result<Inspection, LoadError> {
+    let plugin = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
         plugin: plugin.clone(),
         path: path.to_path_buf(),
@@ -78,7 +85,10 @@ pub fn inspect(runtime: &Runtime, path: &Path, manifest: Option<&Path>) -> Resul
         detail: format!("{e:#}"),
     })?;
     let ty = component.component_type();
-    let imports = ty.imports(runtime.engine()).map(|(n, _)| n.to_string()).collect();
+    let imports = ty
+        .imports(runtime.engine())
+        .map(|(n, _)| n.to_string())
+        .collect();
     let exports: Vec<String> = ty
         .exports(runtime.engine())
         .map(|(name, item)| match item.ty {
@@ -94,7 +104,10 @@ pub fn inspect(runtime: &Runtime, path: &Path, manifest: Option<&Path>) -> Resul
     });
 
     let source = PluginSource::from_path(path, manifest);
-    let manifest = source.as_ref().ok().map(|s| ManifestSummary::from(&s.manifest));
+    let manifest = source
+        .as_ref()
+        .ok()
+        .map(|s| ManifestSummary::from(&s.manifest));
     let loads = source
         .and_then(|s| runtime.load(s, None))
         .map(|_| ())

@@ -145,7 +145,9 @@ pub struct ManifestError {
 impl fmt::Display for ManifestError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.line_col {
-            Some((line, col)) => write!(f, "{}:{line}:{col}: {}", self.path.display(), self.message),
+            Some((line, col)) => {
+                write!(f, "{}:{line}:{col}: {}", self.path.display(), self.message)
+            }
             None => write!(f, "{}: {}", self.path.display(), self.message),
         }
     }
@@ -206,8 +208,8 @@ impl Manifest {
             line_col: span.map(|s| line_col(text, s.start)),
             message,
         };
-        let raw: RawManifest = toml::from_str(text)
-            .map_err(|e| at(e.span(), e.message().trim_end().to_string()))?;
+        let raw: RawManifest =
+            toml::from_str(text).map_err(|e| at(e.span(), e.message().trim_end().to_string()))?;
 
         let name = raw.name.get_ref();
         if name.is_empty()
@@ -288,7 +290,10 @@ impl Manifest {
                     crate::capabilities::tcp::Target::check_entry(&text)
                 };
                 checked.map_err(|why| {
-                    at(Some(span.clone()), format!("`capabilities.{what}` entry {text:?}: {why}"))
+                    at(
+                        Some(span.clone()),
+                        format!("`capabilities.{what}` entry {text:?}: {why}"),
+                    )
                 })?;
                 out.push(text);
             }
@@ -359,13 +364,21 @@ required = true
         .unwrap();
         assert_eq!(m.kind, PluginKind::HealthCheck);
         assert_eq!(m.capabilities.http.len(), 3);
-        assert_eq!(m.limits, Limits { memory_mib: 16, timeout_ms: 250 });
+        assert_eq!(
+            m.limits,
+            Limits {
+                memory_mib: 16,
+                timeout_ms: 250
+            }
+        );
     }
 
     #[test]
     fn unknown_key_names_line_and_column() {
-        let err = parse("name = \"demo\"\nkind = \"notifier\"\nversion = \"1\"\n[limits]\nmemroy_mib = 4\n")
-            .unwrap_err();
+        let err = parse(
+            "name = \"demo\"\nkind = \"notifier\"\nversion = \"1\"\n[limits]\nmemroy_mib = 4\n",
+        )
+        .unwrap_err();
         assert_eq!(err.line_col, Some((5, 1)), "{err}");
         assert!(err.to_string().contains("memroy_mib"), "{err}");
         assert!(err.to_string().starts_with("demo.toml:5:1:"), "{err}");
@@ -390,7 +403,12 @@ required = true
 
     #[test]
     fn http_entries_need_scheme_host_and_port() {
-        for bad in ["example.com", "ftp://example.com:21", "http://:80", "http://h:99999"] {
+        for bad in [
+            "example.com",
+            "ftp://example.com:21",
+            "http://:80",
+            "http://h:99999",
+        ] {
             let text = format!(
                 "name = \"demo\"\nkind = \"health-check\"\nversion = \"1\"\n[capabilities]\nhttp = [{bad:?}]\n"
             );

@@ -10,7 +10,7 @@ mod inspect;
 mod limiter;
 pub mod manifest;
 mod pipe;
-mod registry;
+pub mod registry;
 mod source;
 mod state;
 

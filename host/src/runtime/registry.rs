@@ -26,7 +26,11 @@ pub struct Registry {
 impl Registry {
     /// Loads the built-ins, then every `NAME.wasm` in `dir` (if it exists).
     /// `pins` maps plugin names to the sha256 the operator requires.
-    pub fn load(runtime: &Runtime, dir: Option<&Path>, pins: &BTreeMap<String, String>) -> Registry {
+    pub fn load(
+        runtime: &Runtime,
+        dir: Option<&Path>,
+        pins: &BTreeMap<String, String>,
+    ) -> Registry {
         let mut registry = Registry::default();
         for name in PluginSource::builtin_names() {
             let source = PluginSource::builtin(name).expect("listed built-in exists");
@@ -42,11 +46,21 @@ impl Registry {
                     if source.manifest.name != stem {
                         return Err(LoadError::Incompatible {
                             plugin: source.manifest.name.clone(),
-                            expected: format!("the manifest's name to be `{stem}`, as the file is named"),
-                            found: format!("name = {:?} in {}", source.manifest.name, source.manifest.path.display()),
+                            expected: format!(
+                                "the manifest's name to be `{stem}`, as the file is named"
+                            ),
+                            found: format!(
+                                "name = {:?} in {}",
+                                source.manifest.name,
+                                source.manifest.path.display()
+                            ),
                         });
                     }
-                    if registry.entries.get(&stem).is_some_and(|e| e.origin == Origin::Builtin) {
+                    if registry
+                        .entries
+                        .get(&stem)
+                        .is_some_and(|e| e.origin == Origin::Builtin)
+                    {
                         return Err(LoadError::Incompatible {
                             plugin: stem.clone(),
                             expected: "a name no built-in plugin has".into(),
@@ -80,10 +94,26 @@ impl Registry {
         // A failed entry never replaces a loaded built-in of the same name.
         if self.entries.get(&name).is_some_and(|e| e.loaded.is_ok()) && loaded.is_err() {
             let key = format!("{name} ({origin})");
-            self.entries.insert(key, Entry { name, origin, manifest, loaded });
+            self.entries.insert(
+                key,
+                Entry {
+                    name,
+                    origin,
+                    manifest,
+                    loaded,
+                },
+            );
             return;
         }
-        self.entries.insert(name.clone(), Entry { name, origin, manifest, loaded });
+        self.entries.insert(
+            name.clone(),
+            Entry {
+                name,
+                origin,
+                manifest,
+                loaded,
+            },
+        );
     }
 
     pub fn entries(&self) -> impl Iterator<Item = &Entry> {
@@ -97,8 +127,12 @@ impl Registry {
     /// The loaded plugin called `name`, or why there is none.
     pub fn plugin(&self, name: &str) -> Result<Arc<Plugin>, RegistryError> {
         match self.entries.get(name) {
-            Some(Entry { loaded: Ok(plugin), .. }) => Ok(Arc::clone(plugin)),
-            Some(Entry { loaded: Err(err), .. }) => Err(RegistryError::Failed(Arc::clone(err))),
+            Some(Entry {
+                loaded: Ok(plugin), ..
+            }) => Ok(Arc::clone(plugin)),
+            Some(Entry {
+                loaded: Err(err), ..
+            }) => Err(RegistryError::Failed(Arc::clone(err))),
             None => Err(RegistryError::Unknown {
                 name: name.to_string(),
                 known: self.entries.keys().cloned().collect::<Vec<_>>().join(", "),

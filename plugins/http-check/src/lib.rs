@@ -6,8 +6,8 @@
 //! destination is not allowed.
 
 use gantry_plugin::check::Thresholds;
-use gantry_plugin::http::{describe, HttpError, Request};
-use gantry_plugin::{config, CheckResult, HealthCheck, HealthStatus, Metric};
+use gantry_plugin::http::{HttpError, Request, describe};
+use gantry_plugin::{CheckResult, HealthCheck, HealthStatus, Metric, config};
 
 struct HttpCheck;
 
@@ -49,7 +49,9 @@ impl Settings {
         Ok(Settings {
             url,
             method: config::get("method").unwrap_or_else(|| "GET".into()),
-            expect: parse_statuses(&config::get("expect_status").unwrap_or_else(|| "200-399".into()))?,
+            expect: parse_statuses(
+                &config::get("expect_status").unwrap_or_else(|| "200-399".into()),
+            )?,
             body_contains: config::get("body_contains"),
             json,
             headers: parse_headers(&config::get("headers").unwrap_or_default())?,
@@ -85,24 +87,32 @@ fn run(s: &Settings) -> CheckResult {
         "HTTP {} from {} in {} ms",
         response.status, response.final_url, response.elapsed_ms
     ))
-    .metric(Metric::new("time", elapsed, "ms").thresholds(s.latency).min(0.0))
+    .metric(
+        Metric::new("time", elapsed, "ms")
+            .thresholds(s.latency)
+            .min(0.0),
+    )
     .metric(Metric::new("size", response.body.len() as f64, "B").min(0.0));
 
-    if !s.expect.iter().any(|&(lo, hi)| (lo..=hi).contains(&response.status)) {
+    if !s
+        .expect
+        .iter()
+        .any(|&(lo, hi)| (lo..=hi).contains(&response.status))
+    {
         result = result.escalate(
             HealthStatus::Critical,
             format!("status {} is not among the expected", response.status),
         );
     }
-    if let Some(needle) = &s.body_contains {
-        if !response.text().contains(needle.as_str()) {
-            result = result.escalate(HealthStatus::Critical, format!("body lacks {needle:?}"));
-        }
+    if let Some(needle) = &s.body_contains
+        && !response.text().contains(needle.as_str())
+    {
+        result = result.escalate(HealthStatus::Critical, format!("body lacks {needle:?}"));
     }
-    if let Some((pointer, expected)) = &s.json {
-        if let Err(why) = json_matches(&response.body, pointer, expected) {
-            result = result.escalate(HealthStatus::Critical, why);
-        }
+    if let Some((pointer, expected)) = &s.json
+        && let Err(why) = json_matches(&response.body, pointer, expected)
+    {
+        result = result.escalate(HealthStatus::Critical, why);
     }
     let latency = s.latency.judge(elapsed);
     if latency != HealthStatus::Ok {

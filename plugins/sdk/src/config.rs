@@ -10,7 +10,10 @@ pub fn get(key: &str) -> Option<String> {
 
 /// Every setting, as key/value pairs.
 pub fn all() -> Vec<(String, String)> {
-    raw::all().into_iter().map(|kv| (kv.key, kv.value)).collect()
+    raw::all()
+        .into_iter()
+        .map(|kv| (kv.key, kv.value))
+        .collect()
 }
 
 /// A setting that must be present.

@@ -1,7 +1,7 @@
 //! Outbound HTTP through the host, to destinations the manifest allows.
 
-use crate::bindings::http as raw;
 use crate::Kv;
+use crate::bindings::http as raw;
 
 pub use raw::{HttpError, Response};
 

@@ -33,7 +33,7 @@ pub mod tcp;
 pub mod bindings {
     wit_bindgen::generate!({
         world: "gantry:plugin/imports",
-        path: "../../wit",
+        path: "wit",
     });
     pub use self::gantry::plugin::{config, http, log, smtp, sql, tcp, types};
 }

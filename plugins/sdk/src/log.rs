@@ -1,7 +1,7 @@
 //! Log lines, sent to the host's log under the plugin's name.
 
-use crate::bindings::log as raw;
 use crate::Level;
+use crate::bindings::log as raw;
 
 pub fn log(level: Level, message: &str) {
     raw::log(level, message);

@@ -1,7 +1,7 @@
 //! `tcp-check`: connect to `host:port`, judge the connect latency.
 
 use gantry_plugin::check::Thresholds;
-use gantry_plugin::{config, tcp, CheckResult, HealthCheck, HealthStatus, Metric};
+use gantry_plugin::{CheckResult, HealthCheck, HealthStatus, Metric, config, tcp};
 use std::time::Duration;
 
 struct TcpCheck;
@@ -32,7 +32,11 @@ fn run(target: &str) -> Result<CheckResult, String> {
     };
     let ms = took.as_secs_f64() * 1000.0;
     let mut result = CheckResult::ok(format!("{host}:{port} accepted a connection in {ms:.1} ms"))
-        .metric(Metric::new("connect", ms, "ms").thresholds(latency).min(0.0));
+        .metric(
+            Metric::new("connect", ms, "ms")
+                .thresholds(latency)
+                .min(0.0),
+        );
     let status = latency.judge(ms);
     if status != HealthStatus::Ok {
         result = result.escalate(status, "connect latency over threshold");
@@ -43,7 +47,10 @@ fn run(target: &str) -> Result<CheckResult, String> {
 /// Host and port from the settings, else from a `host:port` target.
 fn address(target: &str) -> Result<(String, u16), String> {
     let (target_host, target_port) = match target.rsplit_once(':') {
-        Some((h, p)) => (Some(h.trim_matches(['[', ']']).to_string()), p.parse::<u16>().ok()),
+        Some((h, p)) => (
+            Some(h.trim_matches(['[', ']']).to_string()),
+            p.parse::<u16>().ok(),
+        ),
         None if !target.is_empty() => (Some(target.to_string()), None),
         None => (None, None),
     };

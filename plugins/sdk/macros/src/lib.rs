@@ -7,13 +7,13 @@
 //! the other worlds' type sections out of the component, so a health check
 //! does not have to export `notify`.
 //!
-//! The WIT path is this crate's own source location, fixed when the macro
-//! crate is compiled; this crate never reads files at expansion time.
+//! The WIT path is the SDK's `wit/` folder, fixed when the macro crate is
+//! compiled; this crate never reads files at expansion time.
 
 use proc_macro::TokenStream;
 
 /// Where the contract lives, relative to this crate's manifest.
-const WIT_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../wit");
+const WIT_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../wit");
 
 struct World {
     name: &'static str,
@@ -27,7 +27,8 @@ const HEALTH_CHECK: World = World {
     name: "health-check",
     imports: &["log", "config", "http", "tcp"],
     sdk_trait: "HealthCheck",
-    adapter: "fn check(target: ::std::string::String) -> ::gantry_plugin::bindings::types::CheckResult {
+    adapter:
+        "fn check(target: ::std::string::String) -> ::gantry_plugin::bindings::types::CheckResult {
         <{ty} as ::gantry_plugin::HealthCheck>::check(target)
     }",
 };

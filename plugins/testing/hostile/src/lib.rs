@@ -1,7 +1,7 @@
 //! A health check that misbehaves on request, to prove the sandbox holds.
 
 use gantry_plugin::http::Request;
-use gantry_plugin::{config, log, CheckResult, HealthCheck};
+use gantry_plugin::{CheckResult, HealthCheck, config, log};
 use std::hint::black_box;
 
 struct Hostile;
@@ -79,10 +79,10 @@ fn snoop() -> CheckResult {
     if std::env::args().len() > 0 {
         opened.push("args".into());
     }
-    if let Some(addr) = config::get("connect") {
-        if std::net::TcpStream::connect(addr.as_str()).is_ok() {
-            opened.push(format!("socket {addr}"));
-        }
+    if let Some(addr) = config::get("connect")
+        && std::net::TcpStream::connect(addr.as_str()).is_ok()
+    {
+        opened.push(format!("socket {addr}"));
     }
     if std::net::UdpSocket::bind("127.0.0.1:0").is_ok() {
         opened.push("udp bind".into());
@@ -101,8 +101,14 @@ fn fetch() -> CheckResult {
     let Some(url) = config::get("url") else {
         return CheckResult::unknown("no url");
     };
-    match Request::get(&url).follow_redirects(true).timeout_ms(2000).send() {
+    match Request::get(&url)
+        .follow_redirects(true)
+        .timeout_ms(2000)
+        .send()
+    {
         Ok(response) => CheckResult::ok(format!("status {}", response.status)),
-        Err(err) => CheckResult::critical(format!("error: {}", gantry_plugin::http::describe(&err))),
+        Err(err) => {
+            CheckResult::critical(format!("error: {}", gantry_plugin::http::describe(&err)))
+        }
     }
 }

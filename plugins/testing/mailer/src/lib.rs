@@ -1,7 +1,7 @@
 //! A notifier that mails every alert through the host's SMTP relay.
 
 use gantry_plugin::smtp::{self, Message};
-use gantry_plugin::{config, Alert, Notifier};
+use gantry_plugin::{Alert, Notifier, config};
 
 struct Mailer;
 

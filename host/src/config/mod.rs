@@ -1,0 +1,8 @@
+//! The deployment config (`deployment_config.json`, or TOML): parsed and
+//! validated into plain structs before anything is built from it.
+
+mod load;
+mod model;
+
+pub use load::{ConfigError, LoadedConfig, load, locate};
+pub use model::*;

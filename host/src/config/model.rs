@@ -1,0 +1,198 @@
+//! The shape of the deployment config. Every table denies unknown keys,
+//! so a misspelt key is an error naming its path, never silently ignored.
+//!
+//! Spec keys (`database`, `config_dir`, `monitoring`, `environments`) keep
+//! the original tools' names and meaning; gantry's own live beside them.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeploymentConfig {
+    /// The auth database that `gantry migrate` migrates.
+    #[serde(default)]
+    pub database: Option<DatabaseConfig>,
+    /// Where rendered config files are deployed.
+    #[serde(default = "default_config_dir")]
+    pub config_dir: PathBuf,
+    #[serde(default)]
+    pub deployment: DeploymentSettings,
+    #[serde(default)]
+    pub monitoring: MonitoringConfig,
+    /// Per-environment values merged over the base config files.
+    #[serde(default)]
+    pub environments: BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
+    /// gantry's own state store.
+    #[serde(default)]
+    pub state: StateConfig,
+    #[serde(default)]
+    pub plugins: PluginsConfig,
+    #[serde(default)]
+    pub migrations: MigrationsConfig,
+}
+
+impl Default for DeploymentConfig {
+    fn default() -> Self {
+        DeploymentConfig {
+            database: None,
+            config_dir: default_config_dir(),
+            deployment: DeploymentSettings::default(),
+            monitoring: MonitoringConfig::default(),
+            environments: BTreeMap::new(),
+            state: StateConfig::default(),
+            plugins: PluginsConfig::default(),
+            migrations: MigrationsConfig::default(),
+        }
+    }
+}
+
+fn default_config_dir() -> PathBuf {
+    PathBuf::from("config")
+}
+
+/// The spec's `database` section (PostgreSQL), or a `url`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    pub url: Option<String>,
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub database: Option<String>,
+    /// `disable`, `prefer`, `require`, `verify-ca`, `verify-full`.
+    pub sslmode: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeploymentSettings {
+    /// Where deployment logs are written (the spec's `deployment_logs/`).
+    #[serde(default = "default_log_dir")]
+    pub log_dir: PathBuf,
+    /// Where config backups are kept.
+    #[serde(default = "default_backup_dir")]
+    pub backup_dir: PathBuf,
+    /// Backups kept per config directory (the last good one always is).
+    #[serde(default = "default_max_backups")]
+    pub max_backups: u32,
+    /// Overall time limit of a deployment, in seconds.
+    #[serde(default = "default_timeout_seconds")]
+    pub timeout_seconds: u64,
+}
+
+impl Default for DeploymentSettings {
+    fn default() -> Self {
+        DeploymentSettings {
+            log_dir: default_log_dir(),
+            backup_dir: default_backup_dir(),
+            max_backups: default_max_backups(),
+            timeout_seconds: default_timeout_seconds(),
+        }
+    }
+}
+
+fn default_log_dir() -> PathBuf {
+    PathBuf::from("deployment_logs")
+}
+fn default_backup_dir() -> PathBuf {
+    PathBuf::from(".gantry/backups")
+}
+fn default_max_backups() -> u32 {
+    20
+}
+fn default_timeout_seconds() -> u64 {
+    1800
+}
+
+/// The spec's `monitoring` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MonitoringConfig {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default = "default_success_rate")]
+    pub success_rate_threshold: f64,
+    #[serde(default = "default_response_time")]
+    pub response_time_threshold_ms: f64,
+    #[serde(default = "default_error_rate")]
+    pub error_rate_threshold: f64,
+    #[serde(default)]
+    pub email_alerts: Option<EmailAlerts>,
+}
+
+impl Default for MonitoringConfig {
+    fn default() -> Self {
+        MonitoringConfig {
+            enabled: true,
+            success_rate_threshold: default_success_rate(),
+            response_time_threshold_ms: default_response_time(),
+            error_rate_threshold: default_error_rate(),
+            email_alerts: None,
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_success_rate() -> f64 {
+    0.95
+}
+fn default_response_time() -> f64 {
+    1000.0
+}
+fn default_error_rate() -> f64 {
+    0.05
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailAlerts {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    pub smtp_host: String,
+    #[serde(default = "default_smtp_port")]
+    pub smtp_port: u16,
+    pub from_address: String,
+    pub to_addresses: Vec<String>,
+    pub username: Option<String>,
+    /// A secret reference such as `${env:SMTP_PASSWORD}`.
+    pub password: Option<String>,
+}
+
+fn default_smtp_port() -> u16 {
+    587
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateConfig {
+    /// `sqlite://…` (default `.gantry/state.db`) or `postgres://…`.
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginsConfig {
+    /// Directory of user plugins (`NAME.wasm` + `NAME.toml`).
+    pub dir: Option<PathBuf>,
+    /// Compile cache directory.
+    pub cache_dir: Option<PathBuf>,
+    /// Compile cache bound, in MiB.
+    pub cache_max_mib: Option<u64>,
+    /// sha256 a plugin must have to load, by plugin name.
+    #[serde(default)]
+    pub pins: BTreeMap<String, String>,
+    /// The most memory any plugin may ask for, in MiB.
+    pub max_memory_mib: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MigrationsConfig {
+    /// Directory of migrations (dialect folders, or the files themselves).
+    pub dir: Option<PathBuf>,
+}
