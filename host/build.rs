@@ -10,6 +10,7 @@
 //!   `plugins/` that has a `NAME.toml` manifest is a built-in.
 //! - Copies every built component, built-in or test guest, with its manifest
 //!   into `OUT_DIR/plugins/`, exposed to tests as `GANTRY_TEST_PLUGINS_DIR`.
+//! - Embeds the auth schema in `migrations/` (`migrations.rs`).
 //! - Embeds the SDK's sources (`sdk_files.rs`), so `gantry plugin new` can
 //!   vendor the SDK where gantry's source tree is not at hand.
 
@@ -42,6 +43,7 @@ fn main() {
     }
     write_builtin_table(&out_dir, &staged, &builtins);
     write_sdk_table(&out_dir, &plugins_dir.join("sdk"));
+    write_migrations_table(&out_dir, &root.join("migrations"));
     println!(
         "cargo:rustc-env=GANTRY_TEST_PLUGINS_DIR={}",
         staged.display()
@@ -241,5 +243,38 @@ fn collect_files(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) {
                 .into_owned();
             out.push((rel, path));
         }
+    }
+}
+
+/// The built-in auth schema: every file of migrations/<dialect>/.
+fn write_migrations_table(out_dir: &Path, migrations: &Path) {
+    println!("cargo:rerun-if-changed={}", migrations.display());
+    let mut code = String::new();
+    for (dialect, constant) in [("postgres", "POSTGRES"), ("sqlite", "SQLITE")] {
+        let dir = migrations.join(dialect);
+        let mut files: Vec<PathBuf> = fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_file())
+            .collect();
+        files.sort();
+        code.push_str(&format!(
+            "/// migrations/{dialect}/: (file name, text).\npub static {constant}: &[(&str, &str)] = &[\n"
+        ));
+        for path in files {
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .expect("UTF-8 name");
+            code.push_str(&format!(
+                "    ({name:?}, include_str!({:?})),\n",
+                path.display().to_string()
+            ));
+        }
+        code.push_str("];\n");
+    }
+    let path = out_dir.join("migrations.rs");
+    if fs::read_to_string(&path).ok().as_deref() != Some(code.as_str()) {
+        fs::write(&path, code).expect("write migrations.rs");
     }
 }

@@ -214,10 +214,10 @@ fn main() {
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     for (name, bench) in benches {
-        if wanted(name) {
-            if let Some(figure) = bench() {
-                figure.print();
-            }
+        if wanted(name)
+            && let Some(figure) = bench()
+        {
+            figure.print();
         }
     }
 }

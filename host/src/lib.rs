@@ -5,9 +5,12 @@
 pub mod capabilities;
 pub mod cli;
 pub mod config;
+pub mod db;
 pub mod error;
+pub mod migrate;
 pub mod runtime;
 pub mod scaffold;
+pub mod secrets;
 #[doc(hidden)]
 pub mod testing;
 

@@ -9,16 +9,16 @@ pub mod config;
 pub mod http;
 pub mod io;
 pub mod log;
+pub mod sql;
 pub mod tcp;
 
 /// The `gantry:plugin` interfaces this host implements.
-pub const PROVIDED: &[&str] = &["types", "log", "config", "http", "tcp"];
+pub const PROVIDED: &[&str] = &["types", "log", "config", "http", "tcp", "sql"];
 
 /// Why an interface of the contract is not provided by this host.
 pub fn unavailable_reason(interface: &str) -> Option<&'static str> {
     match interface {
         "smtp" => Some("the smtp capability is not available in this gantry host yet"),
-        "sql" => Some("the sql capability is not available in this gantry host yet"),
         _ => None,
     }
 }

@@ -1,6 +1,7 @@
 //! Command-line parsing and dispatch. One file per subcommand group; no
 //! business logic here: commands parse, call the engines, and print.
 
+mod migrate;
 mod output;
 mod plugin;
 
@@ -52,6 +53,8 @@ pub struct GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Apply database migrations (see also: status, rollback, repair)
+    Migrate(migrate::MigrateArgs),
     /// List, inspect, test and scaffold plugins
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
@@ -71,6 +74,7 @@ pub fn init_logging(cli: &Cli) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .try_init();
 }
@@ -78,6 +82,7 @@ pub fn init_logging(cli: &Cli) {
 pub fn run(cli: Cli) -> CliResult<Exit> {
     let ctx = Context::new(cli.global)?;
     match cli.command {
+        Command::Migrate(args) => migrate::run(&ctx, args),
         Command::Plugin(cmd) => plugin::run(&ctx, cmd),
     }
 }

@@ -17,6 +17,7 @@ use super::state::CallState;
 use crate::capabilities::config::{ConfigState, Settings};
 use crate::capabilities::http::{Allowlist, HttpState};
 use crate::capabilities::log::{LogLine, LogState};
+use crate::capabilities::sql::{SqlSession, SqlState};
 use crate::capabilities::tcp::{self, TcpState};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -115,10 +116,11 @@ impl Runtime {
         let WorldPre::HealthCheck(pre) = &plugin.pre else {
             return failed(plugin.wrong_kind(PluginKind::HealthCheck));
         };
-        self.run(plugin, settings, target, |store| {
+        self.run(plugin, settings, target, SqlState::default(), |store| {
             pre.instantiate(&mut *store)?
                 .call_check(&mut *store, target)
         })
+        .0
     }
 
     /// Delivers one alert through a notifier.
@@ -131,10 +133,11 @@ impl Runtime {
         let WorldPre::Notifier(pre) = &plugin.pre else {
             return failed(plugin.wrong_kind(PluginKind::Notifier));
         };
-        self.run(plugin, settings, "", |store| {
+        self.run(plugin, settings, "", SqlState::default(), |store| {
             pre.instantiate(&mut *store)?
                 .call_notify(&mut *store, alert)
         })
+        .0
     }
 
     /// Validates one rendered config file.
@@ -149,10 +152,38 @@ impl Runtime {
         let WorldPre::ConfigValidator(pre) = &plugin.pre else {
             return failed(plugin.wrong_kind(PluginKind::ConfigValidator));
         };
-        self.run(plugin, settings, "", |store| {
+        self.run(plugin, settings, "", SqlState::default(), |store| {
             pre.instantiate(&mut *store)?
                 .call_validate(&mut *store, environment, file_name, json)
         })
+        .0
+    }
+
+    /// Runs a migration step's `up` or `down` with `session` as its `sql`
+    /// capability; gives the session back, whatever happened, so the
+    /// caller can commit or roll back.
+    pub fn migrate(
+        &self,
+        plugin: &Plugin,
+        settings: &Settings,
+        up: bool,
+        session: SqlSession,
+    ) -> (Outcome<Result<(), String>>, SqlSession) {
+        let WorldPre::Migration(pre) = &plugin.pre else {
+            return (failed(plugin.wrong_kind(PluginKind::Migration)), session);
+        };
+        let (outcome, sql) = self.run(plugin, settings, "", SqlState::with(session), |store| {
+            let instance = pre.instantiate(&mut *store)?;
+            if up {
+                instance.call_up(&mut *store)
+            } else {
+                instance.call_down(&mut *store)
+            }
+        });
+        let session = sql
+            .session
+            .expect("the session stays in the store for the whole call");
+        (outcome, session)
     }
 
     fn run<T>(
@@ -160,16 +191,16 @@ impl Runtime {
         plugin: &Plugin,
         settings: &Settings,
         target: &str,
+        sql: SqlState,
         call: impl FnOnce(&mut Store<CallState>) -> wasmtime::Result<T>,
-    ) -> Outcome<T> {
+    ) -> (Outcome<T>, SqlState) {
         let started = Instant::now();
         let limits = plugin.manifest.limits;
         let timeout = Duration::from_millis(limits.timeout_ms);
         let deadline = started + timeout;
-        let mut store = Store::new(
-            &self.engine,
-            self.call_state(plugin, settings, target, deadline),
-        );
+        let mut state = self.call_state(plugin, settings, target, deadline);
+        state.sql = sql;
+        let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
         store.set_epoch_deadline(ticks_for(timeout));
         store.epoch_deadline_trap();
@@ -191,7 +222,7 @@ impl Runtime {
         };
         forward_output(plugin.name(), &report);
         let result = result.map_err(|err| classify(plugin, err, state.limiter.hit, &report.stderr));
-        Outcome { result, report }
+        (Outcome { result, report }, state.sql)
     }
 
     fn call_state(
@@ -226,6 +257,7 @@ impl Runtime {
                 deadline,
             ),
             tcp: TcpState::new(tcp::resolve(&caps.tcp, lookup), self.io().clone(), deadline),
+            sql: SqlState::default(),
         }
     }
 }

@@ -72,10 +72,6 @@ pub(crate) enum WorldPre {
     HealthCheck(health_check::HealthCheckPre<CallState>),
     Notifier(notifier::NotifierPre<CallState>),
     ConfigValidator(config_validator::ConfigValidatorPre<CallState>),
-    #[expect(
-        dead_code,
-        reason = "called once the sql capability lands (migration runner)"
-    )]
     Migration(migration::MigrationPre<CallState>),
 }
 
@@ -334,5 +330,6 @@ fn new_linker(engine: &Engine) -> anyhow::Result<Linker<CallState>> {
     })?;
     bindings::http::add_to_linker::<_, HasSelf<_>>(&mut linker, |s: &mut CallState| &mut s.http)?;
     bindings::tcp::add_to_linker::<_, HasSelf<_>>(&mut linker, |s: &mut CallState| &mut s.tcp)?;
+    bindings::sql::add_to_linker::<_, HasSelf<_>>(&mut linker, |s: &mut CallState| &mut s.sql)?;
     Ok(linker)
 }

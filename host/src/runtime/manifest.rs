@@ -84,6 +84,8 @@ pub struct Manifest {
     pub settings: BTreeMap<String, SettingSpec>,
     /// Where it was read from, for messages.
     pub path: PathBuf,
+    /// The manifest as written (kept with a migration's history row).
+    pub source_text: String,
 }
 
 /// What the plugin may reach. Entries may name settings in braces
@@ -317,6 +319,7 @@ impl Manifest {
             limits,
             settings: raw.settings,
             path: path.to_path_buf(),
+            source_text: text.to_string(),
         })
     }
 }

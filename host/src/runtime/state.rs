@@ -9,6 +9,7 @@ use super::pipe::BoundedPipe;
 use crate::capabilities::config::ConfigState;
 use crate::capabilities::http::HttpState;
 use crate::capabilities::log::LogState;
+use crate::capabilities::sql::SqlState;
 use crate::capabilities::tcp::TcpState;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -23,6 +24,7 @@ pub struct CallState {
     pub(crate) config: ConfigState,
     pub(crate) http: HttpState,
     pub(crate) tcp: TcpState,
+    pub(crate) sql: SqlState,
 }
 
 impl CallState {

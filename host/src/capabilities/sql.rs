@@ -1,0 +1,211 @@
+//! The `sql` capability: statements on the migration's own transaction.
+//!
+//! Only a migration plugin can import it (its world is the only one that
+//! does), and only a call made by the migration runner carries a session:
+//! the runner opens the transaction, hands the connection to the call, and
+//! takes it back afterwards to commit or roll back. The plugin can never
+//! commit, open another connection, or reach another database.
+//!
+//! Parameters are written `$1`, `$2`, … for both dialects. A NULL binds as
+//! text; cast it in the statement (`$1::bigint`) where a column needs more.
+
+use crate::db::{Db, params_for};
+use crate::migrate::split;
+use crate::on_conn;
+use crate::runtime::bindings::sql::{self as wit, Rows, Value};
+use sqlx::{Column, Row, TypeInfo, ValueRef};
+
+/// A connection lent to one plugin call.
+pub struct SqlSession {
+    pub db: Db,
+    pub io: tokio::runtime::Handle,
+    /// Statements the plugin ran, for the report.
+    pub statements: u64,
+}
+
+/// Per-call state: a session while a migration runs, none otherwise.
+#[derive(Default)]
+pub struct SqlState {
+    pub session: Option<SqlSession>,
+}
+
+impl SqlState {
+    pub fn with(session: SqlSession) -> Self {
+        SqlState {
+            session: Some(session),
+        }
+    }
+
+    fn session(&mut self) -> Result<&mut SqlSession, String> {
+        self.session.as_mut().ok_or_else(|| {
+            "sql is available only while gantry runs this plugin as a migration step".to_string()
+        })
+    }
+}
+
+fn check_statement(statement: &str) -> Result<(), String> {
+    let parts = split::split(statement);
+    if parts.len() > 1 {
+        return Err("one statement per call".into());
+    }
+    if parts
+        .first()
+        .is_some_and(|s| split::is_transaction_control(s.text))
+    {
+        return Err("the migration's transaction belongs to gantry; it commits or rolls back when the step ends".into());
+    }
+    Ok(())
+}
+
+impl wit::Host for SqlState {
+    fn query(
+        &mut self,
+        statement: String,
+        params: Vec<Value>,
+    ) -> wasmtime::Result<Result<Rows, String>> {
+        let session = match self.session() {
+            Ok(session) => session,
+            Err(why) => return Ok(Err(why)),
+        };
+        if let Err(why) = check_statement(&statement) {
+            return Ok(Err(why));
+        }
+        session.statements += 1;
+        let SqlSession { db, io, .. } = session;
+        Ok(io.block_on(query(db, &statement, &params)))
+    }
+
+    fn execute(
+        &mut self,
+        statement: String,
+        params: Vec<Value>,
+    ) -> wasmtime::Result<Result<u64, String>> {
+        let session = match self.session() {
+            Ok(session) => session,
+            Err(why) => return Ok(Err(why)),
+        };
+        if let Err(why) = check_statement(&statement) {
+            return Ok(Err(why));
+        }
+        session.statements += 1;
+        let SqlSession { db, io, .. } = session;
+        Ok(io.block_on(execute(db, &statement, &params)))
+    }
+}
+
+macro_rules! bind_all {
+    ($query:expr, $params:expr) => {{
+        let mut q = $query;
+        for p in $params {
+            q = match p {
+                Value::Null => q.bind(None::<String>),
+                Value::Boolean(b) => q.bind(*b),
+                Value::Integer(i) => q.bind(*i),
+                Value::Float(f) => q.bind(*f),
+                Value::Text(t) => q.bind(t.clone()),
+                Value::Blob(b) => q.bind(b.clone()),
+            };
+        }
+        q
+    }};
+}
+
+async fn execute(db: &mut Db, statement: &str, params: &[Value]) -> Result<u64, String> {
+    let sql = params_for(db.dialect(), statement).into_owned();
+    let done = on_conn!(db, c => bind_all!(sqlx::query(&sql), params)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()));
+    done.map_err(|e| e.to_string())
+}
+
+async fn query(db: &mut Db, statement: &str, params: &[Value]) -> Result<Rows, String> {
+    let sql = params_for(db.dialect(), statement).into_owned();
+    match db {
+        Db::Postgres(c) => {
+            let rows = bind_all!(sqlx::query(&sql), params)
+                .fetch_all(c)
+                .await
+                .map_err(|e| e.to_string())?;
+            convert(&rows, pg_value)
+        }
+        Db::Sqlite(c) => {
+            let rows = bind_all!(sqlx::query(&sql), params)
+                .fetch_all(c)
+                .await
+                .map_err(|e| e.to_string())?;
+            convert(&rows, sqlite_value)
+        }
+    }
+}
+
+fn convert<R: Row>(
+    rows: &[R],
+    value: fn(&R, usize) -> Result<Value, String>,
+) -> Result<Rows, String> {
+    let columns = rows
+        .first()
+        .map(|r| r.columns().iter().map(|c| c.name().to_string()).collect())
+        .unwrap_or_default();
+    let rows = rows
+        .iter()
+        .map(|row| {
+            (0..row.len())
+                .map(|i| value(row, i))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Rows { columns, rows })
+}
+
+fn pg_value(row: &sqlx::postgres::PgRow, i: usize) -> Result<Value, String> {
+    let raw = row.try_get_raw(i).map_err(|e| e.to_string())?;
+    if raw.is_null() {
+        return Ok(Value::Null);
+    }
+    let ty = raw.type_info().name().to_string();
+    let err = |e: sqlx::Error| e.to_string();
+    Ok(match ty.as_str() {
+        "BOOL" => Value::Boolean(row.try_get(i).map_err(err)?),
+        "INT2" => Value::Integer(row.try_get::<i16, _>(i).map_err(err)?.into()),
+        "INT4" => Value::Integer(row.try_get::<i32, _>(i).map_err(err)?.into()),
+        "INT8" => Value::Integer(row.try_get(i).map_err(err)?),
+        "FLOAT4" => Value::Float(row.try_get::<f32, _>(i).map_err(err)?.into()),
+        "FLOAT8" => Value::Float(row.try_get(i).map_err(err)?),
+        "BYTEA" => Value::Blob(row.try_get(i).map_err(err)?),
+        "JSON" | "JSONB" => Value::Text(
+            row.try_get::<serde_json::Value, _>(i)
+                .map_err(err)?
+                .to_string(),
+        ),
+        "TIMESTAMPTZ" => Value::Text(
+            row.try_get::<chrono::DateTime<chrono::Utc>, _>(i)
+                .map_err(err)?
+                .to_rfc3339(),
+        ),
+        "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" | "CHAR" | "UNKNOWN" => {
+            Value::Text(row.try_get(i).map_err(err)?)
+        }
+        other => {
+            return Err(format!(
+                "column {} has type {other}, which gantry does not map; cast it to text in the query",
+                i + 1
+            ));
+        }
+    })
+}
+
+fn sqlite_value(row: &sqlx::sqlite::SqliteRow, i: usize) -> Result<Value, String> {
+    let raw = row.try_get_raw(i).map_err(|e| e.to_string())?;
+    if raw.is_null() {
+        return Ok(Value::Null);
+    }
+    let ty = raw.type_info().name().to_string();
+    let err = |e: sqlx::Error| e.to_string();
+    Ok(match ty.as_str() {
+        "INTEGER" | "BOOLEAN" | "INT8" => Value::Integer(row.try_get(i).map_err(err)?),
+        "REAL" => Value::Float(row.try_get(i).map_err(err)?),
+        "BLOB" => Value::Blob(row.try_get(i).map_err(err)?),
+        _ => Value::Text(row.try_get(i).map_err(err)?),
+    })
+}

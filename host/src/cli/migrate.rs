@@ -1,0 +1,351 @@
+//! `gantry migrate [status | rollback | repair]`: parse, build a
+//! `Migrator`, report its events, print its results.
+
+use super::Context;
+use super::output::table;
+use crate::db::DbTarget;
+use crate::error::{CliResult, Exit, Failure};
+use crate::migrate::{
+    ApplyOptions, Direction, Event, MigrationId, Migrator, RepairAction, RunReport, Source, Status,
+    Summary,
+};
+use anyhow::anyhow;
+use clap::{Args, Subcommand};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct MigrateArgs {
+    #[command(subcommand)]
+    command: Option<MigrateCommand>,
+    /// Apply up to and including this migration (version or name)
+    #[arg(long, value_name = "ID")]
+    target: Option<String>,
+    /// Print the plan; change nothing
+    #[arg(long)]
+    dry_run: bool,
+    /// Apply pending migrations older than the newest applied one
+    #[arg(long)]
+    allow_out_of_order: bool,
+    #[command(flatten)]
+    db: DbArgs,
+}
+
+#[derive(Debug, Args)]
+struct DbArgs {
+    /// Database to migrate [default: the config's `database`, else sqlite://.gantry/auth.db]
+    #[arg(
+        long,
+        global = true,
+        env = "DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    database_url: Option<String>,
+    /// Migrations: a directory of dialect folders or of the files themselves
+    /// [default: the config's `migrations.dir`, else ./migrations, else the built-in auth schema]
+    #[arg(long, global = true, value_name = "DIR")]
+    migrations_dir: Option<PathBuf>,
+    /// Give up waiting for another runner's lock after this many seconds
+    #[arg(long, global = true, default_value_t = 120, value_name = "SECS")]
+    lock_timeout: u64,
+    /// Who to record as doing this [default: $GANTRY_ACTOR, else user@host]
+    #[arg(long, global = true)]
+    actor: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum MigrateCommand {
+    /// One row per migration. Exit 0 up to date, 3 pending, 1 needs attention
+    Status,
+    /// Revert every applied migration newer than --target (0: all)
+    Rollback {
+        #[arg(long, value_name = "ID")]
+        target: String,
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Get out of a failed, interrupted or drifted state
+    Repair {
+        action: RepairAction,
+        id: String,
+        /// Why, for the log
+        #[arg(long)]
+        note: Option<String>,
+    },
+}
+
+pub fn run(ctx: &Context, args: MigrateArgs) -> CliResult {
+    let io = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(Failure::failed)?;
+    io.block_on(run_async(ctx, args))
+}
+
+async fn run_async(ctx: &Context, args: MigrateArgs) -> CliResult {
+    let migrator = migrator(ctx, &args.db)?;
+    let id = |text: &str| MigrationId::parse(text).map_err(|e| Failure::usage(anyhow!(e)));
+    match args.command {
+        None => {
+            let options = ApplyOptions {
+                target: args.target.as_deref().map(id).transpose()?,
+                dry_run: args.dry_run,
+                allow_out_of_order: args.allow_out_of_order,
+            };
+            let report = migrator.migrate(&options).await?;
+            finish(ctx, &migrator, &report)
+        }
+        Some(MigrateCommand::Status) => {
+            let status = migrator.status().await?;
+            print_status(ctx, &migrator, &status)?;
+            Ok(match status.summary() {
+                Summary::UpToDate => Exit::Success,
+                Summary::Pending => Exit::Inconclusive,
+                Summary::Attention => Exit::Failed,
+            })
+        }
+        Some(MigrateCommand::Rollback { target, dry_run }) => {
+            let report = migrator.rollback(&id(&target)?, dry_run).await?;
+            finish(ctx, &migrator, &report)
+        }
+        Some(MigrateCommand::Repair {
+            action,
+            id: text,
+            note,
+        }) => {
+            let target = id(&text)?;
+            migrator.repair(action, &target, note.as_deref()).await?;
+            if ctx.out.is_json() {
+                ctx.out
+                    .json(&serde_json::json!({"repaired": text, "action": action.as_str()}))?;
+            } else {
+                ctx.out
+                    .text(format!("{}: {text} recorded", action.as_str()))?;
+            }
+            Ok(Exit::Success)
+        }
+    }
+}
+
+fn migrator(ctx: &Context, args: &DbArgs) -> CliResult<Migrator> {
+    let target = db_target(ctx, args.database_url.as_deref())?;
+    let source = match &args.migrations_dir {
+        Some(dir) => Source::Dir(dir.clone()),
+        None => match &ctx.config.config.migrations.dir {
+            Some(dir) => Source::Dir(ctx.config.resolve(dir)),
+            None if PathBuf::from("migrations").is_dir() => {
+                Source::Dir(PathBuf::from("migrations"))
+            }
+            None => Source::Builtin,
+        },
+    };
+    let mut migrator = Migrator::new(target, source)?
+        .with_lock_timeout(Duration::from_secs(args.lock_timeout))
+        .with_runtime_settings(ctx.runtime_settings());
+    if let Some(actor) = &args.actor {
+        migrator = migrator.with_actor(actor.clone());
+    }
+    if !ctx.out.is_json() && !ctx.global.quiet {
+        migrator = migrator.on_event(print_event);
+    }
+    Ok(migrator)
+}
+
+/// `--database-url` / `DATABASE_URL`, else the config's `database`, else
+/// the embedded default.
+pub fn db_target(ctx: &Context, url: Option<&str>) -> CliResult<DbTarget> {
+    let config_name = || {
+        ctx.config
+            .path
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "the config".into())
+    };
+    if let Some(url) = url {
+        return DbTarget::parse(url).map_err(|e| Failure::usage(anyhow!(e)));
+    }
+    let Some(section) = &ctx.config.config.database else {
+        return DbTarget::parse("sqlite://.gantry/auth.db").map_err(|e| Failure::usage(anyhow!(e)));
+    };
+    let base = ctx.config.resolve(std::path::Path::new("."));
+    let password =
+        match &section.password {
+            Some(p) => Some(crate::secrets::resolve(p, &base).map_err(|e| {
+                Failure::usage(anyhow!("{}: `database.password`: {e}", config_name()))
+            })?),
+            None => None,
+        };
+    let mut section = section.clone();
+    if let Some(url) = &section.url {
+        section.url = Some(
+            crate::secrets::resolve(url, &base)
+                .map_err(|e| Failure::usage(anyhow!("{}: `database.url`: {e}", config_name())))?,
+        );
+    }
+    DbTarget::from_section(&section, password.as_deref())
+        .map_err(|e| Failure::usage(anyhow!("{}: {e}", config_name())))
+}
+
+fn print_event(event: &Event) {
+    let line = match event {
+        Event::LockWaiting {
+            holder_pid,
+            waited_ms,
+        } => format!(
+            "waiting for the migration lock{} ({:.1} s)",
+            holder_pid
+                .map(|p| format!(" held by backend pid {p}"))
+                .unwrap_or_default(),
+            *waited_ms as f64 / 1000.0
+        ),
+        Event::LockAcquired { waited_ms } => format!(
+            "took the migration lock after {:.1} s",
+            *waited_ms as f64 / 1000.0
+        ),
+        Event::Planned { direction, steps } => {
+            let verb = match direction {
+                Direction::Up => "apply",
+                Direction::Down => "revert",
+            };
+            if steps.is_empty() {
+                format!("nothing to {verb}")
+            } else {
+                let mut text = format!(
+                    "plan: {verb} {} migration{}",
+                    steps.len(),
+                    if steps.len() == 1 { "" } else { "s" }
+                );
+                for step in steps {
+                    let mut notes = vec![step.kind.to_string()];
+                    if step.no_transaction {
+                        notes.push("no transaction".into());
+                    }
+                    if !step.source.is_empty() {
+                        notes.push(step.source.clone());
+                    }
+                    text.push_str(&format!("\n  {} ({})", step.id, notes.join(", ")));
+                }
+                text
+            }
+        }
+        Event::Started { id, direction, .. } => {
+            let verb = match direction {
+                Direction::Up => "applying",
+                Direction::Down => "reverting",
+            };
+            format!("{verb} {id}")
+        }
+        Event::Statement { index, total, .. } => format!("  statement {index}/{total} done"),
+        Event::Finished {
+            id, duration_ms, ..
+        } => format!("  {id} done in {duration_ms:.1} ms"),
+        Event::Skipped { id, .. } => format!("  {id} was applied by another runner"),
+        Event::Warning { message } => format!("warning: {message}"),
+    };
+    println!("{line}");
+}
+
+fn finish(ctx: &Context, migrator: &Migrator, report: &RunReport) -> CliResult {
+    if ctx.out.is_json() {
+        ctx.out.json(&serde_json::json!({
+            "database": migrator.target().to_string(),
+            "dialect": migrator.target().dialect(),
+            "migrations": migrator.source().to_string(),
+            "report": report,
+        }))?;
+    } else if !ctx.global.quiet {
+        let verb = match (report.direction, report.dry_run) {
+            (_, true) => "dry run: nothing changed".to_string(),
+            (Direction::Up, false) => {
+                format!("applied {} on {}", report.done.len(), migrator.target())
+            }
+            (Direction::Down, false) => {
+                format!("reverted {} on {}", report.done.len(), migrator.target())
+            }
+        };
+        ctx.out.text(verb)?;
+    }
+    Ok(Exit::Success)
+}
+
+fn print_status(ctx: &Context, migrator: &Migrator, status: &Status) -> CliResult<()> {
+    let summary = status.summary();
+    if ctx.out.is_json() {
+        ctx.out.json(&serde_json::json!({
+            "database": migrator.target().to_string(),
+            "dialect": migrator.target().dialect(),
+            "migrations_source": migrator.source().to_string(),
+            "summary": summary,
+            "migrations": status.rows,
+        }))?;
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = status
+        .rows
+        .iter()
+        .map(|r| {
+            let mut state = r.state.as_str().to_string();
+            if let Some(p) = &r.progress
+                && p.done < p.total
+            {
+                state.push_str(&format!(" ({}/{} statements)", p.done, p.total));
+            }
+            vec![
+                format!("{:03}", r.version),
+                r.name.clone(),
+                state,
+                r.applied_at
+                    .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+                    .unwrap_or_else(|| "-".into()),
+                r.duration_ms
+                    .map(|d| format!("{d:.1} ms"))
+                    .unwrap_or_else(|| "-".into()),
+                if r.no_transaction {
+                    "no".into()
+                } else {
+                    "yes".into()
+                },
+                r.kind.clone(),
+            ]
+        })
+        .collect();
+    let mut text = format!(
+        "database: {}\nmigrations: {}\n",
+        migrator.target(),
+        migrator.source()
+    );
+    text.push_str(&table(
+        &[
+            "VERSION",
+            "NAME",
+            "STATE",
+            "APPLIED AT",
+            "DURATION",
+            "TX",
+            "KIND",
+        ],
+        &rows,
+    ));
+    for r in status.rows.iter().filter(|r| r.error.is_some()) {
+        text.push_str(&format!(
+            "\n{}: {}",
+            r.id,
+            r.error.as_deref().unwrap_or_default()
+        ));
+    }
+    let pending = status
+        .rows
+        .iter()
+        .filter(|r| r.state == crate::migrate::State::Pending)
+        .count();
+    text.push_str(&match summary {
+        Summary::UpToDate => "\nup to date".to_string(),
+        Summary::Pending => format!("\n{pending} pending"),
+        Summary::Attention => "\nneeds attention: see `gantry migrate repair --help`".to_string(),
+    });
+    ctx.out.text(text)?;
+    Ok(())
+}

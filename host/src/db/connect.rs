@@ -1,0 +1,143 @@
+//! Opening a connection, with failures an operator can act on:
+//! unreachable, refused credentials, no such database.
+
+use super::url::{DbTarget, Dialect};
+use sqlx::ConnectOptions;
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// An open connection to either kind of database.
+pub enum Db {
+    Postgres(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+impl Db {
+    pub fn dialect(&self) -> Dialect {
+        match self {
+            Db::Postgres(_) => Dialect::Postgres,
+            Db::Sqlite(_) => Dialect::Sqlite,
+        }
+    }
+
+    /// Runs SQL text of one or more statements (simple query protocol on
+    /// PostgreSQL: one round trip).
+    pub async fn batch(&mut self, sql: &str) -> Result<(), sqlx::Error> {
+        match self {
+            Db::Postgres(conn) => sqlx::raw_sql(sql).execute(conn).await.map(|_| ()),
+            Db::Sqlite(conn) => sqlx::raw_sql(sql).execute(conn).await.map(|_| ()),
+        }
+    }
+
+    pub async fn close(self) {
+        use sqlx::Connection;
+        let _ = match self {
+            Db::Postgres(conn) => conn.close().await,
+            Db::Sqlite(conn) => conn.close().await,
+        };
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("cannot reach the database {target}: {detail}")]
+    Unreachable { target: String, detail: String },
+    #[error("the database {target} refused the credentials: {detail}")]
+    Auth { target: String, detail: String },
+    #[error("the database {target} does not exist: {detail}")]
+    NoSuchDatabase { target: String, detail: String },
+    #[error("bad database URL {target}: {detail}")]
+    BadUrl { target: String, detail: String },
+    #[error("database {target}: {source}")]
+    Other {
+        target: String,
+        #[source]
+        source: sqlx::Error,
+    },
+}
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connects, creating a SQLite file (and its directory) when missing.
+pub async fn connect(target: &DbTarget) -> Result<Db, DbError> {
+    let name = target.redacted();
+    let classify = |err: sqlx::Error| classify(&name, err);
+    let connecting = async {
+        match target.dialect() {
+            Dialect::Postgres => {
+                let options = PgConnectOptions::from_str(target.url())
+                    .map_err(|e| DbError::BadUrl {
+                        target: name.clone(),
+                        detail: e.to_string(),
+                    })?
+                    .log_statements(log::LevelFilter::Trace)
+                    .log_slow_statements(log::LevelFilter::Debug, Duration::from_secs(5));
+                options.connect().await.map(Db::Postgres).map_err(classify)
+            }
+            Dialect::Sqlite => {
+                let options =
+                    SqliteConnectOptions::from_str(target.url()).map_err(|e| DbError::BadUrl {
+                        target: name.clone(),
+                        detail: e.to_string(),
+                    })?;
+                let file = options.get_filename().to_path_buf();
+                if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(|e| DbError::Unreachable {
+                        target: name.clone(),
+                        detail: format!("cannot create {}: {e}", dir.display()),
+                    })?;
+                }
+                let options = options
+                    .create_if_missing(true)
+                    .busy_timeout(Duration::from_secs(30))
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .foreign_keys(true)
+                    .log_statements(log::LevelFilter::Trace)
+                    .log_slow_statements(log::LevelFilter::Debug, Duration::from_secs(5));
+                options.connect().await.map(Db::Sqlite).map_err(classify)
+            }
+        }
+    };
+    match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
+        Ok(result) => result,
+        Err(_) => Err(DbError::Unreachable {
+            target: name.clone(),
+            detail: format!("no answer within {CONNECT_TIMEOUT:?}"),
+        }),
+    }
+}
+
+fn classify(target: &str, err: sqlx::Error) -> DbError {
+    let target = target.to_string();
+    if let Some(db) = err.as_database_error() {
+        let detail = db.message().to_string();
+        return match db.code().as_deref() {
+            Some("28P01" | "28000") => DbError::Auth { target, detail },
+            Some("3D000") => DbError::NoSuchDatabase { target, detail },
+            _ => DbError::Other {
+                target,
+                source: err,
+            },
+        };
+    }
+    match err {
+        sqlx::Error::Io(io) => DbError::Unreachable {
+            target,
+            detail: io.to_string(),
+        },
+        sqlx::Error::Tls(tls) => DbError::Unreachable {
+            target,
+            detail: format!("TLS: {tls}"),
+        },
+        sqlx::Error::Configuration(detail) => DbError::BadUrl {
+            target,
+            detail: detail.to_string(),
+        },
+        other => DbError::Other {
+            target,
+            source: other,
+        },
+    }
+}

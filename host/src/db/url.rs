@@ -1,0 +1,165 @@
+//! Which database, from the config's `database` section or a URL; printed
+//! only with the password removed.
+
+use crate::config::DatabaseConfig;
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Dialect {
+    Postgres,
+    Sqlite,
+}
+
+impl Dialect {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dialect::Postgres => "postgres",
+            Dialect::Sqlite => "sqlite",
+        }
+    }
+}
+
+impl fmt::Display for Dialect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A database to connect to. `Display` never shows the password.
+#[derive(Clone)]
+pub struct DbTarget {
+    url: String,
+    dialect: Dialect,
+}
+
+impl fmt::Debug for DbTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DbTarget({})", self.redacted())
+    }
+}
+
+impl fmt::Display for DbTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl DbTarget {
+    /// Parses a `postgres://`, `postgresql://` or `sqlite:` URL.
+    pub fn parse(url: &str) -> Result<DbTarget, String> {
+        let url = url.trim();
+        let dialect = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Dialect::Postgres
+        } else if url.starts_with("sqlite:") {
+            Dialect::Sqlite
+        } else {
+            return Err(format!(
+                "database URL {:?} is neither postgres://… nor sqlite:…",
+                redact(url)
+            ));
+        };
+        Ok(DbTarget {
+            url: url.to_string(),
+            dialect,
+        })
+    }
+
+    /// The spec's `database` section: a `url`, or host/port/user/password/
+    /// database meaning PostgreSQL. `password` has already been resolved.
+    pub fn from_section(db: &DatabaseConfig, password: Option<&str>) -> Result<DbTarget, String> {
+        if let Some(url) = &db.url {
+            if db.host.is_some() || db.database.is_some() || db.user.is_some() {
+                return Err(
+                    "`database.url` and `database.host/user/database` are exclusive; give one"
+                        .into(),
+                );
+            }
+            return Self::parse(url);
+        }
+        let host = db.host.as_deref().unwrap_or("localhost");
+        let port = db.port.unwrap_or(5432);
+        let user = db.user.as_deref().unwrap_or("postgres");
+        let name = db
+            .database
+            .as_deref()
+            .ok_or("`database.database` (the database name) is required")?;
+        let mut url = url::Url::parse("postgres://localhost").expect("static URL");
+        url.set_host(Some(host))
+            .map_err(|e| format!("`database.host` {host:?}: {e}"))?;
+        url.set_port(Some(port))
+            .map_err(|()| "`database.port` is invalid".to_string())?;
+        url.set_username(user)
+            .map_err(|()| "`database.user` is invalid".to_string())?;
+        if let Some(password) = password {
+            url.set_password(Some(password))
+                .map_err(|()| "`database.password` is invalid".to_string())?;
+        }
+        url.set_path(name);
+        if let Some(mode) = &db.sslmode {
+            url.query_pairs_mut().append_pair("sslmode", mode);
+        }
+        Self::parse(url.as_str())
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// The full URL, password included: for connecting only.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn redacted(&self) -> String {
+        redact(&self.url)
+    }
+}
+
+/// The URL with any password replaced by `***`.
+pub fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_spec_section_becomes_a_postgres_url() {
+        let db = DatabaseConfig {
+            host: Some("localhost".into()),
+            port: Some(5432),
+            user: Some("postgres".into()),
+            database: Some("kari".into()),
+            ..DatabaseConfig::default()
+        };
+        let target = DbTarget::from_section(&db, Some("p@ss/word")).unwrap();
+        assert_eq!(target.dialect(), Dialect::Postgres);
+        assert!(target.url().contains("p%40ss%2Fword"), "{}", target.url());
+        assert_eq!(
+            target.to_string(),
+            "postgres://postgres:***@localhost:5432/kari"
+        );
+    }
+
+    #[test]
+    fn urls_choose_the_dialect() {
+        assert_eq!(
+            DbTarget::parse("sqlite://x.db").unwrap().dialect(),
+            Dialect::Sqlite
+        );
+        assert_eq!(
+            DbTarget::parse("postgresql://h/db").unwrap().dialect(),
+            Dialect::Postgres
+        );
+        let err = DbTarget::parse("mysql://u:secret@h/db").unwrap_err();
+        assert!(!err.contains("secret"), "{err}");
+    }
+}

@@ -1,0 +1,348 @@
+//! Applying one migration.
+//!
+//! - Transactional SQL on PostgreSQL: one round trip — `BEGIN`, the
+//!   script, the history row and the log row, `COMMIT` — sent as one simple
+//!   query, so a migration costs one commit and one round trip.
+//! - Transactional SQL on SQLite: `BEGIN IMMEDIATE`, re-read the history
+//!   row under the write lock (another runner may have applied it), run,
+//!   record, commit.
+//! - `no-transaction` SQL: the row is written `in_progress` first, each
+//!   statement runs on its own with progress recorded, then `applied`; a
+//!   crash leaves `in_progress` for `status` to show and `repair` to clear.
+//! - WASM steps: see `wasm.rs`.
+//!
+//! A failure rolls back what it can, records `failed` with the file and
+//! line, and stops the run.
+
+use super::error::MigrateError;
+use super::events::{Direction, Event, ms};
+use super::history::{self, Record, RowState, literal};
+use super::runner::Migrator;
+use super::source::{Body, Migration, Script};
+use super::{split, wasm};
+use crate::db::{Db, Dialect};
+use std::time::Instant;
+
+/// Applies `m`; false when another runner had already applied it.
+pub async fn apply(
+    migrator: &Migrator,
+    slot: &mut Option<Db>,
+    m: &Migration,
+) -> Result<bool, MigrateError> {
+    migrator.emit(Event::Started {
+        version: m.version,
+        id: m.id(),
+        direction: Direction::Up,
+    });
+    let started = Instant::now();
+    let applied = match &m.body {
+        Body::Wasm(step) => wasm::apply(migrator, slot, m, step).await?,
+        Body::Sql { up, down } => {
+            let db = slot.as_mut().expect("connection");
+            if m.no_transaction {
+                statement_by_statement(migrator, db, m, up, down.as_ref()).await?
+            } else {
+                match db.dialect() {
+                    Dialect::Postgres => one_round_trip(migrator, db, m, up, down.as_ref()).await?,
+                    Dialect::Sqlite => immediate(migrator, db, m, up, down.as_ref()).await?,
+                }
+            }
+        }
+    };
+    if applied {
+        migrator.emit(Event::Finished {
+            version: m.version,
+            id: m.id(),
+            direction: Direction::Up,
+            duration_ms: ms(started.elapsed()),
+        });
+    } else {
+        migrator.emit(Event::Skipped {
+            version: m.version,
+            id: m.id(),
+        });
+    }
+    Ok(applied)
+}
+
+pub(super) fn applied_record<'a>(
+    migrator: &'a Migrator,
+    m: &'a Migration,
+    up: &'a str,
+    down: Option<&'a Script>,
+) -> Record<'a> {
+    Record {
+        version: m.version,
+        name: &m.name,
+        kind: m.kind(),
+        checksum: &m.checksum,
+        state: RowState::Applied,
+        no_transaction: m.no_transaction,
+        duration_ms: None,
+        actor: &migrator.actor,
+        up_script: Some(up),
+        down_script: down.map(|d| d.text.as_str()),
+        down_no_transaction: down.is_some_and(|d| d.no_transaction),
+        artifact: None,
+        manifest: None,
+        progress: 0,
+        statements: None,
+        error: None,
+    }
+}
+
+/// The PostgreSQL fast path.
+async fn one_round_trip(
+    migrator: &Migrator,
+    db: &mut Db,
+    m: &Migration,
+    up: &str,
+    down: Option<&Script>,
+) -> Result<bool, MigrateError> {
+    let lit = |t: &str| literal(Dialect::Postgres, t);
+    let prefix = "BEGIN;\n";
+    let batch = format!(
+        "{prefix}{up}\n;\n\
+         INSERT INTO gantry_migrations (version, name, kind, checksum, state, no_transaction, applied_at, \
+         duration_ms, applied_by, up_script, down_script, down_no_transaction, progress, updated_at) \
+         VALUES ({v}, {name}, 'sql', {sum}, 'applied', false, clock_timestamp(), \
+         EXTRACT(EPOCH FROM clock_timestamp() - statement_timestamp()) * 1000, {actor}, {upl}, {downl}, {downtx}, 0, now());\n\
+         INSERT INTO gantry_migration_log (version, action, actor) VALUES ({v}, 'apply', {actor});\n\
+         COMMIT;",
+        v = m.version,
+        name = lit(&m.name),
+        sum = lit(&m.checksum),
+        actor = lit(&migrator.actor),
+        upl = lit(up),
+        downl = down.map(|d| lit(&d.text)).unwrap_or_else(|| "NULL".into()),
+        downtx = down.is_some_and(|d| d.no_transaction),
+    );
+    let Err(err) = db.batch(&batch).await else {
+        return Ok(true);
+    };
+    let _ = db.batch("ROLLBACK").await;
+    let line = match pg_error_line(&err, prefix, up) {
+        Some(line) => Some(line),
+        None => diagnose(db, up).await,
+    };
+    Err(record_failure(migrator, db, m, up, down, line, &err, Direction::Up).await)
+}
+
+/// The SQLite path: the write lock first, then a re-check.
+async fn immediate(
+    migrator: &Migrator,
+    db: &mut Db,
+    m: &Migration,
+    up: &str,
+    down: Option<&Script>,
+) -> Result<bool, MigrateError> {
+    db.batch("BEGIN IMMEDIATE")
+        .await
+        .map_err(MigrateError::sql("take the SQLite write lock"))?;
+    match history::load_one(db, m.version).await {
+        Ok(None) => {}
+        Ok(Some(row)) => {
+            let _ = db.batch("ROLLBACK").await;
+            if row.state == RowState::Applied {
+                return Ok(false);
+            }
+            migrator.check_blocked(&[row])?;
+        }
+        Err(err) => {
+            let _ = db.batch("ROLLBACK").await;
+            return Err(MigrateError::sql("read the migration history")(err));
+        }
+    }
+    let started = Instant::now();
+    if let Err(err) = db.batch(up).await {
+        let _ = db.batch("ROLLBACK").await;
+        let line = diagnose(db, up).await;
+        return Err(record_failure(migrator, db, m, up, down, line, &err, Direction::Up).await);
+    }
+    let mut record = applied_record(migrator, m, up, down);
+    record.duration_ms = Some(super::events::ms(started.elapsed()));
+    let finish = async {
+        history::upsert(db, &record).await?;
+        history::log(db, m.version, "apply", &migrator.actor, None).await?;
+        db.batch("COMMIT").await
+    };
+    if let Err(err) = finish.await {
+        let _ = db.batch("ROLLBACK").await;
+        return Err(MigrateError::sql(format!("record {} as applied", m.id()))(
+            err,
+        ));
+    }
+    Ok(true)
+}
+
+/// `no-transaction` files: in progress first, each statement on its own.
+async fn statement_by_statement(
+    migrator: &Migrator,
+    db: &mut Db,
+    m: &Migration,
+    up: &str,
+    down: Option<&Script>,
+) -> Result<bool, MigrateError> {
+    let statements = split::split(up);
+    let total = statements.len();
+    // Claim the migration (under SQLite's write lock, re-checking first).
+    if db.dialect() == Dialect::Sqlite {
+        db.batch("BEGIN IMMEDIATE")
+            .await
+            .map_err(MigrateError::sql("take the SQLite write lock"))?;
+        match history::load_one(db, m.version).await {
+            Ok(Some(row)) => {
+                let _ = db.batch("ROLLBACK").await;
+                if row.state == RowState::Applied {
+                    return Ok(false);
+                }
+                migrator.check_blocked(&[row])?;
+            }
+            Ok(None) => {}
+            Err(err) => {
+                let _ = db.batch("ROLLBACK").await;
+                return Err(MigrateError::sql("read the migration history")(err));
+            }
+        }
+    }
+    let mut record = applied_record(migrator, m, up, down);
+    record.state = RowState::InProgress;
+    record.statements = Some(total as i64);
+    history::upsert(db, &record)
+        .await
+        .map_err(MigrateError::sql("record the migration as in progress"))?;
+    if db.dialect() == Dialect::Sqlite {
+        db.batch("COMMIT")
+            .await
+            .map_err(MigrateError::sql("record the migration as in progress"))?;
+    }
+
+    let started = Instant::now();
+    for (index, statement) in statements.iter().enumerate() {
+        if let Err(err) = db.batch(statement.text).await {
+            let message = format!(
+                "statement {} of {total} (line {}): {}",
+                index + 1,
+                statement.line,
+                db_message(&err)
+            );
+            let _ = history::set_state(db, m.version, RowState::Failed, Some(&message)).await;
+            let _ = history::log(db, m.version, "fail", &migrator.actor, Some(&message)).await;
+            return Err(MigrateError::Failed {
+                id: m.id(),
+                path: m.path.clone(),
+                line: Some(statement.line),
+                message: format!("statement {} of {total}: {}", index + 1, db_message(&err)),
+            });
+        }
+        history::set_progress(db, m.version, index as i64 + 1)
+            .await
+            .map_err(MigrateError::sql("record progress"))?;
+        migrator.emit(Event::Statement {
+            version: m.version,
+            index: index + 1,
+            total,
+        });
+    }
+    record.state = RowState::Applied;
+    record.progress = total as i64;
+    record.duration_ms = Some(ms(started.elapsed()));
+    history::upsert(db, &record)
+        .await
+        .map_err(MigrateError::sql("record the migration as applied"))?;
+    history::log(db, m.version, "apply", &migrator.actor, None)
+        .await
+        .map_err(MigrateError::sql("log the migration"))?;
+    Ok(true)
+}
+
+/// Records a failed transactional step (its changes already rolled back)
+/// and builds the error.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call site per path; a struct would only rename them"
+)]
+pub(super) async fn record_failure(
+    migrator: &Migrator,
+    db: &mut Db,
+    m: &Migration,
+    up: &str,
+    down: Option<&Script>,
+    line: Option<usize>,
+    err: &sqlx::Error,
+    direction: Direction,
+) -> MigrateError {
+    let message = db_message(err);
+    let recorded = match line {
+        Some(line) => format!("line {line}: {message}"),
+        None => message.clone(),
+    };
+    if direction == Direction::Up {
+        let mut record = applied_record(migrator, m, up, down);
+        record.state = RowState::Failed;
+        record.error = Some(&recorded);
+        if let Err(e) = history::upsert(db, &record).await {
+            tracing::warn!("could not record {} as failed: {e}", m.id());
+        }
+    }
+    let action = if direction == Direction::Up {
+        "fail"
+    } else {
+        "revert-fail"
+    };
+    if let Err(e) = history::log(db, m.version, action, &migrator.actor, Some(&recorded)).await {
+        tracing::warn!("could not log the failure of {}: {e}", m.id());
+    }
+    MigrateError::Failed {
+        id: m.id(),
+        path: m.path.clone(),
+        line,
+        message,
+    }
+}
+
+/// The database's message without sqlx's prefix.
+pub(super) fn db_message(err: &sqlx::Error) -> String {
+    match err.as_database_error() {
+        Some(db) => match db.code() {
+            Some(code) => format!("{} (SQLSTATE {code})", db.message()),
+            None => db.message().to_string(),
+        },
+        None => err.to_string(),
+    }
+}
+
+/// The script line of a PostgreSQL error that carries a position.
+pub(super) fn pg_error_line(err: &sqlx::Error, prefix: &str, script: &str) -> Option<usize> {
+    let pg = err
+        .as_database_error()?
+        .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()?;
+    let sqlx::postgres::PgErrorPosition::Original(position) = pg.position()? else {
+        return None;
+    };
+    let offset = position.checked_sub(prefix.chars().count() + 1)?;
+    if offset >= script.chars().count() {
+        return None;
+    }
+    let before: String = script.chars().take(offset).collect();
+    Some(before.matches('\n').count() + 1)
+}
+
+/// Finds the failing statement by running the script one statement at a
+/// time in a transaction that is always rolled back.
+pub(super) async fn diagnose(db: &mut Db, script: &str) -> Option<usize> {
+    let begin = match db.dialect() {
+        Dialect::Postgres => "BEGIN",
+        Dialect::Sqlite => "BEGIN IMMEDIATE",
+    };
+    db.batch(begin).await.ok()?;
+    let mut line = None;
+    for statement in split::split(script) {
+        if db.batch(statement.text).await.is_err() {
+            line = Some(statement.line);
+            break;
+        }
+    }
+    let _ = db.batch("ROLLBACK").await;
+    line
+}

@@ -1,0 +1,158 @@
+//! Why a migration command stopped, with the context to act on it.
+
+use super::source::SourceError;
+use crate::db::DbError;
+use crate::error::{Exit, Failure};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DriftItem {
+    pub id: String,
+    pub path: PathBuf,
+    pub applied_checksum: String,
+    pub file_checksum: String,
+    /// `Some(true)` when only whitespace changed; `None` when the applied
+    /// text was not recorded.
+    pub whitespace_only: Option<bool>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MigrateError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+
+    #[error(transparent)]
+    Db(#[from] DbError),
+
+    #[error("{context}: {source}")]
+    Sql {
+        context: String,
+        #[source]
+        source: sqlx::Error,
+    },
+
+    #[error("applied migrations changed on disk:\n{}", drift_lines(.0))]
+    Drift(Vec<DriftItem>),
+
+    #[error(
+        "migrations need repair before anything else runs:\n{}\nresolve with `gantry migrate repair mark-applied ID` (it did take effect) or `gantry migrate repair mark-reverted ID` (it did not)",
+        .0.iter().map(|(id, why)| format!("  {id}: {why}")).collect::<Vec<_>>().join("\n")
+    )]
+    Blocked(Vec<(String, String)>),
+
+    #[error(
+        "{} older than the newest applied migration {newest}; apply with --allow-out-of-order if that is intended",
+        if pending.len() == 1 { format!("pending migration {} is", pending[0]) } else { format!("pending migrations {} are", pending.join(", ")) }
+    )]
+    OutOfOrder {
+        pending: Vec<String>,
+        newest: String,
+    },
+
+    #[error("no migration {0} in the migration files")]
+    UnknownTarget(String),
+
+    #[error("migration {0} is not applied; a rollback target must be applied (or 0 for all)")]
+    TargetNotApplied(String),
+
+    #[error(
+        "cannot roll back: no down migration for {}; nothing was changed",
+        .0.join(", ")
+    )]
+    Irreversible(Vec<String>),
+
+    #[error("migration {id} failed{}: {message}", at(.path, .line))]
+    Failed {
+        id: String,
+        path: PathBuf,
+        line: Option<usize>,
+        message: String,
+    },
+
+    #[error("migration {id}: {source}")]
+    Plugin {
+        id: String,
+        #[source]
+        source: anyhow::Error,
+    },
+
+    #[error(
+        "could not take the migration lock within {waited:?}{}",
+        holder.map(|pid| format!("; held by backend pid {pid}")).unwrap_or_default()
+    )]
+    LockTimeout {
+        waited: Duration,
+        holder: Option<i32>,
+    },
+
+    #[error("repair {action} {id}: {message}")]
+    Repair {
+        action: &'static str,
+        id: String,
+        message: String,
+    },
+}
+
+fn at(path: &std::path::Path, line: &Option<usize>) -> String {
+    match line {
+        Some(line) => format!(" at {}:{line}", path.display()),
+        None => format!(" in {}", path.display()),
+    }
+}
+
+fn drift_lines(items: &[DriftItem]) -> String {
+    items
+        .iter()
+        .map(|d| {
+            let kind = match d.whitespace_only {
+                Some(true) => "only whitespace changed",
+                Some(false) => "the SQL changed",
+                None => "changed",
+            };
+            format!(
+                "  {} ({}): {kind}\n    applied {}\n    on disk {}",
+                d.id,
+                d.path.display(),
+                d.applied_checksum,
+                d.file_checksum
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\nif the change is intended, `gantry migrate repair accept-checksum ID` records it"
+}
+
+impl MigrateError {
+    pub fn sql(context: impl Into<String>) -> impl FnOnce(sqlx::Error) -> MigrateError {
+        let context = context.into();
+        move |source| MigrateError::Sql { context, source }
+    }
+
+    pub fn exit(&self) -> Exit {
+        match self {
+            MigrateError::Source(_)
+            | MigrateError::Db(_)
+            | MigrateError::Drift(_)
+            | MigrateError::OutOfOrder { .. }
+            | MigrateError::UnknownTarget(_)
+            | MigrateError::TargetNotApplied(_)
+            | MigrateError::Irreversible(_)
+            | MigrateError::Repair { .. } => Exit::Usage,
+            MigrateError::Sql { .. }
+            | MigrateError::Blocked(_)
+            | MigrateError::Failed { .. }
+            | MigrateError::Plugin { .. }
+            | MigrateError::LockTimeout { .. } => Exit::Failed,
+        }
+    }
+}
+
+impl From<MigrateError> for Failure {
+    fn from(err: MigrateError) -> Self {
+        Failure {
+            exit: err.exit(),
+            error: err.into(),
+        }
+    }
+}

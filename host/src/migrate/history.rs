@@ -1,0 +1,415 @@
+//! `gantry_migrations` (one row per migration that ran or is running) and
+//! `gantry_migration_log` (every apply, revert, failure and repair, with
+//! who and when), in the migrated database itself.
+
+use crate::db::{Db, Dialect, params_for};
+use crate::on_conn;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+pub const TABLE: &str = "gantry_migrations";
+
+const POSTGRES_DDL: &str = "
+CREATE TABLE IF NOT EXISTS gantry_migrations (
+    version        BIGINT PRIMARY KEY,
+    name           TEXT NOT NULL,
+    kind           TEXT NOT NULL,
+    checksum       TEXT NOT NULL,
+    state          TEXT NOT NULL,
+    no_transaction BOOLEAN NOT NULL DEFAULT false,
+    applied_at     TIMESTAMPTZ,
+    duration_ms    DOUBLE PRECISION,
+    applied_by     TEXT,
+    up_script      TEXT,
+    down_script    TEXT,
+    down_no_transaction BOOLEAN NOT NULL DEFAULT false,
+    artifact       BYTEA,
+    manifest       TEXT,
+    progress       BIGINT NOT NULL DEFAULT 0,
+    statements     BIGINT,
+    error          TEXT,
+    updated_at     TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS gantry_migration_log (
+    id      BIGSERIAL PRIMARY KEY,
+    version BIGINT NOT NULL,
+    action  TEXT NOT NULL,
+    actor   TEXT NOT NULL,
+    at      TIMESTAMPTZ NOT NULL DEFAULT now(),
+    detail  TEXT
+);";
+
+const SQLITE_DDL: &str = "
+CREATE TABLE IF NOT EXISTS gantry_migrations (
+    version        INTEGER PRIMARY KEY,
+    name           TEXT NOT NULL,
+    kind           TEXT NOT NULL,
+    checksum       TEXT NOT NULL,
+    state          TEXT NOT NULL,
+    no_transaction BOOLEAN NOT NULL DEFAULT 0,
+    applied_at     TEXT,
+    duration_ms    REAL,
+    applied_by     TEXT,
+    up_script      TEXT,
+    down_script    TEXT,
+    down_no_transaction BOOLEAN NOT NULL DEFAULT 0,
+    artifact       BLOB,
+    manifest       TEXT,
+    progress       INTEGER NOT NULL DEFAULT 0,
+    statements     INTEGER,
+    error          TEXT,
+    updated_at     TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+);
+CREATE TABLE IF NOT EXISTS gantry_migration_log (
+    id      INTEGER PRIMARY KEY,
+    version INTEGER NOT NULL,
+    action  TEXT NOT NULL,
+    actor   TEXT NOT NULL,
+    at      TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    detail  TEXT
+);";
+
+pub fn ddl(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Postgres => POSTGRES_DDL,
+        Dialect::Sqlite => SQLITE_DDL,
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RowState {
+    Applied,
+    Failed,
+    InProgress,
+}
+
+impl RowState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RowState::Applied => "applied",
+            RowState::Failed => "failed",
+            RowState::InProgress => "in_progress",
+        }
+    }
+
+    fn parse(text: &str) -> RowState {
+        match text {
+            "applied" => RowState::Applied,
+            "in_progress" => RowState::InProgress,
+            _ => RowState::Failed,
+        }
+    }
+}
+
+/// A history row, without the stored scripts.
+#[derive(Debug, Clone)]
+pub struct HistoryRow {
+    pub version: i64,
+    pub name: String,
+    pub kind: String,
+    pub checksum: String,
+    pub state: RowState,
+    pub no_transaction: bool,
+    pub applied_at: Option<DateTime<Utc>>,
+    pub duration_ms: Option<f64>,
+    pub applied_by: Option<String>,
+    pub error: Option<String>,
+    pub progress: i64,
+    pub statements: Option<i64>,
+}
+
+#[derive(sqlx::FromRow)]
+struct RawRow {
+    version: i64,
+    name: String,
+    kind: String,
+    checksum: String,
+    state: String,
+    no_transaction: bool,
+    applied_at: Option<DateTime<Utc>>,
+    duration_ms: Option<f64>,
+    applied_by: Option<String>,
+    error: Option<String>,
+    progress: i64,
+    statements: Option<i64>,
+}
+
+impl From<RawRow> for HistoryRow {
+    fn from(r: RawRow) -> Self {
+        HistoryRow {
+            version: r.version,
+            name: r.name,
+            kind: r.kind,
+            checksum: r.checksum,
+            state: RowState::parse(&r.state),
+            no_transaction: r.no_transaction,
+            applied_at: r.applied_at,
+            duration_ms: r.duration_ms,
+            applied_by: r.applied_by,
+            error: r.error,
+            progress: r.progress,
+            statements: r.statements,
+        }
+    }
+}
+
+const SELECT_ROWS: &str = "SELECT version, name, kind, checksum, state, no_transaction, applied_at, duration_ms, \
+     applied_by, error, progress, statements FROM gantry_migrations ORDER BY version";
+
+/// Creates the tables if they are missing.
+pub async fn ensure(db: &mut Db) -> Result<(), sqlx::Error> {
+    let ddl = ddl(db.dialect());
+    db.batch(ddl).await
+}
+
+/// True when the history table exists.
+pub async fn exists(db: &mut Db) -> Result<bool, sqlx::Error> {
+    let found: Option<i64> = match db {
+        Db::Postgres(c) => sqlx::query_scalar("SELECT 1::bigint FROM pg_catalog.pg_tables WHERE tablename = 'gantry_migrations' AND schemaname = current_schema()")
+            .fetch_optional(c)
+            .await?,
+        Db::Sqlite(c) => sqlx::query_scalar("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'gantry_migrations'")
+            .fetch_optional(c)
+            .await?,
+    };
+    Ok(found.is_some())
+}
+
+/// Every row, ordered by version; empty when the table does not exist.
+pub async fn load(db: &mut Db) -> Result<Vec<HistoryRow>, sqlx::Error> {
+    if !exists(db).await? {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<RawRow> = on_conn!(db, c => sqlx::query_as(SELECT_ROWS).fetch_all(c).await?);
+    Ok(rows.into_iter().map(HistoryRow::from).collect())
+}
+
+/// One row, read inside the caller's transaction.
+pub async fn load_one(db: &mut Db, version: i64) -> Result<Option<HistoryRow>, sqlx::Error> {
+    let sql = format!(
+        "SELECT version, name, kind, checksum, state, no_transaction, applied_at, duration_ms, \
+         applied_by, error, progress, statements FROM gantry_migrations WHERE version = {version}"
+    );
+    let row: Option<RawRow> = on_conn!(db, c => sqlx::query_as(&sql).fetch_optional(c).await?);
+    Ok(row.map(HistoryRow::from))
+}
+
+/// What a rollback needs from the stored row.
+#[derive(Debug, Clone, Default, sqlx::FromRow)]
+pub struct StoredDown {
+    pub down_script: Option<String>,
+    pub down_no_transaction: bool,
+    pub artifact: Option<Vec<u8>>,
+    pub manifest: Option<String>,
+    pub up_script: Option<String>,
+}
+
+pub async fn stored_down(db: &mut Db, version: i64) -> Result<StoredDown, sqlx::Error> {
+    let sql = params_for(
+        db.dialect(),
+        "SELECT down_script, down_no_transaction, artifact, manifest, up_script FROM gantry_migrations WHERE version = $1",
+    )
+    .into_owned();
+    let row: Option<StoredDown> =
+        on_conn!(db, c => sqlx::query_as(&sql).bind(version).fetch_optional(c).await?);
+    Ok(row.unwrap_or_default())
+}
+
+/// Everything recorded when a migration starts or finishes.
+#[derive(Debug, Clone)]
+pub struct Record<'a> {
+    pub version: i64,
+    pub name: &'a str,
+    pub kind: &'a str,
+    pub checksum: &'a str,
+    pub state: RowState,
+    pub no_transaction: bool,
+    pub duration_ms: Option<f64>,
+    pub actor: &'a str,
+    pub up_script: Option<&'a str>,
+    pub down_script: Option<&'a str>,
+    pub down_no_transaction: bool,
+    pub artifact: Option<&'a [u8]>,
+    pub manifest: Option<&'a str>,
+    pub progress: i64,
+    pub statements: Option<i64>,
+    pub error: Option<&'a str>,
+}
+
+const UPSERT: &str = "INSERT INTO gantry_migrations (version, name, kind, checksum, state, no_transaction, \
+     applied_at, duration_ms, applied_by, up_script, down_script, down_no_transaction, artifact, manifest, \
+     progress, statements, error, updated_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $7) \
+     ON CONFLICT (version) DO UPDATE SET name = excluded.name, kind = excluded.kind, \
+     checksum = excluded.checksum, state = excluded.state, no_transaction = excluded.no_transaction, \
+     applied_at = excluded.applied_at, duration_ms = excluded.duration_ms, applied_by = excluded.applied_by, \
+     up_script = excluded.up_script, down_script = excluded.down_script, \
+     down_no_transaction = excluded.down_no_transaction, artifact = excluded.artifact, \
+     manifest = excluded.manifest, progress = excluded.progress, statements = excluded.statements, \
+     error = excluded.error, updated_at = excluded.updated_at";
+
+/// Inserts or replaces the row for `r.version`.
+pub async fn upsert(db: &mut Db, r: &Record<'_>) -> Result<(), sqlx::Error> {
+    let sql = params_for(db.dialect(), UPSERT).into_owned();
+    let now = Utc::now();
+    on_conn!(db, c => sqlx::query(&sql)
+        .bind(r.version)
+        .bind(r.name)
+        .bind(r.kind)
+        .bind(r.checksum)
+        .bind(r.state.as_str())
+        .bind(r.no_transaction)
+        .bind(now)
+        .bind(r.duration_ms)
+        .bind(r.actor)
+        .bind(r.up_script)
+        .bind(r.down_script)
+        .bind(r.down_no_transaction)
+        .bind(r.artifact)
+        .bind(r.manifest)
+        .bind(r.progress)
+        .bind(r.statements)
+        .bind(r.error)
+        .execute(c)
+        .await
+        .map(|_| ())?);
+    Ok(())
+}
+
+pub async fn set_progress(db: &mut Db, version: i64, progress: i64) -> Result<(), sqlx::Error> {
+    let sql = params_for(
+        db.dialect(),
+        "UPDATE gantry_migrations SET progress = $1 WHERE version = $2",
+    )
+    .into_owned();
+    on_conn!(db, c => sqlx::query(&sql).bind(progress).bind(version).execute(c).await.map(|_| ())?);
+    Ok(())
+}
+
+pub async fn set_state(
+    db: &mut Db,
+    version: i64,
+    state: RowState,
+    error: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    let sql = params_for(
+        db.dialect(),
+        "UPDATE gantry_migrations SET state = $1, error = $2, updated_at = $3 WHERE version = $4",
+    )
+    .into_owned();
+    on_conn!(db, c => sqlx::query(&sql)
+        .bind(state.as_str())
+        .bind(error)
+        .bind(Utc::now())
+        .bind(version)
+        .execute(c)
+        .await
+        .map(|_| ())?);
+    Ok(())
+}
+
+pub async fn set_checksum(
+    db: &mut Db,
+    version: i64,
+    checksum: &str,
+    up_script: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    let sql = params_for(
+        db.dialect(),
+        "UPDATE gantry_migrations SET checksum = $1, up_script = COALESCE($2, up_script), updated_at = $3 WHERE version = $4",
+    )
+    .into_owned();
+    on_conn!(db, c => sqlx::query(&sql)
+        .bind(checksum)
+        .bind(up_script)
+        .bind(Utc::now())
+        .bind(version)
+        .execute(c)
+        .await
+        .map(|_| ())?);
+    Ok(())
+}
+
+pub async fn delete(db: &mut Db, version: i64) -> Result<(), sqlx::Error> {
+    let sql = params_for(
+        db.dialect(),
+        "DELETE FROM gantry_migrations WHERE version = $1",
+    )
+    .into_owned();
+    on_conn!(db, c => sqlx::query(&sql).bind(version).execute(c).await.map(|_| ())?);
+    Ok(())
+}
+
+/// Appends to `gantry_migration_log`.
+pub async fn log(
+    db: &mut Db,
+    version: i64,
+    action: &str,
+    actor: &str,
+    detail: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    let sql = params_for(
+        db.dialect(),
+        "INSERT INTO gantry_migration_log (version, action, actor, at, detail) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .into_owned();
+    on_conn!(db, c => sqlx::query(&sql)
+        .bind(version)
+        .bind(action)
+        .bind(actor)
+        .bind(Utc::now())
+        .bind(detail)
+        .execute(c)
+        .await
+        .map(|_| ())?);
+    Ok(())
+}
+
+/// A SQL string literal of `text` that no content can break out of:
+/// dollar quoting with a tag absent from the text on PostgreSQL, doubled
+/// quotes on SQLite (which has no backslash escapes).
+pub fn literal(dialect: Dialect, text: &str) -> String {
+    match dialect {
+        Dialect::Sqlite => format!("'{}'", text.replace('\'', "''")),
+        Dialect::Postgres => {
+            let mut n = 0u32;
+            loop {
+                let tag = format!("$g{n}$");
+                if !text.contains(&tag) {
+                    return format!("{tag}{text}{tag}");
+                }
+                n += 1;
+            }
+        }
+    }
+}
+
+/// The person or process recorded as doing things: `GANTRY_ACTOR`, else
+/// `user@host`.
+pub fn default_actor() -> String {
+    if let Ok(actor) = std::env::var("GANTRY_ACTOR")
+        && !actor.trim().is_empty()
+    {
+        return actor;
+    }
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into());
+    format!("{user}@{host}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literals_cannot_be_broken_out_of() {
+        assert_eq!(literal(Dialect::Sqlite, "it's"), "'it''s'");
+        assert_eq!(literal(Dialect::Postgres, "a"), "$g0$a$g0$");
+        assert_eq!(literal(Dialect::Postgres, "x $g0$ y"), "$g1$x $g0$ y$g1$");
+    }
+}

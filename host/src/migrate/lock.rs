@@ -1,0 +1,100 @@
+//! The PostgreSQL migration lock: an advisory lock held on a dedicated
+//! connection for the whole run, taken with `pg_try_advisory_lock` in a
+//! polling loop (never a blocking wait) and released on every exit path.
+//! If the process dies, its session ends and PostgreSQL releases the lock.
+//!
+//! SQLite has no such lock; there each migration takes `BEGIN IMMEDIATE`
+//! (with a busy timeout) and re-reads its history row under it.
+
+use super::error::MigrateError;
+use super::events::{Event, Sink};
+use crate::db::{Db, DbTarget, connect};
+use std::time::{Duration, Instant};
+
+/// "gantrymg": the advisory lock key (per database).
+const KEY: i64 = 0x6761_6e74_7279_6d67;
+const POLL: Duration = Duration::from_millis(50);
+const REPORT_EVERY: Duration = Duration::from_secs(2);
+
+pub struct PgLock {
+    conn: Db,
+}
+
+impl PgLock {
+    /// Takes the lock, waiting at most `timeout`.
+    pub async fn acquire(
+        target: &DbTarget,
+        timeout: Duration,
+        sink: &Sink,
+    ) -> Result<PgLock, MigrateError> {
+        let mut conn = connect(target).await?;
+        let Db::Postgres(pg) = &mut conn else {
+            unreachable!("PgLock is only taken on PostgreSQL");
+        };
+        let started = Instant::now();
+        let mut last_report: Option<Instant> = None;
+        loop {
+            let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+                .bind(KEY)
+                .fetch_one(&mut *pg)
+                .await
+                .map_err(MigrateError::sql("take the migration lock"))?;
+            if got {
+                if last_report.is_some() {
+                    sink(&Event::LockAcquired {
+                        waited_ms: started.elapsed().as_millis() as u64,
+                    });
+                }
+                return Ok(PgLock { conn });
+            }
+            let holder = holder(pg).await;
+            if started.elapsed() >= timeout {
+                return Err(MigrateError::LockTimeout {
+                    waited: started.elapsed(),
+                    holder,
+                });
+            }
+            if last_report.is_none_or(|at| at.elapsed() >= REPORT_EVERY) {
+                tracing::info!(holder_pid = ?holder, "waiting for the migration lock");
+                sink(&Event::LockWaiting {
+                    holder_pid: holder,
+                    waited_ms: started.elapsed().as_millis() as u64,
+                });
+                last_report = Some(Instant::now());
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    pub async fn release(mut self) {
+        if let Db::Postgres(pg) = &mut self.conn {
+            let released = sqlx::query_scalar::<_, bool>("SELECT pg_advisory_unlock($1)")
+                .bind(KEY)
+                .fetch_one(&mut *pg)
+                .await;
+            if let Err(err) = released {
+                tracing::warn!(
+                    "could not release the migration lock (the session end will): {err}"
+                );
+            }
+        }
+        self.conn.close().await;
+    }
+}
+
+/// The backend pid that holds the lock, if it can be seen.
+async fn holder(pg: &mut sqlx::PgConnection) -> Option<i32> {
+    sqlx::query_scalar(
+        "SELECT pid FROM pg_catalog.pg_locks \
+         WHERE locktype = 'advisory' AND granted AND objsubid = 1 \
+           AND classid::bigint = $1 AND objid::bigint = $2 \
+           AND database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database()) \
+         LIMIT 1",
+    )
+    .bind((KEY >> 32) & 0xffff_ffff)
+    .bind(KEY & 0xffff_ffff)
+    .fetch_optional(pg)
+    .await
+    .ok()
+    .flatten()
+}

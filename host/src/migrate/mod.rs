@@ -1,0 +1,26 @@
+//! The migration runner: `gantry migrate`, `status`, `rollback`, `repair`
+//! on PostgreSQL and SQLite, with WASM data-migration steps.
+//!
+//! `Migrator` is the library entry point; it emits `Event`s and never
+//! prints. See ARCHITECTURE.md, "Migrations".
+
+mod apply;
+pub mod checksum;
+mod error;
+mod events;
+pub mod history;
+mod lock;
+mod revert;
+mod runner;
+pub mod source;
+pub mod split;
+mod status;
+mod wasm;
+
+pub use error::{DriftItem, MigrateError};
+pub use events::{Direction, Event, PlannedStep};
+pub use history::RowState;
+pub use revert::RepairAction;
+pub use runner::{ApplyOptions, Migrator, RunReport};
+pub use source::{Migration, MigrationId, MigrationSet, Source, discover};
+pub use status::{State, Status, StatusRow, Summary};

@@ -1,0 +1,460 @@
+//! `rollback --target ID` and `repair`.
+//!
+//! A rollback reverts every applied migration newer than the target,
+//! newest first. Before touching anything it checks that each one has a
+//! down (the file's, or the one recorded when it was applied); if any has
+//! none, it names them and changes nothing. Each revert runs in one
+//! transaction with the deletion of its history row (no-transaction downs
+//! statement by statement, like applies).
+
+use super::apply::{db_message, diagnose, pg_error_line, record_failure};
+use super::error::MigrateError;
+use super::events::{Direction, Event, ms};
+use super::history::{self, HistoryRow, RowState, literal};
+use super::runner::{Migrator, RunReport, planned_step};
+use super::source::{Body, Migration, MigrationId, Script, WasmStep};
+use super::{checksum, split, wasm};
+use crate::db::{Db, Dialect, connect};
+use crate::runtime::Manifest;
+use std::borrow::Cow;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// How one migration will be reverted.
+enum Down {
+    Sql { script: Script, origin: String },
+    Wasm { step: Box<WasmStep>, origin: String },
+}
+
+struct Step {
+    migration: Migration,
+    down: Down,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RepairAction {
+    /// It did take effect: record it as applied.
+    MarkApplied,
+    /// It did not take effect (or was undone by hand): forget it.
+    MarkReverted,
+    /// The file changed on purpose: record its new checksum.
+    AcceptChecksum,
+}
+
+impl RepairAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RepairAction::MarkApplied => "mark-applied",
+            RepairAction::MarkReverted => "mark-reverted",
+            RepairAction::AcceptChecksum => "accept-checksum",
+        }
+    }
+}
+
+impl Migrator {
+    /// Reverts every applied migration newer than `target` (`0`: all).
+    pub async fn rollback(
+        &self,
+        target: &MigrationId,
+        dry_run: bool,
+    ) -> Result<RunReport, MigrateError> {
+        if dry_run {
+            let mut db = connect(&self.target).await?;
+            let steps = self.plan_rollback(&mut db, target).await;
+            db.close().await;
+            return Ok(self.rollback_report(&steps?, true, Vec::new()));
+        }
+        self.locked(async |slot| {
+            let steps = self
+                .plan_rollback(slot.as_mut().expect("connection"), target)
+                .await?;
+            let mut done = Vec::new();
+            for step in &steps {
+                self.revert_one(slot, step).await?;
+                done.push(step.migration.version);
+            }
+            Ok(self.rollback_report(&steps, false, done))
+        })
+        .await
+    }
+
+    fn rollback_report(&self, steps: &[Step], dry_run: bool, done: Vec<i64>) -> RunReport {
+        RunReport {
+            direction: Direction::Down,
+            dry_run,
+            planned: steps
+                .iter()
+                .map(|s| planned_step(&s.migration, origin(&s.down)))
+                .collect(),
+            done,
+        }
+    }
+
+    async fn plan_rollback(
+        &self,
+        db: &mut Db,
+        target: &MigrationId,
+    ) -> Result<Vec<Step>, MigrateError> {
+        let rows = history::load(db)
+            .await
+            .map_err(MigrateError::sql("read the migration history"))?;
+        let floor = target.version();
+        if floor != 0 {
+            let applied = rows
+                .iter()
+                .find(|r| r.version == floor && r.state == RowState::Applied)
+                .filter(|r| target.name().is_none_or(|n| n == r.name));
+            if applied.is_none() {
+                return Err(MigrateError::TargetNotApplied(target.to_string()));
+            }
+        }
+        let mut range: Vec<&HistoryRow> = rows.iter().filter(|r| r.version > floor).collect();
+        range.sort_by_key(|r| std::cmp::Reverse(r.version));
+        let owned: Vec<HistoryRow> = range.iter().map(|r| (*r).clone()).collect();
+        self.check_blocked(&owned)?;
+
+        let mut steps = Vec::new();
+        let mut irreversible = Vec::new();
+        for row in range {
+            match self.down_for(db, row).await? {
+                Some(step) => steps.push(step),
+                None => irreversible.push(format!("{:03}_{}", row.version, row.name)),
+            }
+        }
+        if !irreversible.is_empty() {
+            return Err(MigrateError::Irreversible(irreversible));
+        }
+        self.emit(Event::Planned {
+            direction: Direction::Down,
+            steps: steps
+                .iter()
+                .map(|s| planned_step(&s.migration, origin(&s.down)))
+                .collect(),
+        });
+        Ok(steps)
+    }
+
+    /// The down for an applied row: the file's when the file still matches
+    /// what was applied, else the one recorded at apply time.
+    async fn down_for(&self, db: &mut Db, row: &HistoryRow) -> Result<Option<Step>, MigrateError> {
+        let file = self
+            .set
+            .get(row.version)
+            .filter(|m| m.checksum == row.checksum);
+        if let Some(m) = file {
+            let down = match &m.body {
+                Body::Sql {
+                    down: Some(script), ..
+                } => Some(Down::Sql {
+                    script: script.clone(),
+                    origin: format!("file {}", script.path.display()),
+                }),
+                Body::Wasm(step) => Some(Down::Wasm {
+                    step: step.clone(),
+                    origin: format!("component {}", step.component_origin),
+                }),
+                Body::Sql { down: None, .. } => None,
+            };
+            if let Some(down) = down {
+                return Ok(Some(Step {
+                    migration: m.clone(),
+                    down,
+                }));
+            }
+        }
+        let stored = history::stored_down(db, row.version)
+            .await
+            .map_err(MigrateError::sql("read the recorded down migration"))?;
+        let recorded = PathBuf::from(format!("<recorded {:03}_{}>", row.version, row.name));
+        let down = match (stored.down_script, stored.artifact, stored.manifest) {
+            (Some(text), _, _) => Down::Sql {
+                script: Script {
+                    path: recorded.clone(),
+                    text,
+                    no_transaction: stored.down_no_transaction,
+                },
+                origin: "recorded at apply time".into(),
+            },
+            (None, Some(component), Some(manifest_text)) => {
+                let manifest = Manifest::parse(&manifest_text, &recorded)
+                    .map_err(super::source::SourceError::from)?;
+                Down::Wasm {
+                    step: Box::new(WasmStep {
+                        manifest,
+                        component: Cow::Owned(component),
+                        component_origin: recorded.display().to_string(),
+                    }),
+                    origin: "component recorded at apply time".into(),
+                }
+            }
+            _ => return Ok(None),
+        };
+        let migration = Migration {
+            version: row.version,
+            name: row.name.clone(),
+            body: Body::Sql {
+                up: String::new(),
+                down: None,
+            },
+            checksum: row.checksum.clone(),
+            no_transaction: row.no_transaction,
+            path: self
+                .set
+                .get(row.version)
+                .map(|m| m.path.clone())
+                .unwrap_or(recorded),
+        };
+        Ok(Some(Step { migration, down }))
+    }
+
+    async fn revert_one(&self, slot: &mut Option<Db>, step: &Step) -> Result<(), MigrateError> {
+        let m = &step.migration;
+        self.emit(Event::Started {
+            version: m.version,
+            id: m.id(),
+            direction: Direction::Down,
+        });
+        let started = Instant::now();
+        match &step.down {
+            Down::Wasm {
+                step: wasm_step, ..
+            } => {
+                wasm::revert(
+                    self,
+                    slot,
+                    m,
+                    wasm_step.component.clone(),
+                    &wasm_step.manifest,
+                    &wasm_step.component_origin,
+                )
+                .await?
+            }
+            Down::Sql { script, .. } => {
+                let db = slot.as_mut().expect("connection");
+                if script.no_transaction {
+                    self.revert_statements(db, m, script).await?;
+                } else {
+                    self.revert_in_transaction(db, m, script).await?;
+                }
+            }
+        }
+        self.emit(Event::Finished {
+            version: m.version,
+            id: m.id(),
+            direction: Direction::Down,
+            duration_ms: ms(started.elapsed()),
+        });
+        Ok(())
+    }
+
+    async fn revert_in_transaction(
+        &self,
+        db: &mut Db,
+        m: &Migration,
+        script: &Script,
+    ) -> Result<(), MigrateError> {
+        let dialect = db.dialect();
+        let failed = match dialect {
+            Dialect::Postgres => {
+                let prefix = "BEGIN;\n";
+                let batch = format!(
+                    "{prefix}{down}\n;\nDELETE FROM gantry_migrations WHERE version = {v};\n\
+                     INSERT INTO gantry_migration_log (version, action, actor) VALUES ({v}, 'revert', {actor});\nCOMMIT;",
+                    down = script.text,
+                    v = m.version,
+                    actor = literal(dialect, &self.actor),
+                );
+                match db.batch(&batch).await {
+                    Ok(()) => None,
+                    Err(err) => {
+                        let _ = db.batch("ROLLBACK").await;
+                        Some((pg_error_line(&err, prefix, &script.text), err))
+                    }
+                }
+            }
+            Dialect::Sqlite => {
+                db.batch("BEGIN IMMEDIATE")
+                    .await
+                    .map_err(MigrateError::sql("take the SQLite write lock"))?;
+                let work = async {
+                    db.batch(&script.text).await?;
+                    history::delete(db, m.version).await?;
+                    history::log(db, m.version, "revert", &self.actor, None).await?;
+                    db.batch("COMMIT").await
+                };
+                match work.await {
+                    Ok(()) => None,
+                    Err(err) => {
+                        let _ = db.batch("ROLLBACK").await;
+                        Some((None, err))
+                    }
+                }
+            }
+        };
+        let Some((line, err)) = failed else {
+            return Ok(());
+        };
+        let line = match line {
+            Some(line) => Some(line),
+            None => diagnose(db, &script.text).await,
+        };
+        let down_file = Migration {
+            path: script.path.clone(),
+            ..m.clone()
+        };
+        Err(record_failure(self, db, &down_file, "", None, line, &err, Direction::Down).await)
+    }
+
+    async fn revert_statements(
+        &self,
+        db: &mut Db,
+        m: &Migration,
+        script: &Script,
+    ) -> Result<(), MigrateError> {
+        let statements = split::split(&script.text);
+        let total = statements.len();
+        history::set_state(db, m.version, RowState::InProgress, Some("reverting"))
+            .await
+            .map_err(MigrateError::sql("record the revert as in progress"))?;
+        for (index, statement) in statements.iter().enumerate() {
+            if let Err(err) = db.batch(statement.text).await {
+                let message = format!(
+                    "revert statement {} of {total} (line {}): {}",
+                    index + 1,
+                    statement.line,
+                    db_message(&err)
+                );
+                let _ = history::set_state(db, m.version, RowState::Failed, Some(&message)).await;
+                let _ =
+                    history::log(db, m.version, "revert-fail", &self.actor, Some(&message)).await;
+                return Err(MigrateError::Failed {
+                    id: m.id(),
+                    path: script.path.clone(),
+                    line: Some(statement.line),
+                    message,
+                });
+            }
+            self.emit(Event::Statement {
+                version: m.version,
+                index: index + 1,
+                total,
+            });
+        }
+        history::delete(db, m.version)
+            .await
+            .map_err(MigrateError::sql("forget the reverted migration"))?;
+        history::log(db, m.version, "revert", &self.actor, None)
+            .await
+            .map_err(MigrateError::sql("log the revert"))?;
+        Ok(())
+    }
+
+    /// The way out of a failed, interrupted or drifted state; recorded in
+    /// the log with who, when and `note`.
+    pub async fn repair(
+        &self,
+        action: RepairAction,
+        id: &MigrationId,
+        note: Option<&str>,
+    ) -> Result<(), MigrateError> {
+        let repair_error = |message: String| MigrateError::Repair {
+            action: action.as_str(),
+            id: id.to_string(),
+            message,
+        };
+        self.locked(async |slot| {
+            let db = slot.as_mut().expect("connection");
+            let version = id.version();
+            let file = self
+                .set
+                .get(version)
+                .filter(|m| id.name().is_none_or(|n| n == m.name));
+            let row = history::load_one(db, version)
+                .await
+                .map_err(MigrateError::sql("read the migration history"))?;
+            let detail = match action {
+                RepairAction::MarkApplied => {
+                    let Some(m) = file else {
+                        return Err(repair_error(
+                            "no such migration file to record as applied".into(),
+                        ));
+                    };
+                    if row
+                        .as_ref()
+                        .is_some_and(|r| r.state == RowState::Applied && r.checksum == m.checksum)
+                    {
+                        return Err(repair_error("it is already recorded as applied".into()));
+                    }
+                    let (up, down) = match &m.body {
+                        Body::Sql { up, down } => (Some(up.as_str()), down.as_ref()),
+                        Body::Wasm(_) => (None, None),
+                    };
+                    let mut record = super::apply::applied_record(self, m, up.unwrap_or(""), down);
+                    record.up_script = up;
+                    if let Body::Wasm(step) = &m.body {
+                        record.artifact = Some(&step.component);
+                        record.manifest = Some(&step.manifest.source_text);
+                    }
+                    history::upsert(db, &record)
+                        .await
+                        .map_err(MigrateError::sql("record it as applied"))?;
+                    format!(
+                        "was {}",
+                        row.map(|r| r.state.as_str().to_string())
+                            .unwrap_or_else(|| "not recorded".into())
+                    )
+                }
+                RepairAction::MarkReverted => {
+                    let Some(row) = row else {
+                        return Err(repair_error(
+                            "it is not in the history; nothing to forget".into(),
+                        ));
+                    };
+                    history::delete(db, version)
+                        .await
+                        .map_err(MigrateError::sql("forget it"))?;
+                    format!("was {}", row.state.as_str())
+                }
+                RepairAction::AcceptChecksum => {
+                    let (Some(m), Some(row)) = (file, row) else {
+                        return Err(repair_error(
+                            "needs both the file and its history row".into(),
+                        ));
+                    };
+                    if row.checksum == m.checksum {
+                        return Err(repair_error("the checksum already matches".into()));
+                    }
+                    let up = match &m.body {
+                        Body::Sql { up, .. } => Some(up.as_str()),
+                        Body::Wasm(_) => None,
+                    };
+                    history::set_checksum(db, version, &m.checksum, up)
+                        .await
+                        .map_err(MigrateError::sql("record the new checksum"))?;
+                    let ws = up.is_some_and(|u| checksum::normalise(u).is_empty());
+                    format!(
+                        "{} -> {}{}",
+                        row.checksum,
+                        m.checksum,
+                        if ws { " (empty file)" } else { "" }
+                    )
+                }
+            };
+            let detail = match note {
+                Some(note) => format!("{detail}; {note}"),
+                None => detail,
+            };
+            history::log(db, version, action.as_str(), &self.actor, Some(&detail))
+                .await
+                .map_err(MigrateError::sql("log the repair"))?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+fn origin(down: &Down) -> String {
+    match down {
+        Down::Sql { origin, .. } | Down::Wasm { origin, .. } => origin.clone(),
+    }
+}

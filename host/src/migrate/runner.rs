@@ -1,0 +1,335 @@
+//! `Migrator`: the runner's entry point. It connects, takes the lock,
+//! reads the history, plans, and hands each step to `apply` / `revert`.
+//! It emits events and returns reports; it never prints.
+
+use super::error::{DriftItem, MigrateError};
+use super::events::{Direction, Event, PlannedStep, Sink};
+use super::history::{self, HistoryRow, RowState};
+use super::lock::PgLock;
+use super::source::{Migration, MigrationId, MigrationSet, Source, discover};
+use super::status::{self, Status};
+use super::{apply, checksum};
+use crate::db::{Db, DbTarget, Dialect, connect};
+use crate::runtime::{Runtime, RuntimeSettings};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+#[derive(Debug, Clone, Default)]
+pub struct ApplyOptions {
+    /// Apply up to and including this migration.
+    pub target: Option<MigrationId>,
+    pub dry_run: bool,
+    pub allow_out_of_order: bool,
+}
+
+/// What a run planned and did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunReport {
+    pub direction: Direction,
+    pub dry_run: bool,
+    pub planned: Vec<PlannedStep>,
+    /// Versions applied or reverted by this run.
+    pub done: Vec<i64>,
+}
+
+pub struct Migrator {
+    pub(super) target: DbTarget,
+    pub(super) source: Source,
+    pub(super) set: MigrationSet,
+    pub(super) actor: String,
+    lock_timeout: Duration,
+    pub(super) sink: Sink,
+    runtime: OnceLock<Arc<Runtime>>,
+    runtime_settings: RuntimeSettings,
+}
+
+impl Migrator {
+    /// Reads the migrations for the target's dialect from `source`.
+    pub fn new(target: DbTarget, source: Source) -> Result<Migrator, MigrateError> {
+        let set = discover(&source, target.dialect())?;
+        Ok(Migrator {
+            target,
+            source,
+            set,
+            actor: history::default_actor(),
+            lock_timeout: Duration::from_secs(120),
+            sink: Box::new(|_| {}),
+            runtime: OnceLock::new(),
+            runtime_settings: RuntimeSettings::default(),
+        })
+    }
+
+    pub fn with_actor(mut self, actor: impl Into<String>) -> Self {
+        self.actor = actor.into();
+        self
+    }
+
+    pub fn with_lock_timeout(mut self, timeout: Duration) -> Self {
+        self.lock_timeout = timeout;
+        self
+    }
+
+    /// Receives every event the runner emits.
+    pub fn on_event(mut self, sink: impl Fn(&Event) + Send + Sync + 'static) -> Self {
+        self.sink = Box::new(sink);
+        self
+    }
+
+    /// Settings for the plugin runtime that WASM steps run in (built only
+    /// when a WASM step runs).
+    pub fn with_runtime_settings(mut self, settings: RuntimeSettings) -> Self {
+        self.runtime_settings = settings;
+        self
+    }
+
+    /// Shares an existing plugin runtime.
+    pub fn with_runtime(self, runtime: Arc<Runtime>) -> Self {
+        let _ = self.runtime.set(runtime);
+        self
+    }
+
+    pub fn set(&self) -> &MigrationSet {
+        &self.set
+    }
+
+    pub fn target(&self) -> &DbTarget {
+        &self.target
+    }
+
+    pub fn source(&self) -> &Source {
+        &self.source
+    }
+
+    pub(super) fn emit(&self, event: Event) {
+        (self.sink)(&event);
+    }
+
+    pub(super) fn runtime(&self) -> Result<Arc<Runtime>, MigrateError> {
+        if let Some(rt) = self.runtime.get() {
+            return Ok(Arc::clone(rt));
+        }
+        let rt =
+            Runtime::new(self.runtime_settings.clone()).map_err(|source| MigrateError::Plugin {
+                id: "runtime".into(),
+                source,
+            })?;
+        Ok(Arc::clone(self.runtime.get_or_init(|| Arc::new(rt))))
+    }
+
+    /// Files joined with the history; takes no lock and changes nothing.
+    pub async fn status(&self) -> Result<Status, MigrateError> {
+        let mut db = connect(&self.target).await?;
+        let rows = history::load(&mut db)
+            .await
+            .map_err(MigrateError::sql("read the migration history"));
+        db.close().await;
+        Ok(status::compute(&self.set, &rows?))
+    }
+
+    /// Runs `work` holding the migration lock (PostgreSQL) on a fresh
+    /// connection with the history tables in place; always releases.
+    pub(super) async fn locked<T>(
+        &self,
+        work: impl AsyncFnOnce(&mut Option<Db>) -> Result<T, MigrateError>,
+    ) -> Result<T, MigrateError> {
+        let mut slot = Some(connect(&self.target).await?);
+        let lock = match self.target.dialect() {
+            Dialect::Postgres => {
+                Some(PgLock::acquire(&self.target, self.lock_timeout, &self.sink).await?)
+            }
+            Dialect::Sqlite => None,
+        };
+        let result = async {
+            let db = slot.as_mut().expect("connection");
+            history::ensure(db)
+                .await
+                .map_err(MigrateError::sql("create the migration history tables"))?;
+            work(&mut slot).await
+        }
+        .await;
+        if let Some(lock) = lock {
+            lock.release().await;
+        }
+        if let Some(db) = slot {
+            db.close().await;
+        }
+        result
+    }
+
+    /// Applies pending migrations.
+    pub async fn migrate(&self, options: &ApplyOptions) -> Result<RunReport, MigrateError> {
+        if options.dry_run {
+            let mut db = connect(&self.target).await?;
+            let planned = self.plan_apply(&mut db, options).await;
+            db.close().await;
+            let planned = planned?;
+            return Ok(self.report(Direction::Up, true, &planned, Vec::new()));
+        }
+        self.locked(async |slot| {
+            let planned = self
+                .plan_apply(slot.as_mut().expect("connection"), options)
+                .await?;
+            let mut done = Vec::new();
+            for migration in &planned {
+                if apply::apply(self, slot, migration).await? {
+                    done.push(migration.version);
+                }
+            }
+            Ok(self.report(Direction::Up, false, &planned, done))
+        })
+        .await
+    }
+
+    fn report(
+        &self,
+        direction: Direction,
+        dry_run: bool,
+        planned: &[&Migration],
+        done: Vec<i64>,
+    ) -> RunReport {
+        RunReport {
+            direction,
+            dry_run,
+            planned: planned
+                .iter()
+                .map(|m| planned_step(m, String::new()))
+                .collect(),
+            done,
+        }
+    }
+
+    /// What `migrate` would apply, after every refusal check.
+    async fn plan_apply<'a>(
+        &'a self,
+        db: &mut Db,
+        options: &ApplyOptions,
+    ) -> Result<Vec<&'a Migration>, MigrateError> {
+        let rows = history::load(db)
+            .await
+            .map_err(MigrateError::sql("read the migration history"))?;
+        let limit = match &options.target {
+            Some(id) => self.resolve(id)?.version,
+            None => i64::MAX,
+        };
+        self.check_blocked(&rows)?;
+        self.check_drift(db, &rows).await?;
+        for row in &rows {
+            if self.set.get(row.version).is_none() {
+                self.emit(Event::Warning {
+                    message: format!(
+                        "{:03}_{} is applied but its file is missing from {}",
+                        row.version, row.name, self.source
+                    ),
+                });
+            }
+        }
+        let applied: std::collections::HashSet<i64> = rows.iter().map(|r| r.version).collect();
+        let pending: Vec<&Migration> = self
+            .set
+            .migrations
+            .iter()
+            .filter(|m| !applied.contains(&m.version) && m.version <= limit)
+            .collect();
+        if let Some(newest) = rows.iter().max_by_key(|r| r.version) {
+            let early: Vec<String> = pending
+                .iter()
+                .filter(|m| m.version < newest.version)
+                .map(|m| m.id())
+                .collect();
+            if !early.is_empty() && !options.allow_out_of_order {
+                return Err(MigrateError::OutOfOrder {
+                    pending: early,
+                    newest: format!("{:03}_{}", newest.version, newest.name),
+                });
+            }
+        }
+        self.emit(Event::Planned {
+            direction: Direction::Up,
+            steps: pending
+                .iter()
+                .map(|m| planned_step(m, String::new()))
+                .collect(),
+        });
+        Ok(pending)
+    }
+
+    /// The migration file an id names.
+    pub(super) fn resolve(&self, id: &MigrationId) -> Result<&Migration, MigrateError> {
+        let found = self
+            .set
+            .get(id.version())
+            .filter(|m| id.name().is_none_or(|n| n == m.name));
+        found.ok_or_else(|| MigrateError::UnknownTarget(id.to_string()))
+    }
+
+    pub(super) fn check_blocked(&self, rows: &[HistoryRow]) -> Result<(), MigrateError> {
+        let blocked: Vec<(String, String)> = rows
+            .iter()
+            .filter(|r| r.state != RowState::Applied)
+            .map(|r| {
+                let what = match r.state {
+                    RowState::InProgress => match r.statements {
+                        Some(total) => format!(
+                            "in progress ({} of {total} statements done); it was interrupted",
+                            r.progress
+                        ),
+                        None => "in progress; it was interrupted".to_string(),
+                    },
+                    _ => format!(
+                        "failed: {}",
+                        r.error.as_deref().unwrap_or("no message recorded")
+                    ),
+                };
+                (format!("{:03}_{}", r.version, r.name), what)
+            })
+            .collect();
+        if blocked.is_empty() {
+            Ok(())
+        } else {
+            Err(MigrateError::Blocked(blocked))
+        }
+    }
+
+    async fn check_drift(&self, db: &mut Db, rows: &[HistoryRow]) -> Result<(), MigrateError> {
+        let mut drift = Vec::new();
+        for row in rows.iter().filter(|r| r.state == RowState::Applied) {
+            let Some(file) = self.set.get(row.version) else {
+                continue;
+            };
+            if file.checksum == row.checksum {
+                continue;
+            }
+            let stored = history::stored_down(db, row.version)
+                .await
+                .map_err(MigrateError::sql("read the applied script"))?;
+            let whitespace_only = match (&file.body, stored.up_script) {
+                (super::source::Body::Sql { up, .. }, Some(applied)) => {
+                    Some(checksum::only_whitespace_differs(up, &applied))
+                }
+                _ => None,
+            };
+            drift.push(DriftItem {
+                id: file.id(),
+                path: file.path.clone(),
+                applied_checksum: row.checksum.clone(),
+                file_checksum: file.checksum.clone(),
+                whitespace_only,
+            });
+        }
+        if drift.is_empty() {
+            Ok(())
+        } else {
+            Err(MigrateError::Drift(drift))
+        }
+    }
+}
+
+pub(super) fn planned_step(m: &Migration, source: String) -> PlannedStep {
+    PlannedStep {
+        version: m.version,
+        id: m.id(),
+        kind: m.kind(),
+        no_transaction: m.no_transaction,
+        source,
+    }
+}

@@ -1,0 +1,618 @@
+//! Finding migrations: a directory (or the auth schema built into the
+//! binary) read into an ordered, validated set.
+//!
+//! Names: `NNN_name.up.sql` with an optional `NNN_name.down.sql`; sqlx's
+//! up-only `NNN_name.sql`; a WASM step `NNN_name.toml` (its manifest) with
+//! `NNN_name.wasm`, or naming a built-in migration plugin. Versions are
+//! 64-bit integers. Duplicate versions, malformed names and a down without
+//! an up are errors that name the file. Nothing here touches a database.
+
+use super::checksum;
+use super::split;
+use crate::db::Dialect;
+use crate::runtime::{Manifest, PluginKind, PluginSource};
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+mod embedded {
+    include!(concat!(env!("OUT_DIR"), "/migrations.rs"));
+}
+
+/// One migration, ready to run.
+#[derive(Debug, Clone)]
+pub struct Migration {
+    pub version: i64,
+    /// The description part of the name: `create_auth_tables`.
+    pub name: String,
+    pub body: Body,
+    /// `v1:sha256:…` of the normalised up script, or of the component.
+    pub checksum: String,
+    pub no_transaction: bool,
+    /// The file that defines it (the up script, or the manifest).
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub enum Body {
+    Sql { up: String, down: Option<Script> },
+    Wasm(Box<WasmStep>),
+}
+
+#[derive(Debug, Clone)]
+pub struct Script {
+    pub path: PathBuf,
+    pub text: String,
+    pub no_transaction: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct WasmStep {
+    pub manifest: Manifest,
+    pub component: Cow<'static, [u8]>,
+    /// Where the component came from: a file, or `built-in NAME`.
+    pub component_origin: String,
+}
+
+impl Migration {
+    /// `001_create_auth_tables` (the version padded as the file had it is
+    /// not kept; three digits at least).
+    pub fn id(&self) -> String {
+        format!("{:03}_{}", self.version, self.name)
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self.body {
+            Body::Sql { .. } => "sql",
+            Body::Wasm(_) => "wasm",
+        }
+    }
+
+    pub fn is_reversible(&self) -> bool {
+        match &self.body {
+            Body::Sql { down, .. } => down.is_some(),
+            Body::Wasm(_) => true,
+        }
+    }
+}
+
+/// How an operator names a migration: a version, or a file stem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MigrationId {
+    Version(i64),
+    Stem(String),
+}
+
+impl MigrationId {
+    pub fn parse(text: &str) -> Result<MigrationId, String> {
+        let text = text.trim();
+        if let Ok(version) = text.parse::<i64>() {
+            return Ok(MigrationId::Version(version));
+        }
+        let stem = text
+            .trim_end_matches(".sql")
+            .trim_end_matches(".up")
+            .trim_end_matches(".down");
+        match parse_stem(stem) {
+            Some((_, _)) => Ok(MigrationId::Stem(stem.to_string())),
+            None => Err(format!(
+                "{text:?} is neither a version number nor a migration name like 001_create_auth_tables"
+            )),
+        }
+    }
+
+    /// The version this id stands for.
+    pub fn version(&self) -> i64 {
+        match self {
+            MigrationId::Version(v) => *v,
+            MigrationId::Stem(stem) => parse_stem(stem).map(|(v, _)| v).unwrap_or(-1),
+        }
+    }
+
+    /// The name part, when the id gave one.
+    pub fn name(&self) -> Option<String> {
+        match self {
+            MigrationId::Version(_) => None,
+            MigrationId::Stem(stem) => parse_stem(stem).map(|(_, n)| n.to_string()),
+        }
+    }
+}
+
+impl fmt::Display for MigrationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MigrationId::Version(v) => write!(f, "{v}"),
+            MigrationId::Stem(s) => f.write_str(s),
+        }
+    }
+}
+
+/// Where migrations come from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// A directory holding dialect folders, or the files themselves.
+    Dir(PathBuf),
+    /// The auth schema built into this binary.
+    Builtin,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Dir(dir) => write!(f, "{}", dir.display()),
+            Source::Builtin => f.write_str("the built-in auth schema"),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("{path}: {message}")]
+    File { path: PathBuf, message: String },
+    #[error("{} and {}: both are version {version}", first.display(), second.display())]
+    Duplicate {
+        version: i64,
+        first: PathBuf,
+        second: PathBuf,
+    },
+    #[error(transparent)]
+    Manifest(#[from] crate::runtime::ManifestError),
+}
+
+fn file_error(path: &Path, message: impl Into<String>) -> SourceError {
+    SourceError::File {
+        path: path.to_path_buf(),
+        message: message.into(),
+    }
+}
+
+/// The migrations, ordered by version.
+#[derive(Debug, Clone, Default)]
+pub struct MigrationSet {
+    pub migrations: Vec<Migration>,
+}
+
+impl MigrationSet {
+    pub fn get(&self, version: i64) -> Option<&Migration> {
+        self.migrations
+            .binary_search_by_key(&version, |m| m.version)
+            .ok()
+            .map(|i| &self.migrations[i])
+    }
+}
+
+/// A file's text and path, from disk or from the binary.
+struct RawFile {
+    path: PathBuf,
+    name: String,
+    contents: FileContents,
+}
+
+enum FileContents {
+    Text(Cow<'static, str>),
+    Bytes(Cow<'static, [u8]>),
+}
+
+/// Reads the migrations for `dialect` from `source`.
+pub fn discover(source: &Source, dialect: Dialect) -> Result<MigrationSet, SourceError> {
+    let files = match source {
+        Source::Builtin => embedded_files(dialect),
+        Source::Dir(dir) => dir_files(dir, dialect)?,
+    };
+    assemble(files)
+}
+
+fn embedded_files(dialect: Dialect) -> Vec<RawFile> {
+    let list = match dialect {
+        Dialect::Postgres => embedded::POSTGRES,
+        Dialect::Sqlite => embedded::SQLITE,
+    };
+    list.iter()
+        .map(|(name, text)| RawFile {
+            path: PathBuf::from(format!("<built-in>/{}/{name}", dialect.as_str())),
+            name: name.to_string(),
+            contents: FileContents::Text(Cow::Borrowed(text)),
+        })
+        .collect()
+}
+
+fn dir_files(dir: &Path, dialect: Dialect) -> Result<Vec<RawFile>, SourceError> {
+    if !dir.is_dir() {
+        return Err(file_error(dir, "migrations directory does not exist"));
+    }
+    let dialect_dir = dir.join(dialect.as_str());
+    let dir = if dialect_dir.is_dir() {
+        dialect_dir
+    } else {
+        let other = match dialect {
+            Dialect::Postgres => Dialect::Sqlite,
+            Dialect::Sqlite => Dialect::Postgres,
+        };
+        if dir.join(other.as_str()).is_dir() {
+            return Err(file_error(
+                dir,
+                format!("has a {other}/ folder but no {dialect}/ folder for this database"),
+            ));
+        }
+        dir.to_path_buf()
+    };
+    let read =
+        std::fs::read_dir(&dir).map_err(|e| file_error(&dir, format!("cannot read: {e}")))?;
+    let mut files = Vec::new();
+    for entry in read {
+        let entry = entry.map_err(|e| file_error(&dir, format!("cannot read: {e}")))?;
+        let path = entry.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()).map(String::from) else {
+            continue;
+        };
+        if !path.is_file()
+            || !(name.ends_with(".sql") || name.ends_with(".toml") || name.ends_with(".wasm"))
+        {
+            continue;
+        }
+        let contents = if name.ends_with(".wasm") {
+            FileContents::Bytes(Cow::Owned(
+                std::fs::read(&path).map_err(|e| file_error(&path, format!("cannot read: {e}")))?,
+            ))
+        } else {
+            FileContents::Text(Cow::Owned(std::fs::read_to_string(&path).map_err(|e| {
+                file_error(&path, format!("cannot read as UTF-8 text: {e}"))
+            })?))
+        };
+        files.push(RawFile {
+            path,
+            name,
+            contents,
+        });
+    }
+    files.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(files)
+}
+
+/// `001_create_auth_tables` → (1, "create_auth_tables").
+pub fn parse_stem(stem: &str) -> Option<(i64, &str)> {
+    let digits = stem.bytes().take_while(u8::is_ascii_digit).count();
+    if digits == 0 {
+        return None;
+    }
+    let version: i64 = stem[..digits].parse().ok()?;
+    let name = stem[digits..].strip_prefix('_')?;
+    let ok = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == ' ');
+    ok.then_some((version, name))
+}
+
+#[derive(Default)]
+struct Parts {
+    up: Option<RawFile>,
+    down: Option<RawFile>,
+    manifest: Option<RawFile>,
+    wasm: Option<RawFile>,
+    name: String,
+}
+
+fn assemble(files: Vec<RawFile>) -> Result<MigrationSet, SourceError> {
+    let mut by_version: BTreeMap<i64, Parts> = BTreeMap::new();
+    for file in files {
+        let (stem, role) = if let Some(stem) = file.name.strip_suffix(".up.sql") {
+            (stem, "up")
+        } else if let Some(stem) = file.name.strip_suffix(".down.sql") {
+            (stem, "down")
+        } else if let Some(stem) = file.name.strip_suffix(".sql") {
+            (stem, "up")
+        } else if let Some(stem) = file.name.strip_suffix(".toml") {
+            (stem, "manifest")
+        } else if let Some(stem) = file.name.strip_suffix(".wasm") {
+            (stem, "wasm")
+        } else {
+            continue;
+        };
+        let Some((version, name)) = parse_stem(stem) else {
+            return Err(file_error(
+                &file.path,
+                "malformed migration file name; expected NNN_name.up.sql, NNN_name.down.sql, NNN_name.sql, or NNN_name.toml/.wasm",
+            ));
+        };
+        let name = name.to_string();
+        let parts = by_version.entry(version).or_default();
+        if !parts.name.is_empty() && parts.name != name {
+            let first = [&parts.up, &parts.down, &parts.manifest, &parts.wasm]
+                .into_iter()
+                .flatten()
+                .next()
+                .map(|f| f.path.clone())
+                .unwrap_or_default();
+            return Err(SourceError::Duplicate {
+                version,
+                first,
+                second: file.path,
+            });
+        }
+        parts.name = name;
+        let slot = match role {
+            "up" => &mut parts.up,
+            "down" => &mut parts.down,
+            "manifest" => &mut parts.manifest,
+            _ => &mut parts.wasm,
+        };
+        if let Some(existing) = slot {
+            return Err(SourceError::Duplicate {
+                version,
+                first: existing.path.clone(),
+                second: file.path,
+            });
+        }
+        *slot = Some(file);
+    }
+
+    let mut migrations = Vec::new();
+    for (version, parts) in by_version {
+        migrations.push(build(version, parts)?);
+    }
+    Ok(MigrationSet { migrations })
+}
+
+fn text_of(file: &RawFile) -> &str {
+    match &file.contents {
+        FileContents::Text(text) => text,
+        FileContents::Bytes(_) => "",
+    }
+}
+
+fn build(version: i64, parts: Parts) -> Result<Migration, SourceError> {
+    let Parts {
+        up,
+        down,
+        manifest,
+        wasm,
+        name,
+    } = parts;
+    match (up, manifest) {
+        (Some(up), None) => {
+            if let Some(wasm) = &wasm {
+                return Err(file_error(
+                    &wasm.path,
+                    "a component needs its NNN_name.toml manifest beside it",
+                ));
+            }
+            let text = text_of(&up).to_string();
+            check_script(&up.path, &text)?;
+            let no_transaction = no_transaction(&text);
+            let down = match down {
+                Some(file) => {
+                    let down_text = text_of(&file).to_string();
+                    check_script(&file.path, &down_text)?;
+                    Some(Script {
+                        no_transaction: self::no_transaction(&down_text),
+                        path: file.path,
+                        text: down_text,
+                    })
+                }
+                None => None,
+            };
+            Ok(Migration {
+                version,
+                name,
+                checksum: checksum::of_text(&text),
+                no_transaction,
+                path: up.path,
+                body: Body::Sql { up: text, down },
+            })
+        }
+        (Some(up), Some(manifest)) => Err(SourceError::Duplicate {
+            version,
+            first: up.path,
+            second: manifest.path,
+        }),
+        (None, Some(manifest_file)) => {
+            if let Some(down) = down {
+                return Err(file_error(
+                    &down.path,
+                    "a WASM migration's down is its component's `down`; remove this file",
+                ));
+            }
+            let manifest = Manifest::parse(text_of(&manifest_file), &manifest_file.path)?;
+            if manifest.kind != PluginKind::Migration {
+                return Err(file_error(
+                    &manifest_file.path,
+                    format!(
+                        "kind = \"{}\"; a migration step must be kind = \"migration\"",
+                        manifest.kind
+                    ),
+                ));
+            }
+            if !manifest.capabilities.sql {
+                return Err(file_error(
+                    &manifest_file.path,
+                    "a migration step needs `sql = true` under [capabilities]",
+                ));
+            }
+            let (component, component_origin) = match wasm {
+                Some(RawFile {
+                    contents: FileContents::Bytes(bytes),
+                    path,
+                    ..
+                }) => (bytes, path.display().to_string()),
+                _ => match PluginSource::builtin(&manifest.name) {
+                    Some(Ok(source)) if source.manifest.kind == PluginKind::Migration => {
+                        (source.bytes, format!("built-in {}", manifest.name))
+                    }
+                    _ => {
+                        return Err(file_error(
+                            &manifest_file.path,
+                            format!(
+                                "no component: put NNN_name.wasm beside it, or name a built-in migration plugin (`{}` is none)",
+                                manifest.name
+                            ),
+                        ));
+                    }
+                },
+            };
+            Ok(Migration {
+                version,
+                name,
+                checksum: checksum::of_bytes(&component),
+                no_transaction: false,
+                path: manifest_file.path,
+                body: Body::Wasm(Box::new(WasmStep {
+                    manifest,
+                    component,
+                    component_origin,
+                })),
+            })
+        }
+        (None, None) => {
+            let orphan = down.or(wasm).map(|f| f.path).unwrap_or_default();
+            Err(file_error(
+                &orphan,
+                "has no up migration (NNN_name.up.sql) beside it",
+            ))
+        }
+    }
+}
+
+/// Transactional scripts must not open or close transactions themselves.
+fn check_script(path: &Path, text: &str) -> Result<(), SourceError> {
+    if no_transaction(text) {
+        return Ok(());
+    }
+    for statement in split::split(text) {
+        if split::is_transaction_control(statement.text) {
+            return Err(file_error(
+                path,
+                format!(
+                    "line {}: `{}` — gantry runs each migration in its own transaction; remove it, or mark the file `-- gantry:no-transaction`",
+                    statement.line,
+                    split::first_word(statement.text)
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// True when the file's header comments carry `-- gantry:no-transaction`,
+/// or it starts with sqlx's `-- no-transaction`.
+pub fn no_transaction(text: &str) -> bool {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    if text.starts_with("-- no-transaction") {
+        return true;
+    }
+    text.lines()
+        .map(str::trim)
+        .take_while(|l| l.is_empty() || l.starts_with("--"))
+        .any(|l| l.trim_start_matches('-').trim() == "gantry:no-transaction")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let tmp = tempfile::tempdir().unwrap();
+        for (name, text) in files {
+            std::fs::write(tmp.path().join(name), text).unwrap();
+        }
+        tmp
+    }
+
+    fn read(tmp: &tempfile::TempDir) -> Result<MigrationSet, SourceError> {
+        discover(&Source::Dir(tmp.path().to_path_buf()), Dialect::Postgres)
+    }
+
+    #[test]
+    fn the_builtin_schema_is_complete_for_both_dialects() {
+        for dialect in [Dialect::Postgres, Dialect::Sqlite] {
+            let set = discover(&Source::Builtin, dialect).unwrap();
+            let ids: Vec<String> = set.migrations.iter().map(Migration::id).collect();
+            assert_eq!(ids[0], "001_create_auth_tables", "{dialect}");
+            assert!(
+                set.migrations.iter().all(Migration::is_reversible),
+                "{dialect}: every migration has a down"
+            );
+            assert!(
+                set.migrations.iter().any(|m| m.kind() == "wasm"),
+                "{dialect}: the backfill is there"
+            );
+        }
+    }
+
+    #[test]
+    fn up_down_and_up_only_files_pair_up() {
+        let tmp = dir(&[
+            ("001_a.up.sql", "CREATE TABLE a (x int);"),
+            ("001_a.down.sql", "DROP TABLE a;"),
+            (
+                "20250410000000_b.sql",
+                "-- no-transaction\nCREATE INDEX CONCURRENTLY i ON a (x);",
+            ),
+            ("README.md", "ignored"),
+        ]);
+        let set = read(&tmp).unwrap();
+        assert_eq!(set.migrations.len(), 2);
+        assert!(set.migrations[0].is_reversible());
+        assert_eq!(set.migrations[1].version, 20250410000000);
+        assert!(set.migrations[1].no_transaction);
+        assert!(!set.migrations[1].is_reversible());
+    }
+
+    #[test]
+    fn duplicate_versions_name_both_files() {
+        let tmp = dir(&[("001_a.up.sql", "SELECT 1;"), ("001_b.up.sql", "SELECT 2;")]);
+        let err = read(&tmp).unwrap_err().to_string();
+        assert!(
+            err.contains("001_a.up.sql") && err.contains("001_b.up.sql"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn malformed_names_and_orphan_downs_are_named() {
+        let tmp = dir(&[("create_table.sql", "SELECT 1;")]);
+        assert!(
+            read(&tmp)
+                .unwrap_err()
+                .to_string()
+                .contains("create_table.sql")
+        );
+        let tmp = dir(&[("002_x.down.sql", "SELECT 1;")]);
+        let err = read(&tmp).unwrap_err().to_string();
+        assert!(
+            err.contains("002_x.down.sql") && err.contains("no up"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn transaction_control_in_a_transactional_file_is_refused() {
+        let tmp = dir(&[("001_a.up.sql", "BEGIN;\nCREATE TABLE a (x int);\nCOMMIT;\n")]);
+        let err = read(&tmp).unwrap_err().to_string();
+        assert!(err.contains("line 1") && err.contains("BEGIN"), "{err}");
+    }
+
+    #[test]
+    fn ids_are_versions_or_stems() {
+        assert_eq!(
+            MigrationId::parse("001_create_auth_tables")
+                .unwrap()
+                .version(),
+            1
+        );
+        assert_eq!(MigrationId::parse("0").unwrap(), MigrationId::Version(0));
+        assert!(MigrationId::parse("create").is_err());
+    }
+
+    #[test]
+    fn the_directive_must_be_in_the_header() {
+        assert!(no_transaction(
+            "-- gantry:no-transaction\nCREATE INDEX CONCURRENTLY i ON t (x);"
+        ));
+        assert!(no_transaction(
+            "-- why\n--   gantry:no-transaction\n\nSELECT 1;"
+        ));
+        assert!(!no_transaction("SELECT 1;\n-- gantry:no-transaction\n"));
+    }
+}

@@ -1,0 +1,4 @@
+DROP TABLE extension_auth_audit;
+DROP TABLE extension_auth_sessions;
+DROP TABLE extension_permissions;
+DROP TABLE extension_auth_tokens;

@@ -1,0 +1,4 @@
+ALTER TABLE extension_permissions DROP CONSTRAINT fk_extension_permissions_user;
+ALTER TABLE extension_auth_sessions DROP CONSTRAINT fk_extension_auth_sessions_user;
+ALTER TABLE extension_auth_tokens DROP CONSTRAINT fk_extension_auth_tokens_user;
+DROP TABLE auth_users;

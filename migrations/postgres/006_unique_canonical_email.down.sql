@@ -1,0 +1,2 @@
+-- gantry:no-transaction
+DROP INDEX CONCURRENTLY IF EXISTS uq_auth_users_email_canonical;

@@ -1,0 +1,2 @@
+DROP TRIGGER trg_extension_auth_tokens_updated_at;
+DROP TRIGGER trg_auth_users_updated_at;

@@ -1,0 +1,2 @@
+ALTER TABLE auth_users DROP COLUMN email_canonical;
+ALTER TABLE auth_users DROP COLUMN email;

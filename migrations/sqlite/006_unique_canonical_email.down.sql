@@ -1,0 +1,1 @@
+DROP INDEX uq_auth_users_email_canonical;
