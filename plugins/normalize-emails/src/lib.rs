@@ -79,10 +79,10 @@ const ALIASES: &[(&str, &str)] = &[("googlemail.com", "gmail.com"), ("pm.me", "p
 pub fn canonical(raw: &str) -> Option<String> {
     let mut text = raw.trim();
     // "Display Name <addr@host>" → addr@host
-    if let (Some(open), Some(close)) = (text.rfind('<'), text.rfind('>')) {
-        if open < close {
-            text = text[open + 1..close].trim();
-        }
+    if let (Some(open), Some(close)) = (text.rfind('<'), text.rfind('>'))
+        && open < close
+    {
+        text = text[open + 1..close].trim();
     }
     let text = text.trim_matches(|c: char| c == '"' || c.is_whitespace());
     let (local, domain) = text.rsplit_once('@')?;
@@ -98,10 +98,10 @@ pub fn canonical(raw: &str) -> Option<String> {
         domain = (*to).to_string();
     }
     let mut local = local.to_lowercase();
-    if PLUS_TAGS.contains(&domain.as_str()) {
-        if let Some(plus) = local.find('+') {
-            local.truncate(plus);
-        }
+    if PLUS_TAGS.contains(&domain.as_str())
+        && let Some(plus) = local.find('+')
+    {
+        local.truncate(plus);
     }
     if DOTLESS.contains(&domain.as_str()) {
         local.retain(|c| c != '.');
