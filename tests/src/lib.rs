@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub mod http;
+pub mod pg;
 
 /// The `gantry` binary built beside these tests.
 pub fn gantry_bin() -> PathBuf {
@@ -20,7 +21,39 @@ pub fn gantry_bin() -> PathBuf {
         "{} is missing; run the tests with `cargo test --workspace`",
         bin.display()
     );
+    assert_fresh(&bin);
     bin
+}
+
+/// Fails when a source is newer than the binary: `cargo test -p
+/// gantry-tests` alone does not rebuild it, and a stale binary fails tests
+/// in confusing ways.
+fn assert_fresh(bin: &Path) {
+    let built = std::fs::metadata(bin)
+        .and_then(|m| m.modified())
+        .expect("binary mtime");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut stack: Vec<PathBuf> = ["host/src", "host/build.rs", "wit", "migrations", "plugins"]
+        .iter()
+        .map(|p| root.join(p))
+        .collect();
+    while let Some(path) = stack.pop() {
+        if path.file_name().is_some_and(|n| n == "target") {
+            continue;
+        }
+        if path.is_dir() {
+            if let Ok(entries) = std::fs::read_dir(&path) {
+                stack.extend(entries.filter_map(|e| e.ok().map(|e| e.path())));
+            }
+        } else if let Ok(modified) = std::fs::metadata(&path).and_then(|m| m.modified()) {
+            assert!(
+                modified <= built,
+                "{} is older than {}; run `cargo test --workspace` (or `cargo build`) so it is rebuilt",
+                bin.display(),
+                path.display()
+            );
+        }
+    }
 }
 
 /// A scratch directory with its own plugin cache, where gantry runs.

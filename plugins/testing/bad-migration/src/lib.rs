@@ -1,0 +1,38 @@
+//! A migration step that writes a marker row and then misbehaves as the
+//! `wasm_mode` table says: `ok`, `err`, `trap`, `loop`, `commit` (tries to
+//! commit the runner's transaction). Proves a failed step leaves nothing.
+
+use gantry_plugin::Migration;
+use gantry_plugin::sql::{self, Value};
+
+struct Bad;
+
+impl Migration for Bad {
+    fn up() -> Result<(), String> {
+        sql::execute(
+            "INSERT INTO wasm_marker (note) VALUES ($1)",
+            &[Value::Text("up ran".into())],
+        )?;
+        let rows = sql::query("SELECT mode FROM wasm_mode", &[])?;
+        let mode = match rows.rows.first().and_then(|r| r.first()) {
+            Some(Value::Text(mode)) => mode.clone(),
+            other => return Err(format!("no mode: {other:?}")),
+        };
+        match mode.as_str() {
+            "ok" => Ok(()),
+            "err" => Err("refusing on purpose".into()),
+            "trap" => panic!("bad migration trapped on purpose"),
+            "loop" => loop {
+                std::hint::black_box(0u8);
+            },
+            "commit" => sql::execute("COMMIT", &[]).map(|_| ()),
+            other => Err(format!("unknown mode {other}")),
+        }
+    }
+
+    fn down() -> Result<(), String> {
+        sql::execute("DELETE FROM wasm_marker", &[]).map(|_| ())
+    }
+}
+
+gantry_plugin::migration!(Bad);

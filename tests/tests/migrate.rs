@@ -1,0 +1,856 @@
+//! `gantry migrate` end to end against real PostgreSQL (a fresh database
+//! per test) and SQLite files. Schema is checked in the catalog, never by
+//! trusting the runner.
+
+use gantry_tests::pg::TestDb;
+use gantry_tests::{Run, Sandbox};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+const AUTH_TABLES: [&str; 5] = [
+    "auth_users",
+    "extension_auth_audit",
+    "extension_auth_sessions",
+    "extension_auth_tokens",
+    "extension_permissions",
+];
+
+fn migrate(sandbox: &Sandbox, url: &str, args: &[&str]) -> Run {
+    Run::from(
+        sandbox
+            .gantry()
+            .env("DATABASE_URL", url)
+            .arg("migrate")
+            .args(args)
+            .output()
+            .expect("run gantry"),
+    )
+}
+
+/// The repo's postgres or sqlite migrations, copied so a test may edit them.
+fn copy_migrations(sandbox: &Sandbox, dialect: &str) -> PathBuf {
+    let from = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../migrations")
+        .join(dialect);
+    let to = sandbox.path().join("migrations");
+    std::fs::create_dir_all(&to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, to.join(path.file_name().unwrap())).unwrap();
+    }
+    to
+}
+
+fn auth_tables(db: &TestDb) -> Vec<String> {
+    db.tables()
+        .into_iter()
+        .filter(|t| !t.starts_with("gantry_"))
+        .collect()
+}
+
+#[test]
+fn apply_status_rollback_and_reapply_on_postgres() {
+    let db = TestDb::create("cycle");
+    let sandbox = Sandbox::new();
+    let url = db.url();
+
+    let status = migrate(&sandbox, &url, &["status", "--json"])
+        .expect(3)
+        .json();
+    assert_eq!(status["summary"], "pending");
+    assert!(
+        db.tables().is_empty(),
+        "status must not create anything: {:?}",
+        db.tables()
+    );
+
+    migrate(&sandbox, &url, &[]).expect(0);
+    assert_eq!(auth_tables(&db), AUTH_TABLES);
+    let fks = db.query(
+        "SELECT conrelid::regclass::text, confrelid::regclass::text FROM pg_constraint WHERE contype = 'f' ORDER BY 1",
+    );
+    assert_eq!(fks.len(), 3, "{fks:?}");
+    assert!(
+        fks.iter().all(|r| r[1].as_deref() == Some("auth_users")),
+        "{fks:?}"
+    );
+    assert_eq!(
+        db.scalar("SELECT count(*)::text FROM pg_trigger WHERE tgname LIKE 'trg_%updated_at'")
+            .as_deref(),
+        Some("2")
+    );
+    assert_eq!(
+        db.scalar(
+            "SELECT indexdef FROM pg_indexes WHERE indexname = 'uq_auth_users_email_canonical'"
+        )
+        .map(|d| d.starts_with("CREATE UNIQUE INDEX")),
+        Some(true)
+    );
+    // updated_at is maintained by the database.
+    db.execute("INSERT INTO auth_users (id, username, password_hash, tenant_id, created_at, updated_at) VALUES ('u', 'u', 'x', 't', now() - interval '1 day', now() - interval '1 day')");
+    db.execute("UPDATE auth_users SET is_active = false WHERE id = 'u'");
+    assert_eq!(
+        db.scalar("SELECT (updated_at > created_at)::text FROM auth_users")
+            .as_deref(),
+        Some("true")
+    );
+
+    let status = migrate(&sandbox, &url, &["status", "--json"])
+        .expect(0)
+        .json();
+    assert_eq!(status["summary"], "up-to-date");
+    let rows = status["migrations"].as_array().unwrap();
+    assert_eq!(rows.len(), 6);
+    assert!(rows.iter().all(|r| r["state"] == "applied"), "{status}");
+    assert_eq!(rows[5]["no_transaction"], true);
+    assert_eq!(rows[4]["kind"], "wasm");
+
+    migrate(
+        &sandbox,
+        &url,
+        &["rollback", "--target", "001_create_auth_tables"],
+    )
+    .expect(0);
+    assert_eq!(
+        auth_tables(&db),
+        [
+            "extension_auth_audit",
+            "extension_auth_sessions",
+            "extension_auth_tokens",
+            "extension_permissions"
+        ]
+    );
+    assert_eq!(
+        db.scalar("SELECT count(*)::text FROM pg_constraint WHERE contype = 'f'")
+            .as_deref(),
+        Some("0")
+    );
+    let status = migrate(&sandbox, &url, &["status", "--json"])
+        .expect(3)
+        .json();
+    assert_eq!(status["migrations"][0]["state"], "applied");
+    assert_eq!(status["migrations"][1]["state"], "pending");
+
+    migrate(&sandbox, &url, &[]).expect(0);
+    assert_eq!(auth_tables(&db), AUTH_TABLES);
+    migrate(&sandbox, &url, &["rollback", "--target", "0"]).expect(0);
+    assert!(auth_tables(&db).is_empty(), "{:?}", auth_tables(&db));
+}
+
+#[test]
+fn apply_status_and_rollback_on_sqlite() {
+    let sandbox = Sandbox::new();
+    let file = sandbox.path().join("auth.db");
+    let url = format!("sqlite://{}", file.display());
+    migrate(&sandbox, &url, &[]).expect(0);
+    let tables = sqlite_tables(&file);
+    for table in AUTH_TABLES {
+        assert!(
+            tables.contains(&table.to_string()),
+            "{table} missing from {tables:?}"
+        );
+    }
+    migrate(&sandbox, &url, &["status"]).expect(0);
+    migrate(&sandbox, &url, &["rollback", "--target", "1"]).expect(0);
+    assert!(!sqlite_tables(&file).contains(&"auth_users".to_string()));
+    migrate(&sandbox, &url, &[]).expect(0);
+    assert!(sqlite_tables(&file).contains(&"auth_users".to_string()));
+}
+
+#[test]
+fn with_no_config_the_embedded_default_is_a_sqlite_file() {
+    let sandbox = Sandbox::new();
+    let run = Run::from(
+        sandbox
+            .gantry()
+            .env_remove("DATABASE_URL")
+            .arg("migrate")
+            .output()
+            .unwrap(),
+    )
+    .expect(0);
+    assert!(
+        run.stdout.contains("sqlite://.gantry/auth.db"),
+        "{}",
+        run.stdout
+    );
+    assert!(sandbox.path().join(".gantry/auth.db").is_file());
+}
+
+#[test]
+fn the_spec_database_section_is_used() {
+    let db = TestDb::create("section");
+    let sandbox = Sandbox::new();
+    sandbox.write(
+        "deployment_config.json",
+        format!(
+            r#"{{"database": {{"host": "127.0.0.1", "port": 5432, "user": "postgres", "password": "${{env:GANTRY_TEST_DB_PW}}", "database": "{}"}}}}"#,
+            db.name
+        ),
+    );
+    let run = Run::from(
+        sandbox
+            .gantry()
+            .env_remove("DATABASE_URL")
+            .env("GANTRY_TEST_DB_PW", "not-printed-pw")
+            .args(["migrate", "--target", "2"])
+            .output()
+            .unwrap(),
+    )
+    .expect(0);
+    assert!(!run.stdout.contains("not-printed-pw") && !run.stderr.contains("not-printed-pw"));
+    assert!(db.tables().contains(&"auth_users".to_string()));
+}
+
+fn sqlite_tables(file: &Path) -> Vec<String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        use sqlx::Connection;
+        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", file.display()))
+            .await
+            .unwrap();
+        sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap()
+    })
+}
+
+#[test]
+fn eight_concurrent_runners_apply_each_migration_exactly_once() {
+    let db = TestDb::create("race");
+    let sandbox = Sandbox::new();
+    let children: Vec<_> = (0..8)
+        .map(|_| {
+            sandbox
+                .gantry()
+                .env("DATABASE_URL", db.url())
+                .arg("migrate")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        Run::from(child.wait_with_output().unwrap()).expect(0);
+    }
+    let applies = db.query("SELECT version::text, count(*)::text FROM gantry_migration_log WHERE action = 'apply' GROUP BY version ORDER BY version");
+    assert_eq!(applies.len(), 6, "{applies:?}");
+    assert!(
+        applies.iter().all(|r| r[1].as_deref() == Some("1")),
+        "{applies:?}"
+    );
+    assert_eq!(
+        db.scalar("SELECT count(*)::text FROM gantry_migrations WHERE state = 'applied'")
+            .as_deref(),
+        Some("6")
+    );
+}
+
+#[test]
+fn a_line_ending_edit_is_accepted_and_a_real_edit_is_refused() {
+    let db = TestDb::create("drift");
+    let sandbox = Sandbox::new();
+    let dir = copy_migrations(&sandbox, "postgres");
+    let dir_arg = dir.to_str().unwrap();
+    let url = db.url();
+    migrate(&sandbox, &url, &["--migrations-dir", dir_arg]).expect(0);
+
+    let file = dir.join("001_create_auth_tables.up.sql");
+    let original = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, original.replace('\n', "\r\n") + "\r\n\r\n").unwrap();
+    migrate(&sandbox, &url, &["--migrations-dir", dir_arg]).expect(0);
+    migrate(&sandbox, &url, &["status", "--migrations-dir", dir_arg]).expect(0);
+
+    std::fs::write(
+        &file,
+        original.replace(
+            "    revoked_at  TIMESTAMPTZ,",
+            "    revoked_at  TIMESTAMPTZ,\n    reason TEXT,",
+        ),
+    )
+    .unwrap();
+    let refused = migrate(&sandbox, &url, &["--migrations-dir", dir_arg]).expect(2);
+    assert!(
+        refused.stderr.contains("001_create_auth_tables.up.sql"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        refused.stderr.contains("the SQL changed"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(
+        refused.stderr.matches("v1:sha256:").count(),
+        2,
+        "both checksums: {}",
+        refused.stderr
+    );
+    let status = migrate(
+        &sandbox,
+        &url,
+        &["status", "--json", "--migrations-dir", dir_arg],
+    )
+    .expect(1)
+    .json();
+    assert_eq!(status["migrations"][0]["state"], "checksum_drift");
+
+    std::fs::write(
+        &file,
+        original.replace(
+            "CREATE TABLE extension_auth_tokens (",
+            "CREATE   TABLE   extension_auth_tokens (",
+        ),
+    )
+    .unwrap();
+    let ws = migrate(&sandbox, &url, &["--migrations-dir", dir_arg]).expect(2);
+    assert!(
+        ws.stderr.contains("only whitespace changed"),
+        "{}",
+        ws.stderr
+    );
+
+    migrate(
+        &sandbox,
+        &url,
+        &[
+            "repair",
+            "accept-checksum",
+            "1",
+            "--migrations-dir",
+            dir_arg,
+            "--note",
+            "reformatted",
+        ],
+    )
+    .expect(0);
+    migrate(&sandbox, &url, &["--migrations-dir", dir_arg]).expect(0);
+    assert_eq!(
+        db.scalar("SELECT actor || ' ' || detail FROM gantry_migration_log WHERE action = 'accept-checksum'")
+            .map(|d| d.contains("reformatted")),
+        Some(true)
+    );
+}
+
+fn failing_dir(sandbox: &Sandbox, second: &str) -> PathBuf {
+    let dir = sandbox.path().join("failing");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("001_base.up.sql"),
+        "CREATE TABLE base (id int PRIMARY KEY);\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("001_base.down.sql"), "DROP TABLE base;\n").unwrap();
+    std::fs::write(dir.join("002_more.up.sql"), second).unwrap();
+    std::fs::write(
+        dir.join("002_more.down.sql"),
+        "DROP TABLE IF EXISTS more;\n",
+    )
+    .unwrap();
+    dir
+}
+
+const FAILS_ON_LINE_5: &str = "-- two statements that work, then one that does not\n\
+CREATE TABLE more (id int);\n\
+INSERT INTO more VALUES (1);\n\
+\n\
+INSERT INTO no_such_table VALUES (1);\n\
+INSERT INTO more VALUES (2);\n";
+
+#[test]
+fn a_failing_statement_leaves_nothing_and_names_file_and_line() {
+    for dialect in ["postgres", "sqlite"] {
+        let pg = (dialect == "postgres").then(|| TestDb::create("fail"));
+        let sandbox = Sandbox::new();
+        let url = match &pg {
+            Some(db) => db.url(),
+            None => format!("sqlite://{}", sandbox.path().join("f.db").display()),
+        };
+        let dir = failing_dir(&sandbox, FAILS_ON_LINE_5);
+        let dir_arg = dir.to_str().unwrap();
+        let failed = migrate(&sandbox, &url, &["--migrations-dir", dir_arg]).expect(1);
+        assert!(
+            failed.stderr.contains("002_more.up.sql:5"),
+            "{dialect}: {}",
+            failed.stderr
+        );
+        assert!(
+            failed.stderr.contains("no_such_table"),
+            "{dialect}: {}",
+            failed.stderr
+        );
+        match &pg {
+            Some(db) => assert_eq!(
+                db.tables(),
+                ["base", "gantry_migration_log", "gantry_migrations"],
+                "{dialect}"
+            ),
+            None => {
+                assert!(!sqlite_tables(&sandbox.path().join("f.db")).contains(&"more".to_string()))
+            }
+        }
+        let status = migrate(
+            &sandbox,
+            &url,
+            &["status", "--json", "--migrations-dir", dir_arg],
+        )
+        .expect(1)
+        .json();
+        assert_eq!(
+            status["migrations"][1]["state"], "failed",
+            "{dialect}: {status}"
+        );
+        assert!(
+            status["migrations"][1]["error"]
+                .as_str()
+                .unwrap()
+                .contains("line 5"),
+            "{status}"
+        );
+
+        let blocked = migrate(&sandbox, &url, &["--migrations-dir", dir_arg]).expect(1);
+        assert!(
+            blocked.stderr.contains("repair"),
+            "{dialect}: {}",
+            blocked.stderr
+        );
+
+        std::fs::write(
+            dir.join("002_more.up.sql"),
+            FAILS_ON_LINE_5.replace("no_such_table", "more"),
+        )
+        .unwrap();
+        migrate(
+            &sandbox,
+            &url,
+            &["repair", "mark-reverted", "2", "--migrations-dir", dir_arg],
+        )
+        .expect(0);
+        migrate(&sandbox, &url, &["--migrations-dir", dir_arg]).expect(0);
+        migrate(&sandbox, &url, &["status", "--migrations-dir", dir_arg]).expect(0);
+    }
+}
+
+#[test]
+fn kill_during_a_no_transaction_migration_blocks_until_repair() {
+    let db = TestDb::create("kill");
+    let sandbox = Sandbox::new();
+    let dir = failing_dir(
+        &sandbox,
+        "-- gantry:no-transaction\nCREATE TABLE more (id int);\nSELECT pg_sleep(60);\nCREATE INDEX CONCURRENTLY more_id ON more (id);\n",
+    );
+    let dir_arg = dir.to_str().unwrap().to_string();
+    let mut child = sandbox
+        .gantry()
+        .env("DATABASE_URL", db.url())
+        .args(["migrate", "--migrations-dir", &dir_arg])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let progress = db
+            .try_query("SELECT state, progress::text FROM gantry_migrations WHERE version = 2")
+            .ok()
+            .and_then(|rows| rows.into_iter().next());
+        if progress
+            .is_some_and(|r| r[0].as_deref() == Some("in_progress") && r[1].as_deref() == Some("1"))
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the migration never reached statement 2"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    child.wait().unwrap();
+
+    let status = migrate(
+        &sandbox,
+        &db.url(),
+        &["status", "--migrations-dir", &dir_arg],
+    )
+    .expect(1);
+    assert!(
+        status.stdout.contains("in progress (1/3 statements)"),
+        "{}",
+        status.stdout
+    );
+    let refused = migrate(
+        &sandbox,
+        &db.url(),
+        &["--migrations-dir", &dir_arg, "--lock-timeout", "10"],
+    )
+    .expect(1);
+    assert!(
+        refused.stderr.contains("002_more") && refused.stderr.contains("repair"),
+        "{}",
+        refused.stderr
+    );
+
+    // The operator stops the statement still running on the server for the
+    // killed client, undoes statement 1 by hand, and says so.
+    db.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep%' AND pid <> pg_backend_pid()");
+    db.execute("DROP TABLE more");
+    migrate(
+        &sandbox,
+        &db.url(),
+        &[
+            "repair",
+            "mark-reverted",
+            "002_more",
+            "--migrations-dir",
+            &dir_arg,
+        ],
+    )
+    .expect(0);
+    std::fs::write(dir.join("002_more.up.sql"), "-- gantry:no-transaction\nCREATE TABLE more (id int);\nCREATE INDEX CONCURRENTLY more_id ON more (id);\n").unwrap();
+    migrate(&sandbox, &db.url(), &["--migrations-dir", &dir_arg]).expect(0);
+    assert_eq!(
+        db.scalar("SELECT indexname::text FROM pg_indexes WHERE indexname = 'more_id'")
+            .as_deref(),
+        Some("more_id")
+    );
+}
+
+#[test]
+fn the_wasm_backfill_goes_up_and_down() {
+    let db = TestDb::create("wasm");
+    let sandbox = Sandbox::new();
+    let url = db.url();
+    migrate(&sandbox, &url, &["--target", "4"]).expect(0);
+    db.execute(
+        "INSERT INTO auth_users (id, username, password_hash, tenant_id, email) VALUES \
+         ('1', 'alice', 'x', 't', ' Alice <Alice.Smith+news@GoogleMail.com>'), \
+         ('2', 'bob', 'x', 't', 'BOB@Example.COM'), \
+         ('3', 'carol', 'x', 't', 'not an address'), \
+         ('4', 'dave', 'x', 't', NULL)",
+    );
+    migrate(&sandbox, &url, &[]).expect(0);
+    let canonical = db.query("SELECT id, email_canonical FROM auth_users ORDER BY id");
+    assert_eq!(
+        canonical,
+        vec![
+            vec![Some("1".into()), Some("alicesmith@gmail.com".into())],
+            vec![Some("2".into()), Some("bob@example.com".into())],
+            vec![Some("3".into()), None],
+            vec![Some("4".into()), None],
+        ]
+    );
+    migrate(&sandbox, &url, &["rollback", "--target", "4"]).expect(0);
+    assert_eq!(
+        db.scalar("SELECT count(email_canonical)::text FROM auth_users")
+            .as_deref(),
+        Some("0")
+    );
+    assert_eq!(
+        db.scalar("SELECT count(*)::text FROM auth_users")
+            .as_deref(),
+        Some("4")
+    );
+}
+
+#[test]
+fn a_failing_wasm_step_is_rolled_back() {
+    for mode in ["err", "trap", "loop", "commit"] {
+        let db = TestDb::create("badwasm");
+        let sandbox = Sandbox::new();
+        let dir = sandbox.path().join("m");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("001_setup.up.sql"),
+            format!("CREATE TABLE wasm_marker (note text);\nCREATE TABLE wasm_mode (mode text);\nINSERT INTO wasm_mode VALUES ('{mode}');\n"),
+        )
+        .unwrap();
+        std::fs::copy(
+            gantry::testing::test_plugin("bad-migration"),
+            dir.join("002_bad.wasm"),
+        )
+        .unwrap();
+        std::fs::copy(
+            gantry::testing::plugins_dir().join("bad-migration.toml"),
+            dir.join("002_bad.toml"),
+        )
+        .unwrap();
+        let run = migrate(
+            &sandbox,
+            &db.url(),
+            &["--migrations-dir", dir.to_str().unwrap()],
+        )
+        .expect(1);
+        assert!(run.stderr.contains("002_bad"), "{mode}: {}", run.stderr);
+        assert_eq!(
+            db.scalar("SELECT count(*)::text FROM wasm_marker")
+                .as_deref(),
+            Some("0"),
+            "{mode}: the step's insert must be rolled back"
+        );
+        assert_eq!(
+            db.scalar("SELECT state FROM gantry_migrations WHERE version = 2")
+                .as_deref(),
+            Some("failed"),
+            "{mode}"
+        );
+    }
+}
+
+#[test]
+fn out_of_order_pending_migrations_need_the_flag() {
+    let db = TestDb::create("order");
+    let sandbox = Sandbox::new();
+    let dir = failing_dir(&sandbox, "CREATE TABLE more (id int);\n");
+    let dir_arg = dir.to_str().unwrap();
+    std::fs::remove_file(dir.join("002_more.up.sql")).unwrap();
+    std::fs::remove_file(dir.join("002_more.down.sql")).unwrap();
+    std::fs::write(dir.join("003_last.up.sql"), "CREATE TABLE last (id int);\n").unwrap();
+    migrate(&sandbox, &db.url(), &["--migrations-dir", dir_arg]).expect(0);
+    std::fs::write(dir.join("002_more.up.sql"), "CREATE TABLE more (id int);\n").unwrap();
+    let refused = migrate(&sandbox, &db.url(), &["--migrations-dir", dir_arg]).expect(2);
+    assert!(
+        refused.stderr.contains("002_more") && refused.stderr.contains("--allow-out-of-order"),
+        "{}",
+        refused.stderr
+    );
+    migrate(
+        &sandbox,
+        &db.url(),
+        &["--migrations-dir", dir_arg, "--allow-out-of-order"],
+    )
+    .expect(0);
+    assert!(db.tables().contains(&"more".to_string()));
+}
+
+#[test]
+fn a_rollback_range_without_a_down_changes_nothing() {
+    let db = TestDb::create("nodown");
+    let sandbox = Sandbox::new();
+    let dir = failing_dir(&sandbox, "CREATE TABLE more (id int);\n");
+    std::fs::remove_file(dir.join("002_more.down.sql")).unwrap();
+    std::fs::write(dir.join("003_last.up.sql"), "CREATE TABLE last (id int);\n").unwrap();
+    std::fs::write(dir.join("003_last.down.sql"), "DROP TABLE last;\n").unwrap();
+    let dir_arg = dir.to_str().unwrap();
+    migrate(&sandbox, &db.url(), &["--migrations-dir", dir_arg]).expect(0);
+    let before = db.tables();
+    let refused = migrate(
+        &sandbox,
+        &db.url(),
+        &["rollback", "--target", "1", "--migrations-dir", dir_arg],
+    )
+    .expect(2);
+    assert!(refused.stderr.contains("002_more"), "{}", refused.stderr);
+    assert!(!refused.stderr.contains("003_last"), "{}", refused.stderr);
+    assert_eq!(db.tables(), before, "nothing may change");
+    assert_eq!(
+        db.scalar("SELECT count(*)::text FROM gantry_migrations")
+            .as_deref(),
+        Some("3")
+    );
+}
+
+#[test]
+fn bad_files_exit_2_and_touch_no_database() {
+    let cases: [(&[(&str, &str)], &str); 3] = [
+        (
+            &[("001_a.up.sql", "SELECT 1;"), ("001_b.up.sql", "SELECT 2;")],
+            "001_b.up.sql",
+        ),
+        (
+            &[("001_a.up.sql", "SELECT 1;"), ("oops.sql", "SELECT 2;")],
+            "oops.sql",
+        ),
+        (
+            &[
+                ("001_a.up.sql", "SELECT 1;"),
+                ("002_b.down.sql", "SELECT 2;"),
+            ],
+            "002_b.down.sql",
+        ),
+    ];
+    for (files, named) in cases {
+        let db = TestDb::create("badfiles");
+        let sandbox = Sandbox::new();
+        let dir = sandbox.path().join("m");
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.join(name), text).unwrap();
+        }
+        let run = migrate(
+            &sandbox,
+            &db.url(),
+            &["--migrations-dir", dir.to_str().unwrap()],
+        )
+        .expect(2);
+        assert!(run.stderr.contains(named), "{}", run.stderr);
+        assert!(
+            db.tables().is_empty(),
+            "nothing may be created: {:?}",
+            db.tables()
+        );
+    }
+}
+
+#[test]
+fn an_unreachable_database_exits_2() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let sandbox = Sandbox::new();
+    let run = migrate(
+        &sandbox,
+        &format!("postgres://postgres:hunter2@127.0.0.1:{port}/x"),
+        &[],
+    )
+    .expect(2);
+    assert!(
+        run.stderr.contains("cannot reach the database"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !run.stderr.contains("hunter2"),
+        "the password leaked: {}",
+        run.stderr
+    );
+}
+
+/// A server that speaks just enough of the PostgreSQL protocol to refuse
+/// a password, as a real server with password authentication does.
+fn password_refusing_server() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let read_message = |s: &mut std::net::TcpStream, typed: bool| -> Option<Vec<u8>> {
+                let mut head = vec![0u8; if typed { 5 } else { 4 }];
+                s.read_exact(&mut head).ok()?;
+                let len = u32::from_be_bytes(head[head.len() - 4..].try_into().unwrap()) as usize;
+                let mut body = vec![0u8; len - 4];
+                s.read_exact(&mut body).ok()?;
+                Some(body)
+            };
+            let Some(first) = read_message(&mut s, false) else {
+                continue;
+            };
+            if first.len() == 4 && first == [0x04, 0xd2, 0x16, 0x2f] {
+                let _ = s.write_all(b"N"); // no TLS
+                if read_message(&mut s, false).is_none() {
+                    continue;
+                }
+            }
+            let _ = s.write_all(&[b'R', 0, 0, 0, 8, 0, 0, 0, 3]); // cleartext password, please
+            let _ = read_message(&mut s, true);
+            let mut fields = Vec::new();
+            for (code, text) in [
+                (b'S', "FATAL"),
+                (b'V', "FATAL"),
+                (b'C', "28P01"),
+                (b'M', "password authentication failed for user \"postgres\""),
+            ] {
+                fields.push(code);
+                fields.extend_from_slice(text.as_bytes());
+                fields.push(0);
+            }
+            fields.push(0);
+            let mut message = vec![b'E'];
+            message.extend_from_slice(&((fields.len() + 4) as u32).to_be_bytes());
+            message.extend_from_slice(&fields);
+            let _ = s.write_all(&message);
+        }
+    });
+    port
+}
+
+#[test]
+fn a_wrong_password_exits_2() {
+    let port = password_refusing_server();
+    let sandbox = Sandbox::new();
+    let run = migrate(
+        &sandbox,
+        &format!("postgres://postgres:wrong-pw@127.0.0.1:{port}/kari"),
+        &[],
+    )
+    .expect(2);
+    assert!(
+        run.stderr.contains("refused the credentials"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("password authentication failed"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !run.stderr.contains("wrong-pw"),
+        "the password leaked: {}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_dry_run_changes_nothing() {
+    let db = TestDb::create("dry");
+    let sandbox = Sandbox::new();
+    let run = migrate(&sandbox, &db.url(), &["--dry-run"]).expect(0);
+    assert!(
+        run.stdout.contains("001_create_auth_tables"),
+        "{}",
+        run.stdout
+    );
+    assert!(db.tables().is_empty());
+    migrate(&sandbox, &db.url(), &[]).expect(0);
+    let run = migrate(
+        &sandbox,
+        &db.url(),
+        &["rollback", "--target", "3", "--dry-run"],
+    )
+    .expect(0);
+    assert!(
+        run.stdout.contains("006_unique_canonical_email"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        db.scalar("SELECT count(*)::text FROM gantry_migrations")
+            .as_deref(),
+        Some("6")
+    );
+}
+
+#[test]
+fn the_library_runs_without_the_cli() {
+    // The library runs without the CLI.
+    let sandbox = Sandbox::new();
+    let url = format!("sqlite://{}", sandbox.path().join("lib.db").display());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let report = rt.block_on(async {
+        let target = gantry::db::DbTarget::parse(&url).unwrap();
+        let migrator =
+            gantry::migrate::Migrator::new(target, gantry::migrate::Source::Builtin).unwrap();
+        migrator
+            .migrate(&gantry::migrate::ApplyOptions::default())
+            .await
+            .unwrap()
+    });
+    assert_eq!(report.done.len(), 6);
+    let cli = migrate(&sandbox, &url, &["status", "--json"])
+        .expect(0)
+        .json();
+    assert_eq!(cli["summary"], "up-to-date");
+}
