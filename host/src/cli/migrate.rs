@@ -66,6 +66,17 @@ enum MigrateCommand {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Take over the history another tool wrote (never altering it)
+    Adopt {
+        #[arg(long, value_enum)]
+        from: AdoptFrom,
+        /// Record migrations whose files changed since they were applied
+        #[arg(long)]
+        accept_drift: bool,
+        /// Check and report; record nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Get out of a failed, interrupted or drifted state
     Repair {
         action: RepairAction,
@@ -74,6 +85,12 @@ enum MigrateCommand {
         #[arg(long)]
         note: Option<String>,
     },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum AdoptFrom {
+    /// `_sqlx_migrations`, as sqlx-cli and `sqlx::migrate!` write it
+    Sqlx,
 }
 
 pub fn run(ctx: &Context, args: MigrateArgs) -> CliResult {
@@ -110,6 +127,29 @@ async fn run_async(ctx: &Context, args: MigrateArgs) -> CliResult {
         Some(MigrateCommand::Rollback { target, dry_run }) => {
             let report = migrator.rollback(&id(&target)?, dry_run).await?;
             finish(ctx, &migrator, &report)
+        }
+        Some(MigrateCommand::Adopt {
+            from,
+            accept_drift,
+            dry_run,
+        }) => {
+            let report = match from {
+                AdoptFrom::Sqlx => migrator.adopt_sqlx(accept_drift, dry_run).await?,
+            };
+            if ctx.out.is_json() {
+                ctx.out.json(&report)?;
+            } else {
+                for drift in &report.accepted_drift {
+                    ctx.out.text(format!("accepted: {drift}"))?;
+                }
+                let verb = if dry_run { "would adopt" } else { "adopted" };
+                ctx.out.text(format!(
+                    "{verb} {} migrations from _sqlx_migrations ({} already recorded); _sqlx_migrations is unchanged",
+                    report.adopted.len(),
+                    report.already.len()
+                ))?;
+            }
+            Ok(Exit::Success)
         }
         Some(MigrateCommand::Repair {
             action,

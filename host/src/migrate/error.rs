@@ -86,6 +86,12 @@ pub enum MigrateError {
         holder: Option<i32>,
     },
 
+    #[error(
+        "cannot adopt the sqlx history; nothing was recorded:\n{}\n(--accept-drift accepts checksum differences)",
+        .0.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n")
+    )]
+    Adopt(Vec<super::adopt::AdoptProblem>),
+
     #[error("repair {action} {id}: {message}")]
     Repair {
         action: &'static str,
@@ -138,7 +144,8 @@ impl MigrateError {
             | MigrateError::UnknownTarget(_)
             | MigrateError::TargetNotApplied(_)
             | MigrateError::Irreversible(_)
-            | MigrateError::Repair { .. } => Exit::Usage,
+            | MigrateError::Repair { .. }
+            | MigrateError::Adopt(_) => Exit::Usage,
             MigrateError::Sql { .. }
             | MigrateError::Blocked(_)
             | MigrateError::Failed { .. }

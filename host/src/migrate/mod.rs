@@ -4,6 +4,7 @@
 //! `Migrator` is the library entry point; it emits `Event`s and never
 //! prints. See ARCHITECTURE.md, "Migrations".
 
+mod adopt;
 mod apply;
 pub mod checksum;
 mod error;
@@ -17,6 +18,7 @@ pub mod split;
 mod status;
 mod wasm;
 
+pub use adopt::{AdoptProblem, AdoptReport};
 pub use error::{DriftItem, MigrateError};
 pub use events::{Direction, Event, PlannedStep};
 pub use history::RowState;

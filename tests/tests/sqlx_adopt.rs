@@ -1,0 +1,283 @@
+//! Coming from sqlx: an sqlx migrations folder runs unchanged, and a
+//! database sqlx migrated is taken over without re-running anything.
+
+use gantry_tests::pg::TestDb;
+use gantry_tests::{Run, Sandbox};
+use std::path::{Path, PathBuf};
+
+const USERS: &str =
+    "CREATE TABLE users (\n    id BIGSERIAL PRIMARY KEY,\n    email TEXT NOT NULL\n);\n";
+const PROFILES_UP: &str = "CREATE TABLE profiles (\n    user_id BIGINT PRIMARY KEY REFERENCES users (id),\n    bio TEXT\n);\n";
+const PROFILES_DOWN: &str = "DROP TABLE profiles;\n";
+const INDEX: &str = "-- no-transaction\nCREATE INDEX CONCURRENTLY users_email ON users (email);\n";
+const LATER: &str = "ALTER TABLE users ADD COLUMN created_at TIMESTAMPTZ NOT NULL DEFAULT now();\n";
+
+/// A flat sqlx folder: up-only, reversible, and a no-transaction index.
+fn sqlx_folder(sandbox: &Sandbox) -> PathBuf {
+    let dir = sandbox.path().join("migrations");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("20250101000000_create_users.sql"), USERS).unwrap();
+    std::fs::write(dir.join("20250102000000_add_profiles.up.sql"), PROFILES_UP).unwrap();
+    std::fs::write(
+        dir.join("20250102000000_add_profiles.down.sql"),
+        PROFILES_DOWN,
+    )
+    .unwrap();
+    std::fs::write(dir.join("20250103000000_index_email.sql"), INDEX).unwrap();
+    dir
+}
+
+fn gantry(sandbox: &Sandbox, db: &TestDb, dir: &Path, args: &[&str]) -> Run {
+    Run::from(
+        sandbox
+            .gantry()
+            .env("DATABASE_URL", db.url())
+            .arg("migrate")
+            .args(args)
+            .args(["--migrations-dir", dir.to_str().unwrap()])
+            .output()
+            .unwrap(),
+    )
+}
+
+/// Runs sqlx's own migrator over `dir`, as `sqlx migrate run` would.
+fn sqlx_migrate(db: &TestDb, dir: &Path) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&db.url()).await.unwrap();
+        let migrator = sqlx::migrate::Migrator::new(dir).await.unwrap();
+        migrator.run(&mut conn).await.unwrap();
+    });
+}
+
+/// The schema as the catalog describes it, gantry's and sqlx's own tables aside.
+fn schema(db: &TestDb) -> Vec<Vec<Option<String>>> {
+    let mut rows = db.query(
+        "SELECT table_name::text, column_name::text, data_type::text, is_nullable::text, column_default::text \
+         FROM information_schema.columns WHERE table_schema = 'public' \
+           AND table_name NOT IN ('_sqlx_migrations', 'gantry_migrations', 'gantry_migration_log') ORDER BY 1, 2",
+    );
+    rows.extend(db.query(
+        "SELECT tablename::text, indexdef FROM pg_indexes WHERE schemaname = 'public' \
+           AND tablename NOT IN ('_sqlx_migrations', 'gantry_migrations', 'gantry_migration_log') ORDER BY 1, 2",
+    ));
+    rows.extend(db.query(
+        "SELECT conrelid::regclass::text, pg_get_constraintdef(oid) FROM pg_constraint \
+         WHERE connamespace = 'public'::regnamespace AND conrelid::regclass::text NOT LIKE '%migration%' ORDER BY 1, 2",
+    ));
+    rows
+}
+
+#[test]
+fn an_sqlx_folder_applies_unchanged_and_reruns_as_a_no_op() {
+    let db = TestDb::create("sqlxfolder");
+    let sandbox = Sandbox::new();
+    let dir = sqlx_folder(&sandbox);
+    gantry(&sandbox, &db, &dir, &[]).expect(0);
+    assert!(db.tables().contains(&"profiles".to_string()));
+    assert_eq!(
+        db.scalar("SELECT indexname::text FROM pg_indexes WHERE indexname = 'users_email'")
+            .as_deref(),
+        Some("users_email")
+    );
+    let again = gantry(&sandbox, &db, &dir, &[]).expect(0);
+    assert!(
+        again.stdout.contains("nothing to apply"),
+        "{}",
+        again.stdout
+    );
+    let status = gantry(&sandbox, &db, &dir, &["status", "--json"])
+        .expect(0)
+        .json();
+    let states: Vec<&str> = status["migrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["applied", "applied", "applied"]);
+    assert_eq!(status["migrations"][2]["no_transaction"], true);
+    assert_eq!(status["migrations"][0]["reversible"], false);
+
+    // Up-only migrations stop a rollback before it starts, by name.
+    let refused = gantry(&sandbox, &db, &dir, &["rollback", "--target", "0"]).expect(2);
+    assert!(
+        refused.stderr.contains("20250101000000_create_users"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        refused.stderr.contains("20250103000000_index_email"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        !refused.stderr.contains("add_profiles"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        db.tables().contains(&"profiles".to_string()),
+        "nothing reverted"
+    );
+}
+
+#[test]
+fn adopt_takes_over_a_database_sqlx_migrated() {
+    let adopted = TestDb::create("adopt");
+    let sqlx_only = TestDb::create("sqlxonly");
+    let sandbox = Sandbox::new();
+    let dir = sqlx_folder(&sandbox);
+    sqlx_migrate(&adopted, &dir);
+    let sqlx_rows_before = adopted.query("SELECT version::text, encode(checksum, 'hex'), success::text FROM _sqlx_migrations ORDER BY 1");
+    assert_eq!(sqlx_rows_before.len(), 3);
+
+    // Before adopting, gantry sees pending migrations it must not re-run.
+    let run = gantry(&sandbox, &adopted, &dir, &["adopt", "--from", "sqlx"]).expect(0);
+    assert!(run.stdout.contains("adopted 3"), "{}", run.stdout);
+    assert_eq!(
+        adopted.query("SELECT version::text, encode(checksum, 'hex'), success::text FROM _sqlx_migrations ORDER BY 1"),
+        sqlx_rows_before,
+        "_sqlx_migrations must not change"
+    );
+    gantry(&sandbox, &adopted, &dir, &["status"]).expect(0);
+    let noop = gantry(&sandbox, &adopted, &dir, &[]).expect(0);
+    assert!(noop.stdout.contains("nothing to apply"), "{}", noop.stdout);
+    let log =
+        adopted.scalar("SELECT count(*)::text FROM gantry_migration_log WHERE action = 'adopt'");
+    assert_eq!(log.as_deref(), Some("3"));
+    // Adopting again records nothing new.
+    let again = gantry(&sandbox, &adopted, &dir, &["adopt", "--from", "sqlx"]).expect(0);
+    assert!(
+        again.stdout.contains("adopted 0") && again.stdout.contains("3 already"),
+        "{}",
+        again.stdout
+    );
+
+    // A further migration is gantry's to apply.
+    std::fs::write(dir.join("20250104000000_add_created_at.sql"), LATER).unwrap();
+    let more = gantry(&sandbox, &adopted, &dir, &[]).expect(0);
+    assert!(more.stdout.contains("apply 1 migration"), "{}", more.stdout);
+
+    // The same folder run by sqlx alone gives the same schema.
+    sqlx_migrate(&sqlx_only, &dir);
+    assert_eq!(schema(&adopted), schema(&sqlx_only));
+}
+
+#[test]
+fn adopt_refuses_when_a_file_changed_after_sqlx_applied_it() {
+    let db = TestDb::create("adoptdrift");
+    let sandbox = Sandbox::new();
+    let dir = sqlx_folder(&sandbox);
+    sqlx_migrate(&db, &dir);
+    let edited = dir.join("20250102000000_add_profiles.up.sql");
+    std::fs::write(
+        &edited,
+        PROFILES_UP.replace("bio TEXT", "bio TEXT NOT NULL"),
+    )
+    .unwrap();
+
+    let refused = gantry(&sandbox, &db, &dir, &["adopt", "--from", "sqlx"]).expect(2);
+    assert!(
+        refused
+            .stderr
+            .contains("20250102000000_add_profiles.up.sql"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        refused.stderr.contains("nothing was recorded"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        !refused.stderr.contains("create_users.sql"),
+        "only the changed file: {}",
+        refused.stderr
+    );
+    assert_eq!(
+        db.scalar("SELECT count(*)::text FROM gantry_migrations")
+            .as_deref(),
+        Some("0")
+    );
+
+    let accepted = gantry(
+        &sandbox,
+        &db,
+        &dir,
+        &["adopt", "--from", "sqlx", "--accept-drift"],
+    )
+    .expect(0);
+    assert!(accepted.stdout.contains("accepted"), "{}", accepted.stdout);
+    assert_eq!(
+        db.scalar("SELECT count(*)::text FROM gantry_migrations")
+            .as_deref(),
+        Some("3")
+    );
+}
+
+#[test]
+fn adopt_without_an_sqlx_history_exits_2() {
+    let db = TestDb::create("nosqlx");
+    let sandbox = Sandbox::new();
+    let dir = sqlx_folder(&sandbox);
+    let run = gantry(&sandbox, &db, &dir, &["adopt", "--from", "sqlx"]).expect(2);
+    assert!(run.stderr.contains("_sqlx_migrations"), "{}", run.stderr);
+}
+
+#[test]
+fn a_no_transaction_file_failing_at_statement_two_keeps_statement_one() {
+    let db = TestDb::create("notx");
+    let sandbox = Sandbox::new();
+    let dir = sandbox.path().join("migrations");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("20250101000000_two_tables.sql");
+    let body = "-- no-transaction\nCREATE TABLE first (id int);\nINSERT INTO nowhere VALUES (1);\nCREATE TABLE second (id int);\n";
+    std::fs::write(&file, body).unwrap();
+
+    let failed = gantry(&sandbox, &db, &dir, &[]).expect(1);
+    assert!(
+        failed.stderr.contains("statement 2 of 3"),
+        "{}",
+        failed.stderr
+    );
+    assert!(
+        failed.stderr.contains("20250101000000_two_tables.sql:3"),
+        "{}",
+        failed.stderr
+    );
+    assert!(
+        db.tables().contains(&"first".to_string()),
+        "statement 1 stays"
+    );
+    assert!(!db.tables().contains(&"second".to_string()));
+
+    let status = gantry(&sandbox, &db, &dir, &["status", "--json"])
+        .expect(1)
+        .json();
+    let row = &status["migrations"][0];
+    assert_eq!(row["state"], "failed");
+    assert!(
+        row["error"].as_str().unwrap().contains("statement 2 of 3"),
+        "{row}"
+    );
+    assert_eq!(row["progress"]["done"], 1);
+    assert_eq!(row["progress"]["total"], 3);
+
+    // Out: undo statement 1, forget the attempt, fix the file, run again.
+    db.execute("DROP TABLE first");
+    gantry(
+        &sandbox,
+        &db,
+        &dir,
+        &["repair", "mark-reverted", "20250101000000"],
+    )
+    .expect(0);
+    std::fs::write(&file, body.replace("nowhere", "first")).unwrap();
+    gantry(&sandbox, &db, &dir, &[]).expect(0);
+    assert!(db.tables().contains(&"second".to_string()));
+}
