@@ -219,6 +219,9 @@ async fn set_applied_at(db: &mut Db, version: i64, at: DateTime<Utc>) -> Result<
         .map_err(MigrateError::sql("record when sqlx applied it"))
 }
 
+/// version, description, success, checksum, installed_on, execution_time
+type RawRow<At> = (i64, String, bool, Vec<u8>, At, i64);
+
 async fn read_sqlx(db: &mut Db) -> Result<Vec<SqlxRow>, MigrateError> {
     let read = MigrateError::sql("read _sqlx_migrations");
     let missing = || MigrateError::Repair {
@@ -237,7 +240,7 @@ async fn read_sqlx(db: &mut Db) -> Result<Vec<SqlxRow>, MigrateError> {
             if exists.is_none() {
                 return Err(missing());
             }
-            let rows: Vec<(i64, String, bool, Vec<u8>, DateTime<Utc>, i64)> = sqlx::query_as(
+            let rows: Vec<RawRow<DateTime<Utc>>> = sqlx::query_as(
                 "SELECT version, description, success, checksum, installed_on, execution_time FROM _sqlx_migrations ORDER BY version",
             )
             .fetch_all(c)
@@ -267,7 +270,7 @@ async fn read_sqlx(db: &mut Db) -> Result<Vec<SqlxRow>, MigrateError> {
             if exists.is_none() {
                 return Err(missing());
             }
-            let rows: Vec<(i64, String, bool, Vec<u8>, String, i64)> = sqlx::query_as(
+            let rows: Vec<RawRow<String>> = sqlx::query_as(
                 "SELECT version, description, success, checksum, CAST(installed_on AS TEXT), execution_time FROM _sqlx_migrations ORDER BY version",
             )
             .fetch_all(c)
