@@ -5,12 +5,14 @@
 pub mod capabilities;
 pub mod cli;
 pub mod config;
+pub mod configdeploy;
 pub mod db;
 pub mod error;
 pub mod migrate;
 pub mod runtime;
 pub mod scaffold;
 pub mod secrets;
+pub mod store;
 #[doc(hidden)]
 pub mod testing;
 

@@ -162,3 +162,9 @@ pub fn plugin_target_dir() -> PathBuf {
         .expect("target dir")
         .join("e2e-plugins")
 }
+
+/// Hex sha256 of bytes, as gantry records file checksums.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}

@@ -1,9 +1,11 @@
 //! Command-line parsing and dispatch. One file per subcommand group; no
 //! business logic here: commands parse, call the engines, and print.
 
+mod configs;
 mod migrate;
 mod output;
 mod plugin;
+mod status;
 
 use crate::config::{self, LoadedConfig};
 use crate::error::{CliResult, Exit};
@@ -53,6 +55,11 @@ pub struct GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Deploy configuration files with backups; list, roll back, history
+    #[command(subcommand)]
+    Config(configs::ConfigCommand),
+    /// What gantry has done and whether anything was left unfinished
+    Status,
     /// Apply database migrations (see also: status, rollback, repair)
     Migrate(migrate::MigrateArgs),
     /// List, inspect, test and scaffold plugins
@@ -82,6 +89,8 @@ pub fn init_logging(cli: &Cli) {
 pub fn run(cli: Cli) -> CliResult<Exit> {
     let ctx = Context::new(cli.global)?;
     match cli.command {
+        Command::Config(cmd) => configs::run(&ctx, cmd),
+        Command::Status => status::run(&ctx),
         Command::Migrate(args) => migrate::run(&ctx, args),
         Command::Plugin(cmd) => plugin::run(&ctx, cmd),
     }

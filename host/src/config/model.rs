@@ -31,6 +31,9 @@ pub struct DeploymentConfig {
     pub plugins: PluginsConfig,
     #[serde(default)]
     pub migrations: MigrationsConfig,
+    /// How config files are validated and deployed.
+    #[serde(default)]
+    pub config_deploy: ConfigDeployConfig,
 }
 
 impl Default for DeploymentConfig {
@@ -44,6 +47,7 @@ impl Default for DeploymentConfig {
             state: StateConfig::default(),
             plugins: PluginsConfig::default(),
             migrations: MigrationsConfig::default(),
+            config_deploy: ConfigDeployConfig::default(),
         }
     }
 }
@@ -195,4 +199,35 @@ pub struct PluginsConfig {
 pub struct MigrationsConfig {
     /// Directory of migrations (dialect folders, or the files themselves).
     pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigDeployConfig {
+    /// Config-validator plugins run on every rendered file.
+    #[serde(default = "default_validators")]
+    pub validators: Vec<String>,
+    /// Operator JSON Schemas: `<stem>.schema.json` validates `<stem>.json`.
+    pub schemas_dir: Option<PathBuf>,
+    /// Seconds to wait for another deployment's lock.
+    #[serde(default = "default_lock_timeout")]
+    pub lock_timeout_seconds: u64,
+}
+
+impl Default for ConfigDeployConfig {
+    fn default() -> Self {
+        ConfigDeployConfig {
+            validators: default_validators(),
+            schemas_dir: None,
+            lock_timeout_seconds: default_lock_timeout(),
+        }
+    }
+}
+
+fn default_validators() -> Vec<String> {
+    vec!["auth-config-validator".to_string()]
+}
+
+fn default_lock_timeout() -> u64 {
+    30
 }

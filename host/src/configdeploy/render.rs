@@ -1,0 +1,432 @@
+//! Rendering a config file for an environment: parse the base file (JSON
+//! or TOML), merge the deployment config's `environments.<ENV>` over it,
+//! resolve secret references, serialise in the base file's format.
+//!
+//! Merge rules: a key of `environments.<ENV>` that is a deployed file's
+//! full name (`auth.json`) holding an object is that file's overrides,
+//! merged deeply. Any other key overrides the same top-level key in every
+//! deployed file that has it; a key no deployed file has is added to the
+//! first file given. Objects merge recursively; anything else replaces.
+//!
+//! What a rendered file keeps besides its text: the JSON pointers whose
+//! values came from secret references, and the resolved secret values, so
+//! output can be masked and scrubbed. Nothing here prints.
+
+use super::error::ConfigError;
+use crate::secrets;
+use serde_json::{Map, Value};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Json,
+    Toml,
+}
+
+impl Format {
+    pub fn of(path: &Path) -> Format {
+        if path
+            .extension()
+            .is_some_and(|x| x.eq_ignore_ascii_case("toml"))
+        {
+            Format::Toml
+        } else {
+            Format::Json
+        }
+    }
+}
+
+/// A base file as read, before merging.
+#[derive(Debug, Clone)]
+pub struct Base {
+    pub source: PathBuf,
+    pub name: String,
+    pub format: Format,
+    pub value: Value,
+}
+
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    pub source: PathBuf,
+    /// The file name in the config directory.
+    pub name: String,
+    pub format: Format,
+    /// Secrets resolved.
+    pub value: Value,
+    /// What gets written.
+    pub text: String,
+    /// JSON pointers of values that came from secret references or whose
+    /// keys name a secret.
+    pub secret_paths: Vec<String>,
+    /// Resolved secret values, for scrubbing messages.
+    pub secret_values: Vec<String>,
+}
+
+impl Rendered {
+    /// True when the file holds a secret: written and backed up 0600.
+    pub fn holds_secrets(&self) -> bool {
+        !self.secret_paths.is_empty()
+    }
+
+    /// The rendered value with every secret replaced by `********`.
+    pub fn masked(&self) -> Value {
+        mask(&self.value, &self.secret_paths)
+    }
+}
+
+/// Reads and parses a base file.
+pub fn read_base(source: &Path) -> Result<Base, ConfigError> {
+    let name = source
+        .file_name()
+        .and_then(|n| n.to_str())
+        .map(String::from)
+        .ok_or_else(|| ConfigError::UnsafePath {
+            path: source.to_path_buf(),
+            why: "has no file name".into(),
+        })?;
+    super::paths::check_name(&name)?;
+    let text = std::fs::read_to_string(source).map_err(|e| ConfigError::Read {
+        path: source.to_path_buf(),
+        source: e,
+    })?;
+    let format = Format::of(source);
+    let value = parse(&text, format, source)?;
+    if !value.is_object() {
+        return Err(ConfigError::Syntax {
+            path: source.to_path_buf(),
+            line_col: None,
+            message: "the top level must be an object".into(),
+        });
+    }
+    Ok(Base {
+        source: source.to_path_buf(),
+        name,
+        format,
+        value,
+    })
+}
+
+/// Parses JSON or TOML text into a JSON value; errors carry line and column.
+pub fn parse(text: &str, format: Format, path: &Path) -> Result<Value, ConfigError> {
+    match format {
+        Format::Json => serde_json::from_str(text).map_err(|e| ConfigError::Syntax {
+            path: path.to_path_buf(),
+            line_col: Some((e.line(), e.column())),
+            message: strip_position(&e.to_string()),
+        }),
+        Format::Toml => {
+            let value: toml::Value = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+                path: path.to_path_buf(),
+                line_col: e
+                    .span()
+                    .map(|s| crate::runtime::manifest::line_col(text, s.start)),
+                message: e.message().trim_end().to_string(),
+            })?;
+            serde_json::to_value(value).map_err(|e| ConfigError::Syntax {
+                path: path.to_path_buf(),
+                line_col: None,
+                message: e.to_string(),
+            })
+        }
+    }
+}
+
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_string(),
+        None => message.to_string(),
+    }
+}
+
+/// Renders every base for `overrides` (the environment's section);
+/// `secrets_base` is where `${file:…}` paths are relative to.
+pub fn render_all(
+    bases: &[Base],
+    overrides: &Map<String, Value>,
+    secrets_base: &Path,
+) -> Result<Vec<Rendered>, ConfigError> {
+    let mut merged: Vec<Value> = bases.iter().map(|b| b.value.clone()).collect();
+    for (key, value) in overrides {
+        let own = bases
+            .iter()
+            .position(|b| value.is_object() && key == &b.name);
+        if let Some(i) = own {
+            merge(&mut merged[i], value);
+            continue;
+        }
+        let holders: Vec<usize> = (0..bases.len())
+            .filter(|&i| merged[i].get(key).is_some())
+            .collect();
+        let targets = if holders.is_empty() { vec![0] } else { holders };
+        for i in targets {
+            if let Some(map) = merged[i].as_object_mut() {
+                match map.get_mut(key) {
+                    Some(existing) => merge(existing, value),
+                    None => {
+                        map.insert(key.clone(), value.clone());
+                    }
+                }
+            }
+        }
+    }
+    bases
+        .iter()
+        .zip(merged)
+        .map(|(base, value)| finish(base, value, secrets_base))
+        .collect()
+}
+
+fn finish(base: &Base, mut value: Value, secrets_base: &Path) -> Result<Rendered, ConfigError> {
+    let mut secret_paths = Vec::new();
+    let mut secret_values = Vec::new();
+    resolve(
+        &mut value,
+        "",
+        &base.name,
+        secrets_base,
+        &mut secret_paths,
+        &mut secret_values,
+    )?;
+    named_secrets(&value, "", &mut secret_paths);
+    secret_paths.sort();
+    secret_paths.dedup();
+    let text = serialise(&value, base.format, &base.source)?;
+    Ok(Rendered {
+        source: base.source.clone(),
+        name: base.name.clone(),
+        format: base.format,
+        value,
+        text,
+        secret_paths,
+        secret_values,
+    })
+}
+
+pub fn serialise(value: &Value, format: Format, path: &Path) -> Result<String, ConfigError> {
+    match format {
+        Format::Json => {
+            Ok(serde_json::to_string_pretty(value).expect("a JSON value serialises") + "\n")
+        }
+        Format::Toml => toml::to_string_pretty(value).map_err(|e| ConfigError::Syntax {
+            path: path.to_path_buf(),
+            line_col: None,
+            message: format!("cannot be written back as TOML: {e}"),
+        }),
+    }
+}
+
+/// Objects merge key by key; anything else replaces.
+pub fn merge(base: &mut Value, over: &Value) {
+    match (base, over) {
+        (Value::Object(base), Value::Object(over)) => {
+            for (key, value) in over {
+                match base.get_mut(key) {
+                    Some(existing) => merge(existing, value),
+                    None => {
+                        base.insert(key.clone(), value.clone());
+                    }
+                }
+            }
+        }
+        (base, over) => *base = over.clone(),
+    }
+}
+
+fn resolve(
+    value: &mut Value,
+    pointer: &str,
+    file: &str,
+    base: &Path,
+    paths: &mut Vec<String>,
+    values: &mut Vec<String>,
+) -> Result<(), ConfigError> {
+    match value {
+        Value::String(text) if secrets::has_reference(text) => {
+            let resolved = secrets::resolve(text, base).map_err(|source| ConfigError::Secret {
+                file: file.to_string(),
+                pointer: if pointer.is_empty() {
+                    "/".into()
+                } else {
+                    pointer.to_string()
+                },
+                source,
+            })?;
+            paths.push(pointer.to_string());
+            if !resolved.is_empty() {
+                values.push(resolved.clone());
+            }
+            *text = resolved;
+        }
+        Value::Object(map) => {
+            for (key, child) in map.iter_mut() {
+                resolve(
+                    child,
+                    &format!("{pointer}/{}", escape(key)),
+                    file,
+                    base,
+                    paths,
+                    values,
+                )?;
+            }
+        }
+        Value::Array(items) => {
+            for (i, child) in items.iter_mut().enumerate() {
+                resolve(child, &format!("{pointer}/{i}"), file, base, paths, values)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Keys whose values are secrets whether or not they came from a reference.
+pub fn is_secret_key(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    key.contains("secret")
+        || key.contains("password")
+        || key.contains("passwd")
+        || key.contains("private_key")
+        || key.contains("api_key")
+        || key.ends_with("_token")
+        || key == "token"
+}
+
+fn named_secrets(value: &Value, pointer: &str, paths: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, child) in map {
+                let child_pointer = format!("{pointer}/{}", escape(key));
+                if is_secret_key(key) && !child.is_object() && !child.is_array() && !child.is_null()
+                {
+                    paths.push(child_pointer.clone());
+                }
+                named_secrets(child, &child_pointer, paths);
+            }
+        }
+        Value::Array(items) => {
+            for (i, child) in items.iter().enumerate() {
+                named_secrets(child, &format!("{pointer}/{i}"), paths);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn escape(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
+}
+
+/// `value` with the values at `paths` (and any secret-named key) masked.
+pub fn mask(value: &Value, paths: &[String]) -> Value {
+    let mut masked = value.clone();
+    let mut named = Vec::new();
+    named_secrets(value, "", &mut named);
+    for path in paths.iter().chain(&named) {
+        if let Some(slot) = masked.pointer_mut(path) {
+            *slot = Value::String("********".into());
+        }
+    }
+    masked
+}
+
+/// Replaces every secret value in `text` with `********`.
+pub fn scrub(text: &str, secrets: &[String]) -> String {
+    let mut out = text.to_string();
+    let mut sorted: Vec<&String> = secrets.iter().filter(|s| s.len() >= 3).collect();
+    sorted.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    for secret in sorted {
+        out = out.replace(secret.as_str(), "********");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn base(name: &str, value: Value) -> Base {
+        Base {
+            source: PathBuf::from(name),
+            name: name.into(),
+            format: Format::Json,
+            value,
+        }
+    }
+
+    #[test]
+    fn flat_overrides_go_where_the_key_is_else_to_the_first_file() {
+        let bases = [
+            base(
+                "auth.json",
+                json!({"jwt_secret_key": "x", "nested": {"a": 1, "b": 2}}),
+            ),
+            base("extensions.json", json!({"extensions": {}})),
+        ];
+        let overrides = json!({
+            "jwt_secret_key": "prod",
+            "nested": {"b": 3},
+            "token_expiry_minutes": 60,
+            "extensions": {"audit": {"enabled": true}},
+            "extensions.json": {"extra": true}
+        });
+        let out = render_all(&bases, overrides.as_object().unwrap(), Path::new(".")).unwrap();
+        assert_eq!(
+            out[0].value,
+            json!({"jwt_secret_key": "prod", "nested": {"a": 1, "b": 3}, "token_expiry_minutes": 60})
+        );
+        assert_eq!(
+            out[1].value,
+            json!({"extensions": {"audit": {"enabled": true}}, "extra": true})
+        );
+        assert_eq!(out[0].secret_paths, ["/jwt_secret_key"]);
+    }
+
+    #[test]
+    fn secret_references_are_resolved_masked_and_scrubbable() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("jwt"), "s3cret-value-from-file\n").unwrap();
+        let bases = [base(
+            "auth.json",
+            json!({"signing": "${file:jwt}", "name": "svc"}),
+        )];
+        let out = render_all(&bases, &Map::new(), dir.path()).unwrap();
+        assert_eq!(out[0].value["signing"], "s3cret-value-from-file");
+        assert!(out[0].holds_secrets());
+        assert_eq!(out[0].masked()["signing"], "********");
+        assert_eq!(
+            scrub("got s3cret-value-from-file here", &out[0].secret_values),
+            "got ******** here"
+        );
+    }
+
+    #[test]
+    fn an_unresolved_reference_names_file_and_pointer() {
+        let bases = [base(
+            "auth.json",
+            json!({"jwt": {"key": "${env:GANTRY_TEST_UNSET_SECRET}"}}),
+        )];
+        let err = render_all(&bases, &Map::new(), Path::new("."))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("auth.json")
+                && err.contains("/jwt/key")
+                && err.contains("GANTRY_TEST_UNSET_SECRET"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn syntax_errors_carry_line_and_column() {
+        let err = parse(
+            "{\n  \"a\": 1,\n  \"b\" 2\n}",
+            Format::Json,
+            Path::new("auth.json"),
+        )
+        .unwrap_err();
+        assert!(err.to_string().starts_with("auth.json:3:"), "{err}");
+        let err = parse("a = 1\nb = \n", Format::Toml, Path::new("auth.toml")).unwrap_err();
+        assert!(err.to_string().starts_with("auth.toml:2:"), "{err}");
+    }
+}

@@ -1,0 +1,125 @@
+//! Validating rendered files before anything is written: a JSON Schema per
+//! file where one exists (the operator's `<stem>.schema.json` in the
+//! schemas directory, else a built-in one for `auth` and `extensions`),
+//! then every configured config-validator plugin. Messages are scrubbed of
+//! secret values before they leave this module.
+
+use super::error::{ConfigError, Finding, Severity};
+use super::render::{Rendered, scrub};
+use crate::runtime::bindings::types::FindingSeverity;
+use crate::runtime::{Plugin, Runtime};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+const AUTH_SCHEMA: &str = include_str!("schemas/auth.schema.json");
+const EXTENSIONS_SCHEMA: &str = include_str!("schemas/extensions.schema.json");
+
+/// The built-in schema for a file name, by stem.
+pub fn builtin_schema(name: &str) -> Option<&'static str> {
+    match Path::new(name).file_stem()?.to_str()? {
+        "auth" => Some(AUTH_SCHEMA),
+        "extensions" => Some(EXTENSIONS_SCHEMA),
+        _ => None,
+    }
+}
+
+pub struct Validators {
+    pub schemas_dir: Option<PathBuf>,
+    pub runtime: Arc<Runtime>,
+    pub plugins: Vec<Arc<Plugin>>,
+}
+
+impl Validators {
+    /// Every finding for every file; `Err` only when a validator itself
+    /// cannot run.
+    pub fn run(&self, files: &[Rendered], environment: &str) -> Result<Vec<Finding>, ConfigError> {
+        let mut findings = Vec::new();
+        for file in files {
+            findings.extend(self.schema_findings(file)?);
+            for plugin in &self.plugins {
+                findings.extend(self.plugin_findings(plugin, file, environment)?);
+            }
+        }
+        Ok(findings)
+    }
+
+    fn schema_findings(&self, file: &Rendered) -> Result<Vec<Finding>, ConfigError> {
+        let stem = Path::new(&file.name)
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default();
+        let operator = self
+            .schemas_dir
+            .as_ref()
+            .map(|dir| dir.join(format!("{stem}.schema.json")))
+            .filter(|p| p.is_file());
+        let (text, origin) = match &operator {
+            Some(path) => (
+                std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+                    path: path.clone(),
+                    source: e,
+                })?,
+                path.display().to_string(),
+            ),
+            None => match builtin_schema(&file.name) {
+                Some(text) => (text.to_string(), format!("built-in {stem} schema")),
+                None => return Ok(Vec::new()),
+            },
+        };
+        let schema: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| ConfigError::Syntax {
+                path: PathBuf::from(&origin),
+                line_col: Some((e.line(), e.column())),
+                message: e.to_string(),
+            })?;
+        let validator = jsonschema::validator_for(&schema).map_err(|e| ConfigError::Syntax {
+            path: PathBuf::from(&origin),
+            line_col: None,
+            message: format!("not a usable JSON Schema: {e}"),
+        })?;
+        Ok(validator
+            .iter_errors(&file.value)
+            .map(|error| Finding {
+                file: file.name.clone(),
+                path: error.instance_path().to_string(),
+                severity: Severity::Error,
+                message: scrub(&error.to_string(), &file.secret_values),
+                source: "schema".into(),
+            })
+            .collect())
+    }
+
+    fn plugin_findings(
+        &self,
+        plugin: &Plugin,
+        file: &Rendered,
+        environment: &str,
+    ) -> Result<Vec<Finding>, ConfigError> {
+        let failed = |message: String| ConfigError::Validator {
+            plugin: plugin.name().to_string(),
+            message: scrub(&message, &file.secret_values),
+        };
+        let settings = plugin
+            .settings(Vec::<(String, String)>::new())
+            .map_err(|e| failed(e.to_string()))?;
+        let json = file.value.to_string();
+        let outcome = self
+            .runtime
+            .validate(plugin, &settings, environment, &file.name, &json);
+        let found = outcome.result.map_err(|e| failed(e.to_string()))?;
+        Ok(found
+            .into_iter()
+            .map(|f| Finding {
+                file: file.name.clone(),
+                path: f.path,
+                severity: match f.severity {
+                    FindingSeverity::Error => Severity::Error,
+                    FindingSeverity::Warning => Severity::Warning,
+                    FindingSeverity::Info => Severity::Info,
+                },
+                message: scrub(&f.message, &file.secret_values),
+                source: plugin.name().to_string(),
+            })
+            .collect())
+    }
+}

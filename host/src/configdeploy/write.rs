@@ -1,0 +1,91 @@
+//! Writing a set of files as one change: each file goes to a temp file in
+//! the same directory, is fsynced, renamed over the target, and the
+//! directory fsynced, so every file is always wholly old or wholly new. If
+//! any write fails, the files already replaced are put back from the
+//! backup before returning.
+
+use super::backup::{copy_path, sync_dir};
+use super::error::ConfigError;
+use crate::store::BackupRecord;
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+/// One file's new state.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    pub name: String,
+    /// `None` removes the file.
+    pub contents: Option<Vec<u8>>,
+    pub mode: u32,
+}
+
+/// Applies `plans` in order; on failure restores from `backup`.
+pub fn apply(
+    config_dir: &Path,
+    plans: &[Planned],
+    backup: &BackupRecord,
+) -> Result<(), ConfigError> {
+    for (i, plan) in plans.iter().enumerate() {
+        if let Err(source) = write_one(config_dir, plan) {
+            let restored = restore(config_dir, &plans[..=i], backup).is_ok();
+            return Err(ConfigError::Write {
+                name: plan.name.clone(),
+                source,
+                restored,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Puts `plans`' files back as `backup` has them.
+fn restore(config_dir: &Path, plans: &[Planned], backup: &BackupRecord) -> std::io::Result<()> {
+    let mut result = Ok(());
+    for plan in plans {
+        let Some(file) = backup.files.iter().find(|f| f.name == plan.name) else {
+            continue;
+        };
+        let undo = if file.existed {
+            fs::read(copy_path(backup, &file.name)).map(|bytes| Planned {
+                name: file.name.clone(),
+                contents: Some(bytes),
+                mode: file.mode.unwrap_or(0o600),
+            })
+        } else {
+            Ok(Planned {
+                name: file.name.clone(),
+                contents: None,
+                mode: 0,
+            })
+        };
+        if let Err(e) = undo.and_then(|undo| write_one(config_dir, &undo)) {
+            tracing::error!(file = %plan.name, "could not put the file back: {e}");
+            result = Err(e);
+        }
+    }
+    result
+}
+
+pub fn write_one(config_dir: &Path, plan: &Planned) -> std::io::Result<()> {
+    let target = config_dir.join(&plan.name);
+    match &plan.contents {
+        Some(bytes) => {
+            let mut tmp = tempfile::Builder::new()
+                .prefix(".gantry-")
+                .tempfile_in(config_dir)?;
+            tmp.as_file()
+                .set_permissions(fs::Permissions::from_mode(plan.mode))?;
+            tmp.write_all(bytes)?;
+            tmp.as_file().sync_all()?;
+            tmp.persist(&target).map_err(|e| e.error)?;
+        }
+        None => match fs::remove_file(&target) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        },
+    }
+    sync_dir(config_dir).map_err(|e| std::io::Error::other(e.to_string()))
+}
