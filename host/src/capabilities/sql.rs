@@ -36,10 +36,15 @@ impl SqlState {
         }
     }
 
-    fn session(&mut self) -> Result<&mut SqlSession, String> {
-        self.session.as_mut().ok_or_else(|| {
+    /// The session a statement may run on, after the checks every
+    /// statement passes.
+    fn admit(&mut self, statement: &str) -> Result<&mut SqlSession, String> {
+        let session = self.session.as_mut().ok_or_else(|| {
             "sql is available only while gantry runs this plugin as a migration step".to_string()
-        })
+        })?;
+        check_statement(statement)?;
+        session.statements += 1;
+        Ok(session)
     }
 }
 
@@ -63,16 +68,9 @@ impl wit::Host for SqlState {
         statement: String,
         params: Vec<Value>,
     ) -> wasmtime::Result<Result<Rows, String>> {
-        let session = match self.session() {
-            Ok(session) => session,
-            Err(why) => return Ok(Err(why)),
-        };
-        if let Err(why) = check_statement(&statement) {
-            return Ok(Err(why));
-        }
-        session.statements += 1;
-        let SqlSession { db, io, .. } = session;
-        Ok(io.block_on(query(db, &statement, &params)))
+        Ok(self
+            .admit(&statement)
+            .and_then(|SqlSession { db, io, .. }| io.block_on(query(db, &statement, &params))))
     }
 
     fn execute(
@@ -80,16 +78,9 @@ impl wit::Host for SqlState {
         statement: String,
         params: Vec<Value>,
     ) -> wasmtime::Result<Result<u64, String>> {
-        let session = match self.session() {
-            Ok(session) => session,
-            Err(why) => return Ok(Err(why)),
-        };
-        if let Err(why) = check_statement(&statement) {
-            return Ok(Err(why));
-        }
-        session.statements += 1;
-        let SqlSession { db, io, .. } = session;
-        Ok(io.block_on(execute(db, &statement, &params)))
+        Ok(self
+            .admit(&statement)
+            .and_then(|SqlSession { db, io, .. }| io.block_on(execute(db, &statement, &params))))
     }
 }
 

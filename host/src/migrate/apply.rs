@@ -128,6 +128,47 @@ async fn one_round_trip(
     Err(record_failure(migrator, db, m, up, down, line, &err, Direction::Up).await)
 }
 
+/// Opens a step's transaction: `BEGIN` on PostgreSQL (the advisory lock
+/// already keeps other runners out), `BEGIN IMMEDIATE` on SQLite.
+pub(super) async fn begin(db: &mut Db) -> Result<(), MigrateError> {
+    let begin = match db.dialect() {
+        Dialect::Postgres => "BEGIN",
+        Dialect::Sqlite => "BEGIN IMMEDIATE",
+    };
+    db.batch(begin)
+        .await
+        .map_err(MigrateError::sql("begin the migration's transaction"))
+}
+
+/// `begin`, then on SQLite (no global lock) re-reads the step's row under
+/// the write lock. `Ok(false)`: another runner applied it meanwhile, and
+/// the transaction is closed again.
+pub(super) async fn begin_step(
+    migrator: &Migrator,
+    db: &mut Db,
+    version: i64,
+) -> Result<bool, MigrateError> {
+    begin(db).await?;
+    if db.dialect() == Dialect::Postgres {
+        return Ok(true);
+    }
+    let row = match history::load_one(db, version).await {
+        Ok(row) => row,
+        Err(err) => {
+            let _ = db.batch("ROLLBACK").await;
+            return Err(MigrateError::sql("read the migration history")(err));
+        }
+    };
+    let Some(row) = row else { return Ok(true) };
+    let _ = db.batch("ROLLBACK").await;
+    if row.state == RowState::Applied {
+        return Ok(false);
+    }
+    Err(migrator
+        .check_blocked(&[row])
+        .expect_err("a row that is not applied blocks"))
+}
+
 /// The SQLite path: the write lock first, then a re-check.
 async fn immediate(
     migrator: &Migrator,
@@ -136,22 +177,8 @@ async fn immediate(
     up: &str,
     down: Option<&Script>,
 ) -> Result<bool, MigrateError> {
-    db.batch("BEGIN IMMEDIATE")
-        .await
-        .map_err(MigrateError::sql("take the SQLite write lock"))?;
-    match history::load_one(db, m.version).await {
-        Ok(None) => {}
-        Ok(Some(row)) => {
-            let _ = db.batch("ROLLBACK").await;
-            if row.state == RowState::Applied {
-                return Ok(false);
-            }
-            migrator.check_blocked(&[row])?;
-        }
-        Err(err) => {
-            let _ = db.batch("ROLLBACK").await;
-            return Err(MigrateError::sql("read the migration history")(err));
-        }
+    if !begin_step(migrator, db, m.version).await? {
+        return Ok(false);
     }
     let started = Instant::now();
     if let Err(err) = db.batch(up).await {
@@ -186,24 +213,8 @@ async fn statement_by_statement(
     let statements = split::split(up);
     let total = statements.len();
     // Claim the migration (under SQLite's write lock, re-checking first).
-    if db.dialect() == Dialect::Sqlite {
-        db.batch("BEGIN IMMEDIATE")
-            .await
-            .map_err(MigrateError::sql("take the SQLite write lock"))?;
-        match history::load_one(db, m.version).await {
-            Ok(Some(row)) => {
-                let _ = db.batch("ROLLBACK").await;
-                if row.state == RowState::Applied {
-                    return Ok(false);
-                }
-                migrator.check_blocked(&[row])?;
-            }
-            Ok(None) => {}
-            Err(err) => {
-                let _ = db.batch("ROLLBACK").await;
-                return Err(MigrateError::sql("read the migration history")(err));
-            }
-        }
+    if db.dialect() == Dialect::Sqlite && !begin_step(migrator, db, m.version).await? {
+        return Ok(false);
     }
     let mut record = applied_record(migrator, m, up, down);
     record.state = RowState::InProgress;

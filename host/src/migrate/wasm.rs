@@ -11,7 +11,7 @@ use super::history::{self, RowState};
 use super::runner::Migrator;
 use super::source::{Migration, WasmStep};
 use crate::capabilities::sql::SqlSession;
-use crate::db::{Db, Dialect};
+use crate::db::Db;
 use crate::runtime::{Manifest, Origin, PluginSource};
 use std::borrow::Cow;
 use std::path::PathBuf;
@@ -25,22 +25,8 @@ pub async fn apply(
     step: &WasmStep,
 ) -> Result<bool, MigrateError> {
     let db = slot.as_mut().expect("connection");
-    begin(db).await?;
-    if db.dialect() == Dialect::Sqlite {
-        match history::load_one(db, m.version).await {
-            Ok(None) => {}
-            Ok(Some(row)) => {
-                let _ = db.batch("ROLLBACK").await;
-                if row.state == RowState::Applied {
-                    return Ok(false);
-                }
-                migrator.check_blocked(&[row])?;
-            }
-            Err(err) => {
-                let _ = db.batch("ROLLBACK").await;
-                return Err(MigrateError::sql("read the migration history")(err));
-            }
-        }
+    if !super::apply::begin_step(migrator, db, m.version).await? {
+        return Ok(false);
     }
     let started = std::time::Instant::now();
     let outcome = call(
@@ -98,7 +84,7 @@ pub async fn revert(
     origin: &str,
 ) -> Result<(), MigrateError> {
     let db = slot.as_mut().expect("connection");
-    begin(db).await?;
+    super::apply::begin(db).await?;
     let outcome = call(
         migrator,
         slot,
@@ -139,16 +125,6 @@ pub async fn revert(
         ));
     }
     Ok(())
-}
-
-async fn begin(db: &mut Db) -> Result<(), MigrateError> {
-    let begin = match db.dialect() {
-        Dialect::Postgres => "BEGIN",
-        Dialect::Sqlite => "BEGIN IMMEDIATE",
-    };
-    db.batch(begin)
-        .await
-        .map_err(MigrateError::sql("begin the migration's transaction"))
 }
 
 /// Loads the component and calls `up` or `down` with the connection; the
