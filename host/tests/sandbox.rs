@@ -322,3 +322,21 @@ fn concurrent_calls_each_get_their_own_store() {
         t.join().unwrap();
     }
 }
+
+#[test]
+fn importing_a_capability_the_manifest_does_not_grant_fails_to_load() {
+    let mut source = source("mailer");
+    source.manifest.capabilities.smtp = false;
+    match runtime().load(source, None) {
+        Err(LoadError::Denied {
+            interface,
+            manifest_entry,
+            ..
+        }) => {
+            assert!(interface.contains("smtp"), "{interface}");
+            assert!(manifest_entry.contains("smtp = true"), "{manifest_entry}");
+        }
+        Err(other) => panic!("expected a denial, got {other}"),
+        Ok(_) => panic!("an ungranted smtp import loaded"),
+    }
+}

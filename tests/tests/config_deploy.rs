@@ -668,3 +668,69 @@ fn kill_9_during_a_three_file_deploy_leaves_whole_files_and_says_which() {
         "only {interrupted_seen} kills landed mid-change; the test proves too little"
     );
 }
+
+#[test]
+fn retention_keeps_the_newest_and_the_last_good_deployments_backup() {
+    let sandbox = Sandbox::new();
+    setup(&sandbox);
+    let mut config_json: Value = serde_json::from_str(
+        &std::fs::read_to_string(sandbox.path().join("deployment_config.json")).unwrap(),
+    )
+    .unwrap();
+    config_json["deployment"] = json!({"max_backups": 1});
+    sandbox.write("deployment_config.json", config_json.to_string());
+    let ids = |sandbox: &Sandbox| -> Vec<String> {
+        config(sandbox, None, &["list-backups", "--json"])
+            .expect(0)
+            .json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+
+    config(
+        &sandbox,
+        None,
+        &deploy_args("development", &["base/auth.json"]),
+    )
+    .expect(0);
+    config(
+        &sandbox,
+        Some(PROD_SECRET),
+        &deploy_args("production", &["base/auth.json"]),
+    )
+    .expect(0);
+    let after_two = ids(&sandbox);
+    assert_eq!(after_two.len(), 1, "max_backups = 1: {after_two:?}");
+    let last_good = after_two[0].clone();
+
+    // A rollback takes a backup of its own; the newest is that one, but
+    // the last good deployment's backup must stay.
+    config(&sandbox, None, &["rollback", "--backup-id", &last_good]).expect(0);
+    let after_rollback = ids(&sandbox);
+    assert_eq!(after_rollback.len(), 2, "{after_rollback:?}");
+    assert!(after_rollback.contains(&last_good), "{after_rollback:?}");
+    for id in &after_rollback {
+        assert!(sandbox.path().join(".gantry/backups").join(id).is_dir());
+    }
+    // A second rollback: still only the newest one and the last good one.
+    config(&sandbox, None, &["rollback", "--backup-id", &last_good]).expect(0);
+    let after_second = ids(&sandbox);
+    assert_eq!(after_second.len(), 2, "{after_second:?}");
+    assert!(after_second.contains(&last_good), "{after_second:?}");
+    assert!(
+        !after_second.contains(
+            &after_rollback
+                .iter()
+                .find(|id| **id != last_good)
+                .unwrap()
+                .clone()
+        )
+    );
+    let on_disk = std::fs::read_dir(sandbox.path().join(".gantry/backups"))
+        .unwrap()
+        .count();
+    assert_eq!(on_disk, 2, "pruned backups are removed from disk too");
+}

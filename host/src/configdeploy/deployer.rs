@@ -461,6 +461,7 @@ impl ConfigDeployer {
         store
             .finish_change(change_id, ChangeState::Completed, None)
             .await?;
+        self.prune(&mut store).await?;
         store.close().await;
         Ok(report)
     }

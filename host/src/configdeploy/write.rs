@@ -89,3 +89,98 @@ pub fn write_one(config_dir: &Path, plan: &Planned) -> std::io::Result<()> {
     }
     sync_dir(config_dir).map_err(|e| std::io::Error::other(e.to_string()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::BackupFile;
+
+    #[test]
+    fn a_failed_write_puts_back_the_files_already_replaced() {
+        let tmp = tempfile::tempdir().unwrap();
+        let config = tmp.path().join("config");
+        let backup_dir = tmp.path().join("backup");
+        std::fs::create_dir_all(&config).unwrap();
+        std::fs::create_dir_all(backup_dir.join("files")).unwrap();
+        std::fs::write(config.join("a.json"), "old a").unwrap();
+        std::fs::write(backup_dir.join("files/a.json"), "old a").unwrap();
+        let backup = BackupRecord {
+            id: "backup_20240101_000000".into(),
+            created_at: chrono::Utc::now(),
+            environment: "test".into(),
+            config_dir: config.display().to_string(),
+            path: backup_dir.display().to_string(),
+            files: vec![
+                BackupFile {
+                    name: "a.json".into(),
+                    existed: true,
+                    sha256: None,
+                    size: 5,
+                    mode: Some(0o640),
+                },
+                BackupFile {
+                    name: "b.json".into(),
+                    existed: false,
+                    sha256: None,
+                    size: 0,
+                    mode: None,
+                },
+                BackupFile {
+                    name: "missing/c.json".into(),
+                    existed: false,
+                    sha256: None,
+                    size: 0,
+                    mode: None,
+                },
+            ],
+            total_size: 5,
+            change_id: None,
+            purpose: "deploy".into(),
+        };
+        let plans = vec![
+            Planned {
+                name: "a.json".into(),
+                contents: Some(b"new a".to_vec()),
+                mode: 0o600,
+            },
+            Planned {
+                name: "b.json".into(),
+                contents: Some(b"new b".to_vec()),
+                mode: 0o644,
+            },
+            // Renaming into a directory that does not exist fails.
+            Planned {
+                name: "missing/c.json".into(),
+                contents: Some(b"new c".to_vec()),
+                mode: 0o644,
+            },
+        ];
+        let err = apply(&config, &plans, &backup).unwrap_err();
+        assert!(
+            matches!(err, ConfigError::Write { restored: true, .. }),
+            "{err}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(config.join("a.json")).unwrap(),
+            "old a"
+        );
+        assert_eq!(
+            std::fs::metadata(config.join("a.json"))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o640
+        );
+        assert!(
+            !config.join("b.json").exists(),
+            "a file the change created is removed again"
+        );
+        let leftovers: Vec<_> = std::fs::read_dir(&config)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(leftovers.len(), 1, "no temp files left: {leftovers:?}");
+    }
+}

@@ -53,11 +53,14 @@ pub enum LoadError {
     #[error(transparent)]
     Manifest(#[from] super::manifest::ManifestError),
 
-    #[error("failed to compile plugin `{plugin}`")]
-    Compile {
+    /// The component imports a capability its manifest does not grant.
+    #[error(
+        "plugin `{plugin}` imports `{interface}` but its manifest does not grant it; add {manifest_entry}"
+    )]
+    Denied {
         plugin: String,
-        #[source]
-        source: anyhow::Error,
+        interface: String,
+        manifest_entry: String,
     },
 }
 
@@ -78,15 +81,6 @@ pub enum PluginError {
         message: String,
         /// The guest's wasm backtrace, one frame a line.
         backtrace: Option<String>,
-    },
-
-    #[error(
-        "plugin `{plugin}` was denied {what}; to allow it, add {manifest_entry} to its manifest"
-    )]
-    Denied {
-        plugin: String,
-        what: String,
-        manifest_entry: String,
     },
 
     #[error("plugin `{plugin}` is a {found} plugin; this call needs a {expected}")]
@@ -131,7 +125,6 @@ impl PluginError {
             PluginError::Timeout { plugin, .. }
             | PluginError::OutOfMemory { plugin, .. }
             | PluginError::Trap { plugin, .. }
-            | PluginError::Denied { plugin, .. }
             | PluginError::WrongKind { plugin, .. }
             | PluginError::UnknownSetting { plugin, .. }
             | PluginError::MissingSetting { plugin, .. }

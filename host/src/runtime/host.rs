@@ -280,6 +280,21 @@ impl Runtime {
                     found: format!("an import of `{interface}`"),
                 });
             }
+            let granted = match interface {
+                "smtp" => manifest.capabilities.smtp,
+                "sql" => manifest.capabilities.sql,
+                _ => true,
+            };
+            if !granted {
+                return Err(LoadError::Denied {
+                    plugin: manifest.name.clone(),
+                    interface: import.to_string(),
+                    manifest_entry: format!(
+                        "`{interface} = true` under [capabilities] in {}",
+                        manifest.path.display()
+                    ),
+                });
+            }
             if let Some(why) = capabilities::unavailable_reason(interface) {
                 return Err(LoadError::CapabilityUnavailable {
                     plugin: manifest.name.clone(),
