@@ -195,46 +195,9 @@ impl ConfigDeployer {
             return Ok(report);
         }
         if changed.is_empty() {
-            self.settle_interrupted(None).await?;
+            self.settle_interrupted().await?;
             return Ok(report);
         }
-
-        std::fs::create_dir_all(config_dir)
-            .map_err(|e| ConfigError::io(format!("create {}", config_dir.display()), e))?;
-        let _lock = DirLock::acquire(config_dir, self.settings.lock_timeout)?;
-        let mut store = Store::open(&self.state).await?;
-        let names: Vec<String> = changed.iter().map(|r| r.name.clone()).collect();
-        let backup = backup::take(
-            &self.settings.backup_dir,
-            config_dir,
-            &names,
-            environment,
-            "deploy",
-            Utc::now(),
-        )?;
-        store.insert_backup(&backup).await?;
-        let files: Vec<ChangeFile> = changed
-            .iter()
-            .map(|r| ChangeFile {
-                name: r.name.clone(),
-                old_sha256: backup
-                    .files
-                    .iter()
-                    .find(|f| f.name == r.name)
-                    .and_then(|f| f.sha256.clone()),
-                new_sha256: Some(sha256(r.text.as_bytes())),
-                secret: r.holds_secrets(),
-            })
-            .collect();
-        let change_id = store
-            .start_change(&self.change(ChangeKind::Deploy, environment, &backup.id, None, files))
-            .await?;
-        store.set_backup_change(&backup.id, change_id).await?;
-        store
-            .mark_interrupted(&self.dir_key(), Some(change_id))
-            .await?;
-        report.backup_id = Some(backup.id.clone());
-        report.change_id = Some(change_id);
 
         let plans: Vec<Planned> = changed
             .iter()
@@ -244,19 +207,81 @@ impl ConfigDeployer {
                 mode: if r.holds_secrets() { 0o600 } else { 0o644 },
             })
             .collect();
-        if let Err(err) = write::apply(config_dir, &plans, &backup) {
-            let message = err.to_string();
+        let _lock = self.lock()?;
+        let mut store = Store::open(&self.state).await?;
+        let (backup_id, change_id) = self
+            .apply_change(&mut store, ChangeKind::Deploy, environment, None, &plans)
+            .await?;
+        store.close().await;
+        report.backup_id = Some(backup_id);
+        report.change_id = Some(change_id);
+        Ok(report)
+    }
+
+    /// Creates the config directory if needed and takes its lock.
+    fn lock(&self) -> Result<DirLock, ConfigError> {
+        let dir = &self.settings.config_dir;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| ConfigError::io(format!("create {}", dir.display()), e))?;
+        DirLock::acquire(dir, self.settings.lock_timeout)
+    }
+
+    /// The order that makes a kill at any moment safe, for deploys and
+    /// rollbacks alike (the caller holds the lock): a backup of every
+    /// target (recorded) → the change `in_progress`, with each file's old
+    /// and new sha256 (recorded) → the writes → `completed` (or `failed`,
+    /// with the files put back) → pruning. Returns the backup's and the
+    /// change's ids.
+    async fn apply_change(
+        &self,
+        store: &mut Store,
+        kind: ChangeKind,
+        environment: &str,
+        restored_from: Option<&str>,
+        plans: &[Planned],
+    ) -> Result<(String, i64), ConfigError> {
+        let config_dir = &self.settings.config_dir;
+        let names: Vec<String> = plans.iter().map(|p| p.name.clone()).collect();
+        let backup = backup::take(
+            &self.settings.backup_dir,
+            config_dir,
+            &names,
+            environment,
+            kind.as_str(),
+            Utc::now(),
+        )?;
+        store.insert_backup(&backup).await?;
+        let files: Vec<ChangeFile> = plans
+            .iter()
+            .map(|p| ChangeFile {
+                name: p.name.clone(),
+                old_sha256: backup
+                    .files
+                    .iter()
+                    .find(|f| f.name == p.name)
+                    .and_then(|f| f.sha256.clone()),
+                new_sha256: p.contents.as_deref().map(sha256),
+                secret: p.mode & 0o077 == 0,
+            })
+            .collect();
+        let change_id = store
+            .start_change(&self.change(kind, environment, &backup.id, restored_from, files))
+            .await?;
+        store.set_backup_change(&backup.id, change_id).await?;
+        store
+            .mark_interrupted(&self.dir_key(), Some(change_id))
+            .await?;
+        if let Err(err) = write::apply(config_dir, plans, &backup) {
             store
-                .finish_change(change_id, ChangeState::Failed, Some(&message))
+                .finish_change(change_id, ChangeState::Failed, Some(&err.to_string()))
                 .await?;
             return Err(err);
         }
         store
             .finish_change(change_id, ChangeState::Completed, None)
             .await?;
-        self.prune(&mut store).await?;
-        store.close().await;
-        Ok(report)
+        self.prune(store).await?;
+        Ok((backup.id, change_id))
     }
 
     fn dir_key(&self) -> String {
@@ -266,14 +291,13 @@ impl ConfigDeployer {
     /// A deploy that finds nothing to change still settles unfinished
     /// changes on its directory, under the lock (which proves no process
     /// is still running them).
-    async fn settle_interrupted(&self, by: Option<i64>) -> Result<(), ConfigError> {
-        let config_dir = &self.settings.config_dir;
-        if !config_dir.is_dir() {
+    async fn settle_interrupted(&self) -> Result<(), ConfigError> {
+        if !self.settings.config_dir.is_dir() {
             return Ok(());
         }
-        let _lock = DirLock::acquire(config_dir, self.settings.lock_timeout)?;
+        let _lock = self.lock()?;
         let mut store = Store::open(&self.state).await?;
-        store.mark_interrupted(&self.dir_key(), by).await?;
+        store.mark_interrupted(&self.dir_key(), None).await?;
         store.close().await;
         Ok(())
     }
@@ -406,63 +430,24 @@ impl ConfigDeployer {
             return Ok(report);
         }
 
-        std::fs::create_dir_all(config_dir)
-            .map_err(|e| ConfigError::io(format!("create {}", config_dir.display()), e))?;
-        let _lock = DirLock::acquire(config_dir, self.settings.lock_timeout)?;
+        let _lock = self.lock()?;
         // Verify again under the lock: nothing may have changed since.
         backup::verify(&source).map_err(|problems| ConfigError::Tampered {
             id: id.to_string(),
             problems,
         })?;
-        let names: Vec<String> = plans.iter().map(|p| p.name.clone()).collect();
-        let before = backup::take(
-            &self.settings.backup_dir,
-            config_dir,
-            &names,
-            &source.environment,
-            "rollback",
-            Utc::now(),
-        )?;
-        store.insert_backup(&before).await?;
-        let files: Vec<ChangeFile> = plans
-            .iter()
-            .map(|p| ChangeFile {
-                name: p.name.clone(),
-                old_sha256: before
-                    .files
-                    .iter()
-                    .find(|f| f.name == p.name)
-                    .and_then(|f| f.sha256.clone()),
-                new_sha256: p.contents.as_deref().map(sha256),
-                secret: p.mode & 0o077 == 0,
-            })
-            .collect();
-        let change_id = store
-            .start_change(&self.change(
+        let (backup_id, change_id) = self
+            .apply_change(
+                &mut store,
                 ChangeKind::Rollback,
                 &source.environment,
-                &before.id,
                 Some(id),
-                files,
-            ))
+                &plans,
+            )
             .await?;
-        store.set_backup_change(&before.id, change_id).await?;
-        store
-            .mark_interrupted(&self.dir_key(), Some(change_id))
-            .await?;
-        report.backup_id = Some(before.id.clone());
-        report.change_id = Some(change_id);
-        if let Err(err) = write::apply(config_dir, &plans, &before) {
-            store
-                .finish_change(change_id, ChangeState::Failed, Some(&err.to_string()))
-                .await?;
-            return Err(err);
-        }
-        store
-            .finish_change(change_id, ChangeState::Completed, None)
-            .await?;
-        self.prune(&mut store).await?;
         store.close().await;
+        report.backup_id = Some(backup_id);
+        report.change_id = Some(change_id);
         Ok(report)
     }
 
