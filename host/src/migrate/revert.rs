@@ -364,90 +364,105 @@ impl Migrator {
         };
         self.locked(async |slot| {
             let db = slot.as_mut().expect("connection");
-            let version = id.version();
-            let file = self
-                .set
-                .get(version)
-                .filter(|m| id.name().is_none_or(|n| n == m.name));
-            let row = history::load_one(db, version)
-                .await
-                .map_err(MigrateError::sql("read the migration history"))?;
-            let detail = match action {
-                RepairAction::MarkApplied => {
-                    let Some(m) = file else {
-                        return Err(repair_error(
-                            "no such migration file to record as applied".into(),
-                        ));
-                    };
-                    if row
-                        .as_ref()
-                        .is_some_and(|r| r.state == RowState::Applied && r.checksum == m.checksum)
-                    {
-                        return Err(repair_error("it is already recorded as applied".into()));
+            // The row change and its log entry commit together.
+            super::apply::begin(db).await?;
+            let done = async {
+                let version = id.version();
+                let file = self
+                    .set
+                    .get(version)
+                    .filter(|m| id.name().is_none_or(|n| n == m.name));
+                let row = history::load_one(db, version)
+                    .await
+                    .map_err(MigrateError::sql("read the migration history"))?;
+                let detail = match action {
+                    RepairAction::MarkApplied => {
+                        let Some(m) = file else {
+                            return Err(repair_error(
+                                "no such migration file to record as applied".into(),
+                            ));
+                        };
+                        if row.as_ref().is_some_and(|r| {
+                            r.state == RowState::Applied && r.checksum == m.checksum
+                        }) {
+                            return Err(repair_error("it is already recorded as applied".into()));
+                        }
+                        let (up, down) = match &m.body {
+                            Body::Sql { up, down } => (Some(up.as_str()), down.as_ref()),
+                            Body::Wasm(_) => (None, None),
+                        };
+                        let mut record =
+                            super::apply::applied_record(self, m, up.unwrap_or(""), down);
+                        record.up_script = up;
+                        if let Body::Wasm(step) = &m.body {
+                            record.artifact = Some(&step.component);
+                            record.manifest = Some(&step.manifest.source_text);
+                        }
+                        history::upsert(db, &record)
+                            .await
+                            .map_err(MigrateError::sql("record it as applied"))?;
+                        format!(
+                            "was {}",
+                            row.map(|r| r.state.as_str().to_string())
+                                .unwrap_or_else(|| "not recorded".into())
+                        )
                     }
-                    let (up, down) = match &m.body {
-                        Body::Sql { up, down } => (Some(up.as_str()), down.as_ref()),
-                        Body::Wasm(_) => (None, None),
-                    };
-                    let mut record = super::apply::applied_record(self, m, up.unwrap_or(""), down);
-                    record.up_script = up;
-                    if let Body::Wasm(step) = &m.body {
-                        record.artifact = Some(&step.component);
-                        record.manifest = Some(&step.manifest.source_text);
+                    RepairAction::MarkReverted => {
+                        let Some(row) = row else {
+                            return Err(repair_error(
+                                "it is not in the history; nothing to forget".into(),
+                            ));
+                        };
+                        history::delete(db, version)
+                            .await
+                            .map_err(MigrateError::sql("forget it"))?;
+                        format!("was {}", row.state.as_str())
                     }
-                    history::upsert(db, &record)
-                        .await
-                        .map_err(MigrateError::sql("record it as applied"))?;
-                    format!(
-                        "was {}",
-                        row.map(|r| r.state.as_str().to_string())
-                            .unwrap_or_else(|| "not recorded".into())
-                    )
-                }
-                RepairAction::MarkReverted => {
-                    let Some(row) = row else {
-                        return Err(repair_error(
-                            "it is not in the history; nothing to forget".into(),
-                        ));
-                    };
-                    history::delete(db, version)
-                        .await
-                        .map_err(MigrateError::sql("forget it"))?;
-                    format!("was {}", row.state.as_str())
-                }
-                RepairAction::AcceptChecksum => {
-                    let (Some(m), Some(row)) = (file, row) else {
-                        return Err(repair_error(
-                            "needs both the file and its history row".into(),
-                        ));
-                    };
-                    if row.checksum == m.checksum {
-                        return Err(repair_error("the checksum already matches".into()));
+                    RepairAction::AcceptChecksum => {
+                        let (Some(m), Some(row)) = (file, row) else {
+                            return Err(repair_error(
+                                "needs both the file and its history row".into(),
+                            ));
+                        };
+                        if row.checksum == m.checksum {
+                            return Err(repair_error("the checksum already matches".into()));
+                        }
+                        let up = match &m.body {
+                            Body::Sql { up, .. } => Some(up.as_str()),
+                            Body::Wasm(_) => None,
+                        };
+                        history::set_checksum(db, version, &m.checksum, up)
+                            .await
+                            .map_err(MigrateError::sql("record the new checksum"))?;
+                        let ws = up.is_some_and(|u| checksum::normalise(u).is_empty());
+                        format!(
+                            "{} -> {}{}",
+                            row.checksum,
+                            m.checksum,
+                            if ws { " (empty file)" } else { "" }
+                        )
                     }
-                    let up = match &m.body {
-                        Body::Sql { up, .. } => Some(up.as_str()),
-                        Body::Wasm(_) => None,
-                    };
-                    history::set_checksum(db, version, &m.checksum, up)
-                        .await
-                        .map_err(MigrateError::sql("record the new checksum"))?;
-                    let ws = up.is_some_and(|u| checksum::normalise(u).is_empty());
-                    format!(
-                        "{} -> {}{}",
-                        row.checksum,
-                        m.checksum,
-                        if ws { " (empty file)" } else { "" }
-                    )
+                };
+                let detail = match note {
+                    Some(note) => format!("{detail}; {note}"),
+                    None => detail,
+                };
+                history::log(db, version, action.as_str(), &self.actor, Some(&detail))
+                    .await
+                    .map_err(MigrateError::sql("log the repair"))?;
+                Ok(())
+            }
+            .await;
+            match done {
+                Ok(()) => db
+                    .batch("COMMIT")
+                    .await
+                    .map_err(MigrateError::sql("commit the repair")),
+                Err(err) => {
+                    let _ = db.batch("ROLLBACK").await;
+                    Err(err)
                 }
-            };
-            let detail = match note {
-                Some(note) => format!("{detail}; {note}"),
-                None => detail,
-            };
-            history::log(db, version, action.as_str(), &self.actor, Some(&detail))
-                .await
-                .map_err(MigrateError::sql("log the repair"))?;
-            Ok(())
+            }
         })
         .await
     }
