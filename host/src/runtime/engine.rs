@@ -76,11 +76,21 @@ impl EpochTicker {
         let thread = std::thread::Builder::new()
             .name("gantry-epoch".into())
             .spawn(move || {
+                // Ticks follow the clock, not the sleeps: a late wake-up
+                // (a loaded machine) catches up, so timeouts stay on time.
+                let started = std::time::Instant::now();
+                let tick_nanos = TICK.as_nanos() as u64;
+                let mut ticked: u64 = 0;
                 while !flag.load(Ordering::Relaxed) {
-                    std::thread::sleep(TICK);
-                    match engine.upgrade() {
-                        Some(engine) => engine.increment_epoch(),
-                        None => break,
+                    let next = started + Duration::from_nanos((ticked + 1) * tick_nanos);
+                    std::thread::sleep(next.saturating_duration_since(std::time::Instant::now()));
+                    let Some(engine) = engine.upgrade() else {
+                        break;
+                    };
+                    let due = (started.elapsed().as_nanos() / u128::from(tick_nanos)) as u64;
+                    while ticked < due {
+                        engine.increment_epoch();
+                        ticked += 1;
                     }
                 }
             })?;
