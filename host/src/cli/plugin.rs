@@ -463,7 +463,7 @@ fn test_check(
     let result: CheckResult = match outcome.result {
         Ok(result) => result,
         Err(err) => {
-            print_report(ctx, plugin, &report, None)?;
+            print_report(ctx, plugin, &report, Report::BeforeError)?;
             return Err(err.into());
         }
     };
@@ -494,7 +494,7 @@ fn test_check(
             line.push_str(&format!(" | {}", perfdata(&result.metrics)));
         }
         ctx.out.text(line)?;
-        print_report(ctx, plugin, &report, Some(()))?;
+        print_report(ctx, plugin, &report, Report::AfterResult)?;
     }
     Ok(exit)
 }
@@ -533,7 +533,7 @@ fn test_notifier(
     let delivered = match outcome.result {
         Ok(delivered) => delivered,
         Err(err) => {
-            print_report(ctx, plugin, &report, None)?;
+            print_report(ctx, plugin, &report, Report::BeforeError)?;
             return Err(err.into());
         }
     };
@@ -556,7 +556,7 @@ fn test_notifier(
             Ok(()) => ctx.out.text("DELIVERED: the test alert was accepted")?,
             Err(why) => ctx.out.text(format!("REFUSED: {why}"))?,
         }
-        print_report(ctx, plugin, &report, Some(()))?;
+        print_report(ctx, plugin, &report, Report::AfterResult)?;
     }
     Ok(exit)
 }
@@ -584,7 +584,7 @@ fn test_validator(
     let findings: Vec<Finding> = match outcome.result {
         Ok(findings) => findings,
         Err(err) => {
-            print_report(ctx, plugin, &report, None)?;
+            print_report(ctx, plugin, &report, Report::BeforeError)?;
             return Err(err.into());
         }
     };
@@ -621,7 +621,7 @@ fn test_validator(
             ctx.out
                 .text(format!("{}: {}: {}", severity(f), f.path, f.message))?;
         }
-        print_report(ctx, plugin, &report, Some(()))?;
+        print_report(ctx, plugin, &report, Report::AfterResult)?;
     }
     Ok(exit)
 }
@@ -637,15 +637,24 @@ fn report_json(report: &CallReport) -> serde_json::Value {
     })
 }
 
+/// Where a call's report goes: after a result (stdout, skipped with
+/// `--json`, whose result carries it) or before an error (stderr, with
+/// the plugin's stderr).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Report {
+    AfterResult,
+    BeforeError,
+}
+
 /// Plugin logs, denials and timing, after the result (to stdout) or
 /// before an error (to stderr).
 fn print_report(
     ctx: &Context,
     plugin: &Plugin,
     report: &CallReport,
-    to_stdout: Option<()>,
+    when: Report,
 ) -> CliResult<()> {
-    if ctx.out.is_json() && to_stdout.is_some() {
+    if ctx.out.is_json() && when == Report::AfterResult {
         return Ok(());
     }
     let mut text = String::new();
@@ -661,7 +670,7 @@ fn print_report(
     for denial in &report.denials {
         text.push_str(&format!("  denied: {denial}\n"));
     }
-    if !report.stderr.trim().is_empty() && to_stdout.is_none() {
+    if !report.stderr.trim().is_empty() && when == Report::BeforeError {
         text.push_str(&format!(
             "  stderr: {}\n",
             report.stderr.trim_end().replace('\n', "\n          ")
@@ -677,7 +686,7 @@ fn print_report(
         plugin.manifest.version,
         report.elapsed.as_secs_f64() * 1000.0
     ));
-    if to_stdout.is_some() {
+    if when == Report::AfterResult {
         ctx.out.text(text)?;
     } else {
         eprintln!("{text}");
