@@ -43,21 +43,7 @@ impl TestDb {
 
     /// Runs SQL and returns every row's columns as text (NULL → None).
     pub fn query(&self, sql: &str) -> Vec<Vec<Option<String>>> {
-        use sqlx::Row;
-        self.rt.block_on(async {
-            let mut conn = PgConnection::connect(&self.url()).await.unwrap();
-            let rows = sqlx::query(sql)
-                .fetch_all(&mut conn)
-                .await
-                .unwrap_or_else(|e| panic!("{sql}: {e}"));
-            rows.iter()
-                .map(|r| {
-                    (0..r.len())
-                        .map(|i| r.try_get::<Option<String>, _>(i).unwrap())
-                        .collect()
-                })
-                .collect()
-        })
+        self.try_query(sql).unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
 
     /// Like `query`, but an error (say, a table not there yet) is `Err`.

@@ -132,7 +132,7 @@ fn key_of(path: &serde_path_to_error::Path) -> Option<String> {
 }
 
 /// serde_json appends " at line L column C"; we print that ourselves.
-fn strip_position(message: &str) -> String {
+pub(crate) fn strip_position(message: &str) -> String {
     match message.rfind(" at line ") {
         Some(i) => message[..i].to_string(),
         None => message.to_string(),

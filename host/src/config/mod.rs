@@ -4,5 +4,6 @@
 mod load;
 mod model;
 
+pub(crate) use load::strip_position;
 pub use load::{ConfigError, LoadedConfig, load, locate};
 pub use model::*;

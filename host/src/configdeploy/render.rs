@@ -112,7 +112,7 @@ pub fn parse(text: &str, format: Format, path: &Path) -> Result<Value, ConfigErr
         Format::Json => serde_json::from_str(text).map_err(|e| ConfigError::Syntax {
             path: path.to_path_buf(),
             line_col: Some((e.line(), e.column())),
-            message: strip_position(&e.to_string()),
+            message: crate::config::strip_position(&e.to_string()),
         }),
         Format::Toml => {
             let value: toml::Value = toml::from_str(text).map_err(|e| ConfigError::Syntax {
@@ -128,13 +128,6 @@ pub fn parse(text: &str, format: Format, path: &Path) -> Result<Value, ConfigErr
                 message: e.to_string(),
             })
         }
-    }
-}
-
-fn strip_position(message: &str) -> String {
-    match message.rfind(" at line ") {
-        Some(i) => message[..i].to_string(),
-        None => message.to_string(),
     }
 }
 

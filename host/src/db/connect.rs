@@ -31,6 +31,27 @@ impl Db {
         }
     }
 
+    /// True when `table` exists (in the current schema on PostgreSQL).
+    pub async fn table_exists(&mut self, table: &str) -> Result<bool, sqlx::Error> {
+        let found: Option<i64> = match self {
+            Db::Postgres(c) => {
+                sqlx::query_scalar(
+                    "SELECT 1::bigint FROM pg_catalog.pg_tables WHERE tablename = $1 AND schemaname = current_schema()",
+                )
+                .bind(table)
+                .fetch_optional(c)
+                .await?
+            }
+            Db::Sqlite(c) => {
+                sqlx::query_scalar("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1")
+                    .bind(table)
+                    .fetch_optional(c)
+                    .await?
+            }
+        };
+        Ok(found.is_some())
+    }
+
     pub async fn close(self) {
         use sqlx::Connection;
         let _ = match self {

@@ -223,74 +223,59 @@ async fn set_applied_at(db: &mut Db, version: i64, at: DateTime<Utc>) -> Result<
 type RawRow<At> = (i64, String, bool, Vec<u8>, At, i64);
 
 async fn read_sqlx(db: &mut Db) -> Result<Vec<SqlxRow>, MigrateError> {
+    let exists = db
+        .table_exists("_sqlx_migrations")
+        .await
+        .map_err(MigrateError::sql("look for _sqlx_migrations"))?;
+    if !exists {
+        return Err(MigrateError::Repair {
+            action: "adopt",
+            id: "sqlx".into(),
+            message: "this database has no _sqlx_migrations table; nothing to adopt".into(),
+        });
+    }
     let read = MigrateError::sql("read _sqlx_migrations");
-    let missing = || MigrateError::Repair {
-        action: "adopt",
-        id: "sqlx".into(),
-        message: "this database has no _sqlx_migrations table; nothing to adopt".into(),
-    };
-    match db {
+    // The dialects differ only in how installed_on comes back.
+    let rows: Vec<RawRow<Option<DateTime<Utc>>>> = match db {
         Db::Postgres(c) => {
-            let exists: Option<i64> = sqlx::query_scalar(
-                "SELECT 1::bigint FROM pg_catalog.pg_tables WHERE tablename = '_sqlx_migrations' AND schemaname = current_schema()",
-            )
-            .fetch_optional(&mut *c)
-            .await
-            .map_err(MigrateError::sql("look for _sqlx_migrations"))?;
-            if exists.is_none() {
-                return Err(missing());
-            }
             let rows: Vec<RawRow<DateTime<Utc>>> = sqlx::query_as(
                 "SELECT version, description, success, checksum, installed_on, execution_time FROM _sqlx_migrations ORDER BY version",
             )
             .fetch_all(c)
             .await
             .map_err(read)?;
-            Ok(rows
-                .into_iter()
-                .map(
-                    |(version, description, success, checksum, at, ns)| SqlxRow {
-                        version,
-                        description,
-                        success,
-                        checksum,
-                        installed_on: Some(at),
-                        execution_time_ns: ns,
-                    },
-                )
-                .collect())
+            rows.into_iter()
+                .map(|(v, d, s, c, at, ns)| (v, d, s, c, Some(at), ns))
+                .collect()
         }
         Db::Sqlite(c) => {
-            let exists: Option<i64> = sqlx::query_scalar(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
-            )
-            .fetch_optional(&mut *c)
-            .await
-            .map_err(MigrateError::sql("look for _sqlx_migrations"))?;
-            if exists.is_none() {
-                return Err(missing());
-            }
             let rows: Vec<RawRow<String>> = sqlx::query_as(
                 "SELECT version, description, success, checksum, CAST(installed_on AS TEXT), execution_time FROM _sqlx_migrations ORDER BY version",
             )
             .fetch_all(c)
             .await
             .map_err(read)?;
-            Ok(rows
-                .into_iter()
-                .map(
-                    |(version, description, success, checksum, at, ns)| SqlxRow {
-                        version,
-                        description,
-                        success,
-                        checksum,
-                        installed_on: NaiveDateTime::parse_from_str(&at, "%Y-%m-%d %H:%M:%S")
-                            .ok()
-                            .map(|t| t.and_utc()),
-                        execution_time_ns: ns,
-                    },
-                )
-                .collect())
+            rows.into_iter()
+                .map(|(v, d, s, c, at, ns)| {
+                    let at = NaiveDateTime::parse_from_str(&at, "%Y-%m-%d %H:%M:%S")
+                        .ok()
+                        .map(|t| t.and_utc());
+                    (v, d, s, c, at, ns)
+                })
+                .collect()
         }
-    }
+    };
+    Ok(rows
+        .into_iter()
+        .map(
+            |(version, description, success, checksum, installed_on, execution_time_ns)| SqlxRow {
+                version,
+                description,
+                success,
+                checksum,
+                installed_on,
+                execution_time_ns,
+            },
+        )
+        .collect())
 }

@@ -165,15 +165,7 @@ pub async fn ensure(db: &mut Db) -> Result<(), sqlx::Error> {
 
 /// True when the history table exists.
 pub async fn exists(db: &mut Db) -> Result<bool, sqlx::Error> {
-    let found: Option<i64> = match db {
-        Db::Postgres(c) => sqlx::query_scalar("SELECT 1::bigint FROM pg_catalog.pg_tables WHERE tablename = 'gantry_migrations' AND schemaname = current_schema()")
-            .fetch_optional(c)
-            .await?,
-        Db::Sqlite(c) => sqlx::query_scalar("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'gantry_migrations'")
-            .fetch_optional(c)
-            .await?,
-    };
-    Ok(found.is_some())
+    db.table_exists(TABLE).await
 }
 
 /// Every row, ordered by version; empty when the table does not exist.
