@@ -4,7 +4,7 @@ use super::Context;
 use super::output::table;
 use crate::configdeploy::{
     BackupInfo, ChangeInfo, ConfigDeployer, DeployerSettings, FileChange, FileDiff, Finding,
-    Severity, Validators,
+    PluginValidators, Severity, Validators,
 };
 use crate::db::DbTarget;
 use crate::error::{CliResult, Exit, Failure};
@@ -207,11 +207,12 @@ fn deployer(ctx: &Context, dir: &DirArgs, with_validators: bool) -> CliResult<Co
         lock_timeout: Duration::from_secs(config.config_deploy.lock_timeout_seconds),
         actor: crate::migrate::history::default_actor(),
     };
-    let runtime = Arc::new(ctx.runtime()?);
-    let mut plugins = Vec::new();
-    if with_validators {
+    let names = &config.config_deploy.validators;
+    let plugins = if with_validators && !names.is_empty() {
+        let runtime = Arc::new(ctx.runtime()?);
         let registry = ctx.registry(&runtime);
-        for name in &config.config_deploy.validators {
+        let mut plugins = Vec::new();
+        for name in names {
             let plugin = registry.plugin(name)?;
             if plugin.kind() != crate::runtime::PluginKind::ConfigValidator {
                 return Err(Failure::usage(anyhow!(
@@ -221,14 +222,16 @@ fn deployer(ctx: &Context, dir: &DirArgs, with_validators: bool) -> CliResult<Co
             }
             plugins.push(plugin);
         }
-    }
+        Some(PluginValidators { runtime, plugins })
+    } else {
+        None
+    };
     let validators = Validators {
         schemas_dir: config
             .config_deploy
             .schemas_dir
             .as_ref()
             .map(|d| ctx.config.resolve(d)),
-        runtime,
         plugins,
     };
     Ok(ConfigDeployer::new(

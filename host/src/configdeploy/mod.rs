@@ -15,4 +15,4 @@ pub use deployer::{
     FileNow, RollbackReport, with_files_now,
 };
 pub use error::{ConfigError, Finding, Severity};
-pub use validate::{Validators, builtin_schema};
+pub use validate::{PluginValidators, Validators, builtin_schema};

@@ -25,6 +25,12 @@ pub fn builtin_schema(name: &str) -> Option<&'static str> {
 
 pub struct Validators {
     pub schemas_dir: Option<PathBuf>,
+    /// Config-validator plugins, with the runtime they run in; `None`
+    /// when there are none (no runtime is built then).
+    pub plugins: Option<PluginValidators>,
+}
+
+pub struct PluginValidators {
     pub runtime: Arc<Runtime>,
     pub plugins: Vec<Arc<Plugin>>,
 }
@@ -36,8 +42,10 @@ impl Validators {
         let mut findings = Vec::new();
         for file in files {
             findings.extend(self.schema_findings(file)?);
-            for plugin in &self.plugins {
-                findings.extend(self.plugin_findings(plugin, file, environment)?);
+            if let Some(PluginValidators { runtime, plugins }) = &self.plugins {
+                for plugin in plugins {
+                    findings.extend(plugin_findings(runtime, plugin, file, environment)?);
+                }
             }
         }
         Ok(findings)
@@ -88,38 +96,36 @@ impl Validators {
             })
             .collect())
     }
+}
 
-    fn plugin_findings(
-        &self,
-        plugin: &Plugin,
-        file: &Rendered,
-        environment: &str,
-    ) -> Result<Vec<Finding>, ConfigError> {
-        let failed = |message: String| ConfigError::Validator {
-            plugin: plugin.name().to_string(),
-            message: scrub(&message, &file.secret_values),
-        };
-        let settings = plugin
-            .settings(Vec::<(String, String)>::new())
-            .map_err(|e| failed(e.to_string()))?;
-        let json = file.value.to_string();
-        let outcome = self
-            .runtime
-            .validate(plugin, &settings, environment, &file.name, &json);
-        let found = outcome.result.map_err(|e| failed(e.to_string()))?;
-        Ok(found
-            .into_iter()
-            .map(|f| Finding {
-                file: file.name.clone(),
-                path: f.path,
-                severity: match f.severity {
-                    FindingSeverity::Error => Severity::Error,
-                    FindingSeverity::Warning => Severity::Warning,
-                    FindingSeverity::Info => Severity::Info,
-                },
-                message: scrub(&f.message, &file.secret_values),
-                source: plugin.name().to_string(),
-            })
-            .collect())
-    }
+fn plugin_findings(
+    runtime: &Runtime,
+    plugin: &Plugin,
+    file: &Rendered,
+    environment: &str,
+) -> Result<Vec<Finding>, ConfigError> {
+    let failed = |message: String| ConfigError::Validator {
+        plugin: plugin.name().to_string(),
+        message: scrub(&message, &file.secret_values),
+    };
+    let settings = plugin
+        .settings(Vec::<(String, String)>::new())
+        .map_err(|e| failed(e.to_string()))?;
+    let json = file.value.to_string();
+    let outcome = runtime.validate(plugin, &settings, environment, &file.name, &json);
+    let found = outcome.result.map_err(|e| failed(e.to_string()))?;
+    Ok(found
+        .into_iter()
+        .map(|f| Finding {
+            file: file.name.clone(),
+            path: f.path,
+            severity: match f.severity {
+                FindingSeverity::Error => Severity::Error,
+                FindingSeverity::Warning => Severity::Warning,
+                FindingSeverity::Info => Severity::Info,
+            },
+            message: scrub(&f.message, &file.secret_values),
+            source: plugin.name().to_string(),
+        })
+        .collect())
 }
