@@ -228,11 +228,7 @@ async fn read_sqlx(db: &mut Db) -> Result<Vec<SqlxRow>, MigrateError> {
         .await
         .map_err(MigrateError::sql("look for _sqlx_migrations"))?;
     if !exists {
-        return Err(MigrateError::Repair {
-            action: "adopt",
-            id: "sqlx".into(),
-            message: "this database has no _sqlx_migrations table; nothing to adopt".into(),
-        });
+        return Err(MigrateError::NothingToAdopt("_sqlx_migrations"));
     }
     let read = MigrateError::sql("read _sqlx_migrations");
     // The dialects differ only in how installed_on comes back.

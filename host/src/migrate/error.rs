@@ -92,6 +92,9 @@ pub enum MigrateError {
     )]
     Adopt(Vec<super::adopt::AdoptProblem>),
 
+    #[error("this database has no {0} table; there is no history to adopt")]
+    NothingToAdopt(&'static str),
+
     #[error("repair {action} {id}: {message}")]
     Repair {
         action: &'static str,
@@ -145,7 +148,8 @@ impl MigrateError {
             | MigrateError::TargetNotApplied(_)
             | MigrateError::Irreversible(_)
             | MigrateError::Repair { .. }
-            | MigrateError::Adopt(_) => Exit::Usage,
+            | MigrateError::Adopt(_)
+            | MigrateError::NothingToAdopt(_) => Exit::Usage,
             MigrateError::Sql { .. }
             | MigrateError::Blocked(_)
             | MigrateError::Failed { .. }
