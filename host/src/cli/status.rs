@@ -14,9 +14,9 @@ pub fn run(ctx: &Context) -> CliResult {
         .map_err(Failure::failed)?;
     io.block_on(async {
         let target = state_target(ctx)?;
-        let mut store = Store::open(&target).await.map_err(Failure::failed)?;
-        let changes = store.changes().await.map_err(Failure::failed)?;
-        store.close().await;
+        let changes = Store::with(&target, async |store| store.changes().await)
+            .await
+            .map_err(Failure::failed)?;
         let interrupted: Vec<_> = changes
             .iter()
             .filter(|c| c.state == ChangeState::InProgress)

@@ -208,11 +208,11 @@ impl ConfigDeployer {
             })
             .collect();
         let _lock = self.lock()?;
-        let mut store = Store::open(&self.state).await?;
-        let (backup_id, change_id) = self
-            .apply_change(&mut store, ChangeKind::Deploy, environment, None, &plans)
-            .await?;
-        store.close().await;
+        let (backup_id, change_id) = Store::with(&self.state, async |store| {
+            self.apply_change(store, ChangeKind::Deploy, environment, None, &plans)
+                .await
+        })
+        .await?;
         report.backup_id = Some(backup_id);
         report.change_id = Some(change_id);
         Ok(report)
@@ -296,9 +296,13 @@ impl ConfigDeployer {
             return Ok(());
         }
         let _lock = self.lock()?;
-        let mut store = Store::open(&self.state).await?;
-        store.mark_interrupted(&self.dir_key(), None).await?;
-        store.close().await;
+        Store::with(&self.state, async |store| {
+            store
+                .mark_interrupted(&self.dir_key(), None)
+                .await
+                .map_err(ConfigError::from)
+        })
+        .await?;
         Ok(())
     }
 
@@ -384,8 +388,21 @@ impl ConfigDeployer {
     }
 
     pub async fn rollback(&self, id: &str, dry_run: bool) -> Result<RollbackReport, ConfigError> {
-        let mut store = Store::open(&self.state).await?;
-        let source = self.find_backup(&mut store, id).await?;
+        // A malformed id is refused before anything is opened.
+        paths::check_backup_id(id)?;
+        Store::with(&self.state, async |store| {
+            self.rollback_in(store, id, dry_run).await
+        })
+        .await
+    }
+
+    async fn rollback_in(
+        &self,
+        store: &mut Store,
+        id: &str,
+        dry_run: bool,
+    ) -> Result<RollbackReport, ConfigError> {
+        let source = self.find_backup(store, id).await?;
         if Path::new(&source.config_dir) != self.settings.config_dir {
             return Err(ConfigError::UnsafePath {
                 path: PathBuf::from(&source.config_dir),
@@ -438,14 +455,13 @@ impl ConfigDeployer {
         })?;
         let (backup_id, change_id) = self
             .apply_change(
-                &mut store,
+                store,
                 ChangeKind::Rollback,
                 &source.environment,
                 Some(id),
                 &plans,
             )
             .await?;
-        store.close().await;
         report.backup_id = Some(backup_id);
         report.change_id = Some(change_id);
         Ok(report)
@@ -453,10 +469,10 @@ impl ConfigDeployer {
 
     /// Every backup, newest last, and whether it verifies.
     pub async fn backups(&self) -> Result<Vec<BackupInfo>, ConfigError> {
-        let mut store = Store::open(&self.state).await?;
-        let changes = store.changes().await?;
-        let backups = store.backups().await?;
-        store.close().await;
+        let (changes, backups) = Store::with(&self.state, async |store| {
+            Ok::<_, ConfigError>((store.changes().await?, store.backups().await?))
+        })
+        .await?;
         Ok(backups
             .into_iter()
             .map(|record| {
@@ -477,9 +493,10 @@ impl ConfigDeployer {
 
     /// Every deploy and rollback; interrupted ones say where each file stands.
     pub async fn history(&self) -> Result<Vec<ChangeInfo>, ConfigError> {
-        let mut store = Store::open(&self.state).await?;
-        let changes = store.changes().await?;
-        store.close().await;
+        let changes = Store::with(&self.state, async |store| {
+            store.changes().await.map_err(ConfigError::from)
+        })
+        .await?;
         Ok(changes.into_iter().map(with_files_now).collect())
     }
 }

@@ -107,6 +107,19 @@ impl Store {
         })
     }
 
+    /// Opens the store, runs `work`, and closes the store whatever `work`
+    /// returned (an early return must not leave SQLite's side files
+    /// behind, or a connection half-open).
+    pub async fn with<T, E: From<StoreError>>(
+        target: &DbTarget,
+        work: impl AsyncFnOnce(&mut Store) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let mut store = Store::open(target).await?;
+        let result = work(&mut store).await;
+        store.close().await;
+        result
+    }
+
     pub fn target(&self) -> &DbTarget {
         &self.target
     }
