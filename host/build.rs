@@ -80,6 +80,11 @@ fn manifest_path(dir: &Path) -> PathBuf {
 /// the whole `plugins/` tree: a stray `plugins/target` would retrigger us.
 fn watch<'a>(root: &Path, plugins_dir: &Path, dirs: impl Iterator<Item = &'a PathBuf>) {
     println!("cargo:rerun-if-changed={}", root.join("wit").display());
+    // A new test guest is a new folder here: watch the folder itself.
+    println!(
+        "cargo:rerun-if-changed={}",
+        plugins_dir.join("testing").display()
+    );
     for file in ["Cargo.toml", "Cargo.lock"] {
         println!(
             "cargo:rerun-if-changed={}",

@@ -1,14 +1,25 @@
-//! The one user-facing error: a message chain and the exit code it earns.
+//! The one user-facing error — a message chain and the exit code it earns —
+//! and the one table that maps every module's error type to an exit code.
 //!
-//! Exit codes: 0 success, 1 the operation failed (rolled back where that
-//! applies), 2 bad usage or bad input (nothing changed), 3 a check was
-//! unknown or inconclusive.
+//! | code | meaning |
+//! |---|---|
+//! | 0 | success |
+//! | 1 | the operation failed (rolled back where that applies); unreachable services; a plugin that trapped, timed out or ran out of memory |
+//! | 2 | bad usage or bad input; nothing changed |
+//! | 3 | inconclusive (a check answered unknown; migrations pending) |
+//!
+//! Every `From<…> for Failure` lives here, so the table can be read whole.
 
-use crate::config::ConfigError;
+use crate::config::ConfigError as ConfigFileError;
+use crate::configdeploy::ConfigError;
+use crate::db::DbError;
+use crate::migrate::MigrateError;
 use crate::runtime::registry::RegistryError;
 use crate::runtime::{LoadError, ManifestError, PluginError};
+use crate::settings::SettingsError;
+use crate::store::{LeaseError, StoreError};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub enum Exit {
     Success = 0,
     Failed = 1,
@@ -46,6 +57,13 @@ impl Failure {
         }
     }
 
+    fn with(exit: Exit, error: impl Into<anyhow::Error>) -> Self {
+        Failure {
+            exit,
+            error: error.into(),
+        }
+    }
+
     /// True when the cause is a closed stdout (e.g. `gantry … | head`).
     pub fn is_broken_pipe(&self) -> bool {
         self.error.chain().any(|cause| {
@@ -56,44 +74,115 @@ impl Failure {
     }
 }
 
-impl From<ConfigError> for Failure {
-    fn from(err: ConfigError) -> Self {
-        Failure::usage(err)
+pub type CliResult<T = Exit> = Result<T, Failure>;
+
+// ---- the table -------------------------------------------------------
+
+/// Reaching a database: a refusal of what the operator gave is bad input;
+/// a database that cannot be reached is a failed operation.
+pub fn db_exit(err: &DbError) -> Exit {
+    match err {
+        DbError::Auth { .. } | DbError::NoSuchDatabase { .. } | DbError::BadUrl { .. } => {
+            Exit::Usage
+        }
+        DbError::Unreachable { .. } | DbError::Other { .. } => Exit::Failed,
     }
 }
 
-impl From<ManifestError> for Failure {
-    fn from(err: ManifestError) -> Self {
-        Failure::usage(err)
-    }
-}
-
-impl From<LoadError> for Failure {
-    fn from(err: LoadError) -> Self {
-        Failure::usage(err)
-    }
-}
-
-impl From<RegistryError> for Failure {
-    fn from(err: RegistryError) -> Self {
-        Failure::usage(err)
-    }
-}
-
-impl From<PluginError> for Failure {
-    fn from(err: PluginError) -> Self {
-        if err.is_usage() {
-            Failure::usage(err)
-        } else {
-            Failure::failed(err)
+pub fn store_exit(err: &StoreError) -> Exit {
+    match err {
+        StoreError::Connect(db) => db_exit(db),
+        StoreError::TooNew { .. } => Exit::Usage,
+        StoreError::Sql { .. } | StoreError::Query { .. } | StoreError::Schema { .. } => {
+            Exit::Failed
         }
     }
 }
 
-impl From<std::io::Error> for Failure {
-    fn from(err: std::io::Error) -> Self {
-        Failure::failed(err)
+pub fn plugin_exit(err: &PluginError) -> Exit {
+    match err {
+        PluginError::WrongKind { .. }
+        | PluginError::UnknownSetting { .. }
+        | PluginError::MissingSetting { .. } => Exit::Usage,
+        PluginError::Timeout { .. }
+        | PluginError::OutOfMemory { .. }
+        | PluginError::Trap { .. }
+        | PluginError::Busy(_)
+        | PluginError::Host { .. } => Exit::Failed,
     }
 }
 
-pub type CliResult<T = Exit> = Result<T, Failure>;
+pub fn config_exit(err: &ConfigError) -> Exit {
+    match err {
+        ConfigError::Store(e) => store_exit(e),
+        ConfigError::Validator { failed: true, .. }
+        | ConfigError::Locked { .. }
+        | ConfigError::LeaseLost(_)
+        | ConfigError::Write { .. }
+        | ConfigError::Io { .. } => Exit::Failed,
+        ConfigError::Validator { failed: false, .. }
+        | ConfigError::Syntax { .. }
+        | ConfigError::Read { .. }
+        | ConfigError::UnknownEnvironment { .. }
+        | ConfigError::Secret { .. }
+        | ConfigError::UnsafePath { .. }
+        | ConfigError::BadBackupId(_)
+        | ConfigError::UnknownBackup { .. }
+        | ConfigError::DuplicateName { .. }
+        | ConfigError::Invalid(_)
+        | ConfigError::Tampered { .. } => Exit::Usage,
+    }
+}
+
+pub fn migrate_exit(err: &MigrateError) -> Exit {
+    match err {
+        MigrateError::Db(db) => db_exit(db),
+        MigrateError::Source(_)
+        | MigrateError::Drift(_)
+        | MigrateError::OutOfOrder { .. }
+        | MigrateError::UnknownTarget(_)
+        | MigrateError::TargetNotApplied(_)
+        | MigrateError::Irreversible(_)
+        | MigrateError::Repair { .. }
+        | MigrateError::Adopt(_)
+        | MigrateError::NothingToAdopt(_) => Exit::Usage,
+        MigrateError::Sql { .. }
+        | MigrateError::Blocked(_)
+        | MigrateError::Failed { .. }
+        | MigrateError::Plugin { .. }
+        | MigrateError::LockTimeout { .. } => Exit::Failed,
+    }
+}
+
+pub fn lease_exit(err: &LeaseError) -> Exit {
+    match err {
+        LeaseError::Store(e) => store_exit(e),
+        LeaseError::Held { .. } | LeaseError::Lost { .. } => Exit::Failed,
+    }
+}
+
+macro_rules! exit_table {
+    ($($ty:ty => $exit:expr;)*) => {$(
+        impl From<$ty> for Failure {
+            fn from(err: $ty) -> Self {
+                let exit: fn(&$ty) -> Exit = $exit;
+                Failure::with(exit(&err), err)
+            }
+        }
+    )*};
+}
+
+exit_table! {
+    ConfigFileError => |_| Exit::Usage;
+    SettingsError => |_| Exit::Usage;
+    ManifestError => |_| Exit::Usage;
+    LoadError => |_| Exit::Usage;
+    RegistryError => |_| Exit::Usage;
+    PluginError => plugin_exit;
+    ConfigError => config_exit;
+    MigrateError => migrate_exit;
+    StoreError => store_exit;
+    LeaseError => lease_exit;
+    DbError => db_exit;
+    std::io::Error => |_| Exit::Failed;
+}

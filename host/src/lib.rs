@@ -2,16 +2,24 @@
 //! customises is a sandboxed WebAssembly component plugin; the host owns
 //! sequencing, state and rollback. See ARCHITECTURE.md for the map.
 
+pub mod bindings;
 pub mod capabilities;
 pub mod cli;
 pub mod config;
 pub mod configdeploy;
 pub mod db;
 pub mod error;
+pub mod events;
+pub mod findings;
+pub mod identity;
 pub mod migrate;
+pub mod nagios;
+pub mod pause;
+pub mod report;
 pub mod runtime;
 pub mod scaffold;
 pub mod secrets;
+pub mod settings;
 pub mod store;
 #[doc(hidden)]
 pub mod testing;

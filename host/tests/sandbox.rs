@@ -2,7 +2,7 @@
 //! runtime turns it into a typed error within its limits, and the same
 //! runtime then still serves a good plugin.
 
-use gantry::runtime::bindings::types::{CheckResult, HealthStatus};
+use gantry::bindings::types::{CheckResult, HealthStatus};
 use gantry::runtime::{
     LoadError, Outcome, Plugin, PluginError, PluginSource, Runtime, RuntimeSettings,
 };
@@ -326,7 +326,11 @@ fn concurrent_calls_each_get_their_own_store() {
 #[test]
 fn importing_a_capability_the_manifest_does_not_grant_fails_to_load() {
     let mut source = source("mailer");
-    source.manifest.capabilities.smtp = false;
+    source
+        .manifest
+        .capabilities
+        .entries
+        .insert("smtp".into(), gantry::capabilities::GrantValue::Flag(false));
     match runtime().load(source, None) {
         Err(LoadError::Denied {
             interface,

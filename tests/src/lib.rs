@@ -6,6 +6,7 @@ use std::process::{Command, Output};
 
 pub mod http;
 pub mod pg;
+pub mod tls;
 
 /// The `gantry` binary built beside these tests.
 pub fn gantry_bin() -> PathBuf {
@@ -136,9 +137,28 @@ impl Run {
         self
     }
 
+    /// With `--json`, stdout is JSON lines: the events, then the result.
+    /// Checks every line parses and returns the result (the last line).
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
+        self.json_lines()
+            .pop()
+            .unwrap_or_else(|| panic!("stdout has no JSON:\n{}", self.stdout))
+    }
+
+    /// Every line of stdout, each parsed as JSON.
+    pub fn json_lines(&self) -> Vec<serde_json::Value> {
+        self.stdout
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|line| {
+                serde_json::from_str(line).unwrap_or_else(|e| {
+                    panic!(
+                        "a line of stdout is not JSON ({e}): {line}\n{}",
+                        self.stdout
+                    )
+                })
+            })
+            .collect()
     }
 }
 

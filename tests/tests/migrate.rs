@@ -701,7 +701,7 @@ fn bad_files_exit_2_and_touch_no_database() {
 }
 
 #[test]
-fn an_unreachable_database_exits_2() {
+fn an_unreachable_database_exits_1() {
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
@@ -712,7 +712,7 @@ fn an_unreachable_database_exits_2() {
         &format!("postgres://postgres:hunter2@127.0.0.1:{port}/x"),
         &[],
     )
-    .expect(2);
+    .expect(1);
     assert!(
         run.stderr.contains("cannot reach the database"),
         "{}",

@@ -4,13 +4,45 @@
 //! `[settings]` before the call; this module never logs their values,
 //! since some are secrets.
 
-use crate::runtime::bindings::config as wit;
-use crate::runtime::bindings::types::Kv;
+use super::unit::{CallContext, Capability};
+use super::{Grants, NoLimits};
+use crate::bindings::config as wit;
+use crate::bindings::types::Kv;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use wasmtime::component::{HasSelf, Linker};
 
 /// Settings for one call, shared cheaply between calls.
 pub type Settings = Arc<BTreeMap<String, String>>;
+
+/// The capability as a unit: every plugin reads its own settings.
+pub struct Config;
+
+impl Capability for Config {
+    const INTERFACE: &'static str = "config";
+    type Limits = NoLimits;
+    type Shared = ();
+    type State = ConfigState;
+
+    fn granted(_: &Grants) -> bool {
+        true
+    }
+
+    fn shared(_: &NoLimits, _: &tokio::runtime::Handle) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    fn state(_: &(), call: &CallContext<'_>) -> ConfigState {
+        ConfigState::new(Arc::clone(call.settings))
+    }
+
+    fn add_to_linker<T: 'static>(
+        linker: &mut Linker<T>,
+        get: fn(&mut T) -> &mut ConfigState,
+    ) -> wasmtime::Result<()> {
+        wit::add_to_linker::<T, HasSelf<ConfigState>>(linker, get)
+    }
+}
 
 pub struct ConfigState {
     settings: Settings,

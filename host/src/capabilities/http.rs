@@ -12,14 +12,20 @@
 //! redirect without checking it, or buffer an unbounded body.
 
 use super::io::{remaining, run_io};
-use crate::runtime::bindings::http::{self as wit, HttpError};
-use crate::runtime::bindings::types::Kv;
+use super::unit::{CallContext, Capability, Collected};
+use super::{GrantValue, Grants};
+use crate::bindings::http::{self as wit, HttpError};
+use crate::bindings::types::Kv;
 use futures_util::StreamExt;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, LOCATION};
 use reqwest::{Method, StatusCode};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use url::Url;
+use wasmtime::component::{HasSelf, Linker};
 
 /// One allowed origin. `port: None` means any port.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,10 +129,12 @@ impl Allowlist {
     }
 }
 
-/// Operator bounds on plugin HTTP.
-#[derive(Debug, Clone, Copy)]
+/// Operator bounds on plugin HTTP (`plugins.capabilities.http`).
+#[derive(Debug, Clone, Copy, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct HttpLimits {
-    pub default_timeout: Duration,
+    /// A request's timeout when the plugin gives none.
+    pub default_timeout_ms: u64,
     pub max_body_bytes: u64,
     pub max_redirects: u32,
 }
@@ -134,35 +142,117 @@ pub struct HttpLimits {
 impl Default for HttpLimits {
     fn default() -> Self {
         HttpLimits {
-            default_timeout: Duration::from_secs(10),
+            default_timeout_ms: 10_000,
             max_body_bytes: 4 << 20,
             max_redirects: 5,
         }
     }
 }
 
-/// What the host shares across calls: one client, one I/O runtime.
+/// What the host shares across calls: one client trusting the platform's
+/// roots (`SSL_CERT_FILE` honoured), one more per operator CA file, and
+/// the process's I/O runtime.
 #[derive(Clone)]
 pub struct HttpShared {
     pub client: reqwest::Client,
     pub io: tokio::runtime::Handle,
     pub limits: HttpLimits,
+    with_ca: Arc<Mutex<HashMap<PathBuf, reqwest::Client>>>,
+}
+
+fn client_builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .user_agent(concat!("gantry/", env!("CARGO_PKG_VERSION")))
 }
 
 impl HttpShared {
     pub fn new(io: tokio::runtime::Handle, limits: HttpLimits) -> anyhow::Result<Self> {
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .user_agent(concat!("gantry/", env!("CARGO_PKG_VERSION")))
-            .build()?;
-        Ok(HttpShared { client, io, limits })
+        Ok(HttpShared {
+            client: client_builder().build()?,
+            io,
+            limits,
+            with_ca: Arc::default(),
+        })
+    }
+
+    /// The client for a call: the shared one, or one that also trusts the
+    /// CA certificates (PEM) in `ca_file`.
+    pub fn client_for(&self, ca_file: Option<&Path>) -> Result<reqwest::Client, String> {
+        let Some(path) = ca_file else {
+            return Ok(self.client.clone());
+        };
+        let mut cache = self.with_ca.lock().expect("http clients");
+        if let Some(client) = cache.get(path) {
+            return Ok(client.clone());
+        }
+        let pem = std::fs::read(path)
+            .map_err(|e| format!("cannot read the CA file {}: {e}", path.display()))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+            format!(
+                "the CA file {} holds no PEM certificate: {e}",
+                path.display()
+            )
+        })?;
+        let client = certs
+            .into_iter()
+            .fold(client_builder(), |b, cert| b.add_root_certificate(cert))
+            .build()
+            .map_err(|e| format!("cannot use the CA file {}: {e}", path.display()))?;
+        cache.insert(path.to_path_buf(), client.clone());
+        Ok(client)
+    }
+}
+
+/// The capability as a unit: manifest grant `http = ["scheme://host:port", …]`.
+pub struct Http;
+
+impl Capability for Http {
+    const INTERFACE: &'static str = "http";
+    type Limits = HttpLimits;
+    type Shared = HttpShared;
+    type State = HttpState;
+
+    fn granted(_: &Grants) -> bool {
+        true
+    }
+
+    fn check_grant(value: &GrantValue) -> Result<(), String> {
+        value.entries(Origin::check_entry)
+    }
+
+    fn shared(limits: &HttpLimits, io: &tokio::runtime::Handle) -> anyhow::Result<HttpShared> {
+        HttpShared::new(io.clone(), *limits)
+    }
+
+    fn state(shared: &HttpShared, call: &CallContext<'_>) -> HttpState {
+        let mut state = HttpState::new(
+            shared.clone(),
+            Allowlist::resolve(call.grants.list("http"), |k| call.lookup(k)),
+            call.deadline,
+        );
+        state.client = shared.client_for(call.ca_file);
+        state
+    }
+
+    fn add_to_linker<T: 'static>(
+        linker: &mut Linker<T>,
+        get: fn(&mut T) -> &mut HttpState,
+    ) -> wasmtime::Result<()> {
+        wit::add_to_linker::<T, HasSelf<HttpState>>(linker, get)
+    }
+
+    fn collect(state: &mut HttpState, into: &mut Collected) {
+        into.denials.append(&mut state.denials);
     }
 }
 
 /// Per-call state of the capability.
 pub struct HttpState {
     shared: HttpShared,
+    /// The client this call uses (or why the operator's CA file is unusable).
+    client: Result<reqwest::Client, String>,
     allow: Arc<Allowlist>,
     deadline: Instant,
     /// Destinations refused during this call, for the call's report.
@@ -172,6 +262,7 @@ pub struct HttpState {
 impl HttpState {
     pub fn new(shared: HttpShared, allow: Allowlist, deadline: Instant) -> Self {
         HttpState {
+            client: Ok(shared.client.clone()),
             shared,
             allow: Arc::new(allow),
             deadline,
@@ -188,13 +279,14 @@ impl HttpState {
         let wanted = req
             .timeout_ms
             .map(|ms| Duration::from_millis(ms.into()))
-            .unwrap_or(self.shared.limits.default_timeout);
+            .unwrap_or(Duration::from_millis(self.shared.limits.default_timeout_ms));
         let budget = wanted.min(remaining(self.deadline));
         if budget.is_zero() {
             return Err(HttpError::Timeout);
         }
+        let client = self.client.clone().map_err(HttpError::Transport)?;
         let exchange = Exchange {
-            client: self.shared.client.clone(),
+            client,
             allow: Arc::clone(&self.allow),
             limits: self.shared.limits,
             method,

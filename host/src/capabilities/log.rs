@@ -5,12 +5,17 @@
 //! `max_line_bytes` each; the rest are counted and reported once. A plugin
 //! can never flood the host's log or memory through this interface.
 
-use crate::runtime::bindings::log as wit;
-use crate::runtime::bindings::types::Level;
+use super::Grants;
+use super::unit::{CallContext, Capability, Collected};
+use crate::bindings::log as wit;
+use crate::bindings::types::Level;
 use serde::Serialize;
 use std::sync::Arc;
+use wasmtime::component::{HasSelf, Linker};
 
-#[derive(Debug, Clone, Copy)]
+/// Operator bounds on plugin logs (`plugins.capabilities.log`).
+#[derive(Debug, Clone, Copy, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct LogLimits {
     pub max_lines: usize,
     pub max_line_bytes: usize,
@@ -30,6 +35,40 @@ impl Default for LogLimits {
 pub struct LogLine {
     pub level: &'static str,
     pub message: String,
+}
+
+/// The capability as a unit: every plugin may log.
+pub struct Log;
+
+impl Capability for Log {
+    const INTERFACE: &'static str = "log";
+    type Limits = LogLimits;
+    type Shared = LogLimits;
+    type State = LogState;
+
+    fn granted(_: &Grants) -> bool {
+        true
+    }
+
+    fn shared(limits: &LogLimits, _: &tokio::runtime::Handle) -> anyhow::Result<LogLimits> {
+        Ok(*limits)
+    }
+
+    fn state(limits: &LogLimits, call: &CallContext<'_>) -> LogState {
+        LogState::new(Arc::clone(call.plugin), *limits)
+    }
+
+    fn add_to_linker<T: 'static>(
+        linker: &mut Linker<T>,
+        get: fn(&mut T) -> &mut LogState,
+    ) -> wasmtime::Result<()> {
+        wit::add_to_linker::<T, HasSelf<LogState>>(linker, get)
+    }
+
+    fn collect(state: &mut LogState, into: &mut Collected) {
+        into.logs.append(&mut state.lines);
+        into.dropped_logs += state.dropped;
+    }
 }
 
 pub struct LogState {

@@ -1,9 +1,11 @@
 //! What the host gives plugins, one module per capability.
 //!
-//! Each module owns its operator settings, its per-plugin grant and its
-//! per-call state, and implements its WIT interface's host trait on that
-//! state alone (never on the whole store). `CAPABILITIES` lists what this
-//! host provides; a plugin importing anything else fails to load.
+//! Each module owns its operator limits, its grant (its key under the
+//! manifest's `[capabilities]`), something shared per runtime and a fresh
+//! per-call state that implements its WIT host trait (never the whole
+//! store). `capabilities!` below is the one list: adding a capability is
+//! its file plus one line there. A plugin importing an interface of the
+//! contract that is not listed fails to load.
 
 pub mod config;
 pub mod http;
@@ -11,15 +13,147 @@ pub mod io;
 pub mod log;
 pub mod sql;
 pub mod tcp;
+mod unit;
 
-/// The `gantry:plugin` interfaces this host implements.
-pub const PROVIDED: &[&str] = &["types", "log", "config", "http", "tcp", "sql"];
+pub use unit::{CallContext, Capability, Collected};
 
-/// Why an interface of the contract is not provided by this host.
-pub fn unavailable_reason(interface: &str) -> Option<&'static str> {
-    match interface {
-        "smtp" => Some("the smtp capability is not available in this gantry host yet"),
-        _ => None,
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+macro_rules! capabilities {
+    ($($field:ident: $cap:ty),* $(,)?) => {
+        /// Every capability's per-call state.
+        pub struct States {
+            $(pub $field: <$cap as Capability>::State,)*
+        }
+
+        /// Every capability's per-runtime part.
+        pub struct Shared {
+            $($field: <$cap as Capability>::Shared,)*
+        }
+
+        /// Operator limits, `plugins.capabilities.<name>` in the deployment
+        /// config; unknown names and keys are refused.
+        #[derive(Debug, Clone, Default, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct Limits {
+            $(#[serde(default)] pub $field: <$cap as Capability>::Limits,)*
+        }
+
+        /// The `gantry:plugin` interfaces this host implements.
+        pub const PROVIDED: &[&str] = &["types", $(<$cap as Capability>::INTERFACE,)*];
+
+        impl Shared {
+            pub fn new(limits: &Limits, io: &tokio::runtime::Handle) -> anyhow::Result<Shared> {
+                Ok(Shared { $($field: <$cap>::shared(&limits.$field, io)?,)* })
+            }
+
+            /// Fresh states for one call.
+            pub fn states(&self, call: &CallContext<'_>) -> States {
+                States { $($field: <$cap>::state(&self.$field, call),)* }
+            }
+        }
+
+        impl States {
+            /// What the finished call's report shows.
+            pub fn collect(&mut self) -> Collected {
+                let mut into = Collected::default();
+                $(<$cap>::collect(&mut self.$field, &mut into);)*
+                into
+            }
+        }
+
+        /// Links every capability; `T` reaches its states through `HasStates`.
+        pub fn add_to_linker<T: HasStates + 'static>(
+            linker: &mut wasmtime::component::Linker<T>,
+        ) -> wasmtime::Result<()> {
+            $(<$cap>::add_to_linker(linker, |t: &mut T| &mut t.states().$field)?;)*
+            Ok(())
+        }
+
+        /// `Some(granted)` for an interface this host provides.
+        pub fn granted(interface: &str, grants: &Grants) -> Option<bool> {
+            match interface {
+                "types" => Some(true),
+                $(i if i == <$cap as Capability>::INTERFACE => Some(<$cap>::granted(grants)),)*
+                _ => None,
+            }
+        }
+
+        /// Checks a manifest `[capabilities]` key; `None` for an unknown key.
+        pub fn check_grant(key: &str, value: &GrantValue) -> Option<Result<(), String>> {
+            match key {
+                $(k if k == <$cap as Capability>::INTERFACE => Some(<$cap>::check_grant(value)),)*
+                _ => None,
+            }
+        }
+    };
+}
+
+capabilities! {
+    log: log::Log,
+    config: config::Config,
+    http: http::Http,
+    tcp: tcp::Tcp,
+    sql: sql::Sql,
+}
+
+/// A store's data that carries the capability states.
+pub trait HasStates {
+    fn states(&mut self) -> &mut States;
+}
+
+/// Limits for a capability that has none.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoLimits {}
+
+/// One entry under a manifest's `[capabilities]`: a flag (`sql = true`) or
+/// a list of destinations (`http = ["https://api.example.com:443"]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GrantValue {
+    Flag(bool),
+    List(Vec<String>),
+}
+
+impl GrantValue {
+    /// Ok for a flag.
+    pub fn flag(&self) -> Result<(), String> {
+        match self {
+            GrantValue::Flag(_) => Ok(()),
+            GrantValue::List(_) => Err("expected true or false".into()),
+        }
+    }
+
+    /// Ok for a list whose every entry passes `check`.
+    pub fn entries(&self, check: impl Fn(&str) -> Result<(), String>) -> Result<(), String> {
+        match self {
+            GrantValue::Flag(_) => Err("expected a list of destinations".into()),
+            GrantValue::List(list) => list
+                .iter()
+                .try_for_each(|e| check(e).map_err(|why| format!("entry {e:?}: {why}"))),
+        }
+    }
+}
+
+/// What a manifest grants, by capability.
+#[derive(Debug, Clone, Default)]
+pub struct Grants {
+    pub entries: BTreeMap<String, GrantValue>,
+}
+
+impl Grants {
+    /// The list under `key` (empty when absent or a flag).
+    pub fn list(&self, key: &str) -> &[String] {
+        match self.entries.get(key) {
+            Some(GrantValue::List(list)) => list,
+            _ => &[],
+        }
+    }
+
+    /// The flag under `key` (false when absent or a list).
+    pub fn flag(&self, key: &str) -> bool {
+        matches!(self.entries.get(key), Some(GrantValue::Flag(true)))
     }
 }
 

@@ -9,11 +9,14 @@
 //! Parameters are written `$1`, `$2`, … for both dialects. A NULL binds as
 //! text; cast it in the statement (`$1::bigint`) where a column needs more.
 
+use super::unit::{CallContext, Capability};
+use super::{GrantValue, Grants, NoLimits};
+use crate::bindings::sql::{self as wit, Rows, Value};
+use crate::db::split;
 use crate::db::{Db, params_for};
-use crate::migrate::split;
 use crate::on_conn;
-use crate::runtime::bindings::sql::{self as wit, Rows, Value};
 use sqlx::{Column, Row, TypeInfo, ValueRef};
+use wasmtime::component::{HasSelf, Linker};
 
 /// A connection lent to one plugin call.
 pub struct SqlSession {
@@ -21,6 +24,40 @@ pub struct SqlSession {
     pub io: tokio::runtime::Handle,
     /// Statements the plugin ran, for the report.
     pub statements: u64,
+}
+
+/// The capability as a unit: manifest grant `sql = true`; the session is
+/// lent by the migration runner for each step (`SqlState::with`).
+pub struct Sql;
+
+impl Capability for Sql {
+    const INTERFACE: &'static str = "sql";
+    type Limits = NoLimits;
+    type Shared = ();
+    type State = SqlState;
+
+    fn granted(grants: &Grants) -> bool {
+        grants.flag("sql")
+    }
+
+    fn check_grant(value: &GrantValue) -> Result<(), String> {
+        value.flag()
+    }
+
+    fn shared(_: &NoLimits, _: &tokio::runtime::Handle) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    fn state(_: &(), _: &CallContext<'_>) -> SqlState {
+        SqlState::default()
+    }
+
+    fn add_to_linker<T: 'static>(
+        linker: &mut Linker<T>,
+        get: fn(&mut T) -> &mut SqlState,
+    ) -> wasmtime::Result<()> {
+        wit::add_to_linker::<T, HasSelf<SqlState>>(linker, get)
+    }
 }
 
 /// Per-call state: a session while a migration runs, none otherwise.

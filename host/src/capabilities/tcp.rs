@@ -6,8 +6,11 @@
 //! deadline.
 
 use super::io::{remaining, run_io};
-use crate::runtime::bindings::tcp as wit;
+use super::unit::{CallContext, Capability, Collected};
+use super::{GrantValue, Grants, NoLimits};
+use crate::bindings::tcp as wit;
 use std::time::{Duration, Instant};
+use wasmtime::component::{HasSelf, Linker};
 
 /// One allowed target. `port: None` means any port.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +57,47 @@ pub fn resolve<'a>(entries: &[String], lookup: impl Fn(&str) -> Option<&'a str>)
         .filter_map(|entry| super::fill_from(entry, &lookup))
         .filter_map(|filled| Target::parse_entry(&filled).ok())
         .collect()
+}
+
+/// The capability as a unit: manifest grant `tcp = ["host:port", …]`.
+pub struct Tcp;
+
+impl Capability for Tcp {
+    const INTERFACE: &'static str = "tcp";
+    type Limits = NoLimits;
+    type Shared = ();
+    type State = TcpState;
+
+    fn granted(_: &Grants) -> bool {
+        true
+    }
+
+    fn check_grant(value: &GrantValue) -> Result<(), String> {
+        value.entries(Target::check_entry)
+    }
+
+    fn shared(_: &NoLimits, _: &tokio::runtime::Handle) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    fn state(_: &(), call: &CallContext<'_>) -> TcpState {
+        TcpState::new(
+            resolve(call.grants.list("tcp"), |k| call.lookup(k)),
+            call.io.clone(),
+            call.deadline,
+        )
+    }
+
+    fn add_to_linker<T: 'static>(
+        linker: &mut Linker<T>,
+        get: fn(&mut T) -> &mut TcpState,
+    ) -> wasmtime::Result<()> {
+        wit::add_to_linker::<T, HasSelf<TcpState>>(linker, get)
+    }
+
+    fn collect(state: &mut TcpState, into: &mut Collected) {
+        into.denials.append(&mut state.denials);
+    }
 }
 
 pub struct TcpState {

@@ -1,18 +1,15 @@
 //! `gantry config deploy | validate | list-backups | rollback | history`.
 
 use super::Context;
-use super::output::table;
 use crate::configdeploy::{
     BackupInfo, ChangeInfo, ConfigDeployer, DeployerSettings, FileChange, FileDiff, Finding,
     PluginValidators, Severity, Validators,
 };
-use crate::db::DbTarget;
 use crate::error::{CliResult, Exit, Failure};
+use crate::report::table;
 use anyhow::anyhow;
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
 
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
@@ -69,15 +66,7 @@ pub struct DirArgs {
     config_dir: Option<PathBuf>,
 }
 
-pub fn run(ctx: &Context, cmd: ConfigCommand) -> CliResult {
-    let io = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(Failure::failed)?;
-    io.block_on(run_async(ctx, cmd))
-}
-
-async fn run_async(ctx: &Context, cmd: ConfigCommand) -> CliResult {
+pub async fn run(ctx: &Context, cmd: ConfigCommand) -> CliResult {
     match cmd {
         ConfigCommand::Deploy { files, dry_run } => {
             let deployer = deployer(ctx, &files.dir, true)?;
@@ -113,7 +102,9 @@ async fn run_async(ctx: &Context, cmd: ConfigCommand) -> CliResult {
         }
         ConfigCommand::Validate { files } => {
             let deployer = deployer(ctx, &files.dir, true)?;
-            let (rendered, findings) = deployer.render(&files.config_files, &files.environment)?;
+            let (rendered, findings) = deployer
+                .render(&files.config_files, &files.environment)
+                .await?;
             if ctx.out.is_json() {
                 ctx.out.json(&serde_json::json!({
                     "environment": files.environment,
@@ -179,38 +170,14 @@ async fn run_async(ctx: &Context, cmd: ConfigCommand) -> CliResult {
     }
 }
 
-/// The state store: `--state-url`, else `state.url`, else
-/// `sqlite://.gantry/state.db` beside the deployment config.
-pub fn state_target(ctx: &Context) -> CliResult<DbTarget> {
-    let url = match (&ctx.global.state_url, &ctx.config.config.state.url) {
-        (Some(url), _) | (None, Some(url)) => url.clone(),
-        (None, None) => {
-            let path = ctx.config.resolve(std::path::Path::new(".gantry/state.db"));
-            format!("sqlite://{}", path.display())
-        }
-    };
-    DbTarget::parse(&url).map_err(|e| Failure::usage(anyhow!("state store: {e}")))
-}
-
+/// The deployer on the shared store; validators (and so the plugin
+/// runtime) only for commands that validate.
 fn deployer(ctx: &Context, dir: &DirArgs, with_validators: bool) -> CliResult<ConfigDeployer> {
-    let config = &ctx.config.config;
-    let config_dir = match &dir.config_dir {
-        Some(d) => d.clone(),
-        None => ctx.config.resolve(&config.config_dir),
-    };
-    let settings = DeployerSettings {
-        config_dir: absolute(config_dir)?,
-        backup_dir: absolute(ctx.config.resolve(&config.deployment.backup_dir))?,
-        max_backups: config.deployment.max_backups,
-        environments: config.environments.clone(),
-        secrets_base: ctx.config.resolve(std::path::Path::new(".")),
-        lock_timeout: Duration::from_secs(config.config_deploy.lock_timeout_seconds),
-        actor: crate::migrate::history::default_actor(),
-    };
+    let config = &ctx.settings.config.config;
+    let settings = DeployerSettings::from_settings(&ctx.settings, dir.config_dir.as_deref());
     let names = &config.config_deploy.validators;
     let plugins = if with_validators && !names.is_empty() {
-        let runtime = Arc::new(ctx.runtime()?);
-        let registry = ctx.registry(&runtime);
+        let registry = ctx.registry()?;
         let mut plugins = Vec::new();
         for name in names {
             let plugin = registry.plugin(name)?;
@@ -222,7 +189,10 @@ fn deployer(ctx: &Context, dir: &DirArgs, with_validators: bool) -> CliResult<Co
             }
             plugins.push(plugin);
         }
-        Some(PluginValidators { runtime, plugins })
+        Some(PluginValidators {
+            runtime: ctx.runtime()?,
+            plugins,
+        })
     } else {
         None
     };
@@ -231,18 +201,10 @@ fn deployer(ctx: &Context, dir: &DirArgs, with_validators: bool) -> CliResult<Co
             .config_deploy
             .schemas_dir
             .as_ref()
-            .map(|d| ctx.config.resolve(d)),
+            .map(|d| ctx.settings.resolve_path(d)),
         plugins,
     };
-    Ok(ConfigDeployer::new(
-        settings,
-        validators,
-        state_target(ctx)?,
-    ))
-}
-
-fn absolute(path: PathBuf) -> CliResult<PathBuf> {
-    std::path::absolute(&path).map_err(|e| Failure::usage(anyhow!("{}: {e}", path.display())))
+    Ok(ConfigDeployer::new(settings, validators, ctx.store.clone()).with_sink(ctx.out.sink()))
 }
 
 fn print_findings(ctx: &Context, findings: &[Finding]) -> CliResult<()> {
@@ -298,10 +260,10 @@ fn print_backups(ctx: &Context, backups: &[BackupInfo]) -> CliResult<()> {
                     .join(", "),
                 format!("{} B", b.record.total_size),
                 b.made_by.clone().unwrap_or_else(|| "-".into()),
-                if b.verifies {
-                    "yes".into()
-                } else {
-                    format!("NO: {}", b.problems.join("; "))
+                match b.verifies {
+                    Some(true) => "yes".into(),
+                    Some(false) => format!("NO: {}", b.problems.join("; ")),
+                    None => format!("(on {})", b.record.host),
                 },
             ]
         })
@@ -346,7 +308,15 @@ pub fn print_history(ctx: &Context, history: &[ChangeInfo]) -> CliResult<()> {
         if let Some(error) = &r.error {
             line.push_str(&format!("\n    error: {error}"));
         }
-        if let Some(now) = &c.files_now {
+        if let Some(holder) = &c.running {
+            line.push_str(&format!("\n    running: {holder}"));
+        } else if c.is_interrupted() && c.files_now.is_none() {
+            line.push_str(&format!(
+                "\n    interrupted on host {}; its files are there: run `gantry status` on it",
+                r.host
+            ));
+        }
+        if let (Some(now), true) = (&c.files_now, c.is_interrupted()) {
             line.push_str("\n    interrupted; files now:");
             for (name, state) in now {
                 let what = match state {

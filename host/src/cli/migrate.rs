@@ -2,13 +2,14 @@
 //! `Migrator`, report its events, print its results.
 
 use super::Context;
-use super::output::table;
-use crate::db::DbTarget;
 use crate::error::{CliResult, Exit, Failure};
 use crate::migrate::{
-    ApplyOptions, Direction, Event, MigrationId, Migrator, RepairAction, RunReport, Source, Status,
+    ApplyOptions, Direction, MigrationId, Migrator, RepairAction, RunReport, Source, Status,
     Summary,
 };
+use crate::report::{Mode, table};
+use crate::runtime::RuntimeSettings;
+use crate::settings::Flags;
 use anyhow::anyhow;
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
@@ -93,16 +94,16 @@ enum AdoptFrom {
     Sqlx,
 }
 
-pub fn run(ctx: &Context, args: MigrateArgs) -> CliResult {
-    let io = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(Failure::failed)?;
-    io.block_on(run_async(ctx, args))
+impl MigrateArgs {
+    /// The flags that feed the resolved settings.
+    pub fn fill(&self, flags: &mut Flags) {
+        flags.database_url = self.db.database_url.clone();
+        flags.migrations_dir = self.db.migrations_dir.clone();
+        flags.actor = self.db.actor.clone();
+    }
 }
 
-async fn run_async(ctx: &Context, args: MigrateArgs) -> CliResult {
+pub async fn run(ctx: &Context, args: MigrateArgs) -> CliResult {
     let migrator = migrator(ctx, &args.db)?;
     let id = |text: &str| MigrationId::parse(text).map_err(|e| Failure::usage(anyhow!(e)));
     match args.command {
@@ -171,121 +172,17 @@ async fn run_async(ctx: &Context, args: MigrateArgs) -> CliResult {
 }
 
 fn migrator(ctx: &Context, args: &DbArgs) -> CliResult<Migrator> {
-    let target = db_target(ctx, args.database_url.as_deref())?;
-    let source = match &args.migrations_dir {
-        Some(dir) => Source::Dir(dir.clone()),
-        None => match &ctx.config.config.migrations.dir {
-            Some(dir) => Source::Dir(ctx.config.resolve(dir)),
-            None if PathBuf::from("migrations").is_dir() => {
-                Source::Dir(PathBuf::from("migrations"))
-            }
-            None => Source::Builtin,
-        },
+    let settings = &ctx.settings;
+    let source = match settings.migrations_dir() {
+        Some(dir) => Source::Dir(dir.to_path_buf()),
+        None => Source::Builtin,
     };
-    let mut migrator = Migrator::new(target, source)?
+    let migrator = Migrator::new(settings.database()?, source)?
         .with_lock_timeout(Duration::from_secs(args.lock_timeout))
-        .with_runtime_settings(ctx.runtime_settings());
-    if let Some(actor) = &args.actor {
-        migrator = migrator.with_actor(actor.clone());
-    }
-    if !ctx.out.is_json() && !ctx.global.quiet {
-        migrator = migrator.on_event(print_event);
-    }
+        .with_runtime_settings(RuntimeSettings::from_settings(settings)?)
+        .with_actor(settings.actor.clone())
+        .with_sink(ctx.out.sink());
     Ok(migrator)
-}
-
-/// `--database-url` / `DATABASE_URL`, else the config's `database`, else
-/// the embedded default.
-pub fn db_target(ctx: &Context, url: Option<&str>) -> CliResult<DbTarget> {
-    let config_name = || {
-        ctx.config
-            .path
-            .as_ref()
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|| "the config".into())
-    };
-    if let Some(url) = url {
-        return DbTarget::parse(url).map_err(|e| Failure::usage(anyhow!(e)));
-    }
-    let Some(section) = &ctx.config.config.database else {
-        return DbTarget::parse("sqlite://.gantry/auth.db").map_err(|e| Failure::usage(anyhow!(e)));
-    };
-    let base = ctx.config.resolve(std::path::Path::new("."));
-    let password =
-        match &section.password {
-            Some(p) => Some(crate::secrets::resolve(p, &base).map_err(|e| {
-                Failure::usage(anyhow!("{}: `database.password`: {e}", config_name()))
-            })?),
-            None => None,
-        };
-    let mut section = section.clone();
-    if let Some(url) = &section.url {
-        section.url = Some(
-            crate::secrets::resolve(url, &base)
-                .map_err(|e| Failure::usage(anyhow!("{}: `database.url`: {e}", config_name())))?,
-        );
-    }
-    DbTarget::from_section(&section, password.as_deref())
-        .map_err(|e| Failure::usage(anyhow!("{}: {e}", config_name())))
-}
-
-fn print_event(event: &Event) {
-    let line = match event {
-        Event::LockWaiting {
-            holder_pid,
-            waited_ms,
-        } => format!(
-            "waiting for the migration lock{} ({:.1} s)",
-            holder_pid
-                .map(|p| format!(" held by backend pid {p}"))
-                .unwrap_or_default(),
-            *waited_ms as f64 / 1000.0
-        ),
-        Event::LockAcquired { waited_ms } => format!(
-            "took the migration lock after {:.1} s",
-            *waited_ms as f64 / 1000.0
-        ),
-        Event::Planned { direction, steps } => {
-            let verb = match direction {
-                Direction::Up => "apply",
-                Direction::Down => "revert",
-            };
-            if steps.is_empty() {
-                format!("nothing to {verb}")
-            } else {
-                let mut text = format!(
-                    "plan: {verb} {} migration{}",
-                    steps.len(),
-                    if steps.len() == 1 { "" } else { "s" }
-                );
-                for step in steps {
-                    let mut notes = vec![step.kind.to_string()];
-                    if step.no_transaction {
-                        notes.push("no transaction".into());
-                    }
-                    if !step.source.is_empty() {
-                        notes.push(step.source.clone());
-                    }
-                    text.push_str(&format!("\n  {} ({})", step.id, notes.join(", ")));
-                }
-                text
-            }
-        }
-        Event::Started { id, direction, .. } => {
-            let verb = match direction {
-                Direction::Up => "applying",
-                Direction::Down => "reverting",
-            };
-            format!("{verb} {id}")
-        }
-        Event::Statement { index, total, .. } => format!("  statement {index}/{total} done"),
-        Event::Finished {
-            id, duration_ms, ..
-        } => format!("  {id} done in {duration_ms:.1} ms"),
-        Event::Skipped { id, .. } => format!("  {id} was applied by another runner"),
-        Event::Warning { message } => format!("warning: {message}"),
-    };
-    println!("{line}");
 }
 
 fn finish(ctx: &Context, migrator: &Migrator, report: &RunReport) -> CliResult {
@@ -296,7 +193,7 @@ fn finish(ctx: &Context, migrator: &Migrator, report: &RunReport) -> CliResult {
             "migrations": migrator.source().to_string(),
             "report": report,
         }))?;
-    } else if !ctx.global.quiet {
+    } else if ctx.out.mode() != Mode::Quiet {
         let verb = match (report.direction, report.dry_run) {
             (_, true) => "dry run: nothing changed".to_string(),
             (Direction::Up, false) => {

@@ -1,19 +1,21 @@
 //! Command-line parsing and dispatch. One file per subcommand group; no
-//! business logic here: commands parse, call the engines, and print.
+//! business logic here: commands parse, call the engines, and hand what
+//! they return to the reporter.
 
 mod configs;
 mod migrate;
-mod output;
 mod plugin;
+mod plugin_test;
 mod status;
 
-use crate::config::{self, LoadedConfig};
 use crate::error::{CliResult, Exit};
+use crate::report::Reporter;
 use crate::runtime::{Registry, Runtime, RuntimeSettings};
+use crate::settings::{Env, Flags, Settings};
+use crate::store::Store;
 use clap::{ArgAction, Args, Parser, Subcommand};
 use std::path::PathBuf;
-
-pub use output::Output;
+use std::sync::{Arc, OnceLock};
 
 /// Deploys and watches an authentication service; everything custom is a
 /// sandboxed WebAssembly plugin.
@@ -42,13 +44,13 @@ pub struct GlobalArgs {
     /// Directory of user plugins [default: .gantry/plugins]
     #[arg(long, global = true, env = "GANTRY_PLUGIN_DIR", value_name = "DIR")]
     pub plugin_dir: Option<PathBuf>,
-    /// Print machine-readable JSON
+    /// Print machine-readable JSON: one object per line (events, then the result)
     #[arg(long, global = true)]
     pub json: bool,
     /// More log output (-v, -vv)
     #[arg(short, long, global = true, action = ArgAction::Count)]
     pub verbose: u8,
-    /// Only errors
+    /// Only errors and results
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
 }
@@ -58,7 +60,7 @@ pub enum Command {
     /// Deploy configuration files with backups; list, roll back, history
     #[command(subcommand)]
     Config(configs::ConfigCommand),
-    /// What gantry has done and whether anything was left unfinished
+    /// What gantry has done and whether anything is running or unfinished
     Status,
     /// Apply database migrations (see also: status, rollback, repair)
     Migrate(migrate::MigrateArgs),
@@ -86,70 +88,70 @@ pub fn init_logging(cli: &Cli) {
         .try_init();
 }
 
-pub fn run(cli: Cli) -> CliResult<Exit> {
-    let ctx = Context::new(cli.global)?;
-    match cli.command {
-        Command::Config(cmd) => configs::run(&ctx, cmd),
-        Command::Status => status::run(&ctx),
-        Command::Migrate(args) => migrate::run(&ctx, args),
-        Command::Plugin(cmd) => plugin::run(&ctx, cmd),
-    }
+/// Runs one command on the process's tokio runtime; the state store is
+/// closed on every path.
+pub async fn run(cli: Cli) -> CliResult<Exit> {
+    let ctx = Context::new(&cli)?;
+    let result = match cli.command {
+        Command::Config(cmd) => configs::run(&ctx, cmd).await,
+        Command::Status => status::run(&ctx).await,
+        Command::Migrate(args) => migrate::run(&ctx, args).await,
+        Command::Plugin(cmd) => plugin::run(&ctx, cmd).await,
+    };
+    ctx.out.finish();
+    ctx.store.close().await;
+    result
 }
 
-/// What every command may need, built lazily from the global options.
+/// What every command may need: the settings, the reporter, the state
+/// store (connected on first use) and the plugin runtime (built on first
+/// use).
 pub struct Context {
-    pub global: GlobalArgs,
-    pub config: LoadedConfig,
-    pub out: Output,
+    pub settings: Settings,
+    pub out: Arc<Reporter>,
+    pub store: Store,
+    runtime: OnceLock<Arc<Runtime>>,
 }
 
 impl Context {
-    pub fn new(global: GlobalArgs) -> CliResult<Context> {
-        let path = config::locate(global.config.as_deref());
-        let config = config::load(path.as_deref())?;
-        let out = Output::new(global.json);
+    pub fn new(cli: &Cli) -> CliResult<Context> {
+        let global = &cli.global;
+        let mut flags = Flags {
+            config: global.config.clone(),
+            state_url: global.state_url.clone(),
+            plugin_dir: global.plugin_dir.clone(),
+            ..Flags::default()
+        };
+        if let Command::Migrate(args) = &cli.command {
+            args.fill(&mut flags);
+        }
+        let settings = Settings::resolve(flags, &Env::from_process())?;
+        let store = Store::lazy(&settings.state);
         Ok(Context {
-            global,
-            config,
-            out,
+            out: Reporter::new(global.json, global.quiet),
+            store,
+            settings,
+            runtime: OnceLock::new(),
         })
     }
 
-    pub fn runtime_settings(&self) -> RuntimeSettings {
-        let plugins = &self.config.config.plugins;
-        let mut settings = RuntimeSettings::default();
-        if let Some(dir) = &plugins.cache_dir {
-            settings.cache_dir = Some(self.config.resolve(dir));
+    /// The plugin runtime, built once.
+    pub fn runtime(&self) -> CliResult<Arc<Runtime>> {
+        if let Some(rt) = self.runtime.get() {
+            return Ok(Arc::clone(rt));
         }
-        if let Some(mib) = plugins.cache_max_mib {
-            settings.cache_max_bytes = mib << 20;
-        }
-        if let Some(mib) = plugins.max_memory_mib {
-            settings.engine.max_memory_bytes = (mib << 20) as usize;
-        }
-        settings
+        let rt = Runtime::new(RuntimeSettings::from_settings(&self.settings)?)
+            .map_err(crate::Failure::failed)?;
+        Ok(Arc::clone(self.runtime.get_or_init(|| Arc::new(rt))))
     }
 
-    pub fn runtime(&self) -> CliResult<Runtime> {
-        Runtime::new(self.runtime_settings()).map_err(crate::Failure::failed)
-    }
-
-    /// `--plugin-dir`, else the config's `plugins.dir`, else `.gantry/plugins`.
-    pub fn plugin_dir(&self) -> PathBuf {
-        if let Some(dir) = &self.global.plugin_dir {
-            return dir.clone();
-        }
-        match &self.config.config.plugins.dir {
-            Some(dir) => self.config.resolve(dir),
-            None => PathBuf::from(".gantry/plugins"),
-        }
-    }
-
-    pub fn registry(&self, runtime: &Runtime) -> Registry {
-        Registry::load(
-            runtime,
-            Some(&self.plugin_dir()),
-            &self.config.config.plugins.pins,
+    /// The built-ins and the plugin directory.
+    pub fn registry(&self) -> CliResult<Registry> {
+        Ok(Registry::new(
+            self.runtime()?,
+            Some(&self.settings.plugin_dir),
+            self.settings.config.config.plugins.pins.clone(),
         )
+        .with_cargo_target_dir(self.settings.cargo_target_dir.clone()))
     }
 }

@@ -1,60 +1,49 @@
-//! `gantry status`: what the state store says, and anything unfinished.
-//! Exit 0 when nothing is unfinished, 1 when a change was interrupted.
+//! `gantry status`: what the state store says, and anything running or
+//! unfinished. Exit 0 when nothing is interrupted, 1 when a change was.
 
 use super::Context;
-use super::configs::{print_history, state_target};
-use crate::configdeploy::with_files_now;
-use crate::error::{CliResult, Exit, Failure};
-use crate::store::{ChangeState, Store};
+use super::configs::print_history;
+use crate::configdeploy::changes;
+use crate::error::{CliResult, Exit};
 
-pub fn run(ctx: &Context) -> CliResult {
-    let io = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(Failure::failed)?;
-    io.block_on(async {
-        let target = state_target(ctx)?;
-        let changes = Store::with(&target, async |store| store.changes().await)
-            .await
-            .map_err(Failure::failed)?;
-        let interrupted: Vec<_> = changes
-            .iter()
-            .filter(|c| c.state == ChangeState::InProgress)
-            .cloned()
-            .map(with_files_now)
-            .collect();
-        let last: Vec<_> = changes
-            .last()
-            .cloned()
-            .map(with_files_now)
-            .into_iter()
-            .collect();
-        if ctx.out.is_json() {
-            ctx.out.json(&serde_json::json!({
-                "state_store": target.to_string(),
-                "last_config_change": last.first(),
-                "interrupted": interrupted,
-            }))?;
-        } else {
-            ctx.out.text(format!("state store: {target}"))?;
-            if interrupted.is_empty() {
-                ctx.out.text("nothing unfinished")?;
-                if !last.is_empty() {
-                    ctx.out.text("last config change:")?;
-                    print_history(ctx, &last)?;
-                }
-            } else {
-                ctx.out.text(format!(
-                    "{} interrupted config change(s):",
-                    interrupted.len()
-                ))?;
-                print_history(ctx, &interrupted)?;
-            }
+pub async fn run(ctx: &Context) -> CliResult {
+    let target = &ctx.settings.state;
+    let all = changes(&ctx.store, &ctx.settings.host).await?;
+    let running: Vec<_> = all.iter().filter(|c| c.is_running()).cloned().collect();
+    let interrupted: Vec<_> = all.iter().filter(|c| c.is_interrupted()).cloned().collect();
+    let last: Vec<_> = all.last().cloned().into_iter().collect();
+    if ctx.out.is_json() {
+        ctx.out.json(&serde_json::json!({
+            "state_store": target.to_string(),
+            "host": ctx.settings.host,
+            "last_config_change": last.first(),
+            "running": running,
+            "interrupted": interrupted,
+        }))?;
+    } else {
+        ctx.out.text(format!("state store: {target}"))?;
+        if !running.is_empty() {
+            ctx.out
+                .text(format!("{} config change(s) running:", running.len()))?;
+            print_history(ctx, &running)?;
         }
-        Ok(if interrupted.is_empty() {
-            Exit::Success
+        if interrupted.is_empty() {
+            ctx.out.text("nothing interrupted")?;
+            if running.is_empty() && !last.is_empty() {
+                ctx.out.text("last config change:")?;
+                print_history(ctx, &last)?;
+            }
         } else {
-            Exit::Failed
-        })
+            ctx.out.text(format!(
+                "{} interrupted config change(s):",
+                interrupted.len()
+            ))?;
+            print_history(ctx, &interrupted)?;
+        }
+    }
+    Ok(if interrupted.is_empty() {
+        Exit::Success
+    } else {
+        Exit::Failed
     })
 }

@@ -13,6 +13,14 @@ pub struct LoadedConfig {
 }
 
 impl LoadedConfig {
+    /// The config's file name for messages, or `the built-in defaults`.
+    pub fn name(&self) -> String {
+        self.path
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "the built-in defaults".into())
+    }
+
     /// Resolves a path from the config relative to the config file's
     /// directory (or the working directory for built-in defaults).
     pub fn resolve(&self, path: &Path) -> PathBuf {

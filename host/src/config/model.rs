@@ -68,6 +68,9 @@ pub struct DatabaseConfig {
     pub database: Option<String>,
     /// `disable`, `prefer`, `require`, `verify-ca`, `verify-full`.
     pub sslmode: Option<String>,
+    /// A CA certificate file (PEM) to trust for this server, beside the
+    /// platform's trust store.
+    pub sslrootcert: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -171,11 +174,28 @@ fn default_smtp_port() -> u16 {
     587
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StateConfig {
     /// `sqlite://…` (default `.gantry/state.db`) or `postgres://…`.
     pub url: Option<String>,
+    /// Seconds a lease lives between heartbeats: how long a silent host's
+    /// work stays "running" before it counts as interrupted.
+    #[serde(default = "default_lease_seconds")]
+    pub lease_seconds: u64,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        StateConfig {
+            url: None,
+            lease_seconds: default_lease_seconds(),
+        }
+    }
+}
+
+fn default_lease_seconds() -> u64 {
+    15
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -192,6 +212,9 @@ pub struct PluginsConfig {
     pub pins: BTreeMap<String, String>,
     /// The most memory any plugin may ask for, in MiB.
     pub max_memory_mib: Option<u64>,
+    /// Operator limits per capability (`http`, `log`, …), checked when the
+    /// plugin runtime is built.
+    pub capabilities: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -28,6 +28,7 @@ pub fn take(
     names: &[String],
     environment: &str,
     purpose: &str,
+    host: &str,
     now: DateTime<Utc>,
 ) -> Result<BackupRecord, ConfigError> {
     fs::DirBuilder::new()
@@ -96,6 +97,7 @@ pub fn take(
         files,
         change_id: None,
         purpose: purpose.to_string(),
+        host: host.to_string(),
     };
     let manifest = serde_json::to_vec_pretty(&record).expect("serialisable");
     write_private(&dir.join("manifest.json"), &manifest)?;

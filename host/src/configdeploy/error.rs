@@ -1,51 +1,10 @@
 //! Why a config command stopped, with the file, path or backup at fault.
 
-use crate::error::{Exit, Failure};
+pub use crate::findings::{Finding, Severity};
 use crate::secrets::SecretError;
-use crate::store::StoreError;
-use serde::Serialize;
+use crate::store::{LeaseError, StoreError};
 use std::path::PathBuf;
 use std::time::Duration;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Info,
-    Warning,
-    Error,
-}
-
-/// A problem found in a rendered file, by a schema or a validator plugin.
-#[derive(Debug, Clone, Serialize)]
-pub struct Finding {
-    pub file: String,
-    /// JSON pointer to the value at fault.
-    pub path: String,
-    pub severity: Severity,
-    pub message: String,
-    /// `schema` or the plugin's name.
-    pub source: String,
-}
-
-impl std::fmt::Display for Finding {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let severity = match self.severity {
-            Severity::Info => "info",
-            Severity::Warning => "warning",
-            Severity::Error => "error",
-        };
-        let path = if self.path.is_empty() {
-            "/"
-        } else {
-            &self.path
-        };
-        write!(
-            f,
-            "{severity}: {}{path}: {} [{}]",
-            self.file, self.message, self.source
-        )
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -98,11 +57,28 @@ pub enum ConfigError {
     )]
     Tampered { id: String, problems: Vec<String> },
 
-    #[error("another deployment holds the lock on {} (waited {waited:?})", dir.display())]
-    Locked { dir: PathBuf, waited: Duration },
+    #[error(
+        "another change holds the lock on {}{} (waited {waited:?})",
+        dir.display(),
+        holder.as_ref().map(|h| format!(": {h}")).unwrap_or_default()
+    )]
+    Locked {
+        dir: PathBuf,
+        waited: Duration,
+        holder: Option<String>,
+    },
 
+    #[error("stopped: {0}")]
+    LeaseLost(String),
+
+    /// A validator could not run: `failed` when the plugin itself failed
+    /// (trap, timeout, out of memory), else a usage problem (its settings).
     #[error("config validator `{plugin}`: {message}")]
-    Validator { plugin: String, message: String },
+    Validator {
+        plugin: String,
+        message: String,
+        failed: bool,
+    },
 
     #[error("writing {name} failed ({source}); {}", if *restored { "every file already written was put back" } else { "AND putting files back failed: see `gantry config history`" })]
     Write {
@@ -123,30 +99,20 @@ pub enum ConfigError {
     Store(#[from] StoreError),
 }
 
+impl From<LeaseError> for ConfigError {
+    fn from(err: LeaseError) -> Self {
+        match err {
+            LeaseError::Store(e) => ConfigError::Store(e),
+            other => ConfigError::LeaseLost(other.to_string()),
+        }
+    }
+}
+
 impl ConfigError {
     pub fn io(action: impl Into<String>, source: std::io::Error) -> ConfigError {
         ConfigError::Io {
             action: action.into(),
             source,
-        }
-    }
-
-    pub fn exit(&self) -> Exit {
-        match self {
-            ConfigError::Locked { .. }
-            | ConfigError::Write { .. }
-            | ConfigError::Io { .. }
-            | ConfigError::Store(_) => Exit::Failed,
-            _ => Exit::Usage,
-        }
-    }
-}
-
-impl From<ConfigError> for Failure {
-    fn from(err: ConfigError) -> Self {
-        Failure {
-            exit: err.exit(),
-            error: err.into(),
         }
     }
 }

@@ -3,16 +3,22 @@
 
 mod backup;
 mod deployer;
+mod diff;
 mod error;
-mod lock;
+mod events;
+mod guard;
+mod history;
 pub mod paths;
 pub mod render;
+mod rollback;
 mod validate;
 mod write;
 
-pub use deployer::{
-    BackupInfo, ChangeInfo, ConfigDeployer, DeployReport, DeployerSettings, FileChange, FileDiff,
-    FileNow, RollbackReport, with_files_now,
-};
+pub use deployer::{ConfigDeployer, DeployReport, DeployerSettings};
+pub use diff::{FileChange, FileDiff};
 pub use error::{ConfigError, Finding, Severity};
+pub use events::Event;
+pub use guard::lease_name;
+pub use history::{BackupInfo, ChangeInfo, FileNow, changes};
+pub use rollback::RollbackReport;
 pub use validate::{PluginValidators, Validators, builtin_schema};

@@ -6,7 +6,7 @@
 
 use super::error::{ConfigError, Finding, Severity};
 use super::render::{Rendered, scrub};
-use crate::runtime::bindings::types::FindingSeverity;
+use crate::bindings::types::FindingSeverity;
 use crate::runtime::{Plugin, Runtime};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -104,16 +104,17 @@ fn plugin_findings(
     file: &Rendered,
     environment: &str,
 ) -> Result<Vec<Finding>, ConfigError> {
-    let failed = |message: String| ConfigError::Validator {
+    let failed = |err: crate::runtime::PluginError| ConfigError::Validator {
         plugin: plugin.name().to_string(),
-        message: scrub(&message, &file.secret_values),
+        message: scrub(&err.to_string(), &file.secret_values),
+        failed: !err.is_usage(),
     };
     let settings = plugin
         .settings(Vec::<(String, String)>::new())
-        .map_err(|e| failed(e.to_string()))?;
+        .map_err(failed)?;
     let json = file.value.to_string();
     let outcome = runtime.validate(plugin, &settings, environment, &file.name, &json);
-    let found = outcome.result.map_err(|e| failed(e.to_string()))?;
+    let found = outcome.result.map_err(failed)?;
     Ok(found
         .into_iter()
         .map(|f| Finding {

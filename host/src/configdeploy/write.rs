@@ -21,13 +21,22 @@ pub struct Planned {
     pub mode: u32,
 }
 
-/// Applies `plans` in order; on failure restores from `backup`.
-pub fn apply(
+/// Applies `plans` in order; on failure restores from `backup` what was
+/// already replaced. `before(i)` runs before file `i` is touched and may
+/// stop the change (the lease was lost); `after(i)` reports it written.
+pub async fn apply(
     config_dir: &Path,
     plans: &[Planned],
     backup: &BackupRecord,
+    mut before: impl AsyncFnMut(usize) -> Result<(), ConfigError>,
+    mut after: impl FnMut(usize),
 ) -> Result<(), ConfigError> {
     for (i, plan) in plans.iter().enumerate() {
+        if let Err(err) = before(i).await {
+            let restored = restore(config_dir, &plans[..i], backup).is_ok();
+            tracing::warn!(restored, "stopped before writing {}: {err}", plan.name);
+            return Err(err);
+        }
         if let Err(source) = write_one(config_dir, plan) {
             let restored = restore(config_dir, &plans[..=i], backup).is_ok();
             return Err(ConfigError::Write {
@@ -36,6 +45,7 @@ pub fn apply(
                 restored,
             });
         }
+        after(i);
     }
     Ok(())
 }
@@ -136,6 +146,7 @@ mod tests {
             total_size: 5,
             change_id: None,
             purpose: "deploy".into(),
+            host: String::new(),
         };
         let plans = vec![
             Planned {
@@ -155,7 +166,12 @@ mod tests {
                 mode: 0o644,
             },
         ];
-        let err = apply(&config, &plans, &backup).unwrap_err();
+        let io = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let err = io
+            .block_on(apply(&config, &plans, &backup, async |_| Ok(()), |_| {}))
+            .unwrap_err();
         assert!(
             matches!(err, ConfigError::Write { restored: true, .. }),
             "{err}"

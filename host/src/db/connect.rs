@@ -79,7 +79,44 @@ pub enum DbError {
     },
 }
 
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// PostgreSQL connection options for `target`, with statement logging
+/// kept at trace level.
+pub fn pg_options(target: &DbTarget) -> Result<PgConnectOptions, DbError> {
+    Ok(PgConnectOptions::from_str(target.url())
+        .map_err(|e| DbError::BadUrl {
+            target: target.redacted(),
+            detail: e.to_string(),
+        })?
+        .log_statements(log::LevelFilter::Trace)
+        .log_slow_statements(log::LevelFilter::Debug, Duration::from_secs(5)))
+}
+
+/// SQLite connection options for `target` (WAL, foreign keys, a 30 s busy
+/// timeout), creating the file's directory when missing.
+pub fn sqlite_options(target: &DbTarget) -> Result<SqliteConnectOptions, DbError> {
+    let name = target.redacted();
+    let options = SqliteConnectOptions::from_str(target.url()).map_err(|e| DbError::BadUrl {
+        target: name.clone(),
+        detail: e.to_string(),
+    })?;
+    let file = options.get_filename().to_path_buf();
+    if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| DbError::Unreachable {
+            target: name.clone(),
+            detail: format!("cannot create {}: {e}", dir.display()),
+        })?;
+    }
+    Ok(options
+        .create_if_missing(true)
+        .busy_timeout(Duration::from_secs(30))
+        .journal_mode(SqliteJournalMode::Wal)
+        .foreign_keys(true)
+        .log_statements(log::LevelFilter::Trace)
+        .log_slow_statements(log::LevelFilter::Debug, Duration::from_secs(5)))
+}
+
+/// How long connecting may take before the database counts as unreachable.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Connects, creating a SQLite file (and its directory) when missing.
 pub async fn connect(target: &DbTarget) -> Result<Db, DbError> {
@@ -87,38 +124,16 @@ pub async fn connect(target: &DbTarget) -> Result<Db, DbError> {
     let classify = |err: sqlx::Error| classify(&name, err);
     let connecting = async {
         match target.dialect() {
-            Dialect::Postgres => {
-                let options = PgConnectOptions::from_str(target.url())
-                    .map_err(|e| DbError::BadUrl {
-                        target: name.clone(),
-                        detail: e.to_string(),
-                    })?
-                    .log_statements(log::LevelFilter::Trace)
-                    .log_slow_statements(log::LevelFilter::Debug, Duration::from_secs(5));
-                options.connect().await.map(Db::Postgres).map_err(classify)
-            }
-            Dialect::Sqlite => {
-                let options =
-                    SqliteConnectOptions::from_str(target.url()).map_err(|e| DbError::BadUrl {
-                        target: name.clone(),
-                        detail: e.to_string(),
-                    })?;
-                let file = options.get_filename().to_path_buf();
-                if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir).map_err(|e| DbError::Unreachable {
-                        target: name.clone(),
-                        detail: format!("cannot create {}: {e}", dir.display()),
-                    })?;
-                }
-                let options = options
-                    .create_if_missing(true)
-                    .busy_timeout(Duration::from_secs(30))
-                    .journal_mode(SqliteJournalMode::Wal)
-                    .foreign_keys(true)
-                    .log_statements(log::LevelFilter::Trace)
-                    .log_slow_statements(log::LevelFilter::Debug, Duration::from_secs(5));
-                options.connect().await.map(Db::Sqlite).map_err(classify)
-            }
+            Dialect::Postgres => pg_options(target)?
+                .connect()
+                .await
+                .map(Db::Postgres)
+                .map_err(classify),
+            Dialect::Sqlite => sqlite_options(target)?
+                .connect()
+                .await
+                .map(Db::Sqlite)
+                .map_err(classify),
         }
     };
     match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
@@ -130,7 +145,8 @@ pub async fn connect(target: &DbTarget) -> Result<Db, DbError> {
     }
 }
 
-fn classify(target: &str, err: sqlx::Error) -> DbError {
+/// Turns a connection failure into what an operator can act on.
+pub fn classify(target: &str, err: sqlx::Error) -> DbError {
     let target = target.to_string();
     if let Some(db) = err.as_database_error() {
         let detail = db.message().to_string();

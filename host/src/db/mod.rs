@@ -3,9 +3,10 @@
 //! around (into a plugin call, for instance).
 
 mod connect;
+pub mod split;
 mod url;
 
-pub use connect::{Db, DbError, connect};
+pub use connect::{CONNECT_TIMEOUT, Db, DbError, classify, connect, pg_options, sqlite_options};
 pub use url::{DbTarget, Dialect};
 
 /// Runs one generic sqlx expression on whichever connection `db` holds:
@@ -25,8 +26,6 @@ macro_rules! on_conn {
 pub fn params_for(dialect: Dialect, sql: &str) -> std::borrow::Cow<'_, str> {
     match dialect {
         Dialect::Postgres => std::borrow::Cow::Borrowed(sql),
-        Dialect::Sqlite => {
-            std::borrow::Cow::Owned(crate::migrate::split::dollar_params_to_sqlite(sql))
-        }
+        Dialect::Sqlite => std::borrow::Cow::Owned(split::dollar_params_to_sqlite(sql)),
     }
 }

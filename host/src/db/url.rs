@@ -99,6 +99,9 @@ impl DbTarget {
         if let Some(mode) = &db.sslmode {
             url.query_pairs_mut().append_pair("sslmode", mode);
         }
+        if let Some(ca) = &db.sslrootcert {
+            url.query_pairs_mut().append_pair("sslrootcert", ca);
+        }
         Self::parse(url.as_str())
     }
 

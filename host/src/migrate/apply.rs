@@ -19,7 +19,8 @@ use super::events::{Direction, Event, ms};
 use super::history::{self, Record, RowState, literal};
 use super::runner::Migrator;
 use super::source::{Body, Migration, Script};
-use super::{split, wasm};
+use super::wasm;
+use crate::db::split;
 use crate::db::{Db, Dialect};
 use std::time::Instant;
 

@@ -2,7 +2,6 @@
 
 use super::source::SourceError;
 use crate::db::DbError;
-use crate::error::{Exit, Failure};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -136,34 +135,5 @@ impl MigrateError {
     pub fn sql(context: impl Into<String>) -> impl FnOnce(sqlx::Error) -> MigrateError {
         let context = context.into();
         move |source| MigrateError::Sql { context, source }
-    }
-
-    pub fn exit(&self) -> Exit {
-        match self {
-            MigrateError::Source(_)
-            | MigrateError::Db(_)
-            | MigrateError::Drift(_)
-            | MigrateError::OutOfOrder { .. }
-            | MigrateError::UnknownTarget(_)
-            | MigrateError::TargetNotApplied(_)
-            | MigrateError::Irreversible(_)
-            | MigrateError::Repair { .. }
-            | MigrateError::Adopt(_)
-            | MigrateError::NothingToAdopt(_) => Exit::Usage,
-            MigrateError::Sql { .. }
-            | MigrateError::Blocked(_)
-            | MigrateError::Failed { .. }
-            | MigrateError::Plugin { .. }
-            | MigrateError::LockTimeout { .. } => Exit::Failed,
-        }
-    }
-}
-
-impl From<MigrateError> for Failure {
-    fn from(err: MigrateError) -> Self {
-        Failure {
-            exit: err.exit(),
-            error: err.into(),
-        }
     }
 }

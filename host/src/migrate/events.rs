@@ -66,5 +66,5 @@ pub(crate) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-/// Receives events; `Migrator::on_event` installs one.
-pub type Sink = Box<dyn Fn(&Event) + Send + Sync>;
+/// Receives events; `Migrator::with_sink` installs one.
+pub type Sink = crate::events::Sink<Event>;

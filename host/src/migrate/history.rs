@@ -377,23 +377,6 @@ pub fn literal(dialect: Dialect, text: &str) -> String {
     }
 }
 
-/// The person or process recorded as doing things: `GANTRY_ACTOR`, else
-/// `user@host`.
-pub fn default_actor() -> String {
-    if let Ok(actor) = std::env::var("GANTRY_ACTOR")
-        && !actor.trim().is_empty()
-    {
-        return actor;
-    }
-    let user = std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "unknown".into());
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "localhost".into());
-    format!("{user}@{host}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,7 +14,6 @@ mod lock;
 mod revert;
 mod runner;
 pub mod source;
-pub mod split;
 mod status;
 mod wasm;
 

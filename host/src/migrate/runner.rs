@@ -51,9 +51,9 @@ impl Migrator {
             target,
             source,
             set,
-            actor: history::default_actor(),
+            actor: crate::identity::actor(),
             lock_timeout: Duration::from_secs(120),
-            sink: Box::new(|_| {}),
+            sink: crate::events::discard(),
             runtime: OnceLock::new(),
             runtime_settings: RuntimeSettings::default(),
         })
@@ -70,8 +70,13 @@ impl Migrator {
     }
 
     /// Receives every event the runner emits.
-    pub fn on_event(mut self, sink: impl Fn(&Event) + Send + Sync + 'static) -> Self {
-        self.sink = Box::new(sink);
+    pub fn on_event(self, sink: impl Fn(&Event) + Send + Sync + 'static) -> Self {
+        self.with_sink(std::sync::Arc::new(sink))
+    }
+
+    /// Sends every event the runner emits to `sink` (a reporter's).
+    pub fn with_sink(mut self, sink: Sink) -> Self {
+        self.sink = sink;
         self
     }
 

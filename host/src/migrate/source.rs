@@ -8,8 +8,8 @@
 //! an up are errors that name the file. Nothing here touches a database.
 
 use super::checksum;
-use super::split;
 use crate::db::Dialect;
+use crate::db::split;
 use crate::runtime::{Manifest, PluginKind, PluginSource};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -424,7 +424,7 @@ fn build(version: i64, parts: Parts) -> Result<Migration, SourceError> {
                     ),
                 ));
             }
-            if !manifest.capabilities.sql {
+            if !manifest.capabilities.flag("sql") {
                 return Err(file_error(
                     &manifest_file.path,
                     "a migration step needs `sql = true` under [capabilities]",

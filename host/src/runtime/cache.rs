@@ -167,14 +167,3 @@ fn wasmtime_version() -> &'static str {
     // The crate is pinned with `=`; keep this in step with host/Cargo.toml.
     "48.0.8"
 }
-
-/// The default cache directory: `$GANTRY_CACHE_DIR`, else the user's cache.
-pub fn default_dir() -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os("GANTRY_CACHE_DIR") {
-        return Some(PathBuf::from(dir));
-    }
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
-    Some(base.join("gantry").join("plugins"))
-}

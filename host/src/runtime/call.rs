@@ -6,7 +6,6 @@
 //! dropped) when these functions return. From async code use
 //! `tokio::task::spawn_blocking`.
 
-use super::bindings::types::{Alert, CheckResult, Finding};
 use super::engine::ticks_for;
 use super::error::PluginError;
 use super::host::{Plugin, Runtime, WorldPre};
@@ -14,11 +13,11 @@ use super::limiter::MemoryCap;
 use super::manifest::PluginKind;
 use super::pipe::BoundedPipe;
 use super::state::CallState;
-use crate::capabilities::config::{ConfigState, Settings};
-use crate::capabilities::http::{Allowlist, HttpState};
-use crate::capabilities::log::{LogLine, LogState};
+use crate::bindings::types::{Alert, CheckResult, Finding};
+use crate::capabilities::CallContext;
+use crate::capabilities::config::Settings;
+use crate::capabilities::log::LogLine;
 use crate::capabilities::sql::{SqlSession, SqlState};
-use crate::capabilities::tcp::{self, TcpState};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -36,6 +35,14 @@ pub struct CallReport {
     pub dropped_output_bytes: u64,
     /// Destinations the plugin asked for and was refused.
     pub denials: Vec<String>,
+}
+
+/// What the operator adds to one call, beyond the plugin's own settings.
+#[derive(Debug, Clone, Default)]
+pub struct CallOptions {
+    /// A CA file (PEM) to trust for this call's HTTPS, beside the
+    /// platform's trust store: a check's or receiver's `ca_file`.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 /// A call's result and its report.
@@ -113,13 +120,31 @@ impl Runtime {
         settings: &Settings,
         target: &str,
     ) -> Outcome<CheckResult> {
+        self.check_with(plugin, settings, target, &CallOptions::default())
+    }
+
+    /// Runs a health check with the operator's call options.
+    pub fn check_with(
+        &self,
+        plugin: &Plugin,
+        settings: &Settings,
+        target: &str,
+        options: &CallOptions,
+    ) -> Outcome<CheckResult> {
         let WorldPre::HealthCheck(pre) = &plugin.pre else {
             return failed(plugin.wrong_kind(PluginKind::HealthCheck));
         };
-        self.run(plugin, settings, target, SqlState::default(), |store| {
-            pre.instantiate(&mut *store)?
-                .call_check(&mut *store, target)
-        })
+        self.run(
+            plugin,
+            settings,
+            target,
+            options,
+            SqlState::default(),
+            |store| {
+                pre.instantiate(&mut *store)?
+                    .call_check(&mut *store, target)
+            },
+        )
         .0
     }
 
@@ -130,13 +155,31 @@ impl Runtime {
         settings: &Settings,
         alert: &Alert,
     ) -> Outcome<Result<(), String>> {
+        self.notify_with(plugin, settings, alert, &CallOptions::default())
+    }
+
+    /// Delivers one alert with the operator's call options.
+    pub fn notify_with(
+        &self,
+        plugin: &Plugin,
+        settings: &Settings,
+        alert: &Alert,
+        options: &CallOptions,
+    ) -> Outcome<Result<(), String>> {
         let WorldPre::Notifier(pre) = &plugin.pre else {
             return failed(plugin.wrong_kind(PluginKind::Notifier));
         };
-        self.run(plugin, settings, "", SqlState::default(), |store| {
-            pre.instantiate(&mut *store)?
-                .call_notify(&mut *store, alert)
-        })
+        self.run(
+            plugin,
+            settings,
+            "",
+            options,
+            SqlState::default(),
+            |store| {
+                pre.instantiate(&mut *store)?
+                    .call_notify(&mut *store, alert)
+            },
+        )
         .0
     }
 
@@ -152,10 +195,22 @@ impl Runtime {
         let WorldPre::ConfigValidator(pre) = &plugin.pre else {
             return failed(plugin.wrong_kind(PluginKind::ConfigValidator));
         };
-        self.run(plugin, settings, "", SqlState::default(), |store| {
-            pre.instantiate(&mut *store)?
-                .call_validate(&mut *store, environment, file_name, json)
-        })
+        let options = CallOptions::default();
+        self.run(
+            plugin,
+            settings,
+            "",
+            &options,
+            SqlState::default(),
+            |store| {
+                pre.instantiate(&mut *store)?.call_validate(
+                    &mut *store,
+                    environment,
+                    file_name,
+                    json,
+                )
+            },
+        )
         .0
     }
 
@@ -172,14 +227,22 @@ impl Runtime {
         let WorldPre::Migration(pre) = &plugin.pre else {
             return (failed(plugin.wrong_kind(PluginKind::Migration)), session);
         };
-        let (outcome, sql) = self.run(plugin, settings, "", SqlState::with(session), |store| {
-            let instance = pre.instantiate(&mut *store)?;
-            if up {
-                instance.call_up(&mut *store)
-            } else {
-                instance.call_down(&mut *store)
-            }
-        });
+        let options = CallOptions::default();
+        let (outcome, sql) = self.run(
+            plugin,
+            settings,
+            "",
+            &options,
+            SqlState::with(session),
+            |store| {
+                let instance = pre.instantiate(&mut *store)?;
+                if up {
+                    instance.call_up(&mut *store)
+                } else {
+                    instance.call_down(&mut *store)
+                }
+            },
+        );
         let session = sql
             .session
             .expect("the session stays in the store for the whole call");
@@ -191,6 +254,7 @@ impl Runtime {
         plugin: &Plugin,
         settings: &Settings,
         target: &str,
+        options: &CallOptions,
         sql: SqlState,
         call: impl FnOnce(&mut Store<CallState>) -> wasmtime::Result<T>,
     ) -> (Outcome<T>, SqlState) {
@@ -198,31 +262,30 @@ impl Runtime {
         let limits = plugin.manifest.limits;
         let timeout = Duration::from_millis(limits.timeout_ms);
         let deadline = started + timeout;
-        let mut state = self.call_state(plugin, settings, target, deadline);
-        state.sql = sql;
+        let mut state = self.call_state(plugin, settings, target, options, deadline);
+        state.caps.sql = sql;
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
         store.set_epoch_deadline(ticks_for(timeout));
         store.epoch_deadline_trap();
 
         let result = call(&mut store);
-        let state = store.into_data();
+        let mut state = store.into_data();
         let (stdout, out_dropped) = state.stdout.take();
         let (stderr, err_dropped) = state.stderr.take();
-        let mut denials = state.http.denials;
-        denials.extend(state.tcp.denials);
+        let collected = state.caps.collect();
         let report = CallReport {
             elapsed: started.elapsed(),
-            logs: state.log.lines,
-            dropped_logs: state.log.dropped,
+            logs: collected.logs,
+            dropped_logs: collected.dropped_logs,
             stdout,
             stderr,
             dropped_output_bytes: out_dropped + err_dropped,
-            denials,
+            denials: collected.denials,
         };
         forward_output(plugin.name(), &report);
         let result = result.map_err(|err| classify(plugin, err, state.limiter.hit, &report.stderr));
-        (Outcome { result, report }, state.sql)
+        (Outcome { result, report }, state.caps.sql)
     }
 
     fn call_state(
@@ -230,34 +293,28 @@ impl Runtime {
         plugin: &Plugin,
         settings: &Settings,
         target: &str,
+        options: &CallOptions,
         deadline: Instant,
     ) -> CallState {
         let name: Arc<str> = Arc::from(plugin.name());
-        let caps = &plugin.manifest.capabilities;
-        let lookup = |key: &str| {
-            if key == "target" {
-                Some(target)
-            } else {
-                settings.get(key).map(String::as_str)
-            }
-        };
         let stdout = BoundedPipe::new(self.settings.output_capacity);
         let stderr = BoundedPipe::new(self.settings.output_capacity);
+        let caps = self.caps.states(&CallContext {
+            plugin: &name,
+            grants: &plugin.manifest.capabilities,
+            settings,
+            target,
+            deadline,
+            io: self.io(),
+            ca_file: options.ca_file.as_deref(),
+        });
         CallState {
             wasi: CallState::sandboxed_wasi(&stdout, &stderr),
             table: ResourceTable::new(),
             limiter: MemoryCap::new((plugin.manifest.limits.memory_mib << 20) as usize),
             stdout,
             stderr,
-            log: LogState::new(name, self.settings.log),
-            config: ConfigState::new(Arc::clone(settings)),
-            http: HttpState::new(
-                self.http.clone(),
-                Allowlist::resolve(&caps.http, lookup),
-                deadline,
-            ),
-            tcp: TcpState::new(tcp::resolve(&caps.tcp, lookup), self.io().clone(), deadline),
-            sql: SqlState::default(),
+            caps,
         }
     }
 }

@@ -7,20 +7,20 @@
 //! capability it imports. A plugin that passes is pre-instantiated once;
 //! each call then gets a fresh store (see `call.rs`).
 
-use super::bindings::{self, config_validator, health_check, migration, notifier};
 use super::cache::{CacheOutcome, CompileCache};
 use super::engine::{EngineSettings, EpochTicker, new_engine};
 use super::error::LoadError;
 use super::manifest::{Manifest, PluginKind};
 use super::source::{Origin, PluginSource};
 use super::state::CallState;
-use crate::capabilities::{self, http::HttpLimits, http::HttpShared, log::LogLimits};
+use crate::bindings::{self, config_validator, health_check, migration, notifier};
+use crate::capabilities;
 use sha2::{Digest, Sha256};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use wasmtime::Engine;
 use wasmtime::component::types::ComponentItem;
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{Component, Linker};
 
 /// Operator settings for the runtime.
 #[derive(Debug, Clone)]
@@ -29,8 +29,8 @@ pub struct RuntimeSettings {
     /// Compile cache directory; `None` disables the cache.
     pub cache_dir: Option<PathBuf>,
     pub cache_max_bytes: u64,
-    pub http: HttpLimits,
-    pub log: LogLimits,
+    /// Each capability's operator limits.
+    pub capabilities: capabilities::Limits,
     /// Bytes of stdout and of stderr kept per call.
     pub output_capacity: usize,
 }
@@ -39,12 +39,42 @@ impl Default for RuntimeSettings {
     fn default() -> Self {
         RuntimeSettings {
             engine: EngineSettings::default(),
-            cache_dir: super::cache::default_dir(),
+            cache_dir: None,
             cache_max_bytes: 256 << 20,
-            http: HttpLimits::default(),
-            log: LogLimits::default(),
+            capabilities: capabilities::Limits::default(),
             output_capacity: 64 << 10,
         }
+    }
+}
+
+impl RuntimeSettings {
+    /// The operator's plugin settings from the resolved `Settings`;
+    /// refuses unknown capability limits, naming the key.
+    pub fn from_settings(
+        settings: &crate::settings::Settings,
+    ) -> Result<RuntimeSettings, crate::settings::SettingsError> {
+        let plugins = &settings.config.config.plugins;
+        let capabilities = match &plugins.capabilities {
+            None => capabilities::Limits::default(),
+            Some(value) => serde_path_to_error::deserialize(value).map_err(|e| {
+                crate::settings::SettingsError::Invalid {
+                    source_name: settings.config.name(),
+                    message: format!("`plugins.capabilities.{}`: {}", e.path(), e.inner()),
+                }
+            })?,
+        };
+        let mut runtime = RuntimeSettings {
+            cache_dir: settings.cache_dir.clone(),
+            capabilities,
+            ..RuntimeSettings::default()
+        };
+        if let Some(mib) = plugins.cache_max_mib {
+            runtime.cache_max_bytes = mib << 20;
+        }
+        if let Some(mib) = plugins.max_memory_mib {
+            runtime.engine.max_memory_bytes = (mib << 20) as usize;
+        }
+        Ok(runtime)
     }
 }
 
@@ -52,7 +82,8 @@ pub struct Runtime {
     pub(crate) engine: Engine,
     pub(crate) linker: Linker<CallState>,
     cache: CompileCache,
-    pub(crate) http: HttpShared,
+    pub(crate) caps: capabilities::Shared,
+    io_handle: tokio::runtime::Handle,
     pub(crate) settings: RuntimeSettings,
     // Dropped in declaration order: the ticker stops before the I/O threads.
     _ticker: EpochTicker,
@@ -98,14 +129,23 @@ impl Plugin {
 }
 
 impl Runtime {
+    /// A runtime whose host I/O (HTTP, TCP) runs on the tokio runtime this
+    /// is called from — the process's one runtime — or, called outside any
+    /// (a library user, a benchmark), on two threads of its own.
     pub fn new(settings: RuntimeSettings) -> anyhow::Result<Runtime> {
         let engine = new_engine(&settings.engine)?;
-        let io = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("gantry-plugin-io")
-            .enable_all()
-            .build()?;
-        let http = HttpShared::new(io.handle().clone(), settings.http)?;
+        let (handle, io) = match tokio::runtime::Handle::try_current() {
+            Ok(handle) => (handle, None),
+            Err(_) => {
+                let io = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .thread_name("gantry-plugin-io")
+                    .enable_all()
+                    .build()?;
+                (io.handle().clone(), Some(io))
+            }
+        };
+        let caps = capabilities::Shared::new(&settings.capabilities, &handle)?;
         let cache = CompileCache::new(
             &engine,
             settings.cache_dir.clone(),
@@ -117,10 +157,11 @@ impl Runtime {
             engine,
             linker,
             cache,
-            http,
+            caps,
+            io_handle: handle,
             settings,
             _ticker: ticker,
-            io: Some(io),
+            io,
         })
     }
 
@@ -133,7 +174,7 @@ impl Runtime {
     }
 
     pub(crate) fn io(&self) -> &tokio::runtime::Handle {
-        &self.http.io
+        &self.io_handle
     }
 
     /// Loads a plugin. `pin` is the operator's sha256 pin, if any.
@@ -280,27 +321,40 @@ impl Runtime {
                     found: format!("an import of `{interface}`"),
                 });
             }
-            let granted = match interface {
-                "smtp" => manifest.capabilities.smtp,
-                "sql" => manifest.capabilities.sql,
-                _ => true,
-            };
-            if !granted {
-                return Err(LoadError::Denied {
-                    plugin: manifest.name.clone(),
-                    interface: import.to_string(),
-                    manifest_entry: format!(
-                        "`{interface} = true` under [capabilities] in {}",
-                        manifest.path.display()
-                    ),
-                });
-            }
-            if let Some(why) = capabilities::unavailable_reason(interface) {
-                return Err(LoadError::CapabilityUnavailable {
-                    plugin: manifest.name.clone(),
-                    interface: import.to_string(),
-                    why: why.into(),
-                });
+            match capabilities::granted(interface, &manifest.capabilities) {
+                Some(true) => {}
+                Some(false) => {
+                    return Err(LoadError::Denied {
+                        plugin: manifest.name.clone(),
+                        interface: import.to_string(),
+                        manifest_entry: format!(
+                            "`{interface} = true` under [capabilities] in {}",
+                            manifest.path.display()
+                        ),
+                    });
+                }
+                None => {
+                    // In the contract (the world allows it), not provided here.
+                    let granted = manifest.capabilities.flag(interface)
+                        || !manifest.capabilities.list(interface).is_empty();
+                    if !granted {
+                        return Err(LoadError::Denied {
+                            plugin: manifest.name.clone(),
+                            interface: import.to_string(),
+                            manifest_entry: format!(
+                                "`{interface} = true` under [capabilities] in {}",
+                                manifest.path.display()
+                            ),
+                        });
+                    }
+                    return Err(LoadError::CapabilityUnavailable {
+                        plugin: manifest.name.clone(),
+                        interface: import.to_string(),
+                        why: format!(
+                            "the {interface} capability is not available in this gantry host yet"
+                        ),
+                    });
+                }
             }
         }
         Ok(names)
@@ -339,12 +393,6 @@ impl Runtime {
 fn new_linker(engine: &Engine) -> anyhow::Result<Linker<CallState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
-    bindings::log::add_to_linker::<_, HasSelf<_>>(&mut linker, |s: &mut CallState| &mut s.log)?;
-    bindings::config::add_to_linker::<_, HasSelf<_>>(&mut linker, |s: &mut CallState| {
-        &mut s.config
-    })?;
-    bindings::http::add_to_linker::<_, HasSelf<_>>(&mut linker, |s: &mut CallState| &mut s.http)?;
-    bindings::tcp::add_to_linker::<_, HasSelf<_>>(&mut linker, |s: &mut CallState| &mut s.tcp)?;
-    bindings::sql::add_to_linker::<_, HasSelf<_>>(&mut linker, |s: &mut CallState| &mut s.sql)?;
+    capabilities::add_to_linker(&mut linker)?;
     Ok(linker)
 }

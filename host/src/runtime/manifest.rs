@@ -5,6 +5,7 @@
 //! settings). Unknown keys are errors with line and column. Parsing never
 //! loads or runs the component.
 
+use crate::capabilities::{GrantValue, Grants};
 use serde::Deserialize;
 use serde_spanned::Spanned;
 use std::collections::BTreeMap;
@@ -79,26 +80,16 @@ pub struct Manifest {
     pub version: String,
     pub description: String,
     pub sha256: Option<String>,
-    pub capabilities: Capabilities,
+    /// What the plugin may reach, by capability (`[capabilities]`). List
+    /// entries may name settings in braces (`{url}`, `{host}:{port}`,
+    /// `{target}`): the operator's value is then the grant.
+    pub capabilities: Grants,
     pub limits: Limits,
     pub settings: BTreeMap<String, SettingSpec>,
     /// Where it was read from, for messages.
     pub path: PathBuf,
     /// The manifest as written (kept with a migration's history row).
     pub source_text: String,
-}
-
-/// What the plugin may reach. Entries may name settings in braces
-/// (`{url}`, `{host}:{port}`, `{target}`): the operator's value is then the
-/// grant.
-#[derive(Debug, Clone, Default)]
-pub struct Capabilities {
-    /// `scheme://host:port` origins; port may be `*`.
-    pub http: Vec<String>,
-    /// `host:port` targets; port may be `*`.
-    pub tcp: Vec<String>,
-    pub smtp: bool,
-    pub sql: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,24 +156,11 @@ struct RawManifest {
     description: String,
     sha256: Option<Spanned<String>>,
     #[serde(default)]
-    capabilities: RawCapabilities,
+    capabilities: BTreeMap<String, Spanned<toml::Value>>,
     #[serde(default)]
     limits: RawLimits,
     #[serde(default)]
     settings: BTreeMap<String, SettingSpec>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawCapabilities {
-    #[serde(default)]
-    http: Vec<Spanned<String>>,
-    #[serde(default)]
-    tcp: Vec<Spanned<String>>,
-    #[serde(default)]
-    smtp: bool,
-    #[serde(default)]
-    sql: bool,
 }
 
 #[derive(Deserialize, Default)]
@@ -271,38 +249,62 @@ impl Manifest {
         }
 
         let known = |key: &str| key == "target" || raw.settings.contains_key(key);
-        let check_entries = |list: Vec<Spanned<String>>, what: &str| {
-            let mut out = Vec::new();
-            for entry in list {
-                let span = entry.span();
-                let text = entry.into_inner();
-                for key in template_keys(&text) {
-                    if !known(key) {
-                        return Err(at(
-                            Some(span),
-                            format!(
-                                "`capabilities.{what}` entry {text:?} names setting `{key}`, which [settings] does not declare"
-                            ),
-                        ));
+        let mut grants = Grants::default();
+        for (key, value) in raw.capabilities {
+            let span = value.span();
+            let value = match value.into_inner() {
+                toml::Value::Boolean(flag) => GrantValue::Flag(flag),
+                toml::Value::Array(items) => {
+                    let mut list = Vec::new();
+                    for item in items {
+                        let toml::Value::String(text) = item else {
+                            return Err(at(
+                                Some(span),
+                                format!("`capabilities.{key}`: every entry must be a string"),
+                            ));
+                        };
+                        if let Some(setting) = template_keys(&text).find(|k| !known(k)) {
+                            return Err(at(
+                                Some(span),
+                                format!(
+                                    "`capabilities.{key}` entry {text:?} names setting `{setting}`, which [settings] does not declare"
+                                ),
+                            ));
+                        }
+                        list.push(text);
                     }
+                    GrantValue::List(list)
                 }
-                let checked = if what == "http" {
-                    crate::capabilities::http::Origin::check_entry(&text)
-                } else {
-                    crate::capabilities::tcp::Target::check_entry(&text)
-                };
-                checked.map_err(|why| {
-                    at(
-                        Some(span.clone()),
-                        format!("`capabilities.{what}` entry {text:?}: {why}"),
-                    )
-                })?;
-                out.push(text);
+                other => {
+                    return Err(at(
+                        Some(span),
+                        format!(
+                            "`capabilities.{key}`: expected a list or true/false, found {}",
+                            other.type_str()
+                        ),
+                    ));
+                }
+            };
+            match crate::capabilities::check_grant(&key, &value) {
+                // In the contract, not in this host: the manifest may say
+                // so; a component importing it then fails to load.
+                None if crate::bindings::INTERFACES.contains(&key.as_str()) => {}
+                None => {
+                    return Err(at(
+                        Some(span),
+                        format!(
+                            "unknown capability `{key}`; this host provides {}",
+                            crate::capabilities::PROVIDED[1..].join(", ")
+                        ),
+                    ));
+                }
+                Some(Err(why)) => {
+                    return Err(at(Some(span), format!("`capabilities.{key}`: {why}")));
+                }
+                Some(Ok(())) => {}
             }
-            Ok(out)
-        };
-        let http = check_entries(raw.capabilities.http, "http")?;
-        let tcp = check_entries(raw.capabilities.tcp, "tcp")?;
+            grants.entries.insert(key, value);
+        }
 
         Ok(Manifest {
             name: raw.name.into_inner(),
@@ -310,12 +312,7 @@ impl Manifest {
             version: raw.version.into_inner(),
             description: raw.description,
             sha256,
-            capabilities: Capabilities {
-                http,
-                tcp,
-                smtp: raw.capabilities.smtp,
-                sql: raw.capabilities.sql,
-            },
+            capabilities: grants,
             limits,
             settings: raw.settings,
             path: path.to_path_buf(),
@@ -366,7 +363,7 @@ required = true
         )
         .unwrap();
         assert_eq!(m.kind, PluginKind::HealthCheck);
-        assert_eq!(m.capabilities.http.len(), 3);
+        assert_eq!(m.capabilities.list("http").len(), 3);
         assert_eq!(
             m.limits,
             Limits {

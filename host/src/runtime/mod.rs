@@ -1,6 +1,5 @@
 //! The sandboxed plugin runtime (see ARCHITECTURE.md, "The runtime").
 
-pub mod bindings;
 mod cache;
 mod call;
 mod engine;
@@ -14,8 +13,8 @@ pub mod registry;
 mod source;
 mod state;
 
-pub use cache::{CacheOutcome, default_dir as default_cache_dir};
-pub use call::{CallReport, Outcome};
+pub use cache::CacheOutcome;
+pub use call::{CallOptions, CallReport, Outcome};
 pub use engine::{EngineSettings, TICK};
 pub use error::{LoadError, PluginError};
 pub use host::{Plugin, Runtime, RuntimeSettings};

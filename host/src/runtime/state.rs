@@ -6,11 +6,7 @@
 
 use super::limiter::MemoryCap;
 use super::pipe::BoundedPipe;
-use crate::capabilities::config::ConfigState;
-use crate::capabilities::http::HttpState;
-use crate::capabilities::log::LogState;
-use crate::capabilities::sql::SqlState;
-use crate::capabilities::tcp::TcpState;
+use crate::capabilities::{HasStates, States};
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
@@ -20,11 +16,13 @@ pub struct CallState {
     pub(crate) limiter: MemoryCap,
     pub(crate) stdout: BoundedPipe,
     pub(crate) stderr: BoundedPipe,
-    pub(crate) log: LogState,
-    pub(crate) config: ConfigState,
-    pub(crate) http: HttpState,
-    pub(crate) tcp: TcpState,
-    pub(crate) sql: SqlState,
+    pub(crate) caps: States,
+}
+
+impl HasStates for CallState {
+    fn states(&mut self) -> &mut States {
+        &mut self.caps
+    }
 }
 
 impl CallState {

@@ -30,6 +30,8 @@ pub struct BackupRecord {
     pub change_id: Option<i64>,
     /// `deploy` or `rollback`: what it was taken before.
     pub purpose: String,
+    /// The host whose config directory it holds (backups stay on it).
+    pub host: String,
 }
 
 #[derive(sqlx::FromRow)]
@@ -43,6 +45,7 @@ pub(super) struct RawBackup {
     total_size: i64,
     change_id: Option<i64>,
     purpose: String,
+    host: String,
 }
 
 impl From<RawBackup> for BackupRecord {
@@ -57,6 +60,7 @@ impl From<RawBackup> for BackupRecord {
             total_size: r.total_size,
             change_id: r.change_id,
             purpose: r.purpose,
+            host: r.host,
         }
     }
 }
@@ -80,13 +84,14 @@ impl ChangeKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ChangeState {
-    /// Started and not finished: interrupted, if no process is running it.
+    /// Started and not finished: running while its owner's lease is
+    /// alive, interrupted once it is not.
     InProgress,
     Completed,
     /// Failed, and every file written was put back.
     Failed,
-    /// Never finished; a later change on the same directory took the lock
-    /// (so no process was still running it) and superseded it.
+    /// Never finished; its owner's lease died and a later change on the
+    /// same directory superseded it.
     Interrupted,
 }
 
@@ -137,6 +142,11 @@ pub struct ChangeRecord {
     pub started_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
     pub error: Option<String>,
+    /// The host whose config directory it changed.
+    pub host: String,
+    /// The token of the lease it ran under.
+    #[serde(skip)]
+    pub owner: Option<String>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -153,6 +163,8 @@ pub(super) struct RawChange {
     started_at: DateTime<Utc>,
     finished_at: Option<DateTime<Utc>>,
     error: Option<String>,
+    host: String,
+    owner: Option<String>,
 }
 
 impl From<RawChange> for ChangeRecord {
@@ -174,6 +186,8 @@ impl From<RawChange> for ChangeRecord {
             started_at: r.started_at,
             finished_at: r.finished_at,
             error: r.error,
+            host: r.host,
+            owner: r.owner,
         }
     }
 }

@@ -1,36 +1,4 @@
-//! Printing results: human text or `--json`, to stdout. Write errors (a
-//! closed pipe) propagate so `main` can treat them as success.
-
-use serde::Serialize;
-use std::io::Write;
-
-#[derive(Debug, Clone, Copy)]
-pub struct Output {
-    json: bool,
-}
-
-impl Output {
-    pub fn new(json: bool) -> Self {
-        Output { json }
-    }
-
-    pub fn is_json(&self) -> bool {
-        self.json
-    }
-
-    /// Prints `value` as pretty JSON and a newline.
-    pub fn json<T: Serialize>(&self, value: &T) -> std::io::Result<()> {
-        let mut out = std::io::stdout().lock();
-        serde_json::to_writer_pretty(&mut out, value)?;
-        writeln!(out)
-    }
-
-    /// Prints text as is, with a trailing newline.
-    pub fn text(&self, text: impl AsRef<str>) -> std::io::Result<()> {
-        let mut out = std::io::stdout().lock();
-        writeln!(out, "{}", text.as_ref())
-    }
-}
+//! Plain-text tables for human output.
 
 /// Left-aligned columns, padded to the widest cell.
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {

@@ -1,0 +1,85 @@
+//! The shape every capability has (Spin's factors, wasi-config's owned
+//! state + view + `add_to_linker`): operator limits read from the
+//! deployment config, something shared per runtime (a client), a fresh
+//! per-call state that implements the WIT host trait, and the one line
+//! that links it. The runtime knows capabilities only through this trait
+//! and the list in `mod.rs`.
+
+use super::{GrantValue, Grants};
+use crate::capabilities::log::LogLine;
+use serde::de::DeserializeOwned;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+use wasmtime::component::Linker;
+
+/// What a capability may know about the call it serves.
+pub struct CallContext<'a> {
+    pub plugin: &'a Arc<str>,
+    pub grants: &'a Grants,
+    /// The operator's settings for this call (already checked).
+    pub settings: &'a Arc<BTreeMap<String, String>>,
+    /// What a health check looks at (may fill `{target}` grants).
+    pub target: &'a str,
+    /// When the call must be over; host I/O never outlives it.
+    pub deadline: Instant,
+    /// The process's tokio runtime, for host I/O.
+    pub io: &'a tokio::runtime::Handle,
+    /// A CA file the operator trusts for this call's TLS, beside the
+    /// platform's trust store.
+    pub ca_file: Option<&'a std::path::Path>,
+}
+
+impl CallContext<'_> {
+    /// A setting by key; `target` is the call's target.
+    pub fn lookup(&self, key: &str) -> Option<&str> {
+        if key == "target" {
+            Some(self.target)
+        } else {
+            self.settings.get(key).map(String::as_str)
+        }
+    }
+}
+
+/// What a call's report collects from each capability.
+#[derive(Debug, Default)]
+pub struct Collected {
+    pub logs: Vec<LogLine>,
+    pub dropped_logs: u64,
+    /// Destinations refused during the call.
+    pub denials: Vec<String>,
+}
+
+pub trait Capability {
+    /// The `gantry:plugin` interface it implements (`http`).
+    const INTERFACE: &'static str;
+    /// Operator limits, `plugins.capabilities.<INTERFACE>` in the
+    /// deployment config; unknown keys are refused.
+    type Limits: DeserializeOwned + Default + Clone + Send + Sync + std::fmt::Debug + 'static;
+    /// Built once per runtime.
+    type Shared: Send + Sync + 'static;
+    /// Built fresh for every call; implements the WIT host trait.
+    type State: Send + 'static;
+
+    /// Whether a manifest grants it. Capabilities every world member may
+    /// use return true; gated ones (`smtp`, `sql`) read their manifest key.
+    fn granted(grants: &Grants) -> bool;
+
+    /// Checks the shape of its key under the manifest's `[capabilities]`.
+    fn check_grant(_value: &GrantValue) -> Result<(), String> {
+        Err("this capability takes no entry under [capabilities]".into())
+    }
+
+    fn shared(limits: &Self::Limits, io: &tokio::runtime::Handle) -> anyhow::Result<Self::Shared>;
+
+    fn state(shared: &Self::Shared, call: &CallContext<'_>) -> Self::State;
+
+    /// Links the host trait, reaching the state through `get`.
+    fn add_to_linker<T: 'static>(
+        linker: &mut Linker<T>,
+        get: fn(&mut T) -> &mut Self::State,
+    ) -> wasmtime::Result<()>;
+
+    /// Moves what the call's report shows out of the finished call's state.
+    fn collect(_state: &mut Self::State, _into: &mut Collected) {}
+}

@@ -1,0 +1,183 @@
+//! How each engine's events read to a person: a line, and what they mean
+//! for a progress bar. The JSON reporter serialises the events as they are.
+
+use crate::configdeploy::Event as ConfigEvent;
+use crate::migrate::{Direction, Event as MigrateEvent};
+
+/// What an event does to a progress bar.
+pub enum Progress {
+    None,
+    /// A bar of `total` steps starts.
+    Begin {
+        key: String,
+        total: u64,
+        label: String,
+    },
+    /// One step of bar `key` is done.
+    Step {
+        key: String,
+        label: String,
+    },
+    End {
+        key: String,
+    },
+}
+
+pub trait Describe {
+    /// The engine's name, as the JSON lines carry it.
+    fn engine(&self) -> &'static str;
+    /// The line a person reads, if the event deserves one.
+    fn line(&self) -> Option<String>;
+    fn progress(&self) -> Progress {
+        Progress::None
+    }
+}
+
+impl Describe for MigrateEvent {
+    fn engine(&self) -> &'static str {
+        "migrate"
+    }
+
+    fn line(&self) -> Option<String> {
+        Some(match self {
+            MigrateEvent::LockWaiting {
+                holder_pid,
+                waited_ms,
+            } => format!(
+                "waiting for the migration lock{} ({:.1} s)",
+                holder_pid
+                    .map(|p| format!(" held by backend pid {p}"))
+                    .unwrap_or_default(),
+                *waited_ms as f64 / 1000.0
+            ),
+            MigrateEvent::LockAcquired { waited_ms } => format!(
+                "took the migration lock after {:.1} s",
+                *waited_ms as f64 / 1000.0
+            ),
+            MigrateEvent::Planned { direction, steps } => {
+                let verb = match direction {
+                    Direction::Up => "apply",
+                    Direction::Down => "revert",
+                };
+                if steps.is_empty() {
+                    format!("nothing to {verb}")
+                } else {
+                    let mut text = format!(
+                        "plan: {verb} {} migration{}",
+                        steps.len(),
+                        if steps.len() == 1 { "" } else { "s" }
+                    );
+                    for step in steps {
+                        let mut notes = vec![step.kind.to_string()];
+                        if step.no_transaction {
+                            notes.push("no transaction".into());
+                        }
+                        if !step.source.is_empty() {
+                            notes.push(step.source.clone());
+                        }
+                        text.push_str(&format!("\n  {} ({})", step.id, notes.join(", ")));
+                    }
+                    text
+                }
+            }
+            MigrateEvent::Started { id, direction, .. } => {
+                let verb = match direction {
+                    Direction::Up => "applying",
+                    Direction::Down => "reverting",
+                };
+                format!("{verb} {id}")
+            }
+            MigrateEvent::Statement { index, total, .. } => {
+                format!("  statement {index}/{total} done")
+            }
+            MigrateEvent::Finished {
+                id, duration_ms, ..
+            } => format!("  {id} done in {duration_ms:.1} ms"),
+            MigrateEvent::Skipped { id, .. } => format!("  {id} was applied by another runner"),
+            MigrateEvent::Warning { message } => format!("warning: {message}"),
+        })
+    }
+
+    fn progress(&self) -> Progress {
+        match self {
+            MigrateEvent::Planned { direction, steps } if !steps.is_empty() => Progress::Begin {
+                key: "migrate".into(),
+                total: steps.len() as u64,
+                label: match direction {
+                    Direction::Up => "migrating".into(),
+                    Direction::Down => "rolling back".into(),
+                },
+            },
+            MigrateEvent::Finished { id, .. } | MigrateEvent::Skipped { id, .. } => {
+                Progress::Step {
+                    key: "migrate".into(),
+                    label: id.clone(),
+                }
+            }
+            _ => Progress::None,
+        }
+    }
+}
+
+impl Describe for ConfigEvent {
+    fn engine(&self) -> &'static str {
+        "config"
+    }
+
+    fn line(&self) -> Option<String> {
+        Some(match self {
+            ConfigEvent::Rendered {
+                environment,
+                files,
+                findings,
+            } => format!(
+                "rendered {} for {environment}: valid{}",
+                files.join(", "),
+                if *findings > 0 {
+                    format!(" ({findings} warning(s))")
+                } else {
+                    String::new()
+                }
+            ),
+            ConfigEvent::Waiting { config_dir, holder } => {
+                format!("waiting for {config_dir}: held by {holder}")
+            }
+            ConfigEvent::Locked { changed, .. } if changed.is_empty() => {
+                "every file is already as rendered".into()
+            }
+            ConfigEvent::Locked { changed, .. } => format!("to change: {}", changed.join(", ")),
+            ConfigEvent::BackedUp { backup_id, files } => {
+                format!("backed up {files} file(s) as {backup_id}")
+            }
+            ConfigEvent::Recorded { change_id } => format!("change #{change_id} recorded"),
+            ConfigEvent::Wrote { name, index, total } => {
+                format!("  wrote {name} ({index}/{total})")
+            }
+            ConfigEvent::Completed { change_id } => format!("change #{change_id} completed"),
+            ConfigEvent::Superseded { changes } => {
+                format!("{changes} interrupted change(s) superseded")
+            }
+            ConfigEvent::Pruned { backup_ids } => {
+                format!("removed old backups: {}", backup_ids.join(", "))
+            }
+        })
+    }
+
+    fn progress(&self) -> Progress {
+        match self {
+            ConfigEvent::Locked { changed, .. } if !changed.is_empty() => Progress::Begin {
+                key: "config".into(),
+                total: changed.len() as u64,
+                label: "writing".into(),
+            },
+            ConfigEvent::Wrote { name, .. } => Progress::Step {
+                key: "config".into(),
+                label: name.clone(),
+            },
+            ConfigEvent::Completed { .. } => Progress::End {
+                key: "config".into(),
+            },
+            _ => Progress::None,
+        }
+    }
+}

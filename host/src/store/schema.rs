@@ -1,0 +1,258 @@
+//! The state store's own schema, versioned: an ordered list of steps, each
+//! with its PostgreSQL and SQLite text, recorded in `gantry_store_schema`.
+//!
+//! `migrate` runs on open. The common case (up to date) costs one query.
+//! Otherwise each missing step runs in its own transaction under a lock
+//! (an advisory transaction lock on PostgreSQL, `BEGIN IMMEDIATE` on
+//! SQLite), re-reading the version first, so two processes opening a new
+//! store at once apply each step once. A store whose version is newer
+//! than this binary's is refused, naming both: an old binary must never
+//! write to a schema it does not know.
+//!
+//! This is a separate, tiny runner rather than the auth-database migrator:
+//! the store sits below the engines, and its history must never mix with
+//! an auth database's `gantry_migrations` when both share one PostgreSQL
+//! database. Steps are never edited once released; add a new one.
+
+use super::error::StoreError;
+use super::pool::{Pool, Tx, failed};
+use crate::db::DbTarget;
+use crate::db::Dialect;
+use crate::{exec_tx, on_tx};
+
+pub struct Step {
+    pub version: i64,
+    pub name: &'static str,
+    pub postgres: &'static str,
+    pub sqlite: &'static str,
+}
+
+/// Every step, oldest first.
+pub const STEPS: &[Step] = &[
+    Step {
+        version: 1,
+        name: "config backups and changes",
+        // IF NOT EXISTS: stores made before the schema was versioned
+        // already have these two tables, exactly so.
+        postgres: "
+CREATE TABLE IF NOT EXISTS gantry_config_backups (
+    id          TEXT PRIMARY KEY,
+    created_at  TIMESTAMPTZ NOT NULL,
+    environment TEXT NOT NULL,
+    config_dir  TEXT NOT NULL,
+    path        TEXT NOT NULL,
+    files       TEXT NOT NULL,
+    total_size  BIGINT NOT NULL,
+    change_id   BIGINT,
+    purpose     TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS gantry_config_changes (
+    id            BIGSERIAL PRIMARY KEY,
+    kind          TEXT NOT NULL,
+    state         TEXT NOT NULL,
+    environment   TEXT NOT NULL,
+    config_dir    TEXT NOT NULL,
+    backup_id     TEXT,
+    restored_from TEXT,
+    files         TEXT NOT NULL,
+    actor         TEXT NOT NULL,
+    started_at    TIMESTAMPTZ NOT NULL,
+    finished_at   TIMESTAMPTZ,
+    error         TEXT
+);",
+        sqlite: "
+CREATE TABLE IF NOT EXISTS gantry_config_backups (
+    id          TEXT PRIMARY KEY,
+    created_at  TEXT NOT NULL,
+    environment TEXT NOT NULL,
+    config_dir  TEXT NOT NULL,
+    path        TEXT NOT NULL,
+    files       TEXT NOT NULL,
+    total_size  INTEGER NOT NULL,
+    change_id   INTEGER,
+    purpose     TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS gantry_config_changes (
+    id            INTEGER PRIMARY KEY,
+    kind          TEXT NOT NULL,
+    state         TEXT NOT NULL,
+    environment   TEXT NOT NULL,
+    config_dir    TEXT NOT NULL,
+    backup_id     TEXT,
+    restored_from TEXT,
+    files         TEXT NOT NULL,
+    actor         TEXT NOT NULL,
+    started_at    TEXT NOT NULL,
+    finished_at   TEXT,
+    error         TEXT
+);",
+    },
+    Step {
+        version: 2,
+        name: "hosts and leases",
+        postgres: "
+ALTER TABLE gantry_config_backups ADD COLUMN host TEXT NOT NULL DEFAULT '';
+ALTER TABLE gantry_config_changes ADD COLUMN host TEXT NOT NULL DEFAULT '';
+ALTER TABLE gantry_config_changes ADD COLUMN owner TEXT;
+CREATE TABLE gantry_leases (
+    name          TEXT PRIMARY KEY,
+    purpose       TEXT NOT NULL,
+    host          TEXT NOT NULL,
+    pid           BIGINT NOT NULL,
+    process_start TEXT NOT NULL,
+    token         TEXT NOT NULL,
+    acquired_ms   BIGINT NOT NULL,
+    renewed_ms    BIGINT NOT NULL,
+    expires_ms    BIGINT NOT NULL
+);",
+        sqlite: "
+ALTER TABLE gantry_config_backups ADD COLUMN host TEXT NOT NULL DEFAULT '';
+ALTER TABLE gantry_config_changes ADD COLUMN host TEXT NOT NULL DEFAULT '';
+ALTER TABLE gantry_config_changes ADD COLUMN owner TEXT;
+CREATE TABLE gantry_leases (
+    name          TEXT PRIMARY KEY,
+    purpose       TEXT NOT NULL,
+    host          TEXT NOT NULL,
+    pid           INTEGER NOT NULL,
+    process_start TEXT NOT NULL,
+    token         TEXT NOT NULL,
+    acquired_ms   INTEGER NOT NULL,
+    renewed_ms    INTEGER NOT NULL,
+    expires_ms    INTEGER NOT NULL
+);",
+    },
+];
+
+/// The schema version this binary writes.
+pub fn latest() -> i64 {
+    STEPS.last().map(|s| s.version).unwrap_or(0)
+}
+
+/// "gantryst": the advisory lock key for schema changes.
+const LOCK_KEY: i64 = 0x6761_6e74_7279_7374;
+
+const META: &str = "CREATE TABLE IF NOT EXISTS gantry_store_schema (
+    version    BIGINT PRIMARY KEY,
+    name       TEXT NOT NULL,
+    applied_at TEXT NOT NULL
+)";
+
+/// Brings the store's schema to `latest()`.
+pub(super) async fn migrate(pool: &Pool, target: &DbTarget) -> Result<(), StoreError> {
+    let mut tx = pool
+        .begin(false)
+        .await
+        .map_err(failed(target, "begin a transaction"))?;
+    let found = current(&mut tx)
+        .await
+        .map_err(failed(target, "read its schema version"));
+    let _ = tx.rollback().await;
+    let found = found?;
+    check_not_newer(target, found)?;
+    if found == latest() {
+        return Ok(());
+    }
+    for step in STEPS {
+        let mut tx = pool
+            .begin(true)
+            .await
+            .map_err(failed(target, "begin a transaction"))?;
+        match apply(target, &mut tx, step).await {
+            Ok(applied) => {
+                tx.commit()
+                    .await
+                    .map_err(failed(target, "commit a schema step"))?;
+                if applied {
+                    tracing::info!(
+                        store = %target,
+                        version = step.version,
+                        "state store schema: {}",
+                        step.name
+                    );
+                }
+            }
+            Err(err) => {
+                let _ = tx.rollback().await;
+                return Err(err);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Applies `step` in `tx` unless the store already has it (re-read under
+/// the lock); true when it ran.
+async fn apply(target: &DbTarget, tx: &mut Tx, step: &Step) -> Result<bool, StoreError> {
+    if tx.dialect() == Dialect::Postgres {
+        exec_tx!(tx, c => sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(LOCK_KEY)
+            .execute(c)
+            .await)
+        .map_err(failed(target, "lock its schema"))?;
+    }
+    // `Executor::execute` (a boxed, Send future), not `RawSql::execute`,
+    // whose future is not provably Send inside a spawned task.
+    exec_tx!(tx, c => sqlx::Executor::execute(c, sqlx::raw_sql(META)).await)
+        .map_err(failed(target, "create its schema table"))?;
+    let now = current(tx)
+        .await
+        .map_err(failed(target, "read its schema version"))?;
+    check_not_newer(target, now)?;
+    if now >= step.version {
+        return Ok(false);
+    }
+    let text = match tx.dialect() {
+        Dialect::Postgres => step.postgres,
+        Dialect::Sqlite => step.sqlite,
+    };
+    exec_tx!(tx, c => sqlx::Executor::execute(c, sqlx::raw_sql(text)).await).map_err(|source| {
+        StoreError::Schema {
+            target: target.redacted(),
+            version: step.version,
+            name: step.name,
+            source,
+        }
+    })?;
+    let record = tx
+        .sql("INSERT INTO gantry_store_schema (version, name, applied_at) VALUES ($1, $2, $3)")
+        .into_owned();
+    exec_tx!(tx, c => sqlx::query(&record)
+        .bind(step.version)
+        .bind(step.name)
+        .bind(chrono::Utc::now().to_rfc3339())
+        .execute(c)
+        .await)
+    .map_err(failed(target, "record its schema version"))?;
+    Ok(true)
+}
+
+fn check_not_newer(target: &DbTarget, found: i64) -> Result<(), StoreError> {
+    if found > latest() {
+        return Err(StoreError::TooNew {
+            target: target.redacted(),
+            found,
+            known: latest(),
+        });
+    }
+    Ok(())
+}
+
+/// The recorded version; 0 for a store without the schema table.
+async fn current(tx: &mut Tx) -> Result<i64, sqlx::Error> {
+    let got: Result<Option<i64>, sqlx::Error> = on_tx!(tx, c => sqlx::query_scalar(
+        "SELECT MAX(version) FROM gantry_store_schema"
+    )
+    .fetch_one(c)
+    .await);
+    match got {
+        Ok(version) => Ok(version.unwrap_or(0)),
+        Err(err) if is_missing_table(&err) => Ok(0),
+        Err(err) => Err(err),
+    }
+}
+
+fn is_missing_table(err: &sqlx::Error) -> bool {
+    err.as_database_error().is_some_and(|db| {
+        db.code().as_deref() == Some("42P01") || db.message().contains("no such table")
+    })
+}
