@@ -8,9 +8,12 @@
 //! counted (pg_stat_database.xact_commit), and the round trips a counting
 //! TCP proxy between gantry and PostgreSQL saw.
 
+mod common;
+
+use common::gantry_bin;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -18,11 +21,6 @@ use std::time::{Duration, Instant};
 
 const COUNT: usize = 1000;
 const SERVER: &str = "postgres://postgres@127.0.0.1:5432";
-
-fn gantry_bin() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().and_then(Path::parent).unwrap().join("gantry")
-}
 
 fn generate(dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();

@@ -5,62 +5,14 @@
 //!
 //! Each figure is a median over many samples, each sample timed on its own.
 
+mod common;
+
+use common::{Figure, gantry_bin, timed};
 use gantry::runtime::{PluginSource, Runtime, RuntimeSettings};
 use gantry::testing::test_plugin;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-struct Figure {
-    name: &'static str,
-    samples: Vec<Duration>,
-    goal: Option<Duration>,
-}
-
-impl Figure {
-    fn percentile(&self, p: f64) -> Duration {
-        let mut sorted = self.samples.clone();
-        sorted.sort();
-        let i = ((sorted.len() - 1) as f64 * p).round() as usize;
-        sorted[i]
-    }
-
-    fn print(&self) {
-        let median = self.percentile(0.5);
-        let verdict = match self.goal {
-            Some(goal) if median <= goal => format!("goal ≤ {} met", fmt(goal)),
-            Some(goal) => format!("goal ≤ {} MISSED", fmt(goal)),
-            None => String::new(),
-        };
-        println!(
-            "{:<44} median {:>10}   p90 {:>10}   p99 {:>10}   n={:<6} {verdict}",
-            self.name,
-            fmt(median),
-            fmt(self.percentile(0.9)),
-            fmt(self.percentile(0.99)),
-            self.samples.len(),
-        );
-    }
-}
-
-fn fmt(d: Duration) -> String {
-    let us = d.as_secs_f64() * 1e6;
-    if us < 1000.0 {
-        format!("{us:.1} µs")
-    } else {
-        format!("{:.2} ms", us / 1000.0)
-    }
-}
-
-fn timed(n: usize, mut f: impl FnMut()) -> Vec<Duration> {
-    (0..n)
-        .map(|_| {
-            let start = Instant::now();
-            f();
-            start.elapsed()
-        })
-        .collect()
-}
 
 fn runtime(cache: Option<PathBuf>) -> Runtime {
     Runtime::new(RuntimeSettings {
@@ -163,11 +115,6 @@ fn first_compile_only() -> Figure {
         samples,
         goal: None,
     }
-}
-
-fn gantry_bin() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().and_then(Path::parent).unwrap().join("gantry")
 }
 
 fn plugin_list_wall() -> Option<Figure> {

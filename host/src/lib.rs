@@ -15,6 +15,7 @@ pub mod identity;
 pub mod migrate;
 pub mod nagios;
 pub mod pause;
+pub mod position;
 pub mod report;
 pub mod runtime;
 pub mod scaffold;

@@ -113,9 +113,7 @@ fn parse_json(text: &str, path: &Path) -> Result<DeploymentConfig, ConfigError> 
 fn parse_toml(text: &str, path: &Path) -> Result<DeploymentConfig, ConfigError> {
     let de = toml::Deserializer::parse(text).map_err(|e| ConfigError {
         path: path.to_path_buf(),
-        line_col: e
-            .span()
-            .map(|s| crate::runtime::manifest::line_col(text, s.start)),
+        line_col: e.span().map(|s| crate::position::line_col(text, s.start)),
         key: None,
         message: e.message().trim_end().to_string(),
     })?;
@@ -127,7 +125,7 @@ fn parse_toml(text: &str, path: &Path) -> Result<DeploymentConfig, ConfigError> 
             path: path.to_path_buf(),
             line_col: inner
                 .span()
-                .map(|s| crate::runtime::manifest::line_col(text, s.start)),
+                .map(|s| crate::position::line_col(text, s.start)),
             key,
             message: inner.message().trim_end().to_string(),
         }

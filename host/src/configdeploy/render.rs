@@ -117,9 +117,7 @@ pub fn parse(text: &str, format: Format, path: &Path) -> Result<Value, ConfigErr
         Format::Toml => {
             let value: toml::Value = toml::from_str(text).map_err(|e| ConfigError::Syntax {
                 path: path.to_path_buf(),
-                line_col: e
-                    .span()
-                    .map(|s| crate::runtime::manifest::line_col(text, s.start)),
+                line_col: e.span().map(|s| crate::position::line_col(text, s.start)),
                 message: e.message().trim_end().to_string(),
             })?;
             serde_json::to_value(value).map_err(|e| ConfigError::Syntax {

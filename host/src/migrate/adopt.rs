@@ -190,7 +190,7 @@ impl Migrator {
             let Body::Sql { up, down } = &m.body else {
                 unreachable!("checked above")
             };
-            let mut record = super::apply::applied_record(self, m, up, down.as_ref());
+            let mut record = self.applied_record(m, up, down.as_ref());
             record.actor = &actor;
             record.state = RowState::Applied;
             record.duration_ms = Some(row.execution_time_ns as f64 / 1e6);

@@ -19,115 +19,9 @@ use super::events::{Direction, Event, ms};
 use super::history::{self, Record, RowState, literal};
 use super::runner::Migrator;
 use super::source::{Body, Migration, Script};
-use super::wasm;
 use crate::db::split;
 use crate::db::{Db, Dialect};
 use std::time::Instant;
-
-/// Applies `m`; false when another runner had already applied it.
-pub async fn apply(
-    migrator: &Migrator,
-    slot: &mut Option<Db>,
-    m: &Migration,
-) -> Result<bool, MigrateError> {
-    migrator.emit(Event::Started {
-        version: m.version,
-        id: m.id(),
-        direction: Direction::Up,
-    });
-    let started = Instant::now();
-    let applied = match &m.body {
-        Body::Wasm(step) => wasm::apply(migrator, slot, m, step).await?,
-        Body::Sql { up, down } => {
-            let db = slot.as_mut().expect("connection");
-            if m.no_transaction {
-                statement_by_statement(migrator, db, m, up, down.as_ref()).await?
-            } else {
-                match db.dialect() {
-                    Dialect::Postgres => one_round_trip(migrator, db, m, up, down.as_ref()).await?,
-                    Dialect::Sqlite => immediate(migrator, db, m, up, down.as_ref()).await?,
-                }
-            }
-        }
-    };
-    if applied {
-        migrator.emit(Event::Finished {
-            version: m.version,
-            id: m.id(),
-            direction: Direction::Up,
-            duration_ms: ms(started.elapsed()),
-        });
-    } else {
-        migrator.emit(Event::Skipped {
-            version: m.version,
-            id: m.id(),
-        });
-    }
-    Ok(applied)
-}
-
-pub(super) fn applied_record<'a>(
-    migrator: &'a Migrator,
-    m: &'a Migration,
-    up: &'a str,
-    down: Option<&'a Script>,
-) -> Record<'a> {
-    Record {
-        version: m.version,
-        name: &m.name,
-        kind: m.kind(),
-        checksum: &m.checksum,
-        state: RowState::Applied,
-        no_transaction: m.no_transaction,
-        duration_ms: None,
-        actor: &migrator.actor,
-        up_script: Some(up),
-        down_script: down.map(|d| d.text.as_str()),
-        down_no_transaction: down.is_some_and(|d| d.no_transaction),
-        artifact: None,
-        manifest: None,
-        progress: 0,
-        statements: None,
-        error: None,
-    }
-}
-
-/// The PostgreSQL fast path.
-async fn one_round_trip(
-    migrator: &Migrator,
-    db: &mut Db,
-    m: &Migration,
-    up: &str,
-    down: Option<&Script>,
-) -> Result<bool, MigrateError> {
-    let lit = |t: &str| literal(Dialect::Postgres, t);
-    let prefix = "BEGIN;\n";
-    let batch = format!(
-        "{prefix}{up}\n;\n\
-         INSERT INTO gantry_migrations (version, name, kind, checksum, state, no_transaction, applied_at, \
-         duration_ms, applied_by, up_script, down_script, down_no_transaction, progress, updated_at) \
-         VALUES ({v}, {name}, 'sql', {sum}, 'applied', false, clock_timestamp(), \
-         EXTRACT(EPOCH FROM clock_timestamp() - statement_timestamp()) * 1000, {actor}, {upl}, {downl}, {downtx}, 0, now());\n\
-         INSERT INTO gantry_migration_log (version, action, actor) VALUES ({v}, 'apply', {actor});\n\
-         COMMIT;",
-        v = m.version,
-        name = lit(&m.name),
-        sum = lit(&m.checksum),
-        actor = lit(&migrator.actor),
-        upl = lit(up),
-        downl = down.map(|d| lit(&d.text)).unwrap_or_else(|| "NULL".into()),
-        downtx = down.is_some_and(|d| d.no_transaction),
-    );
-    let Err(err) = db.batch(&batch).await else {
-        return Ok(true);
-    };
-    let _ = db.batch("ROLLBACK").await;
-    let line = match pg_error_line(&err, prefix, up) {
-        Some(line) => Some(line),
-        None => diagnose(db, up).await,
-    };
-    Err(record_failure(migrator, db, m, up, down, line, &err, Direction::Up).await)
-}
 
 /// Opens a step's transaction: `BEGIN` on PostgreSQL (the advisory lock
 /// already keeps other runners out), `BEGIN IMMEDIATE` on SQLite.
@@ -139,178 +33,6 @@ pub(super) async fn begin(db: &mut Db) -> Result<(), MigrateError> {
     db.batch(begin)
         .await
         .map_err(MigrateError::sql("begin the migration's transaction"))
-}
-
-/// `begin`, then on SQLite (no global lock) re-reads the step's row under
-/// the write lock. `Ok(false)`: another runner applied it meanwhile, and
-/// the transaction is closed again.
-pub(super) async fn begin_step(
-    migrator: &Migrator,
-    db: &mut Db,
-    version: i64,
-) -> Result<bool, MigrateError> {
-    begin(db).await?;
-    if db.dialect() == Dialect::Postgres {
-        return Ok(true);
-    }
-    let row = match history::load_one(db, version).await {
-        Ok(row) => row,
-        Err(err) => {
-            let _ = db.batch("ROLLBACK").await;
-            return Err(MigrateError::sql("read the migration history")(err));
-        }
-    };
-    let Some(row) = row else { return Ok(true) };
-    let _ = db.batch("ROLLBACK").await;
-    if row.state == RowState::Applied {
-        return Ok(false);
-    }
-    Err(migrator
-        .check_blocked(&[row])
-        .expect_err("a row that is not applied blocks"))
-}
-
-/// The SQLite path: the write lock first, then a re-check.
-async fn immediate(
-    migrator: &Migrator,
-    db: &mut Db,
-    m: &Migration,
-    up: &str,
-    down: Option<&Script>,
-) -> Result<bool, MigrateError> {
-    if !begin_step(migrator, db, m.version).await? {
-        return Ok(false);
-    }
-    let started = Instant::now();
-    if let Err(err) = db.batch(up).await {
-        let _ = db.batch("ROLLBACK").await;
-        let line = diagnose(db, up).await;
-        return Err(record_failure(migrator, db, m, up, down, line, &err, Direction::Up).await);
-    }
-    let mut record = applied_record(migrator, m, up, down);
-    record.duration_ms = Some(super::events::ms(started.elapsed()));
-    let finish = async {
-        history::upsert(db, &record).await?;
-        history::log(db, m.version, "apply", &migrator.actor, None).await?;
-        db.batch("COMMIT").await
-    };
-    if let Err(err) = finish.await {
-        let _ = db.batch("ROLLBACK").await;
-        return Err(MigrateError::sql(format!("record {} as applied", m.id()))(
-            err,
-        ));
-    }
-    Ok(true)
-}
-
-/// `no-transaction` files: in progress first, each statement on its own.
-async fn statement_by_statement(
-    migrator: &Migrator,
-    db: &mut Db,
-    m: &Migration,
-    up: &str,
-    down: Option<&Script>,
-) -> Result<bool, MigrateError> {
-    let statements = split::split(up);
-    let total = statements.len();
-    // Claim the migration (under SQLite's write lock, re-checking first).
-    if db.dialect() == Dialect::Sqlite && !begin_step(migrator, db, m.version).await? {
-        return Ok(false);
-    }
-    let mut record = applied_record(migrator, m, up, down);
-    record.state = RowState::InProgress;
-    record.statements = Some(total as i64);
-    history::upsert(db, &record)
-        .await
-        .map_err(MigrateError::sql("record the migration as in progress"))?;
-    if db.dialect() == Dialect::Sqlite {
-        db.batch("COMMIT")
-            .await
-            .map_err(MigrateError::sql("record the migration as in progress"))?;
-    }
-
-    let started = Instant::now();
-    for (index, statement) in statements.iter().enumerate() {
-        if let Err(err) = db.batch(statement.text).await {
-            let message = format!(
-                "statement {} of {total} (line {}): {}",
-                index + 1,
-                statement.line,
-                db_message(&err)
-            );
-            let _ = history::set_state(db, m.version, RowState::Failed, Some(&message)).await;
-            let _ = history::log(db, m.version, "fail", &migrator.actor, Some(&message)).await;
-            return Err(MigrateError::Failed {
-                id: m.id(),
-                path: m.path.clone(),
-                line: Some(statement.line),
-                message: format!("statement {} of {total}: {}", index + 1, db_message(&err)),
-            });
-        }
-        history::set_progress(db, m.version, index as i64 + 1)
-            .await
-            .map_err(MigrateError::sql("record progress"))?;
-        migrator.emit(Event::Statement {
-            version: m.version,
-            index: index + 1,
-            total,
-        });
-    }
-    record.state = RowState::Applied;
-    record.progress = total as i64;
-    record.duration_ms = Some(ms(started.elapsed()));
-    history::upsert(db, &record)
-        .await
-        .map_err(MigrateError::sql("record the migration as applied"))?;
-    history::log(db, m.version, "apply", &migrator.actor, None)
-        .await
-        .map_err(MigrateError::sql("log the migration"))?;
-    Ok(true)
-}
-
-/// Records a failed transactional step (its changes already rolled back)
-/// and builds the error.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "one call site per path; a struct would only rename them"
-)]
-pub(super) async fn record_failure(
-    migrator: &Migrator,
-    db: &mut Db,
-    m: &Migration,
-    up: &str,
-    down: Option<&Script>,
-    line: Option<usize>,
-    err: &sqlx::Error,
-    direction: Direction,
-) -> MigrateError {
-    let message = db_message(err);
-    let recorded = match line {
-        Some(line) => format!("line {line}: {message}"),
-        None => message.clone(),
-    };
-    if direction == Direction::Up {
-        let mut record = applied_record(migrator, m, up, down);
-        record.state = RowState::Failed;
-        record.error = Some(&recorded);
-        if let Err(e) = history::upsert(db, &record).await {
-            tracing::warn!("could not record {} as failed: {e}", m.id());
-        }
-    }
-    let action = if direction == Direction::Up {
-        "fail"
-    } else {
-        "revert-fail"
-    };
-    if let Err(e) = history::log(db, m.version, action, &migrator.actor, Some(&recorded)).await {
-        tracing::warn!("could not log the failure of {}: {e}", m.id());
-    }
-    MigrateError::Failed {
-        id: m.id(),
-        path: m.path.clone(),
-        line,
-        message,
-    }
 }
 
 /// The database's message without sqlx's prefix.
@@ -357,4 +79,284 @@ pub(super) async fn diagnose(db: &mut Db, script: &str) -> Option<usize> {
     }
     let _ = db.batch("ROLLBACK").await;
     line
+}
+
+impl Migrator {
+    /// Applies `m`; false when another runner had already applied it.
+    pub(super) async fn apply_migration(
+        &self,
+        slot: &mut Option<Db>,
+        m: &Migration,
+    ) -> Result<bool, MigrateError> {
+        self.emit(Event::Started {
+            version: m.version,
+            id: m.id(),
+            direction: Direction::Up,
+        });
+        let started = Instant::now();
+        let applied = match &m.body {
+            Body::Wasm(step) => self.apply_wasm(slot, m, step).await?,
+            Body::Sql { up, down } => {
+                let db = slot.as_mut().expect("connection");
+                if m.no_transaction {
+                    self.statement_by_statement(db, m, up, down.as_ref())
+                        .await?
+                } else {
+                    match db.dialect() {
+                        Dialect::Postgres => self.one_round_trip(db, m, up, down.as_ref()).await?,
+                        Dialect::Sqlite => self.apply_immediate(db, m, up, down.as_ref()).await?,
+                    }
+                }
+            }
+        };
+        if applied {
+            self.emit(Event::Finished {
+                version: m.version,
+                id: m.id(),
+                direction: Direction::Up,
+                duration_ms: ms(started.elapsed()),
+            });
+        } else {
+            self.emit(Event::Skipped {
+                version: m.version,
+                id: m.id(),
+            });
+        }
+        Ok(applied)
+    }
+
+    pub(super) fn applied_record<'a>(
+        &'a self,
+        m: &'a Migration,
+        up: &'a str,
+        down: Option<&'a Script>,
+    ) -> Record<'a> {
+        Record {
+            version: m.version,
+            name: &m.name,
+            kind: m.kind(),
+            checksum: &m.checksum,
+            state: RowState::Applied,
+            no_transaction: m.no_transaction,
+            duration_ms: None,
+            actor: &self.actor,
+            up_script: Some(up),
+            down_script: down.map(|d| d.text.as_str()),
+            down_no_transaction: down.is_some_and(|d| d.no_transaction),
+            artifact: None,
+            manifest: None,
+            progress: 0,
+            statements: None,
+            error: None,
+        }
+    }
+
+    /// The PostgreSQL fast path.
+    pub(super) async fn one_round_trip(
+        &self,
+        db: &mut Db,
+        m: &Migration,
+        up: &str,
+        down: Option<&Script>,
+    ) -> Result<bool, MigrateError> {
+        let lit = |t: &str| literal(Dialect::Postgres, t);
+        let prefix = "BEGIN;\n";
+        let batch = format!(
+            "{prefix}{up}\n;\n\
+             INSERT INTO gantry_migrations (version, name, kind, checksum, state, no_transaction, applied_at, \
+             duration_ms, applied_by, up_script, down_script, down_no_transaction, progress, updated_at) \
+             VALUES ({v}, {name}, 'sql', {sum}, 'applied', false, clock_timestamp(), \
+             EXTRACT(EPOCH FROM clock_timestamp() - statement_timestamp()) * 1000, {actor}, {upl}, {downl}, {downtx}, 0, now());\n\
+             INSERT INTO gantry_migration_log (version, action, actor) VALUES ({v}, 'apply', {actor});\n\
+             COMMIT;",
+            v = m.version,
+            name = lit(&m.name),
+            sum = lit(&m.checksum),
+            actor = lit(&self.actor),
+            upl = lit(up),
+            downl = down.map(|d| lit(&d.text)).unwrap_or_else(|| "NULL".into()),
+            downtx = down.is_some_and(|d| d.no_transaction),
+        );
+        let Err(err) = db.batch(&batch).await else {
+            return Ok(true);
+        };
+        let _ = db.batch("ROLLBACK").await;
+        let line = match pg_error_line(&err, prefix, up) {
+            Some(line) => Some(line),
+            None => diagnose(db, up).await,
+        };
+        Err(self
+            .record_failure(db, m, up, down, line, &err, Direction::Up)
+            .await)
+    }
+
+    /// `begin`, then on SQLite (no global lock) re-reads the step's row under
+    /// the write lock. `Ok(false)`: another runner applied it meanwhile, and
+    /// the transaction is closed again.
+    pub(super) async fn begin_step(&self, db: &mut Db, version: i64) -> Result<bool, MigrateError> {
+        begin(db).await?;
+        if db.dialect() == Dialect::Postgres {
+            return Ok(true);
+        }
+        let row = match history::load_one(db, version).await {
+            Ok(row) => row,
+            Err(err) => {
+                let _ = db.batch("ROLLBACK").await;
+                return Err(MigrateError::sql("read the migration history")(err));
+            }
+        };
+        let Some(row) = row else { return Ok(true) };
+        let _ = db.batch("ROLLBACK").await;
+        if row.state == RowState::Applied {
+            return Ok(false);
+        }
+        Err(self
+            .check_blocked(&[row])
+            .expect_err("a row that is not applied blocks"))
+    }
+
+    /// The SQLite path: the write lock first, then a re-check.
+    pub(super) async fn apply_immediate(
+        &self,
+        db: &mut Db,
+        m: &Migration,
+        up: &str,
+        down: Option<&Script>,
+    ) -> Result<bool, MigrateError> {
+        if !self.begin_step(db, m.version).await? {
+            return Ok(false);
+        }
+        let started = Instant::now();
+        if let Err(err) = db.batch(up).await {
+            let _ = db.batch("ROLLBACK").await;
+            let line = diagnose(db, up).await;
+            return Err(self
+                .record_failure(db, m, up, down, line, &err, Direction::Up)
+                .await);
+        }
+        let mut record = self.applied_record(m, up, down);
+        record.duration_ms = Some(super::events::ms(started.elapsed()));
+        let finish = async {
+            history::upsert(db, &record).await?;
+            history::log(db, m.version, "apply", &self.actor, None).await?;
+            db.batch("COMMIT").await
+        };
+        if let Err(err) = finish.await {
+            let _ = db.batch("ROLLBACK").await;
+            return Err(MigrateError::sql(format!("record {} as applied", m.id()))(
+                err,
+            ));
+        }
+        Ok(true)
+    }
+
+    /// `no-transaction` files: in progress first, each statement on its own.
+    pub(super) async fn statement_by_statement(
+        &self,
+        db: &mut Db,
+        m: &Migration,
+        up: &str,
+        down: Option<&Script>,
+    ) -> Result<bool, MigrateError> {
+        let statements = split::split(up);
+        let total = statements.len();
+        // Claim the migration (under SQLite's write lock, re-checking first).
+        if db.dialect() == Dialect::Sqlite && !self.begin_step(db, m.version).await? {
+            return Ok(false);
+        }
+        let mut record = self.applied_record(m, up, down);
+        record.state = RowState::InProgress;
+        record.statements = Some(total as i64);
+        history::upsert(db, &record)
+            .await
+            .map_err(MigrateError::sql("record the migration as in progress"))?;
+        if db.dialect() == Dialect::Sqlite {
+            db.batch("COMMIT")
+                .await
+                .map_err(MigrateError::sql("record the migration as in progress"))?;
+        }
+
+        let started = Instant::now();
+        for (index, statement) in statements.iter().enumerate() {
+            if let Err(err) = db.batch(statement.text).await {
+                let message = format!(
+                    "statement {} of {total} (line {}): {}",
+                    index + 1,
+                    statement.line,
+                    db_message(&err)
+                );
+                let _ = history::set_state(db, m.version, RowState::Failed, Some(&message)).await;
+                let _ = history::log(db, m.version, "fail", &self.actor, Some(&message)).await;
+                return Err(MigrateError::Failed {
+                    id: m.id(),
+                    path: m.path.clone(),
+                    line: Some(statement.line),
+                    message: format!("statement {} of {total}: {}", index + 1, db_message(&err)),
+                });
+            }
+            history::set_progress(db, m.version, index as i64 + 1)
+                .await
+                .map_err(MigrateError::sql("record progress"))?;
+            self.emit(Event::Statement {
+                version: m.version,
+                index: index + 1,
+                total,
+            });
+        }
+        record.state = RowState::Applied;
+        record.progress = total as i64;
+        record.duration_ms = Some(ms(started.elapsed()));
+        history::upsert(db, &record)
+            .await
+            .map_err(MigrateError::sql("record the migration as applied"))?;
+        history::log(db, m.version, "apply", &self.actor, None)
+            .await
+            .map_err(MigrateError::sql("log the migration"))?;
+        Ok(true)
+    }
+
+    /// Records a failed transactional step (its changes already rolled
+    /// back) and builds the error.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one call site per path; a struct would only rename them"
+    )]
+    pub(super) async fn record_failure(
+        &self,
+        db: &mut Db,
+        m: &Migration,
+        up: &str,
+        down: Option<&Script>,
+        line: Option<usize>,
+        err: &sqlx::Error,
+        direction: Direction,
+    ) -> MigrateError {
+        let message = db_message(err);
+        let recorded = match line {
+            Some(line) => format!("line {line}: {message}"),
+            None => message.clone(),
+        };
+        if direction == Direction::Up {
+            let mut record = self.applied_record(m, up, down);
+            record.state = RowState::Failed;
+            record.error = Some(&recorded);
+            if let Err(e) = history::upsert(db, &record).await {
+                tracing::warn!("could not record {} as failed: {e}", m.id());
+            }
+        }
+        let action = if direction == Direction::Up {
+            "fail"
+        } else {
+            "revert-fail"
+        };
+        if let Err(e) = history::log(db, m.version, action, &self.actor, Some(&recorded)).await {
+            tracing::warn!("could not log the failure of {}: {e}", m.id());
+        }
+        MigrateError::Failed {
+            id: m.id(),
+            path: m.path.clone(),
+            line,
+            message,
+        }
+    }
 }

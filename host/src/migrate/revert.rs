@@ -1,4 +1,4 @@
-//! `rollback --target ID` and `repair`.
+//! `rollback --target ID`.
 //!
 //! A rollback reverts every applied migration newer than the target,
 //! newest first. Before touching anything it checks that each one has a
@@ -7,13 +7,12 @@
 //! transaction with the deletion of its history row (no-transaction downs
 //! statement by statement, like applies).
 
-use super::apply::{db_message, diagnose, pg_error_line, record_failure};
+use super::apply::{db_message, diagnose, pg_error_line};
 use super::error::MigrateError;
 use super::events::{Direction, Event, ms};
 use super::history::{self, HistoryRow, RowState, literal};
 use super::runner::{Migrator, RunReport, planned_step};
 use super::source::{Body, Migration, MigrationId, Script, WasmStep};
-use super::{checksum, wasm};
 use crate::db::split;
 use crate::db::{Db, Dialect, connect};
 use crate::runtime::Manifest;
@@ -30,26 +29,6 @@ enum Down {
 struct Step {
     migration: Migration,
     down: Down,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum RepairAction {
-    /// It did take effect: record it as applied.
-    MarkApplied,
-    /// It did not take effect (or was undone by hand): forget it.
-    MarkReverted,
-    /// The file changed on purpose: record its new checksum.
-    AcceptChecksum,
-}
-
-impl RepairAction {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RepairAction::MarkApplied => "mark-applied",
-            RepairAction::MarkReverted => "mark-reverted",
-            RepairAction::AcceptChecksum => "accept-checksum",
-        }
-    }
 }
 
 impl Migrator {
@@ -220,8 +199,7 @@ impl Migrator {
             Down::Wasm {
                 step: wasm_step, ..
             } => {
-                wasm::revert(
-                    self,
+                self.revert_wasm(
                     slot,
                     m,
                     wasm_step.component.clone(),
@@ -303,7 +281,9 @@ impl Migrator {
             path: script.path.clone(),
             ..m.clone()
         };
-        Err(record_failure(self, db, &down_file, "", None, line, &err, Direction::Down).await)
+        Err(self
+            .record_failure(db, &down_file, "", None, line, &err, Direction::Down)
+            .await)
     }
 
     async fn revert_statements(
@@ -348,124 +328,6 @@ impl Migrator {
             .await
             .map_err(MigrateError::sql("log the revert"))?;
         Ok(())
-    }
-
-    /// The way out of a failed, interrupted or drifted state; recorded in
-    /// the log with who, when and `note`.
-    pub async fn repair(
-        &self,
-        action: RepairAction,
-        id: &MigrationId,
-        note: Option<&str>,
-    ) -> Result<(), MigrateError> {
-        let repair_error = |message: String| MigrateError::Repair {
-            action: action.as_str(),
-            id: id.to_string(),
-            message,
-        };
-        self.locked(async |slot| {
-            let db = slot.as_mut().expect("connection");
-            // The row change and its log entry commit together.
-            super::apply::begin(db).await?;
-            let done = async {
-                let version = id.version();
-                let file = self
-                    .set
-                    .get(version)
-                    .filter(|m| id.name().is_none_or(|n| n == m.name));
-                let row = history::load_one(db, version)
-                    .await
-                    .map_err(MigrateError::sql("read the migration history"))?;
-                let detail = match action {
-                    RepairAction::MarkApplied => {
-                        let Some(m) = file else {
-                            return Err(repair_error(
-                                "no such migration file to record as applied".into(),
-                            ));
-                        };
-                        if row.as_ref().is_some_and(|r| {
-                            r.state == RowState::Applied && r.checksum == m.checksum
-                        }) {
-                            return Err(repair_error("it is already recorded as applied".into()));
-                        }
-                        let (up, down) = match &m.body {
-                            Body::Sql { up, down } => (Some(up.as_str()), down.as_ref()),
-                            Body::Wasm(_) => (None, None),
-                        };
-                        let mut record =
-                            super::apply::applied_record(self, m, up.unwrap_or(""), down);
-                        record.up_script = up;
-                        if let Body::Wasm(step) = &m.body {
-                            record.artifact = Some(&step.component);
-                            record.manifest = Some(&step.manifest.source_text);
-                        }
-                        history::upsert(db, &record)
-                            .await
-                            .map_err(MigrateError::sql("record it as applied"))?;
-                        format!(
-                            "was {}",
-                            row.map(|r| r.state.as_str().to_string())
-                                .unwrap_or_else(|| "not recorded".into())
-                        )
-                    }
-                    RepairAction::MarkReverted => {
-                        let Some(row) = row else {
-                            return Err(repair_error(
-                                "it is not in the history; nothing to forget".into(),
-                            ));
-                        };
-                        history::delete(db, version)
-                            .await
-                            .map_err(MigrateError::sql("forget it"))?;
-                        format!("was {}", row.state.as_str())
-                    }
-                    RepairAction::AcceptChecksum => {
-                        let (Some(m), Some(row)) = (file, row) else {
-                            return Err(repair_error(
-                                "needs both the file and its history row".into(),
-                            ));
-                        };
-                        if row.checksum == m.checksum {
-                            return Err(repair_error("the checksum already matches".into()));
-                        }
-                        let up = match &m.body {
-                            Body::Sql { up, .. } => Some(up.as_str()),
-                            Body::Wasm(_) => None,
-                        };
-                        history::set_checksum(db, version, &m.checksum, up)
-                            .await
-                            .map_err(MigrateError::sql("record the new checksum"))?;
-                        let ws = up.is_some_and(|u| checksum::normalise(u).is_empty());
-                        format!(
-                            "{} -> {}{}",
-                            row.checksum,
-                            m.checksum,
-                            if ws { " (empty file)" } else { "" }
-                        )
-                    }
-                };
-                let detail = match note {
-                    Some(note) => format!("{detail}; {note}"),
-                    None => detail,
-                };
-                history::log(db, version, action.as_str(), &self.actor, Some(&detail))
-                    .await
-                    .map_err(MigrateError::sql("log the repair"))?;
-                Ok(())
-            }
-            .await;
-            match done {
-                Ok(()) => db
-                    .batch("COMMIT")
-                    .await
-                    .map_err(MigrateError::sql("commit the repair")),
-                Err(err) => {
-                    let _ = db.batch("ROLLBACK").await;
-                    Err(err)
-                }
-            }
-        })
-        .await
     }
 }
 

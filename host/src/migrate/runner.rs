@@ -2,13 +2,13 @@
 //! reads the history, plans, and hands each step to `apply` / `revert`.
 //! It emits events and returns reports; it never prints.
 
+use super::checksum;
 use super::error::{DriftItem, MigrateError};
 use super::events::{Direction, Event, PlannedStep, Sink};
 use super::history::{self, HistoryRow, RowState};
 use super::lock::PgLock;
 use super::source::{Migration, MigrationId, MigrationSet, Source, discover};
 use super::status::{self, Status};
-use super::{apply, checksum};
 use crate::db::{Db, DbTarget, Dialect, connect};
 use crate::runtime::{Runtime, RuntimeSettings};
 use std::sync::{Arc, OnceLock};
@@ -176,7 +176,7 @@ impl Migrator {
                 .await?;
             let mut done = Vec::new();
             for migration in &planned {
-                if apply::apply(self, slot, migration).await? {
+                if self.apply_migration(slot, migration).await? {
                     done.push(migration.version);
                 }
             }

@@ -17,159 +17,148 @@ use std::borrow::Cow;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-/// Applies a WASM step; false when another runner already had.
-pub async fn apply(
-    migrator: &Migrator,
-    slot: &mut Option<Db>,
-    m: &Migration,
-    step: &WasmStep,
-) -> Result<bool, MigrateError> {
-    let db = slot.as_mut().expect("connection");
-    if !super::apply::begin_step(migrator, db, m.version).await? {
-        return Ok(false);
-    }
-    let started = std::time::Instant::now();
-    let outcome = call(
-        migrator,
-        slot,
-        m,
-        step.component.clone(),
-        &step.manifest,
-        &step.component_origin,
-        Direction::Up,
-    )
-    .await;
-    let db = slot.as_mut().expect("connection back from the plugin");
-    if let Err(message) = outcome {
-        let _ = db.batch("ROLLBACK").await;
-        let mut record = super::apply::applied_record(migrator, m, "", None);
+impl Migrator {
+    /// Applies a WASM step; false when another runner already had.
+    pub(super) async fn apply_wasm(
+        &self,
+        slot: &mut Option<Db>,
+        m: &Migration,
+        step: &WasmStep,
+    ) -> Result<bool, MigrateError> {
+        let db = slot.as_mut().expect("connection");
+        if !self.begin_step(db, m.version).await? {
+            return Ok(false);
+        }
+        let started = std::time::Instant::now();
+        let outcome = self
+            .call_wasm(
+                slot,
+                m,
+                step.component.clone(),
+                &step.manifest,
+                &step.component_origin,
+                Direction::Up,
+            )
+            .await;
+        let db = slot.as_mut().expect("connection back from the plugin");
+        if let Err(message) = outcome {
+            let _ = db.batch("ROLLBACK").await;
+            let mut record = self.applied_record(m, "", None);
+            record.up_script = None;
+            record.state = RowState::Failed;
+            record.error = Some(&message);
+            let _ = history::upsert(db, &record).await;
+            let _ = history::log(db, m.version, "fail", &self.actor, Some(&message)).await;
+            return Err(MigrateError::Failed {
+                id: m.id(),
+                path: m.path.clone(),
+                line: None,
+                message,
+            });
+        }
+        let mut record = self.applied_record(m, "", None);
         record.up_script = None;
-        record.state = RowState::Failed;
-        record.error = Some(&message);
-        let _ = history::upsert(db, &record).await;
-        let _ = history::log(db, m.version, "fail", &migrator.actor, Some(&message)).await;
-        return Err(MigrateError::Failed {
-            id: m.id(),
-            path: m.path.clone(),
-            line: None,
-            message,
-        });
+        record.duration_ms = Some(super::events::ms(started.elapsed()));
+        record.artifact = Some(&step.component);
+        record.manifest = Some(&step.manifest.source_text);
+        let finish = async {
+            history::upsert(db, &record).await?;
+            history::log(db, m.version, "apply", &self.actor, None).await?;
+            db.batch("COMMIT").await
+        };
+        if let Err(err) = finish.await {
+            let _ = db.batch("ROLLBACK").await;
+            return Err(MigrateError::sql(format!("record {} as applied", m.id()))(
+                err,
+            ));
+        }
+        Ok(true)
     }
-    let mut record = super::apply::applied_record(migrator, m, "", None);
-    record.up_script = None;
-    record.duration_ms = Some(super::events::ms(started.elapsed()));
-    record.artifact = Some(&step.component);
-    record.manifest = Some(&step.manifest.source_text);
-    let finish = async {
-        history::upsert(db, &record).await?;
-        history::log(db, m.version, "apply", &migrator.actor, None).await?;
-        db.batch("COMMIT").await
-    };
-    if let Err(err) = finish.await {
-        let _ = db.batch("ROLLBACK").await;
-        return Err(MigrateError::sql(format!("record {} as applied", m.id()))(
-            err,
-        ));
-    }
-    Ok(true)
-}
 
-/// Reverts a WASM step inside a transaction that also deletes its row.
-pub async fn revert(
-    migrator: &Migrator,
-    slot: &mut Option<Db>,
-    m: &Migration,
-    component: Cow<'static, [u8]>,
-    manifest: &Manifest,
-    origin: &str,
-) -> Result<(), MigrateError> {
-    let db = slot.as_mut().expect("connection");
-    super::apply::begin(db).await?;
-    let outcome = call(
-        migrator,
-        slot,
-        m,
-        component,
-        manifest,
-        origin,
-        Direction::Down,
-    )
-    .await;
-    let db = slot.as_mut().expect("connection back from the plugin");
-    if let Err(message) = outcome {
-        let _ = db.batch("ROLLBACK").await;
-        let _ = history::log(
-            db,
-            m.version,
-            "revert-fail",
-            &migrator.actor,
-            Some(&message),
-        )
-        .await;
-        return Err(MigrateError::Failed {
-            id: m.id(),
-            path: m.path.clone(),
-            line: None,
-            message,
-        });
+    /// Reverts a WASM step inside a transaction that also deletes its row.
+    pub(super) async fn revert_wasm(
+        &self,
+        slot: &mut Option<Db>,
+        m: &Migration,
+        component: Cow<'static, [u8]>,
+        manifest: &Manifest,
+        origin: &str,
+    ) -> Result<(), MigrateError> {
+        let db = slot.as_mut().expect("connection");
+        super::apply::begin(db).await?;
+        let outcome = self
+            .call_wasm(slot, m, component, manifest, origin, Direction::Down)
+            .await;
+        let db = slot.as_mut().expect("connection back from the plugin");
+        if let Err(message) = outcome {
+            let _ = db.batch("ROLLBACK").await;
+            let _ = history::log(db, m.version, "revert-fail", &self.actor, Some(&message)).await;
+            return Err(MigrateError::Failed {
+                id: m.id(),
+                path: m.path.clone(),
+                line: None,
+                message,
+            });
+        }
+        let finish = async {
+            history::delete(db, m.version).await?;
+            history::log(db, m.version, "revert", &self.actor, None).await?;
+            db.batch("COMMIT").await
+        };
+        if let Err(err) = finish.await {
+            let _ = db.batch("ROLLBACK").await;
+            return Err(MigrateError::sql(format!("record {} as reverted", m.id()))(
+                err,
+            ));
+        }
+        Ok(())
     }
-    let finish = async {
-        history::delete(db, m.version).await?;
-        history::log(db, m.version, "revert", &migrator.actor, None).await?;
-        db.batch("COMMIT").await
-    };
-    if let Err(err) = finish.await {
-        let _ = db.batch("ROLLBACK").await;
-        return Err(MigrateError::sql(format!("record {} as reverted", m.id()))(
-            err,
-        ));
-    }
-    Ok(())
-}
 
-/// Loads the component and calls `up` or `down` with the connection; the
-/// connection is always put back in `slot`. `Err` carries the reason.
-async fn call(
-    migrator: &Migrator,
-    slot: &mut Option<Db>,
-    m: &Migration,
-    component: Cow<'static, [u8]>,
-    manifest: &Manifest,
-    origin: &str,
-    direction: Direction,
-) -> Result<(), String> {
-    let runtime = migrator.runtime().map_err(|e| e.to_string())?;
-    let source = PluginSource {
-        origin: Origin::File(PathBuf::from(origin)),
-        bytes: component,
-        manifest: manifest.clone(),
-    };
-    let plugin = runtime
-        .load(source, None)
-        .map_err(|e| format!("cannot load the step's component: {e}"))?;
-    let settings = plugin
-        .settings(Vec::<(String, String)>::new())
-        .map_err(|e| e.to_string())?;
-    let session = SqlSession {
-        db: slot.take().expect("connection"),
-        io: tokio::runtime::Handle::current(),
-        statements: 0,
-    };
-    let plugin = Arc::new(plugin);
-    let up = direction == Direction::Up;
-    let joined =
-        tokio::task::spawn_blocking(move || runtime.migrate(&plugin, &settings, up, session)).await;
-    let (outcome, session) = match joined {
-        Ok(done) => done,
-        Err(err) => panic!("the plugin call for {} panicked in the host: {err}", m.id()),
-    };
-    *slot = Some(session.db);
-    for line in &outcome.report.logs {
-        tracing::info!(migration = %m.id(), "[{}] {}", line.level, line.message);
-    }
-    match outcome.result {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(message)) => Err(format!("the step returned an error: {message}")),
-        Err(err) => Err(err.to_string()),
+    /// Loads the component and calls `up` or `down` with the connection; the
+    /// connection is always put back in `slot`. `Err` carries the reason.
+    pub(super) async fn call_wasm(
+        &self,
+        slot: &mut Option<Db>,
+        m: &Migration,
+        component: Cow<'static, [u8]>,
+        manifest: &Manifest,
+        origin: &str,
+        direction: Direction,
+    ) -> Result<(), String> {
+        let runtime = self.runtime().map_err(|e| e.to_string())?;
+        let source = PluginSource {
+            origin: Origin::File(PathBuf::from(origin)),
+            bytes: component,
+            manifest: manifest.clone(),
+        };
+        let plugin = runtime
+            .load(source, None)
+            .map_err(|e| format!("cannot load the step's component: {e}"))?;
+        let settings = plugin
+            .settings(Vec::<(String, String)>::new())
+            .map_err(|e| e.to_string())?;
+        let session = SqlSession {
+            db: slot.take().expect("connection"),
+            io: tokio::runtime::Handle::current(),
+            statements: 0,
+        };
+        let plugin = Arc::new(plugin);
+        let up = direction == Direction::Up;
+        let joined =
+            tokio::task::spawn_blocking(move || runtime.migrate(&plugin, &settings, up, session))
+                .await;
+        let (outcome, session) = match joined {
+            Ok(done) => done,
+            Err(err) => panic!("the plugin call for {} panicked in the host: {err}", m.id()),
+        };
+        *slot = Some(session.db);
+        for line in &outcome.report.logs {
+            tracing::info!(migration = %m.id(), "[{}] {}", line.level, line.message);
+        }
+        match outcome.result {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(message)) => Err(format!("the step returned an error: {message}")),
+            Err(err) => Err(err.to_string()),
+        }
     }
 }

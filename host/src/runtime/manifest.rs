@@ -6,6 +6,7 @@
 //! loads or runs the component.
 
 use crate::capabilities::{GrantValue, Grants};
+use crate::position::line_col;
 use serde::Deserialize;
 use serde_spanned::Spanned;
 use std::collections::BTreeMap;
@@ -326,14 +327,6 @@ pub fn template_keys(text: &str) -> impl Iterator<Item = &str> {
     text.split('{')
         .skip(1)
         .filter_map(|part| part.split_once('}').map(|(key, _)| key))
-}
-
-/// 1-based line and column of byte `offset` in `text`.
-pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, col)
 }
 
 #[cfg(test)]
