@@ -14,6 +14,7 @@ use crate::config::ConfigError as ConfigFileError;
 use crate::configdeploy::ConfigError;
 use crate::db::DbError;
 use crate::migrate::MigrateError;
+use crate::rollout::RolloutError;
 use crate::runtime::registry::RegistryError;
 use crate::runtime::{LoadError, ManifestError, PluginError};
 use crate::settings::SettingsError;
@@ -161,6 +162,25 @@ pub fn lease_exit(err: &LeaseError) -> Exit {
     }
 }
 
+pub fn rollout_exit(err: &RolloutError) -> Exit {
+    match err {
+        RolloutError::Config { .. }
+        | RolloutError::UnknownService { .. }
+        | RolloutError::UnknownRevision { .. }
+        | RolloutError::NothingToUndo { .. }
+        | RolloutError::Check { .. }
+        | RolloutError::Secret { .. }
+        | RolloutError::ConfigFile(_) => Exit::Usage,
+        RolloutError::Store(e) => store_exit(e),
+        RolloutError::Lease(e) => lease_exit(e),
+        RolloutError::Failed { .. }
+        | RolloutError::Spawn { .. }
+        | RolloutError::Socket { .. }
+        | RolloutError::Io { .. }
+        | RolloutError::Corrupt { .. } => Exit::Failed,
+    }
+}
+
 macro_rules! exit_table {
     ($($ty:ty => $exit:expr;)*) => {$(
         impl From<$ty> for Failure {
@@ -184,5 +204,6 @@ exit_table! {
     StoreError => store_exit;
     LeaseError => lease_exit;
     DbError => db_exit;
+    RolloutError => rollout_exit;
     std::io::Error => |_| Exit::Failed;
 }

@@ -57,6 +57,14 @@ impl ProcessId {
         }
     }
 
+    /// Process `pid` as it is now (empty start time when it is gone).
+    pub fn of(pid: u32) -> ProcessId {
+        ProcessId {
+            pid,
+            start: start_time(pid).unwrap_or_default(),
+        }
+    }
+
     /// True when this very process (same pid, same start time) still runs.
     pub fn is_running(&self) -> bool {
         match start_time(self.pid) {

@@ -17,6 +17,7 @@ pub mod nagios;
 pub mod pause;
 pub mod position;
 pub mod report;
+pub mod rollout;
 pub mod runtime;
 pub mod scaffold;
 pub mod secrets;

@@ -6,6 +6,7 @@ mod configs;
 mod migrate;
 mod plugin;
 mod plugin_test;
+mod rollout;
 mod status;
 
 use crate::error::{CliResult, Exit};
@@ -67,6 +68,8 @@ pub enum Command {
     /// List, inspect, test and scaffold plugins
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
+    /// Replace a service's instances without dropping a request (see also: status, undo)
+    Rollout(rollout::RolloutArgs),
 }
 
 /// Logs go to stderr; `RUST_LOG` / `GANTRY_LOG` override the level.
@@ -97,6 +100,7 @@ pub async fn run(cli: Cli) -> CliResult<Exit> {
         Command::Status => status::run(&ctx).await,
         Command::Migrate(args) => migrate::run(&ctx, args).await,
         Command::Plugin(cmd) => plugin::run(&ctx, cmd).await,
+        Command::Rollout(args) => rollout::run(&ctx, args).await,
     };
     ctx.out.finish();
     ctx.store.close().await;

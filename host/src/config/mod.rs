@@ -3,7 +3,11 @@
 
 mod load;
 mod model;
+mod services;
 
 pub(crate) use load::strip_position;
 pub use load::{ConfigError, LoadedConfig, load, locate};
 pub use model::*;
+pub use services::{
+    DriverKind, ExecCommands, ExecInstance, HealthCheckConfig, RolloutConfig, ServiceConfig,
+};

@@ -34,6 +34,9 @@ pub struct DeploymentConfig {
     /// How config files are validated and deployed.
     #[serde(default)]
     pub config_deploy: ConfigDeployConfig,
+    /// The services gantry runs or restarts, their checks and rollouts.
+    #[serde(default)]
+    pub services: BTreeMap<String, super::services::ServiceConfig>,
 }
 
 impl Default for DeploymentConfig {
@@ -48,6 +51,7 @@ impl Default for DeploymentConfig {
             plugins: PluginsConfig::default(),
             migrations: MigrationsConfig::default(),
             config_deploy: ConfigDeployConfig::default(),
+            services: BTreeMap::new(),
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use crate::configdeploy::Event as ConfigEvent;
 use crate::migrate::{Direction, Event as MigrateEvent};
+use crate::rollout::Event as RolloutEvent;
 
 /// What an event does to a progress bar.
 pub enum Progress {
@@ -180,4 +181,97 @@ impl Describe for ConfigEvent {
             _ => Progress::None,
         }
     }
+}
+
+impl Describe for RolloutEvent {
+    fn engine(&self) -> &'static str {
+        "rollout"
+    }
+
+    fn line(&self) -> Option<String> {
+        Some(match self {
+            RolloutEvent::Planned {
+                service,
+                from,
+                to,
+                replace,
+                keep,
+                max_parallel,
+            } => format!(
+                "plan: {service} {} → {to}: start {replace}, keep {keep}, {max_parallel} at a time",
+                from.as_deref().unwrap_or("nothing")
+            ),
+            RolloutEvent::Starting {
+                instance, revision, ..
+            } => format!("  starting {instance} ({revision})"),
+            RolloutEvent::Started {
+                instance,
+                pid,
+                health_address,
+                ..
+            } => format!(
+                "  {instance} up{}, checked at {health_address}",
+                pid.map(|p| format!(" as pid {p}")).unwrap_or_default()
+            ),
+            RolloutEvent::Healthy {
+                instance, after_ms, ..
+            } => format!(
+                "  {instance} healthy after {:.1} s",
+                *after_ms as f64 / 1000.0
+            ),
+            RolloutEvent::Unhealthy { reason, .. } => format!("  unhealthy: {reason}"),
+            RolloutEvent::Stopping {
+                instance, revision, ..
+            } => format!("  stopping {instance} ({})", short(revision)),
+            RolloutEvent::Stopped {
+                instance, forced, ..
+            } => format!(
+                "  {instance} stopped{}",
+                if *forced {
+                    " (killed after the grace period)"
+                } else {
+                    ""
+                }
+            ),
+            RolloutEvent::Progress { done, total, .. } => format!("  {done}/{total} replaced"),
+            RolloutEvent::RollingBack { to, reason, .. } => {
+                format!("rolling back to {to}: {reason}")
+            }
+            RolloutEvent::Finished {
+                service,
+                state,
+                revision,
+                duration_ms,
+            } => format!(
+                "{service}: {state} ({revision}) in {:.1} s",
+                *duration_ms as f64 / 1000.0
+            ),
+        })
+    }
+
+    fn progress(&self) -> Progress {
+        match self {
+            RolloutEvent::Planned {
+                service, replace, ..
+            } if *replace > 0 => Progress::Begin {
+                key: format!("rollout:{service}"),
+                total: *replace as u64,
+                label: format!("rolling {service}"),
+            },
+            RolloutEvent::Healthy {
+                service, instance, ..
+            } => Progress::Step {
+                key: format!("rollout:{service}"),
+                label: instance.clone(),
+            },
+            RolloutEvent::Finished { service, .. } => Progress::End {
+                key: format!("rollout:{service}"),
+            },
+            _ => Progress::None,
+        }
+    }
+}
+
+fn short(revision: &str) -> &str {
+    &revision[..revision.len().min(7)]
 }

@@ -13,8 +13,10 @@ mod lease;
 mod pool;
 mod records;
 pub mod schema;
+mod services;
 
 pub use error::{StoreError, query_failed};
 pub use lease::{Holder, Lease, LeaseError};
 pub use pool::{Store, Tx};
 pub use records::{BackupFile, BackupRecord, ChangeFile, ChangeKind, ChangeRecord, ChangeState};
+pub use services::{InstanceRecord, RevisionRecord, RolloutRecord};

@@ -121,6 +121,88 @@ CREATE TABLE gantry_leases (
     expires_ms    INTEGER NOT NULL
 );",
     },
+    Step {
+        version: 3,
+        name: "services: revisions, instances, rollouts",
+        postgres: "
+CREATE TABLE gantry_revisions (
+    service    TEXT NOT NULL,
+    id         TEXT NOT NULL,
+    label      TEXT NOT NULL,
+    spec       TEXT NOT NULL,
+    created_ms BIGINT NOT NULL,
+    PRIMARY KEY (service, id)
+);
+CREATE TABLE gantry_instances (
+    service        TEXT NOT NULL,
+    host           TEXT NOT NULL,
+    name           TEXT NOT NULL,
+    driver         TEXT NOT NULL,
+    revision       TEXT NOT NULL,
+    pid            BIGINT,
+    process_start  TEXT,
+    address        TEXT NOT NULL,
+    health_address TEXT NOT NULL,
+    state          TEXT NOT NULL,
+    rollout_id     BIGINT,
+    started_ms     BIGINT NOT NULL,
+    updated_ms     BIGINT NOT NULL,
+    PRIMARY KEY (service, host, name)
+);
+CREATE TABLE gantry_rollouts (
+    id            BIGSERIAL PRIMARY KEY,
+    service       TEXT NOT NULL,
+    host          TEXT NOT NULL,
+    from_revision TEXT,
+    to_revision   TEXT NOT NULL,
+    state         TEXT NOT NULL,
+    reason        TEXT,
+    actor         TEXT NOT NULL,
+    owner         TEXT,
+    started_ms    BIGINT NOT NULL,
+    finished_ms   BIGINT
+);
+CREATE INDEX gantry_rollouts_service ON gantry_rollouts (service, id);",
+        sqlite: "
+CREATE TABLE gantry_revisions (
+    service    TEXT NOT NULL,
+    id         TEXT NOT NULL,
+    label      TEXT NOT NULL,
+    spec       TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    PRIMARY KEY (service, id)
+);
+CREATE TABLE gantry_instances (
+    service        TEXT NOT NULL,
+    host           TEXT NOT NULL,
+    name           TEXT NOT NULL,
+    driver         TEXT NOT NULL,
+    revision       TEXT NOT NULL,
+    pid            INTEGER,
+    process_start  TEXT,
+    address        TEXT NOT NULL,
+    health_address TEXT NOT NULL,
+    state          TEXT NOT NULL,
+    rollout_id     INTEGER,
+    started_ms     INTEGER NOT NULL,
+    updated_ms     INTEGER NOT NULL,
+    PRIMARY KEY (service, host, name)
+);
+CREATE TABLE gantry_rollouts (
+    id            INTEGER PRIMARY KEY,
+    service       TEXT NOT NULL,
+    host          TEXT NOT NULL,
+    from_revision TEXT,
+    to_revision   TEXT NOT NULL,
+    state         TEXT NOT NULL,
+    reason        TEXT,
+    actor         TEXT NOT NULL,
+    owner         TEXT,
+    started_ms    INTEGER NOT NULL,
+    finished_ms   INTEGER
+);
+CREATE INDEX gantry_rollouts_service ON gantry_rollouts (service, id);",
+    },
 ];
 
 /// The schema version this binary writes.

@@ -1,0 +1,296 @@
+//! `services`: what gantry runs or restarts, how it checks their health and
+//! how it rolls them. Parsed with unknown keys refused; `check` refuses
+//! contradictory rollout rules with the key path at fault.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum DriverKind {
+    /// gantry runs the instances and owns their listening sockets.
+    #[default]
+    Supervised,
+    /// Operator commands start, stop and restart instances gantry does not run.
+    Exec,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfig {
+    #[serde(default)]
+    pub driver: DriverKind,
+    /// supervised: the program and its arguments; `{instance}`,
+    /// `{version}` and `{service}` are filled per instance.
+    #[serde(default)]
+    pub command: Vec<String>,
+    /// supervised: how many instances.
+    #[serde(default = "one")]
+    pub instances: u32,
+    /// supervised: addresses gantry binds once and hands to every instance
+    /// (`LISTEN_FDS`); each instance also gets a private socket of its own
+    /// (`{instance_address}`) for its health checks.
+    #[serde(default)]
+    pub listen: Vec<String>,
+    /// Environment of every instance; `${env:…}` / `${file:…}` allowed.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// The version label of what the config describes (the revision's name).
+    #[serde(default)]
+    pub version: Option<String>,
+    /// Deployed config files (names in `config_dir`) the service reads: a
+    /// change to one of them is a new revision.
+    #[serde(default)]
+    pub config_files: Vec<String>,
+    /// Working directory of each instance (default: the config's directory).
+    #[serde(default)]
+    pub working_dir: Option<PathBuf>,
+    /// exec: the instances, each on its host.
+    #[serde(default)]
+    pub hosts: Vec<ExecInstance>,
+    /// exec: the commands, templated with `{instance}`, `{host}`,
+    /// `{address}`, `{version}`, `{service}`.
+    #[serde(default)]
+    pub exec: Option<ExecCommands>,
+    #[serde(default)]
+    pub health_checks: Vec<HealthCheckConfig>,
+    #[serde(default)]
+    pub rollout: RolloutConfig,
+}
+
+fn one() -> u32 {
+    1
+}
+
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecInstance {
+    pub name: String,
+    pub host: String,
+    /// Where its health checks look (`host:port`).
+    pub address: String,
+}
+
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecCommands {
+    /// Replaces the instance with `{version}` (or stop, then start).
+    #[serde(default)]
+    pub restart: Option<String>,
+    #[serde(default)]
+    pub start: Option<String>,
+    #[serde(default)]
+    pub stop: Option<String>,
+    /// Takes the instance out of its load balancer before the restart.
+    #[serde(default)]
+    pub drain: Option<String>,
+    #[serde(default)]
+    pub undrain: Option<String>,
+    /// Seconds any one command may take.
+    #[serde(default = "command_timeout")]
+    pub timeout_seconds: f64,
+}
+
+fn command_timeout() -> f64 {
+    120.0
+}
+
+/// A health check: a health-check plugin with Kubernetes-probe timing.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheckConfig {
+    /// Its name in reports (default: the plugin's).
+    #[serde(default)]
+    pub name: Option<String>,
+    pub plugin: String,
+    /// The plugin's settings; `{instance_address}`, `{address}`, `{host}`,
+    /// `{instance}`, `{version}` are filled per instance.
+    #[serde(default)]
+    pub settings: BTreeMap<String, String>,
+    /// The check's target (same placeholders).
+    #[serde(default)]
+    pub target: Option<String>,
+    #[serde(default)]
+    pub initial_delay_seconds: f64,
+    #[serde(default = "period")]
+    pub period_seconds: f64,
+    #[serde(default = "timeout")]
+    pub timeout_seconds: f64,
+    #[serde(default = "one")]
+    pub success_threshold: u32,
+    #[serde(default = "three")]
+    pub failure_threshold: u32,
+    /// Trust this CA (PEM) for the check's HTTPS too.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+}
+
+fn period() -> f64 {
+    1.0
+}
+fn timeout() -> f64 {
+    2.0
+}
+fn three() -> u32 {
+    3
+}
+
+/// Nomad's update stanza, in seconds.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RolloutConfig {
+    #[serde(default = "one")]
+    pub max_parallel: u32,
+    #[serde(default = "min_healthy")]
+    pub min_healthy_time_seconds: f64,
+    #[serde(default = "healthy_deadline")]
+    pub healthy_deadline_seconds: f64,
+    #[serde(default = "progress_deadline")]
+    pub progress_deadline_seconds: f64,
+    #[serde(default = "one")]
+    pub rollback_threshold_failures: u32,
+    #[serde(default = "interval")]
+    pub health_check_interval_seconds: f64,
+    #[serde(default = "grace")]
+    pub grace_period_seconds: f64,
+    #[serde(default = "max_update")]
+    pub max_update_time_minutes: f64,
+    /// Roll back by itself when the rollout fails (the default).
+    #[serde(default = "yes")]
+    pub auto_revert: bool,
+}
+
+fn min_healthy() -> f64 {
+    10.0
+}
+fn healthy_deadline() -> f64 {
+    300.0
+}
+fn progress_deadline() -> f64 {
+    600.0
+}
+fn interval() -> f64 {
+    1.0
+}
+fn grace() -> f64 {
+    30.0
+}
+fn max_update() -> f64 {
+    30.0
+}
+fn yes() -> bool {
+    true
+}
+
+impl Default for RolloutConfig {
+    fn default() -> Self {
+        serde_json::from_value(serde_json::json!({})).expect("defaults")
+    }
+}
+
+impl ServiceConfig {
+    /// Refuses contradictions; the error names the key path.
+    pub fn check(&self, name: &str) -> Result<(), (String, String)> {
+        let key = |k: &str| format!("services.{name}.{k}");
+        let fail = |k: &str, why: String| Err((key(k), why));
+        let r = &self.rollout;
+        match self.driver {
+            DriverKind::Supervised => {
+                if self.command.is_empty() {
+                    return fail("command", "a supervised service needs its command".into());
+                }
+                if self.listen.is_empty() {
+                    return fail(
+                        "listen",
+                        "a supervised service needs at least one address to listen on".into(),
+                    );
+                }
+                if self.instances == 0 {
+                    return fail("instances", "must be at least 1".into());
+                }
+            }
+            DriverKind::Exec => {
+                let Some(exec) = &self.exec else {
+                    return fail("exec", "an exec service needs its commands".into());
+                };
+                if exec.restart.is_none() && (exec.start.is_none() || exec.stop.is_none()) {
+                    return fail("exec", "give `restart`, or both `start` and `stop`".into());
+                }
+                if self.hosts.is_empty() {
+                    return fail("hosts", "an exec service needs its instances".into());
+                }
+                if exec.timeout_seconds <= 0.0 {
+                    return fail("exec.timeout_seconds", "must be positive".into());
+                }
+            }
+        }
+        if r.max_parallel == 0 {
+            return fail("rollout.max_parallel", "must be at least 1".into());
+        }
+        if r.min_healthy_time_seconds < 0.0 {
+            return fail(
+                "rollout.min_healthy_time_seconds",
+                "must not be negative".into(),
+            );
+        }
+        if r.healthy_deadline_seconds <= r.min_healthy_time_seconds {
+            return fail(
+                "rollout.healthy_deadline_seconds",
+                format!(
+                    "{} must be more than min_healthy_time_seconds ({})",
+                    r.healthy_deadline_seconds, r.min_healthy_time_seconds
+                ),
+            );
+        }
+        if r.progress_deadline_seconds <= r.healthy_deadline_seconds {
+            return fail(
+                "rollout.progress_deadline_seconds",
+                format!(
+                    "{} must be more than healthy_deadline_seconds ({})",
+                    r.progress_deadline_seconds, r.healthy_deadline_seconds
+                ),
+            );
+        }
+        if r.health_check_interval_seconds <= 0.0 {
+            return fail(
+                "rollout.health_check_interval_seconds",
+                "must be positive".into(),
+            );
+        }
+        if r.grace_period_seconds < 0.0 {
+            return fail(
+                "rollout.grace_period_seconds",
+                "must not be negative".into(),
+            );
+        }
+        if r.max_update_time_minutes <= 0.0 {
+            return fail("rollout.max_update_time_minutes", "must be positive".into());
+        }
+        if r.rollback_threshold_failures == 0 {
+            return fail(
+                "rollout.rollback_threshold_failures",
+                "must be at least 1".into(),
+            );
+        }
+        for (i, check) in self.health_checks.iter().enumerate() {
+            let k = |f: &str| format!("health_checks[{i}].{f}");
+            if check.period_seconds <= 0.0 {
+                return fail(&k("period_seconds"), "must be positive".into());
+            }
+            if check.timeout_seconds <= 0.0 {
+                return fail(&k("timeout_seconds"), "must be positive".into());
+            }
+            if check.success_threshold == 0 {
+                return fail(&k("success_threshold"), "must be at least 1".into());
+            }
+            if check.failure_threshold == 0 {
+                return fail(&k("failure_threshold"), "must be at least 1".into());
+            }
+            if check.initial_delay_seconds < 0.0 {
+                return fail(&k("initial_delay_seconds"), "must not be negative".into());
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,138 @@
+//! Building a `Rollout` from the resolved settings: the service's config
+//! checked (contradictions refused with the key path), its health checks
+//! looked up in the registry (health-check plugins only), its driver
+//! chosen. Nothing is started or touched here.
+
+use super::driver::Driver;
+use super::engine::{Rollout, Rules};
+use super::error::RolloutError;
+use super::events::Event;
+use super::exec::Exec;
+use super::health::{Gate, HealthCheck};
+use super::spec::ServiceSpec;
+use super::supervised::Supervised;
+use crate::config::DriverKind;
+use crate::events::Sink;
+use crate::runtime::{PluginKind, Registry};
+use crate::settings::Settings;
+use crate::store::Store;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s.max(0.0))
+}
+
+/// The service `name` as configured, checked.
+pub fn service_spec(settings: &Settings, name: &str) -> Result<ServiceSpec, RolloutError> {
+    let services = &settings.config.config.services;
+    let config = services
+        .get(name)
+        .ok_or_else(|| RolloutError::UnknownService {
+            name: name.to_string(),
+            known: if services.is_empty() {
+                "none configured".into()
+            } else {
+                services.keys().cloned().collect::<Vec<_>>().join(", ")
+            },
+        })?
+        .clone();
+    config
+        .check(name)
+        .map_err(|(key, message)| RolloutError::Config {
+            key: format!("{}: `{key}`", settings.config.name()),
+            message,
+        })?;
+    let base_dir = settings.resolve_path(Path::new("."));
+    let base_dir = std::path::absolute(&base_dir).unwrap_or(base_dir);
+    let config_dir = settings.resolve_path(&settings.config.config.config_dir);
+    Ok(ServiceSpec {
+        name: name.to_string(),
+        config,
+        config_dir: std::path::absolute(&config_dir).unwrap_or(config_dir),
+        log_dir: base_dir.join(".gantry/logs"),
+        base_dir,
+    })
+}
+
+/// The health checks of `spec`, as plugins from `registry`.
+pub fn health_checks(
+    spec: &ServiceSpec,
+    registry: &Registry,
+) -> Result<Vec<HealthCheck>, RolloutError> {
+    spec.config
+        .health_checks
+        .iter()
+        .enumerate()
+        .map(|(i, check)| {
+            let failed = |source| RolloutError::Check {
+                service: spec.name.clone(),
+                check: check.plugin.clone(),
+                source,
+            };
+            let plugin = registry.plugin(&check.plugin).map_err(failed)?;
+            if plugin.kind() != PluginKind::HealthCheck {
+                return Err(RolloutError::Config {
+                    key: format!("services.{}.health_checks[{i}].plugin", spec.name),
+                    message: format!(
+                        "`{}` is a {} plugin; a health check must be a health-check plugin",
+                        check.plugin,
+                        plugin.kind()
+                    ),
+                });
+            }
+            Ok(HealthCheck::plugin(
+                Arc::clone(registry.runtime()),
+                plugin,
+                check,
+                &spec.base_dir,
+            ))
+        })
+        .collect()
+}
+
+/// A rollout of service `name`, ready to run.
+pub fn rollout(
+    settings: &Settings,
+    store: &Store,
+    registry: &Registry,
+    name: &str,
+    sink: Sink<Event>,
+) -> Result<Rollout, RolloutError> {
+    let spec = service_spec(settings, name)?;
+    let checks = health_checks(&spec, registry)?;
+    let r = &spec.config.rollout;
+    let driver: Arc<dyn Driver> = match spec.config.driver {
+        DriverKind::Supervised => Arc::new(Supervised::new(
+            store.clone(),
+            spec.clone(),
+            settings.host.clone(),
+            secs(r.grace_period_seconds),
+            sink.clone(),
+        )),
+        DriverKind::Exec => Arc::new(Exec::new(store.clone(), spec.clone(), sink.clone())),
+    };
+    Ok(Rollout {
+        store: store.clone(),
+        gate: Gate {
+            checks: Arc::new(checks),
+            min_healthy: secs(r.min_healthy_time_seconds),
+            deadline: secs(r.healthy_deadline_seconds),
+            interval: secs(r.health_check_interval_seconds),
+        },
+        rules: Rules {
+            max_parallel: r.max_parallel as usize,
+            progress_deadline: secs(r.progress_deadline_seconds),
+            rollback_threshold_failures: r.rollback_threshold_failures,
+            max_update: secs(r.max_update_time_minutes * 60.0),
+            auto_revert: r.auto_revert,
+        },
+        driver,
+        spec,
+        host: settings.host.clone(),
+        actor: settings.actor.clone(),
+        lease_ttl: settings.lease_ttl,
+        sink,
+    })
+}

@@ -1,0 +1,49 @@
+//! What a rollout needs from whatever runs the instances: the live ones,
+//! a replacement brought up at a revision, the old one retired once its
+//! replacement is healthy, and a failed replacement discarded.
+//!
+//! `supervised`: a replacement is a new process beside the old one
+//! (surge); retiring is SIGTERM, then SIGKILL after the grace period.
+//! `exec`: a replacement is the same instance restarted in place by the
+//! operator's command; retiring puts it back in its load balancer.
+
+use super::error::RolloutError;
+use super::health::InstanceView;
+use super::spec::Revision;
+use crate::store::InstanceRecord;
+
+#[async_trait::async_trait]
+pub trait Driver: Send + Sync {
+    /// The instances that run now (their processes checked where gantry
+    /// can see them; dead ones forgotten).
+    async fn live(&self) -> Result<Vec<InstanceRecord>, RolloutError>;
+
+    /// How many instances the service should have.
+    fn desired(&self) -> usize;
+
+    /// Brings up `old`'s replacement (or a new instance) at `revision`.
+    async fn bring_up(
+        &self,
+        old: Option<&InstanceRecord>,
+        revision: &Revision,
+        rollout_id: i64,
+    ) -> Result<InstanceRecord, RolloutError>;
+
+    /// Retires `old`, whose replacement `new` is healthy.
+    async fn retire(
+        &self,
+        old: &InstanceRecord,
+        new: Option<&InstanceRecord>,
+    ) -> Result<(), RolloutError>;
+
+    /// A replacement that failed its gate. True when it is still there, at
+    /// the failed revision, and must be rolled back in place (exec).
+    async fn discard(&self, failed: &InstanceRecord) -> Result<bool, RolloutError>;
+
+    /// Records that `instance` passed its gate.
+    async fn mark_healthy(&self, instance: &InstanceRecord) -> Result<(), RolloutError>;
+
+    fn is_alive(&self, instance: &InstanceRecord) -> bool;
+
+    fn view(&self, instance: &InstanceRecord, revision_label: &str) -> InstanceView;
+}

@@ -1,0 +1,636 @@
+//! `Rollout`: replaces a service's instances with those of a target
+//! revision, `max_parallel` at a time, each replacement gated on its health
+//! checks before the instance it replaces is retired — so healthy old
+//! instances stay until their replacements are healthy. On a failure
+//! (a gate that fails `rollback_threshold_failures` times, the progress
+//! deadline, the overall time limit) it rolls back to the revision the
+//! instances ran before, the same way.
+//!
+//! Ownership is a lease (`rollout:<host>:<service>` for supervised
+//! services, `rollout:<service>` for exec ones); the rollout and every
+//! instance are recorded in the state store before they count, so a kill
+//! at any moment leaves a record that `gantry rollout status` explains and
+//! the next `gantry rollout` finishes (instances already at the target are
+//! kept) or `gantry rollout undo` reverses.
+
+use super::driver::Driver;
+use super::error::RolloutError;
+use super::events::Event;
+use super::health::{Gate, GateOutcome};
+use super::spec::{Revision, ServiceSpec};
+use crate::config::DriverKind;
+use crate::events::Sink;
+use crate::store::{InstanceRecord, Lease, LeaseError, RolloutRecord, Store};
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What to roll to.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// The revision the configuration describes now.
+    Current,
+    /// A recorded revision, by label or id (prefix).
+    Named(String),
+    /// The stable revision before the last successful rollout.
+    Undo,
+}
+
+/// The rollout rules, as durations.
+#[derive(Debug, Clone)]
+pub struct Rules {
+    pub max_parallel: usize,
+    pub progress_deadline: Duration,
+    pub rollback_threshold_failures: u32,
+    pub max_update: Duration,
+    pub auto_revert: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RolloutReport {
+    pub service: String,
+    pub rollout_id: Option<i64>,
+    pub dry_run: bool,
+    pub from: Option<String>,
+    pub to: String,
+    /// `succeeded`, `unchanged`, `planned`.
+    pub state: String,
+    pub replaced: usize,
+    pub kept: usize,
+    pub duration_ms: u64,
+    pub instances: Vec<InstanceRecord>,
+}
+
+pub struct Rollout {
+    pub(super) store: Store,
+    pub(super) spec: ServiceSpec,
+    pub(super) driver: Arc<dyn Driver>,
+    pub(super) gate: Gate,
+    pub(super) rules: Rules,
+    pub(super) host: String,
+    pub(super) actor: String,
+    pub(super) lease_ttl: Duration,
+    pub(super) sink: Sink<Event>,
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// One replacement: the instance it replaces (if any).
+struct Unit {
+    old: Option<InstanceRecord>,
+}
+
+enum Failure {
+    /// The rollout failed for `reason`.
+    Failed { reason: String },
+}
+
+impl Rollout {
+    fn emit(&self, event: Event) {
+        (self.sink)(&event);
+    }
+
+    fn service(&self) -> &str {
+        &self.spec.name
+    }
+
+    pub(super) fn lease_name(&self) -> String {
+        match self.spec.config.driver {
+            DriverKind::Supervised => format!("rollout:{}:{}", self.host, self.service()),
+            DriverKind::Exec => format!("rollout:{}", self.service()),
+        }
+    }
+
+    /// The revision `target` names, recorded in the store.
+    pub async fn resolve(&self, target: &Target) -> Result<Revision, RolloutError> {
+        let service = self.service().to_string();
+        let revision = match target {
+            Target::Current => Revision::current(&self.spec)?,
+            Target::Named(wanted) => {
+                let known = self
+                    .store
+                    .read(async |tx| tx.revisions(&service).await)
+                    .await?;
+                let current = Revision::current(&self.spec)?;
+                if &current.label == wanted || current.id.starts_with(wanted.as_str()) {
+                    current
+                } else {
+                    let found = known
+                        .iter()
+                        .rev()
+                        .find(|r| &r.label == wanted || r.id.starts_with(wanted.as_str()))
+                        .ok_or_else(|| RolloutError::UnknownRevision {
+                            service: service.clone(),
+                            wanted: wanted.clone(),
+                            known: known
+                                .iter()
+                                .map(|r| format!("{} ({})", r.label, &r.id[..7]))
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                        })?;
+                    Revision::from_record(found)?
+                }
+            }
+            Target::Undo => {
+                let rollouts = self
+                    .store
+                    .read(async |tx| tx.rollouts(Some(&service)).await)
+                    .await?;
+                let from = rollouts
+                    .iter()
+                    .rev()
+                    .filter(|r| r.host == self.host || self.spec.config.driver == DriverKind::Exec)
+                    .find(|r| r.state == "succeeded")
+                    .and_then(|r| r.from_revision.clone())
+                    .ok_or_else(|| RolloutError::NothingToUndo {
+                        service: service.clone(),
+                    })?;
+                let known = self
+                    .store
+                    .read(async |tx| tx.revisions(&service).await)
+                    .await?;
+                let record =
+                    known
+                        .iter()
+                        .find(|r| r.id == from)
+                        .ok_or_else(|| RolloutError::Corrupt {
+                            what: format!("rollout history of {service}"),
+                            detail: format!("revision {from} is not recorded"),
+                        })?;
+                Revision::from_record(record)?
+            }
+        };
+        let record = revision.record(&service, now_ms());
+        self.store
+            .write(async |tx| tx.save_revision(&record).await)
+            .await?;
+        Ok(revision)
+    }
+
+    pub(super) async fn label_of(&self, revision_id: &str) -> String {
+        let service = self.service().to_string();
+        self.store
+            .read(async |tx| tx.revisions(&service).await)
+            .await
+            .ok()
+            .and_then(|all| all.into_iter().find(|r| r.id == revision_id))
+            .map(|r| r.label)
+            .unwrap_or_else(|| {
+                if revision_id.is_empty() {
+                    "unknown".into()
+                } else {
+                    revision_id.chars().take(7).collect()
+                }
+            })
+    }
+
+    async fn revision_by_id(&self, id: &str) -> Result<Option<Revision>, RolloutError> {
+        let service = self.service().to_string();
+        let known = self
+            .store
+            .read(async |tx| tx.revisions(&service).await)
+            .await?;
+        known
+            .iter()
+            .find(|r| r.id == id)
+            .map(Revision::from_record)
+            .transpose()
+    }
+
+    /// Rolls the service to `target`.
+    pub async fn run(&self, target: &Target, dry_run: bool) -> Result<RolloutReport, RolloutError> {
+        let started = Instant::now();
+        let to = self.resolve(target).await?;
+        let lease = if dry_run {
+            None
+        } else {
+            let lease = self
+                .store
+                .try_lease(&self.lease_name(), "rollout", self.lease_ttl)
+                .await
+                .map_err(|e| match e {
+                    LeaseError::Held { holder, .. } => RolloutError::Failed {
+                        service: self.service().to_string(),
+                        to: to.label.clone(),
+                        reason: format!("another rollout of it is running: {holder}"),
+                        outcome: "nothing was changed".into(),
+                    },
+                    other => other.into(),
+                })?;
+            Some(lease)
+        };
+        let result = self.run_held(&to, lease.as_ref(), dry_run, started).await;
+        if let Some(lease) = lease {
+            lease.release().await;
+        }
+        result
+    }
+
+    async fn run_held(
+        &self,
+        to: &Revision,
+        lease: Option<&Lease>,
+        dry_run: bool,
+        started: Instant,
+    ) -> Result<RolloutReport, RolloutError> {
+        let service = self.service().to_string();
+        if let Some(lease) = lease {
+            self.settle_interrupted(lease).await?;
+        }
+        let live = self.driver.live().await?;
+        let desired = self.driver.desired();
+        let (mut keep, mut old): (Vec<_>, Vec<_>) =
+            live.into_iter().partition(|i| i.revision == to.id);
+        // More at the target than wanted (a killed rollout): the extras go.
+        while keep.len() > desired {
+            old.push(keep.pop().expect("non-empty"));
+        }
+        let need = desired - keep.len();
+        let from_id = most_common(&old).or_else(|| keep.first().map(|i| i.revision.clone()));
+        let from = match &from_id {
+            Some(id) if id != &to.id => Some(self.label_of(id).await),
+            _ => None,
+        };
+        self.emit(Event::Planned {
+            service: service.clone(),
+            from: from.clone(),
+            to: to.label.clone(),
+            replace: need,
+            keep: keep.len(),
+            max_parallel: self.rules.max_parallel as u32,
+        });
+        let mut report = RolloutReport {
+            service: service.clone(),
+            rollout_id: None,
+            dry_run,
+            from: from.clone(),
+            to: to.label.clone(),
+            state: if dry_run { "planned" } else { "unchanged" }.into(),
+            replaced: 0,
+            kept: keep.len(),
+            duration_ms: 0,
+            instances: Vec::new(),
+        };
+        if dry_run || (need == 0 && old.is_empty()) {
+            report.instances = keep;
+            report.duration_ms = started.elapsed().as_millis() as u64;
+            if !dry_run {
+                self.emit(Event::Finished {
+                    service,
+                    state: "unchanged".into(),
+                    revision: to.label.clone(),
+                    duration_ms: report.duration_ms,
+                });
+            }
+            return Ok(report);
+        }
+        let lease = lease.expect("not a dry run");
+        let record = RolloutRecord {
+            id: 0,
+            service: service.clone(),
+            host: self.host.clone(),
+            from_revision: from_id.clone().filter(|id| id != &to.id),
+            to_revision: to.id.clone(),
+            state: "running".into(),
+            reason: None,
+            actor: self.actor.clone(),
+            owner: Some(lease.token().to_string()),
+            started_ms: now_ms(),
+            finished_ms: None,
+        };
+        let rollout_id = self
+            .store
+            .write(async |tx| tx.start_rollout(&record).await)
+            .await?;
+        report.rollout_id = Some(rollout_id);
+
+        // Each of `need` replacements retires one old instance (while there
+        // are old ones); old instances left over are retired at the end.
+        let units: Vec<Unit> = (0..need)
+            .map(|i| Unit {
+                old: old.get(i).cloned(),
+            })
+            .collect();
+        let leftover: Vec<InstanceRecord> = old.iter().skip(need).cloned().collect();
+        let mut done: Vec<InstanceRecord> = Vec::new();
+        let outcome = self
+            .replace_all(units, to, rollout_id, lease, started, &mut done)
+            .await;
+        let outcome = match outcome {
+            Ok(()) => {
+                let mut retired = Ok(());
+                for extra in &leftover {
+                    if let Err(e) = lease.ensure_held().await {
+                        retired = Err(Failure::Failed {
+                            reason: e.to_string(),
+                        });
+                        break;
+                    }
+                    if let Err(e) = self.driver.retire(extra, None).await {
+                        retired = Err(Failure::Failed {
+                            reason: e.to_string(),
+                        });
+                        break;
+                    }
+                }
+                retired
+            }
+            Err(failure) => Err(failure),
+        };
+        let duration_ms = started.elapsed().as_millis() as u64;
+        match outcome {
+            Ok(()) => {
+                self.store
+                    .write(async |tx| {
+                        tx.finish_rollout(rollout_id, "succeeded", None, now_ms())
+                            .await
+                    })
+                    .await?;
+                self.emit(Event::Finished {
+                    service: service.clone(),
+                    state: "succeeded".into(),
+                    revision: to.label.clone(),
+                    duration_ms,
+                });
+                report.state = "succeeded".into();
+                report.replaced = done.len();
+                report.duration_ms = duration_ms;
+                report.instances = self.driver.live().await?;
+                Ok(report)
+            }
+            Err(Failure::Failed { reason }) => {
+                let outcome = self
+                    .roll_back(&done, from_id.as_deref(), to, &reason, rollout_id, lease)
+                    .await;
+                let (state, outcome_text) = match &outcome {
+                    Ok(Some(label)) => ("rolled_back", format!("rolled back to {label}")),
+                    Ok(None) => (
+                        "failed",
+                        "the old instances were left as they were (nothing to roll back to)"
+                            .to_string(),
+                    ),
+                    Err(e) => ("failed", format!("rolling back failed too: {e}")),
+                };
+                let full = format!("{reason}; {outcome_text}");
+                self.store
+                    .write(async |tx| {
+                        tx.finish_rollout(rollout_id, state, Some(&full), now_ms())
+                            .await
+                    })
+                    .await?;
+                self.emit(Event::Finished {
+                    service: service.clone(),
+                    state: state.into(),
+                    revision: to.label.clone(),
+                    duration_ms: started.elapsed().as_millis() as u64,
+                });
+                Err(RolloutError::Failed {
+                    service,
+                    to: to.label.clone(),
+                    reason,
+                    outcome: outcome_text,
+                })
+            }
+        }
+    }
+
+    /// Replaces every unit, `max_parallel` at a time; a failed unit is
+    /// tried again until `rollback_threshold_failures` failures. `done`
+    /// collects what stands at the target (healthy replacements, and failed
+    /// ones that stay where they are), for a rollback.
+    async fn replace_all(
+        &self,
+        units: Vec<Unit>,
+        to: &Revision,
+        rollout_id: i64,
+        lease: &Lease,
+        started: Instant,
+        done: &mut Vec<InstanceRecord>,
+    ) -> Result<(), Failure> {
+        let total = units.len();
+        let mut queue: std::collections::VecDeque<Unit> = units.into();
+        let mut failures = 0u32;
+        let mut healthy = 0usize;
+        let mut last_progress = Instant::now();
+        while !queue.is_empty() {
+            if started.elapsed() >= self.rules.max_update {
+                return Err(Failure::Failed {
+                    reason: format!(
+                        "the update took longer than max_update_time ({:?})",
+                        self.rules.max_update
+                    ),
+                });
+            }
+            if last_progress.elapsed() >= self.rules.progress_deadline {
+                return Err(Failure::Failed {
+                    reason: format!(
+                        "no instance became healthy within progress_deadline ({:?})",
+                        self.rules.progress_deadline
+                    ),
+                });
+            }
+            lease.ensure_held().await.map_err(|e| Failure::Failed {
+                reason: e.to_string(),
+            })?;
+            let take = self.rules.max_parallel.min(queue.len());
+            let batch: Vec<Unit> = queue.drain(..take).collect();
+            let remaining = self.rules.max_update.saturating_sub(started.elapsed());
+            let results = futures_util::future::join_all(
+                batch
+                    .iter()
+                    .map(|unit| self.replace_one(unit.old.as_ref(), to, rollout_id, remaining)),
+            )
+            .await;
+            let mut failed = None;
+            for (unit, result) in batch.into_iter().zip(results) {
+                match result {
+                    Ok(new) => {
+                        done.retain(|d| !(d.name == new.name && d.host == new.host));
+                        done.push(new);
+                        healthy += 1;
+                        last_progress = Instant::now();
+                    }
+                    Err((reason, still_there)) => {
+                        failures += 1;
+                        if let Some(instance) = still_there {
+                            done.retain(|d| !(d.name == instance.name && d.host == instance.host));
+                            done.push(instance);
+                        }
+                        queue.push_back(unit);
+                        failed = Some(reason);
+                    }
+                }
+            }
+            self.emit(Event::Progress {
+                service: self.service().to_string(),
+                done: healthy,
+                total,
+            });
+            if let Some(reason) = failed {
+                if failures >= self.rules.rollback_threshold_failures {
+                    return Err(Failure::Failed { reason });
+                }
+                tracing::warn!(
+                    service = self.service(),
+                    "{reason}; trying again ({failures} of {} failures allowed)",
+                    self.rules.rollback_threshold_failures
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Brings up one replacement and gates it; on success retires `old`.
+    /// On failure: the reason, and the replacement if it is still there.
+    async fn replace_one(
+        &self,
+        old: Option<&InstanceRecord>,
+        to: &Revision,
+        rollout_id: i64,
+        remaining: Duration,
+    ) -> Result<InstanceRecord, (String, Option<InstanceRecord>)> {
+        let new = self
+            .driver
+            .bring_up(old, to, rollout_id)
+            .await
+            .map_err(|e| (e.to_string(), None))?;
+        let view = self.driver.view(&new, &to.label);
+        let gate = Gate {
+            checks: Arc::clone(&self.gate.checks),
+            min_healthy: self.gate.min_healthy,
+            deadline: self.gate.deadline.min(remaining),
+            interval: self.gate.interval,
+        };
+        let driver = Arc::clone(&self.driver);
+        let probe = new.clone();
+        match gate.wait(&view, &move || driver.is_alive(&probe)).await {
+            GateOutcome::Healthy { after } => {
+                self.emit(Event::Healthy {
+                    service: self.service().to_string(),
+                    instance: new.name.clone(),
+                    after_ms: after.as_millis() as u64,
+                });
+                let _ = self.driver.mark_healthy(&new).await;
+                if let Some(old) = old
+                    && let Err(e) = self.driver.retire(old, Some(&new)).await
+                {
+                    return Err((e.to_string(), None));
+                }
+                Ok(new)
+            }
+            GateOutcome::Failed { reason } => {
+                let reason = format!("{}: {reason}", new.name);
+                self.emit(Event::Unhealthy {
+                    service: self.service().to_string(),
+                    instance: new.name.clone(),
+                    reason: reason.clone(),
+                });
+                let still_there = match self.driver.discard(&new).await {
+                    Ok(true) => {
+                        let mut failed = new.clone();
+                        failed.state = "failed".into();
+                        Some(failed)
+                    }
+                    _ => None,
+                };
+                Err((reason, still_there))
+            }
+        }
+    }
+
+    /// Moves every instance at the failed target back to `from`.
+    async fn roll_back(
+        &self,
+        at_target: &[InstanceRecord],
+        from: Option<&str>,
+        to: &Revision,
+        reason: &str,
+        rollout_id: i64,
+        lease: &Lease,
+    ) -> Result<Option<String>, RolloutError> {
+        let Some(from) = from.filter(|f| *f != to.id && !f.is_empty()) else {
+            // Nothing ran before: stop what this rollout started.
+            for instance in at_target {
+                if instance.state != "failed" {
+                    self.driver.discard(instance).await?;
+                }
+            }
+            return Ok(None);
+        };
+        if !self.rules.auto_revert {
+            return Ok(None);
+        }
+        let Some(revision) = self.revision_by_id(from).await? else {
+            return Ok(None);
+        };
+        self.emit(Event::RollingBack {
+            service: self.service().to_string(),
+            to: revision.label.clone(),
+            reason: reason.to_string(),
+        });
+        for instance in at_target {
+            lease.ensure_held().await?;
+            let old = (self.spec.config.driver == DriverKind::Exec).then_some(instance);
+            let replacement = self.driver.bring_up(old, &revision, rollout_id).await?;
+            let view = self.driver.view(&replacement, &revision.label);
+            let driver = Arc::clone(&self.driver);
+            let probe = replacement.clone();
+            match self
+                .gate
+                .wait(&view, &move || driver.is_alive(&probe))
+                .await
+            {
+                GateOutcome::Healthy { .. } => {
+                    let _ = self.driver.mark_healthy(&replacement).await;
+                    self.driver.retire(instance, Some(&replacement)).await?;
+                }
+                GateOutcome::Failed { reason } => {
+                    return Err(RolloutError::Spawn {
+                        service: self.service().to_string(),
+                        detail: format!(
+                            "{} at {} did not become healthy either: {reason}",
+                            replacement.name, revision.label
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(Some(revision.label))
+    }
+
+    /// A `running` rollout of this service whose owner's lease is gone was
+    /// interrupted; we hold the lease now, so it is ours to settle.
+    async fn settle_interrupted(&self, lease: &Lease) -> Result<(), RolloutError> {
+        let service = self.service().to_string();
+        let rollouts = self
+            .store
+            .read(async |tx| tx.rollouts(Some(&service)).await)
+            .await?;
+        for r in rollouts
+            .iter()
+            .filter(|r| r.state == "running" && r.owner.as_deref() != Some(lease.token()))
+            .filter(|r| r.host == self.host || self.spec.config.driver == DriverKind::Exec)
+        {
+            let note =
+                "interrupted: its gantry stopped before it finished; superseded by a later rollout";
+            self.store
+                .write(async |tx| {
+                    tx.finish_rollout(r.id, "interrupted", Some(note), now_ms())
+                        .await
+                })
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// The revision most of `instances` run.
+fn most_common(instances: &[InstanceRecord]) -> Option<String> {
+    let mut counts = std::collections::BTreeMap::new();
+    for i in instances.iter().filter(|i| !i.revision.is_empty()) {
+        *counts.entry(i.revision.clone()).or_insert(0) += 1;
+    }
+    counts.into_iter().max_by_key(|(_, n)| *n).map(|(r, _)| r)
+}

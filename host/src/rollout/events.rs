@@ -1,0 +1,67 @@
+//! What the rollout engine reports while it works.
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// What will happen: `replace` instances move from → to.
+    Planned {
+        service: String,
+        from: Option<String>,
+        to: String,
+        replace: usize,
+        keep: usize,
+        max_parallel: u32,
+    },
+    /// An instance is being started (supervised) or restarted (exec).
+    Starting {
+        service: String,
+        instance: String,
+        revision: String,
+    },
+    Started {
+        service: String,
+        instance: String,
+        pid: Option<i64>,
+        health_address: String,
+    },
+    /// Its checks passed for the whole `min_healthy_time`.
+    Healthy {
+        service: String,
+        instance: String,
+        after_ms: u64,
+    },
+    Unhealthy {
+        service: String,
+        instance: String,
+        reason: String,
+    },
+    Stopping {
+        service: String,
+        instance: String,
+        revision: String,
+    },
+    Stopped {
+        service: String,
+        instance: String,
+        forced: bool,
+    },
+    /// `done` of `total` instances replaced.
+    Progress {
+        service: String,
+        done: usize,
+        total: usize,
+    },
+    RollingBack {
+        service: String,
+        to: String,
+        reason: String,
+    },
+    Finished {
+        service: String,
+        state: String,
+        revision: String,
+        duration_ms: u64,
+    },
+}

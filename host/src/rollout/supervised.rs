@@ -1,0 +1,485 @@
+//! The `supervised` driver: gantry runs the instances. Each instance is
+//! started through `sh -c 'LISTEN_PID=$$ … exec "$0" "$@"'` (so
+//! `LISTEN_PID` is its own pid, as systemd's protocol wants) with the
+//! service's shared sockets at fds 3… and one private socket of its own
+//! last (`LISTEN_FDNAMES`: the listen addresses, then `health`), in a
+//! session of its own so it outlives the gantry that started it. Its
+//! output goes to `<log_dir>/<service>/<instance>.log`. Each instance is
+//! recorded in the state store (pid and start time) before it counts as
+//! started, so any later gantry finds, checks and stops it.
+
+use super::driver::Driver;
+use super::error::RolloutError;
+use super::events::Event;
+use super::health::InstanceView;
+use super::sockets::{self, FIRST_FD};
+use super::spec::{Revision, ServiceSpec, fill};
+use crate::events::Sink;
+use crate::identity::ProcessId;
+use crate::store::{InstanceRecord, Store};
+use std::collections::HashMap;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+pub struct Supervised {
+    store: Store,
+    spec: ServiceSpec,
+    host: String,
+    grace: Duration,
+    sink: Sink<Event>,
+    /// The shared sockets, once taken (from an instance, or bound).
+    sockets: tokio::sync::Mutex<Option<Vec<OwnedFd>>>,
+    /// Instances this process started, to reap them when they exit.
+    children: Mutex<HashMap<String, std::process::Child>>,
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+impl Supervised {
+    pub fn new(
+        store: Store,
+        spec: ServiceSpec,
+        host: String,
+        grace: Duration,
+        sink: Sink<Event>,
+    ) -> Supervised {
+        Supervised {
+            store,
+            spec,
+            host,
+            grace,
+            sink,
+            sockets: tokio::sync::Mutex::new(None),
+            children: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn service(&self) -> &str {
+        &self.spec.name
+    }
+
+    /// Copies of the shared sockets: from a live instance when one holds
+    /// them, else bound now.
+    async fn shared_sockets(&self, live: &[InstanceRecord]) -> Result<Vec<OwnedFd>, RolloutError> {
+        let mut cached = self.sockets.lock().await;
+        if cached.is_none() {
+            *cached = Some(self.acquire(live)?);
+        }
+        let socket_error = |detail: String| RolloutError::Socket {
+            service: self.service().to_string(),
+            address: self.spec.config.listen.join(", "),
+            detail,
+        };
+        cached
+            .as_ref()
+            .expect("just set")
+            .iter()
+            .map(|fd| fd.try_clone().map_err(|e| socket_error(e.to_string())))
+            .collect()
+    }
+
+    fn acquire(&self, live: &[InstanceRecord]) -> Result<Vec<OwnedFd>, RolloutError> {
+        let listen = &self.spec.config.listen;
+        let mut refusals = Vec::new();
+        for instance in live {
+            let Some(pid) = instance.pid else { continue };
+            let taken: Result<Vec<OwnedFd>, String> = listen
+                .iter()
+                .enumerate()
+                .map(|(i, address)| {
+                    let fd = sockets::take_from(pid as i32, FIRST_FD + i as i32)
+                        .map_err(|e| format!("pid {pid}: {e}"))?;
+                    let want = sockets::resolve(address).map_err(|e| e.to_string())?;
+                    match sockets::local_addr(&fd) {
+                        Some(have) if have.port() == want.port() => Ok(fd),
+                        other => Err(format!(
+                            "pid {pid}'s fd {} is {other:?}, not {address}",
+                            FIRST_FD + i as i32
+                        )),
+                    }
+                })
+                .collect();
+            match taken {
+                Ok(fds) => {
+                    tracing::info!(
+                        service = self.service(),
+                        pid,
+                        "took the listening sockets over from a running instance"
+                    );
+                    return Ok(fds);
+                }
+                Err(why) => refusals.push(why),
+            }
+        }
+        listen
+            .iter()
+            .map(|address| {
+                sockets::bind(address).map_err(|e| RolloutError::Socket {
+                    service: self.service().to_string(),
+                    address: address.clone(),
+                    detail: if refusals.is_empty() {
+                        e.to_string()
+                    } else {
+                        format!(
+                            "{e} (and no running instance gave it up: {})",
+                            refusals.join("; ")
+                        )
+                    },
+                })
+            })
+            .collect()
+    }
+
+    fn next_name(&self, existing: &[InstanceRecord]) -> String {
+        let prefix = format!("{}-", self.service());
+        let next = existing
+            .iter()
+            .filter_map(|i| i.name.strip_prefix(&prefix)?.parse::<u64>().ok())
+            .max()
+            .map_or(1, |n| n + 1);
+        format!("{prefix}{next}")
+    }
+
+    fn log_file(&self, name: &str) -> Result<std::fs::File, RolloutError> {
+        let dir = self.spec.log_dir.join(self.service());
+        std::fs::create_dir_all(&dir).map_err(|e| RolloutError::Io {
+            action: format!("create {}", dir.display()),
+            source: e,
+        })?;
+        let path = dir.join(format!("{name}.log"));
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| RolloutError::Io {
+                action: format!("open {}", path.display()),
+                source: e,
+            })
+    }
+
+    fn spawn(
+        &self,
+        name: &str,
+        revision: &Revision,
+        shared: Vec<OwnedFd>,
+        private: OwnedFd,
+    ) -> Result<std::process::Child, RolloutError> {
+        use std::os::unix::process::CommandExt;
+        let spawn_error = |detail: String| RolloutError::Spawn {
+            service: self.service().to_string(),
+            detail,
+        };
+        let values = [
+            ("instance", name),
+            ("version", revision.label.as_str()),
+            ("service", self.service()),
+        ];
+        let argv: Vec<String> = revision
+            .spec
+            .command
+            .iter()
+            .map(|a| fill(a, &values))
+            .collect();
+        let Some((program, args)) = argv.split_first() else {
+            return Err(spawn_error("the command is empty".into()));
+        };
+        let base = &self.spec.base_dir;
+        let program = if program.contains('/') {
+            base.join(program).display().to_string()
+        } else {
+            program.clone()
+        };
+        let working_dir: PathBuf = revision
+            .spec
+            .working_dir
+            .as_ref()
+            .map(|d| base.join(d))
+            .unwrap_or_else(|| base.clone());
+        let log = self.log_file(name)?;
+        let log_err = log.try_clone().map_err(|e| spawn_error(e.to_string()))?;
+        let mut cmd = std::process::Command::new("/bin/sh");
+        cmd.arg("-c")
+            .arg("LISTEN_PID=$$; export LISTEN_PID; exec \"$0\" \"$@\"")
+            .arg(&program)
+            .args(args)
+            .current_dir(&working_dir)
+            .stdin(std::process::Stdio::null())
+            .stdout(log)
+            .stderr(log_err);
+        for (key, _) in std::env::vars_os() {
+            let key = key.to_string_lossy().into_owned();
+            if key.starts_with("LISTEN_") || key.starts_with("GANTRY_") {
+                cmd.env_remove(&key);
+            }
+        }
+        for (key, value) in &revision.spec.env {
+            let value = crate::secrets::resolve(value, base).map_err(|e| RolloutError::Secret {
+                key: format!("services.{}.env.{key}", self.service()),
+                source: e,
+            })?;
+            cmd.env(key, fill(&value, &values));
+        }
+        let names: Vec<String> = self
+            .spec
+            .config
+            .listen
+            .iter()
+            .map(|_| "http".to_string())
+            .chain(["health".to_string()])
+            .collect();
+        cmd.env("LISTEN_FDS", names.len().to_string())
+            .env("LISTEN_FDNAMES", names.join(":"));
+        let mut fds: Vec<i32> = shared.iter().map(|fd| fd.as_raw_fd()).collect();
+        fds.push(private.as_raw_fd());
+        // SAFETY: only async-signal-safe calls (fcntl, dup2, setsid) between
+        // fork and exec; `fds` is moved in and read, never allocated.
+        unsafe {
+            cmd.pre_exec(move || {
+                // Out of the way first, so placing one cannot clobber another.
+                let mut high = [0i32; 16];
+                for (i, fd) in fds.iter().enumerate() {
+                    let moved = libc::fcntl(*fd, libc::F_DUPFD_CLOEXEC, 100);
+                    if moved < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    high[i] = moved;
+                }
+                for (i, fd) in high.iter().take(fds.len()).enumerate() {
+                    if libc::dup2(*fd, FIRST_FD + i as i32) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                if libc::setsid() < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd
+            .spawn()
+            .map_err(|e| spawn_error(format!("{program}: {e}")))?;
+        // The child holds its copies now; ours close here.
+        drop(shared);
+        drop(private);
+        Ok(child)
+    }
+
+    /// SIGTERM, then SIGKILL after the grace period; true when forced.
+    async fn stop(&self, instance: &InstanceRecord) -> bool {
+        let Some(pid) = instance.pid else {
+            return false;
+        };
+        let process = ProcessId {
+            pid: pid as u32,
+            start: instance.process_start.clone().unwrap_or_default(),
+        };
+        if !self.alive(&instance.name, &process) {
+            return false;
+        }
+        // SAFETY: kill(2) on a process whose identity (pid + start time) we
+        // checked just now.
+        unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + self.grace;
+        while Instant::now() < deadline {
+            if !self.alive(&instance.name, &process) {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        if self.alive(&instance.name, &process) {
+            // SAFETY: as above.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            for _ in 0..200 {
+                if !self.alive(&instance.name, &process) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            return true;
+        }
+        false
+    }
+
+    /// True while the process runs; reaps it if it is our child and exited.
+    fn alive(&self, name: &str, process: &ProcessId) -> bool {
+        if let Some(child) = self.children.lock().expect("children").get_mut(name)
+            && let Ok(Some(_)) = child.try_wait()
+        {
+            return false;
+        }
+        process.is_running()
+    }
+
+    async fn forget(&self, instance: &InstanceRecord) -> Result<(), RolloutError> {
+        self.children
+            .lock()
+            .expect("children")
+            .remove(&instance.name);
+        self.store
+            .write(async |tx| {
+                tx.delete_instance(&instance.service, &instance.host, &instance.name)
+                    .await
+            })
+            .await?;
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl Driver for Supervised {
+    async fn live(&self) -> Result<Vec<InstanceRecord>, RolloutError> {
+        let service = self.service().to_string();
+        let all = self
+            .store
+            .read(async |tx| tx.instances(Some(&service)).await)
+            .await?;
+        let mut live = Vec::new();
+        for instance in all.into_iter().filter(|i| i.host == self.host) {
+            if self.is_alive(&instance) {
+                live.push(instance);
+            } else {
+                tracing::info!(service, instance = %instance.name, "forgetting an instance whose process is gone");
+                self.forget(&instance).await?;
+            }
+        }
+        Ok(live)
+    }
+
+    fn desired(&self) -> usize {
+        self.spec.config.instances as usize
+    }
+
+    async fn bring_up(
+        &self,
+        _old: Option<&InstanceRecord>,
+        revision: &Revision,
+        rollout_id: i64,
+    ) -> Result<InstanceRecord, RolloutError> {
+        let service = self.service().to_string();
+        let recorded = self
+            .store
+            .read(async |tx| tx.instances(Some(&service)).await)
+            .await?;
+        let live: Vec<InstanceRecord> = recorded
+            .iter()
+            .filter(|i| i.host == self.host && self.is_alive(i))
+            .cloned()
+            .collect();
+        let shared = self.shared_sockets(&live).await?;
+        let name = self.next_name(&recorded);
+        let listen_host = sockets::resolve(&self.spec.config.listen[0])
+            .map(|a| a.ip().to_string())
+            .unwrap_or_else(|_| "127.0.0.1".into());
+        let (private, health) =
+            sockets::bind_private(&listen_host).map_err(|e| RolloutError::Socket {
+                service: service.clone(),
+                address: format!("{listen_host}:0"),
+                detail: e.to_string(),
+            })?;
+        (self.sink)(&Event::Starting {
+            service: service.clone(),
+            instance: name.clone(),
+            revision: revision.label.clone(),
+        });
+        let child = self.spawn(&name, revision, shared, private)?;
+        let pid = child.id();
+        let record = InstanceRecord {
+            service: service.clone(),
+            host: self.host.clone(),
+            name: name.clone(),
+            driver: "supervised".into(),
+            revision: revision.id.clone(),
+            pid: Some(pid as i64),
+            process_start: Some(ProcessId::of(pid).start),
+            address: self.spec.config.listen[0].clone(),
+            health_address: health.to_string(),
+            state: "starting".into(),
+            rollout_id: Some(rollout_id),
+            started_ms: now_ms(),
+            updated_ms: now_ms(),
+        };
+        self.children
+            .lock()
+            .expect("children")
+            .insert(name.clone(), child);
+        self.store
+            .write(async |tx| tx.save_instance(&record).await)
+            .await?;
+        (self.sink)(&Event::Started {
+            service,
+            instance: name,
+            pid: record.pid,
+            health_address: record.health_address.clone(),
+        });
+        Ok(record)
+    }
+
+    async fn retire(
+        &self,
+        old: &InstanceRecord,
+        _new: Option<&InstanceRecord>,
+    ) -> Result<(), RolloutError> {
+        let mut stopping = old.clone();
+        stopping.state = "stopping".into();
+        stopping.updated_ms = now_ms();
+        self.store
+            .write(async |tx| tx.save_instance(&stopping).await)
+            .await?;
+        (self.sink)(&Event::Stopping {
+            service: old.service.clone(),
+            instance: old.name.clone(),
+            revision: old.revision.clone(),
+        });
+        let forced = self.stop(old).await;
+        self.forget(old).await?;
+        (self.sink)(&Event::Stopped {
+            service: old.service.clone(),
+            instance: old.name.clone(),
+            forced,
+        });
+        Ok(())
+    }
+
+    async fn discard(&self, failed: &InstanceRecord) -> Result<bool, RolloutError> {
+        self.retire(failed, None).await?;
+        Ok(false)
+    }
+
+    async fn mark_healthy(&self, instance: &InstanceRecord) -> Result<(), RolloutError> {
+        let mut healthy = instance.clone();
+        healthy.state = "healthy".into();
+        healthy.updated_ms = now_ms();
+        self.store
+            .write(async |tx| tx.save_instance(&healthy).await)
+            .await?;
+        Ok(())
+    }
+
+    fn is_alive(&self, instance: &InstanceRecord) -> bool {
+        let Some(pid) = instance.pid else {
+            return false;
+        };
+        self.alive(
+            &instance.name,
+            &ProcessId {
+                pid: pid as u32,
+                start: instance.process_start.clone().unwrap_or_default(),
+            },
+        )
+    }
+
+    fn view(&self, instance: &InstanceRecord, revision_label: &str) -> InstanceView {
+        InstanceView {
+            service: instance.service.clone(),
+            name: instance.name.clone(),
+            host: instance.host.clone(),
+            address: instance.address.clone(),
+            health_address: instance.health_address.clone(),
+            version: revision_label.to_string(),
+        }
+    }
+}
