@@ -234,10 +234,11 @@ impl Store {
     }
 }
 
-/// Connects a pool and brings the schema up to date. One connection is
-/// made directly first: a pool retries a refused connection until its
-/// acquire timeout and then reports only that it timed out, while an
-/// operator needs "cannot reach 127.0.0.1:5432: connection refused" now.
+/// Connects a pool and brings the schema up to date. For PostgreSQL one
+/// connection is made directly first: a pool retries a refused connection
+/// until its acquire timeout and then reports only that it timed out,
+/// while an operator needs "cannot reach 127.0.0.1:5432: connection
+/// refused" now.
 async fn connect(target: &DbTarget) -> Result<Pool, StoreError> {
     use sqlx::{ConnectOptions, Connection};
     let name = target.redacted();
@@ -253,17 +254,18 @@ async fn connect(target: &DbTarget) -> Result<Pool, StoreError> {
                     .connect_lazy_with(options),
             )
         }
-        Dialect::Sqlite => {
-            let options = sqlite_options(target)?;
-            let probe = timed(&name, options.connect()).await?;
-            let _ = probe.close().await;
-            Pool::Sqlite(
+        // A pool retries only a refused connection, which SQLite never
+        // reports: its errors come back at once, as they are.
+        Dialect::Sqlite => Pool::Sqlite(
+            timed(
+                &name,
                 SqlitePoolOptions::new()
                     .max_connections(4)
                     .acquire_timeout(std::time::Duration::from_secs(35))
-                    .connect_lazy_with(options),
+                    .connect_with(sqlite_options(target)?),
             )
-        }
+            .await?,
+        ),
     };
     if let Err(err) = schema::migrate(&pool, target).await {
         pool.close().await;
