@@ -80,11 +80,10 @@ fn manifest_path(dir: &Path) -> PathBuf {
 /// the whole `plugins/` tree: a stray `plugins/target` would retrigger us.
 fn watch<'a>(root: &Path, plugins_dir: &Path, dirs: impl Iterator<Item = &'a PathBuf>) {
     println!("cargo:rerun-if-changed={}", root.join("wit").display());
-    // A new test guest is a new folder here: watch the folder itself.
-    println!(
-        "cargo:rerun-if-changed={}",
-        plugins_dir.join("testing").display()
-    );
+    // A new plugin is a new folder: watch the folders that hold them.
+    for dir in [plugins_dir.to_path_buf(), plugins_dir.join("testing")] {
+        println!("cargo:rerun-if-changed={}", dir.display());
+    }
     for file in ["Cargo.toml", "Cargo.lock"] {
         println!(
             "cargo:rerun-if-changed={}",

@@ -10,7 +10,8 @@ use std::sync::OnceLock;
 
 /// The points: `config:recorded` (a config change is recorded
 /// `in_progress`, no file written yet), `config:wrote-first` (the first
-/// file of a change is in place).
+/// file of a change is in place), `rollout:replaced-one` (the first
+/// instance of a rollout is replaced, the rest are not).
 pub fn point(name: &str) {
     static AT: OnceLock<Option<String>> = OnceLock::new();
     let at = AT.get_or_init(|| std::env::var("GANTRY_PAUSE_AT").ok());

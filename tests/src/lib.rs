@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub mod http;
+pub mod load;
 pub mod pg;
 pub mod tls;
 
@@ -26,6 +27,17 @@ pub fn gantry_bin() -> PathBuf {
     bin
 }
 
+/// The example auth service built beside these tests.
+pub fn auth_service_bin() -> PathBuf {
+    let bin = gantry_bin().with_file_name("auth-service");
+    assert!(
+        bin.is_file(),
+        "{} is missing; run the tests with `cargo test --workspace`",
+        bin.display()
+    );
+    bin
+}
+
 /// Fails when a source is newer than the binary: `cargo test -p
 /// gantry-tests` alone does not rebuild it, and a stale binary fails tests
 /// in confusing ways.
@@ -34,10 +46,17 @@ fn assert_fresh(bin: &Path) {
         .and_then(|m| m.modified())
         .expect("binary mtime");
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let mut stack: Vec<PathBuf> = ["host/src", "host/build.rs", "wit", "migrations", "plugins"]
-        .iter()
-        .map(|p| root.join(p))
-        .collect();
+    let mut stack: Vec<PathBuf> = [
+        "host/src",
+        "host/build.rs",
+        "wit",
+        "migrations",
+        "plugins",
+        "examples/auth-service/src",
+    ]
+    .iter()
+    .map(|p| root.join(p))
+    .collect();
     while let Some(path) = stack.pop() {
         if path.file_name().is_some_and(|n| n == "target") {
             continue;
@@ -96,6 +115,31 @@ impl Sandbox {
     /// Runs gantry with `args`; returns the finished process.
     pub fn run(&self, args: &[&str]) -> Run {
         Run::from(self.gantry().args(args).output().expect("run gantry"))
+    }
+
+    /// SIGKILLs every process whose working directory is in the sandbox:
+    /// the instances gantry started there (they outlive gantry on purpose).
+    pub fn kill_processes(&self) {
+        let root = self
+            .path()
+            .canonicalize()
+            .unwrap_or_else(|_| self.path().to_path_buf());
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            if pid == std::process::id() as i32 {
+                continue;
+            }
+            if std::fs::read_link(entry.path().join("cwd")).is_ok_and(|cwd| cwd.starts_with(&root))
+            {
+                // SAFETY: kill(2) on a process this test's sandbox started.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
     }
 
     pub fn write(&self, rel: &str, contents: impl AsRef<[u8]>) -> PathBuf {

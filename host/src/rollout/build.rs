@@ -82,10 +82,20 @@ pub fn health_checks(
                     ),
                 });
             }
+            // Secret references (a canary's password) resolve now, once.
+            let mut check = check.clone();
+            for (key, value) in check.settings.iter_mut() {
+                *value = crate::secrets::resolve(value, &spec.base_dir).map_err(|e| {
+                    RolloutError::Secret {
+                        key: format!("services.{}.health_checks[{i}].settings.{key}", spec.name),
+                        source: e,
+                    }
+                })?;
+            }
             Ok(HealthCheck::plugin(
                 Arc::clone(registry.runtime()),
                 plugin,
-                check,
+                &check,
                 &spec.base_dir,
             ))
         })

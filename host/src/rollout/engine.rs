@@ -451,6 +451,9 @@ impl Rollout {
                         done.push(new);
                         healthy += 1;
                         last_progress = Instant::now();
+                        if healthy == 1 {
+                            crate::pause::point("rollout:replaced-one");
+                        }
                     }
                     Err((reason, still_there)) => {
                         failures += 1;
