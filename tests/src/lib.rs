@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+pub mod auth;
 pub mod http;
 pub mod load;
 pub mod pg;

@@ -3,150 +3,12 @@
 //! while instances are replaced, bad versions rolled back, a killed gantry
 //! picked up again.
 
+use gantry_tests::auth::Fixture;
+use gantry_tests::auth_service_bin;
 use gantry_tests::load::Load;
-use gantry_tests::{Run, Sandbox, auth_service_bin};
 use serde_json::{Value, json};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
-
-const CANARY_PASSWORD: &str = "canary-password-for-tests";
-
-struct Fixture {
-    sandbox: Sandbox,
-    port: u16,
-    config: Value,
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        self.sandbox.kill_processes();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-impl Fixture {
-    /// A migrated SQLite auth database with a canary account, a deployed
-    /// auth.json, and `services.auth` with `instances` supervised instances.
-    fn new(instances: u32, rules: Value) -> Fixture {
-        let sandbox = Sandbox::new();
-        sandbox.run(&["migrate", "-q"]).expect(0);
-        let added = std::process::Command::new(auth_service_bin())
-            .current_dir(sandbox.path())
-            .env("AUTH_SERVICE_PASSWORD", CANARY_PASSWORD)
-            .args(["add-user", "--username", "canary"])
-            .output()
-            .unwrap();
-        assert!(added.status.success(), "{added:?}");
-        sandbox.write(
-            "config/auth.json",
-            r#"{"jwt_secret_key": "a-test-secret-of-at-least-32-bytes-long", "token_expiry_minutes": 30, "rate_limiting_enabled": false}"#,
-        );
-        let port = free_port();
-        let mut rollout = json!({
-            "min_healthy_time_seconds": 0.3,
-            "healthy_deadline_seconds": 8,
-            "progress_deadline_seconds": 15,
-            "health_check_interval_seconds": 0.1,
-            "grace_period_seconds": 5,
-        });
-        for (k, v) in rules.as_object().unwrap() {
-            rollout[k] = v.clone();
-        }
-        let config = json!({
-            "config_deploy": {"validators": []},
-            "state": {"lease_seconds": 2},
-            "services": {"auth": {
-                "command": [auth_service_bin(), "--instance", "{instance}", "--version", "{version}", "--drain-ms", "400"],
-                "instances": instances,
-                "listen": [format!("127.0.0.1:{port}")],
-                "version": "v1",
-                "config_files": ["auth.json"],
-                "env": {"AUTH_SERVICE_LOG": "warn", "CANARY_PASSWORD": CANARY_PASSWORD},
-                "health_checks": [
-                    {"plugin": "http-check", "settings": {"url": "http://{instance_address}/readyz"}, "period_seconds": 0.1},
-                    {"plugin": "auth-smoke-check", "period_seconds": 0.2, "settings": {
-                        "url": "http://{instance_address}", "username": "canary", "password": CANARY_PASSWORD}}
-                ],
-                "rollout": rollout,
-            }},
-        });
-        let fixture = Fixture {
-            sandbox,
-            port,
-            config,
-        };
-        fixture.save();
-        fixture
-    }
-
-    fn save(&self) {
-        self.sandbox.write(
-            "deployment_config.json",
-            serde_json::to_string_pretty(&self.config).unwrap(),
-        );
-    }
-
-    fn service(&mut self) -> &mut Value {
-        &mut self.config["services"]["auth"]
-    }
-
-    fn gantry(&self, args: &[&str]) -> Run {
-        self.sandbox.run(args)
-    }
-
-    fn status(&self) -> Value {
-        let run = self.gantry(&["rollout", "status", "auth", "--json"]);
-        run.json()[0].clone()
-    }
-
-    /// (name, pid, version) of every running instance.
-    fn instances(&self) -> Vec<(String, i64, String)> {
-        self.status()["instances"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|i| i["alive"] == true)
-            .map(|i| {
-                (
-                    i["name"].as_str().unwrap().to_string(),
-                    i["pid"].as_i64().unwrap(),
-                    i["version"].as_str().unwrap().to_string(),
-                )
-            })
-            .collect()
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    /// A fresh access token for the canary.
-    fn token(&self) -> String {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let answer: Value = reqwest::Client::new()
-                .post(self.url("/login"))
-                .json(&json!({"username": "canary", "password": CANARY_PASSWORD}))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            answer["access_token"].as_str().unwrap().to_string()
-        })
-    }
-}
 
 #[test]
 fn three_instances_roll_to_a_new_config_under_load_without_a_failed_request() {
@@ -354,4 +216,158 @@ fn bad_rollout_rules_are_refused_naming_the_key() {
     assert!(run.stderr.contains("health-check plugin"), "{}", run.stderr);
     let run = f.gantry(&["rollout", "nope"]).expect(2);
     assert!(run.stderr.contains("no service `nope`"), "{}", run.stderr);
+}
+
+/// Three hosts made by the test: network namespaces joined to this one by
+/// veth pairs, each with one instance of the auth service on its own
+/// address. Removed (instances and all) on drop.
+struct Hosts {
+    names: Vec<String>,
+    addresses: Vec<String>,
+}
+
+fn ip(args: &[&str]) {
+    let out = std::process::Command::new("ip").args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl Hosts {
+    fn new(count: usize) -> Hosts {
+        let tag = std::process::id() % 100_000;
+        let net = 200 + (std::process::id() % 50);
+        let mut hosts = Hosts {
+            names: Vec::new(),
+            addresses: Vec::new(),
+        };
+        for n in 1..=count {
+            let ns = format!("g{tag}n{n}");
+            let (outside, inside) = (format!("g{tag}h{n}"), format!("g{tag}v{n}"));
+            ip(&["netns", "add", &ns]);
+            hosts.names.push(ns.clone());
+            ip(&["link", "add", &outside, "type", "veth", "peer", "name", &inside]);
+            ip(&["link", "set", &inside, "netns", &ns]);
+            ip(&["addr", "add", &format!("10.{net}.{n}.1/24"), "dev", &outside]);
+            ip(&["link", "set", &outside, "up"]);
+            ip(&["netns", "exec", &ns, "ip", "addr", "add", &format!("10.{net}.{n}.2/24"), "dev", &inside]);
+            ip(&["netns", "exec", &ns, "ip", "link", "set", &inside, "up"]);
+            ip(&["netns", "exec", &ns, "ip", "link", "set", "lo", "up"]);
+            hosts.addresses.push(format!("10.{net}.{n}.2:8080"));
+        }
+        hosts
+    }
+}
+
+impl Drop for Hosts {
+    fn drop(&mut self) {
+        for ns in &self.names {
+            // Every process in the namespace, then the namespace (and its veth).
+            if let Ok(out) = std::process::Command::new("ip").args(["netns", "pids", ns]).output() {
+                for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                    if let Ok(pid) = pid.parse::<i32>() {
+                        // SAFETY: kill(2) on a process in a namespace this test made.
+                        unsafe { libc::kill(pid, libc::SIGKILL) };
+                    }
+                }
+            }
+            let _ = std::process::Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+fn version_at(address: &str) -> Option<String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let answer: Value = reqwest::Client::new()
+            .get(format!("http://{address}/healthz"))
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        answer["version"].as_str().map(String::from)
+    })
+}
+
+#[test]
+fn the_exec_driver_rolls_three_hosts_and_a_bad_version_on_the_second_rolls_back_the_first() {
+    let hosts = Hosts::new(3);
+    let mut f = Fixture::new(1, json!({}));
+    // The operator's script: starts and stops an instance inside a host.
+    // Version v2 is broken on the second host only (say, a host-specific
+    // config problem): it never becomes ready there.
+    f.sandbox.write(
+        "run.sh",
+        format!(
+            r#"#!/bin/sh
+set -e
+cd "$(dirname "$0")"
+mkdir -p run logs
+case "$1" in
+start)
+  fault=""
+  if [ "$4" = "v2" ] && [ "$2" = "{bad}" ]; then fault="unready"; fi
+  AUTH_SERVICE_FAULT="$fault" setsid ip netns exec "$2" {bin} --listen "$5" --instance "$3" --version "$4" --drain-ms 100 > "logs/$3.log" 2>&1 < /dev/null &
+  echo $! > "run/$3.pid"
+  ;;
+stop)
+  if [ -f "run/$3.pid" ]; then
+    pid=$(cat "run/$3.pid")
+    kill "$pid" 2>/dev/null || true
+    for i in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+    rm -f "run/$3.pid"
+  fi
+  ;;
+esac
+"#,
+            bad = hosts.names[1],
+            bin = auth_service_bin().display()
+        ),
+    );
+    let slots: Vec<Value> = hosts
+        .names
+        .iter()
+        .zip(&hosts.addresses)
+        .enumerate()
+        .map(|(i, (ns, address))| json!({"name": format!("auth-{}", i + 1), "host": ns, "address": address}))
+        .collect();
+    *f.service() = json!({
+        "driver": "exec",
+        "version": "v1",
+        "hosts": slots,
+        "exec": {
+            "start": "sh run.sh start {host} {instance} {version} {address}",
+            "stop": "sh run.sh stop {host} {instance} {version} {address}",
+            "timeout_seconds": 20
+        },
+        "health_checks": [{"plugin": "http-check", "settings": {"url": "http://{address}/readyz"}, "period_seconds": 0.1}],
+        "rollout": {"min_healthy_time_seconds": 0.3, "healthy_deadline_seconds": 3, "progress_deadline_seconds": 8, "health_check_interval_seconds": 0.1}
+    });
+    f.save();
+
+    f.gantry(&["rollout", "auth"]).expect(0);
+    for address in &hosts.addresses {
+        assert_eq!(version_at(address).as_deref(), Some("v1"), "{address}");
+    }
+
+    f.service()["version"] = json!("v2");
+    f.save();
+    let run = f.gantry(&["rollout", "auth"]).expect(1);
+    assert!(run.stderr.contains("auth-2"), "{}", run.stderr);
+    assert!(run.stdout.contains("rolling back to v1"), "{}", run.stdout);
+    // The first host had moved to v2 and is back on v1; the third never moved.
+    for address in &hosts.addresses {
+        assert_eq!(version_at(address).as_deref(), Some("v1"), "{address}\n{}", run.stdout);
+    }
+    let status = f.status();
+    assert_eq!(status["last_rollout"]["state"], "rolled_back", "{status:#}");
 }

@@ -126,7 +126,7 @@ pub fn rollout(
     Ok(Rollout {
         store: store.clone(),
         gate: Gate {
-            checks: Arc::new(checks),
+            checks: checks.into_iter().map(Arc::new).collect(),
             min_healthy: secs(r.min_healthy_time_seconds),
             deadline: secs(r.healthy_deadline_seconds),
             interval: secs(r.health_check_interval_seconds),

@@ -88,6 +88,11 @@ enum Failure {
 }
 
 impl Rollout {
+    /// Adds checks every instance must pass, beside the configured ones.
+    pub fn add_checks(&mut self, extra: Vec<Arc<super::health::HealthCheck>>) {
+        self.gate.checks.extend(extra);
+    }
+
     fn emit(&self, event: Event) {
         (self.sink)(&event);
     }
@@ -501,7 +506,7 @@ impl Rollout {
             .map_err(|e| (e.to_string(), None))?;
         let view = self.driver.view(&new, &to.label);
         let gate = Gate {
-            checks: Arc::clone(&self.gate.checks),
+            checks: self.gate.checks.clone(),
             min_healthy: self.gate.min_healthy,
             deadline: self.gate.deadline.min(remaining),
             interval: self.gate.interval,

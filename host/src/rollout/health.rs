@@ -192,7 +192,7 @@ pub enum GateOutcome {
 
 /// The gate one instance must pass.
 pub struct Gate {
-    pub checks: Arc<Vec<HealthCheck>>,
+    pub checks: Vec<Arc<HealthCheck>>,
     pub min_healthy: Duration,
     pub deadline: Duration,
     pub interval: Duration,

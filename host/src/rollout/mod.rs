@@ -13,6 +13,7 @@ mod sockets;
 mod spec;
 mod status;
 mod supervised;
+mod updater;
 
 pub use driver::Driver;
 pub use engine::{Rollout, RolloutReport, Rules, Target};
@@ -23,3 +24,4 @@ pub use health::{CheckFn, Gate, GateOutcome, HealthCheck, InstanceView, Probe};
 pub use spec::{Revision, RevisionSpec, ServiceSpec};
 pub use status::{InstanceStatus, ServiceStatus};
 pub use supervised::Supervised;
+pub use updater::{UpdateContext, UpdateError, ZeroDowntimeUpdater};
