@@ -17,7 +17,7 @@ mod tests {
     fn counts_lines_and_characters() {
         assert_eq!(line_col("ab\ncdé f", 0), (1, 1));
         assert_eq!(line_col("ab\ncdé f", 3), (2, 1));
-        assert_eq!(line_col("ab\ncdé f", 8), (2, 4));
+        assert_eq!(line_col("ab\ncdé f", 8), (2, 5));
         assert_eq!(line_col("ab", 99), (1, 3));
     }
 }

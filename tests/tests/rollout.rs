@@ -227,7 +227,10 @@ struct Hosts {
 }
 
 fn ip(args: &[&str]) {
-    let out = std::process::Command::new("ip").args(args).output().unwrap();
+    let out = std::process::Command::new("ip")
+        .args(args)
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "ip {}: {}",
@@ -249,11 +252,29 @@ impl Hosts {
             let (outside, inside) = (format!("g{tag}h{n}"), format!("g{tag}v{n}"));
             ip(&["netns", "add", &ns]);
             hosts.names.push(ns.clone());
-            ip(&["link", "add", &outside, "type", "veth", "peer", "name", &inside]);
+            ip(&[
+                "link", "add", &outside, "type", "veth", "peer", "name", &inside,
+            ]);
             ip(&["link", "set", &inside, "netns", &ns]);
-            ip(&["addr", "add", &format!("10.{net}.{n}.1/24"), "dev", &outside]);
+            ip(&[
+                "addr",
+                "add",
+                &format!("10.{net}.{n}.1/24"),
+                "dev",
+                &outside,
+            ]);
             ip(&["link", "set", &outside, "up"]);
-            ip(&["netns", "exec", &ns, "ip", "addr", "add", &format!("10.{net}.{n}.2/24"), "dev", &inside]);
+            ip(&[
+                "netns",
+                "exec",
+                &ns,
+                "ip",
+                "addr",
+                "add",
+                &format!("10.{net}.{n}.2/24"),
+                "dev",
+                &inside,
+            ]);
             ip(&["netns", "exec", &ns, "ip", "link", "set", &inside, "up"]);
             ip(&["netns", "exec", &ns, "ip", "link", "set", "lo", "up"]);
             hosts.addresses.push(format!("10.{net}.{n}.2:8080"));
@@ -266,7 +287,10 @@ impl Drop for Hosts {
     fn drop(&mut self) {
         for ns in &self.names {
             // Every process in the namespace, then the namespace (and its veth).
-            if let Ok(out) = std::process::Command::new("ip").args(["netns", "pids", ns]).output() {
+            if let Ok(out) = std::process::Command::new("ip")
+                .args(["netns", "pids", ns])
+                .output()
+            {
                 for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
                     if let Ok(pid) = pid.parse::<i32>() {
                         // SAFETY: kill(2) on a process in a namespace this test made.
@@ -274,7 +298,9 @@ impl Drop for Hosts {
                     }
                 }
             }
-            let _ = std::process::Command::new("ip").args(["netns", "del", ns]).status();
+            let _ = std::process::Command::new("ip")
+                .args(["netns", "del", ns])
+                .status();
         }
     }
 }
@@ -366,7 +392,12 @@ esac
     assert!(run.stdout.contains("rolling back to v1"), "{}", run.stdout);
     // The first host had moved to v2 and is back on v1; the third never moved.
     for address in &hosts.addresses {
-        assert_eq!(version_at(address).as_deref(), Some("v1"), "{address}\n{}", run.stdout);
+        assert_eq!(
+            version_at(address).as_deref(),
+            Some("v1"),
+            "{address}\n{}",
+            run.stdout
+        );
     }
     let status = f.status();
     assert_eq!(status["last_rollout"]["state"], "rolled_back", "{status:#}");

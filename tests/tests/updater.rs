@@ -22,7 +22,8 @@ fn updater(f: &Fixture) -> ZeroDowntimeUpdater {
     )
     .unwrap();
     let store = Store::lazy(&settings.state);
-    let runtime = Arc::new(Runtime::new(RuntimeSettings::from_settings(&settings).unwrap()).unwrap());
+    let runtime =
+        Arc::new(Runtime::new(RuntimeSettings::from_settings(&settings).unwrap()).unwrap());
     let registry = Arc::new(Registry::new(
         runtime,
         Some(&settings.plugin_dir),
@@ -44,8 +45,15 @@ async fn a_failed_update_context_restores_the_config_and_rolls_the_service_back(
     f.sandbox.write("base/auth.json", secret_config(30));
     f.config["environments"] = json!({"development": {}});
     f.save();
-    f.gantry(&["config", "deploy", "--config-file", "base/auth.json", "--environment", "development"])
-        .expect(0);
+    f.gantry(&[
+        "config",
+        "deploy",
+        "--config-file",
+        "base/auth.json",
+        "--environment",
+        "development",
+    ])
+    .expect(0);
     f.gantry(&["rollout", "auth"]).expect(0);
     let before = f.instances();
     let deployed = std::fs::read_to_string(f.sandbox.path().join("config/auth.json")).unwrap();
@@ -55,7 +63,9 @@ async fn a_failed_update_context_restores_the_config_and_rolls_the_service_back(
     let base = f.sandbox.path().join("base/auth.json");
     let outcome = updater
         .update_context("config_update", Duration::from_secs(60), async |ctx| {
-            let rolled = ctx.update_configuration(&[base.clone()], "development").await?;
+            let rolled = ctx
+                .update_configuration(std::slice::from_ref(&base), "development")
+                .await?;
             assert_eq!(rolled.len(), 1, "the service that reads auth.json rolled");
             assert_eq!(rolled[0].replaced, 2);
             Err::<(), _>(anyhow::anyhow!("the smoke test after the update failed"))
@@ -81,12 +91,19 @@ async fn a_failed_update_context_restores_the_config_and_rolls_the_service_back(
     assert_eq!(status["last_rollout"]["state"], "succeeded");
     let revision = |i: &serde_json::Value| i["revision"].as_str().unwrap().to_string();
     let instances = status["instances"].as_array().unwrap();
-    assert!(instances.iter().all(|i| revision(i) == revision(&instances[0])));
+    assert!(
+        instances
+            .iter()
+            .all(|i| revision(i) == revision(&instances[0]))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rust_health_check_gates_new_instances() {
-    let mut f = Fixture::new(1, json!({"healthy_deadline_seconds": 1.5, "progress_deadline_seconds": 4}));
+    let mut f = Fixture::new(
+        1,
+        json!({"healthy_deadline_seconds": 1.5, "progress_deadline_seconds": 4}),
+    );
     f.gantry(&["rollout", "auth"]).expect(0);
     let before = f.instances();
     f.service()["version"] = json!("v2");
@@ -100,7 +117,10 @@ async fn a_rust_health_check_gates_new_instances() {
             Arc::new(|instance| {
                 Box::pin(async move {
                     let (status, message) = if instance.version == "v2" {
-                        (HealthStatus::Critical, format!("{} runs v2, which we refuse", instance.name))
+                        (
+                            HealthStatus::Critical,
+                            format!("{} runs v2, which we refuse", instance.name),
+                        )
                     } else {
                         (HealthStatus::Ok, "fine".to_string())
                     };
@@ -115,6 +135,9 @@ async fn a_rust_health_check_gates_new_instances() {
     );
     let outcome = updater.rolling_restart(&["auth"]).await;
     let err = outcome.expect_err("the closure refuses v2");
-    assert!(err.to_string().contains("which we refuse") || err.to_string().contains("not healthy"), "{err}");
+    assert!(
+        err.to_string().contains("which we refuse") || err.to_string().contains("not healthy"),
+        "{err}"
+    );
     assert_eq!(f.instances(), before);
 }

@@ -29,12 +29,17 @@ pub trait Driver: Send + Sync {
         rollout_id: i64,
     ) -> Result<InstanceRecord, RolloutError>;
 
-    /// Retires `old`, whose replacement `new` is healthy.
+    /// Retires `old`, whose replacement `new` is healthy. It may finish in
+    /// the background (an instance draining its connections); `settle`
+    /// waits for every retirement to end.
     async fn retire(
         &self,
         old: &InstanceRecord,
         new: Option<&InstanceRecord>,
     ) -> Result<(), RolloutError>;
+
+    /// Waits until every retirement started so far has ended.
+    async fn settle(&self) {}
 
     /// A replacement that failed its gate. True when it is still there, at
     /// the failed revision, and must be rolled back in place (exec).

@@ -344,6 +344,8 @@ impl Rollout {
             }
             Err(failure) => Err(failure),
         };
+        // Retired instances finish draining (or are killed) before the end.
+        self.driver.settle().await;
         let duration_ms = started.elapsed().as_millis() as u64;
         match outcome {
             Ok(()) => {
@@ -369,6 +371,7 @@ impl Rollout {
                 let outcome = self
                     .roll_back(&done, from_id.as_deref(), to, &reason, rollout_id, lease)
                     .await;
+                self.driver.settle().await;
                 let (state, outcome_text) = match &outcome {
                     Ok(Some(label)) => ("rolled_back", format!("rolled back to {label}")),
                     Ok(None) => (
@@ -511,6 +514,8 @@ impl Rollout {
             deadline: self.gate.deadline.min(remaining),
             interval: self.gate.interval,
         };
+        let clamped = gate.deadline < self.gate.deadline;
+        let waited = Instant::now();
         let driver = Arc::clone(&self.driver);
         let probe = new.clone();
         match gate.wait(&view, &move || driver.is_alive(&probe)).await {
@@ -529,7 +534,14 @@ impl Rollout {
                 Ok(new)
             }
             GateOutcome::Failed { reason } => {
-                let reason = format!("{}: {reason}", new.name);
+                let reason = if clamped && waited.elapsed() >= gate.deadline {
+                    format!(
+                        "the update took longer than max_update_time ({:?}) while {} was starting",
+                        self.rules.max_update, new.name
+                    )
+                } else {
+                    format!("{}: {reason}", new.name)
+                };
                 self.emit(Event::Unhealthy {
                     service: self.service().to_string(),
                     instance: new.name.clone(),

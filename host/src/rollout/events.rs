@@ -46,6 +46,8 @@ pub enum Event {
         service: String,
         instance: String,
         forced: bool,
+        /// From SIGTERM to its exit: how long it drained.
+        after_ms: u64,
     },
     /// `done` of `total` instances replaced.
     Progress {

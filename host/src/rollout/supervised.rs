@@ -20,7 +20,7 @@ use crate::store::{InstanceRecord, Store};
 use std::collections::HashMap;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub struct Supervised {
@@ -32,7 +32,9 @@ pub struct Supervised {
     /// The shared sockets, once taken (from an instance, or bound).
     sockets: tokio::sync::Mutex<Option<Vec<OwnedFd>>>,
     /// Instances this process started, to reap them when they exit.
-    children: Mutex<HashMap<String, std::process::Child>>,
+    children: Arc<Mutex<HashMap<String, std::process::Child>>>,
+    /// Retirements under way: SIGTERM sent, waiting for the exit.
+    stopping: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 fn now_ms() -> i64 {
@@ -54,7 +56,8 @@ impl Supervised {
             grace,
             sink,
             sockets: tokio::sync::Mutex::new(None),
-            children: Mutex::new(HashMap::new()),
+            children: Arc::new(Mutex::new(HashMap::new())),
+            stopping: Mutex::new(Vec::new()),
         }
     }
 
@@ -268,6 +271,25 @@ impl Supervised {
         Ok(child)
     }
 
+    fn stopper(&self) -> Stopper {
+        Stopper {
+            store: self.store.clone(),
+            children: Arc::clone(&self.children),
+            grace: self.grace,
+            sink: self.sink.clone(),
+        }
+    }
+}
+
+/// What stopping an instance needs, owned, so it can finish in a task.
+struct Stopper {
+    store: Store,
+    children: Arc<Mutex<HashMap<String, std::process::Child>>>,
+    grace: Duration,
+    sink: Sink<Event>,
+}
+
+impl Stopper {
     /// SIGTERM, then SIGKILL after the grace period; true when forced.
     async fn stop(&self, instance: &InstanceRecord) -> bool {
         let Some(pid) = instance.pid else {
@@ -277,7 +299,7 @@ impl Supervised {
             pid: pid as u32,
             start: instance.process_start.clone().unwrap_or_default(),
         };
-        if !self.alive(&instance.name, &process) {
+        if !alive(&self.children, &instance.name, &process) {
             return false;
         }
         // SAFETY: kill(2) on a process whose identity (pid + start time) we
@@ -285,16 +307,16 @@ impl Supervised {
         unsafe { libc::kill(pid as i32, libc::SIGTERM) };
         let deadline = Instant::now() + self.grace;
         while Instant::now() < deadline {
-            if !self.alive(&instance.name, &process) {
+            if !alive(&self.children, &instance.name, &process) {
                 return false;
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
-        if self.alive(&instance.name, &process) {
+        if alive(&self.children, &instance.name, &process) {
             // SAFETY: as above.
             unsafe { libc::kill(pid as i32, libc::SIGKILL) };
             for _ in 0..200 {
-                if !self.alive(&instance.name, &process) {
+                if !alive(&self.children, &instance.name, &process) {
                     break;
                 }
                 tokio::time::sleep(Duration::from_millis(10)).await;
@@ -302,16 +324,6 @@ impl Supervised {
             return true;
         }
         false
-    }
-
-    /// True while the process runs; reaps it if it is our child and exited.
-    fn alive(&self, name: &str, process: &ProcessId) -> bool {
-        if let Some(child) = self.children.lock().expect("children").get_mut(name)
-            && let Ok(Some(_)) = child.try_wait()
-        {
-            return false;
-        }
-        process.is_running()
     }
 
     async fn forget(&self, instance: &InstanceRecord) -> Result<(), RolloutError> {
@@ -327,6 +339,35 @@ impl Supervised {
             .await?;
         Ok(())
     }
+
+    /// Stops `instance`, forgets it, says so.
+    async fn retire(&self, instance: &InstanceRecord) {
+        let started = Instant::now();
+        let forced = self.stop(instance).await;
+        if let Err(e) = self.forget(instance).await {
+            tracing::error!(instance = %instance.name, "cannot forget a stopped instance: {e}");
+        }
+        (self.sink)(&Event::Stopped {
+            service: instance.service.clone(),
+            instance: instance.name.clone(),
+            forced,
+            after_ms: started.elapsed().as_millis() as u64,
+        });
+    }
+}
+
+/// True while the process runs; reaps it if it is our child and exited.
+fn alive(
+    children: &Mutex<HashMap<String, std::process::Child>>,
+    name: &str,
+    process: &ProcessId,
+) -> bool {
+    if let Some(child) = children.lock().expect("children").get_mut(name)
+        && let Ok(Some(_)) = child.try_wait()
+    {
+        return false;
+    }
+    process.is_running()
 }
 
 #[async_trait::async_trait]
@@ -339,11 +380,22 @@ impl Driver for Supervised {
             .await?;
         let mut live = Vec::new();
         for instance in all.into_iter().filter(|i| i.host == self.host) {
+            if instance.state == "stopping" {
+                // Retired and draining: no longer one of the service's
+                // instances. One left behind by a gantry that died while it
+                // drained is finished off here.
+                if !self.is_alive(&instance) {
+                    self.stopper().forget(&instance).await?;
+                } else if now_ms() - instance.updated_ms > self.grace.as_millis() as i64 {
+                    self.stopper().retire(&instance).await;
+                }
+                continue;
+            }
             if self.is_alive(&instance) {
                 live.push(instance);
             } else {
                 tracing::info!(service, instance = %instance.name, "forgetting an instance whose process is gone");
-                self.forget(&instance).await?;
+                self.stopper().forget(&instance).await?;
             }
         }
         Ok(live)
@@ -434,14 +486,19 @@ impl Driver for Supervised {
             instance: old.name.clone(),
             revision: old.revision.clone(),
         });
-        let forced = self.stop(old).await;
-        self.forget(old).await?;
-        (self.sink)(&Event::Stopped {
-            service: old.service.clone(),
-            instance: old.name.clone(),
-            forced,
-        });
+        // It drains in the background while the rollout goes on; `settle`
+        // waits for it (and SIGKILLs it after the grace period).
+        let (stopper, old) = (self.stopper(), old.clone());
+        let task = tokio::spawn(async move { stopper.retire(&old).await });
+        self.stopping.lock().expect("stopping").push(task);
         Ok(())
+    }
+
+    async fn settle(&self) {
+        let tasks: Vec<_> = std::mem::take(&mut *self.stopping.lock().expect("stopping"));
+        for task in tasks {
+            let _ = task.await;
+        }
     }
 
     async fn discard(&self, failed: &InstanceRecord) -> Result<bool, RolloutError> {
@@ -463,7 +520,8 @@ impl Driver for Supervised {
         let Some(pid) = instance.pid else {
             return false;
         };
-        self.alive(
+        alive(
+            &self.children,
             &instance.name,
             &ProcessId {
                 pid: pid as u32,

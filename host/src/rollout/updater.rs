@@ -47,8 +47,13 @@ pub struct ZeroDowntimeUpdater {
 
 /// What one `update_context` did, to undo it.
 enum Done {
-    Config { backup_id: String },
-    Rolled { service: String, from: Option<String> },
+    Config {
+        backup_id: String,
+    },
+    Rolled {
+        service: String,
+        from: Option<String>,
+    },
 }
 
 /// The scope `update_context` hands its body.
