@@ -70,7 +70,7 @@ pub mod migration {
 }
 
 /// The contract version this host speaks.
-pub const CONTRACT: &str = "gantry:plugin@0.1.0";
+pub const CONTRACT: &str = "gantry:plugin@0.2.0";
 
 /// Every interface of the contract (whether or not this host provides it).
 pub const INTERFACES: &[&str] = &["types", "log", "config", "http", "tcp", "smtp", "sql"];

@@ -218,35 +218,53 @@ description = "where alerts are POSTed"
 required = true
 "#;
 
-const NOTIFIER_LIB: &str = r#"//! `@NAME@`: a gantry notifier that POSTs each alert as JSON.
+const NOTIFIER_LIB: &str = r#"//! `@NAME@`: a gantry notifier that POSTs each notification (a group of
+//! alerts, shaped like Alertmanager's webhook payload) as JSON.
 
-use gantry_plugin::http::{describe, Request};
-use gantry_plugin::{config, Alert, AlertState, Notifier};
+use gantry_plugin::http::{HttpError, Request, describe};
+use gantry_plugin::{config, AlertState, DeliveryError, Notification, Notifier};
 
 struct Channel;
 
 impl Notifier for Channel {
-    fn notify(alert: Alert) -> Result<(), String> {
-        let url = config::require("url")?;
-        let state = match alert.state {
+    fn notify(n: Notification) -> Result<(), DeliveryError> {
+        let url = config::require("url").map_err(DeliveryError::permanent)?;
+        let state = |s: AlertState| match s {
             AlertState::Firing => "firing",
             AlertState::Resolved => "resolved",
         };
+        let alerts: Vec<String> = n
+            .alerts
+            .iter()
+            .map(|a| {
+                format!(
+                    "{{\"status\":\"{}\",\"name\":{},\"summary\":{},\"fingerprint\":{}}}",
+                    state(a.status),
+                    quote(&a.name),
+                    quote(&a.summary),
+                    quote(&a.fingerprint)
+                )
+            })
+            .collect();
         let body = format!(
-            "{{\"name\":{},\"state\":\"{state}\",\"summary\":{},\"fingerprint\":{}}}",
-            quote(&alert.name),
-            quote(&alert.summary),
-            quote(&alert.fingerprint),
+            "{{\"receiver\":{},\"status\":\"{}\",\"groupKey\":{},\"test\":{},\"alerts\":[{}]}}",
+            quote(&n.receiver),
+            state(n.status),
+            quote(&n.group_key),
+            n.test,
+            alerts.join(",")
         );
         let response = Request::post(&url)
+            .header("idempotency-key", &n.idempotency_key)
             .json(body)
             .send()
-            .map_err(|err| describe(&err))?;
-        if (200..300).contains(&response.status) {
-            Ok(())
-        } else {
-            Err(format!("{url} answered {}", response.status))
-        }
+            .map_err(|err| match err {
+                HttpError::Denied(_) | HttpError::InvalidRequest(_) => {
+                    DeliveryError::permanent(describe(&err))
+                }
+                other => DeliveryError::retry(describe(&other)),
+            })?;
+        DeliveryError::from_status(&url, response.status, response.header("retry-after"))
     }
 }
 

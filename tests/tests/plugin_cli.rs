@@ -311,7 +311,7 @@ fn inspect_describes_world_imports_and_manifest() {
         .iter()
         .map(|v| v.as_str().unwrap())
         .collect();
-    assert!(imports.contains(&"gantry:plugin/http@0.1.0"), "{imports:?}");
+    assert!(imports.contains(&"gantry:plugin/http@0.2.0"), "{imports:?}");
     assert_eq!(json["manifest"]["name"], "hostile");
 
     let mailer = gantry::testing::test_plugin("mailer");
@@ -465,8 +465,9 @@ fn a_vendored_notifier_scaffold_builds_and_delivers() {
     let body = rx
         .recv_timeout(std::time::Duration::from_secs(5))
         .expect("the receiver got the alert");
-    assert_eq!(body["name"], "GantryPluginTest");
-    assert_eq!(body["state"], "firing");
+    assert_eq!(body["status"], "firing");
+    assert_eq!(body["test"], true);
+    assert_eq!(body["alerts"][0]["name"], "GantryPluginTest");
 }
 
 #[test]

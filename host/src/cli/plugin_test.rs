@@ -4,7 +4,8 @@
 
 use super::Context;
 use crate::bindings::types::{
-    Alert, AlertState, CheckResult, Finding, FindingSeverity, HealthStatus, Kv, Metric, Severity,
+    Alert, AlertState, CheckResult, DeliveryError, Finding, FindingSeverity, HealthStatus, Kv,
+    Metric, Notification, Severity,
 };
 use crate::capabilities::config::Settings;
 use crate::error::{CliResult, Exit, Failure};
@@ -103,33 +104,58 @@ pub async fn check(ctx: &Context, call: Call, target: String) -> CliResult {
     Ok(exit)
 }
 
-fn test_alert() -> Alert {
+/// A test notification: one firing alert, marked as a test.
+pub fn test_notification() -> Notification {
     let now = chrono::Utc::now();
-    Alert {
-        id: format!("test-{}", now.timestamp_millis()),
+    let kv = |key: &str, value: &str| Kv {
+        key: key.into(),
+        value: value.into(),
+    };
+    let alert = Alert {
         fingerprint: "gantry-plugin-test".into(),
-        name: "GantryPluginTest".into(),
-        severity: Severity::Warning,
-        state: AlertState::Firing,
-        summary: "test notice from `gantry plugin test`".into(),
-        description: "If you can read this, the notifier delivers.".into(),
-        labels: vec![Kv {
-            key: "source".into(),
-            value: "gantry-plugin-test".into(),
-        }],
-        annotations: Vec::new(),
-        value: None,
-        threshold: None,
+        status: AlertState::Firing,
+        labels: vec![
+            kv("alertname", "GantryPluginTest"),
+            kv("severity", "warning"),
+            kv("source", "gantry-plugin-test"),
+        ],
+        annotations: vec![
+            kv("summary", "test notice from `gantry plugin test`"),
+            kv(
+                "description",
+                "If you can read this, the notifier delivers.",
+            ),
+        ],
         starts_at: now.to_rfc3339(),
         ends_at: None,
+        generator_url: String::new(),
+        name: "GantryPluginTest".into(),
+        severity: Severity::Warning,
+        summary: "test notice from `gantry plugin test`".into(),
+        description: "If you can read this, the notifier delivers.".into(),
+        value: None,
+        threshold: None,
         acknowledged_by: None,
+    };
+    Notification {
+        receiver: "gantry-plugin-test".into(),
+        status: AlertState::Firing,
+        group_key: "{}:{alertname=\"GantryPluginTest\"}".into(),
+        group_labels: vec![kv("alertname", "GantryPluginTest")],
+        common_labels: alert.labels.clone(),
+        common_annotations: alert.annotations.clone(),
+        external_url: String::new(),
+        alerts: vec![alert],
+        truncated_alerts: 0,
+        idempotency_key: format!("test-{}", now.timestamp_millis()),
+        test: true,
     }
 }
 
 pub async fn notifier(ctx: &Context, call: Call) -> CliResult {
     let outcome = call
         .run(|rt, plugin, settings, options| {
-            rt.notify_with(plugin, settings, &test_alert(), options)
+            rt.notify_with(plugin, settings, &test_notification(), options)
         })
         .await?;
     let plugin = &*call.plugin;
@@ -151,14 +177,26 @@ pub async fn notifier(ctx: &Context, call: Call) -> CliResult {
             "plugin": plugin.name(),
             "kind": plugin.kind(),
             "delivered": delivered.is_ok(),
-            "error": delivered.as_ref().err(),
+            "error": delivered.as_ref().err().map(|e| match e {
+                DeliveryError::Retry(r) => serde_json::json!({"retry": r.reason, "retry_after_seconds": r.retry_after_seconds}),
+                DeliveryError::Permanent(p) => serde_json::json!({"permanent": p}),
+            }),
             "report": report_json(&report),
             "exit_code": exit as u8,
         }))?;
     } else {
         match &delivered {
-            Ok(()) => ctx.out.text("DELIVERED: the test alert was accepted")?,
-            Err(why) => ctx.out.text(format!("REFUSED: {why}"))?,
+            Ok(()) => ctx.out.text("DELIVERED: the test notice was accepted")?,
+            Err(DeliveryError::Retry(r)) => ctx.out.text(format!(
+                "REFUSED (would retry{}): {}",
+                r.retry_after_seconds
+                    .map(|s| format!(" after {s} s"))
+                    .unwrap_or_default(),
+                r.reason
+            ))?,
+            Err(DeliveryError::Permanent(why)) => {
+                ctx.out.text(format!("REFUSED (permanently): {why}"))?
+            }
         }
         print_report(ctx, plugin, &report, Report::AfterResult)?;
     }

@@ -13,7 +13,7 @@ use super::limiter::MemoryCap;
 use super::manifest::PluginKind;
 use super::pipe::BoundedPipe;
 use super::state::CallState;
-use crate::bindings::types::{Alert, CheckResult, Finding};
+use crate::bindings::types::{CheckResult, DeliveryError, Finding, Notification};
 use crate::capabilities::CallContext;
 use crate::capabilities::config::Settings;
 use crate::capabilities::log::LogLine;
@@ -148,24 +148,24 @@ impl Runtime {
         .0
     }
 
-    /// Delivers one alert through a notifier.
+    /// Delivers one notification through a notifier.
     pub fn notify(
         &self,
         plugin: &Plugin,
         settings: &Settings,
-        alert: &Alert,
-    ) -> Outcome<Result<(), String>> {
-        self.notify_with(plugin, settings, alert, &CallOptions::default())
+        notification: &Notification,
+    ) -> Outcome<Result<(), DeliveryError>> {
+        self.notify_with(plugin, settings, notification, &CallOptions::default())
     }
 
-    /// Delivers one alert with the operator's call options.
+    /// Delivers one notification with the operator's call options.
     pub fn notify_with(
         &self,
         plugin: &Plugin,
         settings: &Settings,
-        alert: &Alert,
+        notification: &Notification,
         options: &CallOptions,
-    ) -> Outcome<Result<(), String>> {
+    ) -> Outcome<Result<(), DeliveryError>> {
         let WorldPre::Notifier(pre) = &plugin.pre else {
             return failed(plugin.wrong_kind(PluginKind::Notifier));
         };
@@ -177,7 +177,7 @@ impl Runtime {
             SqlState::default(),
             |store| {
                 pre.instantiate(&mut *store)?
-                    .call_notify(&mut *store, alert)
+                    .call_notify(&mut *store, notification)
             },
         )
         .0

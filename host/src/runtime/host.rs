@@ -113,7 +113,7 @@ pub struct Plugin {
     pub origin: Origin,
     pub cache: CacheOutcome,
     pub load_time: Duration,
-    /// Every interface the component imports, e.g. `gantry:plugin/http@0.1.0`.
+    /// Every interface the component imports, e.g. `gantry:plugin/http@0.2.0`.
     pub imports: Vec<String>,
     pub(crate) pre: WorldPre,
 }

@@ -58,7 +58,9 @@ fn run() -> Result<CheckResult, CheckResult> {
         .pointer(&pointer)
         .and_then(|v| v.as_str())
         .filter(|t| !t.is_empty())
-        .ok_or_else(|| CheckResult::critical(format!("the login answer has no token at {pointer}")))?;
+        .ok_or_else(|| {
+            CheckResult::critical(format!("the login answer has no token at {pointer}"))
+        })?;
 
     let verify = Request::get(&verify_url)
         .header("authorization", format!("Bearer {token}"))
@@ -77,7 +79,11 @@ fn run() -> Result<CheckResult, CheckResult> {
     ))
     .metric(Metric::new("login", f64::from(login.elapsed_ms), "ms").min(0.0))
     .metric(Metric::new("verify", f64::from(verify.elapsed_ms), "ms").min(0.0))
-    .metric(Metric::new("total", total, "ms").thresholds(latency).min(0.0));
+    .metric(
+        Metric::new("total", total, "ms")
+            .thresholds(latency)
+            .min(0.0),
+    );
     let status = latency.judge(total);
     if status != HealthStatus::Ok {
         result = result.escalate(status, "authentication is slow");

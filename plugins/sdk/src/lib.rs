@@ -41,8 +41,8 @@ pub mod bindings {
 pub use bindings::smtp;
 pub use bindings::sql;
 pub use bindings::types::{
-    Alert, AlertState, CheckResult, Finding, FindingSeverity, HealthStatus, Kv, Level, Metric,
-    Severity,
+    Alert, AlertState, CheckResult, DeliveryError, Finding, FindingSeverity, HealthStatus, Kv,
+    Level, Metric, Notification, Retry, Severity,
 };
 pub use gantry_plugin_macros::{config_validator, health_check, migration, notifier};
 
@@ -54,9 +54,10 @@ pub trait HealthCheck {
     fn check(target: String) -> CheckResult;
 }
 
-/// An alert channel: delivers one alert notice, or says why it could not.
+/// An alert channel: delivers one notification (a group of alerts for one
+/// receiver), or says whether to try again and when.
 pub trait Notifier {
-    fn notify(alert: Alert) -> Result<(), String>;
+    fn notify(notification: Notification) -> Result<(), DeliveryError>;
 }
 
 /// A config rule: looks at one rendered config file (as JSON text).
@@ -95,9 +96,71 @@ impl Finding {
 impl Alert {
     /// The value of a label, if the alert carries it.
     pub fn label(&self, key: &str) -> Option<&str> {
-        self.labels
-            .iter()
-            .find(|kv| kv.key == key)
-            .map(|kv| kv.value.as_str())
+        find(&self.labels, key)
+    }
+
+    /// The value of an annotation, if the alert carries it.
+    pub fn annotation(&self, key: &str) -> Option<&str> {
+        find(&self.annotations, key)
+    }
+}
+
+fn find<'a>(pairs: &'a [Kv], key: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|kv| kv.key == key)
+        .map(|kv| kv.value.as_str())
+}
+
+impl Notification {
+    /// True while any alert of the group fires.
+    pub fn is_firing(&self) -> bool {
+        self.status == AlertState::Firing
+    }
+}
+
+impl DeliveryError {
+    /// Try again later (with the host's backoff).
+    pub fn retry(reason: impl Into<String>) -> Self {
+        DeliveryError::Retry(Retry {
+            reason: reason.into(),
+            retry_after_seconds: None,
+        })
+    }
+
+    /// Try again after `seconds` (a receiver's Retry-After).
+    pub fn retry_after(reason: impl Into<String>, seconds: u32) -> Self {
+        DeliveryError::Retry(Retry {
+            reason: reason.into(),
+            retry_after_seconds: Some(seconds),
+        })
+    }
+
+    /// It can never be delivered.
+    pub fn permanent(reason: impl Into<String>) -> Self {
+        DeliveryError::Permanent(reason.into())
+    }
+
+    /// How a receiver's HTTP answer should be taken: 2xx delivered; 429
+    /// and 5xx retried (after `Retry-After` seconds when given); any other
+    /// status permanent.
+    pub fn from_status(
+        receiver: &str,
+        status: u16,
+        retry_after: Option<&str>,
+    ) -> Result<(), DeliveryError> {
+        match status {
+            200..=299 => Ok(()),
+            429 | 500..=599 => {
+                let reason = format!("{receiver} answered {status}");
+                match retry_after.and_then(|v| v.trim().parse::<u32>().ok()) {
+                    Some(seconds) => Err(DeliveryError::retry_after(reason, seconds)),
+                    None => Err(DeliveryError::retry(reason)),
+                }
+            }
+            _ => Err(DeliveryError::permanent(format!(
+                "{receiver} refused the notice with {status}"
+            ))),
+        }
     }
 }

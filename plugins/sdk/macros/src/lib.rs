@@ -37,8 +37,10 @@ const NOTIFIER: World = World {
     name: "notifier",
     imports: &["log", "config", "http", "smtp"],
     sdk_trait: "Notifier",
-    adapter: "fn notify(alert: ::gantry_plugin::bindings::types::Alert) -> ::std::result::Result<(), ::std::string::String> {
-        <{ty} as ::gantry_plugin::Notifier>::notify(alert)
+    adapter: "fn notify(
+        notification: ::gantry_plugin::bindings::types::Notification,
+    ) -> ::std::result::Result<(), ::gantry_plugin::bindings::types::DeliveryError> {
+        <{ty} as ::gantry_plugin::Notifier>::notify(notification)
     }",
 };
 
@@ -77,10 +79,10 @@ fn expand(world: &World, input: TokenStream) -> TokenStream {
         .parse()
         .expect("compile_error tokens");
     }
-    let mut with = String::from("\"gantry:plugin/types@0.1.0\": ::gantry_plugin::bindings::types,");
+    let mut with = String::from("\"gantry:plugin/types@0.2.0\": ::gantry_plugin::bindings::types,");
     for import in world.imports {
         with.push_str(&format!(
-            "\"gantry:plugin/{import}@0.1.0\": ::gantry_plugin::bindings::{import},"
+            "\"gantry:plugin/{import}@0.2.0\": ::gantry_plugin::bindings::{import},"
         ));
     }
     let adapter = world.adapter.replace("{ty}", &format!("super::{ty}"));

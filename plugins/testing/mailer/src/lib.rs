@@ -1,18 +1,24 @@
-//! A notifier that mails every alert through the host's SMTP relay.
+//! A notifier that mails every notification through the host's SMTP relay.
 
 use gantry_plugin::smtp::{self, Message};
-use gantry_plugin::{Alert, Notifier, config};
+use gantry_plugin::{DeliveryError, Notification, Notifier, config};
 
 struct Mailer;
 
 impl Notifier for Mailer {
-    fn notify(alert: Alert) -> Result<(), String> {
+    fn notify(notification: Notification) -> Result<(), DeliveryError> {
+        let first = notification.alerts.first();
         smtp::send(&Message {
             to: config::list("to"),
-            subject: format!("[{:?}] {}", alert.severity, alert.name),
-            text_body: alert.description,
+            subject: format!(
+                "[{:?}] {}",
+                notification.status,
+                first.map(|a| a.name.as_str()).unwrap_or("gantry")
+            ),
+            text_body: first.map(|a| a.description.clone()).unwrap_or_default(),
             html_body: None,
         })
+        .map_err(DeliveryError::retry)
     }
 }
 

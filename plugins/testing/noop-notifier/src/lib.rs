@@ -1,11 +1,11 @@
-//! A notifier that takes every alert and does nothing.
+//! A notifier that takes every notification and does nothing.
 
-use gantry_plugin::{Alert, Notifier};
+use gantry_plugin::{DeliveryError, Notification, Notifier};
 
 struct Noop;
 
 impl Notifier for Noop {
-    fn notify(_alert: Alert) -> Result<(), String> {
+    fn notify(_notification: Notification) -> Result<(), DeliveryError> {
         Ok(())
     }
 }
