@@ -289,15 +289,30 @@ fn sha256_pin_mismatch_is_refused() {
 }
 
 #[test]
-fn importing_an_unprovided_capability_fails_to_load() {
-    match runtime().load(source("mailer"), None) {
-        Err(LoadError::CapabilityUnavailable { interface, why, .. }) => {
-            assert!(interface.contains("smtp"), "{interface}");
-            assert!(why.contains("not available"), "{why}");
+fn a_mailer_without_a_relay_is_told_so_and_sends_nothing() {
+    let mailer = load("mailer");
+    let settings = mailer.settings([("to", "ops@example.com")]).unwrap();
+    let notification = gantry::bindings::types::Notification {
+        receiver: "mail".into(),
+        status: gantry::bindings::types::AlertState::Firing,
+        group_key: "g".into(),
+        group_labels: vec![],
+        common_labels: vec![],
+        common_annotations: vec![],
+        external_url: String::new(),
+        alerts: vec![],
+        truncated_alerts: 0,
+        idempotency_key: "k".into(),
+        test: true,
+    };
+    let outcome = runtime().notify(&mailer, &settings, &notification);
+    match outcome.into_result() {
+        Ok(Err(gantry::bindings::types::DeliveryError::Retry(r))) => {
+            assert!(r.reason.contains("no SMTP relay"), "{}", r.reason)
         }
-        Err(other) => panic!("expected capability unavailable, got {other}"),
-        Ok(_) => panic!("the mailer loaded without an smtp host"),
+        other => panic!("expected a refusal naming the missing relay, got {other:?}"),
     }
+    assert_runtime_still_serves();
 }
 
 #[test]

@@ -7,12 +7,7 @@
 //! its file plus one line there. A plugin importing an interface of the
 //! contract that is not listed fails to load.
 
-pub mod config;
-pub mod http;
 pub mod io;
-pub mod log;
-pub mod sql;
-pub mod tcp;
 mod unit;
 
 pub use unit::{CallContext, Capability, Collected};
@@ -21,7 +16,11 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 
 macro_rules! capabilities {
-    ($($field:ident: $cap:ty),* $(,)?) => {
+    ($($field:ident: $module:ident::$ty:ident),* $(,)?) => {
+        $(pub mod $module;)*
+        capabilities!(@list $($field: $module::$ty),*);
+    };
+    (@list $($field:ident: $cap:ty),*) => {
         /// Every capability's per-call state.
         pub struct States {
             $(pub $field: <$cap as Capability>::State,)*
@@ -96,6 +95,7 @@ capabilities! {
     http: http::Http,
     tcp: tcp::Tcp,
     sql: sql::Sql,
+    smtp: smtp::Smtp,
 }
 
 /// A store's data that carries the capability states.

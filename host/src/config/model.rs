@@ -172,6 +172,12 @@ pub struct EmailAlerts {
     pub username: Option<String>,
     /// A secret reference such as `${env:SMTP_PASSWORD}`.
     pub password: Option<String>,
+    /// `starttls` (the default), `tls` (SMTPS) or `none`.
+    #[serde(default)]
+    pub tls: Option<String>,
+    /// A CA (PEM) to trust for the relay, beside the platform's store.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
 }
 
 fn default_smtp_port() -> u16 {

@@ -63,6 +63,18 @@ impl RuntimeSettings {
                 }
             })?,
         };
+        let mut capabilities = capabilities;
+        capabilities.smtp.secrets_base = settings.secrets_base();
+        let smtp_given = plugins
+            .capabilities
+            .as_ref()
+            .is_some_and(|c| c.get("smtp").is_some());
+        if !smtp_given
+            && let Some(mail) = &settings.config.config.monitoring.email_alerts
+            && mail.enabled
+        {
+            capabilities.smtp = smtp_relay(settings, mail)?;
+        }
         let mut runtime = RuntimeSettings {
             cache_dir: settings.cache_dir.clone(),
             capabilities,
@@ -76,6 +88,41 @@ impl RuntimeSettings {
         }
         Ok(runtime)
     }
+}
+
+/// The spec's `monitoring.email_alerts` as the smtp capability's relay
+/// (the password reference is resolved at the first send).
+fn smtp_relay(
+    settings: &crate::settings::Settings,
+    mail: &crate::config::EmailAlerts,
+) -> Result<capabilities::smtp::SmtpLimits, crate::settings::SettingsError> {
+    use capabilities::smtp::{SmtpLimits, SmtpTls};
+    let invalid = |message: String| crate::settings::SettingsError::Invalid {
+        source_name: settings.config.name(),
+        message,
+    };
+    let tls = match mail.tls.as_deref() {
+        None | Some("starttls") => SmtpTls::Starttls,
+        Some("tls") => SmtpTls::Tls,
+        Some("none") => SmtpTls::None,
+        Some(other) => {
+            return Err(invalid(format!(
+                "`monitoring.email_alerts.tls` = {other:?}: expected starttls, tls or none"
+            )));
+        }
+    };
+    Ok(SmtpLimits {
+        host: Some(mail.smtp_host.clone()),
+        port: Some(mail.smtp_port),
+        tls,
+        from: Some(mail.from_address.clone()),
+        to: mail.to_addresses.clone(),
+        username: mail.username.clone(),
+        password: mail.password.clone(),
+        secrets_base: settings.secrets_base(),
+        ca_file: mail.ca_file.as_ref().map(|p| settings.resolve_path(p)),
+        timeout_seconds: 30,
+    })
 }
 
 pub struct Runtime {
