@@ -13,6 +13,7 @@ pub mod events;
 pub mod findings;
 pub mod identity;
 pub mod migrate;
+pub mod monitor;
 pub mod nagios;
 pub mod pause;
 pub mod position;

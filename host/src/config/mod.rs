@@ -3,11 +3,15 @@
 
 mod load;
 mod model;
+mod monitoring;
 mod services;
 
 pub(crate) use load::strip_position;
 pub use load::{ConfigError, LoadedConfig, load, locate};
 pub use model::*;
+pub use monitoring::{
+    ApiConfig, DeliveryConfig, EmailAlerts, MonitoringConfig, ReceiverConfig, RuleConfig,
+};
 pub use services::{
     DriverKind, ExecCommands, ExecInstance, HealthCheckConfig, RolloutConfig, ServiceConfig,
 };

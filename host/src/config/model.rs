@@ -4,6 +4,7 @@
 //! Spec keys (`database`, `config_dir`, `monitoring`, `environments`) keep
 //! the original tools' names and meaning; gantry's own live beside them.
 
+use super::monitoring::MonitoringConfig;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -116,72 +117,6 @@ fn default_max_backups() -> u32 {
 }
 fn default_timeout_seconds() -> u64 {
     1800
-}
-
-/// The spec's `monitoring` section.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MonitoringConfig {
-    #[serde(default = "yes")]
-    pub enabled: bool,
-    #[serde(default = "default_success_rate")]
-    pub success_rate_threshold: f64,
-    #[serde(default = "default_response_time")]
-    pub response_time_threshold_ms: f64,
-    #[serde(default = "default_error_rate")]
-    pub error_rate_threshold: f64,
-    #[serde(default)]
-    pub email_alerts: Option<EmailAlerts>,
-}
-
-impl Default for MonitoringConfig {
-    fn default() -> Self {
-        MonitoringConfig {
-            enabled: true,
-            success_rate_threshold: default_success_rate(),
-            response_time_threshold_ms: default_response_time(),
-            error_rate_threshold: default_error_rate(),
-            email_alerts: None,
-        }
-    }
-}
-
-fn yes() -> bool {
-    true
-}
-fn default_success_rate() -> f64 {
-    0.95
-}
-fn default_response_time() -> f64 {
-    1000.0
-}
-fn default_error_rate() -> f64 {
-    0.05
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EmailAlerts {
-    #[serde(default = "yes")]
-    pub enabled: bool,
-    pub smtp_host: String,
-    #[serde(default = "default_smtp_port")]
-    pub smtp_port: u16,
-    pub from_address: String,
-    pub to_addresses: Vec<String>,
-    pub username: Option<String>,
-    /// A secret reference such as `${env:SMTP_PASSWORD}`.
-    pub password: Option<String>,
-    /// `starttls` (the default), `tls` (SMTPS) or `none`.
-    #[serde(default)]
-    pub tls: Option<String>,
-    /// A CA (PEM) to trust for the relay, beside the platform's store.
-    #[serde(default)]
-    pub ca_file: Option<PathBuf>,
-}
-
-fn default_smtp_port() -> u16 {
-    587
 }
 
 #[derive(Debug, Clone, Deserialize)]
