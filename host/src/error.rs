@@ -14,6 +14,7 @@ use crate::config::ConfigError as ConfigFileError;
 use crate::configdeploy::ConfigError;
 use crate::db::DbError;
 use crate::migrate::MigrateError;
+use crate::monitor::MonitorError;
 use crate::rollout::RolloutError;
 use crate::runtime::registry::RegistryError;
 use crate::runtime::{LoadError, ManifestError, PluginError};
@@ -181,6 +182,16 @@ pub fn rollout_exit(err: &RolloutError) -> Exit {
     }
 }
 
+pub fn monitor_exit(err: &MonitorError) -> Exit {
+    match err {
+        MonitorError::Store(e) => store_exit(e),
+        MonitorError::Rule(_)
+        | MonitorError::Receiver(_)
+        | MonitorError::Config { .. }
+        | MonitorError::UnknownAlert(_) => Exit::Usage,
+    }
+}
+
 macro_rules! exit_table {
     ($($ty:ty => $exit:expr;)*) => {$(
         impl From<$ty> for Failure {
@@ -205,5 +216,6 @@ exit_table! {
     LeaseError => lease_exit;
     DbError => db_exit;
     RolloutError => rollout_exit;
+    MonitorError => monitor_exit;
     std::io::Error => |_| Exit::Failed;
 }

@@ -2,6 +2,7 @@
 //! customises is a sandboxed WebAssembly component plugin; the host owns
 //! sequencing, state and rollback. See ARCHITECTURE.md for the map.
 
+pub mod api;
 pub mod bindings;
 pub mod capabilities;
 pub mod cli;

@@ -2,8 +2,10 @@
 //! business logic here: commands parse, call the engines, and hand what
 //! they return to the reporter.
 
+mod alerts;
 mod configs;
 mod migrate;
+mod monitor;
 mod plugin;
 mod plugin_test;
 mod rollout;
@@ -70,6 +72,11 @@ pub enum Command {
     Plugin(plugin::PluginCommand),
     /// Replace a service's instances without dropping a request (see also: status, undo)
     Rollout(rollout::RolloutArgs),
+    /// Watch auth events: the API, rules, alerts and their delivery, until stopped
+    Monitor(monitor::MonitorArgs),
+    /// List, show, acknowledge and silence alerts
+    #[command(subcommand)]
+    Alerts(alerts::AlertsCommand),
 }
 
 /// Logs go to stderr; `RUST_LOG` / `GANTRY_LOG` override the level.
@@ -91,6 +98,21 @@ pub fn init_logging(cli: &Cli) {
         .try_init();
 }
 
+/// Resolves on SIGTERM or SIGINT (Ctrl-C).
+pub async fn termination() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
 /// Runs one command on the process's tokio runtime; the state store is
 /// closed on every path.
 pub async fn run(cli: Cli) -> CliResult<Exit> {
@@ -101,6 +123,8 @@ pub async fn run(cli: Cli) -> CliResult<Exit> {
         Command::Migrate(args) => migrate::run(&ctx, args).await,
         Command::Plugin(cmd) => plugin::run(&ctx, cmd).await,
         Command::Rollout(args) => rollout::run(&ctx, args).await,
+        Command::Monitor(args) => monitor::run(&ctx, args).await,
+        Command::Alerts(cmd) => alerts::run(&ctx, cmd).await,
     };
     ctx.out.finish();
     ctx.store.close().await;

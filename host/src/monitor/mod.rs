@@ -2,11 +2,28 @@
 //! lifecycle with acknowledgements and silences, a durable outbox and its
 //! delivery through notifier plugins. See ARCHITECTURE.md, "Monitoring".
 
+mod cluster;
+mod delivery;
+mod engine;
 pub mod evaluator;
 pub mod event;
+mod events;
+mod export;
+pub mod lifecycle;
+mod notice;
+mod receivers;
 pub mod recorder;
+mod reload;
 pub mod rules;
 pub mod window;
 
+pub use delivery::DeliveryCounters;
+pub use engine::{
+    AuthMonitor, MonitorError, MonitorHandle, MonitorSettings, acknowledge, silence, unacknowledge,
+    unsilence,
+};
 pub use event::{AuthEvent, Kind, UnknownKind};
+pub use events::Event;
+pub use notice::NotificationDoc;
+pub use receivers::Receiver;
 pub use recorder::Recorder;

@@ -3,6 +3,7 @@
 
 use crate::configdeploy::Event as ConfigEvent;
 use crate::migrate::{Direction, Event as MigrateEvent};
+use crate::monitor::Event as MonitorEvent;
 use crate::rollout::Event as RolloutEvent;
 
 /// What an event does to a progress bar.
@@ -274,4 +275,77 @@ impl Describe for RolloutEvent {
 
 fn short(revision: &str) -> &str {
     &revision[..revision.len().min(7)]
+}
+
+impl Describe for MonitorEvent {
+    fn engine(&self) -> &'static str {
+        "monitor"
+    }
+
+    fn line(&self) -> Option<String> {
+        Some(match self {
+            MonitorEvent::Started {
+                node,
+                rules,
+                receivers,
+                ..
+            } => format!(
+                "monitor {node}: {rules} rule(s), receivers: {}",
+                if receivers.is_empty() {
+                    "none".to_string()
+                } else {
+                    receivers.join(", ")
+                }
+            ),
+            MonitorEvent::Leading { node, leading } => {
+                if *leading {
+                    format!("{node} leads rule evaluation")
+                } else {
+                    format!("{node} no longer leads")
+                }
+            }
+            MonitorEvent::Alert {
+                change,
+                id,
+                name,
+                value,
+                queued_for,
+            } => format!(
+                "alert {name} {change} ({id}){}{}",
+                value.map(|v| format!(", value {v:.4}")).unwrap_or_default(),
+                if queued_for.is_empty() {
+                    String::new()
+                } else {
+                    format!("; notice queued for {}", queued_for.join(", "))
+                }
+            ),
+            MonitorEvent::Delivered {
+                receiver,
+                notice,
+                alerts,
+                status,
+                attempts,
+            } => format!(
+                "notice #{notice} ({status}, {alerts} alert(s)) delivered to {receiver} after {attempts} attempt(s)"
+            ),
+            MonitorEvent::DeliveryFailed {
+                receiver,
+                notice,
+                error,
+                retry_in_ms,
+            } => format!(
+                "notice #{notice} to {receiver} failed: {error}{}",
+                retry_in_ms
+                    .map(|ms| format!("; retrying in {:.1} s", ms as f64 / 1000.0))
+                    .unwrap_or_default()
+            ),
+            MonitorEvent::Reloaded { plugin, generation } => {
+                format!("plugin {plugin} reloaded (generation {generation})")
+            }
+            MonitorEvent::ReloadRefused { plugin, error } => {
+                format!("new version of {plugin} refused; the last good one keeps serving: {error}")
+            }
+            MonitorEvent::Stopped { node } => format!("monitor {node} stopped"),
+        })
+    }
 }

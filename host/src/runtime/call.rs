@@ -285,6 +285,15 @@ impl Runtime {
         };
         forward_output(plugin.name(), &report);
         let result = result.map_err(|err| classify(plugin, err, state.limiter.hit, &report.stderr));
+        {
+            let mut stats = self.stats.lock().expect("stats");
+            let entry = match stats.get_mut(plugin.name()) {
+                Some(entry) => entry,
+                None => stats.entry(plugin.name().to_string()).or_default(),
+            };
+            entry.0 += 1;
+            entry.1 += u64::from(result.is_err());
+        }
         (Outcome { result, report }, state.caps.sql)
     }
 

@@ -131,6 +131,8 @@ pub struct Runtime {
     cache: CompileCache,
     pub(crate) caps: capabilities::Shared,
     io_handle: tokio::runtime::Handle,
+    /// Calls and failures by plugin, for `/metrics`.
+    pub(crate) stats: std::sync::Mutex<std::collections::BTreeMap<String, (u64, u64)>>,
     pub(crate) settings: RuntimeSettings,
     // Dropped in declaration order: the ticker stops before the I/O threads.
     _ticker: EpochTicker,
@@ -206,6 +208,7 @@ impl Runtime {
             cache,
             caps,
             io_handle: handle,
+            stats: Default::default(),
             settings,
             _ticker: ticker,
             io,
@@ -214,6 +217,16 @@ impl Runtime {
 
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// (plugin, calls, failures) since this runtime started.
+    pub fn plugin_stats(&self) -> Vec<(String, u64, u64)> {
+        self.stats
+            .lock()
+            .expect("stats")
+            .iter()
+            .map(|(name, (calls, failures))| (name.clone(), *calls, *failures))
+            .collect()
     }
 
     pub fn cache_dir(&self) -> Option<&std::path::Path> {

@@ -7,6 +7,7 @@
 //! Secrets never reach this store: it holds names, checksums and sizes,
 //! not contents.
 
+mod alerts;
 mod config;
 mod error;
 mod lease;
@@ -15,6 +16,7 @@ mod records;
 pub mod schema;
 mod services;
 
+pub use alerts::{AlertRecord, OutboxRecord, SilenceRecord};
 pub use error::{StoreError, query_failed};
 pub use lease::{Holder, Lease, LeaseError};
 pub use pool::{Store, Tx};

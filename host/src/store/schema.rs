@@ -203,6 +203,130 @@ CREATE TABLE gantry_rollouts (
 );
 CREATE INDEX gantry_rollouts_service ON gantry_rollouts (service, id);",
     },
+    Step {
+        version: 4,
+        name: "monitoring: alerts, silences, the outbox, metric seconds",
+        postgres: "
+CREATE TABLE gantry_alerts (
+    id             TEXT PRIMARY KEY,
+    fingerprint    TEXT NOT NULL,
+    rule           TEXT NOT NULL,
+    state          TEXT NOT NULL,
+    severity       TEXT NOT NULL,
+    labels         TEXT NOT NULL,
+    annotations    TEXT NOT NULL,
+    value          DOUBLE PRECISION,
+    threshold      DOUBLE PRECISION,
+    started_ms     BIGINT NOT NULL,
+    firing_ms      BIGINT,
+    resolved_ms    BIGINT,
+    updated_ms     BIGINT NOT NULL,
+    acked_by       TEXT,
+    ack_comment    TEXT,
+    ack_ms         BIGINT,
+    ack_expires_ms BIGINT
+);
+CREATE INDEX gantry_alerts_state ON gantry_alerts (state, fingerprint);
+CREATE TABLE gantry_silences (
+    id         TEXT PRIMARY KEY,
+    matchers   TEXT NOT NULL,
+    comment    TEXT,
+    created_by TEXT NOT NULL,
+    starts_ms  BIGINT NOT NULL,
+    ends_ms    BIGINT NOT NULL
+);
+CREATE TABLE gantry_outbox (
+    id               BIGSERIAL PRIMARY KEY,
+    receiver         TEXT NOT NULL,
+    group_key        TEXT NOT NULL,
+    alert_ids        TEXT NOT NULL,
+    kind             TEXT NOT NULL,
+    idempotency_key  TEXT NOT NULL UNIQUE,
+    state            TEXT NOT NULL,
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    deliver_at_ms    BIGINT NOT NULL,
+    next_attempt_ms  BIGINT NOT NULL,
+    claimed_by       TEXT,
+    claimed_until_ms BIGINT,
+    payload          TEXT,
+    last_error       TEXT,
+    created_ms       BIGINT NOT NULL,
+    delivered_ms     BIGINT
+);
+CREATE INDEX gantry_outbox_due ON gantry_outbox (state, next_attempt_ms);
+CREATE TABLE gantry_notify_groups (
+    receiver     TEXT NOT NULL,
+    group_key    TEXT NOT NULL,
+    last_sent_ms BIGINT NOT NULL,
+    PRIMARY KEY (receiver, group_key)
+);
+CREATE TABLE gantry_metric_seconds (
+    node   TEXT NOT NULL,
+    second BIGINT NOT NULL,
+    data   TEXT NOT NULL,
+    PRIMARY KEY (node, second)
+);",
+        sqlite: "
+CREATE TABLE gantry_alerts (
+    id             TEXT PRIMARY KEY,
+    fingerprint    TEXT NOT NULL,
+    rule           TEXT NOT NULL,
+    state          TEXT NOT NULL,
+    severity       TEXT NOT NULL,
+    labels         TEXT NOT NULL,
+    annotations    TEXT NOT NULL,
+    value          REAL,
+    threshold      REAL,
+    started_ms     INTEGER NOT NULL,
+    firing_ms      INTEGER,
+    resolved_ms    INTEGER,
+    updated_ms     INTEGER NOT NULL,
+    acked_by       TEXT,
+    ack_comment    TEXT,
+    ack_ms         INTEGER,
+    ack_expires_ms INTEGER
+);
+CREATE INDEX gantry_alerts_state ON gantry_alerts (state, fingerprint);
+CREATE TABLE gantry_silences (
+    id         TEXT PRIMARY KEY,
+    matchers   TEXT NOT NULL,
+    comment    TEXT,
+    created_by TEXT NOT NULL,
+    starts_ms  INTEGER NOT NULL,
+    ends_ms    INTEGER NOT NULL
+);
+CREATE TABLE gantry_outbox (
+    id               INTEGER PRIMARY KEY,
+    receiver         TEXT NOT NULL,
+    group_key        TEXT NOT NULL,
+    alert_ids        TEXT NOT NULL,
+    kind             TEXT NOT NULL,
+    idempotency_key  TEXT NOT NULL UNIQUE,
+    state            TEXT NOT NULL,
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    deliver_at_ms    INTEGER NOT NULL,
+    next_attempt_ms  INTEGER NOT NULL,
+    claimed_by       TEXT,
+    claimed_until_ms INTEGER,
+    payload          TEXT,
+    last_error       TEXT,
+    created_ms       INTEGER NOT NULL,
+    delivered_ms     INTEGER
+);
+CREATE INDEX gantry_outbox_due ON gantry_outbox (state, next_attempt_ms);
+CREATE TABLE gantry_notify_groups (
+    receiver     TEXT NOT NULL,
+    group_key    TEXT NOT NULL,
+    last_sent_ms INTEGER NOT NULL,
+    PRIMARY KEY (receiver, group_key)
+);
+CREATE TABLE gantry_metric_seconds (
+    node   TEXT NOT NULL,
+    second INTEGER NOT NULL,
+    data   TEXT NOT NULL,
+    PRIMARY KEY (node, second)
+);",
+    },
 ];
 
 /// The schema version this binary writes.

@@ -1,0 +1,97 @@
+//! `POST /v1/events`: a JSON array of events, or NDJSON (one per line).
+//! Good events are kept even when others are refused; each refusal names
+//! its index. A bearer token guards it when configured; the body is capped.
+
+use super::Api;
+use crate::monitor::AuthEvent;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Json, Response};
+use serde_json::json;
+use std::sync::atomic::Ordering;
+
+/// At most this many refusals are listed in an answer.
+const LISTED: usize = 100;
+
+pub async fn events(State(api): State<Api>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Some(token) = &api.token {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if given.is_none_or(|g| !constant_time_eq(g.as_bytes(), token.as_bytes())) {
+            return (
+                StatusCode::UNAUTHORIZED,
+                Json(json!({"error": "a bearer token is required"})),
+            )
+                .into_response();
+        }
+    }
+    let text = match std::str::from_utf8(&body) {
+        Ok(text) => text,
+        Err(_) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"error": "the body is not UTF-8"})),
+            )
+                .into_response();
+        }
+    };
+    let array = text.trim_start().starts_with('[');
+    let items: Vec<(usize, Result<AuthEvent, String>)> = if array {
+        match serde_json::from_str::<Vec<serde_json::Value>>(text) {
+            Ok(values) => values
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| (i, serde_json::from_value(v).map_err(|e| e.to_string())))
+                .collect(),
+            Err(e) => {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    Json(json!({"error": format!("not a JSON array: {e}")})),
+                )
+                    .into_response();
+            }
+        }
+    } else {
+        text.lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+            .map(|(i, l)| (i, serde_json::from_str(l).map_err(|e| e.to_string())))
+            .collect()
+    };
+    let mut accepted = 0u64;
+    let mut rejected = Vec::new();
+    let mut refused = 0u64;
+    for (index, item) in items {
+        match item.and_then(|event| event.parts().map(|p| (event.success, p))) {
+            Ok((success, (kind, time))) => {
+                api.monitor.record(kind, success, time);
+                accepted += 1;
+            }
+            Err(error) => {
+                refused += 1;
+                if rejected.len() < LISTED {
+                    rejected.push(json!({"index": index, "error": error}));
+                }
+            }
+        }
+    }
+    api.monitor.ingested.fetch_add(accepted, Ordering::Relaxed);
+    api.monitor.rejected.fetch_add(refused, Ordering::Relaxed);
+    let status = if accepted == 0 && refused > 0 {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    (
+        status,
+        Json(json!({"accepted": accepted, "rejected": refused, "errors": rejected})),
+    )
+        .into_response()
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

@@ -1,0 +1,594 @@
+//! `AuthMonitor`: the library face of monitoring, after the original
+//! `auth_monitoring.py` — `record_auth_event`, `start`, `alerts`,
+//! `acknowledge` — and what `gantry monitor` runs: a publisher of this
+//! monitor's seconds, a leader loop (rules evaluated, alerts moved, notices
+//! queued, repeats) that only the holder of the `monitor:leader` lease
+//! runs, a delivery worker, and a watcher that hot-reloads notifier
+//! plugins. `stop` ends them in order and releases the lease.
+
+use super::cluster::{Remote, publish};
+use super::delivery::{Delivery, DeliveryCounters};
+use super::evaluator::{Evaluator, RuleState};
+use super::event::{Kind, UnknownKind};
+use super::events::Event;
+use super::export::AlertLog;
+use super::lifecycle::{Lifecycle, Timing};
+use super::receivers::{Receiver, ReceiverError, receivers};
+use super::recorder::{Recorder, now_second};
+use super::reload::watch_plugins;
+use super::rules::{Rule, RuleError, rules};
+use crate::config::{DeliveryConfig, MonitoringConfig};
+use crate::events::{Sink, discard};
+use crate::runtime::Registry;
+use crate::settings::Settings;
+use crate::store::{AlertRecord, Lease, SilenceRecord, Store, StoreError};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MonitorError {
+    #[error("{0}")]
+    Rule(#[from] RuleError),
+    #[error("{0}")]
+    Receiver(#[from] ReceiverError),
+    #[error("`{key}`: {message}")]
+    Config { key: String, message: String },
+    #[error("no alert {0}")]
+    UnknownAlert(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The monitor's settings, resolved.
+#[derive(Debug, Clone)]
+pub struct MonitorSettings {
+    pub rules: Vec<Rule>,
+    pub receivers: Vec<Receiver>,
+    pub group_by: Vec<String>,
+    pub timing: Timing,
+    pub delivery: DeliveryConfig,
+    pub evaluation_interval: Duration,
+    pub external_url: String,
+    pub alert_log: PathBuf,
+    pub plugin_dir: Option<PathBuf>,
+    pub secrets_base: PathBuf,
+    pub lease_ttl: Duration,
+    pub host: String,
+}
+
+fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s.max(0.0))
+}
+
+impl MonitorSettings {
+    /// From the resolved settings; bad rules and receivers are refused
+    /// with their key path.
+    pub fn from_settings(settings: &Settings) -> Result<MonitorSettings, MonitorError> {
+        let m: &MonitoringConfig = &settings.config.config.monitoring;
+        let base = settings.secrets_base();
+        for (key, v) in [
+            ("monitoring.group_wait_seconds", m.group_wait_seconds),
+            (
+                "monitoring.group_interval_seconds",
+                m.group_interval_seconds,
+            ),
+            (
+                "monitoring.repeat_interval_seconds",
+                m.repeat_interval_seconds,
+            ),
+            (
+                "monitoring.delivery.max_age_seconds",
+                m.delivery.max_age_seconds,
+            ),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(MonitorError::Config {
+                    key: key.into(),
+                    message: format!("{v} is not a duration in seconds"),
+                });
+            }
+        }
+        Ok(MonitorSettings {
+            rules: rules(m)?,
+            receivers: receivers(m, &base)?,
+            group_by: m.group_by.clone(),
+            timing: Timing {
+                group_wait: secs(m.group_wait_seconds),
+                group_interval: secs(m.group_interval_seconds),
+                repeat_interval: secs(m.repeat_interval_seconds),
+            },
+            delivery: m.delivery.clone(),
+            evaluation_interval: secs(m.evaluation_interval_seconds),
+            external_url: m
+                .external_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{}", m.api.listen)),
+            alert_log: settings.resolve_path(&m.alert_log),
+            plugin_dir: Some(settings.plugin_dir.clone()),
+            secrets_base: base,
+            lease_ttl: settings.lease_ttl,
+            host: settings.host.clone(),
+        })
+    }
+}
+
+pub struct AuthMonitor {
+    recorder: Recorder,
+    store: Store,
+    registry: Arc<Registry>,
+    settings: MonitorSettings,
+    node: String,
+    sink: Sink<Event>,
+    pub(crate) counters: Arc<DeliveryCounters>,
+    pub(crate) reloads: Arc<(AtomicU64, AtomicU64)>,
+    pub(crate) ingested: AtomicU64,
+    pub(crate) rejected: AtomicU64,
+    leading: Arc<AtomicBool>,
+    values: Arc<std::sync::Mutex<Vec<(String, Option<f64>)>>>,
+}
+
+/// The tasks `start` spawned; `stop` ends them.
+pub struct MonitorHandle {
+    stop: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl MonitorHandle {
+    /// Stops taking work, lets each task finish what it holds, and returns
+    /// when all have ended (the leader lease released).
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+impl AuthMonitor {
+    pub fn new(settings: MonitorSettings, store: Store, registry: Arc<Registry>) -> AuthMonitor {
+        let node = format!(
+            "{}:{}:{}",
+            settings.host,
+            std::process::id(),
+            &crate::identity::token()[..8]
+        );
+        AuthMonitor {
+            recorder: Recorder::default(),
+            store,
+            registry,
+            values: Arc::new(std::sync::Mutex::new(
+                settings
+                    .rules
+                    .iter()
+                    .map(|r| (r.name.clone(), None))
+                    .collect(),
+            )),
+            settings,
+            node,
+            sink: discard(),
+            counters: Arc::default(),
+            reloads: Arc::default(),
+            ingested: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            leading: Arc::default(),
+        }
+    }
+
+    pub fn with_sink(mut self, sink: Sink<Event>) -> Self {
+        self.sink = sink;
+        self
+    }
+
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    pub fn settings(&self) -> &MonitorSettings {
+        &self.settings
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    pub fn recorder(&self) -> &Recorder {
+        &self.recorder
+    }
+
+    pub fn is_leading(&self) -> bool {
+        self.leading.load(Ordering::Relaxed)
+    }
+
+    /// Each rule and its last value (leader only).
+    pub fn rule_values(&self) -> Vec<(String, Option<f64>)> {
+        self.values.lock().expect("values").clone()
+    }
+
+    /// The spec's `record_auth_event('auth_attempt', success=True,
+    /// response_time_ms=250)`. An unknown kind is an error, never dropped.
+    pub fn record_auth_event(
+        &self,
+        kind: &str,
+        success: bool,
+        response_time_ms: Option<f64>,
+    ) -> Result<(), UnknownKind> {
+        let kind: Kind = kind.parse()?;
+        self.record(
+            kind,
+            success,
+            response_time_ms
+                .filter(|ms| ms.is_finite() && *ms >= 0.0)
+                .map(|ms| Duration::from_secs_f64(ms / 1000.0)),
+        );
+        Ok(())
+    }
+
+    /// Records one event (the typed form).
+    #[inline]
+    pub fn record(&self, kind: Kind, success: bool, response_time: Option<Duration>) {
+        self.recorder.record(kind, success, response_time);
+    }
+
+    /// Alerts, newest first (`states` only, when not empty).
+    pub async fn alerts(&self, states: &[&str]) -> Result<Vec<AlertRecord>, MonitorError> {
+        let states: Vec<String> = states.iter().map(|s| s.to_string()).collect();
+        Ok(self
+            .store
+            .read(async |tx| {
+                let refs: Vec<&str> = states.iter().map(String::as_str).collect();
+                tx.alerts(&refs, 1000).await
+            })
+            .await?)
+    }
+
+    /// Acknowledges an alert (by id or fingerprint): it stops repeating
+    /// until `expires` (if given) or until it resolves.
+    pub async fn acknowledge(
+        &self,
+        id: &str,
+        who: &str,
+        comment: Option<&str>,
+        expires: Option<Duration>,
+    ) -> Result<AlertRecord, MonitorError> {
+        acknowledge(&self.store, id, who, comment, expires).await
+    }
+
+    /// Starts the monitor's tasks on the current tokio runtime.
+    pub fn start(self: &Arc<Self>) -> MonitorHandle {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let mut tasks = Vec::new();
+        (self.sink)(&Event::Started {
+            node: self.node.clone(),
+            api: None,
+            rules: self.settings.rules.len(),
+            receivers: self
+                .settings
+                .receivers
+                .iter()
+                .map(|r| r.name.clone())
+                .collect(),
+        });
+        let me = Arc::clone(self);
+        let mut rx = stopped.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut last = now_second().saturating_sub(1);
+            loop {
+                let stopping = tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => false,
+                    _ = rx.changed() => true,
+                };
+                let upto = if stopping {
+                    now_second()
+                } else {
+                    now_second() - 1
+                };
+                match publish(&me.store, &me.node, me.recorder.windows(), last, upto).await {
+                    Ok(done) => last = done,
+                    Err(e) => tracing::warn!("publishing metrics: {e}"),
+                }
+                if stopping {
+                    return;
+                }
+            }
+        }));
+        let me = Arc::clone(self);
+        let rx = stopped.clone();
+        tasks.push(tokio::spawn(async move { me.lead(rx).await }));
+        let me = Arc::clone(self);
+        let mut rx = stopped.clone();
+        tasks.push(tokio::spawn(async move {
+            let delivery = me.delivery();
+            let poll = secs(me.settings.delivery.poll_seconds.max(0.01));
+            loop {
+                match delivery.tick().await {
+                    Ok(n) if n > 0 => continue,
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!("delivery: {e}"),
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(poll) => {}
+                    _ = rx.changed() => return,
+                }
+            }
+        }));
+        if let Some(dir) = self.settings.plugin_dir.clone() {
+            let me = Arc::clone(self);
+            let rx = stopped.clone();
+            tasks.push(tokio::spawn(async move {
+                watch_plugins(
+                    dir,
+                    Arc::clone(&me.registry),
+                    me.sink.clone(),
+                    Arc::clone(&me.reloads),
+                    rx,
+                )
+                .await;
+            }));
+        }
+        MonitorHandle { stop, tasks }
+    }
+
+    fn delivery(&self) -> Delivery {
+        Delivery {
+            store: self.store.clone(),
+            registry: Arc::clone(&self.registry),
+            receivers: self.settings.receivers.clone(),
+            group_by: self.settings.group_by.clone(),
+            external_url: self.settings.external_url.clone(),
+            config: self.settings.delivery.clone(),
+            node: self.node.clone(),
+            secrets_base: self.settings.secrets_base.clone(),
+            sink: self.sink.clone(),
+            counters: Arc::clone(&self.counters),
+        }
+    }
+
+    /// The leader loop: take (or keep) the lease; while held, evaluate the
+    /// rules every interval over this monitor's windows and the others'
+    /// published seconds, apply what changed, queue repeats.
+    async fn lead(&self, mut stopped: tokio::sync::watch::Receiver<bool>) {
+        let lifecycle = Lifecycle {
+            store: self.store.clone(),
+            receivers: self.settings.receivers.clone(),
+            group_by: self.settings.group_by.clone(),
+            timing: self.settings.timing.clone(),
+        };
+        let log = AlertLog {
+            path: self.settings.alert_log.clone(),
+        };
+        let remote = Remote::default();
+        let mut lease: Option<Lease> = None;
+        let mut evaluator = Evaluator::new(self.settings.rules.clone());
+        loop {
+            if lease.is_none() {
+                match self
+                    .store
+                    .try_lease(
+                        "monitor:leader",
+                        "monitor leadership",
+                        self.settings.lease_ttl,
+                    )
+                    .await
+                {
+                    Ok(held) => {
+                        evaluator = Evaluator::new(self.settings.rules.clone());
+                        if let Err(e) = self.resume(&mut evaluator).await {
+                            tracing::warn!("resuming alert states: {e}");
+                        }
+                        self.leading.store(true, Ordering::Relaxed);
+                        (self.sink)(&Event::Leading {
+                            node: self.node.clone(),
+                            leading: true,
+                        });
+                        lease = Some(held);
+                    }
+                    Err(crate::store::LeaseError::Held { .. }) => {}
+                    Err(e) => tracing::warn!("monitor leadership: {e}"),
+                }
+            } else if let Some(held) = &lease
+                && held.ensure_held().await.is_err()
+            {
+                self.leading.store(false, Ordering::Relaxed);
+                (self.sink)(&Event::Leading {
+                    node: self.node.clone(),
+                    leading: false,
+                });
+                lease = None;
+            }
+            if lease.is_some() {
+                if let Err(e) = self
+                    .evaluate(&mut evaluator, &lifecycle, &log, &remote)
+                    .await
+                {
+                    tracing::warn!("evaluating rules: {e}");
+                }
+            }
+            let stop = tokio::select! {
+                _ = tokio::time::sleep(self.settings.evaluation_interval) => false,
+                _ = stopped.changed() => true,
+            };
+            if stop {
+                if let Some(held) = lease.take() {
+                    held.release().await;
+                }
+                self.leading.store(false, Ordering::Relaxed);
+                (self.sink)(&Event::Stopped {
+                    node: self.node.clone(),
+                });
+                return;
+            }
+        }
+    }
+
+    /// A new leader picks up pending and firing alerts where they are.
+    async fn resume(&self, evaluator: &mut Evaluator) -> Result<(), StoreError> {
+        let open = self
+            .store
+            .read(async |tx| tx.alerts(&["pending", "firing"], 10_000).await)
+            .await?;
+        for alert in open {
+            let state = if alert.state == "firing" {
+                RuleState::Firing {
+                    since_ms: alert.firing_ms.unwrap_or(alert.started_ms),
+                    resolving_since_ms: None,
+                }
+            } else {
+                RuleState::Pending {
+                    since_ms: alert.started_ms,
+                }
+            };
+            evaluator.resume(&alert.rule, state);
+        }
+        Ok(())
+    }
+
+    async fn evaluate(
+        &self,
+        evaluator: &mut Evaluator,
+        lifecycle: &Lifecycle,
+        log: &AlertLog,
+        remote: &Remote,
+    ) -> Result<(), StoreError> {
+        let now = now_second();
+        remote.refresh(&self.store, &self.node, now).await?;
+        let windows = self.recorder.windows();
+        let transitions = evaluator.evaluate(now_ms(), |window| {
+            let seconds = window.as_secs();
+            let mut totals = windows.totals(now, seconds);
+            remote.add_to(&mut totals, now, seconds);
+            totals
+        });
+        *self.values.lock().expect("values") = evaluator
+            .rules
+            .iter()
+            .zip(&evaluator.values)
+            .map(|(r, v)| (r.name.clone(), *v))
+            .collect();
+        for transition in &transitions {
+            let rule = match transition {
+                super::evaluator::Transition::Pending { rule, .. }
+                | super::evaluator::Transition::Cancelled { rule }
+                | super::evaluator::Transition::Firing { rule, .. }
+                | super::evaluator::Transition::Resolved { rule, .. } => &evaluator.rules[*rule],
+            };
+            if let Some(applied) = lifecycle.apply(rule, transition, now_ms()).await? {
+                log.append(applied.event, &applied.alert);
+                (self.sink)(&Event::Alert {
+                    change: applied.event.to_string(),
+                    id: applied.alert.id.clone(),
+                    name: rule.name.clone(),
+                    value: applied.alert.value,
+                    queued_for: applied.queued,
+                });
+            }
+        }
+        lifecycle.repeat(now_ms()).await?;
+        if now % 60 == 0 {
+            let before = now.saturating_sub(super::window::SLOTS as u64) as i64;
+            self.store
+                .write(async |tx| tx.prune_seconds(before).await)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// Acknowledges an alert in the store (the CLI uses this without a
+/// running monitor).
+pub async fn acknowledge(
+    store: &Store,
+    id: &str,
+    who: &str,
+    comment: Option<&str>,
+    expires: Option<Duration>,
+) -> Result<AlertRecord, MonitorError> {
+    let now = now_ms();
+    store
+        .write(async |tx| {
+            let Some(mut alert) = tx.alert(id).await? else {
+                return Err(MonitorError::UnknownAlert(id.to_string()));
+            };
+            if alert.state != "firing" && alert.state != "pending" {
+                return Err(MonitorError::Config {
+                    key: id.to_string(),
+                    message: format!(
+                        "the alert is {}; only an open alert can be acknowledged",
+                        alert.state
+                    ),
+                });
+            }
+            alert.acked_by = Some(who.to_string());
+            alert.ack_comment = comment.map(String::from);
+            alert.ack_ms = Some(now);
+            alert.ack_expires_ms = expires.map(|d| now + d.as_millis() as i64);
+            alert.updated_ms = now;
+            tx.save_alert(&alert).await?;
+            Ok(alert)
+        })
+        .await
+}
+
+/// Takes an acknowledgement back.
+pub async fn unacknowledge(store: &Store, id: &str) -> Result<AlertRecord, MonitorError> {
+    store
+        .write(async |tx| {
+            let Some(mut alert) = tx.alert(id).await? else {
+                return Err(MonitorError::UnknownAlert(id.to_string()));
+            };
+            alert.acked_by = None;
+            alert.ack_comment = None;
+            alert.ack_ms = None;
+            alert.ack_expires_ms = None;
+            alert.updated_ms = now_ms();
+            tx.save_alert(&alert).await?;
+            Ok(alert)
+        })
+        .await
+}
+
+/// Silences alerts whose labels match every matcher, for `duration`.
+pub async fn silence(
+    store: &Store,
+    matchers: &std::collections::BTreeMap<String, String>,
+    who: &str,
+    comment: Option<&str>,
+    duration: Duration,
+) -> Result<SilenceRecord, MonitorError> {
+    let now = now_ms();
+    let record = SilenceRecord {
+        id: format!("s-{}", &crate::identity::token()[..12]),
+        matchers: serde_json::to_string(matchers).expect("json"),
+        comment: comment.map(String::from),
+        created_by: who.to_string(),
+        starts_ms: now,
+        ends_ms: now + duration.as_millis() as i64,
+    };
+    store
+        .write(async |tx| tx.save_silence(&record).await)
+        .await?;
+    Ok(record)
+}
+
+/// Ends a silence now.
+pub async fn unsilence(store: &Store, id: &str) -> Result<SilenceRecord, MonitorError> {
+    store
+        .write(async |tx| {
+            let Some(mut s) = tx.silences().await?.into_iter().find(|s| s.id == id) else {
+                return Err(MonitorError::UnknownAlert(format!("silence {id}")));
+            };
+            s.ends_ms = now_ms();
+            tx.save_silence(&s).await?;
+            Ok(s)
+        })
+        .await
+}

@@ -1,0 +1,304 @@
+//! The alert lifecycle in the state store: pending → firing → resolved,
+//! each transition committed together with the notices it causes — one per
+//! receiver that takes the alert, queued in the outbox in the same
+//! transaction, grouped as Alertmanager groups (`group_by`; a new group
+//! waits `group_wait`, a changed one `group_interval` after its last
+//! notice) — and repeats every `repeat_interval` while a group fires,
+//! unless every firing alert in it is acknowledged or silenced.
+
+use super::evaluator::Transition;
+use super::notice::{acked, labels_of, silenced};
+use super::receivers::Receiver;
+use super::rules::Rule;
+use crate::store::{AlertRecord, Store, StoreError, Tx};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct Timing {
+    pub group_wait: Duration,
+    pub group_interval: Duration,
+    pub repeat_interval: Duration,
+}
+
+pub struct Lifecycle {
+    pub store: Store,
+    pub receivers: Vec<Receiver>,
+    pub group_by: Vec<String>,
+    pub timing: Timing,
+}
+
+/// What one applied transition changed, for events and the alert log.
+#[derive(Debug, Clone)]
+pub struct Applied {
+    pub alert: AlertRecord,
+    pub event: &'static str,
+    pub queued: Vec<String>,
+}
+
+pub fn labels_for(rule: &Rule) -> BTreeMap<String, String> {
+    let mut labels = rule.labels.clone();
+    labels.insert("alertname".into(), rule.name.clone());
+    labels.insert("severity".into(), rule.severity.clone());
+    labels
+}
+
+pub fn fingerprint(labels: &BTreeMap<String, String>) -> String {
+    let text = serde_json::to_string(labels).expect("json");
+    hex::encode(Sha256::digest(text.as_bytes()))[..16].to_string()
+}
+
+/// `{alertname="X",…}` over the `group_by` labels.
+pub fn group_key(group_by: &[String], labels: &BTreeMap<String, String>) -> String {
+    let parts: Vec<String> = group_by
+        .iter()
+        .map(|k| format!("{k}={:?}", labels.get(k).map(String::as_str).unwrap_or("")))
+        .collect();
+    format!("{{{}}}", parts.join(","))
+}
+
+fn annotations_for(rule: &Rule, value: Option<f64>) -> BTreeMap<String, String> {
+    let mut annotations = rule.annotations.clone();
+    let value_text = value
+        .map(|v| format!("{v:.4}"))
+        .unwrap_or_else(|| "no data".into());
+    annotations.entry("summary".into()).or_insert_with(|| {
+        format!(
+            "{} {} {}",
+            rule.metric.name(),
+            rule.op.symbol(),
+            rule.threshold
+        )
+    });
+    annotations.entry("description".into()).or_insert_with(|| {
+        format!(
+            "{} is {value_text} over the last {:?} ({} {} {})",
+            rule.metric.name(),
+            rule.window,
+            rule.metric.name(),
+            rule.op.symbol(),
+            rule.threshold
+        )
+    });
+    annotations
+}
+
+impl Lifecycle {
+    /// Applies one transition of `rule` at `now_ms`, in one transaction.
+    pub async fn apply(
+        &self,
+        rule: &Rule,
+        transition: &Transition,
+        now_ms: i64,
+    ) -> Result<Option<Applied>, StoreError> {
+        let labels = labels_for(rule);
+        let fp = fingerprint(&labels);
+        let mut tx = self.store.begin(true).await?;
+        let result = self
+            .apply_in(&mut tx, rule, transition, &labels, &fp, now_ms)
+            .await;
+        match result {
+            Ok(applied) => {
+                tx.commit()
+                    .await
+                    .map_err(crate::store::query_failed("commit an alert change"))?;
+                Ok(applied)
+            }
+            Err(e) => {
+                let _ = tx.rollback().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn current(&self, tx: &mut Tx, fp: &str) -> Result<Option<AlertRecord>, StoreError> {
+        let open = tx.alerts(&["pending", "firing"], 1000).await?;
+        Ok(open.into_iter().find(|a| a.fingerprint == fp))
+    }
+
+    async fn apply_in(
+        &self,
+        tx: &mut Tx,
+        rule: &Rule,
+        transition: &Transition,
+        labels: &BTreeMap<String, String>,
+        fp: &str,
+        now_ms: i64,
+    ) -> Result<Option<Applied>, StoreError> {
+        let current = self.current(tx, fp).await?;
+        let fresh = |state: &str, value: Option<f64>| AlertRecord {
+            id: format!("{fp}-{now_ms}"),
+            fingerprint: fp.to_string(),
+            rule: rule.name.clone(),
+            state: state.into(),
+            severity: rule.severity.clone(),
+            labels: serde_json::to_string(labels).expect("json"),
+            annotations: serde_json::to_string(&annotations_for(rule, value)).expect("json"),
+            value,
+            threshold: Some(rule.threshold),
+            started_ms: now_ms,
+            firing_ms: None,
+            resolved_ms: None,
+            updated_ms: now_ms,
+            acked_by: None,
+            ack_comment: None,
+            ack_ms: None,
+            ack_expires_ms: None,
+        };
+        match transition {
+            Transition::Pending { value, .. } => {
+                if current.is_some() {
+                    return Ok(None);
+                }
+                let alert = fresh("pending", *value);
+                tx.save_alert(&alert).await?;
+                Ok(Some(Applied {
+                    alert,
+                    event: "pending",
+                    queued: Vec::new(),
+                }))
+            }
+            Transition::Cancelled { .. } => {
+                let Some(mut alert) = current.filter(|a| a.state == "pending") else {
+                    return Ok(None);
+                };
+                alert.state = "cancelled".into();
+                alert.updated_ms = now_ms;
+                tx.save_alert(&alert).await?;
+                Ok(Some(Applied {
+                    alert,
+                    event: "cancelled",
+                    queued: Vec::new(),
+                }))
+            }
+            Transition::Firing { value, .. } => {
+                let mut alert = match current {
+                    Some(a) if a.state == "firing" => return Ok(None),
+                    Some(a) => a,
+                    None => fresh("pending", *value),
+                };
+                alert.state = "firing".into();
+                alert.value = *value;
+                alert.annotations =
+                    serde_json::to_string(&annotations_for(rule, *value)).expect("json");
+                alert.firing_ms = Some(now_ms);
+                alert.updated_ms = now_ms;
+                tx.save_alert(&alert).await?;
+                let queued = self.queue(tx, &alert, labels, false, now_ms).await?;
+                Ok(Some(Applied {
+                    alert,
+                    event: "firing",
+                    queued,
+                }))
+            }
+            Transition::Resolved { value, .. } => {
+                let Some(mut alert) = current.filter(|a| a.state == "firing") else {
+                    return Ok(None);
+                };
+                alert.state = "resolved".into();
+                alert.value = *value;
+                alert.resolved_ms = Some(now_ms);
+                alert.updated_ms = now_ms;
+                // An acknowledgement ends with the alert.
+                alert.acked_by = None;
+                alert.ack_comment = None;
+                alert.ack_ms = None;
+                alert.ack_expires_ms = None;
+                tx.save_alert(&alert).await?;
+                let queued = self.queue(tx, &alert, labels, true, now_ms).await?;
+                Ok(Some(Applied {
+                    alert,
+                    event: "resolved",
+                    queued,
+                }))
+            }
+        }
+    }
+
+    /// Queues `alert` to every receiver that takes it.
+    async fn queue(
+        &self,
+        tx: &mut Tx,
+        alert: &AlertRecord,
+        labels: &BTreeMap<String, String>,
+        resolved: bool,
+        now_ms: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        let group = group_key(&self.group_by, labels);
+        let mut queued = Vec::new();
+        for receiver in self.receivers.iter().filter(|r| r.takes(labels)) {
+            if resolved && !receiver.send_resolved {
+                continue;
+            }
+            let deliver_at = match tx.last_sent(&receiver.name, &group).await? {
+                None => now_ms + self.timing.group_wait.as_millis() as i64,
+                Some(last) => now_ms.max(last + self.timing.group_interval.as_millis() as i64),
+            };
+            tx.queue_notice(
+                &receiver.name,
+                &group,
+                &alert.id,
+                "notify",
+                deliver_at,
+                now_ms,
+            )
+            .await?;
+            queued.push(receiver.name.clone());
+        }
+        Ok(queued)
+    }
+
+    /// Queues a repeat for every group still firing whose last notice is
+    /// older than `repeat_interval`, unless all its firing alerts are
+    /// acknowledged or silenced; returns how many.
+    pub async fn repeat(&self, now_ms: i64) -> Result<usize, StoreError> {
+        let mut tx = self.store.begin(true).await?;
+        let result = async {
+            let firing = tx.alerts(&["firing"], 10_000).await?;
+            let silences = tx.silences().await?;
+            let mut groups: BTreeMap<(String, String), Vec<AlertRecord>> = BTreeMap::new();
+            for alert in firing {
+                let labels = labels_of(&alert.labels);
+                if acked(&alert, now_ms) || silenced(&silences, &labels, now_ms) {
+                    continue;
+                }
+                let group = group_key(&self.group_by, &labels);
+                for receiver in self.receivers.iter().filter(|r| r.takes(&labels)) {
+                    groups
+                        .entry((receiver.name.clone(), group.clone()))
+                        .or_default()
+                        .push(alert.clone());
+                }
+            }
+            let mut count = 0;
+            for ((receiver, group), alerts) in groups {
+                let due = match tx.last_sent(&receiver, &group).await? {
+                    Some(last) => last + self.timing.repeat_interval.as_millis() as i64 <= now_ms,
+                    None => false,
+                };
+                if !due || tx.notice_waiting(&receiver, &group).await? {
+                    continue;
+                }
+                let ids: Vec<String> = alerts.iter().map(|a| a.id.clone()).collect();
+                tx.insert_notice(&receiver, &group, &ids, "repeat", now_ms, now_ms, None)
+                    .await?;
+                count += 1;
+            }
+            Ok::<_, StoreError>(count)
+        }
+        .await;
+        match result {
+            Ok(n) => {
+                tx.commit()
+                    .await
+                    .map_err(crate::store::query_failed("commit repeats"))?;
+                Ok(n)
+            }
+            Err(e) => {
+                let _ = tx.rollback().await;
+                Err(e)
+            }
+        }
+    }
+}

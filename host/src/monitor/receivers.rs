@@ -1,0 +1,105 @@
+//! Receivers: where notices go — a notifier plugin with its settings, the
+//! labels it takes, a CA to trust, a fallback. The spec's
+//! `monitoring.email_alerts`, when enabled, is a receiver named `email`.
+
+use crate::config::{MonitoringConfig, ReceiverConfig};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone)]
+pub struct Receiver {
+    pub name: String,
+    pub plugin: String,
+    /// As configured; `${env:…}` references resolve at each delivery.
+    pub settings: BTreeMap<String, String>,
+    pub matchers: BTreeMap<String, String>,
+    pub ca_file: Option<PathBuf>,
+    pub fallback: Option<String>,
+    pub send_resolved: bool,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("`{key}`: {message}")]
+pub struct ReceiverError {
+    pub key: String,
+    pub message: String,
+}
+
+impl Receiver {
+    /// True when an alert with `labels` goes to this receiver.
+    pub fn takes(&self, labels: &BTreeMap<String, String>) -> bool {
+        self.matchers
+            .iter()
+            .all(|(k, v)| labels.get(k).is_some_and(|l| l == v))
+    }
+}
+
+/// Every receiver, checked: names unique, fallbacks known.
+pub fn receivers(config: &MonitoringConfig, base: &Path) -> Result<Vec<Receiver>, ReceiverError> {
+    let mut out: Vec<Receiver> = Vec::new();
+    if let Some(mail) = &config.email_alerts
+        && mail.enabled
+    {
+        out.push(Receiver {
+            name: "email".into(),
+            plugin: "email-notifier".into(),
+            settings: [("to".to_string(), mail.to_addresses.join(","))].into(),
+            matchers: BTreeMap::new(),
+            ca_file: None,
+            fallback: None,
+            send_resolved: true,
+        });
+    }
+    for (i, r) in config.receivers.iter().enumerate() {
+        let key = |f: &str| format!("monitoring.receivers[{i}].{f}");
+        let ReceiverConfig {
+            name,
+            plugin,
+            settings,
+            matchers,
+            ca_file,
+            fallback,
+            send_resolved,
+        } = r;
+        if name.trim().is_empty() {
+            return Err(ReceiverError {
+                key: key("name"),
+                message: "a receiver needs a name".into(),
+            });
+        }
+        if out.iter().any(|o| &o.name == name) {
+            return Err(ReceiverError {
+                key: key("name"),
+                message: format!("another receiver is named {name:?}"),
+            });
+        }
+        out.push(Receiver {
+            name: name.clone(),
+            plugin: builtin_name(plugin),
+            settings: settings.clone(),
+            matchers: matchers.clone(),
+            ca_file: ca_file.as_ref().map(|p| base.join(p)),
+            fallback: fallback.clone(),
+            send_resolved: *send_resolved,
+        });
+    }
+    for (i, r) in out.iter().enumerate() {
+        if let Some(f) = &r.fallback
+            && (!out.iter().any(|o| &o.name == f) || f == &r.name)
+        {
+            return Err(ReceiverError {
+                key: format!("monitoring.receivers[{i}].fallback"),
+                message: format!("{f:?} is not another receiver"),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// `webhook` → `webhook-notifier`: the short names of the built-ins.
+fn builtin_name(plugin: &str) -> String {
+    match plugin {
+        "webhook" | "slack" | "email" | "alertmanager" => format!("{plugin}-notifier"),
+        other => other.to_string(),
+    }
+}

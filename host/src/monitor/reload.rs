@@ -1,0 +1,99 @@
+//! Hot reload of plugins: a watcher on the plugin directory (notify),
+//! debounced; each changed plugin is loaded (compiled and checked) on a
+//! blocking thread and swapped into the registry atomically — deliveries
+//! in flight finish on the version they started with — or refused, the
+//! last good version serving on. Only the changed plugin reloads.
+
+use super::events::Event;
+use crate::events::Sink;
+use crate::runtime::Registry;
+use crate::runtime::registry::Reload;
+use notify::{RecursiveMode, Watcher};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Quiet time after the last change before reloading (a file being copied
+/// in fires several events).
+const DEBOUNCE: Duration = Duration::from_millis(50);
+
+/// The plugin a changed file belongs to: `NAME.wasm` or `NAME.toml`.
+fn plugin_of(path: &Path) -> Option<String> {
+    let ext = path.extension()?.to_str()?;
+    if ext != "wasm" && ext != "toml" {
+        return None;
+    }
+    let stem = path.file_stem()?.to_str()?;
+    (!stem.starts_with('.')).then(|| stem.to_string())
+}
+
+/// Watches `dir` until `stop` changes. `reloads` counts (swapped, refused).
+pub async fn watch_plugins(
+    dir: PathBuf,
+    registry: Arc<Registry>,
+    sink: Sink<Event>,
+    reloads: Arc<(AtomicU64, AtomicU64)>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<PathBuf>();
+    let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if let Ok(event) = event {
+            for path in event.paths {
+                let _ = tx.send(path);
+            }
+        }
+    });
+    let mut watcher = match watcher {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::warn!("cannot watch plugins: {e}");
+            return;
+        }
+    };
+    if let Err(e) = std::fs::create_dir_all(&dir)
+        .map_err(notify::Error::io)
+        .and_then(|()| watcher.watch(&dir, RecursiveMode::NonRecursive))
+    {
+        tracing::warn!(dir = %dir.display(), "cannot watch the plugin directory: {e}");
+        return;
+    }
+    loop {
+        let first = tokio::select! {
+            path = rx.recv() => path,
+            _ = stop.changed() => return,
+        };
+        let Some(first) = first else { return };
+        let mut changed: BTreeSet<String> = plugin_of(&first).into_iter().collect();
+        // Debounce: take what else arrives until a quiet period.
+        while let Ok(Some(path)) = tokio::time::timeout(DEBOUNCE, rx.recv()).await {
+            changed.extend(plugin_of(&path));
+        }
+        for name in changed {
+            let registry = Arc::clone(&registry);
+            let plugin = name.clone();
+            let outcome = tokio::task::spawn_blocking(move || registry.reload(&plugin)).await;
+            match outcome {
+                Ok(Reload::Swapped { generation }) => {
+                    reloads.0.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(plugin = %name, generation, "plugin reloaded");
+                    sink(&Event::Reloaded {
+                        plugin: name,
+                        generation,
+                    });
+                }
+                Ok(Reload::Kept { error }) => {
+                    reloads.1.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(plugin = %name, "new version refused: {error}");
+                    sink(&Event::ReloadRefused {
+                        plugin: name,
+                        error: error.to_string(),
+                    });
+                }
+                Ok(Reload::Removed) => tracing::info!(plugin = %name, "plugin removed"),
+                Err(e) => tracing::error!(plugin = %name, "reload: {e}"),
+            }
+        }
+    }
+}
