@@ -7,6 +7,7 @@ use std::process::{Command, Output};
 pub mod auth;
 pub mod http;
 pub mod load;
+pub mod monitor;
 pub mod pg;
 pub mod tls;
 

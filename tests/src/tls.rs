@@ -34,6 +34,16 @@ impl TestCa {
         }
     }
 
+    /// Writes the server's certificate and key to `dir` (for servers
+    /// outside this process); returns their paths.
+    pub fn server_files(&self, dir: &Path) -> (PathBuf, PathBuf) {
+        let cert = dir.join("server.pem");
+        let key = dir.join("server.key");
+        std::fs::write(&cert, &self.cert_pem).unwrap();
+        std::fs::write(&key, &self.key_pem).unwrap();
+        (cert, key)
+    }
+
     /// Serves `body` as `200 OK` over HTTPS on 127.0.0.1; returns the port.
     pub fn serve(&self, body: &'static str) -> u16 {
         let certs: Vec<_> = rustls_pemfile::certs(&mut self.cert_pem.as_bytes())

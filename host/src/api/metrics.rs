@@ -80,10 +80,15 @@ pub async fn metrics(State(api): State<Api>) -> Response {
     family(
         &mut out,
         "gantry_auth_latency_seconds",
-        "gauge",
-        "Auth response time quantiles in the window.",
+        "summary",
+        "Auth response time quantiles in the window (from a log-linear histogram, within ~9 %).",
     );
     for (w, t) in &windows {
+        let _ = writeln!(
+            out,
+            "gantry_auth_latency_seconds_count{{window=\"{w}\"}} {}",
+            t.latency_samples()
+        );
         for q in [0.5, 0.95, 0.99] {
             if let Some(ms) = t.percentile_ms(q) {
                 let _ = writeln!(

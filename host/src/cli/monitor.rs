@@ -5,7 +5,7 @@
 use super::Context;
 use crate::api::{self, Api};
 use crate::error::{CliResult, Exit, Failure};
-use crate::monitor::{AuthMonitor, MonitorSettings};
+use crate::monitor::{AuthMonitor, MonitorError, MonitorSettings};
 use anyhow::anyhow;
 use clap::Args;
 use std::sync::Arc;
@@ -20,6 +20,7 @@ pub struct MonitorArgs {
 pub async fn run(ctx: &Context, args: MonitorArgs) -> CliResult {
     let settings = MonitorSettings::from_settings(&ctx.settings)?;
     let registry = Arc::new(ctx.registry()?);
+    crate::monitor::check_plugins(&settings.receivers, &registry).map_err(MonitorError::from)?;
     let api_config = &ctx.settings.config.config.monitoring.api;
     let token = api_config
         .token
@@ -32,8 +33,11 @@ pub async fn run(ctx: &Context, args: MonitorArgs) -> CliResult {
         .await
         .map_err(|e| Failure::failed(anyhow!("cannot listen on {listen}: {e}")))?;
     let address = listener.local_addr().map_err(Failure::failed)?;
-    let monitor =
-        Arc::new(AuthMonitor::new(settings, ctx.store.clone(), registry).with_sink(ctx.out.sink()));
+    let monitor = Arc::new(
+        AuthMonitor::new(settings, ctx.store.clone(), registry)
+            .with_api(format!("http://{address}"))
+            .with_sink(ctx.out.sink()),
+    );
     let handle = monitor.start();
     ctx.out.note(format!(
         "gantry monitor on http://{address} (node {})",

@@ -114,6 +114,9 @@ impl MonitorSettings {
     }
 }
 
+/// Each rule's name and its last value.
+type RuleValues = Vec<(String, Option<f64>)>;
+
 pub struct AuthMonitor {
     recorder: Recorder,
     store: Store,
@@ -126,7 +129,10 @@ pub struct AuthMonitor {
     pub(crate) ingested: AtomicU64,
     pub(crate) rejected: AtomicU64,
     leading: Arc<AtomicBool>,
-    values: Arc<std::sync::Mutex<Vec<(String, Option<f64>)>>>,
+    api: Option<String>,
+    values: Arc<std::sync::Mutex<RuleValues>>,
+    /// The second the published seconds were last pruned.
+    pruned: AtomicU64,
 }
 
 /// The tasks `start` spawned; `stop` ends them.
@@ -177,11 +183,19 @@ impl AuthMonitor {
             ingested: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
             leading: Arc::default(),
+            api: None,
+            pruned: AtomicU64::new(0),
         }
     }
 
     pub fn with_sink(mut self, sink: Sink<Event>) -> Self {
         self.sink = sink;
+        self
+    }
+
+    /// Where this monitor's API listens (reported when it starts).
+    pub fn with_api(mut self, address: impl Into<String>) -> Self {
+        self.api = Some(address.into());
         self
     }
 
@@ -269,7 +283,7 @@ impl AuthMonitor {
         let mut tasks = Vec::new();
         (self.sink)(&Event::Started {
             node: self.node.clone(),
-            api: None,
+            api: self.api.clone(),
             rules: self.settings.rules.len(),
             receivers: self
                 .settings
@@ -405,13 +419,12 @@ impl AuthMonitor {
                 });
                 lease = None;
             }
-            if lease.is_some() {
-                if let Err(e) = self
+            if lease.is_some()
+                && let Err(e) = self
                     .evaluate(&mut evaluator, &lifecycle, &log, &remote)
                     .await
-                {
-                    tracing::warn!("evaluating rules: {e}");
-                }
+            {
+                tracing::warn!("evaluating rules: {e}");
             }
             let stop = tokio::select! {
                 _ = tokio::time::sleep(self.settings.evaluation_interval) => false,
@@ -493,7 +506,8 @@ impl AuthMonitor {
             }
         }
         lifecycle.repeat(now_ms()).await?;
-        if now % 60 == 0 {
+        if now >= self.pruned.load(Ordering::Relaxed) + 60 {
+            self.pruned.store(now, Ordering::Relaxed);
             let before = now.saturating_sub(super::window::SLOTS as u64) as i64;
             self.store
                 .write(async |tx| tx.prune_seconds(before).await)

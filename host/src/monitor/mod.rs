@@ -25,5 +25,5 @@ pub use engine::{
 pub use event::{AuthEvent, Kind, UnknownKind};
 pub use events::Event;
 pub use notice::NotificationDoc;
-pub use receivers::Receiver;
+pub use receivers::{Receiver, check_plugins};
 pub use recorder::Recorder;

@@ -3,12 +3,15 @@
 //! `monitoring.email_alerts`, when enabled, is a receiver named `email`.
 
 use crate::config::{MonitoringConfig, ReceiverConfig};
+use crate::runtime::{PluginKind, Registry};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone)]
 pub struct Receiver {
     pub name: String,
+    /// Where it is configured (`monitoring.receivers[2]`), for errors.
+    pub key: String,
     pub plugin: String,
     /// As configured; `${env:…}` references resolve at each delivery.
     pub settings: BTreeMap<String, String>,
@@ -42,6 +45,7 @@ pub fn receivers(config: &MonitoringConfig, base: &Path) -> Result<Vec<Receiver>
     {
         out.push(Receiver {
             name: "email".into(),
+            key: "monitoring.email_alerts".into(),
             plugin: "email-notifier".into(),
             settings: [("to".to_string(), mail.to_addresses.join(","))].into(),
             matchers: BTreeMap::new(),
@@ -75,6 +79,7 @@ pub fn receivers(config: &MonitoringConfig, base: &Path) -> Result<Vec<Receiver>
         }
         out.push(Receiver {
             name: name.clone(),
+            key: format!("monitoring.receivers[{i}]"),
             plugin: builtin_name(plugin),
             settings: settings.clone(),
             matchers: matchers.clone(),
@@ -83,17 +88,39 @@ pub fn receivers(config: &MonitoringConfig, base: &Path) -> Result<Vec<Receiver>
             send_resolved: *send_resolved,
         });
     }
-    for (i, r) in out.iter().enumerate() {
+    for r in &out {
         if let Some(f) = &r.fallback
             && (!out.iter().any(|o| &o.name == f) || f == &r.name)
         {
             return Err(ReceiverError {
-                key: format!("monitoring.receivers[{i}].fallback"),
+                key: format!("{}.fallback", r.key),
                 message: format!("{f:?} is not another receiver"),
             });
         }
     }
     Ok(out)
+}
+
+/// Every receiver's plugin loads and is a notifier: a monitor that
+/// could not deliver is refused at start, naming the receiver's key.
+pub fn check_plugins(receivers: &[Receiver], registry: &Registry) -> Result<(), ReceiverError> {
+    for r in receivers {
+        let fail = |message: String| ReceiverError {
+            key: format!("{}.plugin", r.key),
+            message,
+        };
+        let plugin = registry
+            .plugin(&r.plugin)
+            .map_err(|e| fail(e.to_string()))?;
+        if plugin.kind() != PluginKind::Notifier {
+            return Err(fail(format!(
+                "{} is a {} plugin, not a notifier",
+                r.plugin,
+                plugin.kind().as_str()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// `webhook` → `webhook-notifier`: the short names of the built-ins.

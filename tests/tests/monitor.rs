@@ -1,0 +1,655 @@
+//! Monitoring end to end: `gantry monitor` takes auth events over HTTP,
+//! fires and resolves alerts, and delivers notices through the built-in
+//! notifier plugins to real receivers on 127.0.0.1 — with retries,
+//! Retry-After, kills, hot reload, email over STARTTLS, Prometheus
+//! metrics, acknowledgements, silences and two monitors on PostgreSQL.
+
+use gantry_tests::Sandbox;
+use gantry_tests::monitor::{MonitorProcess, Receiver, attempts, body_status, get, post_events};
+use gantry_tests::pg::TestDb;
+use gantry_tests::tls::TestCa;
+use hmac::Mac;
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// A fast monitor: rules every 0.2 s, one `success_rate` rule over a
+/// minute that needs 10 attempts, short grouping and backoff.
+fn monitoring(receivers: Value) -> Value {
+    json!({
+        "evaluation_interval_seconds": 0.2,
+        "default_rules": false,
+        "rules": [{
+            "name": "LoginsFailing",
+            "metric": "success_rate",
+            "op": "<",
+            "threshold": 0.5,
+            "window": "1m",
+            "min_samples": 10,
+            "severity": "critical",
+            "no_data": "keep",
+            "annotations": {"summary": "most logins fail"},
+        }],
+        "receivers": receivers,
+        "group_wait_seconds": 0.3,
+        "group_interval_seconds": 1,
+        "repeat_interval_seconds": 3600,
+        "delivery": {"initial_backoff_seconds": 0.2, "poll_seconds": 0.05},
+    })
+}
+
+fn write_config(sandbox: &Sandbox, config: &Value) {
+    sandbox.write(
+        "deployment_config.json",
+        serde_json::to_string_pretty(config).unwrap(),
+    );
+}
+
+fn fire(monitor: &MonitorProcess) {
+    let (status, body) = monitor.post(&attempts(100, 100), None);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["accepted"], 100, "{body}");
+}
+
+fn recover(monitor: &MonitorProcess) {
+    let (status, body) = monitor.post(&attempts(1000, 0), None);
+    assert_eq!(status, 200, "{body}");
+}
+
+/// The value of the sample `series` in Prometheus text.
+fn sample(metrics: &str, series: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series).map(|v| v.trim().parse().unwrap()))
+        .unwrap_or_else(|| panic!("no {series} in\n{metrics}"))
+}
+
+fn header<'a>(r: &'a gantry_tests::monitor::Received, name: &str) -> &'a str {
+    r.headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_burst_fires_once_and_resolves_once_per_receiver_through_retries() {
+    let sandbox = Sandbox::new();
+    let hook = Receiver::start();
+    let slack = Receiver::start();
+    // The webhook fails once; Slack asks for a second's patience.
+    hook.script(&[(503, None)]);
+    slack.script(&[(429, Some("1"))]);
+    write_config(
+        &sandbox,
+        &json!({"monitoring": monitoring(json!([
+            {"name": "ops-hook", "plugin": "webhook",
+             "settings": {"url": hook.url(), "hmac_secret": "${env:HOOK_SECRET}"}},
+            {"name": "ops-slack", "plugin": "slack", "settings": {"url": slack.url()}},
+        ]))}),
+    );
+    let mut monitor = MonitorProcess::start(&sandbox, &[("HOOK_SECRET", "s3cret-hmac")]);
+    fire(&monitor);
+    monitor.wait_for("firing", WAIT, |e| {
+        e["event"] == "alert" && e["change"] == "firing"
+    });
+    let firing = hook.wait_delivered("the webhook's firing notice", WAIT, |r| {
+        r.body["status"] == "firing"
+    });
+    // Alertmanager's webhook body, version 4.
+    let body = &firing.body;
+    assert_eq!(body["version"], "4", "{body:#}");
+    assert_eq!(body["receiver"], "ops-hook");
+    assert_eq!(body["groupLabels"]["alertname"], "LoginsFailing");
+    let alert = &body["alerts"][0];
+    assert_eq!(alert["status"], "firing");
+    assert_eq!(alert["labels"]["alertname"], "LoginsFailing");
+    assert_eq!(alert["labels"]["severity"], "critical");
+    assert_eq!(alert["annotations"]["summary"], "most logins fail");
+    assert!(alert["fingerprint"].as_str().is_some_and(|f| !f.is_empty()));
+    assert!(alert["startsAt"].as_str().unwrap().ends_with('Z'));
+    // Signed (the exact HMAC is checked below, over the raw bytes).
+    assert!(header(&firing, "x-gantry-signature").starts_with("sha256="));
+    // The failed attempt and the retry carry one idempotency key.
+    let attempts_seen: Vec<_> = hook
+        .received()
+        .into_iter()
+        .filter(|r| r.body["status"] == "firing")
+        .collect();
+    assert_eq!(attempts_seen.len(), 2, "one 503, one retry");
+    assert_eq!(attempts_seen[0].answered, 503);
+    assert_eq!(
+        header(&attempts_seen[0], "idempotency-key"),
+        header(&attempts_seen[1], "idempotency-key")
+    );
+    assert!(!header(&firing, "idempotency-key").is_empty());
+
+    // Slack: Block Kit, and the retry waited out Retry-After.
+    let slack_firing = slack.wait_delivered("Slack's firing notice", WAIT, |r| {
+        body_status(&r.body) == "firing"
+    });
+    assert!(
+        slack_firing.body["blocks"]
+            .as_array()
+            .is_some_and(|b| !b.is_empty())
+    );
+    assert!(
+        slack_firing.body["text"]
+            .as_str()
+            .unwrap()
+            .contains("FIRING"),
+        "{:#}",
+        slack_firing.body
+    );
+    let slack_tries = slack.received();
+    assert_eq!(slack_tries[0].answered, 429);
+    let waited = slack_tries[1].at - slack_tries[0].at;
+    assert!(
+        waited >= Duration::from_millis(950),
+        "Retry-After: 1 was not honoured (retried after {waited:?})"
+    );
+
+    recover(&monitor);
+    hook.wait_delivered("the webhook's resolved notice", WAIT, |r| {
+        r.body["status"] == "resolved"
+    });
+    slack.wait_delivered("Slack's resolved notice", WAIT, |r| {
+        body_status(&r.body) == "resolved"
+    });
+    // Nothing more arrives: one firing and one resolved notice each.
+    std::thread::sleep(Duration::from_millis(1500));
+    for (name, r) in [("webhook", &hook), ("slack", &slack)] {
+        assert_eq!(r.delivered("firing").len(), 1, "{name}");
+        assert_eq!(r.delivered("resolved").len(), 1, "{name}");
+    }
+    let resolved = &hook.delivered("resolved")[0].body["alerts"][0];
+    assert!(!resolved["endsAt"].as_str().unwrap().starts_with("0001"));
+
+    // The secret never reached the output, and the alert log has both.
+    assert_eq!(monitor.terminate(), Some(0));
+    let printed = serde_json::to_string(&monitor.events()).unwrap();
+    assert!(!printed.contains("s3cret-hmac"));
+    let log =
+        std::fs::read_to_string(sandbox.path().join("deployment_logs/auth_alerts.json")).unwrap();
+    let changes: Vec<Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(changes.iter().any(|c| c["change"] == "firing"), "{log}");
+    assert!(changes.iter().any(|c| c["change"] == "resolved"), "{log}");
+    assert!(!log.contains("s3cret-hmac"));
+}
+
+#[test]
+fn the_signature_is_the_hmac_of_the_body_sent() {
+    // A receiver that keeps the raw bytes, to check the HMAC exactly.
+    use axum::Router;
+    use axum::body::Bytes;
+    use axum::http::HeaderMap;
+    use std::sync::{Arc, Mutex};
+    type Signed = Vec<(String, Vec<u8>)>;
+    let seen: Arc<Mutex<Signed>> = Arc::default();
+    let keep = Arc::clone(&seen);
+    let app = Router::new().fallback(move |headers: HeaderMap, body: Bytes| {
+        let keep = Arc::clone(&keep);
+        async move {
+            let sig = headers
+                .get("x-gantry-signature")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string();
+            keep.lock().unwrap().push((sig, body.to_vec()));
+            "ok"
+        }
+    });
+    let server = gantry_tests::http::TestServer::start(app);
+    let sandbox = Sandbox::new();
+    write_config(
+        &sandbox,
+        &json!({"monitoring": monitoring(json!([
+            {"name": "signed", "plugin": "webhook",
+             "settings": {"url": server.url("/in"), "hmac_secret": "k3y"}},
+        ]))}),
+    );
+    let mut monitor = MonitorProcess::start(&sandbox, &[]);
+    fire(&monitor);
+    monitor.wait_for("the delivery", WAIT, |e| e["event"] == "delivered");
+    let (signature, body) = seen.lock().unwrap()[0].clone();
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"k3y").unwrap();
+    mac.update(&body);
+    let want = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    assert_eq!(signature, want);
+}
+
+#[test]
+fn queued_notices_survive_a_kill_and_are_delivered_once_after_restart() {
+    let sandbox = Sandbox::new();
+    let hook = Receiver::start();
+    hook.answer(503);
+    let mut config = monitoring(json!([
+        {"name": "ops", "plugin": "webhook", "settings": {"url": hook.url()}},
+    ]));
+    config["delivery"]["initial_backoff_seconds"] = json!(1.0);
+    write_config(&sandbox, &json!({ "monitoring": config }));
+    let mut monitor = MonitorProcess::start(&sandbox, &[]);
+    fire(&monitor);
+    monitor.wait_for("a refused delivery", WAIT, |e| {
+        e["event"] == "delivery_failed"
+    });
+    monitor.kill();
+    let refused = hook.received();
+    assert!(refused.iter().all(|r| r.answered == 503));
+    let key = header(&refused[0], "idempotency-key").to_string();
+
+    // The notice waited in the store; a new monitor delivers it.
+    hook.answer(200);
+    let mut again = MonitorProcess::start(&sandbox, &[]);
+    let delivered =
+        hook.wait_delivered("the queued notice", WAIT, |r| r.body["status"] == "firing");
+    assert_eq!(header(&delivered, "idempotency-key"), key);
+    again.wait_for("the delivered event", WAIT, |e| e["event"] == "delivered");
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(hook.delivered("firing").len(), 1);
+    // The new leader took the firing alert over rather than firing again.
+    assert!(
+        !again
+            .events()
+            .iter()
+            .any(|e| e["event"] == "alert" && e["change"] == "firing"),
+        "{:#?}",
+        again.events()
+    );
+    let listed = sandbox.run(&["--json", "alerts", "list"]).expect(0).json();
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed:#}");
+    assert_eq!(listed[0]["state"], "firing");
+}
+
+#[test]
+fn a_new_notifier_version_serves_without_a_restart_and_a_broken_one_is_refused() {
+    let sandbox = Sandbox::new();
+    let hook = Receiver::start();
+    let plugins = sandbox.path().join(".gantry/plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    let install = |wasm: &str, version: &str| {
+        let manifest = format!(
+            "name = \"pager\"\nkind = \"notifier\"\nversion = \"{version}\"\n\n[capabilities]\nhttp = [\"{{url}}\"]\n\n[settings.url]\nrequired = true\n"
+        );
+        // The manifest first: the watcher loads when the .wasm changes.
+        std::fs::write(plugins.join("pager.toml"), manifest).unwrap();
+        let tmp = plugins.join(".pager.wasm.tmp");
+        std::fs::copy(gantry::testing::test_plugin(wasm), &tmp).unwrap();
+        std::fs::rename(&tmp, plugins.join("pager.wasm")).unwrap();
+    };
+    install("webhook-notifier", "1.0.0");
+    let mut config = monitoring(json!([
+        {"name": "pager", "plugin": "pager", "settings": {"url": hook.url()}},
+    ]));
+    config["repeat_interval_seconds"] = json!(0.5);
+    config["group_interval_seconds"] = json!(0.2);
+    write_config(&sandbox, &json!({ "monitoring": config }));
+    let mut monitor = MonitorProcess::start(&sandbox, &[]);
+    fire(&monitor);
+    hook.wait_delivered("version 1's notice", WAIT, |r| r.body["version"] == "4");
+
+    // Version 2 (Slack's body, as an operator's rewrite would be).
+    let swapped = Instant::now();
+    install("slack-notifier", "2.0.0");
+    let reloaded = monitor.wait_for("the reload", WAIT, |e| {
+        e["event"] == "reloaded" && e["plugin"] == "pager"
+    });
+    assert!(reloaded["generation"].as_u64().unwrap() >= 2, "{reloaded}");
+    let v2 = hook.wait_delivered("version 2's repeat", WAIT, |r| {
+        r.at > swapped && r.body.get("blocks").is_some()
+    });
+    assert!(v2.body["text"].as_str().unwrap().contains("FIRING"));
+
+    // A broken version is refused; version 2 keeps serving.
+    let broken_at = Instant::now();
+    std::fs::write(plugins.join("pager.wasm"), b"\0asm\x0d\0\x01\0 truncated").unwrap();
+    let refused = monitor.wait_for("the refusal", WAIT, |e| {
+        e["event"] == "reload_refused" && e["plugin"] == "pager"
+    });
+    assert!(!refused["error"].as_str().unwrap().is_empty());
+    hook.wait_delivered("a repeat from the last good version", WAIT, |r| {
+        r.at > broken_at + Duration::from_millis(200) && r.body.get("blocks").is_some()
+    });
+    // `plugin list` in another process sees the broken file for what it is.
+    let list = sandbox.run(&["plugin", "list"]);
+    assert!(
+        list.stdout.contains("pager")
+            && (list.stdout.contains("fail") || list.stdout.contains("error")),
+        "{list:?}"
+    );
+    // The metrics count the swap and the refusal.
+    let (_, metrics) = get(&format!("{}/metrics", monitor.api));
+    assert!(sample(&metrics, "gantry_plugin_reloads_total{result=\"swapped\"}") >= 1.0);
+    assert!(sample(&metrics, "gantry_plugin_reloads_total{result=\"refused\"}") >= 1.0);
+}
+
+#[test]
+fn email_goes_through_the_relay_over_starttls() {
+    let sandbox = Sandbox::new();
+    let ca = TestCa::new(sandbox.path());
+    let (cert, key) = ca.server_files(sandbox.path());
+    let mail = sandbox.path().join("mail");
+    std::fs::create_dir_all(&mail).unwrap();
+    let port = gantry_tests::auth::free_port();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/smtp_sink.py");
+    let mut relay = std::process::Command::new("python3")
+        .args([script, cert.to_str().unwrap(), key.to_str().unwrap()])
+        .arg(port.to_string())
+        .arg(&mail)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 (with aiosmtpd: `pip install aiosmtpd`)");
+    let mut ready = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(relay.stdout.as_mut().unwrap()),
+        &mut ready,
+    )
+    .unwrap();
+    assert_eq!(
+        ready.trim(),
+        "ready",
+        "the SMTP relay did not start (is aiosmtpd installed?)"
+    );
+    let mut config = monitoring(json!([]));
+    config["email_alerts"] = json!({
+        "enabled": true,
+        "smtp_host": "127.0.0.1",
+        "smtp_port": port,
+        "from_address": "gantry@example.test",
+        "to_addresses": ["oncall@example.test"],
+        "tls": "starttls",
+        "ca_file": ca.ca_pem,
+    });
+    write_config(&sandbox, &json!({ "monitoring": config }));
+    let mut monitor = MonitorProcess::start(&sandbox, &[]);
+    fire(&monitor);
+    let delivered = monitor.wait_for("the mail", WAIT, |e| {
+        e["event"] == "delivered" && e["receiver"] == "email"
+    });
+    assert_eq!(delivered["status"], "firing");
+    let envelope: Value =
+        serde_json::from_str(&std::fs::read_to_string(mail.join("0000.json")).unwrap()).unwrap();
+    assert_eq!(envelope["from"], "gantry@example.test");
+    assert_eq!(envelope["to"], json!(["oncall@example.test"]));
+    assert_eq!(envelope["tls"], true, "the message crossed in the clear");
+    let message = std::fs::read_to_string(mail.join("0000.eml")).unwrap();
+    assert!(message.contains("LoginsFailing"), "{message}");
+    assert!(message.to_lowercase().contains("subject:"), "{message}");
+    monitor.kill();
+    let _ = relay.kill();
+    let _ = relay.wait();
+}
+
+#[test]
+fn the_api_checks_its_input_and_its_metrics_pass_promtool() {
+    let sandbox = Sandbox::new();
+    let mut config = monitoring(json!([]));
+    config["api"] = json!({"token": "${env:INGEST_TOKEN}", "max_body_bytes": 4096});
+    write_config(&sandbox, &json!({ "monitoring": config }));
+    let monitor = MonitorProcess::start(&sandbox, &[("INGEST_TOKEN", "t0ken")]);
+
+    let (status, _) = monitor.post(&attempts(1, 0), None);
+    assert_eq!(status, 401, "events without the token");
+    let (status, _) = monitor.post(&attempts(1, 0), Some("wrong"));
+    assert_eq!(status, 401);
+    // Good events are kept; each refusal names its index.
+    let (status, body) = monitor.post(
+        &json!([
+            {"kind": "auth_attempt", "success": true, "response_time_ms": 250},
+            {"kind": "login", "success": true},
+            {"kind": "token_refresh", "response_time_ms": -1},
+            {"kind": "permission_denial", "success": false},
+        ]),
+        Some("t0ken"),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["accepted"], 2, "{body}");
+    assert_eq!(body["rejected"], 2, "{body}");
+    assert_eq!(body["errors"][0]["index"], 1);
+    assert!(
+        body["errors"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("login")
+    );
+    assert_eq!(body["errors"][1]["index"], 2);
+    let (status, body) = monitor.post(&json!([{"kind": "nope"}]), Some("t0ken"));
+    assert_eq!(status, 400, "{body}");
+    let (status, _) = monitor.post(&attempts(500, 0), Some("t0ken"));
+    assert_eq!(status, 413, "a body over max_body_bytes");
+
+    let (status, health) = get(&format!("{}/healthz", monitor.api));
+    assert_eq!(status, 200);
+    assert!(health.contains("\"status\":\"ok\""), "{health}");
+    let (status, alerts) = get(&format!("{}/v1/alerts", monitor.api));
+    assert_eq!((status, alerts.as_str()), (200, "[]"));
+
+    let (status, metrics) = get(&format!("{}/metrics", monitor.api));
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("gantry_auth_events{window=\"1m\",kind=\"auth_attempt\"} 1")
+            && metrics.contains("gantry_events_ingested_total 2"),
+        "{metrics}"
+    );
+    let mut promtool = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .output_with_stdin(metrics.as_bytes());
+    assert!(
+        promtool.status.success(),
+        "promtool check metrics:\n{}{}",
+        String::from_utf8_lossy(&promtool.stdout),
+        String::from_utf8_lossy(&promtool.stderr)
+    );
+    promtool.stdout.clear();
+}
+
+/// `Command::output` with bytes on stdin.
+trait OutputWithStdin {
+    fn output_with_stdin(&mut self, input: &[u8]) -> std::process::Output;
+}
+
+impl OutputWithStdin for std::process::Command {
+    fn output_with_stdin(&mut self, input: &[u8]) -> std::process::Output {
+        use std::io::Write;
+        let mut child = self
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("promtool (Debian's `prometheus` package)");
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        child.wait_with_output().unwrap()
+    }
+}
+
+#[test]
+fn acknowledged_alerts_stop_repeating_until_the_ack_expires_and_silences_hold_notices() {
+    let sandbox = Sandbox::new();
+    let hook = Receiver::start();
+    let mut config = monitoring(json!([
+        {"name": "ops", "plugin": "webhook", "settings": {"url": hook.url()}},
+    ]));
+    config["repeat_interval_seconds"] = json!(0.5);
+    config["group_interval_seconds"] = json!(0.2);
+    write_config(&sandbox, &json!({ "monitoring": config }));
+    let mut monitor = MonitorProcess::start(&sandbox, &[]);
+    fire(&monitor);
+    let alert = monitor.wait_for("firing", WAIT, |e| {
+        e["event"] == "alert" && e["change"] == "firing"
+    });
+    let id = alert["id"].as_str().unwrap().to_string();
+    // Repeats arrive while nobody has acknowledged it.
+    let deadline = Instant::now() + WAIT;
+    while hook.delivered("firing").len() < 3 {
+        assert!(Instant::now() < deadline, "no repeats");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    sandbox
+        .run(&[
+            "alerts",
+            "ack",
+            &id,
+            "--comment",
+            "on it",
+            "--expires",
+            "3s",
+        ])
+        .expect(0);
+    let acked_at = Instant::now();
+    std::thread::sleep(Duration::from_millis(700));
+    let after_ack = hook.delivered("firing").len();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        hook.delivered("firing").len(),
+        after_ack,
+        "repeats went on after the acknowledgement"
+    );
+    let shown = sandbox
+        .run(&["--json", "alerts", "show", &id])
+        .expect(0)
+        .json();
+    assert_eq!(shown["alert"]["ack_comment"], "on it", "{shown:#}");
+    // Expired: repeats resume.
+    hook.wait_delivered("a repeat after the ack expired", WAIT, |r| {
+        r.at > acked_at + Duration::from_secs(3) && r.body["status"] == "firing"
+    });
+
+    // A silence holds every notice for matching alerts, resolved ones too.
+    let silenced = sandbox
+        .run(&[
+            "--json",
+            "alerts",
+            "silence",
+            "--match",
+            "alertname=LoginsFailing",
+            "--duration",
+            "1h",
+        ])
+        .expect(0)
+        .json();
+    assert!(silenced["id"].as_str().is_some(), "{silenced:#}");
+    std::thread::sleep(Duration::from_millis(700));
+    let before = hook.received().len();
+    recover(&monitor);
+    monitor.wait_for("resolved", WAIT, |e| {
+        e["event"] == "alert" && e["change"] == "resolved"
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        hook.received().len(),
+        before,
+        "a silenced alert was notified"
+    );
+    assert!(hook.delivered("resolved").is_empty());
+    sandbox.run(&["alerts", "ack", &id]).expect(2);
+}
+
+#[test]
+fn bad_rules_and_receivers_exit_2_naming_the_key_and_write_nothing() {
+    let cases = [
+        (
+            json!({"rules": [{"name": "x", "metric": "sucess_rate", "op": "<", "threshold": 0.5}]}),
+            "monitoring.rules[0].metric",
+        ),
+        (
+            json!({"rules": [{"name": "x", "metric": "success_rate", "op": "=<", "threshold": 0.5}]}),
+            "monitoring.rules[0].op",
+        ),
+        (
+            json!({"rules": [{"name": "x", "metric": "success_rate", "op": "<", "threshold": 0.5, "window": "7m"}]}),
+            "monitoring.rules[0].window",
+        ),
+        (
+            json!({"receivers": [{"name": "r", "plugin": "pagerduty", "settings": {}}]}),
+            "monitoring.receivers[0].plugin",
+        ),
+        (
+            json!({"receivers": [{"name": "r", "plugin": "http-check", "settings": {}}]}),
+            "monitoring.receivers[0].plugin",
+        ),
+        (
+            json!({"receivers": [{"name": "r", "plugin": "webhook", "fallback": "nobody"}]}),
+            "monitoring.receivers[0].fallback",
+        ),
+        (
+            json!({"group_wait_seconds": -1}),
+            "monitoring.group_wait_seconds",
+        ),
+        (json!({"rulez": []}), "rulez"),
+    ];
+    for (monitoring, key) in cases {
+        let sandbox = Sandbox::new();
+        write_config(&sandbox, &json!({ "monitoring": monitoring }));
+        let run = sandbox
+            .run(&["monitor", "--listen", "127.0.0.1:0"])
+            .expect(2);
+        assert!(run.stderr.contains(key), "{key}: {}", run.stderr);
+        let state = sandbox.path().join(".gantry");
+        let wrote: Vec<_> = std::fs::read_dir(&state)
+            .map(|d| d.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        assert!(
+            wrote
+                .iter()
+                .all(|n| !n.to_string_lossy().starts_with("state")),
+            "{key}: wrote {wrote:?}"
+        );
+    }
+}
+
+#[test]
+fn two_monitors_on_postgres_one_leads_and_the_other_takes_over_when_it_dies() {
+    let db = TestDb::create("monitors");
+    let sandbox = Sandbox::new();
+    let hook = Receiver::start();
+    write_config(
+        &sandbox,
+        &json!({
+            "state": {"url": db.url(), "lease_seconds": 2},
+            "monitoring": monitoring(json!([
+                {"name": "ops", "plugin": "webhook", "settings": {"url": hook.url()}},
+            ])),
+        }),
+    );
+    let a = MonitorProcess::start(&sandbox, &[("GANTRY_HOST", "a")]);
+    let b = MonitorProcess::start(&sandbox, &[("GANTRY_HOST", "b")]);
+    let leading = |m: &MonitorProcess| {
+        get(&format!("{}/healthz", m.api))
+            .1
+            .contains("\"leading\":true")
+    };
+    let deadline = Instant::now() + WAIT;
+    while !(leading(&a) || leading(&b)) {
+        assert!(Instant::now() < deadline, "nobody leads");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (mut leader, mut follower) = if leading(&a) { (a, b) } else { (b, a) };
+    assert!(!leading(&follower), "two leaders");
+    // Events reach the follower only; the leader sees its published seconds.
+    fire(&follower);
+    hook.wait_delivered("the firing notice", WAIT, |r| r.body["status"] == "firing");
+
+    leader.kill();
+    follower.wait_for("the takeover", WAIT, |e| {
+        e["event"] == "leading" && e["leading"] == true
+    });
+    recover(&follower);
+    hook.wait_delivered("the resolved notice", WAIT, |r| {
+        r.body["status"] == "resolved"
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        hook.delivered("firing").len(),
+        1,
+        "fired again after the takeover"
+    );
+    assert_eq!(hook.delivered("resolved").len(), 1);
+    let _ = post_events(&follower.api, &attempts(1, 0), None);
+    assert_eq!(follower.terminate(), Some(0));
+    // A clean stop released the lease.
+    let held = db.scalar("SELECT count(*)::text FROM gantry_leases WHERE name = 'monitor:leader'");
+    assert_eq!(held.as_deref(), Some("0"));
+}
