@@ -313,6 +313,17 @@ fn a_new_notifier_version_serves_without_a_restart_and_a_broken_one_is_refused()
     hook.wait_delivered("a repeat from the last good version", WAIT, |r| {
         r.at > broken_at + Duration::from_millis(200) && r.body.get("blocks").is_some()
     });
+    // Across both swaps no notice was taken twice.
+    let mut keys: Vec<String> = hook
+        .received()
+        .iter()
+        .filter(|r| (200..300).contains(&r.answered))
+        .map(|r| header(r, "idempotency-key").to_string())
+        .collect();
+    let taken = keys.len();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), taken, "a notice was delivered twice");
     // `plugin list` in another process sees the broken file for what it is.
     let list = sandbox.run(&["plugin", "list"]);
     assert!(
@@ -376,8 +387,16 @@ fn email_goes_through_the_relay_over_starttls() {
     assert_eq!(envelope["to"], json!(["oncall@example.test"]));
     assert_eq!(envelope["tls"], true, "the message crossed in the clear");
     let message = std::fs::read_to_string(mail.join("0000.eml")).unwrap();
-    assert!(message.contains("LoginsFailing"), "{message}");
-    assert!(message.to_lowercase().contains("subject:"), "{message}");
+    let lower = message.to_lowercase();
+    let subject = message
+        .lines()
+        .find(|l| l.to_lowercase().starts_with("subject:"))
+        .unwrap_or_else(|| panic!("no subject:\n{message}"));
+    assert!(subject.contains("LoginsFailing"), "{subject}");
+    assert!(lower.contains("multipart/alternative"), "{message}");
+    assert!(lower.contains("content-type: text/plain"), "{message}");
+    assert!(lower.contains("content-type: text/html"), "{message}");
+    assert!(lower.contains("to: oncall@example.test"), "{message}");
     monitor.kill();
     let _ = relay.kill();
     let _ = relay.wait();
@@ -652,4 +671,118 @@ fn two_monitors_on_postgres_one_leads_and_the_other_takes_over_when_it_dies() {
     // A clean stop released the lease.
     let held = db.scalar("SELECT count(*)::text FROM gantry_leases WHERE name = 'monitor:leader'");
     assert_eq!(held.as_deref(), Some("0"));
+}
+
+#[test]
+fn a_rule_waits_for_its_minimum_samples_and_no_data_fires_when_asked() {
+    let sandbox = Sandbox::new();
+    let hook = Receiver::start();
+    let mut config = monitoring(json!([
+        {"name": "ops", "plugin": "webhook", "settings": {"url": hook.url()}},
+    ]));
+    config["rules"].as_array_mut().unwrap().push(json!({
+        "name": "NoDenialData",
+        "metric": "permission_denial_rate",
+        "op": ">",
+        "threshold": 0.5,
+        "window": "1m",
+        "min_samples": 5,
+        "no_data": "alerting",
+    }));
+    write_config(&sandbox, &json!({ "monitoring": config }));
+    let mut monitor = MonitorProcess::start(&sandbox, &[]);
+    // Nothing recorded: the no-data rule fires, the other stays quiet.
+    hook.wait_delivered("the no-data alert", WAIT, |r| {
+        r.body["groupLabels"]["alertname"] == "NoDenialData"
+    });
+    // Five failed logins of five: under LoginsFailing's ten samples.
+    let (status, _) = monitor.post(&attempts(5, 5), None);
+    assert_eq!(status, 200);
+    std::thread::sleep(Duration::from_millis(1200));
+    assert!(
+        !monitor
+            .events()
+            .iter()
+            .any(|e| e["name"] == "LoginsFailing"),
+        "fired on too few samples: {:#?}",
+        monitor.events()
+    );
+    // Five more reach the minimum: it fires. The decisions now count as
+    // data for the other rule, which resolves (no denials).
+    let (status, _) = monitor.post(&attempts(5, 5), None);
+    assert_eq!(status, 200);
+    monitor.wait_for("LoginsFailing firing", WAIT, |e| {
+        e["name"] == "LoginsFailing" && e["change"] == "firing"
+    });
+    monitor.wait_for("NoDenialData resolved", WAIT, |e| {
+        e["name"] == "NoDenialData" && e["change"] == "resolved"
+    });
+}
+
+#[test]
+fn the_alertmanager_notifier_forwards_to_a_real_alertmanager() {
+    let sandbox = Sandbox::new();
+    let port = gantry_tests::auth::free_port();
+    sandbox.write(
+        "am.yml",
+        "route:\n  receiver: nobody\nreceivers:\n  - name: nobody\n",
+    );
+    let mut am = std::process::Command::new("prometheus-alertmanager")
+        .current_dir(sandbox.path())
+        .args([
+            "--config.file=am.yml",
+            "--storage.path=am-data",
+            "--cluster.listen-address=",
+        ])
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("prometheus-alertmanager (Debian's package)");
+    let am_url = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + WAIT;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "Alertmanager did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    write_config(
+        &sandbox,
+        &json!({"monitoring": monitoring(json!([
+            {"name": "am", "plugin": "alertmanager", "settings": {"url": am_url}},
+        ]))}),
+    );
+    let mut monitor = MonitorProcess::start(&sandbox, &[]);
+    fire(&monitor);
+    monitor.wait_for("the delivery", WAIT, |e| {
+        e["event"] == "delivered" && e["status"] == "firing"
+    });
+    let (status, alerts) = get(&format!("{am_url}/api/v2/alerts"));
+    assert_eq!(status, 200);
+    let alerts: Value = serde_json::from_str(&alerts).unwrap();
+    let ours = alerts
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["labels"]["alertname"] == "LoginsFailing")
+        .unwrap_or_else(|| panic!("Alertmanager has not got it: {alerts:#}"));
+    assert_eq!(ours["labels"]["severity"], "critical");
+    assert_eq!(ours["annotations"]["summary"], "most logins fail");
+    assert_eq!(ours["status"]["state"], "active");
+
+    recover(&monitor);
+    monitor.wait_for("the resolved delivery", WAIT, |e| {
+        e["event"] == "delivered" && e["status"] == "resolved"
+    });
+    let (_, alerts) = get(&format!("{am_url}/api/v2/alerts"));
+    let alerts: Value = serde_json::from_str(&alerts).unwrap();
+    assert!(
+        !alerts
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["labels"]["alertname"] == "LoginsFailing"),
+        "still active in Alertmanager: {alerts:#}"
+    );
+    let _ = am.kill();
+    let _ = am.wait();
 }

@@ -108,7 +108,10 @@ pub fn message(n: &Notification) -> Value {
 impl Notifier for Slack {
     fn notify(n: Notification) -> Result<(), DeliveryError> {
         let url = config::require("url").map_err(DeliveryError::permanent)?;
+        // Slack ignores the key; a proxy in front of it can drop the one
+        // duplicate a crash between its 2xx and gantry's commit can cause.
         let response = Request::post(&url)
+            .header("idempotency-key", &n.idempotency_key)
             .json(message(&n).to_string())
             .timeout_ms(10_000)
             .send()
