@@ -79,6 +79,9 @@ pub async fn events(State(api): State<Api>, headers: HeaderMap, body: Bytes) -> 
         }
     }
     api.monitor.ingested.fetch_add(accepted, Ordering::Relaxed);
+    if accepted > 0 {
+        api.monitor.nudge();
+    }
     api.monitor.rejected.fetch_add(refused, Ordering::Relaxed);
     let status = if accepted == 0 && refused > 0 {
         StatusCode::BAD_REQUEST
