@@ -352,19 +352,16 @@ impl AuthMonitor {
                 }
             }
         }));
-        if let Some(dir) = self.settings.plugin_dir.clone() {
-            let me = Arc::clone(self);
-            let rx = stopped.clone();
-            tasks.push(tokio::spawn(async move {
-                watch_plugins(
-                    dir,
-                    Arc::clone(&me.registry),
-                    me.sink.clone(),
-                    Arc::clone(&me.reloads),
-                    rx,
-                )
-                .await;
-            }));
+        if let Some(dir) = self.settings.plugin_dir.clone()
+            && let Some(watching) = watch_plugins(
+                dir,
+                Arc::clone(&self.registry),
+                self.sink.clone(),
+                Arc::clone(&self.reloads),
+                stopped.clone(),
+            )
+        {
+            tasks.push(tokio::spawn(watching));
         }
         MonitorHandle { stop, tasks }
     }

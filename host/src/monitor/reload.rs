@@ -29,15 +29,18 @@ fn plugin_of(path: &Path) -> Option<String> {
     (!stem.starts_with('.')).then(|| stem.to_string())
 }
 
-/// Watches `dir` until `stop` changes. `reloads` counts (swapped, refused).
-pub async fn watch_plugins(
+/// Starts watching `dir` at once (so a change that lands as soon as the
+/// monitor says it has started is seen) and returns the loop that reloads
+/// what changes until `stop` changes. `reloads` counts (swapped, refused).
+/// `None` when the directory cannot be watched (logged).
+pub fn watch_plugins(
     dir: PathBuf,
     registry: Arc<Registry>,
     sink: Sink<Event>,
     reloads: Arc<(AtomicU64, AtomicU64)>,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) {
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<PathBuf>();
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Option<impl std::future::Future<Output = ()> + Send + 'static> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<PathBuf>();
     let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         if let Ok(event) = event {
             for path in event.paths {
@@ -49,7 +52,7 @@ pub async fn watch_plugins(
         Ok(w) => w,
         Err(e) => {
             tracing::warn!("cannot watch plugins: {e}");
-            return;
+            return None;
         }
     };
     if let Err(e) = std::fs::create_dir_all(&dir)
@@ -57,8 +60,20 @@ pub async fn watch_plugins(
         .and_then(|()| watcher.watch(&dir, RecursiveMode::NonRecursive))
     {
         tracing::warn!(dir = %dir.display(), "cannot watch the plugin directory: {e}");
-        return;
+        return None;
     }
+    Some(reload_changes(watcher, rx, registry, sink, reloads, stop))
+}
+
+async fn reload_changes(
+    // Held for as long as the loop runs: dropping it stops the watch.
+    _watcher: notify::RecommendedWatcher,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<PathBuf>,
+    registry: Arc<Registry>,
+    sink: Sink<Event>,
+    reloads: Arc<(AtomicU64, AtomicU64)>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     loop {
         let first = tokio::select! {
             path = rx.recv() => path,
