@@ -13,6 +13,7 @@
 use crate::config::ConfigError as ConfigFileError;
 use crate::configdeploy::ConfigError;
 use crate::db::DbError;
+use crate::deploy::DeployError;
 use crate::migrate::MigrateError;
 use crate::monitor::MonitorError;
 use crate::rollout::RolloutError;
@@ -192,6 +193,25 @@ pub fn monitor_exit(err: &MonitorError) -> Exit {
     }
 }
 
+/// A deployment: refused before anything changed is bad input (exit 2);
+/// what fails while it runs is a failed operation.
+pub fn deploy_exit(err: &DeployError) -> Exit {
+    match err {
+        DeployError::Refused { .. }
+        | DeployError::Busy { .. }
+        | DeployError::Config { .. }
+        | DeployError::Unknown(_)
+        | DeployError::NotResumable { .. }
+        | DeployError::UnknownBackup(_) => Exit::Usage,
+        DeployError::Store(e) => store_exit(e),
+        DeployError::Lease(e) => lease_exit(e),
+        DeployError::Migrate(e) => migrate_exit(e),
+        DeployError::ConfigDeploy(e) => config_exit(e),
+        DeployError::Rollout(e) => rollout_exit(e),
+        DeployError::Monitor(e) => monitor_exit(e),
+    }
+}
+
 macro_rules! exit_table {
     ($($ty:ty => $exit:expr;)*) => {$(
         impl From<$ty> for Failure {
@@ -217,5 +237,6 @@ exit_table! {
     DbError => db_exit;
     RolloutError => rollout_exit;
     MonitorError => monitor_exit;
+    DeployError => deploy_exit;
     std::io::Error => |_| Exit::Failed;
 }

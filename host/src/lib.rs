@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod configdeploy;
 pub mod db;
+pub mod deploy;
 pub mod error;
 pub mod events;
 pub mod findings;

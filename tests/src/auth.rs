@@ -83,6 +83,34 @@ impl Fixture {
         fixture
     }
 
+    /// Makes the fixture a whole deployment for `gantry deploy`: auth.json
+    /// rendered from `auth-src/auth.json` with `environments`, a canary
+    /// login, a short health verification, and `receivers` for alerts
+    /// (test notices). The monitor API listens on a port of its own.
+    pub fn deployable(&mut self, receivers: Value) {
+        self.sandbox.write(
+            "auth-src/auth.json",
+            r#"{"jwt_secret_key": "replaced-per-environment", "token_expiry_minutes": 30, "rate_limiting_enabled": false}"#,
+        );
+        self.config["environments"] = json!({
+            "development": {"jwt_secret_key": "a-development-secret-of-at-least-32-bytes", "token_expiry_minutes": 1440},
+            "production": {"jwt_secret_key": "a-production-secret-of-at-least-32-bytes!", "token_expiry_minutes": 60},
+        });
+        self.config["deployment"] = json!({
+            "config_files": ["auth-src/auth.json"],
+            "verify_seconds": 0.6,
+            "verify_interval_seconds": 0.2,
+            "timeout_seconds": 120,
+            "canary": {"plugin": "auth-smoke-check", "settings": {
+                "url": "http://{address}", "username": "canary", "password": CANARY_PASSWORD}},
+        });
+        self.config["monitoring"] = json!({
+            "receivers": receivers,
+            "api": {"listen": format!("127.0.0.1:{}", free_port())},
+        });
+        self.save();
+    }
+
     pub fn save(&self) {
         self.sandbox.write(
             "deployment_config.json",

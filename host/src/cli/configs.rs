@@ -3,11 +3,10 @@
 use super::Context;
 use crate::configdeploy::{
     BackupInfo, ChangeInfo, ConfigDeployer, DeployerSettings, FileChange, FileDiff, Finding,
-    PluginValidators, Severity, Validators,
+    Severity, Validators,
 };
 use crate::error::{CliResult, Exit, Failure};
 use crate::report::table;
-use anyhow::anyhow;
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 
@@ -173,37 +172,22 @@ pub async fn run(ctx: &Context, cmd: ConfigCommand) -> CliResult {
 /// The deployer on the shared store; validators (and so the plugin
 /// runtime) only for commands that validate.
 fn deployer(ctx: &Context, dir: &DirArgs, with_validators: bool) -> CliResult<ConfigDeployer> {
-    let config = &ctx.settings.config.config;
     let settings = DeployerSettings::from_settings(&ctx.settings, dir.config_dir.as_deref());
-    let names = &config.config_deploy.validators;
-    let plugins = if with_validators && !names.is_empty() {
-        let registry = ctx.registry()?;
-        let mut plugins = Vec::new();
-        for name in names {
-            let plugin = registry.plugin(name)?;
-            if plugin.kind() != crate::runtime::PluginKind::ConfigValidator {
-                return Err(Failure::usage(anyhow!(
-                    "`config_deploy.validators` names `{name}`, a {} plugin; it must be a config-validator",
-                    plugin.kind()
-                )));
-            }
-            plugins.push(plugin);
-        }
-        Some(PluginValidators {
-            runtime: ctx.runtime()?,
-            plugins,
-        })
+    let registry = if with_validators
+        && !ctx
+            .settings
+            .config
+            .config
+            .config_deploy
+            .validators
+            .is_empty()
+    {
+        Some(ctx.registry()?)
     } else {
         None
     };
-    let validators = Validators {
-        schemas_dir: config
-            .config_deploy
-            .schemas_dir
-            .as_ref()
-            .map(|d| ctx.settings.resolve_path(d)),
-        plugins,
-    };
+    let validators =
+        Validators::from_settings(&ctx.settings, registry.as_ref()).map_err(Failure::usage)?;
     Ok(ConfigDeployer::new(settings, validators, ctx.store.clone()).with_sink(ctx.out.sink()))
 }
 

@@ -4,6 +4,7 @@
 
 mod alerts;
 mod configs;
+mod deploy;
 mod migrate;
 mod monitor;
 mod plugin;
@@ -63,6 +64,10 @@ pub enum Command {
     /// Deploy configuration files with backups; list, roll back, history
     #[command(subcommand)]
     Config(configs::ConfigCommand),
+    /// Deploy an environment: preflight, migrations, config, rolling updates, checks; rolled back on failure
+    Deploy(deploy::DeployArgs),
+    /// Roll a deployment back: config restored, services rolled back (migrations only when opted in)
+    Rollback(deploy::RollbackArgs),
     /// What gantry has done and whether anything is running or unfinished
     Status,
     /// Apply database migrations (see also: status, rollback, repair)
@@ -119,6 +124,8 @@ pub async fn run(cli: Cli) -> CliResult<Exit> {
     let ctx = Context::new(&cli)?;
     let result = match cli.command {
         Command::Config(cmd) => configs::run(&ctx, cmd).await,
+        Command::Deploy(args) => deploy::deploy(&ctx, args).await,
+        Command::Rollback(args) => deploy::rollback(&ctx, args).await,
         Command::Status => status::run(&ctx).await,
         Command::Migrate(args) => migrate::run(&ctx, args).await,
         Command::Plugin(cmd) => plugin::run(&ctx, cmd).await,

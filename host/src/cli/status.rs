@@ -1,39 +1,81 @@
-//! `gantry status`: what the state store says, and anything running or
-//! unfinished. Exit 0 when nothing is interrupted, 1 when a change was.
+//! `gantry status`: what the state store says — the newest deployment of
+//! each environment with its steps, the services' instances, open alerts,
+//! config changes — and anything running or unfinished, with the command
+//! that finishes or undoes it. Exit 0 when nothing is interrupted, 1 when
+//! something is.
 
 use super::Context;
 use super::configs::print_history;
 use crate::configdeploy::changes;
+use crate::deploy::DeploymentView;
 use crate::error::{CliResult, Exit};
+use crate::report::table;
+use crate::rollout::ServiceStatus;
 
 pub async fn run(ctx: &Context) -> CliResult {
     let target = &ctx.settings.state;
+    let deployments = crate::deploy::latest(&ctx.store).await?;
     let all = changes(&ctx.store, &ctx.settings.host).await?;
     let running: Vec<_> = all.iter().filter(|c| c.is_running()).cloned().collect();
     let interrupted: Vec<_> = all.iter().filter(|c| c.is_interrupted()).cloned().collect();
     let last: Vec<_> = all.last().cloned().into_iter().collect();
+    let services = services(ctx).await;
+    let alerts = ctx
+        .store
+        .read(async |tx| tx.alerts(&["pending", "firing"], 1000).await)
+        .await?;
+    let deploy_interrupted = deployments.iter().any(|d| d.interrupted);
+    let rollout_interrupted = services.iter().any(|s| s.interrupted);
     if ctx.out.is_json() {
         ctx.out.json(&serde_json::json!({
             "state_store": target.to_string(),
             "host": ctx.settings.host,
+            "deployments": deployments,
+            "services": services,
+            "alerts": alerts,
             "last_config_change": last.first(),
             "running": running,
             "interrupted": interrupted,
         }))?;
     } else {
         ctx.out.text(format!("state store: {target}"))?;
+        for d in &deployments {
+            print_deployment(ctx, d)?;
+        }
+        for s in &services {
+            let alive = s.instances.iter().filter(|i| i.alive).count();
+            let versions: std::collections::BTreeSet<&str> =
+                s.instances.iter().map(|i| i.version.as_str()).collect();
+            ctx.out.text(format!(
+                "service {}: {alive} of {} instance(s) running ({}){}",
+                s.service,
+                s.desired,
+                versions.into_iter().collect::<Vec<_>>().join(", "),
+                s.advice
+                    .as_deref()
+                    .map(|a| format!("; {a}"))
+                    .unwrap_or_default()
+            ))?;
+        }
+        let firing = alerts.iter().filter(|a| a.state == "firing").count();
+        if !alerts.is_empty() {
+            ctx.out.text(format!(
+                "alerts: {firing} firing, {} pending (gantry alerts list)",
+                alerts.len() - firing
+            ))?;
+        }
         if !running.is_empty() {
             ctx.out
                 .text(format!("{} config change(s) running:", running.len()))?;
             print_history(ctx, &running)?;
         }
-        if interrupted.is_empty() {
+        if interrupted.is_empty() && !deploy_interrupted && !rollout_interrupted {
             ctx.out.text("nothing interrupted")?;
-            if running.is_empty() && !last.is_empty() {
+            if running.is_empty() && !last.is_empty() && deployments.is_empty() {
                 ctx.out.text("last config change:")?;
                 print_history(ctx, &last)?;
             }
-        } else {
+        } else if !interrupted.is_empty() {
             ctx.out.text(format!(
                 "{} interrupted config change(s):",
                 interrupted.len()
@@ -41,9 +83,91 @@ pub async fn run(ctx: &Context) -> CliResult {
             print_history(ctx, &interrupted)?;
         }
     }
-    Ok(if interrupted.is_empty() {
-        Exit::Success
+    Ok(
+        if interrupted.is_empty() && !deploy_interrupted && !rollout_interrupted {
+            Exit::Success
+        } else {
+            Exit::Failed
+        },
+    )
+}
+
+/// Every configured service as it runs (no health checks: status is quick).
+async fn services(ctx: &Context) -> Vec<ServiceStatus> {
+    let names: Vec<String> = ctx
+        .settings
+        .config
+        .config
+        .services
+        .keys()
+        .cloned()
+        .collect();
+    if names.is_empty() {
+        return Vec::new();
+    }
+    let Ok(registry) = ctx.registry() else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for name in names {
+        let rollout = crate::rollout::build::rollout(
+            &ctx.settings,
+            &ctx.store,
+            &registry,
+            &name,
+            crate::events::discard(),
+        );
+        if let Ok(rollout) = rollout
+            && let Ok(status) = rollout.status(false).await
+        {
+            out.push(status);
+        }
+    }
+    out
+}
+
+fn print_deployment(ctx: &Context, d: &DeploymentView) -> CliResult<()> {
+    let r = &d.record;
+    let state = if d.interrupted {
+        format!("INTERRUPTED ({})", r.state)
     } else {
-        Exit::Failed
-    })
+        r.state.clone()
+    };
+    ctx.out.text(format!(
+        "deployment {} of {}: {state}, by {} on {}{}",
+        r.id,
+        r.environment,
+        r.actor,
+        r.host,
+        r.reason
+            .as_deref()
+            .map(|x| format!(" — {x}"))
+            .unwrap_or_default()
+    ))?;
+    let rows: Vec<Vec<String>> = d
+        .steps
+        .iter()
+        .map(|s| {
+            let detail: serde_json::Value = serde_json::from_str(&s.detail).unwrap_or_default();
+            vec![
+                format!("  {}", s.name),
+                s.state.clone(),
+                match (s.started_ms, s.finished_ms) {
+                    (Some(a), Some(b)) => format!("{:.1} s", (b - a) as f64 / 1000.0),
+                    _ => "-".into(),
+                },
+                s.error
+                    .clone()
+                    .or_else(|| detail["undo"].as_str().map(String::from))
+                    .or_else(|| detail["summary"].as_str().map(String::from))
+                    .unwrap_or_default(),
+            ]
+        })
+        .collect();
+    ctx.out
+        .text(table(&["  STEP", "STATE", "TOOK", "WHAT HAPPENED"], &rows))?;
+    if let Some(advice) = &d.advice {
+        ctx.out.text(advice.clone())?;
+    }
+    Ok(())
 }

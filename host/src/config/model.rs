@@ -93,19 +93,96 @@ pub struct DeploymentSettings {
     /// Overall time limit of a deployment, in seconds.
     #[serde(default = "default_timeout_seconds")]
     pub timeout_seconds: u64,
+    /// The base config files `gantry deploy` renders for the environment
+    /// and deploys to `config_dir` (relative to the deployment config).
+    #[serde(default)]
+    pub config_files: Vec<PathBuf>,
+    /// The services `gantry deploy` rolls, in order [default: every one].
+    #[serde(default)]
+    pub services: Option<Vec<String>>,
+    /// Revert the deployment's migrations when it is rolled back. Off by
+    /// default: a down migration can destroy data.
+    #[serde(default)]
+    pub rollback_migrations: bool,
+    /// Health verification after the rollouts: every instance's checks
+    /// are run for this long…
+    #[serde(default = "default_verify_seconds")]
+    pub verify_seconds: f64,
+    /// …every this often…
+    #[serde(default = "default_verify_interval")]
+    pub verify_interval_seconds: f64,
+    /// …and this many failed rounds in a row for one instance roll the
+    /// deployment back.
+    #[serde(default = "default_verify_failures")]
+    pub verify_failures: u32,
+    /// A check run once against each service's public address after the
+    /// rollouts: the canary login that proves authentication works.
+    #[serde(default)]
+    pub canary: Option<CanaryConfig>,
+    /// Send a test notice (marked as a test) to every alert receiver.
+    #[serde(default = "yes")]
+    pub test_alerts: bool,
+}
+
+/// `deployment.canary`: a health-check plugin run against a service's
+/// public address (`{address}` in its settings).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CanaryConfig {
+    /// The service it checks [default: the first one rolled].
+    #[serde(default)]
+    pub service: Option<String>,
+    pub plugin: String,
+    #[serde(default)]
+    pub settings: BTreeMap<String, String>,
+    #[serde(default = "default_canary_timeout")]
+    pub timeout_seconds: f64,
+    /// Tries before the canary counts as failed (1 s apart).
+    #[serde(default = "default_canary_attempts")]
+    pub attempts: u32,
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+}
+
+fn default_canary_timeout() -> f64 {
+    10.0
+}
+fn default_canary_attempts() -> u32 {
+    3
+}
+
+impl CanaryConfig {
+    /// As a health check of the service.
+    pub fn as_check(&self) -> super::services::HealthCheckConfig {
+        serde_json::from_value(serde_json::json!({
+            "name": "canary",
+            "plugin": self.plugin,
+            "settings": self.settings,
+            "timeout_seconds": self.timeout_seconds,
+            "ca_file": self.ca_file,
+        }))
+        .expect("a health check config")
+    }
 }
 
 impl Default for DeploymentSettings {
     fn default() -> Self {
-        DeploymentSettings {
-            log_dir: default_log_dir(),
-            backup_dir: default_backup_dir(),
-            max_backups: default_max_backups(),
-            timeout_seconds: default_timeout_seconds(),
-        }
+        serde_json::from_value(serde_json::json!({})).expect("defaults")
     }
 }
 
+fn yes() -> bool {
+    true
+}
+fn default_verify_seconds() -> f64 {
+    5.0
+}
+fn default_verify_interval() -> f64 {
+    1.0
+}
+fn default_verify_failures() -> u32 {
+    3
+}
 fn default_log_dir() -> PathBuf {
     PathBuf::from("deployment_logs")
 }

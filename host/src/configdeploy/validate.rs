@@ -36,6 +36,43 @@ pub struct PluginValidators {
 }
 
 impl Validators {
+    /// The validators the deployment config names (`config_deploy`):
+    /// its schemas directory and config-validator plugins from `registry`.
+    /// `Err` names a plugin that is unknown or of another kind.
+    pub fn from_settings(
+        settings: &crate::settings::Settings,
+        registry: Option<&crate::runtime::Registry>,
+    ) -> Result<Validators, anyhow::Error> {
+        let config = &settings.config.config.config_deploy;
+        let plugins = match registry {
+            Some(registry) if !config.validators.is_empty() => {
+                let mut plugins = Vec::new();
+                for name in &config.validators {
+                    let plugin = registry.plugin(name)?;
+                    if plugin.kind() != crate::runtime::PluginKind::ConfigValidator {
+                        anyhow::bail!(
+                            "`config_deploy.validators` names `{name}`, a {} plugin; it must be a config-validator",
+                            plugin.kind()
+                        );
+                    }
+                    plugins.push(plugin);
+                }
+                Some(PluginValidators {
+                    runtime: Arc::clone(registry.runtime()),
+                    plugins,
+                })
+            }
+            _ => None,
+        };
+        Ok(Validators {
+            schemas_dir: config
+                .schemas_dir
+                .as_ref()
+                .map(|d| settings.resolve_path(d)),
+            plugins,
+        })
+    }
+
     /// Every finding for every file; `Err` only when a validator itself
     /// cannot run.
     pub fn run(&self, files: &[Rendered], environment: &str) -> Result<Vec<Finding>, ConfigError> {

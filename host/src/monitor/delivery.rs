@@ -11,7 +11,7 @@
 
 use super::events::Event;
 use super::lifecycle::group_key;
-use super::notice::{NotificationDoc, labels_of};
+use super::notice::{AlertDoc, NotificationDoc, labels_of};
 use super::receivers::Receiver;
 use crate::bindings::types::DeliveryError;
 use crate::config::DeliveryConfig;
@@ -70,6 +70,60 @@ enum Outcome {
 }
 
 impl Delivery {
+    /// Sends a test notice — marked `test`, a synthetic info alert named
+    /// `GantryTestNotice` — to `receiver` now, outside the outbox: proof
+    /// that the receiver's plugin, settings and destination work. A
+    /// refusal or failure is returned as its reason; nothing is retried.
+    pub async fn send_test(&self, receiver: &Receiver, reference: &str) -> Result<(), String> {
+        let now = chrono::Utc::now();
+        let labels: BTreeMap<String, String> = [
+            ("alertname".to_string(), "GantryTestNotice".to_string()),
+            ("severity".to_string(), "info".to_string()),
+            ("test".to_string(), "true".to_string()),
+        ]
+        .into();
+        let annotations: BTreeMap<String, String> = [(
+            "summary".to_string(),
+            format!("gantry test notice ({reference}): the alert path to this receiver works"),
+        )]
+        .into();
+        let key = format!("test:{}:{reference}", receiver.name);
+        let doc = NotificationDoc {
+            receiver: receiver.name.clone(),
+            status: "firing".into(),
+            group_key: key.clone(),
+            group_labels: [("alertname".to_string(), "GantryTestNotice".to_string())].into(),
+            common_labels: labels.clone(),
+            common_annotations: annotations.clone(),
+            external_url: self.external_url.clone(),
+            alerts: vec![AlertDoc {
+                id: key.clone(),
+                fingerprint: key.clone(),
+                status: "firing".into(),
+                labels,
+                annotations,
+                starts_at: now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                ends_at: None,
+                generator_url: self.external_url.clone(),
+                name: "GantryTestNotice".into(),
+                severity: "info".into(),
+                value: None,
+                threshold: None,
+                acknowledged_by: None,
+            }],
+            truncated_alerts: 0,
+            idempotency_key: key,
+            test: true,
+        };
+        match self.call(receiver, &doc).await {
+            Outcome::Delivered => {
+                self.counters.count(&receiver.name, "test");
+                Ok(())
+            }
+            Outcome::Retry { error, .. } | Outcome::Permanent(error) => Err(error),
+        }
+    }
+
     /// Claims and delivers what is due; how many notices it handled.
     pub async fn tick(&self) -> Result<usize, StoreError> {
         let now = now_ms();

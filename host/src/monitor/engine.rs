@@ -381,6 +381,20 @@ impl AuthMonitor {
         }
     }
 
+    /// Sends a test notice to every receiver (see `Delivery::send_test`):
+    /// each receiver's name and the outcome.
+    pub async fn send_test_notices(&self, reference: &str) -> Vec<(String, Result<(), String>)> {
+        let delivery = self.delivery();
+        let mut outcomes = Vec::new();
+        for receiver in &self.settings.receivers {
+            outcomes.push((
+                receiver.name.clone(),
+                delivery.send_test(receiver, reference).await,
+            ));
+        }
+        outcomes
+    }
+
     /// The leader loop: take (or keep) the lease; while held, evaluate the
     /// rules every interval over this monitor's windows and the others'
     /// published seconds, apply what changed, queue repeats.

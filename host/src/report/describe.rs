@@ -2,6 +2,7 @@
 //! for a progress bar. The JSON reporter serialises the events as they are.
 
 use crate::configdeploy::Event as ConfigEvent;
+use crate::deploy::Event as DeployEvent;
 use crate::migrate::{Direction, Event as MigrateEvent};
 use crate::monitor::Event as MonitorEvent;
 use crate::rollout::Event as RolloutEvent;
@@ -347,5 +348,79 @@ impl Describe for MonitorEvent {
             }
             MonitorEvent::Stopped { node } => format!("monitor {node} stopped"),
         })
+    }
+}
+
+impl Describe for DeployEvent {
+    fn engine(&self) -> &'static str {
+        "deploy"
+    }
+
+    fn line(&self) -> Option<String> {
+        Some(match self {
+            DeployEvent::Preflight { check, ok, detail } => {
+                format!(
+                    "preflight {check}: {} {detail}",
+                    if *ok { "ok," } else { "WARNING:" }
+                )
+            }
+            DeployEvent::Planned {
+                id,
+                environment,
+                steps,
+                done,
+            } => {
+                if *done > 0 {
+                    format!(
+                        "deployment {id} of {environment}: resuming after {done} of {} step(s): {}",
+                        steps.len(),
+                        steps.join(" → ")
+                    )
+                } else {
+                    format!("deployment {id} of {environment}: {}", steps.join(" → "))
+                }
+            }
+            DeployEvent::StepStarted { step, .. } => format!("{step}…"),
+            DeployEvent::StepFinished {
+                step,
+                state,
+                duration_ms,
+                summary,
+                ..
+            } => format!(
+                "{step} {state} in {:.1} s: {summary}",
+                *duration_ms as f64 / 1000.0
+            ),
+            DeployEvent::RollingBack { reason, .. } => format!("rolling back: {reason}"),
+            DeployEvent::Undone { step, summary, .. } => format!("undo {step}: {summary}"),
+            DeployEvent::Finished {
+                id,
+                state,
+                duration_ms,
+                ..
+            } => format!(
+                "deployment {id} {} after {:.1} s",
+                state.replace('_', " "),
+                *duration_ms as f64 / 1000.0
+            ),
+        })
+    }
+
+    fn progress(&self) -> Progress {
+        match self {
+            DeployEvent::Planned { id, steps, .. } => Progress::Begin {
+                key: format!("deploy:{id}"),
+                total: steps.len() as u64,
+                label: "deploying".into(),
+            },
+            DeployEvent::StepFinished { id, step, .. } => Progress::Step {
+                key: format!("deploy:{id}"),
+                label: step.clone(),
+            },
+            DeployEvent::Finished { id, .. } => Progress::End {
+                key: format!("deploy:{id}"),
+            },
+            _ => Progress::None,
+        }
     }
 }

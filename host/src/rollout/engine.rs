@@ -204,6 +204,48 @@ impl Rollout {
             .transpose()
     }
 
+    /// The revision most live instances run (its id), if any run.
+    pub async fn current_revision(&self) -> Result<Option<String>, RolloutError> {
+        Ok(most_common(&self.driver.live().await?))
+    }
+
+    /// Stops every instance (SIGTERM, then SIGKILL after the grace period)
+    /// under the service's rollout lease: what undoing a first deployment
+    /// means. The number stopped.
+    pub async fn stop_all(&self) -> Result<usize, RolloutError> {
+        let lease = self
+            .store
+            .try_lease(&self.lease_name(), "stop", self.lease_ttl)
+            .await
+            .map_err(|e| match e {
+                LeaseError::Held { holder, .. } => RolloutError::Failed {
+                    service: self.service().to_string(),
+                    to: "nothing".into(),
+                    reason: format!("a rollout of it is running: {holder}"),
+                    outcome: "nothing was changed".into(),
+                },
+                other => other.into(),
+            })?;
+        let result = async {
+            self.settle_interrupted(&lease).await?;
+            let live = self.driver.live().await?;
+            for instance in &live {
+                lease.ensure_held().await?;
+                self.emit(Event::Stopping {
+                    service: self.service().to_string(),
+                    instance: instance.name.clone(),
+                    revision: self.label_of(&instance.revision).await,
+                });
+                self.driver.retire(instance, None).await?;
+            }
+            self.driver.settle().await;
+            Ok(live.len())
+        }
+        .await;
+        lease.release().await;
+        result
+    }
+
     /// Rolls the service to `target`.
     pub async fn run(&self, target: &Target, dry_run: bool) -> Result<RolloutReport, RolloutError> {
         let started = Instant::now();

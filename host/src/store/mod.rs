@@ -9,6 +9,7 @@
 
 mod alerts;
 mod config;
+mod deployments;
 mod error;
 mod lease;
 mod pool;
@@ -17,6 +18,7 @@ pub mod schema;
 mod services;
 
 pub use alerts::{AlertRecord, OutboxRecord, SilenceRecord};
+pub use deployments::{DeploymentRecord, StepRecord};
 pub use error::{StoreError, query_failed};
 pub use lease::{Holder, Lease, LeaseError};
 pub use pool::{Store, Tx};

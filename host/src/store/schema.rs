@@ -327,6 +327,62 @@ CREATE TABLE gantry_metric_seconds (
     PRIMARY KEY (node, second)
 );",
     },
+    Step {
+        version: 5,
+        name: "deployments and their steps (the deploy journal)",
+        postgres: "
+CREATE TABLE gantry_deployments (
+    seq          BIGSERIAL PRIMARY KEY,
+    id           TEXT NOT NULL UNIQUE,
+    environment  TEXT NOT NULL,
+    state        TEXT NOT NULL,
+    reason       TEXT,
+    actor        TEXT NOT NULL,
+    host         TEXT NOT NULL,
+    owner        TEXT,
+    options      TEXT NOT NULL,
+    started_ms   BIGINT NOT NULL,
+    finished_ms  BIGINT
+);
+CREATE INDEX gantry_deployments_env ON gantry_deployments (environment, seq);
+CREATE TABLE gantry_deployment_steps (
+    deployment   TEXT NOT NULL,
+    idx          INTEGER NOT NULL,
+    name         TEXT NOT NULL,
+    state        TEXT NOT NULL,
+    detail       TEXT NOT NULL,
+    error        TEXT,
+    started_ms   BIGINT,
+    finished_ms  BIGINT,
+    PRIMARY KEY (deployment, idx)
+);",
+        sqlite: "
+CREATE TABLE gantry_deployments (
+    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+    id           TEXT NOT NULL UNIQUE,
+    environment  TEXT NOT NULL,
+    state        TEXT NOT NULL,
+    reason       TEXT,
+    actor        TEXT NOT NULL,
+    host         TEXT NOT NULL,
+    owner        TEXT,
+    options      TEXT NOT NULL,
+    started_ms   INTEGER NOT NULL,
+    finished_ms  INTEGER
+);
+CREATE INDEX gantry_deployments_env ON gantry_deployments (environment, seq);
+CREATE TABLE gantry_deployment_steps (
+    deployment   TEXT NOT NULL,
+    idx          INTEGER NOT NULL,
+    name         TEXT NOT NULL,
+    state        TEXT NOT NULL,
+    detail       TEXT NOT NULL,
+    error        TEXT,
+    started_ms   INTEGER,
+    finished_ms  INTEGER,
+    PRIMARY KEY (deployment, idx)
+);",
+    },
 ];
 
 /// The schema version this binary writes.

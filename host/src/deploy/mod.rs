@@ -1,0 +1,21 @@
+//! The full deployment of an environment — preflight, migrations, config,
+//! rolling service updates, health verification, a canary, monitoring —
+//! journaled step by step in the state store, under one lease per
+//! environment, with a time limit and automatic rollback. See
+//! ARCHITECTURE.md, "Deployments".
+
+mod engine;
+mod error;
+mod events;
+mod plan;
+mod preflight;
+mod report;
+mod status;
+mod steps;
+
+pub use engine::DeployReport;
+pub use error::DeployError;
+pub use events::Event;
+pub use plan::{Plan, Sinks, Step};
+pub use preflight::Check;
+pub use status::{DeploymentView, find, history, latest};

@@ -1,0 +1,100 @@
+//! What a finished deployment leaves on disk: a line in the spec's
+//! `deployment_logs/update_log.json` (JSON lines, appended) and a short
+//! report, `deployment_logs/<id>.md`. Exports for people and log
+//! shippers; the journal in the state store is the record. Nothing here
+//! holds a secret: step details are names, revisions and counts.
+
+use super::plan::Plan;
+use crate::store::{DeploymentRecord, StepRecord};
+use serde_json::{Value, json};
+use std::io::Write;
+
+fn when(ms: Option<i64>) -> String {
+    ms.and_then(chrono::DateTime::from_timestamp_millis)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_else(|| "-".into())
+}
+
+fn duration(step: &StepRecord) -> String {
+    match (step.started_ms, step.finished_ms) {
+        (Some(s), Some(f)) => format!("{:.1} s", (f - s) as f64 / 1000.0),
+        _ => "-".into(),
+    }
+}
+
+/// Writes both; the report's path.
+pub fn write(
+    plan: &Plan,
+    record: &DeploymentRecord,
+    steps: &[StepRecord],
+) -> std::io::Result<String> {
+    let dir = plan
+        .settings
+        .resolve_path(&plan.settings.config.config.deployment.log_dir);
+    std::fs::create_dir_all(&dir)?;
+    let details: Vec<Value> = steps
+        .iter()
+        .map(|s| {
+            json!({
+                "step": s.name,
+                "state": s.state,
+                "started": when(s.started_ms),
+                "duration": duration(s),
+                "detail": serde_json::from_str::<Value>(&s.detail).unwrap_or(Value::Null),
+                "error": s.error,
+            })
+        })
+        .collect();
+    let line = json!({
+        "deployment": record.id,
+        "environment": record.environment,
+        "state": record.state,
+        "reason": record.reason,
+        "actor": record.actor,
+        "host": record.host,
+        "started": when(Some(record.started_ms)),
+        "finished": when(record.finished_ms),
+        "steps": details,
+    });
+    let mut log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("update_log.json"))?;
+    writeln!(log, "{line}")?;
+    let mut md = format!(
+        "# Deployment {}\n\n- environment: {}\n- state: **{}**\n- by: {} on {}\n- started: {}\n- finished: {}\n",
+        record.id,
+        record.environment,
+        record.state,
+        record.actor,
+        record.host,
+        when(Some(record.started_ms)),
+        when(record.finished_ms),
+    );
+    if let Some(reason) = &record.reason {
+        md.push_str(&format!("- reason: {reason}\n"));
+    }
+    md.push_str("\n| step | state | duration | what happened |\n|---|---|---|---|\n");
+    for s in steps {
+        let detail: Value = serde_json::from_str(&s.detail).unwrap_or(Value::Null);
+        let mut what = Vec::new();
+        for key in ["summary", "undo"] {
+            if let Some(text) = detail[key].as_str() {
+                what.push(text.to_string());
+            }
+        }
+        if let Some(error) = &s.error {
+            what.push(format!("error: {error}"));
+        }
+        md.push_str(&format!(
+            "| {} | {} | {} | {} |\n",
+            s.name,
+            s.state,
+            duration(s),
+            what.join("; ").replace('|', "\\|")
+        ));
+    }
+    let path = dir.join(format!("{}.md", record.id));
+    std::fs::write(&path, md)?;
+    Ok(path.display().to_string())
+}
