@@ -257,3 +257,160 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
         }
     }
 }
+
+/// A small generator for kill moments; the seed is printed so a failing
+/// round can be replayed (`GANTRY_KILL_SEED`).
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self, below: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % below
+    }
+}
+
+/// Requests to the shared socket from a thread, until dropped: how many
+/// were answered and how many were not.
+struct Prober {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<(u64, Vec<String>)>>,
+}
+
+impl Prober {
+    fn start(url: String) -> Prober {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = std::sync::Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let client = reqwest::Client::new();
+                let (mut ok, mut failed) = (0, Vec::new());
+                while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                    match client
+                        .get(&url)
+                        .timeout(Duration::from_secs(5))
+                        .send()
+                        .await
+                    {
+                        Ok(r) if r.status().is_success() => ok += 1,
+                        Ok(r) => failed.push(format!("status {}", r.status())),
+                        Err(e) => failed.push(e.to_string()),
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                (ok, failed)
+            })
+        });
+        Prober {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn finish(mut self) -> (u64, Vec<String>) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.take().unwrap().join().unwrap()
+    }
+}
+
+#[test]
+fn a_deploy_killed_at_random_moments_is_explained_and_finished_or_undone() {
+    let rounds: u64 = std::env::var("GANTRY_KILL_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(8);
+    let seed: u64 = std::env::var("GANTRY_KILL_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        });
+    eprintln!("GANTRY_KILL_SEED={seed} GANTRY_KILL_ROUNDS={rounds}");
+    let mut rng = Lcg(seed);
+    let (mut f, _hook) = baseline();
+    let prober = Prober::start(f.url("/healthz"));
+    let mut current = ("v1".to_string(), 60);
+    let mut outcomes = std::collections::BTreeMap::<&str, u32>::new();
+    for round in 0..rounds {
+        let target = if current.0 == "v1" {
+            (format!("v2-{round}"), 45)
+        } else {
+            ("v1".to_string(), 60)
+        };
+        f.config["environments"]["production"]["token_expiry_minutes"] = json!(target.1);
+        f.service()["version"] = json!(target.0);
+        f.save();
+        let before = last_deployment(&f)["id"].clone();
+        let mut child = f
+            .sandbox
+            .gantry()
+            .args(["deploy", "-e", "production"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let delay = rng.next(2500);
+        std::thread::sleep(Duration::from_millis(delay));
+        let _ = child.kill();
+        let exited = child.wait().unwrap();
+        let what = format!("round {round}, killed after {delay} ms (seed {seed})");
+
+        // No torn file, whatever the moment.
+        let text = std::fs::read_to_string(f.sandbox.path().join("config/auth.json")).unwrap();
+        serde_json::from_str::<Value>(&text).unwrap_or_else(|e| panic!("{what}: torn auth.json: {e}"));
+
+        let st = f.gantry(&["status", "--json"]);
+        let d = st.json()["deployments"][0].clone();
+        let undo = rng.next(4) == 0;
+        let expect = if d["id"] == before {
+            // Killed before the journal row: nothing to finish.
+            assert_eq!(st.code, 0, "{what}: {d:#}");
+            *outcomes.entry("before the journal").or_default() += 1;
+            f.gantry(&["deploy", "-e", "production"]).expect(0);
+            target.clone()
+        } else if d["state"] == "succeeded" {
+            *outcomes.entry("after it finished").or_default() += 1;
+            assert!(exited.code() == Some(0) || exited.code().is_none(), "{what}");
+            target.clone()
+        } else {
+            assert_eq!(d["interrupted"], true, "{what}: {d:#}");
+            assert_eq!(st.code, 1, "{what}: status exits 1 for an interrupted deployment");
+            let advice = d["advice"].as_str().unwrap();
+            assert!(advice.contains("--resume") && advice.contains("rollback --deployment"), "{advice}");
+            let plain = f.gantry(&["status"]).expect(1);
+            assert!(plain.stdout.contains("INTERRUPTED"), "{}", plain.stdout);
+            let id = d["id"].as_str().unwrap();
+            if undo {
+                *outcomes.entry("rolled back").or_default() += 1;
+                f.gantry(&["rollback", "--deployment", id]).expect(0);
+                current.clone()
+            } else {
+                *outcomes.entry("resumed").or_default() += 1;
+                f.gantry(&["deploy", "--resume", id]).expect(0);
+                target.clone()
+            }
+        };
+        let d = last_deployment(&f);
+        assert_eq!(d["interrupted"], false, "{what}: {d:#}");
+        assert_eq!(
+            versions(&f),
+            vec![expect.0.clone(); 3],
+            "{what}: instances ({d:#})"
+        );
+        assert_eq!(auth_json(&f)["token_expiry_minutes"], expect.1, "{what}");
+        current = expect;
+    }
+    let (answered, failed) = prober.finish();
+    eprintln!("kill moments: {outcomes:?}; requests answered {answered}, failed {}", failed.len());
+    assert!(answered > 0);
+    assert!(failed.is_empty(), "the service stopped answering: {failed:?}");
+}
