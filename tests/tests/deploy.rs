@@ -414,3 +414,69 @@ fn a_deploy_killed_at_random_moments_is_explained_and_finished_or_undone() {
     assert!(answered > 0);
     assert!(failed.is_empty(), "the service stopped answering: {failed:?}");
 }
+
+#[test]
+fn on_postgresql_a_full_deploy_works_and_a_second_deploy_at_once_is_refused_naming_the_holder() {
+    let state = gantry_tests::pg::TestDb::create("deploy_state");
+    let auth = gantry_tests::pg::TestDb::create("deploy_auth");
+    let mut f = Fixture::new(3, json!({}));
+    f.deployable(json!([]));
+    f.config["database"] = json!({"url": auth.url()});
+    f.config["state"] = json!({"url": state.url(), "lease_seconds": 2});
+    f.service()["env"]["DATABASE_URL"] = json!(auth.url());
+    f.save();
+    // The canary's account, on the migrated PostgreSQL database.
+    f.gantry(&["migrate", "-q"]).expect(0);
+    let added = std::process::Command::new(gantry_tests::auth_service_bin())
+        .current_dir(f.sandbox.path())
+        .env("DATABASE_URL", auth.url())
+        .env("AUTH_SERVICE_PASSWORD", gantry_tests::auth::CANARY_PASSWORD)
+        .args(["add-user", "--username", "canary"])
+        .output()
+        .unwrap();
+    assert!(added.status.success(), "{added:?}");
+
+    f.gantry(&["deploy", "-e", "production"]).expect(0);
+    assert_eq!(versions(&f), ["v1", "v1", "v1"]);
+    assert_eq!(
+        state.scalar("SELECT state FROM gantry_deployments ORDER BY seq DESC LIMIT 1"),
+        Some("succeeded".into())
+    );
+
+    // Two at once: the second refuses, naming the first.
+    f.service()["version"] = json!("v2");
+    f.config["deployment"]["verify_seconds"] = json!(3);
+    f.save();
+    let first = f
+        .sandbox
+        .gantry()
+        .args(["deploy", "-e", "production"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let d = last_deployment(&f);
+        if d["state"] == "running" && d["running"] == true {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the first deploy never ran: {d:#}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let second = f.gantry(&["deploy", "-e", "production"]).expect(2);
+    assert!(
+        second.stderr.contains("another deployment of `production` is running: pid")
+            && second.stderr.contains(&format!("pid {}", first.id())),
+        "{}",
+        second.stderr
+    );
+    let first = first.wait_with_output().unwrap();
+    assert!(first.status.success(), "{first:?}");
+    assert_eq!(versions(&f), ["v2", "v2", "v2"]);
+    assert_eq!(
+        state.scalar("SELECT count(*)::text FROM gantry_deployments").as_deref(),
+        Some("2"),
+        "the refused deploy journaled nothing"
+    );
+}
