@@ -165,7 +165,9 @@ impl Settings {
             return DbTarget::parse(url).map_err(|e| invalid("--database-url".into(), e));
         }
         let Some(section) = &self.config.config.database else {
-            return DbTarget::parse("sqlite://.gantry/auth.db")
+            // Beside the deployment config, as the state store is.
+            let path = self.config.resolve(Path::new(".gantry/auth.db"));
+            return DbTarget::parse(&format!("sqlite://{}", path.display()))
                 .map_err(|e| invalid("the default database".into(), e));
         };
         let base = self.secrets_base();

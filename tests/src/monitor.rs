@@ -150,16 +150,22 @@ pub fn post_events(api: &str, events: &Value, token: Option<&str>) -> (u16, Valu
 
 /// GETs `url` and returns status and body text.
 pub fn get(url: &str) -> (u16, String) {
+    try_get(url).unwrap_or_else(|e| panic!("GET {url}: {e}"))
+}
+
+/// GETs `url`: status and body text, or why there is no answer (nothing
+/// listens yet, say).
+pub fn try_get(url: &str) -> Result<(u16, String), String> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async {
-        let response = reqwest::get(url).await.expect("GET");
-        (
+        let response = reqwest::get(url).await.map_err(|e| e.to_string())?;
+        Ok((
             response.status().as_u16(),
             response.text().await.unwrap_or_default(),
-        )
+        ))
     })
 }
 

@@ -127,7 +127,11 @@ fn baseline() -> (Fixture, Receiver) {
 /// production's auth.json, logins working.
 fn assert_as_before(f: &Fixture, what: &str) {
     assert_eq!(versions(f), ["v1", "v1", "v1"], "{what}: instances");
-    assert_eq!(auth_json(f)["token_expiry_minutes"], 60, "{what}: auth.json");
+    assert_eq!(
+        auth_json(f)["token_expiry_minutes"],
+        60,
+        "{what}: auth.json"
+    );
     assert!(!f.token().is_empty(), "{what}: logins");
 }
 
@@ -159,14 +163,19 @@ fn a_failure_at_each_step_leaves_the_system_as_it_was_with_the_reason_recorded()
     // Invalid configuration: refused before anything changed (exit 2, no
     // journal row).
     let good = std::fs::read_to_string(f.sandbox.path().join("auth-src/auth.json")).unwrap();
-    f.sandbox.write("auth-src/auth.json", "{\"jwt_secret_key\": ");
+    f.sandbox
+        .write("auth-src/auth.json", "{\"jwt_secret_key\": ");
     let refused = f.gantry(&["deploy", "-e", "production"]).expect(2);
     assert!(
         refused.stderr.contains("auth.json") && refused.stderr.contains("configuration"),
         "{}",
         refused.stderr
     );
-    assert_eq!(last_deployment(&f)["id"], baseline_id.as_str(), "nothing journaled");
+    assert_eq!(
+        last_deployment(&f)["id"],
+        baseline_id.as_str(),
+        "nothing journaled"
+    );
     f.sandbox.write("auth-src/auth.json", &good);
     assert_as_before(&f, "invalid config");
 
@@ -179,7 +188,13 @@ fn a_failure_at_each_step_leaves_the_system_as_it_was_with_the_reason_recorded()
     assert!(failed.stdout.contains("rolled back"), "{}", failed.stdout);
     let d = last_deployment(&f);
     assert_eq!(d["state"], "rolled_back", "{d:#}");
-    assert!(d["reason"].as_str().unwrap().starts_with("rollout:auth failed"), "{d:#}");
+    assert!(
+        d["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("rollout:auth failed"),
+        "{d:#}"
+    );
     let config_step = &d["steps"][1];
     assert_eq!(config_step["state"], "undone", "{d:#}");
     assert_as_before(&f, "unhealthy version");
@@ -193,14 +208,21 @@ fn a_failure_at_each_step_leaves_the_system_as_it_was_with_the_reason_recorded()
     f.save();
     f.gantry(&["deploy", "-e", "production"]).expect(1);
     let d = last_deployment(&f);
-    assert!(d["reason"].as_str().unwrap().starts_with("canary failed"), "{d:#}");
+    assert!(
+        d["reason"].as_str().unwrap().starts_with("canary failed"),
+        "{d:#}"
+    );
     let states: Vec<&str> = d["steps"]
         .as_array()
         .unwrap()
         .iter()
         .map(|s| s["state"].as_str().unwrap())
         .collect();
-    assert_eq!(states, ["done", "undone", "undone", "done", "failed", "pending"], "{d:#}");
+    assert_eq!(
+        states,
+        ["done", "undone", "undone", "done", "failed", "pending"],
+        "{d:#}"
+    );
     assert_as_before(&f, "failed canary");
     f.config["deployment"]["canary"]["settings"]["password"] =
         json!(gantry_tests::auth::CANARY_PASSWORD);
@@ -213,7 +235,10 @@ fn a_failure_at_each_step_leaves_the_system_as_it_was_with_the_reason_recorded()
     f.save();
     f.gantry(&["deploy", "-e", "production"]).expect(1);
     let d = last_deployment(&f);
-    assert!(d["reason"].as_str().unwrap().contains("time limit of 4 s"), "{d:#}");
+    assert!(
+        d["reason"].as_str().unwrap().contains("time limit of 4 s"),
+        "{d:#}"
+    );
     assert_as_before(&f, "time limit");
     f.config["deployment"]["timeout_seconds"] = json!(120);
     f.config["deployment"]["verify_seconds"] = json!(0.6);
@@ -226,14 +251,21 @@ fn a_failure_at_each_step_leaves_the_system_as_it_was_with_the_reason_recorded()
         &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations"),
         &dir,
     );
-    std::fs::write(dir.join("sqlite/900_broken.up.sql"), "CREATE TABLE broken (;").unwrap();
+    std::fs::write(
+        dir.join("sqlite/900_broken.up.sql"),
+        "CREATE TABLE broken (;",
+    )
+    .unwrap();
     std::fs::write(dir.join("sqlite/900_broken.down.sql"), "DROP TABLE broken;").unwrap();
     f.config["migrations"] = json!({"dir": "migrations"});
     change(&mut f, "v2");
     f.save();
     f.gantry(&["deploy", "-e", "production"]).expect(1);
     let d = last_deployment(&f);
-    assert!(d["reason"].as_str().unwrap().starts_with("migrate failed"), "{d:#}");
+    assert!(
+        d["reason"].as_str().unwrap().starts_with("migrate failed"),
+        "{d:#}"
+    );
     assert_eq!(d["steps"][1]["state"], "pending", "{d:#}");
     assert_as_before(&f, "bad migration");
     let md = std::fs::read_to_string(
@@ -242,7 +274,10 @@ fn a_failure_at_each_step_leaves_the_system_as_it_was_with_the_reason_recorded()
             .join(format!("deployment_logs/{}.md", d["id"].as_str().unwrap())),
     )
     .unwrap();
-    assert!(md.contains("rolled_back") && md.contains("900_broken"), "{md}");
+    assert!(
+        md.contains("rolled_back") && md.contains("900_broken"),
+        "{md}"
+    );
 }
 
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
@@ -366,7 +401,8 @@ fn a_deploy_killed_at_random_moments_is_explained_and_finished_or_undone() {
 
         // No torn file, whatever the moment.
         let text = std::fs::read_to_string(f.sandbox.path().join("config/auth.json")).unwrap();
-        serde_json::from_str::<Value>(&text).unwrap_or_else(|e| panic!("{what}: torn auth.json: {e}"));
+        serde_json::from_str::<Value>(&text)
+            .unwrap_or_else(|e| panic!("{what}: torn auth.json: {e}"));
 
         let st = f.gantry(&["status", "--json"]);
         let d = st.json()["deployments"][0].clone();
@@ -379,13 +415,22 @@ fn a_deploy_killed_at_random_moments_is_explained_and_finished_or_undone() {
             target.clone()
         } else if d["state"] == "succeeded" {
             *outcomes.entry("after it finished").or_default() += 1;
-            assert!(exited.code() == Some(0) || exited.code().is_none(), "{what}");
+            assert!(
+                exited.code() == Some(0) || exited.code().is_none(),
+                "{what}"
+            );
             target.clone()
         } else {
             assert_eq!(d["interrupted"], true, "{what}: {d:#}");
-            assert_eq!(st.code, 1, "{what}: status exits 1 for an interrupted deployment");
+            assert_eq!(
+                st.code, 1,
+                "{what}: status exits 1 for an interrupted deployment"
+            );
             let advice = d["advice"].as_str().unwrap();
-            assert!(advice.contains("--resume") && advice.contains("rollback --deployment"), "{advice}");
+            assert!(
+                advice.contains("--resume") && advice.contains("rollback --deployment"),
+                "{advice}"
+            );
             let plain = f.gantry(&["status"]).expect(1);
             assert!(plain.stdout.contains("INTERRUPTED"), "{}", plain.stdout);
             let id = d["id"].as_str().unwrap();
@@ -410,9 +455,15 @@ fn a_deploy_killed_at_random_moments_is_explained_and_finished_or_undone() {
         current = expect;
     }
     let (answered, failed) = prober.finish();
-    eprintln!("kill moments: {outcomes:?}; requests answered {answered}, failed {}", failed.len());
+    eprintln!(
+        "kill moments: {outcomes:?}; requests answered {answered}, failed {}",
+        failed.len()
+    );
     assert!(answered > 0);
-    assert!(failed.is_empty(), "the service stopped answering: {failed:?}");
+    assert!(
+        failed.is_empty(),
+        "the service stopped answering: {failed:?}"
+    );
 }
 
 #[test]
@@ -461,12 +512,17 @@ fn on_postgresql_a_full_deploy_works_and_a_second_deploy_at_once_is_refused_nami
         if d["state"] == "running" && d["running"] == true {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "the first deploy never ran: {d:#}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first deploy never ran: {d:#}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let second = f.gantry(&["deploy", "-e", "production"]).expect(2);
     assert!(
-        second.stderr.contains("another deployment of `production` is running: pid")
+        second
+            .stderr
+            .contains("another deployment of `production` is running: pid")
             && second.stderr.contains(&format!("pid {}", first.id())),
         "{}",
         second.stderr
@@ -475,7 +531,9 @@ fn on_postgresql_a_full_deploy_works_and_a_second_deploy_at_once_is_refused_nami
     assert!(first.status.success(), "{first:?}");
     assert_eq!(versions(&f), ["v2", "v2", "v2"]);
     assert_eq!(
-        state.scalar("SELECT count(*)::text FROM gantry_deployments").as_deref(),
+        state
+            .scalar("SELECT count(*)::text FROM gantry_deployments")
+            .as_deref(),
         Some("2"),
         "the refused deploy journaled nothing"
     );

@@ -57,6 +57,10 @@ struct Cli {
     /// Faults on purpose (tests): unready, crash-after=SECS, slow=MS, fail-login
     #[arg(long, env = "AUTH_SERVICE_FAULT", default_value = "")]
     fault: String,
+    /// Create this user at start when it does not exist (the password from
+    /// $AUTH_SERVICE_PASSWORD): a demo or canary account
+    #[arg(long, env = "AUTH_SERVICE_BOOTSTRAP_USER")]
+    bootstrap_user: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -107,12 +111,8 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-async fn add_user(
-    cli: &Cli,
-    username: &str,
-    password_env: &str,
-    tenant: &str,
-) -> anyhow::Result<()> {
+/// An argon2id hash of the password in `$password_env`.
+fn hash_password(password_env: &str) -> anyhow::Result<String> {
     use argon2::PasswordHasher;
     let password = std::env::var(password_env)
         .map_err(|_| anyhow::anyhow!("set the password in ${password_env}"))?;
@@ -120,16 +120,47 @@ async fn add_user(
     getrandom::fill(&mut salt)?;
     let salt =
         argon2::password_hash::SaltString::encode_b64(&salt).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let hash = argon2::Argon2::default()
+    Ok(argon2::Argon2::default()
         .hash_password(password.as_bytes(), &salt)
         .map_err(|e| anyhow::anyhow!("{e}"))?
-        .to_string();
-    let db = db::Db::connect(&cli.database_url).await?;
+        .to_string())
+}
+
+fn new_user_id() -> anyhow::Result<String> {
     let mut id = [0u8; 8];
     getrandom::fill(&mut id)?;
-    db.add_user(&format!("u-{}", hex::encode(id)), username, &hash, tenant)
+    Ok(format!("u-{}", hex::encode(id)))
+}
+
+async fn add_user(
+    cli: &Cli,
+    username: &str,
+    password_env: &str,
+    tenant: &str,
+) -> anyhow::Result<()> {
+    let hash = hash_password(password_env)?;
+    let db = db::Db::connect(&cli.database_url).await?;
+    db.add_user(&new_user_id()?, username, &hash, tenant)
         .await?;
     println!("user {username} created in tenant {tenant}");
+    Ok(())
+}
+
+/// `--bootstrap-user`: created unless it exists (several instances may
+/// start at once: a lost race to insert is fine).
+async fn bootstrap_user(db: &db::Db, username: &str) -> anyhow::Result<()> {
+    if db.user(username).await?.is_some() {
+        return Ok(());
+    }
+    let hash = hash_password("AUTH_SERVICE_PASSWORD")?;
+    if let Err(e) = db
+        .add_user(&new_user_id()?, username, &hash, "default")
+        .await
+        && db.user(username).await?.is_none()
+    {
+        return Err(e);
+    }
+    tracing::info!(username, "bootstrap user created");
     Ok(())
 }
 
@@ -138,6 +169,9 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
     let config = config::AuthConfig::read(&cli.config)?;
     let keys = keys::KeySet::from_config(&config)?;
     let db = db::Db::connect(&cli.database_url).await?;
+    if let Some(user) = &cli.bootstrap_user {
+        bootstrap_user(&db, user).await?;
+    }
     let events = match &config.monitor {
         Some(m) => events::Reporter::start(m.url.clone(), m.token.clone()),
         None => events::Reporter::disabled(),

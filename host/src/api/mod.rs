@@ -5,6 +5,7 @@
 
 mod ingest;
 mod metrics;
+pub mod page;
 
 use crate::monitor::AuthMonitor;
 use axum::Router;

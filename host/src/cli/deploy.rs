@@ -158,7 +158,7 @@ async fn restore_backup(ctx: &Context, backup: &str) -> CliResult {
     Ok(Exit::Success)
 }
 
-fn print(ctx: &Context, report: &DeployReport) -> CliResult {
+pub fn print(ctx: &Context, report: &DeployReport) -> CliResult {
     ctx.out.finish();
     if ctx.out.is_json() {
         ctx.out.json(report)?;

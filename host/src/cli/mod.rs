@@ -11,6 +11,7 @@ mod plugin;
 mod plugin_test;
 mod rollout;
 mod status;
+mod up;
 
 use crate::error::{CliResult, Exit};
 use crate::report::Reporter;
@@ -82,6 +83,8 @@ pub enum Command {
     /// List, show, acknowledge and silence alerts
     #[command(subcommand)]
     Alerts(alerts::AlertsCommand),
+    /// Deploy, then keep hosting: instances, monitor, alerts, status page at / — until Ctrl-C
+    Up(up::UpArgs),
 }
 
 /// Logs go to stderr; `RUST_LOG` / `GANTRY_LOG` override the level.
@@ -132,6 +135,7 @@ pub async fn run(cli: Cli) -> CliResult<Exit> {
         Command::Rollout(args) => rollout::run(&ctx, args).await,
         Command::Monitor(args) => monitor::run(&ctx, args).await,
         Command::Alerts(cmd) => alerts::run(&ctx, cmd).await,
+        Command::Up(args) => up::run(&ctx, args).await,
     };
     ctx.out.finish();
     ctx.store.close().await;

@@ -5,9 +5,12 @@
 use super::Context;
 use crate::api::{self, Api};
 use crate::error::{CliResult, Exit, Failure};
-use crate::monitor::{AuthMonitor, MonitorError, MonitorSettings};
+use crate::monitor::{AuthMonitor, MonitorError, MonitorHandle, MonitorSettings};
+use crate::runtime::Registry;
 use anyhow::anyhow;
+use axum::Router;
 use clap::Args;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 #[derive(Debug, Args)]
@@ -17,32 +20,51 @@ pub struct MonitorArgs {
     listen: Option<String>,
 }
 
-pub async fn run(ctx: &Context, args: MonitorArgs) -> CliResult {
+/// A started monitor and its API router, with the listener bound.
+pub struct Served {
+    pub monitor: Option<(Arc<AuthMonitor>, MonitorHandle)>,
+    pub listener: tokio::net::TcpListener,
+    pub address: SocketAddr,
+    pub router: Router,
+}
+
+/// Binds the API, starts the monitor (when monitoring is enabled, or
+/// `required`) and builds the router.
+pub async fn start(
+    ctx: &Context,
+    registry: Arc<Registry>,
+    listen: Option<String>,
+    required: bool,
+) -> CliResult<Served> {
+    let config = &ctx.settings.config.config.monitoring;
+    let api_config = &config.api;
+    let listen = listen.unwrap_or_else(|| api_config.listen.clone());
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .map_err(|e| Failure::failed(anyhow!("cannot listen on {listen}: {e}")))?;
+    let address = listener.local_addr().map_err(Failure::failed)?;
+    if !config.enabled && !required {
+        return Ok(Served {
+            monitor: None,
+            listener,
+            address,
+            router: Router::new(),
+        });
+    }
     let settings = MonitorSettings::from_settings(&ctx.settings)?;
-    let registry = Arc::new(ctx.registry()?);
     crate::monitor::check_plugins(&settings.receivers, &registry).map_err(MonitorError::from)?;
-    let api_config = &ctx.settings.config.config.monitoring.api;
     let token = api_config
         .token
         .as_deref()
         .map(|t| crate::secrets::resolve(t, &ctx.settings.secrets_base()))
         .transpose()
         .map_err(|e| Failure::usage(anyhow!("`monitoring.api.token`: {e}")))?;
-    let listen = args.listen.unwrap_or_else(|| api_config.listen.clone());
-    let listener = tokio::net::TcpListener::bind(&listen)
-        .await
-        .map_err(|e| Failure::failed(anyhow!("cannot listen on {listen}: {e}")))?;
-    let address = listener.local_addr().map_err(Failure::failed)?;
     let monitor = Arc::new(
         AuthMonitor::new(settings, ctx.store.clone(), registry)
             .with_api(format!("http://{address}"))
             .with_sink(ctx.out.sink()),
     );
     let handle = monitor.start();
-    ctx.out.note(format!(
-        "gantry monitor on http://{address} (node {})",
-        monitor.node()
-    ));
     let router = api::router(
         Api {
             monitor: Arc::clone(&monitor),
@@ -50,7 +72,24 @@ pub async fn run(ctx: &Context, args: MonitorArgs) -> CliResult {
         },
         api_config.max_body_bytes,
     );
-    api::serve(listener, router, crate::cli::termination())
+    Ok(Served {
+        monitor: Some((monitor, handle)),
+        listener,
+        address,
+        router,
+    })
+}
+
+pub async fn run(ctx: &Context, args: MonitorArgs) -> CliResult {
+    let registry = Arc::new(ctx.registry()?);
+    let served = start(ctx, registry, args.listen, true).await?;
+    let (monitor, handle) = served.monitor.expect("required");
+    ctx.out.note(format!(
+        "gantry monitor on http://{} (node {})",
+        served.address,
+        monitor.node()
+    ));
+    api::serve(served.listener, served.router, crate::cli::termination())
         .await
         .map_err(Failure::failed)?;
     handle.stop().await;

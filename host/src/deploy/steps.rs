@@ -112,7 +112,9 @@ async fn config(plan: &Plan, detail: &mut Value) -> anyhow::Result<String> {
 }
 
 async fn rollout(plan: &Plan, service: &str, detail: &mut Value) -> anyhow::Result<String> {
-    let report = plan.rollout(service)?.run(&Target::Current, false).await?;
+    let rollout = plan.rollout(service)?;
+    rollout.wait_idle().await?;
+    let report = rollout.run(&Target::Current, false).await?;
     detail["to"] = json!(report.to);
     detail["replaced"] = json!(report.replaced);
     Ok(match report.state.as_str() {
@@ -327,6 +329,7 @@ pub async fn undo(
         }
         Step::Rollout(service) => {
             let rollout = plan.rollout(service)?;
+            rollout.wait_idle().await?;
             match detail["from"].as_str() {
                 Some(from) => {
                     let report = rollout.run(&Target::Named(from.to_string()), false).await?;

@@ -204,6 +204,21 @@ impl Rollout {
             .transpose()
     }
 
+    /// Waits while another live process runs a rollout of the service
+    /// (a supervisor replacing a dead instance, say), for at most the
+    /// progress deadline; then the caller's own rollout takes the lease.
+    pub async fn wait_idle(&self) -> Result<(), RolloutError> {
+        let deadline = Instant::now() + self.rules.progress_deadline;
+        loop {
+            match self.store.lease_holder(&self.lease_name()).await? {
+                Some(holder) if holder.alive && Instant::now() < deadline => {
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+                _ => return Ok(()),
+            }
+        }
+    }
+
     /// The revision most live instances run (its id), if any run.
     pub async fn current_revision(&self) -> Result<Option<String>, RolloutError> {
         Ok(most_common(&self.driver.live().await?))

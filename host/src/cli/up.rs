@@ -1,0 +1,133 @@
+//! `gantry up [--environment development]`: deploy (or finish an
+//! interrupted deployment), then keep hosting — the supervised instances
+//! (one that dies is replaced), the monitor and its alert delivery with
+//! hot reload, and the API with a page of what runs at `/` — until Ctrl-C
+//! or SIGTERM, which stops everything gracefully: the API, the monitor
+//! (flushed), then every instance (drained). Exit 0 then; 1 when the
+//! deployment failed (it was rolled back, and nothing is left running
+//! that was not before).
+
+use super::Context;
+use super::deploy::{print, sinks};
+use crate::api;
+use crate::deploy::Plan;
+use crate::error::{CliResult, Exit, Failure};
+use clap::Args;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// The environment to deploy and host
+    #[arg(long, short = 'e', default_value = "development")]
+    environment: String,
+    /// Address for the API and the status page [default: monitoring.api.listen]
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+}
+
+/// How often instances are checked for one that died.
+const SUPERVISE_EVERY: Duration = Duration::from_secs(2);
+
+pub async fn run(ctx: &Context, args: UpArgs) -> CliResult {
+    let registry = Arc::new(ctx.registry()?);
+    let plan = Plan::new(
+        &ctx.settings,
+        &ctx.store,
+        Arc::clone(&registry),
+        &args.environment,
+        sinks(ctx),
+    )?;
+    let served = super::monitor::start(ctx, Arc::clone(&registry), args.listen, false).await?;
+    let page = api::page::router(api::page::Page {
+        settings: Arc::new(ctx.settings.clone()),
+        store: ctx.store.clone(),
+        registry: Arc::clone(&registry),
+        inbox: Arc::default(),
+    });
+    let router = served.router.merge(page);
+    let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(api::serve(served.listener, router, async move {
+        let _ = api_stopped.await;
+    }));
+    let address = served.address;
+    ctx.out.note(format!(
+        "gantry up: status page and API on http://{address}/"
+    ));
+
+    // Deploy, or finish what a killed gantry left half-done.
+    let unfinished = crate::deploy::latest(&ctx.store)
+        .await?
+        .into_iter()
+        .find(|d| d.record.environment == args.environment && d.interrupted)
+        .map(|d| d.record.id);
+    let deployed = match &unfinished {
+        Some(id) => {
+            ctx.out
+                .note(format!("finishing interrupted deployment {id}"));
+            plan.resume(id).await
+        }
+        None => plan.deploy(false).await,
+    };
+    let outcome = match deployed {
+        Ok(report) => print(ctx, &report),
+        Err(e) => Err(Failure::from(e)),
+    };
+    let hosting = matches!(outcome, Ok(Exit::Success));
+    if hosting {
+        ctx.out.note(format!(
+            "gantry up: hosting {} ({}); status page http://{address}/; Ctrl-C or SIGTERM stops",
+            args.environment,
+            plan.services.join(", ")
+        ));
+        let stop = crate::cli::termination();
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                _ = &mut stop => break,
+                _ = tokio::time::sleep(SUPERVISE_EVERY) => supervise(ctx, &plan).await,
+            }
+        }
+        ctx.out.note("gantry up: stopping");
+    }
+    let _ = stop_api.send(());
+    let _ = server.await;
+    if let Some((_, handle)) = served.monitor {
+        handle.stop().await;
+    }
+    if hosting {
+        for service in plan.services.iter().rev() {
+            match plan.rollout(service) {
+                Ok(rollout) => match rollout.stop_all().await {
+                    Ok(n) => ctx.out.note(format!("{service}: {n} instance(s) stopped")),
+                    Err(e) => ctx.out.note(format!("{service}: could not stop: {e}")),
+                },
+                Err(e) => ctx.out.note(format!("{service}: {e}")),
+            }
+        }
+    }
+    outcome
+}
+
+/// Replaces instances that died, unless a rollout of the service runs.
+async fn supervise(ctx: &Context, plan: &Plan) {
+    for service in &plan.services {
+        let Ok(rollout) = plan.rollout(service) else {
+            continue;
+        };
+        let Ok(status) = rollout.status(false).await else {
+            continue;
+        };
+        let alive = status.instances.iter().filter(|i| i.alive).count();
+        if alive >= status.desired || status.running.is_some() {
+            continue;
+        }
+        ctx.out.note(format!(
+            "{service}: {alive} of {} instance(s) running; replacing the missing",
+            status.desired
+        ));
+        if let Err(e) = rollout.run(&crate::rollout::Target::Current, false).await {
+            ctx.out.note(format!("{service}: could not replace: {e}"));
+        }
+    }
+}
