@@ -120,11 +120,17 @@ fn status_with_history() {
             .write(async |tx| {
                 for n in 0..999 {
                     let id = format!("deploy_bench_{n:04}");
-                    let names: Vec<String> =
-                        ["migrate", "config", "rollout:auth", "verify", "canary", "monitoring"]
-                            .iter()
-                            .map(|s| s.to_string())
-                            .collect();
+                    let names: Vec<String> = [
+                        "migrate",
+                        "config",
+                        "rollout:auth",
+                        "verify",
+                        "canary",
+                        "monitoring",
+                    ]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect();
                     let record = DeploymentRecord {
                         id: id.clone(),
                         environment: if n % 2 == 0 { "staging" } else { "qa" }.into(),
