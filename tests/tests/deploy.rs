@@ -538,3 +538,51 @@ fn on_postgresql_a_full_deploy_works_and_a_second_deploy_at_once_is_refused_nami
         "the refused deploy journaled nothing"
     );
 }
+
+#[test]
+fn rollback_by_backup_id_restores_the_config_and_the_revision_and_says_which_migrations_stay() {
+    let (mut f, _hook) = baseline();
+    change(&mut f, "v2");
+    f.save();
+    let run = f
+        .gantry(&["--json", "deploy", "-e", "production"])
+        .expect(0);
+    let report = run.json_lines().last().unwrap().clone();
+    let config = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "config")
+        .unwrap()
+        .clone();
+    let detail: Value = serde_json::from_str(config["detail"].as_str().unwrap()).unwrap();
+    let backup = detail["backup_id"].as_str().unwrap().to_string();
+    assert_eq!(versions(&f), ["v2", "v2", "v2"]);
+
+    let back = f.gantry(&["rollback", "--backup-id", &backup]).expect(0);
+    assert!(back.stdout.contains("rolled back"), "{}", back.stdout);
+    assert!(
+        back.stdout.contains("no migration was applied"),
+        "says what became of the migrations: {}",
+        back.stdout
+    );
+    assert_as_before(&f, "rollback --backup-id");
+    let d = last_deployment(&f);
+    assert_eq!(d["state"], "rolled_back");
+    assert!(
+        d["reason"].as_str().unwrap().contains("on request"),
+        "{d:#}"
+    );
+
+    // Rolled back already: refused, nothing changed.
+    let again = f
+        .gantry(&["rollback", "--deployment", d["id"].as_str().unwrap()])
+        .expect(2);
+    assert!(
+        again.stderr.contains("rolled back already"),
+        "{}",
+        again.stderr
+    );
+    f.gantry(&["rollback", "--backup-id", "backup_19990101_000000"])
+        .expect(2);
+}
