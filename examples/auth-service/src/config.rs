@@ -18,6 +18,10 @@ pub struct AuthConfig {
     pub jwt_issuer: String,
     #[serde(default = "default_expiry")]
     pub token_expiry_minutes: u64,
+    /// Overrides `token_expiry_minutes` when set (short-lived tokens, for
+    /// tests of key rotation).
+    #[serde(default)]
+    pub token_expiry_seconds: Option<u64>,
     #[serde(default = "default_refresh_days")]
     pub refresh_token_expiry_days: u64,
     #[serde(default)]

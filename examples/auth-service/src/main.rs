@@ -190,7 +190,9 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
         events,
         version: cli.version.clone(),
         instance: cli.instance.clone(),
-        token_minutes: config.token_expiry_minutes,
+        token_seconds: config
+            .token_expiry_seconds
+            .unwrap_or(config.token_expiry_minutes * 60),
         refresh_days: config.refresh_token_expiry_days,
         draining: Arc::clone(&draining),
         started: Instant::now(),

@@ -62,7 +62,7 @@ pub struct App {
     pub events: Reporter,
     pub version: String,
     pub instance: String,
-    pub token_minutes: u64,
+    pub token_seconds: u64,
     pub refresh_days: u64,
     pub draining: Arc<AtomicBool>,
     pub started: Instant,
@@ -111,7 +111,7 @@ async fn around(State(app): State<Arc<App>>, request: Request, next: Next) -> Re
 
 fn token_pair(app: &App, user: &str, tenant: &str) -> anyhow::Result<(String, i64)> {
     let now = chrono::Utc::now().timestamp();
-    let exp = now + (app.token_minutes * 60) as i64;
+    let exp = now + app.token_seconds as i64;
     let mut jti = [0u8; 12];
     getrandom::fill(&mut jti)?;
     let claims = Claims {

@@ -66,7 +66,7 @@ pub async fn deploy(ctx: &Context, args: DeployArgs) -> CliResult {
         }
         None => args.environment.clone(),
     };
-    let plan = plan(ctx, &environment)?;
+    let plan = crate::deploy::prepare(plan(ctx, &environment)?, args.resume.as_deref()).await?;
     let report = match &args.resume {
         Some(id) => plan.resume(id).await?,
         None => plan.deploy(args.dry_run).await?,

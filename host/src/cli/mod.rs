@@ -10,6 +10,7 @@ mod monitor;
 mod plugin;
 mod plugin_test;
 mod rollout;
+mod rotate;
 mod status;
 mod up;
 
@@ -83,6 +84,9 @@ pub enum Command {
     /// List, show, acknowledge and silence alerts
     #[command(subcommand)]
     Alerts(alerts::AlertsCommand),
+    /// Rotate secrets without downtime: `gantry rotate jwt-key`
+    #[command(subcommand)]
+    Rotate(rotate::RotateCommand),
     /// Deploy, then keep hosting: instances, monitor, alerts, status page at / — until Ctrl-C
     Up(up::UpArgs),
 }
@@ -136,6 +140,7 @@ pub async fn run(cli: Cli) -> CliResult<Exit> {
         Command::Monitor(args) => monitor::run(&ctx, args).await,
         Command::Alerts(cmd) => alerts::run(&ctx, cmd).await,
         Command::Up(args) => up::run(&ctx, args).await,
+        Command::Rotate(cmd) => rotate::run(&ctx, cmd).await,
     };
     ctx.out.finish();
     ctx.store.close().await;

@@ -24,6 +24,7 @@ pub async fn run(ctx: &Context) -> CliResult {
         .store
         .read(async |tx| tx.alerts(&["pending", "firing"], 1000).await)
         .await?;
+    let rotations = crate::deploy::rotations(&ctx.store).await?;
     let deploy_interrupted = deployments.iter().any(|d| d.interrupted);
     let rollout_interrupted = services.iter().any(|s| s.interrupted);
     if ctx.out.is_json() {
@@ -31,6 +32,7 @@ pub async fn run(ctx: &Context) -> CliResult {
             "state_store": target.to_string(),
             "host": ctx.settings.host,
             "deployments": deployments,
+            "key_rotations": rotations,
             "services": services,
             "alerts": alerts,
             "last_config_change": last.first(),
@@ -41,6 +43,38 @@ pub async fn run(ctx: &Context) -> CliResult {
         ctx.out.text(format!("state store: {target}"))?;
         for d in &deployments {
             print_deployment(ctx, d)?;
+        }
+        for r in &rotations {
+            let next = r
+                .next_after_ms
+                .and_then(chrono::DateTime::from_timestamp_millis)
+                .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string());
+            let what = match r.state.as_str() {
+                "waiting" => format!(
+                    "phase 2 of 3 done: `{}` signs, `{}` verifies only; phase 3 (remove `{}`) may run after {} — gantry rotate jwt-key -e {} --finish, or gantry up",
+                    r.new_kid,
+                    r.old_kid,
+                    r.old_kid,
+                    next.unwrap_or_default(),
+                    r.environment
+                ),
+                "running" => format!(
+                    "phase {} of 3 did not finish (deployment {}); gantry rotate jwt-key -e {} resumes it",
+                    r.phase,
+                    r.deployment.as_deref().unwrap_or("-"),
+                    r.environment
+                ),
+                "done" => format!("done: only `{}` remains", r.new_kid),
+                other => format!(
+                    "{other} at phase {}: {}",
+                    r.phase,
+                    r.reason.as_deref().unwrap_or("-")
+                ),
+            };
+            ctx.out.text(format!(
+                "key rotation {} of {} (`{}` → `{}`, fingerprint {}): {what}",
+                r.id, r.environment, r.old_kid, r.new_kid, r.fingerprint
+            ))?;
         }
         for s in &services {
             let alive = s.instances.iter().filter(|i| i.alive).count();

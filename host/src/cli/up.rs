@@ -38,6 +38,12 @@ pub async fn run(ctx: &Context, args: UpArgs) -> CliResult {
         &args.environment,
         sinks(ctx),
     )?;
+    let unfinished = crate::deploy::latest(&ctx.store)
+        .await?
+        .into_iter()
+        .find(|d| d.record.environment == args.environment && d.interrupted)
+        .map(|d| d.record.id);
+    let mut plan = crate::deploy::prepare(plan, unfinished.as_deref()).await?;
     let served = super::monitor::start(ctx, Arc::clone(&registry), args.listen, false).await?;
     let page = api::page::router(api::page::Page {
         settings: Arc::new(ctx.settings.clone()),
@@ -56,11 +62,6 @@ pub async fn run(ctx: &Context, args: UpArgs) -> CliResult {
     ));
 
     // Deploy, or finish what a killed gantry left half-done.
-    let unfinished = crate::deploy::latest(&ctx.store)
-        .await?
-        .into_iter()
-        .find(|d| d.record.environment == args.environment && d.interrupted)
-        .map(|d| d.record.id);
     let deployed = match &unfinished {
         Some(id) => {
             ctx.out
@@ -85,7 +86,10 @@ pub async fn run(ctx: &Context, args: UpArgs) -> CliResult {
         loop {
             tokio::select! {
                 _ = &mut stop => break,
-                _ = tokio::time::sleep(SUPERVISE_EVERY) => supervise(ctx, &plan).await,
+                _ = tokio::time::sleep(SUPERVISE_EVERY) => {
+                    supervise(ctx, &plan).await;
+                    finish_rotation(ctx, &mut plan).await;
+                }
             }
         }
         ctx.out.note("gantry up: stopping");
@@ -107,6 +111,25 @@ pub async fn run(ctx: &Context, args: UpArgs) -> CliResult {
         }
     }
     outcome
+}
+
+/// Runs a key rotation's next phase once it may run (phase 3 after the
+/// old key's tokens have expired; a phase a kill cut short).
+async fn finish_rotation(ctx: &Context, plan: &mut Plan) {
+    if !plan.rotation_due().await.unwrap_or(false) {
+        return;
+    }
+    let options = crate::deploy::RotateOptions {
+        finish: true,
+        ..Default::default()
+    };
+    match plan.rotate(options).await {
+        Ok(r) => ctx.out.note(format!(
+            "key rotation {}: phase {} {}",
+            r.id, r.phase, r.state
+        )),
+        Err(e) => ctx.out.note(format!("key rotation: {e}")),
+    }
 }
 
 /// Replaces instances that died, unless a rollout of the service runs.

@@ -76,6 +76,16 @@ impl Plan {
     /// Runs the deployment: preflight (refused → nothing changed), the
     /// journal, the steps, rollback on failure, the report.
     pub async fn deploy(&self, dry_run: bool) -> Result<DeployReport, DeployError> {
+        self.deploy_as(None, dry_run).await
+    }
+
+    /// `deploy`, under an id chosen by the caller (a key rotation records
+    /// it before the deployment starts).
+    pub async fn deploy_as(
+        &self,
+        id: Option<String>,
+        dry_run: bool,
+    ) -> Result<DeployReport, DeployError> {
         let started = Instant::now();
         let lease = if dry_run {
             None
@@ -91,11 +101,7 @@ impl Plan {
                 return Err(e);
             }
         };
-        let id = format!(
-            "deploy_{}_{}",
-            chrono::Utc::now().format("%Y%m%d_%H%M%S"),
-            &crate::identity::token()[..6]
-        );
+        let id = id.unwrap_or_else(new_id);
         let names: Vec<String> = self.steps.iter().map(Step::name).collect();
         let Some(lease) = lease else {
             self.emit(Event::Planned {
@@ -128,7 +134,7 @@ impl Plan {
             actor: self.settings.actor.clone(),
             host: self.settings.host.clone(),
             owner: Some(lease.token().to_string()),
-            options: json!({"steps": names}).to_string(),
+            options: json!({"steps": names, "overrides": self.overrides}).to_string(),
             started_ms: now_ms(),
             finished_ms: None,
         };
@@ -234,6 +240,15 @@ impl Plan {
             started: Instant::now(),
         })
     }
+}
+
+/// A new deployment id: time and randomness.
+pub fn new_id() -> String {
+    format!(
+        "deploy_{}_{}",
+        chrono::Utc::now().format("%Y%m%d_%H%M%S"),
+        &crate::identity::token()[..6]
+    )
 }
 
 fn pending_step(id: &str, idx: usize, name: &str) -> StepRecord {

@@ -7,15 +7,19 @@
 mod engine;
 mod error;
 mod events;
+mod keys;
 mod plan;
 mod preflight;
 mod report;
+mod rotate;
 mod status;
 mod steps;
 
-pub use engine::DeployReport;
+pub use engine::{DeployReport, new_id};
 pub use error::DeployError;
 pub use events::Event;
+pub use keys::{Key, KeySet};
 pub use plan::{Plan, Sinks, Step};
 pub use preflight::Check;
+pub use rotate::{RotateOptions, RotationReport, prepare, rotations};
 pub use status::{DeploymentView, find, history, latest};

@@ -88,6 +88,9 @@ pub struct Plan {
     pub monitor: Option<MonitorSettings>,
     pub steps: Vec<Step>,
     pub sinks: Sinks,
+    /// Keys merged over `environments.<ENV>` when config renders (a key
+    /// set a rotation manages): references only, never material.
+    pub overrides: serde_json::Map<String, serde_json::Value>,
 }
 
 fn config_error(key: &str, message: impl std::fmt::Display) -> DeployError {
@@ -135,18 +138,7 @@ impl Plan {
             .with_runtime(Arc::clone(registry.runtime()))
             .with_actor(settings.actor.clone())
             .with_sink(sinks.migrate.clone());
-        let validators = Validators::from_settings(settings, Some(&registry)).map_err(|e| {
-            DeployError::Config {
-                key: "config_deploy.validators".into(),
-                message: format!("{e:#}"),
-            }
-        })?;
-        let deployer = ConfigDeployer::new(
-            DeployerSettings::from_settings(settings, None),
-            validators,
-            store.clone(),
-        )
-        .with_sink(sinks.config.clone());
+        let deployer = build_deployer(settings, store, &registry, &sinks, &Default::default())?;
         let mut sources = Vec::new();
         for (i, file) in deployment.config_files.iter().enumerate() {
             let path = settings.resolve_path(file);
@@ -242,7 +234,33 @@ impl Plan {
             monitor,
             steps,
             sinks,
+            overrides: Default::default(),
         })
+    }
+
+    /// The same plan rendering config with `overrides` merged over the
+    /// environment's values.
+    pub fn with_overrides(
+        mut self,
+        overrides: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Plan, DeployError> {
+        self.set_overrides(overrides)?;
+        Ok(self)
+    }
+
+    pub fn set_overrides(
+        &mut self,
+        overrides: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(), DeployError> {
+        self.deployer = build_deployer(
+            &self.settings,
+            &self.store,
+            &self.registry,
+            &self.sinks,
+            &overrides,
+        )?;
+        self.overrides = overrides;
+        Ok(())
     }
 
     /// A rollout of `service`, reporting to the rollout sink.
@@ -267,4 +285,26 @@ impl Plan {
                 .max(1),
         )
     }
+}
+
+fn build_deployer(
+    settings: &Settings,
+    store: &Store,
+    registry: &Registry,
+    sinks: &Sinks,
+    overrides: &serde_json::Map<String, serde_json::Value>,
+) -> Result<ConfigDeployer, DeployError> {
+    let validators =
+        Validators::from_settings(settings, Some(registry)).map_err(|e| DeployError::Config {
+            key: "config_deploy.validators".into(),
+            message: format!("{e:#}"),
+        })?;
+    let mut deployer_settings = DeployerSettings::from_settings(settings, None);
+    for values in deployer_settings.environments.values_mut() {
+        values.extend(overrides.clone());
+    }
+    Ok(
+        ConfigDeployer::new(deployer_settings, validators, store.clone())
+            .with_sink(sinks.config.clone()),
+    )
 }

@@ -383,6 +383,54 @@ CREATE TABLE gantry_deployment_steps (
     PRIMARY KEY (deployment, idx)
 );",
     },
+    Step {
+        version: 6,
+        name: "JWT key sets and their rotations",
+        postgres: "
+CREATE TABLE gantry_key_sets (
+    environment  TEXT PRIMARY KEY,
+    keys         TEXT NOT NULL,
+    updated_ms   BIGINT NOT NULL
+);
+CREATE TABLE gantry_key_rotations (
+    id             TEXT PRIMARY KEY,
+    environment    TEXT NOT NULL,
+    phase          INTEGER NOT NULL,
+    state          TEXT NOT NULL,
+    old_kid        TEXT NOT NULL,
+    new_kid        TEXT NOT NULL,
+    fingerprint    TEXT NOT NULL,
+    target         TEXT NOT NULL,
+    deployment     TEXT,
+    reason         TEXT,
+    next_after_ms  BIGINT,
+    started_ms     BIGINT NOT NULL,
+    updated_ms     BIGINT NOT NULL
+);
+CREATE INDEX gantry_key_rotations_env ON gantry_key_rotations (environment, started_ms);",
+        sqlite: "
+CREATE TABLE gantry_key_sets (
+    environment  TEXT PRIMARY KEY,
+    keys         TEXT NOT NULL,
+    updated_ms   INTEGER NOT NULL
+);
+CREATE TABLE gantry_key_rotations (
+    id             TEXT PRIMARY KEY,
+    environment    TEXT NOT NULL,
+    phase          INTEGER NOT NULL,
+    state          TEXT NOT NULL,
+    old_kid        TEXT NOT NULL,
+    new_kid        TEXT NOT NULL,
+    fingerprint    TEXT NOT NULL,
+    target         TEXT NOT NULL,
+    deployment     TEXT,
+    reason         TEXT,
+    next_after_ms  INTEGER,
+    started_ms     INTEGER NOT NULL,
+    updated_ms     INTEGER NOT NULL
+);
+CREATE INDEX gantry_key_rotations_env ON gantry_key_rotations (environment, started_ms);",
+    },
 ];
 
 /// The schema version this binary writes.

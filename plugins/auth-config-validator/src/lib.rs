@@ -8,6 +8,9 @@
 //! - `rate_limiting_enabled`: on outside development.
 //! - No dev-mode or auth bypass switch (`dev_mode`, `auth_bypass`, …) set
 //!   outside development, at any depth.
+//! - A key set (`jwt_keys`): exactly one `active` key, no kid twice, every
+//!   status `active`, `verify` or `retired`, no retired key that still
+//!   carries signing material; each HS256 secret as the JWT secret above.
 //!
 //! A finding never repeats the secret's value.
 
@@ -25,6 +28,7 @@ impl ConfigValidator for AuthConfigValidator {
         let strict = !is_development(&environment);
         let mut findings = Vec::new();
         check_secret(&doc, strict, &mut findings);
+        check_key_set(&doc, strict, &mut findings);
         check_expiry(&doc, strict, &mut findings);
         if strict {
             match doc.get("rate_limiting_enabled") {
@@ -106,6 +110,69 @@ fn check_secret(doc: &Value, strict: bool, findings: &mut Vec<Finding>) {
         } else if one_char {
             problem("the JWT secret repeats a single character".into());
         }
+    }
+}
+
+fn check_key_set(doc: &Value, strict: bool, findings: &mut Vec<Finding>) {
+    let Some(keys) = doc.get("jwt_keys") else {
+        return;
+    };
+    let Some(keys) = keys.as_array() else {
+        findings.push(Finding::error(
+            "/jwt_keys",
+            "the key set must be a list of keys",
+        ));
+        return;
+    };
+    let mut active = 0;
+    let mut kids = std::collections::BTreeSet::new();
+    for (i, key) in keys.iter().enumerate() {
+        let path = format!("/jwt_keys/{i}");
+        let kid = key["kid"].as_str().unwrap_or_default();
+        if kid.is_empty() {
+            findings.push(Finding::error(&path, "every key needs a `kid`"));
+        } else if !kids.insert(kid.to_string()) {
+            findings.push(Finding::error(
+                &path,
+                format!("key id `{kid}` appears twice"),
+            ));
+        }
+        let status = key["status"].as_str().unwrap_or("active");
+        match status {
+            "active" => active += 1,
+            "verify" => {}
+            "retired" => {
+                if key.get("secret").is_some() || key.get("private_key_pem").is_some() {
+                    findings.push(Finding::error(
+                        &path,
+                        format!("key `{kid}` is retired but still carries signing material; remove its secret or private key"),
+                    ));
+                }
+            }
+            other => findings.push(Finding::error(
+                &path,
+                format!("key `{kid}`: status `{other}` is not active, verify or retired"),
+            )),
+        }
+        if key["alg"].as_str().unwrap_or("HS256") == "HS256"
+            && let Some(secret) = key["secret"].as_str()
+        {
+            let doc = serde_json::json!({ "jwt_secret": secret });
+            let mut inner = Vec::new();
+            check_secret(&doc, strict, &mut inner);
+            for f in inner {
+                findings.push(Finding {
+                    path: format!("{path}/secret"),
+                    ..f
+                });
+            }
+        }
+    }
+    if active != 1 {
+        findings.push(Finding::error(
+            "/jwt_keys",
+            format!("the key set needs exactly one active (signing) key, has {active}"),
+        ));
     }
 }
 

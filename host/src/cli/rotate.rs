@@ -1,0 +1,97 @@
+//! `gantry rotate jwt-key --environment ENV [--key REF] [--kid KID]
+//! [--finish] [--dry-run]`: the three-phase key rotation (see
+//! `deploy::rotate`). Keys are named by kid and fingerprint only.
+
+use super::Context;
+use super::deploy::{plan, print};
+use crate::deploy::{RotateOptions, RotationReport, prepare};
+use crate::error::{CliResult, Exit};
+use clap::{Args, Subcommand};
+
+#[derive(Debug, Subcommand)]
+pub enum RotateCommand {
+    /// Rotate the JWT signing key without logging anyone out
+    JwtKey(JwtKeyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct JwtKeyArgs {
+    #[arg(long, short = 'e', default_value = "development")]
+    environment: String,
+    /// The new key, as a reference you have updated: ${env:NAME} or
+    /// ${file:PATH} [default: 32 random bytes written 0600 under .gantry/keys/]
+    #[arg(long, value_name = "REF")]
+    key: Option<String>,
+    /// The new key's id [default: ENV-YYYYMMDDHHMMSS]
+    #[arg(long)]
+    kid: Option<String>,
+    /// Remove the old key (phase 3), once its tokens have expired
+    #[arg(long, conflicts_with_all = ["key", "kid", "dry_run"])]
+    finish: bool,
+    /// Print the phases; change nothing
+    #[arg(long)]
+    dry_run: bool,
+}
+
+pub async fn run(ctx: &Context, cmd: RotateCommand) -> CliResult {
+    let RotateCommand::JwtKey(args) = cmd;
+    let mut plan = prepare(plan(ctx, &args.environment)?, None).await?;
+    let report = plan
+        .rotate(RotateOptions {
+            key: args.key,
+            kid: args.kid,
+            finish: args.finish,
+            dry_run: args.dry_run,
+        })
+        .await?;
+    show(ctx, &report)
+}
+
+fn show(ctx: &Context, report: &RotationReport) -> CliResult {
+    if ctx.out.is_json() {
+        ctx.out.json(report)?;
+    } else {
+        for deployment in &report.deployments {
+            print(ctx, deployment)?;
+        }
+        let line = match report.state.as_str() {
+            "planned" => format!(
+                "dry run: rotate {} from `{}` to `{}`: {}; nothing changed",
+                report.environment,
+                report.old_kid,
+                report.new_kid,
+                report.reason.as_deref().unwrap_or_default()
+            ),
+            "waiting" => format!(
+                "{}: `{}` (fingerprint {}) signs, `{}` verifies only; it is removed after {} — `gantry rotate jwt-key -e {} --finish` (or `gantry up`){}",
+                report.environment,
+                report.new_kid,
+                report.fingerprint,
+                report.old_kid,
+                report.next_after.as_deref().unwrap_or("-"),
+                report.environment,
+                report
+                    .reason
+                    .as_deref()
+                    .map(|r| format!("; {r}"))
+                    .unwrap_or_default()
+            ),
+            "done" => format!(
+                "{}: rotation {} done: only `{}` (fingerprint {}) remains",
+                report.environment, report.id, report.new_kid, report.fingerprint
+            ),
+            other => format!(
+                "{}: rotation {} {other} at phase {}: {}",
+                report.environment,
+                report.id,
+                report.phase,
+                report.reason.as_deref().unwrap_or("-")
+            ),
+        };
+        ctx.out.text(line)?;
+    }
+    Ok(match report.state.as_str() {
+        "planned" | "waiting" | "done" => Exit::Success,
+        _ => Exit::Failed,
+    })
+}

@@ -1,0 +1,459 @@
+//! `gantry rotate jwt-key`: a new signing key without logging anyone out,
+//! in three journaled deployments of the environment's key set (kept in
+//! the store as references, merged over the config when it renders):
+//!
+//! 1. the new key added, verify-only — every instance learns it;
+//! 2. the new key signs, the old one verifies only;
+//! 3. once the longest token signed by the old key has expired (recorded
+//!    in the store as the earliest time phase 3 may run), the old key is
+//!    removed.
+//!
+//! The rotation row is committed before each phase's deployment starts
+//! (naming that deployment's id), so a kill at any moment leaves a phase
+//! whose deployment is finished (`gantry rotate` moves on), interrupted
+//! (resumed), or never started (started). A phase that fails is rolled
+//! back by its deployment; the phases before it stand.
+
+use super::engine::{DeployReport, new_id, now_ms};
+use super::error::DeployError;
+use super::keys::{Key, KeySet, fingerprint, generate_hs256};
+use super::plan::Plan;
+use crate::store::{RotationRecord, Store, StoreError};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use std::time::Duration;
+
+#[derive(Debug, Clone, Default)]
+pub struct RotateOptions {
+    /// The new key's material, as a reference the operator has updated
+    /// (`${env:JWT_SECRET_NEXT}`, `${file:…}`); generated when absent.
+    pub key: Option<String>,
+    pub kid: Option<String>,
+    /// Run phase 3 of a waiting rotation (when its time has come).
+    pub finish: bool,
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RotationReport {
+    pub id: String,
+    pub environment: String,
+    pub phase: i32,
+    /// `planned`, `waiting`, `done`, `rolled_back`.
+    pub state: String,
+    pub old_kid: String,
+    pub new_kid: String,
+    pub fingerprint: String,
+    pub next_after: Option<String>,
+    pub deployments: Vec<DeployReport>,
+    pub reason: Option<String>,
+}
+
+/// Margin past the longest token lifetime before the old key goes.
+const MARGIN: Duration = Duration::from_secs(5);
+
+/// The plan as the environment's deployments render: with the key set a
+/// rotation manages, or, resuming deployment `resume`, the overrides it
+/// ran with.
+pub async fn prepare(mut plan: Plan, resume: Option<&str>) -> Result<Plan, DeployError> {
+    let overrides = match resume {
+        Some(id) => {
+            let record = plan.store.read(async |tx| tx.deployment(id).await).await?;
+            record
+                .and_then(|r| serde_json::from_str::<Value>(&r.options).ok())
+                .and_then(|o| o.get("overrides").and_then(Value::as_object).cloned())
+                .unwrap_or_default()
+        }
+        None => {
+            let environment = plan.environment.clone();
+            let keys = plan
+                .store
+                .read(async |tx| tx.key_set(&environment).await)
+                .await?;
+            let mut map = Map::new();
+            if let Some(keys) = keys {
+                map.insert(
+                    "jwt_keys".into(),
+                    serde_json::from_str(&keys).unwrap_or(Value::Null),
+                );
+            }
+            map
+        }
+    };
+    if !overrides.is_empty() {
+        plan.set_overrides(overrides)?;
+    }
+    Ok(plan)
+}
+
+/// The newest rotation of each environment.
+pub async fn rotations(store: &Store) -> Result<Vec<RotationRecord>, StoreError> {
+    store.read(async |tx| tx.latest_rotations(None).await).await
+}
+
+fn refused(reason: impl Into<String>) -> DeployError {
+    DeployError::Refused {
+        check: "key rotation".into(),
+        reason: reason.into(),
+    }
+}
+
+fn when(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_default()
+}
+
+impl Plan {
+    /// Runs the rotation's next phases (see the module's text).
+    pub async fn rotate(&mut self, options: RotateOptions) -> Result<RotationReport, DeployError> {
+        let environment = self.environment.clone();
+        let latest = self
+            .store
+            .read(async |tx| tx.latest_rotations(Some(&environment)).await)
+            .await?
+            .into_iter()
+            .next();
+        match latest {
+            Some(r) if r.state == "running" => self.continue_rotation(r, options).await,
+            Some(r) if r.state == "waiting" => {
+                if !options.finish {
+                    let mut report = report_of(&r);
+                    report.reason = Some(format!(
+                        "a rotation is waiting for its last phase; `--finish` runs it after {}",
+                        report.next_after.clone().unwrap_or_default()
+                    ));
+                    return Ok(report);
+                }
+                let due = r.next_after_ms.unwrap_or(0);
+                if now_ms() < due {
+                    return Err(refused(format!(
+                        "the old key `{}` may still have live tokens: phase 3 may run after {}",
+                        r.old_kid,
+                        when(due)
+                    )));
+                }
+                self.continue_rotation(r, options).await
+            }
+            _ if options.finish => Err(refused(format!(
+                "no rotation of `{environment}` is waiting to finish"
+            ))),
+            _ => self.start_rotation(options).await,
+        }
+    }
+
+    /// When a waiting rotation of this environment may finish (for `up`).
+    pub async fn rotation_due(&self) -> Result<bool, DeployError> {
+        let environment = self.environment.clone();
+        let latest = self
+            .store
+            .read(async |tx| tx.latest_rotations(Some(&environment)).await)
+            .await?;
+        Ok(latest.first().is_some_and(|r| {
+            r.state == "running"
+                || (r.state == "waiting" && r.next_after_ms.unwrap_or(0) <= now_ms())
+        }))
+    }
+
+    fn current_keys(&self, stored: Option<String>) -> Result<KeySet, DeployError> {
+        if let Some(stored) = stored {
+            return serde_json::from_str(&stored)
+                .map_err(|e| refused(format!("the stored key set is unreadable: {e}")));
+        }
+        let values = self
+            .settings
+            .config
+            .config
+            .environments
+            .get(&self.environment)
+            .cloned()
+            .unwrap_or_default();
+        KeySet::from_config(&values, &self.sources).map_err(refused)
+    }
+
+    async fn start_rotation(
+        &mut self,
+        options: RotateOptions,
+    ) -> Result<RotationReport, DeployError> {
+        let environment = self.environment.clone();
+        let stored = self
+            .store
+            .read(async |tx| tx.key_set(&environment).await)
+            .await?;
+        let mut current = self.current_keys(stored)?;
+        current
+            .check()
+            .map_err(|e| refused(format!("the current key set: {e}")))?;
+        let base = self.settings.secrets_base();
+        let dir = self
+            .settings
+            .resolve_path(std::path::Path::new(&format!(".gantry/keys/{environment}")));
+        let old = current.active().clone();
+        let kid = options.kid.clone().unwrap_or_else(|| {
+            format!(
+                "{environment}-{}",
+                chrono::Utc::now().format("%Y%m%d%H%M%S")
+            )
+        });
+        if current.0.iter().any(|k| k.kid == kid) {
+            return Err(refused(format!("key id `{kid}` is in the set already")));
+        }
+        let dry = RotationReport {
+            id: String::new(),
+            environment: environment.clone(),
+            phase: 0,
+            state: "planned".into(),
+            old_kid: old.kid.clone(),
+            new_kid: kid.clone(),
+            fingerprint: String::new(),
+            next_after: None,
+            deployments: Vec::new(),
+            reason: Some(format!(
+                "1: add `{kid}` verify-only and roll; 2: `{kid}` signs, `{}` verifies only, roll; 3: after the longest token lifetime, remove `{}` and roll",
+                old.kid, old.kid
+            )),
+        };
+        if options.dry_run {
+            return Ok(dry);
+        }
+        let (new, print) = match &options.key {
+            Some(reference) => {
+                if !crate::secrets::has_reference(reference) {
+                    return Err(refused(
+                        "`--key` takes a reference (${env:NAME} or ${file:PATH}), never the key itself",
+                    ));
+                }
+                let material = crate::secrets::resolve(reference, &base)
+                    .map_err(|e| refused(format!("`--key`: {e}")))?;
+                if material.len() < 32 {
+                    return Err(refused(format!(
+                        "`--key`: an HS256 secret needs at least 32 bytes, this has {}",
+                        material.len()
+                    )));
+                }
+                (
+                    Key {
+                        kid: kid.clone(),
+                        alg: "HS256".into(),
+                        secret: Some(reference.clone()),
+                        private_key_pem: None,
+                        public_key_pem: None,
+                        status: "verify".into(),
+                    },
+                    fingerprint(&material),
+                )
+            }
+            None => generate_hs256(&kid, &dir, &base)
+                .map_err(|e| refused(format!("cannot write the new key: {e}")))?,
+        };
+        current.externalize(&dir, &base).map_err(|e| {
+            refused(format!(
+                "cannot move key material to {}: {e}",
+                dir.display()
+            ))
+        })?;
+        let mut target = current.clone();
+        target.0.push(new);
+        target
+            .check()
+            .map_err(|e| refused(format!("the new key set: {e}")))?;
+        let record = RotationRecord {
+            id: format!(
+                "rotate_{}_{}",
+                chrono::Utc::now().format("%Y%m%d_%H%M%S"),
+                &crate::identity::token()[..6]
+            ),
+            environment,
+            phase: 1,
+            state: "running".into(),
+            old_kid: old.kid,
+            new_kid: kid,
+            fingerprint: print,
+            target: serde_json::to_string(&target).expect("serialises"),
+            deployment: Some(new_id()),
+            reason: None,
+            next_after_ms: None,
+            started_ms: now_ms(),
+            updated_ms: now_ms(),
+        };
+        self.store
+            .write(async |tx| tx.save_rotation(&record).await)
+            .await?;
+        self.continue_rotation(record, options).await
+    }
+
+    /// Runs `record`'s phase (finishing its deployment if a kill cut it
+    /// short), then the phases after it that may run now.
+    async fn continue_rotation(
+        &mut self,
+        mut record: RotationRecord,
+        options: RotateOptions,
+    ) -> Result<RotationReport, DeployError> {
+        let mut deployments = Vec::new();
+        loop {
+            if record.state == "waiting" {
+                if now_ms() < record.next_after_ms.unwrap_or(0) {
+                    break;
+                }
+                // Phase 3: the old key goes.
+                let mut target: KeySet = serde_json::from_str(&record.target)
+                    .map_err(|e| refused(format!("the rotation's key set: {e}")))?;
+                target.0.retain(|k| k.kid != record.old_kid);
+                record.phase = 3;
+                record.state = "running".into();
+                record.target = serde_json::to_string(&target).expect("serialises");
+                record.deployment = Some(new_id());
+                record.updated_ms = now_ms();
+                let r = record.clone();
+                self.store
+                    .write(async |tx| tx.save_rotation(&r).await)
+                    .await?;
+            }
+            if record.state != "running" {
+                break;
+            }
+            let report = self.run_phase(&record).await?;
+            let succeeded = report.state == "succeeded";
+            let reason = report.reason.clone();
+            deployments.push(report);
+            if !succeeded {
+                record.state = "rolled_back".into();
+                record.reason = Some(format!(
+                    "phase {} failed and was rolled back: {}",
+                    record.phase,
+                    reason.unwrap_or_default()
+                ));
+                record.updated_ms = now_ms();
+                let r = record.clone();
+                self.store
+                    .write(async |tx| tx.save_rotation(&r).await)
+                    .await?;
+                break;
+            }
+            // The phase's key set is now what runs.
+            let deployed = record.target.clone();
+            match record.phase {
+                1 => {
+                    let mut target: KeySet = serde_json::from_str(&record.target)
+                        .map_err(|e| refused(format!("the rotation's key set: {e}")))?;
+                    for key in &mut target.0 {
+                        if key.kid == record.new_kid {
+                            key.status = "active".into();
+                        } else if key.kid == record.old_kid {
+                            key.status = "verify".into();
+                        }
+                    }
+                    record.phase = 2;
+                    record.target = serde_json::to_string(&target).expect("serialises");
+                    record.deployment = Some(new_id());
+                }
+                2 => {
+                    let lifetime = self.token_lifetime();
+                    record.state = "waiting".into();
+                    record.next_after_ms = Some(now_ms() + (lifetime + MARGIN).as_millis() as i64);
+                }
+                _ => {
+                    record.state = "done".into();
+                }
+            }
+            record.updated_ms = now_ms();
+            let (r, environment) = (record.clone(), self.environment.clone());
+            self.store
+                .write(async |tx| {
+                    tx.save_key_set(&environment, &deployed, now_ms()).await?;
+                    tx.save_rotation(&r).await
+                })
+                .await?;
+            if record.state == "waiting" && !options.finish {
+                break;
+            }
+        }
+        let mut report = report_of(&record);
+        report.deployments = deployments;
+        Ok(report)
+    }
+
+    /// Deploys `record.target` as its phase's deployment: started, resumed
+    /// after a kill, or read back when it had finished.
+    async fn run_phase(&mut self, record: &RotationRecord) -> Result<DeployReport, DeployError> {
+        let target: Value = serde_json::from_str(&record.target)
+            .map_err(|e| refused(format!("the rotation's key set: {e}")))?;
+        let mut overrides = Map::new();
+        overrides.insert("jwt_keys".into(), target);
+        self.set_overrides(overrides)?;
+        let id = record.deployment.clone().unwrap_or_else(new_id);
+        let existing = super::status::find(&self.store, &id).await?;
+        match existing {
+            None => self.deploy_as(Some(id), false).await,
+            Some(view) if view.interrupted => self.resume(&id).await,
+            Some(view) if view.running => Err(DeployError::NotResumable {
+                id,
+                state: view.record.state,
+                what: "its gantry is still running it".into(),
+            }),
+            Some(view) => Ok(DeployReport {
+                id: view.record.id.clone(),
+                environment: view.record.environment.clone(),
+                dry_run: false,
+                state: view.record.state.clone(),
+                reason: view.record.reason.clone(),
+                preflight: Vec::new(),
+                steps: view.steps,
+                duration_ms: 0,
+                report_file: None,
+            }),
+        }
+    }
+
+    /// The longest a token signed by the old key can live: the deployed
+    /// auth config's `token_expiry_seconds`, else `token_expiry_minutes`.
+    /// (The example service's refresh tokens are opaque, stored rows,
+    /// never signed: they do not outlive the key.)
+    fn token_lifetime(&self) -> Duration {
+        let dir = &self.deployer.settings().config_dir;
+        let mut longest = Duration::ZERO;
+        for source in &self.sources {
+            let Some(name) = source.file_name() else {
+                continue;
+            };
+            let Ok(text) = std::fs::read_to_string(dir.join(name)) else {
+                continue;
+            };
+            let Ok(doc) = serde_json::from_str::<Value>(&text) else {
+                continue;
+            };
+            if doc.get("jwt_keys").is_none() && doc.get("jwt_secret_key").is_none() {
+                continue;
+            }
+            let life = match (
+                doc["token_expiry_seconds"].as_u64(),
+                doc["token_expiry_minutes"].as_u64(),
+            ) {
+                (Some(s), _) => Duration::from_secs(s),
+                (None, Some(m)) => Duration::from_secs(m * 60),
+                (None, None) => Duration::from_secs(60 * 60),
+            };
+            longest = longest.max(life);
+        }
+        if longest.is_zero() {
+            Duration::from_secs(60 * 60)
+        } else {
+            longest
+        }
+    }
+}
+
+fn report_of(r: &RotationRecord) -> RotationReport {
+    RotationReport {
+        id: r.id.clone(),
+        environment: r.environment.clone(),
+        phase: r.phase,
+        state: r.state.clone(),
+        old_kid: r.old_kid.clone(),
+        new_kid: r.new_kid.clone(),
+        fingerprint: r.fingerprint.clone(),
+        next_after: r.next_after_ms.map(when),
+        deployments: Vec::new(),
+        reason: r.reason.clone(),
+    }
+}

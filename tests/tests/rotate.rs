@@ -1,0 +1,369 @@
+//! `gantry rotate jwt-key` on the example auth service under steady login
+//! and verify traffic: no token stops verifying before it expires, no
+//! request fails, and at the end only the new key verifies; a rotation
+//! killed in each phase resumes; bad key sets are refused.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use gantry_tests::auth::{CANARY_PASSWORD, Fixture};
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+const OLD_SECRET: &str = "the-old-production-signing-secret-0123456789";
+
+/// Production with a key set (one HS256 key, kid `prod-1`, by reference)
+/// and 4-second tokens, deployed on two instances.
+fn rotating() -> Fixture {
+    let mut f = Fixture::new(2, json!({}));
+    f.deployable(json!([]));
+    f.sandbox.write("secrets/jwt-prod-1", OLD_SECRET);
+    f.sandbox.write(
+        "auth-src/auth.json",
+        r#"{"token_expiry_minutes": 30, "rate_limiting_enabled": false, "rate_limit_per_minute": 100000}"#,
+    );
+    f.config["config_deploy"]["validators"] = json!(["auth-config-validator"]);
+    let prod = &mut f.config["environments"]["production"];
+    prod["jwt_keys"] = json!([{"kid": "prod-1", "alg": "HS256",
+                               "secret": "${file:secrets/jwt-prod-1}", "status": "active"}]);
+    prod["token_expiry_seconds"] = json!(4);
+    prod["rate_limiting_enabled"] = json!(true);
+    prod.as_object_mut().unwrap().remove("jwt_secret_key");
+    f.save();
+    f.gantry(&["deploy", "-e", "production"]).expect(0);
+    f
+}
+
+fn forge(kid: &str, secret: &str) -> String {
+    let header =
+        URL_SAFE_NO_PAD.encode(json!({"typ": "JWT", "alg": "HS256", "kid": kid}).to_string());
+    let exp = chrono_now() + 3600;
+    let claims = URL_SAFE_NO_PAD.encode(
+        json!({"sub": "u-forged", "tenant": "default", "iss": "gantry-example-auth", "iat": exp - 3600, "exp": exp, "jti": "forged"})
+            .to_string(),
+    );
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("{header}.{claims}").as_bytes());
+    let signature = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+    format!("{header}.{claims}.{signature}")
+}
+
+fn chrono_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// Logs in and verifies, and re-verifies every earlier token until a
+/// second before it expires, from a thread, until stopped.
+struct Traffic {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<(u64, Vec<String>, std::collections::BTreeSet<String>)>,
+}
+
+impl Traffic {
+    fn start(base: String) -> Traffic {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let client = reqwest::Client::new();
+                let mut tokens: Vec<(String, i64)> = Vec::new();
+                let (mut ok, mut failed, mut kids) =
+                    (0u64, Vec::new(), std::collections::BTreeSet::new());
+                while !flag.load(Ordering::Relaxed) {
+                    let login = client
+                        .post(format!("{base}/login"))
+                        .json(&json!({"username": "canary", "password": CANARY_PASSWORD}))
+                        .send()
+                        .await;
+                    match login {
+                        Ok(r) if r.status().is_success() => {
+                            let body: Value = r.json().await.unwrap();
+                            let token = body["access_token"].as_str().unwrap().to_string();
+                            let header: Value = serde_json::from_slice(
+                                &URL_SAFE_NO_PAD
+                                    .decode(token.split('.').next().unwrap())
+                                    .unwrap(),
+                            )
+                            .unwrap();
+                            kids.insert(header["kid"].as_str().unwrap_or_default().to_string());
+                            tokens.push((token, body["expires_at"].as_i64().unwrap()));
+                            ok += 1;
+                        }
+                        Ok(r) => failed.push(format!("login: {}", r.status())),
+                        Err(e) => failed.push(format!("login: {e}")),
+                    }
+                    let now = chrono_now();
+                    tokens.retain(|(_, exp)| *exp - now >= 2);
+                    for (token, exp) in &tokens {
+                        let answer = client
+                            .get(format!("{base}/verify"))
+                            .bearer_auth(token)
+                            .send()
+                            .await;
+                        match answer {
+                            Ok(r) if r.status().is_success() => ok += 1,
+                            Ok(r) => failed.push(format!(
+                                "verify of a token expiring in {} s: {}",
+                                exp - chrono_now(),
+                                r.status()
+                            )),
+                            Err(e) => failed.push(format!("verify: {e}")),
+                        }
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                (ok, failed, kids)
+            })
+        });
+        Traffic { stop, thread }
+    }
+
+    fn finish(self) -> (u64, Vec<String>, std::collections::BTreeSet<String>) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap()
+    }
+}
+
+fn verify(f: &Fixture, token: &str) -> u16 {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        reqwest::Client::new()
+            .get(f.url("/verify"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    })
+}
+
+fn rotation(f: &Fixture) -> Value {
+    f.gantry(&["status", "--json"]).json()["key_rotations"][0].clone()
+}
+
+fn wait_due(f: &Fixture) {
+    let due = rotation(f)["next_after_ms"].as_i64().unwrap();
+    let now = chrono_now() * 1000;
+    if due > now {
+        std::thread::sleep(Duration::from_millis((due - now) as u64 + 200));
+    }
+}
+
+#[test]
+fn a_full_rotation_under_traffic_logs_nobody_out_and_leaves_only_the_new_key() {
+    let f = rotating();
+    assert_eq!(
+        verify(&f, &forge("prod-1", OLD_SECRET)),
+        200,
+        "the old key verifies"
+    );
+    let traffic = Traffic::start(f.url(""));
+    std::thread::sleep(Duration::from_secs(1));
+
+    let run = f
+        .gantry(&["rotate", "jwt-key", "-e", "production", "--kid", "prod-2"])
+        .expect(0);
+    assert!(
+        run.stdout.contains("`prod-2`") && run.stdout.contains("fingerprint"),
+        "{}",
+        run.stdout
+    );
+    let rot = rotation(&f);
+    assert_eq!(rot["state"], "waiting", "{rot:#}");
+    assert_eq!(rot["phase"], 2);
+    let new_file = f
+        .sandbox
+        .path()
+        .join(".gantry/keys/production/prod-2.secret");
+    let new_secret = std::fs::read_to_string(&new_file).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&new_file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert!(!run.stdout.contains(&new_secret) && !run.stderr.contains(&new_secret));
+    // Both verify now; the new one signs.
+    assert_eq!(verify(&f, &forge("prod-1", OLD_SECRET)), 200);
+    assert_eq!(verify(&f, &forge("prod-2", &new_secret)), 200);
+    let status = f.gantry(&["status"]);
+    assert!(
+        status
+            .stdout
+            .contains("phase 3 (remove `prod-1`) may run after"),
+        "{}",
+        status.stdout
+    );
+
+    // Too early: refused, nothing changed.
+    let early = f
+        .gantry(&["rotate", "jwt-key", "-e", "production", "--finish"])
+        .expect(2);
+    assert!(early.stderr.contains("may run after"), "{}", early.stderr);
+
+    wait_due(&f);
+    f.gantry(&["rotate", "jwt-key", "-e", "production", "--finish"])
+        .expect(0);
+    std::thread::sleep(Duration::from_secs(1));
+    let (ok, failed, kids) = traffic.finish();
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed: {failed:?}",
+        failed.len(),
+        ok + failed.len() as u64
+    );
+    assert!(
+        kids.contains("prod-1") && kids.contains("prod-2"),
+        "tokens from both keys: {kids:?}"
+    );
+    assert_eq!(rotation(&f)["state"], "done");
+    assert_eq!(
+        verify(&f, &forge("prod-1", OLD_SECRET)),
+        401,
+        "the old key no longer verifies"
+    );
+    assert_eq!(verify(&f, &forge("prod-2", &new_secret)), 200);
+
+    // No material in the state store, the logs or the deployed journal.
+    let state = std::fs::read(f.sandbox.path().join(".gantry/state.db")).unwrap();
+    for secret in [OLD_SECRET, new_secret.as_str()] {
+        assert!(
+            !state.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "key material in the state store"
+        );
+        let log = std::fs::read_to_string(f.sandbox.path().join("deployment_logs/update_log.json"))
+            .unwrap();
+        assert!(!log.contains(secret), "key material in update_log.json");
+    }
+    // A later plain deploy keeps the rotated key set.
+    f.gantry(&["deploy", "-e", "production"]).expect(0);
+    assert_eq!(verify(&f, &forge("prod-1", OLD_SECRET)), 401);
+}
+
+#[test]
+fn a_rotation_killed_in_each_phase_resumes_and_traffic_never_fails() {
+    let f = rotating();
+    let traffic = Traffic::start(f.url(""));
+    // Phases 1 and 2: killed at moments spread over them; each run
+    // resumes what the one before left.
+    let mut seen = Vec::new();
+    for delay in [400u64, 1500, 1500] {
+        let mut child = f
+            .sandbox
+            .gantry()
+            .args(["rotate", "jwt-key", "-e", "production"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay));
+        let _ = child.kill();
+        child.wait().unwrap();
+        let rot = rotation(&f);
+        seen.push(format!("{}:{}", rot["state"], rot["phase"]));
+        if rot["state"] == "running" {
+            let st = f.gantry(&["status"]).expect(1);
+            assert!(st.stdout.contains("resumes it"), "{}", st.stdout);
+        }
+        if rot["state"] == "waiting" {
+            break;
+        }
+    }
+    eprintln!("killed at: {seen:?}");
+    assert!(
+        seen.iter().any(|s| s.starts_with("\"running\"")),
+        "{seen:?}"
+    );
+    if rotation(&f)["state"] != "waiting" {
+        f.gantry(&["rotate", "jwt-key", "-e", "production"])
+            .expect(0);
+    }
+    assert_eq!(rotation(&f)["state"], "waiting", "{:#}", rotation(&f));
+    // Phase 3, killed part-way, then finished.
+    wait_due(&f);
+    let started = Instant::now();
+    let mut child = f
+        .sandbox
+        .gantry()
+        .args(["rotate", "jwt-key", "-e", "production", "--finish"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(900));
+    let _ = child.kill();
+    child.wait().unwrap();
+    let rot = rotation(&f);
+    if rot["state"] != "done" {
+        assert_eq!(rot["phase"], 3, "{rot:#}");
+        f.gantry(&["rotate", "jwt-key", "-e", "production", "--finish"])
+            .expect(0);
+    }
+    assert_eq!(rotation(&f)["state"], "done");
+    assert!(started.elapsed() < Duration::from_secs(60));
+    std::thread::sleep(Duration::from_millis(500));
+    let (ok, failed, _) = traffic.finish();
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed: {failed:?}",
+        failed.len(),
+        ok + failed.len() as u64
+    );
+    assert_eq!(verify(&f, &forge("prod-1", OLD_SECRET)), 401);
+}
+
+#[test]
+fn bad_key_sets_are_refused_with_the_key_at_fault_and_nothing_deployed() {
+    let mut f = rotating();
+    let before = std::fs::read_to_string(f.sandbox.path().join("config/auth.json")).unwrap();
+    let secret = "${file:secrets/jwt-prod-1}";
+    for (keys, expect) in [
+        (
+            json!([{"kid": "a", "secret": secret, "status": "verify"}]),
+            "exactly one active",
+        ),
+        (
+            json!([{"kid": "a", "secret": secret, "status": "active"},
+                   {"kid": "b", "secret": secret, "status": "active"}]),
+            "exactly one active",
+        ),
+        (
+            json!([{"kid": "a", "secret": secret, "status": "active"},
+                   {"kid": "a", "secret": secret, "status": "verify"}]),
+            "appears twice",
+        ),
+        (
+            json!([{"kid": "a", "secret": secret, "status": "active"},
+                   {"kid": "b", "secret": secret, "status": "retired"}]),
+            "retired but still carries signing material",
+        ),
+    ] {
+        f.config["environments"]["production"]["jwt_keys"] = keys.clone();
+        f.save();
+        let run = f.gantry(&["deploy", "-e", "production"]).expect(2);
+        assert!(
+            run.stderr.contains(expect) && run.stderr.contains("/jwt_keys"),
+            "{keys}: {}",
+            run.stderr
+        );
+        assert!(!run.stderr.contains(OLD_SECRET), "no secret in the error");
+        let rot = f
+            .gantry(&["rotate", "jwt-key", "-e", "production"])
+            .expect(2);
+        assert!(rot.stderr.contains("key set"), "{}", rot.stderr);
+    }
+    let after = std::fs::read_to_string(f.sandbox.path().join("config/auth.json")).unwrap();
+    assert_eq!(before, after, "nothing deployed");
+}
