@@ -151,13 +151,7 @@ async fn html(State(page): State<Page>) -> Response {
         }
         out.push_str("<table><tr><th>step</th><th>state</th><th>what happened</th></tr>");
         for step in &d.steps {
-            let detail: serde_json::Value = serde_json::from_str(&step.detail).unwrap_or_default();
-            let what = step
-                .error
-                .clone()
-                .or_else(|| detail["undo"].as_str().map(String::from))
-                .or_else(|| detail["summary"].as_str().map(String::from))
-                .unwrap_or_default();
+            let what = step.what_happened();
             out.push_str(&format!(
                 "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
                 esc(&step.name),

@@ -179,24 +179,7 @@ pub fn print(ctx: &Context, report: &DeployReport) -> CliResult {
         let rows: Vec<Vec<String>> = report
             .steps
             .iter()
-            .map(|s| {
-                let detail: serde_json::Value = serde_json::from_str(&s.detail).unwrap_or_default();
-                let what = s
-                    .error
-                    .clone()
-                    .or_else(|| detail["undo"].as_str().map(String::from))
-                    .or_else(|| detail["summary"].as_str().map(String::from))
-                    .unwrap_or_default();
-                vec![
-                    s.name.clone(),
-                    s.state.clone(),
-                    match (s.started_ms, s.finished_ms) {
-                        (Some(a), Some(b)) => format!("{:.1} s", (b - a) as f64 / 1000.0),
-                        _ => "-".into(),
-                    },
-                    what,
-                ]
-            })
+            .map(|s| vec![s.name.clone(), s.state.clone(), s.took(), s.what_happened()])
             .collect();
         ctx.out.text(crate::report::table(
             &["STEP", "STATE", "TOOK", "WHAT HAPPENED"],

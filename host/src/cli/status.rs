@@ -182,19 +182,11 @@ fn print_deployment(ctx: &Context, d: &DeploymentView) -> CliResult<()> {
         .steps
         .iter()
         .map(|s| {
-            let detail: serde_json::Value = serde_json::from_str(&s.detail).unwrap_or_default();
             vec![
                 format!("  {}", s.name),
                 s.state.clone(),
-                match (s.started_ms, s.finished_ms) {
-                    (Some(a), Some(b)) => format!("{:.1} s", (b - a) as f64 / 1000.0),
-                    _ => "-".into(),
-                },
-                s.error
-                    .clone()
-                    .or_else(|| detail["undo"].as_str().map(String::from))
-                    .or_else(|| detail["summary"].as_str().map(String::from))
-                    .unwrap_or_default(),
+                s.took(),
+                s.what_happened(),
             ]
         })
         .collect();

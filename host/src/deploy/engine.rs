@@ -516,8 +516,5 @@ impl Run<'_> {
 }
 
 fn step_ms(step: &StepRecord) -> u64 {
-    match (step.started_ms, step.finished_ms) {
-        (Some(s), Some(f)) => (f - s).max(0) as u64,
-        _ => 0,
-    }
+    step.duration_ms().unwrap_or(0)
 }

@@ -15,13 +15,6 @@ fn when(ms: Option<i64>) -> String {
         .unwrap_or_else(|| "-".into())
 }
 
-fn duration(step: &StepRecord) -> String {
-    match (step.started_ms, step.finished_ms) {
-        (Some(s), Some(f)) => format!("{:.1} s", (f - s) as f64 / 1000.0),
-        _ => "-".into(),
-    }
-}
-
 /// Writes both; the report's path.
 pub fn write(
     plan: &Plan,
@@ -39,7 +32,7 @@ pub fn write(
                 "step": s.name,
                 "state": s.state,
                 "started": when(s.started_ms),
-                "duration": duration(s),
+                "duration": s.took(),
                 "detail": serde_json::from_str::<Value>(&s.detail).unwrap_or(Value::Null),
                 "error": s.error,
             })
@@ -76,22 +69,13 @@ pub fn write(
     }
     md.push_str("\n| step | state | duration | what happened |\n|---|---|---|---|\n");
     for s in steps {
-        let detail: Value = serde_json::from_str(&s.detail).unwrap_or(Value::Null);
-        let mut what = Vec::new();
-        for key in ["summary", "undo"] {
-            if let Some(text) = detail[key].as_str() {
-                what.push(text.to_string());
-            }
-        }
-        if let Some(error) = &s.error {
-            what.push(format!("error: {error}"));
-        }
+        let what = s.what_happened();
         md.push_str(&format!(
             "| {} | {} | {} | {} |\n",
             s.name,
             s.state,
-            duration(s),
-            what.join("; ").replace('|', "\\|")
+            s.took(),
+            what.replace('|', "\\|")
         ));
     }
     let path = dir.join(format!("{}.md", record.id));

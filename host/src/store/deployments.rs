@@ -40,6 +40,33 @@ pub struct StepRecord {
     pub finished_ms: Option<i64>,
 }
 
+impl StepRecord {
+    /// What happened, in a line: its error, else what undoing it did, else
+    /// its summary.
+    pub fn what_happened(&self) -> String {
+        let detail: serde_json::Value = serde_json::from_str(&self.detail).unwrap_or_default();
+        self.error
+            .clone()
+            .or_else(|| detail["undo"].as_str().map(String::from))
+            .or_else(|| detail["summary"].as_str().map(String::from))
+            .unwrap_or_default()
+    }
+
+    pub fn duration_ms(&self) -> Option<u64> {
+        match (self.started_ms, self.finished_ms) {
+            (Some(s), Some(f)) => Some((f - s).max(0) as u64),
+            _ => None,
+        }
+    }
+
+    /// `1.5 s`, or `-` for a step that has not run.
+    pub fn took(&self) -> String {
+        self.duration_ms()
+            .map(|ms| format!("{:.1} s", ms as f64 / 1000.0))
+            .unwrap_or_else(|| "-".into())
+    }
+}
+
 const DEPLOYMENT_COLUMNS: &str =
     "id, environment, state, reason, actor, host, owner, options, started_ms, finished_ms";
 const STEP_COLUMNS: &str = "deployment, idx, name, state, detail, error, started_ms, finished_ms";
