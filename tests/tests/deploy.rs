@@ -112,6 +112,23 @@ fn a_full_deploy_migrates_deploys_config_rolls_three_instances_checks_and_report
     assert_eq!(versions(&f), ["v2", "v2", "v2"]);
     let plain = f.gantry(&["status"]).expect(0);
     assert!(plain.stdout.contains("succeeded"), "{}", plain.stdout);
+    assert!(
+        plain.stdout.contains("  migrations: up to version"),
+        "{}",
+        plain.stdout
+    );
+    assert!(
+        plain.stdout.contains("  config: change #"),
+        "{}",
+        plain.stdout
+    );
+    let checked = f.gantry(&["status", "--check"]).expect(0);
+    assert_eq!(
+        checked.stdout.matches("healthy (checked now)").count(),
+        3,
+        "{}",
+        checked.stdout
+    );
 }
 
 /// Deploys v1 of production, the state every failure must come back to.

@@ -71,7 +71,7 @@ pub enum Command {
     /// Roll a deployment back: config restored, services rolled back (migrations only when opted in)
     Rollback(deploy::RollbackArgs),
     /// What gantry has done and whether anything is running or unfinished
-    Status,
+    Status(status::StatusArgs),
     /// Apply database migrations (see also: status, rollback, repair)
     Migrate(migrate::MigrateArgs),
     /// List, inspect, test and scaffold plugins
@@ -133,7 +133,7 @@ pub async fn run(cli: Cli) -> CliResult<Exit> {
         Command::Config(cmd) => configs::run(&ctx, cmd).await,
         Command::Deploy(args) => deploy::deploy(&ctx, args).await,
         Command::Rollback(args) => deploy::rollback(&ctx, args).await,
-        Command::Status => status::run(&ctx).await,
+        Command::Status(args) => status::run(&ctx, args).await,
         Command::Migrate(args) => migrate::run(&ctx, args).await,
         Command::Plugin(cmd) => plugin::run(&ctx, cmd).await,
         Command::Rollout(args) => rollout::run(&ctx, args).await,

@@ -12,14 +12,21 @@ use crate::error::{CliResult, Exit};
 use crate::report::table;
 use crate::rollout::ServiceStatus;
 
-pub async fn run(ctx: &Context) -> CliResult {
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// Run each instance's health checks once and show the results
+    #[arg(long)]
+    check: bool,
+}
+
+pub async fn run(ctx: &Context, args: StatusArgs) -> CliResult {
     let target = &ctx.settings.state;
     let deployments = crate::deploy::latest(&ctx.store).await?;
     let all = changes(&ctx.store, &ctx.settings.host).await?;
     let running: Vec<_> = all.iter().filter(|c| c.is_running()).cloned().collect();
     let interrupted: Vec<_> = all.iter().filter(|c| c.is_interrupted()).cloned().collect();
     let last: Vec<_> = all.last().cloned().into_iter().collect();
-    let services = services(ctx).await;
+    let services = services(ctx, args.check).await;
     let alerts = ctx
         .store
         .read(async |tx| tx.alerts(&["pending", "firing"], 1000).await)
@@ -90,6 +97,32 @@ pub async fn run(ctx: &Context) -> CliResult {
                     .map(|a| format!("; {a}"))
                     .unwrap_or_default()
             ))?;
+            let rows: Vec<Vec<String>> = s
+                .instances
+                .iter()
+                .map(|i| {
+                    vec![
+                        format!("  {}", i.record.name),
+                        i.version.clone(),
+                        i.record.pid.map(|p| p.to_string()).unwrap_or_default(),
+                        if !i.alive {
+                            "gone".into()
+                        } else if args.check {
+                            if i.healthy {
+                                "healthy (checked now)".into()
+                            } else {
+                                format!("UNHEALTHY: {}", i.health.join("; "))
+                            }
+                        } else {
+                            format!("{} (last gate; --check runs the checks)", i.record.state)
+                        },
+                    ]
+                })
+                .collect();
+            if !rows.is_empty() {
+                ctx.out
+                    .text(table(&["  INSTANCE", "VERSION", "PID", "HEALTH"], &rows))?;
+            }
         }
         let firing = alerts.iter().filter(|a| a.state == "firing").count();
         if !alerts.is_empty() {
@@ -127,7 +160,7 @@ pub async fn run(ctx: &Context) -> CliResult {
 }
 
 /// Every configured service as it runs (no health checks: status is quick).
-async fn services(ctx: &Context) -> Vec<ServiceStatus> {
+async fn services(ctx: &Context, check: bool) -> Vec<ServiceStatus> {
     let names: Vec<String> = ctx
         .settings
         .config
@@ -152,7 +185,7 @@ async fn services(ctx: &Context) -> Vec<ServiceStatus> {
             crate::events::discard(),
         );
         if let Ok(rollout) = rollout
-            && let Ok(status) = rollout.status(false).await
+            && let Ok(status) = rollout.status(check).await
         {
             out.push(status);
         }
@@ -178,6 +211,45 @@ fn print_deployment(ctx: &Context, d: &DeploymentView) -> CliResult<()> {
             .map(|x| format!(" — {x}"))
             .unwrap_or_default()
     ))?;
+    for step in &d.steps {
+        let detail: serde_json::Value = serde_json::from_str(&step.detail).unwrap_or_default();
+        match step.name.as_str() {
+            "migrate" if step.state != "pending" => {
+                let applied: Vec<String> = detail["applied"]
+                    .as_array()
+                    .map(|a| a.iter().map(|v| v.to_string()).collect())
+                    .unwrap_or_default();
+                ctx.out.text(format!(
+                    "  migrations: {} before it; applied by it: {}",
+                    detail["before"]
+                        .as_i64()
+                        .map(|v| format!("up to version {v}"))
+                        .unwrap_or_else(|| "none".into()),
+                    if applied.is_empty() {
+                        "none".into()
+                    } else {
+                        applied.join(", ")
+                    }
+                ))?;
+            }
+            "config" if step.state != "pending" => {
+                ctx.out.text(format!(
+                    "  config: change #{} (backup before it: {}){}",
+                    detail["change_id"]
+                        .as_i64()
+                        .map(|c| c.to_string())
+                        .unwrap_or_else(|| "-".into()),
+                    detail["backup_id"].as_str().unwrap_or("-"),
+                    if step.state == "undone" {
+                        ", undone"
+                    } else {
+                        ""
+                    }
+                ))?;
+            }
+            _ => {}
+        }
+    }
     let rows: Vec<Vec<String>> = d
         .steps
         .iter()
