@@ -281,3 +281,153 @@ fn a_no_transaction_file_failing_at_statement_two_keeps_statement_one() {
     gantry(&sandbox, &db, &dir, &[]).expect(0);
     assert!(db.tables().contains(&"second".to_string()));
 }
+
+const PRUNE: &str = "-- a real service prunes sqlx's own history of squashed migrations\n\
+                     DELETE FROM _sqlx_migrations WHERE version < 20250101000000;\n";
+
+/// sqlx's view of the database: the versions its migrator finds applied.
+fn sqlx_applied(db: &TestDb) -> Vec<i64> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        use sqlx::Connection;
+        use sqlx::migrate::Migrate;
+        let mut conn = sqlx::PgConnection::connect(&db.url()).await.unwrap();
+        let mut applied: Vec<i64> = conn
+            .list_applied_migrations()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.version)
+            .collect();
+        applied.sort();
+        applied
+    })
+}
+
+#[test]
+fn sqlx_history_is_kept_in_step_so_the_services_own_migrator_finds_nothing_pending() {
+    let db = TestDb::create("sqlxstep");
+    let sandbox = Sandbox::new();
+    let dir = sqlx_folder(&sandbox);
+    std::fs::write(dir.join("20250104000000_prune_history.sql"), PRUNE).unwrap();
+    std::fs::write(dir.join("20250105000000_later.up.sql"), LATER).unwrap();
+    std::fs::write(
+        dir.join("20250105000000_later.down.sql"),
+        "ALTER TABLE users DROP COLUMN created_at;\n",
+    )
+    .unwrap();
+    gantry(&sandbox, &db, &dir, &[]).expect(0);
+    assert_eq!(
+        sqlx_applied(&db),
+        [
+            20250101000000,
+            20250102000000,
+            20250103000000,
+            20250104000000,
+            20250105000000
+        ]
+    );
+    assert_eq!(
+        db.query(
+            "SELECT description, success::text FROM _sqlx_migrations WHERE version = 20250102000000"
+        ),
+        [[Some("add profiles".to_string()), Some("true".to_string())]],
+        "sqlx's description and success"
+    );
+    // sqlx's own migrator: nothing pending, no checksum mismatch (it
+    // would fail re-creating the tables, or on the checksum).
+    sqlx_migrate(&db, &dir);
+    assert_eq!(
+        db.scalar("SELECT count(*)::text FROM gantry_migrations")
+            .as_deref(),
+        Some("5")
+    );
+
+    // A rollback: sqlx sees exactly the migrations up to the target.
+    gantry(
+        &sandbox,
+        &db,
+        &dir,
+        &["rollback", "--target", "20250104000000"],
+    )
+    .expect(0);
+    assert_eq!(
+        sqlx_applied(&db),
+        [
+            20250101000000,
+            20250102000000,
+            20250103000000,
+            20250104000000
+        ]
+    );
+    // And the service's migrator applies the one gantry reverted, itself.
+    sqlx_migrate(&db, &dir);
+    assert_eq!(sqlx_applied(&db).len(), 5);
+
+    // Turned off: gantry leaves sqlx's table alone.
+    let off = TestDb::create("sqlxoff");
+    sandbox.write(
+        "deployment_config.json",
+        r#"{"migrations": {"sqlx_history": false}}"#,
+    );
+    gantry(&sandbox, &off, &dir, &[]).expect(1);
+    assert!(
+        !off.tables().contains(&"_sqlx_migrations".to_string()),
+        "the prune migration fails without sqlx's table, as it would have before"
+    );
+}
+
+#[test]
+fn on_sqlite_too_sqlxs_own_migrator_finds_nothing_pending_after_gantry() {
+    let sandbox = Sandbox::new();
+    let dir = sandbox.path().join("migrations");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("1_create_users.sql"),
+        "CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT NOT NULL);\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("2_add_index.up.sql"),
+        "CREATE INDEX users_email ON users (email);\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("2_add_index.down.sql"),
+        "DROP INDEX users_email;\n",
+    )
+    .unwrap();
+    let file = sandbox.path().join("auth.db");
+    let url = format!("sqlite://{}", file.display());
+    Run::from(
+        sandbox
+            .gantry()
+            .env("DATABASE_URL", &url)
+            .args(["migrate", "--migrations-dir", dir.to_str().unwrap()])
+            .output()
+            .unwrap(),
+    )
+    .expect(0);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        use sqlx::Connection;
+        use sqlx::migrate::Migrate;
+        let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        let migrator = sqlx::migrate::Migrator::new(dir.as_path()).await.unwrap();
+        migrator.run(&mut conn).await.unwrap();
+        let applied: Vec<i64> = conn
+            .list_applied_migrations()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.version)
+            .collect();
+        assert_eq!(applied, [1, 2]);
+    });
+}

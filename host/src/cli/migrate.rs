@@ -181,6 +181,7 @@ fn migrator(ctx: &Context, args: &DbArgs) -> CliResult<Migrator> {
         .with_lock_timeout(Duration::from_secs(args.lock_timeout))
         .with_runtime_settings(RuntimeSettings::from_settings(settings)?)
         .with_actor(settings.actor.clone())
+        .with_sqlx_history(settings.config.config.migrations.sqlx_history.into())
         .with_sink(ctx.out.sink());
     Ok(migrator)
 }

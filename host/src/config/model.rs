@@ -244,6 +244,10 @@ pub struct PluginsConfig {
 pub struct MigrationsConfig {
     /// Directory of migrations (dialect folders, or the files themselves).
     pub dir: Option<PathBuf>,
+    /// Keep sqlx's `_sqlx_migrations` in step: true, false, or (absent)
+    /// when the folder is in sqlx's form or the database has the table.
+    #[serde(default)]
+    pub sqlx_history: Option<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -137,6 +137,7 @@ impl Plan {
             .with_lock_timeout(Duration::from_secs(120))
             .with_runtime(Arc::clone(registry.runtime()))
             .with_actor(settings.actor.clone())
+            .with_sqlx_history(config.migrations.sqlx_history.into())
             .with_sink(sinks.migrate.clone());
         let deployer = build_deployer(settings, store, &registry, &sinks, &Default::default())?;
         let mut sources = Vec::new();

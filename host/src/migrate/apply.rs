@@ -168,7 +168,7 @@ impl Migrator {
              VALUES ({v}, {name}, 'sql', {sum}, 'applied', false, clock_timestamp(), \
              EXTRACT(EPOCH FROM clock_timestamp() - statement_timestamp()) * 1000, {actor}, {upl}, {downl}, {downtx}, 0, now());\n\
              INSERT INTO gantry_migration_log (version, action, actor) VALUES ({v}, 'apply', {actor});\n\
-             COMMIT;",
+             {sqlx}COMMIT;",
             v = m.version,
             name = lit(&m.name),
             sum = lit(&m.checksum),
@@ -176,6 +176,11 @@ impl Migrator {
             upl = lit(up),
             downl = down.map(|d| lit(&d.text)).unwrap_or_else(|| "NULL".into()),
             downtx = down.is_some_and(|d| d.no_transaction),
+            sqlx = if self.sqlx_on() {
+                super::sqlx_history::pg_insert(m)
+            } else {
+                String::new()
+            },
         );
         let Err(err) = db.batch(&batch).await else {
             return Ok(true);
@@ -236,9 +241,13 @@ impl Migrator {
         }
         let mut record = self.applied_record(m, up, down);
         record.duration_ms = Some(super::events::ms(started.elapsed()));
+        let execution_ns = started.elapsed().as_nanos() as i64;
         let finish = async {
             history::upsert(db, &record).await?;
             history::log(db, m.version, "apply", &self.actor, None).await?;
+            if self.sqlx_on() {
+                super::sqlx_history::record(db, m, execution_ns).await?;
+            }
             db.batch("COMMIT").await
         };
         if let Err(err) = finish.await {
@@ -312,6 +321,13 @@ impl Migrator {
         history::log(db, m.version, "apply", &self.actor, None)
             .await
             .map_err(MigrateError::sql("log the migration"))?;
+        if self.sqlx_on() {
+            super::sqlx_history::record(db, m, started.elapsed().as_nanos() as i64)
+                .await
+                .map_err(MigrateError::sql(
+                    "record the migration in _sqlx_migrations",
+                ))?;
+        }
         Ok(true)
     }
 

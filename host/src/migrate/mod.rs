@@ -15,6 +15,7 @@ mod repair;
 mod revert;
 mod runner;
 pub mod source;
+mod sqlx_history;
 mod status;
 mod wasm;
 
@@ -25,4 +26,5 @@ pub use history::RowState;
 pub use repair::RepairAction;
 pub use runner::{ApplyOptions, Migrator, RunReport};
 pub use source::{Migration, MigrationId, MigrationSet, Source, discover};
+pub use sqlx_history::SqlxHistory;
 pub use status::{State, Status, StatusRow, Summary};

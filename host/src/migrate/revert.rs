@@ -45,9 +45,11 @@ impl Migrator {
             return Ok(self.rollback_report(&steps?, true, Vec::new()));
         }
         self.locked(async |slot| {
-            let steps = self
-                .plan_rollback(slot.as_mut().expect("connection"), target)
-                .await?;
+            let db = slot.as_mut().expect("connection");
+            self.prepare_sqlx(db, false)
+                .await
+                .map_err(MigrateError::sql("look for sqlx's history table"))?;
+            let steps = self.plan_rollback(db, target).await?;
             let mut done = Vec::new();
             for step in &steps {
                 self.revert_one(slot, step).await?;
@@ -238,10 +240,18 @@ impl Migrator {
                 let prefix = "BEGIN;\n";
                 let batch = format!(
                     "{prefix}{down}\n;\nDELETE FROM gantry_migrations WHERE version = {v};\n\
-                     INSERT INTO gantry_migration_log (version, action, actor) VALUES ({v}, 'revert', {actor});\nCOMMIT;",
+                     INSERT INTO gantry_migration_log (version, action, actor) VALUES ({v}, 'revert', {actor});\n{sqlx}COMMIT;",
                     down = script.text,
                     v = m.version,
                     actor = literal(dialect, &self.actor),
+                    sqlx = if self.sqlx_on() {
+                        format!(
+                            "DELETE FROM _sqlx_migrations WHERE version = {};\n",
+                            m.version
+                        )
+                    } else {
+                        String::new()
+                    },
                 );
                 match db.batch(&batch).await {
                     Ok(()) => None,
@@ -259,6 +269,9 @@ impl Migrator {
                     db.batch(&script.text).await?;
                     history::delete(db, m.version).await?;
                     history::log(db, m.version, "revert", &self.actor, None).await?;
+                    if self.sqlx_on() {
+                        super::sqlx_history::forget(db, m.version).await?;
+                    }
                     db.batch("COMMIT").await
                 };
                 match work.await {
@@ -327,6 +340,13 @@ impl Migrator {
         history::log(db, m.version, "revert", &self.actor, None)
             .await
             .map_err(MigrateError::sql("log the revert"))?;
+        if self.sqlx_on() {
+            super::sqlx_history::forget(db, m.version)
+                .await
+                .map_err(MigrateError::sql(
+                    "forget the migration in _sqlx_migrations",
+                ))?;
+        }
         Ok(())
     }
 }

@@ -41,6 +41,9 @@ pub struct Migrator {
     pub(super) sink: Sink,
     runtime: OnceLock<Arc<Runtime>>,
     runtime_settings: RuntimeSettings,
+    pub(super) sqlx_mode: super::sqlx_history::SqlxHistory,
+    /// Decided per run, under the lock (see `sqlx_history`).
+    pub(super) sqlx_on: std::sync::atomic::AtomicBool,
 }
 
 impl Migrator {
@@ -56,7 +59,15 @@ impl Migrator {
             sink: crate::events::discard(),
             runtime: OnceLock::new(),
             runtime_settings: RuntimeSettings::default(),
+            sqlx_mode: Default::default(),
+            sqlx_on: Default::default(),
         })
+    }
+
+    /// Whether sqlx's `_sqlx_migrations` is kept in step (auto by default).
+    pub fn with_sqlx_history(mut self, mode: super::sqlx_history::SqlxHistory) -> Self {
+        self.sqlx_mode = mode;
+        self
     }
 
     pub fn with_actor(mut self, actor: impl Into<String>) -> Self {
@@ -171,9 +182,11 @@ impl Migrator {
             return Ok(self.report(Direction::Up, true, &planned, Vec::new()));
         }
         self.locked(async |slot| {
-            let planned = self
-                .plan_apply(slot.as_mut().expect("connection"), options)
-                .await?;
+            let db = slot.as_mut().expect("connection");
+            self.prepare_sqlx(db, true)
+                .await
+                .map_err(MigrateError::sql("create sqlx's history table"))?;
+            let planned = self.plan_apply(db, options).await?;
             let mut done = Vec::new();
             for migration in &planned {
                 if self.apply_migration(slot, migration).await? {
