@@ -431,3 +431,59 @@ fn on_sqlite_too_sqlxs_own_migrator_finds_nothing_pending_after_gantry() {
         assert_eq!(applied, [1, 2]);
     });
 }
+
+#[test]
+fn sqlx_toml_renames_the_history_table_moves_the_folder_and_ignores_characters() {
+    use sha2::Digest;
+    let db = TestDb::create("sqlxtoml");
+    let sandbox = Sandbox::new();
+    sandbox.write(
+        "sqlx.toml",
+        "[migrate]\ntable-name = \"svc_migrations\"\nmigrations-dir = \"db/migrations\"\nignored-chars = [\"\\r\"]\ncreate-schemas = []\n",
+    );
+    let crlf = "CREATE TABLE users (\r\n    id BIGSERIAL PRIMARY KEY\r\n);\r\n";
+    sandbox.write("db/migrations/1_create_users.sql", crlf);
+    sandbox.write(
+        "db/migrations/2_add_email.sql",
+        "ALTER TABLE users ADD COLUMN email TEXT;\n",
+    );
+    // No --migrations-dir: sqlx.toml's folder.
+    Run::from(
+        sandbox
+            .gantry()
+            .env("DATABASE_URL", db.url())
+            .arg("migrate")
+            .output()
+            .unwrap(),
+    )
+    .expect(0);
+    let tables = db.tables();
+    assert!(tables.contains(&"svc_migrations".to_string()), "{tables:?}");
+    assert!(
+        !tables.contains(&"_sqlx_migrations".to_string()),
+        "{tables:?}"
+    );
+    let stored = db.query(
+        "SELECT version::text, encode(checksum, 'hex') FROM svc_migrations ORDER BY version",
+    );
+    let without_cr = crlf.replace('\r', "");
+    assert_eq!(
+        stored[0][1].as_deref(),
+        Some(hex::encode(sha2::Sha384::digest(without_cr.as_bytes())).as_str()),
+        "the checksum leaves the ignored characters out, as sqlx's does"
+    );
+    assert_eq!(stored.len(), 2);
+
+    // A bad sqlx.toml is refused, naming it.
+    sandbox.write("sqlx.toml", "[migrate\n");
+    let bad = Run::from(
+        sandbox
+            .gantry()
+            .env("DATABASE_URL", db.url())
+            .arg("migrate")
+            .output()
+            .unwrap(),
+    )
+    .expect(2);
+    assert!(bad.stderr.contains("sqlx.toml"), "{}", bad.stderr);
+}

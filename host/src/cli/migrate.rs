@@ -4,8 +4,7 @@
 use super::Context;
 use crate::error::{CliResult, Exit, Failure};
 use crate::migrate::{
-    ApplyOptions, Direction, MigrationId, Migrator, RepairAction, RunReport, Source, Status,
-    Summary,
+    ApplyOptions, Direction, MigrationId, Migrator, RepairAction, RunReport, Status, Summary,
 };
 use crate::report::{Mode, table};
 use crate::runtime::RuntimeSettings;
@@ -173,11 +172,10 @@ pub async fn run(ctx: &Context, args: MigrateArgs) -> CliResult {
 
 fn migrator(ctx: &Context, args: &DbArgs) -> CliResult<Migrator> {
     let settings = &ctx.settings;
-    let source = match settings.migrations_dir() {
-        Some(dir) => Source::Dir(dir.to_path_buf()),
-        None => Source::Builtin,
-    };
+    let (source, sqlx) =
+        crate::migrate::sqlx_source_for(settings).map_err(|e| Failure::usage(anyhow!(e)))?;
     let migrator = Migrator::new(settings.database()?, source)?
+        .with_sqlx_config(sqlx)
         .with_lock_timeout(Duration::from_secs(args.lock_timeout))
         .with_runtime_settings(RuntimeSettings::from_settings(settings)?)
         .with_actor(settings.actor.clone())

@@ -7,7 +7,7 @@ use super::error::DeployError;
 use super::events::Event;
 use crate::configdeploy::{ConfigDeployer, DeployerSettings, Validators};
 use crate::events::{Sink, discard};
-use crate::migrate::{Migrator, Source};
+use crate::migrate::Migrator;
 use crate::monitor::MonitorSettings;
 use crate::rollout::{Rollout, build};
 use crate::runtime::Registry;
@@ -126,10 +126,8 @@ impl Plan {
             });
         }
         let deployment = &config.deployment;
-        let source = match settings.migrations_dir() {
-            Some(dir) => Source::Dir(dir.to_path_buf()),
-            None => Source::Builtin,
-        };
+        let (source, sqlx) =
+            crate::migrate::sqlx_source_for(settings).map_err(|e| config_error("migrations", e))?;
         let database = settings
             .database()
             .map_err(|e| config_error("database", e))?;
@@ -138,6 +136,7 @@ impl Plan {
             .with_runtime(Arc::clone(registry.runtime()))
             .with_actor(settings.actor.clone())
             .with_sqlx_history(config.migrations.sqlx_history.into())
+            .with_sqlx_config(sqlx)
             .with_sink(sinks.migrate.clone());
         let deployer = build_deployer(settings, store, &registry, &sinks, &Default::default())?;
         let mut sources = Vec::new();

@@ -15,7 +15,6 @@ use super::source::Body;
 use crate::db::{Db, Dialect};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::Serialize;
-use sha2::{Digest, Sha384};
 use std::path::PathBuf;
 
 /// One row of `_sqlx_migrations`.
@@ -101,7 +100,7 @@ impl Migrator {
     ) -> Result<AdoptReport, MigrateError> {
         self.locked(async |slot| {
             let db = slot.as_mut().expect("connection");
-            let rows = read_sqlx(db).await?;
+            let rows = read_sqlx(db, &self.sqlx.table).await?;
             let mut problems = Vec::new();
             let mut drift = Vec::new();
             for row in &rows {
@@ -126,7 +125,7 @@ impl Migrator {
                     });
                     continue;
                 };
-                let file_checksum = Sha384::digest(up.as_bytes()).to_vec();
+                let file_checksum = self.sqlx.checksum(up);
                 if file_checksum != row.checksum {
                     drift.push(AdoptProblem::ChecksumMismatch {
                         version: row.version,
@@ -222,35 +221,38 @@ async fn set_applied_at(db: &mut Db, version: i64, at: DateTime<Utc>) -> Result<
 /// version, description, success, checksum, installed_on, execution_time
 type RawRow<At> = (i64, String, bool, Vec<u8>, At, i64);
 
-async fn read_sqlx(db: &mut Db) -> Result<Vec<SqlxRow>, MigrateError> {
-    let exists = db
-        .table_exists("_sqlx_migrations")
+async fn read_sqlx(db: &mut Db, table: &str) -> Result<Vec<SqlxRow>, MigrateError> {
+    let exists = super::sqlx_history::table_exists(db, table)
         .await
-        .map_err(MigrateError::sql("look for _sqlx_migrations"))?;
+        .map_err(MigrateError::sql(format!("look for {table}")))?;
     if !exists {
-        return Err(MigrateError::NothingToAdopt("_sqlx_migrations"));
+        return Err(MigrateError::NothingToAdopt(
+            if table == super::sqlx_history::TABLE {
+                "_sqlx_migrations"
+            } else {
+                "the history table sqlx.toml names"
+            },
+        ));
     }
-    let read = MigrateError::sql("read _sqlx_migrations");
+    let read = MigrateError::sql(format!("read {table}"));
     // The dialects differ only in how installed_on comes back.
     let rows: Vec<RawRow<Option<DateTime<Utc>>>> = match db {
         Db::Postgres(c) => {
-            let rows: Vec<RawRow<DateTime<Utc>>> = sqlx::query_as(
-                "SELECT version, description, success, checksum, installed_on, execution_time FROM _sqlx_migrations ORDER BY version",
-            )
-            .fetch_all(c)
-            .await
-            .map_err(read)?;
+            let sql = format!(
+                "SELECT version, description, success, checksum, installed_on, execution_time FROM {table} ORDER BY version"
+            );
+            let rows: Vec<RawRow<DateTime<Utc>>> =
+                sqlx::query_as(&sql).fetch_all(c).await.map_err(read)?;
             rows.into_iter()
                 .map(|(v, d, s, c, at, ns)| (v, d, s, c, Some(at), ns))
                 .collect()
         }
         Db::Sqlite(c) => {
-            let rows: Vec<RawRow<String>> = sqlx::query_as(
-                "SELECT version, description, success, checksum, CAST(installed_on AS TEXT), execution_time FROM _sqlx_migrations ORDER BY version",
-            )
-            .fetch_all(c)
-            .await
-            .map_err(read)?;
+            let sql = format!(
+                "SELECT version, description, success, checksum, CAST(installed_on AS TEXT), execution_time FROM {table} ORDER BY version"
+            );
+            let rows: Vec<RawRow<String>> =
+                sqlx::query_as(&sql).fetch_all(c).await.map_err(read)?;
             rows.into_iter()
                 .map(|(v, d, s, c, at, ns)| {
                     let at = NaiveDateTime::parse_from_str(&at, "%Y-%m-%d %H:%M:%S")

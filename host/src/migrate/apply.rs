@@ -177,7 +177,7 @@ impl Migrator {
             downl = down.map(|d| lit(&d.text)).unwrap_or_else(|| "NULL".into()),
             downtx = down.is_some_and(|d| d.no_transaction),
             sqlx = if self.sqlx_on() {
-                super::sqlx_history::pg_insert(m)
+                super::sqlx_history::pg_insert(&self.sqlx, m)
             } else {
                 String::new()
             },
@@ -246,7 +246,7 @@ impl Migrator {
             history::upsert(db, &record).await?;
             history::log(db, m.version, "apply", &self.actor, None).await?;
             if self.sqlx_on() {
-                super::sqlx_history::record(db, m, execution_ns).await?;
+                super::sqlx_history::record(db, &self.sqlx, m, execution_ns).await?;
             }
             db.batch("COMMIT").await
         };
@@ -322,7 +322,7 @@ impl Migrator {
             .await
             .map_err(MigrateError::sql("log the migration"))?;
         if self.sqlx_on() {
-            super::sqlx_history::record(db, m, started.elapsed().as_nanos() as i64)
+            super::sqlx_history::record(db, &self.sqlx, m, started.elapsed().as_nanos() as i64)
                 .await
                 .map_err(MigrateError::sql(
                     "record the migration in _sqlx_migrations",

@@ -26,5 +26,5 @@ pub use history::RowState;
 pub use repair::RepairAction;
 pub use runner::{ApplyOptions, Migrator, RunReport};
 pub use source::{Migration, MigrationId, MigrationSet, Source, discover};
-pub use sqlx_history::SqlxHistory;
+pub use sqlx_history::{SqlxConfig, SqlxHistory, source_for as sqlx_source_for};
 pub use status::{State, Status, StatusRow, Summary};

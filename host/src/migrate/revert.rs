@@ -270,7 +270,7 @@ impl Migrator {
                     history::delete(db, m.version).await?;
                     history::log(db, m.version, "revert", &self.actor, None).await?;
                     if self.sqlx_on() {
-                        super::sqlx_history::forget(db, m.version).await?;
+                        super::sqlx_history::forget(db, &self.sqlx, m.version).await?;
                     }
                     db.batch("COMMIT").await
                 };
@@ -341,7 +341,7 @@ impl Migrator {
             .await
             .map_err(MigrateError::sql("log the revert"))?;
         if self.sqlx_on() {
-            super::sqlx_history::forget(db, m.version)
+            super::sqlx_history::forget(db, &self.sqlx, m.version)
                 .await
                 .map_err(MigrateError::sql(
                     "forget the migration in _sqlx_migrations",

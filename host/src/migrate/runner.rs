@@ -44,6 +44,8 @@ pub struct Migrator {
     pub(super) sqlx_mode: super::sqlx_history::SqlxHistory,
     /// Decided per run, under the lock (see `sqlx_history`).
     pub(super) sqlx_on: std::sync::atomic::AtomicBool,
+    /// sqlx.toml's table name and ignored characters.
+    pub(super) sqlx: super::sqlx_history::SqlxConfig,
 }
 
 impl Migrator {
@@ -61,12 +63,19 @@ impl Migrator {
             runtime_settings: RuntimeSettings::default(),
             sqlx_mode: Default::default(),
             sqlx_on: Default::default(),
+            sqlx: Default::default(),
         })
     }
 
     /// Whether sqlx's `_sqlx_migrations` is kept in step (auto by default).
     pub fn with_sqlx_history(mut self, mode: super::sqlx_history::SqlxHistory) -> Self {
         self.sqlx_mode = mode;
+        self
+    }
+
+    /// sqlx.toml's settings (the history table's name, ignored characters).
+    pub fn with_sqlx_config(mut self, config: super::sqlx_history::SqlxConfig) -> Self {
+        self.sqlx = config;
         self
     }
 

@@ -39,29 +39,112 @@ impl From<Option<bool>> for SqlxHistory {
 
 pub const TABLE: &str = "_sqlx_migrations";
 
+/// What gantry reads of sqlx 0.9's `sqlx.toml` (`[migrate]`): the history
+/// table's name (may be schema-qualified), the migrations folder, and the
+/// characters left out of checksums. Other keys are sqlx's business.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqlxConfig {
+    pub table: String,
+    pub migrations_dir: Option<std::path::PathBuf>,
+    pub ignored_chars: std::collections::BTreeSet<char>,
+    /// The file it came from.
+    pub path: Option<std::path::PathBuf>,
+}
+
+impl Default for SqlxConfig {
+    fn default() -> Self {
+        SqlxConfig {
+            table: TABLE.into(),
+            migrations_dir: None,
+            ignored_chars: Default::default(),
+            path: None,
+        }
+    }
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+struct SqlxToml {
+    #[serde(default)]
+    migrate: SqlxMigrate,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+struct SqlxMigrate {
+    table_name: Option<String>,
+    migrations_dir: Option<String>,
+    #[serde(default)]
+    ignored_chars: std::collections::BTreeSet<char>,
+}
+
+impl SqlxConfig {
+    /// The first `sqlx.toml` in `dirs` (its `migrations-dir` taken
+    /// relative to it), else the defaults. A file that does not parse is
+    /// an error naming it.
+    pub fn find(dirs: &[&std::path::Path]) -> Result<SqlxConfig, String> {
+        for dir in dirs {
+            let path = dir.join("sqlx.toml");
+            let Ok(text) = std::fs::read_to_string(&path) else {
+                continue;
+            };
+            let parsed: SqlxToml =
+                toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+            let m = parsed.migrate;
+            return Ok(SqlxConfig {
+                table: m.table_name.unwrap_or_else(|| TABLE.into()),
+                migrations_dir: m.migrations_dir.map(|d| dir.join(d)),
+                ignored_chars: m.ignored_chars,
+                path: Some(path),
+            });
+        }
+        Ok(SqlxConfig::default())
+    }
+
+    /// sqlx's checksum of a migration's text: SHA-384, the ignored
+    /// characters left out.
+    pub fn checksum(&self, text: &str) -> Vec<u8> {
+        if self.ignored_chars.is_empty() {
+            return checksum(text);
+        }
+        let kept: String = text
+            .chars()
+            .filter(|c| !self.ignored_chars.contains(c))
+            .collect();
+        checksum(&kept)
+    }
+}
+
 /// sqlx 0.8's own DDL for its history table, per dialect.
-fn create_table(dialect: Dialect) -> &'static str {
-    match dialect {
-        Dialect::Postgres => {
-            "CREATE TABLE IF NOT EXISTS _sqlx_migrations (
+fn create_table(dialect: Dialect, table: &str) -> String {
+    let (at, blob) = match dialect {
+        Dialect::Postgres => ("TIMESTAMPTZ NOT NULL DEFAULT now()", "BYTEA"),
+        Dialect::Sqlite => ("TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP", "BLOB"),
+    };
+    format!(
+        "CREATE TABLE IF NOT EXISTS {table} (
     version BIGINT PRIMARY KEY,
     description TEXT NOT NULL,
-    installed_on TIMESTAMPTZ NOT NULL DEFAULT now(),
+    installed_on {at},
     success BOOLEAN NOT NULL,
-    checksum BYTEA NOT NULL,
+    checksum {blob} NOT NULL,
     execution_time BIGINT NOT NULL
 )"
+    )
+}
+
+/// True when `table` (as sqlx.toml names it: maybe schema-qualified or
+/// quoted) exists.
+pub async fn table_exists(db: &mut Db, table: &str) -> Result<bool, sqlx::Error> {
+    match db {
+        Db::Postgres(c) => {
+            let found: Option<String> = sqlx::query_scalar("SELECT to_regclass($1)::text")
+                .bind(table)
+                .fetch_one(&mut *c)
+                .await?;
+            Ok(found.is_some())
         }
-        Dialect::Sqlite => {
-            "CREATE TABLE IF NOT EXISTS _sqlx_migrations (
-    version BIGINT PRIMARY KEY,
-    description TEXT NOT NULL,
-    installed_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,
-    success BOOLEAN NOT NULL,
-    checksum BLOB NOT NULL,
-    execution_time BIGINT NOT NULL
-)"
-        }
+        Db::Sqlite(_) => db.table_exists(table.trim_matches('"')).await,
     }
 }
 
@@ -84,32 +167,42 @@ fn up_text(m: &Migration) -> Option<&str> {
 }
 
 /// For PostgreSQL's one-round-trip batch: the row, timed like gantry's.
-pub fn pg_insert(m: &Migration) -> String {
+pub fn pg_insert(config: &SqlxConfig, m: &Migration) -> String {
     let Some(up) = up_text(m) else {
         return String::new();
     };
     format!(
-        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+        "INSERT INTO {table} (version, description, success, checksum, execution_time) \
          VALUES ({v}, {desc}, TRUE, decode('{sum}', 'hex'), \
          (EXTRACT(EPOCH FROM clock_timestamp() - statement_timestamp()) * 1000000000)::bigint) \
          ON CONFLICT (version) DO UPDATE SET description = excluded.description, success = TRUE, \
          checksum = excluded.checksum, execution_time = excluded.execution_time;\n",
+        table = config.table,
         v = m.version,
         desc = super::history::literal(Dialect::Postgres, &description(&m.name)),
-        sum = hex::encode(checksum(up)),
+        sum = hex::encode(config.checksum(up)),
     )
 }
 
 /// Writes `m`'s row (inside the caller's transaction, if any).
-pub async fn record(db: &mut Db, m: &Migration, execution_ns: i64) -> Result<(), sqlx::Error> {
+pub async fn record(
+    db: &mut Db,
+    config: &SqlxConfig,
+    m: &Migration,
+    execution_ns: i64,
+) -> Result<(), sqlx::Error> {
     let Some(up) = up_text(m) else {
         return Ok(());
     };
-    let sql = "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
-               VALUES ($1, $2, TRUE, $3, $4) ON CONFLICT (version) DO UPDATE SET \
-               description = excluded.description, success = TRUE, checksum = excluded.checksum, \
-               execution_time = excluded.execution_time";
-    let (desc, sum) = (description(&m.name), checksum(up));
+    let sql = format!(
+        "INSERT INTO {} (version, description, success, checksum, execution_time) \
+         VALUES ($1, $2, TRUE, $3, $4) ON CONFLICT (version) DO UPDATE SET \
+         description = excluded.description, success = TRUE, checksum = excluded.checksum, \
+         execution_time = excluded.execution_time",
+        config.table
+    );
+    let sql = sql.as_str();
+    let (desc, sum) = (description(&m.name), config.checksum(up));
     match db {
         Db::Postgres(c) => {
             sqlx::query(sql)
@@ -134,9 +227,10 @@ pub async fn record(db: &mut Db, m: &Migration, execution_ns: i64) -> Result<(),
 }
 
 /// Deletes `version`'s row (a revert).
-pub async fn forget(db: &mut Db, version: i64) -> Result<(), sqlx::Error> {
+pub async fn forget(db: &mut Db, config: &SqlxConfig, version: i64) -> Result<(), sqlx::Error> {
     db.batch(&format!(
-        "DELETE FROM _sqlx_migrations WHERE version = {version}"
+        "DELETE FROM {} WHERE version = {version}",
+        config.table
     ))
     .await
 }
@@ -146,14 +240,15 @@ impl Migrator {
     /// this run; `create` (applying) makes its table when it is, else
     /// (reverting) it is kept only when the table is there.
     pub(super) async fn prepare_sqlx(&self, db: &mut Db, create: bool) -> Result<(), sqlx::Error> {
-        let exists = db.table_exists(TABLE).await?;
+        let exists = table_exists(db, &self.sqlx.table).await?;
         let on = match self.sqlx_mode {
             SqlxHistory::Off => false,
             SqlxHistory::On => create || exists,
             SqlxHistory::Auto => exists || (create && self.folder_is_sqlx()),
         };
         if on && !exists {
-            db.batch(create_table(db.dialect())).await?;
+            db.batch(&create_table(db.dialect(), &self.sqlx.table))
+                .await?;
         }
         self.sqlx_on.store(on, std::sync::atomic::Ordering::SeqCst);
         Ok(())
@@ -174,4 +269,28 @@ impl Migrator {
             && !self.set.migrations.is_empty()
             && self.set.migrations.iter().all(|m| up_text(m).is_some())
     }
+}
+
+/// The migrations source and sqlx.toml's settings for `settings`: an
+/// `sqlx.toml` is looked for in the migrations folder, its parent (a
+/// crate's root) and beside the deployment config; its `migrations-dir`
+/// is the source when gantry is given none. A bad sqlx.toml is an error
+/// naming it.
+pub fn source_for(settings: &crate::settings::Settings) -> Result<(Source, SqlxConfig), String> {
+    let mut dirs: Vec<std::path::PathBuf> = Vec::new();
+    if let Some(dir) = settings.migrations_dir() {
+        dirs.push(dir.to_path_buf());
+        if let Some(parent) = dir.parent() {
+            dirs.push(parent.to_path_buf());
+        }
+    }
+    dirs.push(settings.resolve_path(std::path::Path::new(".")));
+    let refs: Vec<&std::path::Path> = dirs.iter().map(|d| d.as_path()).collect();
+    let config = SqlxConfig::find(&refs)?;
+    let source = match (settings.migrations_dir(), &config.migrations_dir) {
+        (Some(dir), _) => Source::Dir(dir.to_path_buf()),
+        (None, Some(dir)) => Source::Dir(dir.clone()),
+        (None, None) => Source::Builtin,
+    };
+    Ok((source, config))
 }
