@@ -363,7 +363,42 @@ fn sqlx_history_is_kept_in_step_so_the_services_own_migrator_finds_nothing_pendi
             20250104000000
         ]
     );
-    // And the service's migrator applies the one gantry reverted, itself.
+    // Re-apply with gantry, then edit a file on purpose: `repair
+    // accept-checksum` brings sqlx's checksum along, so sqlx's migrator
+    // passes again; `mark-reverted` forgets it in both histories.
+    gantry(&sandbox, &db, &dir, &[]).expect(0);
+    std::fs::write(
+        dir.join("20250101000000_create_users.sql"),
+        format!("-- users\n{USERS}"),
+    )
+    .unwrap();
+    gantry(
+        &sandbox,
+        &db,
+        &dir,
+        &["repair", "accept-checksum", "20250101000000"],
+    )
+    .expect(0);
+    sqlx_migrate(&db, &dir);
+    gantry(
+        &sandbox,
+        &db,
+        &dir,
+        &["repair", "mark-reverted", "20250105000000"],
+    )
+    .expect(0);
+    assert_eq!(
+        sqlx_applied(&db),
+        [
+            20250101000000,
+            20250102000000,
+            20250103000000,
+            20250104000000
+        ]
+    );
+    // mark-reverted means it was undone by hand: undo it, and the
+    // service's migrator applies it again itself.
+    db.execute("ALTER TABLE users DROP COLUMN created_at");
     sqlx_migrate(&db, &dir);
     assert_eq!(sqlx_applied(&db).len(), 5);
 

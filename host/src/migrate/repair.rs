@@ -44,7 +44,12 @@ impl Migrator {
         };
         self.locked(async |slot| {
             let db = slot.as_mut().expect("connection");
-            // The row change and its log entry commit together.
+            // sqlx's history follows gantry's (created only to record an
+            // applied migration).
+            self.prepare_sqlx(db, action == RepairAction::MarkApplied)
+                .await
+                .map_err(MigrateError::sql("look for sqlx's history table"))?;
+            // The row change, sqlx's row and the log entry commit together.
             super::apply::begin(db).await?;
             let done = async {
                 let version = id.version();
@@ -80,6 +85,11 @@ impl Migrator {
                         history::upsert(db, &record)
                             .await
                             .map_err(MigrateError::sql("record it as applied"))?;
+                        if self.sqlx_on() {
+                            super::sqlx_history::record(db, &self.sqlx, m, 0)
+                                .await
+                                .map_err(MigrateError::sql("record it in sqlx's history"))?;
+                        }
                         format!(
                             "was {}",
                             row.map(|r| r.state.as_str().to_string())
@@ -95,6 +105,11 @@ impl Migrator {
                         history::delete(db, version)
                             .await
                             .map_err(MigrateError::sql("forget it"))?;
+                        if self.sqlx_on() {
+                            super::sqlx_history::forget(db, &self.sqlx, version)
+                                .await
+                                .map_err(MigrateError::sql("forget it in sqlx's history"))?;
+                        }
                         format!("was {}", row.state.as_str())
                     }
                     RepairAction::AcceptChecksum => {
@@ -113,6 +128,13 @@ impl Migrator {
                         history::set_checksum(db, version, &m.checksum, up)
                             .await
                             .map_err(MigrateError::sql("record the new checksum"))?;
+                        if self.sqlx_on()
+                            && let Some(up) = up
+                        {
+                            super::sqlx_history::set_checksum(db, &self.sqlx, version, up)
+                                .await
+                                .map_err(MigrateError::sql("record the new checksum for sqlx"))?;
+                        }
                         let ws = up.is_some_and(|u| checksum::normalise(u).is_empty());
                         format!(
                             "{} -> {}{}",

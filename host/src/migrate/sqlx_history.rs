@@ -226,6 +226,38 @@ pub async fn record(
     Ok(())
 }
 
+/// Records the file's current checksum for `version` (a repair that
+/// accepts an edited file).
+pub async fn set_checksum(
+    db: &mut Db,
+    config: &SqlxConfig,
+    version: i64,
+    up: &str,
+) -> Result<(), sqlx::Error> {
+    let sql = format!(
+        "UPDATE {} SET checksum = $1 WHERE version = $2",
+        config.table
+    );
+    let sum = config.checksum(up);
+    match db {
+        Db::Postgres(c) => {
+            sqlx::query(&sql)
+                .bind(&sum)
+                .bind(version)
+                .execute(&mut *c)
+                .await?;
+        }
+        Db::Sqlite(c) => {
+            sqlx::query(&sql)
+                .bind(&sum)
+                .bind(version)
+                .execute(&mut *c)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
 /// Deletes `version`'s row (a revert).
 pub async fn forget(db: &mut Db, config: &SqlxConfig, version: i64) -> Result<(), sqlx::Error> {
     db.batch(&format!(
