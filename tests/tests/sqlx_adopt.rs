@@ -522,3 +522,61 @@ fn sqlx_toml_renames_the_history_table_moves_the_folder_and_ignores_characters()
     .expect(2);
     assert!(bad.stderr.contains("sqlx.toml"), "{}", bad.stderr);
 }
+
+#[test]
+fn adopt_takes_over_golang_migrates_schema_migrations_and_refuses_a_dirty_one() {
+    let db = TestDb::create("golang");
+    let sandbox = Sandbox::new();
+    let dir = sandbox.path().join("migrations");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, text) in [
+        ("1_create_users.up.sql", USERS),
+        ("1_create_users.down.sql", "DROP TABLE users;\n"),
+        ("2_add_profiles.up.sql", PROFILES_UP),
+        ("2_add_profiles.down.sql", PROFILES_DOWN),
+        ("3_later.up.sql", LATER),
+    ] {
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+    // What golang-migrate leaves after `migrate up 2`.
+    db.execute(USERS);
+    db.execute(PROFILES_UP);
+    db.execute("CREATE TABLE schema_migrations (version bigint NOT NULL PRIMARY KEY, dirty boolean NOT NULL)");
+    db.execute("INSERT INTO schema_migrations VALUES (2, true)");
+
+    let dirty = gantry(&sandbox, &db, &dir, &["adopt", "--from", "golang-migrate"]).expect(2);
+    assert!(
+        dirty.stderr.contains("dirty at version 2"),
+        "{}",
+        dirty.stderr
+    );
+    assert_eq!(
+        db.scalar("SELECT count(*)::text FROM gantry_migrations")
+            .as_deref(),
+        Some("0")
+    );
+
+    db.execute("UPDATE schema_migrations SET dirty = false");
+    let adopted = gantry(&sandbox, &db, &dir, &["adopt", "--from", "golang-migrate"]).expect(0);
+    assert!(
+        adopted
+            .stdout
+            .contains("adopted 2 migrations from schema_migrations"),
+        "{}",
+        adopted.stdout
+    );
+    // Only 3 runs; schema_migrations is left as it was.
+    gantry(&sandbox, &db, &dir, &[]).expect(0);
+    assert_eq!(
+        db.query("SELECT version::text FROM gantry_migrations ORDER BY version"),
+        [
+            [Some("1".to_string())],
+            [Some("2".to_string())],
+            [Some("3".to_string())]
+        ]
+    );
+    assert_eq!(
+        db.query("SELECT version::text, dirty::text FROM schema_migrations"),
+        [[Some("2".to_string()), Some("false".to_string())]]
+    );
+}

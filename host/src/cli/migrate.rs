@@ -91,6 +91,8 @@ enum MigrateCommand {
 enum AdoptFrom {
     /// `_sqlx_migrations`, as sqlx-cli and `sqlx::migrate!` write it
     Sqlx,
+    /// golang-migrate's `schema_migrations` (version, dirty)
+    GolangMigrate,
 }
 
 impl MigrateArgs {
@@ -135,6 +137,7 @@ pub async fn run(ctx: &Context, args: MigrateArgs) -> CliResult {
         }) => {
             let report = match from {
                 AdoptFrom::Sqlx => migrator.adopt_sqlx(accept_drift, dry_run).await?,
+                AdoptFrom::GolangMigrate => migrator.adopt_golang_migrate(dry_run).await?,
             };
             if ctx.out.is_json() {
                 ctx.out.json(&report)?;
@@ -143,8 +146,12 @@ pub async fn run(ctx: &Context, args: MigrateArgs) -> CliResult {
                     ctx.out.text(format!("accepted: {drift}"))?;
                 }
                 let verb = if dry_run { "would adopt" } else { "adopted" };
+                let table = match from {
+                    AdoptFrom::Sqlx => "_sqlx_migrations",
+                    AdoptFrom::GolangMigrate => "schema_migrations",
+                };
                 ctx.out.text(format!(
-                    "{verb} {} migrations from _sqlx_migrations ({} already recorded); _sqlx_migrations is unchanged",
+                    "{verb} {} migrations from {table} ({} already recorded); {table} is unchanged",
                     report.adopted.len(),
                     report.already.len()
                 ))?;

@@ -36,6 +36,9 @@ pub enum AdoptProblem {
     Failed { version: i64, description: String },
     /// No file for a version sqlx applied.
     MissingFile { version: i64, description: String },
+    /// golang-migrate's `schema_migrations` is dirty: a migration failed
+    /// half-way.
+    Dirty { version: i64 },
     /// The file changed since sqlx applied it.
     ChecksumMismatch {
         version: i64,
@@ -66,6 +69,11 @@ impl std::fmt::Display for AdoptProblem {
                     "{version} ({description}): applied by sqlx, but no file has this version"
                 )
             }
+            AdoptProblem::Dirty { version } => write!(
+                f,
+                "schema_migrations is dirty at version {version}: that migration failed half-way; \
+                 repair the database, mark it clean (`migrate force`), then adopt"
+            ),
             AdoptProblem::ChecksumMismatch {
                 path,
                 sqlx_checksum,

@@ -5,6 +5,7 @@
 //! prints. See ARCHITECTURE.md, "Migrations".
 
 mod adopt;
+mod adopt_golang;
 mod apply;
 pub mod checksum;
 mod error;
