@@ -29,10 +29,32 @@ pub fn of_bytes(bytes: &[u8]) -> String {
     format!("{TAG}{}", hex::encode(Sha256::digest(bytes)))
 }
 
-/// True when two texts differ only in whitespace.
+/// True when two texts differ only in the spacing between words: the
+/// same words in the same order, and every quoted string or identifier
+/// (`'…'`, `"…"`) the same to the byte. `a b` → `ab`, or a space added
+/// inside a string literal, is a real edit.
 pub fn only_whitespace_differs(a: &str, b: &str) -> bool {
-    let squeeze = |t: &str| t.split_whitespace().collect::<String>();
-    squeeze(a) == squeeze(b)
+    a.split_whitespace().eq(b.split_whitespace()) && quoted(a) == quoted(b)
+}
+
+/// The quoted segments of SQL text, in order.
+fn quoted(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut open: Option<(char, usize)> = None;
+    for (i, c) in text.char_indices() {
+        match open {
+            None if c == '\'' || c == '"' => open = Some((c, i)),
+            Some((q, start)) if c == q => {
+                out.push(&text[start..=i]);
+                open = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some((_, start)) = open {
+        out.push(&text[start..]);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -55,5 +77,25 @@ mod tests {
     fn whitespace_only_changes_are_recognised() {
         assert!(only_whitespace_differs("SELECT  1;\n", "SELECT\n1;"));
         assert!(!only_whitespace_differs("SELECT 1;", "SELECT 2;"));
+    }
+
+    #[test]
+    fn a_real_edit_is_never_called_whitespace_only() {
+        // Words joined or split.
+        assert!(!only_whitespace_differs("SELECT a b;", "SELECT ab;"));
+        // Spacing inside a string literal or a quoted identifier.
+        assert!(!only_whitespace_differs(
+            "INSERT INTO t VALUES ('a b');",
+            "INSERT INTO t VALUES ('a  b');"
+        ));
+        assert!(!only_whitespace_differs(
+            "SELECT \"my col\" FROM t;",
+            "SELECT \"my  col\" FROM t;"
+        ));
+        // Indentation and line breaks around a literal are fine.
+        assert!(only_whitespace_differs(
+            "INSERT INTO t\nVALUES ('a b');",
+            "INSERT INTO t VALUES ('a b');"
+        ));
     }
 }
