@@ -861,3 +861,40 @@ fn the_library_runs_without_the_cli() {
         .json();
     assert_eq!(cli["summary"], "up-to-date");
 }
+
+#[test]
+fn an_error_without_a_position_is_not_found_by_running_the_script_again() {
+    let db = TestDb::create("nopos");
+    let sandbox = Sandbox::new();
+    let dir = sandbox.path().join("migrations");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("001_base.up.sql"),
+        "CREATE SEQUENCE side_effects;\nCREATE TABLE t (id int PRIMARY KEY);\n",
+    )
+    .unwrap();
+    // A sequence is not transactional: if anything ran the script twice,
+    // it would say 2.
+    std::fs::write(
+        dir.join("002_dupes.up.sql"),
+        "SELECT nextval('side_effects');\nINSERT INTO t VALUES (1);\nINSERT INTO t VALUES (1);\n",
+    )
+    .unwrap();
+    let failed = migrate(
+        &sandbox,
+        &db.url(),
+        &["--migrations-dir", dir.to_str().unwrap()],
+    )
+    .expect(1);
+    assert_eq!(
+        db.scalar("SELECT last_value::text FROM side_effects")
+            .as_deref(),
+        Some("1"),
+        "the failed script ran once"
+    );
+    assert!(
+        failed.stderr.contains("002_dupes") && failed.stderr.contains("t_pkey"),
+        "names the migration and the constraint: {}",
+        failed.stderr
+    );
+}

@@ -37,13 +37,28 @@ pub(super) async fn begin(db: &mut Db) -> Result<(), MigrateError> {
 
 /// The database's message without sqlx's prefix.
 pub(super) fn db_message(err: &sqlx::Error) -> String {
-    match err.as_database_error() {
-        Some(db) => match db.code() {
-            Some(code) => format!("{} (SQLSTATE {code})", db.message()),
-            None => db.message().to_string(),
-        },
-        None => err.to_string(),
+    let Some(db) = err.as_database_error() else {
+        return err.to_string();
+    };
+    let mut text = match db.code() {
+        Some(code) => format!("{} (SQLSTATE {code})", db.message()),
+        None => db.message().to_string(),
+    };
+    // PostgreSQL says more than its message: what and where, which is how
+    // an error without a position (a unique violation) is found.
+    if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+        for (what, value) in [
+            ("detail", pg.detail()),
+            ("table", pg.table()),
+            ("constraint", pg.constraint()),
+            ("where", pg.r#where()),
+        ] {
+            if let Some(value) = value {
+                text.push_str(&format!("; {what}: {value}"));
+            }
+        }
     }
+    text
 }
 
 /// The script line of a PostgreSQL error that carries a position.
@@ -62,23 +77,31 @@ pub(super) fn pg_error_line(err: &sqlx::Error, prefix: &str, script: &str) -> Op
     Some(before.matches('\n').count() + 1)
 }
 
-/// Finds the failing statement by running the script one statement at a
-/// time in a transaction that is always rolled back.
-pub(super) async fn diagnose(db: &mut Db, script: &str) -> Option<usize> {
-    let begin = match db.dialect() {
-        Dialect::Postgres => "BEGIN",
-        Dialect::Sqlite => "BEGIN IMMEDIATE",
-    };
-    db.batch(begin).await.ok()?;
-    let mut line = None;
+/// The line of a script's only statement: where a failure without a
+/// position must be. For several statements there is no telling without
+/// running them again — which would repeat their side effects (a long
+/// backfill twice) — so the migration is reported without a line.
+pub(super) fn single_statement_line(script: &str) -> Option<usize> {
+    let statements = split::split(script);
+    match statements.as_slice() {
+        [only] => Some(only.line),
+        _ => None,
+    }
+}
+
+/// Runs `script` one statement at a time on the open transaction (SQLite:
+/// in-process, so no round trips are lost), stopping at the first error
+/// with its line — nothing runs twice to find it.
+pub(super) async fn run_statements(
+    db: &mut Db,
+    script: &str,
+) -> Result<(), (Option<usize>, sqlx::Error)> {
     for statement in split::split(script) {
-        if db.batch(statement.text).await.is_err() {
-            line = Some(statement.line);
-            break;
+        if let Err(err) = db.batch(statement.text).await {
+            return Err((Some(statement.line), err));
         }
     }
-    let _ = db.batch("ROLLBACK").await;
-    line
+    Ok(())
 }
 
 impl Migrator {
@@ -188,7 +211,7 @@ impl Migrator {
         let _ = db.batch("ROLLBACK").await;
         let line = match pg_error_line(&err, prefix, up) {
             Some(line) => Some(line),
-            None => diagnose(db, up).await,
+            None => single_statement_line(up),
         };
         Err(self
             .record_failure(db, m, up, down, line, &err, Direction::Up)
@@ -232,9 +255,8 @@ impl Migrator {
             return Ok(false);
         }
         let started = Instant::now();
-        if let Err(err) = db.batch(up).await {
+        if let Err((line, err)) = run_statements(db, up).await {
             let _ = db.batch("ROLLBACK").await;
-            let line = diagnose(db, up).await;
             return Err(self
                 .record_failure(db, m, up, down, line, &err, Direction::Up)
                 .await);

@@ -7,7 +7,7 @@
 //! transaction with the deletion of its history row (no-transaction downs
 //! statement by statement, like applies).
 
-use super::apply::{db_message, diagnose, pg_error_line};
+use super::apply::{db_message, pg_error_line, single_statement_line};
 use super::error::MigrateError;
 use super::events::{Direction, Event, ms};
 use super::history::{self, HistoryRow, RowState, literal};
@@ -266,19 +266,22 @@ impl Migrator {
                     .await
                     .map_err(MigrateError::sql("take the SQLite write lock"))?;
                 let work = async {
-                    db.batch(&script.text).await?;
-                    history::delete(db, m.version).await?;
-                    history::log(db, m.version, "revert", &self.actor, None).await?;
-                    if self.sqlx_on() {
-                        super::sqlx_history::forget(db, &self.sqlx, m.version).await?;
-                    }
-                    db.batch("COMMIT").await
+                    super::apply::run_statements(db, &script.text).await?;
+                    let record = async {
+                        history::delete(db, m.version).await?;
+                        history::log(db, m.version, "revert", &self.actor, None).await?;
+                        if self.sqlx_on() {
+                            super::sqlx_history::forget(db, &self.sqlx, m.version).await?;
+                        }
+                        db.batch("COMMIT").await
+                    };
+                    record.await.map_err(|err| (None, err))
                 };
                 match work.await {
                     Ok(()) => None,
-                    Err(err) => {
+                    Err((line, err)) => {
                         let _ = db.batch("ROLLBACK").await;
-                        Some((None, err))
+                        Some((line, err))
                     }
                 }
             }
@@ -286,10 +289,7 @@ impl Migrator {
         let Some((line, err)) = failed else {
             return Ok(());
         };
-        let line = match line {
-            Some(line) => Some(line),
-            None => diagnose(db, &script.text).await,
-        };
+        let line = line.or_else(|| single_statement_line(&script.text));
         let down_file = Migration {
             path: script.path.clone(),
             ..m.clone()
