@@ -494,6 +494,24 @@ fn kill_during_a_no_transaction_migration_blocks_until_repair() {
         "{}",
         status.stdout
     );
+    // The killed client's statement still runs on the server, in the
+    // session that holds the lock: nobody may enter, and the holder is
+    // named.
+    let waiting = migrate(
+        &sandbox,
+        &db.url(),
+        &["--migrations-dir", &dir_arg, "--lock-timeout", "1"],
+    )
+    .expect(1);
+    assert!(
+        waiting.stderr.contains("held by backend pid"),
+        "{}",
+        waiting.stderr
+    );
+
+    // The operator stops that statement; the half-done migration then
+    // blocks until repaired.
+    db.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep%' AND pid <> pg_backend_pid() AND datname = current_database()");
     let refused = migrate(
         &sandbox,
         &db.url(),
@@ -506,9 +524,7 @@ fn kill_during_a_no_transaction_migration_blocks_until_repair() {
         refused.stderr
     );
 
-    // The operator stops the statement still running on the server for the
-    // killed client, undoes statement 1 by hand, and says so.
-    db.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep%' AND pid <> pg_backend_pid()");
+    // Undoes statement 1 by hand, and says so.
     db.execute("DROP TABLE more");
     migrate(
         &sandbox,
@@ -897,4 +913,59 @@ fn an_error_without_a_position_is_not_found_by_running_the_script_again() {
         "names the migration and the constraint: {}",
         failed.stderr
     );
+}
+
+#[test]
+fn losing_the_lock_session_stops_the_work_with_it() {
+    let db = TestDb::create("lockloss");
+    let sandbox = Sandbox::new();
+    let dir = sandbox.path().join("migrations");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("001_slow.up.sql"), "SELECT pg_sleep(20);\n").unwrap();
+    let mut child = sandbox
+        .gantry()
+        .env("DATABASE_URL", db.url())
+        .args(["migrate", "--migrations-dir", dir.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let sleeping = "SELECT count(*)::text FROM pg_stat_activity WHERE query LIKE '%pg_sleep(20)%' \
+                    AND pid <> pg_backend_pid() AND state = 'active' AND datname = current_database()";
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while db.scalar(sleeping).as_deref() != Some("1") {
+        assert!(Instant::now() < deadline, "the migration never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The server ends the session that holds the migration lock (an
+    // operator, a failover, a network drop).
+    db.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted \
+         AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    );
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the runner went on after losing its lock"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(!status.success());
+    assert_eq!(
+        db.scalar(sleeping).as_deref(),
+        Some("0"),
+        "no statement of the runner still runs once its lock is gone"
+    );
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(stderr.contains("001_slow"), "{stderr}");
 }

@@ -1,14 +1,17 @@
-//! The PostgreSQL migration lock: an advisory lock held on a dedicated
-//! connection for the whole run, taken with `pg_try_advisory_lock` in a
-//! polling loop (never a blocking wait) and released on every exit path.
-//! If the process dies, its session ends and PostgreSQL releases the lock.
+//! The PostgreSQL migration lock: a session advisory lock held by the very
+//! connection that applies the migrations, for the whole run, taken with
+//! `pg_try_advisory_lock` in a polling loop (never a blocking wait) and
+//! released on every exit path. The lock and the work share one session:
+//! if it ends (the process dies, the server kills it, the network drops
+//! it), the lock goes *and* the work stops with it — a second runner can
+//! never enter while the first is still applying.
 //!
 //! SQLite has no such lock; there each migration takes `BEGIN IMMEDIATE`
 //! (with a busy timeout) and re-reads its history row under it.
 
 use super::error::MigrateError;
 use super::events::{Event, Sink};
-use crate::db::{Db, DbTarget, connect};
+use crate::db::Db;
 use std::time::{Duration, Instant};
 
 /// "gantrymg": the advisory lock key (per database).
@@ -16,19 +19,18 @@ const KEY: i64 = 0x6761_6e74_7279_6d67;
 const POLL: Duration = Duration::from_millis(50);
 const REPORT_EVERY: Duration = Duration::from_secs(2);
 
-pub struct PgLock {
-    conn: Db,
-}
+/// Proof that the migrating session holds the lock.
+pub struct PgLock;
 
 impl PgLock {
-    /// Takes the lock, waiting at most `timeout`.
+    /// Takes the lock on `conn` (the migrating connection), waiting at
+    /// most `timeout`.
     pub async fn acquire(
-        target: &DbTarget,
+        conn: &mut Db,
         timeout: Duration,
         sink: &Sink,
     ) -> Result<PgLock, MigrateError> {
-        let mut conn = connect(target).await?;
-        let Db::Postgres(pg) = &mut conn else {
+        let Db::Postgres(pg) = conn else {
             unreachable!("PgLock is only taken on PostgreSQL");
         };
         let started = Instant::now();
@@ -45,7 +47,7 @@ impl PgLock {
                         waited_ms: started.elapsed().as_millis() as u64,
                     });
                 }
-                return Ok(PgLock { conn });
+                return Ok(PgLock);
             }
             let holder = holder(pg).await;
             if started.elapsed() >= timeout {
@@ -66,8 +68,9 @@ impl PgLock {
         }
     }
 
-    pub async fn release(mut self) {
-        if let Db::Postgres(pg) = &mut self.conn {
+    /// Releases it on `conn` (closing the session would too).
+    pub async fn release(self, conn: &mut Db) {
+        if let Db::Postgres(pg) = conn {
             let released = sqlx::query_scalar::<_, bool>("SELECT pg_advisory_unlock($1)")
                 .bind(KEY)
                 .fetch_one(&mut *pg)
@@ -78,7 +81,6 @@ impl PgLock {
                 );
             }
         }
-        self.conn.close().await;
     }
 }
 

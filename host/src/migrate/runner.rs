@@ -160,7 +160,16 @@ impl Migrator {
         let mut slot = Some(connect(&self.target).await?);
         let lock = match self.target.dialect() {
             Dialect::Postgres => {
-                Some(PgLock::acquire(&self.target, self.lock_timeout, &self.sink).await?)
+                let db = slot.as_mut().expect("connection");
+                match PgLock::acquire(db, self.lock_timeout, &self.sink).await {
+                    Ok(lock) => Some(lock),
+                    Err(err) => {
+                        if let Some(db) = slot.take() {
+                            db.close().await;
+                        }
+                        return Err(err);
+                    }
+                }
             }
             Dialect::Sqlite => None,
         };
@@ -172,8 +181,8 @@ impl Migrator {
             work(&mut slot).await
         }
         .await;
-        if let Some(lock) = lock {
-            lock.release().await;
+        if let (Some(lock), Some(db)) = (lock, slot.as_mut()) {
+            lock.release(db).await;
         }
         if let Some(db) = slot {
             db.close().await;
