@@ -78,7 +78,7 @@ pub enum MigrateError {
 
     #[error(
         "could not take the migration lock within {waited:?}{}",
-        holder.map(|pid| format!("; held by backend pid {pid}")).unwrap_or_default()
+        holder.map(|pid| format!("; held by pid {pid}")).unwrap_or_default()
     )]
     LockTimeout {
         waited: Duration,

@@ -100,3 +100,85 @@ async fn holder(pg: &mut sqlx::PgConnection) -> Option<i32> {
     .ok()
     .flatten()
 }
+
+/// The SQLite migration lock: an exclusive `flock` on a file beside the
+/// database (`<db>.gantry-migrate.lock`, holding the holder's pid), for the
+/// whole run. A live runner makes the next one wait (and names its pid);
+/// a dead one's lock went with its process, so its half-done
+/// no-transaction step is reported as interrupted — never a live one's.
+pub struct SqliteLock {
+    _file: std::fs::File,
+}
+
+impl SqliteLock {
+    /// `None` for an in-memory database (nothing to share).
+    pub async fn acquire(
+        target: &crate::db::DbTarget,
+        timeout: Duration,
+        sink: &Sink,
+    ) -> Result<Option<SqliteLock>, MigrateError> {
+        use std::io::{Read, Seek, Write};
+        use std::os::fd::AsRawFd;
+        let url = target.url();
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .unwrap_or(url);
+        let path = path.split('?').next().unwrap_or(path);
+        if path.is_empty() || path.contains(":memory:") {
+            return Ok(None);
+        }
+        let lock_path = std::path::PathBuf::from(format!("{path}.gantry-migrate.lock"));
+        let io = |what: &str, e: std::io::Error| MigrateError::Sql {
+            context: format!("{what} {}", lock_path.display()),
+            source: sqlx::Error::Io(e),
+        };
+        let mut file = std::fs::File::options()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| io("open the migration lock", e))?;
+        let started = Instant::now();
+        let mut last_report: Option<Instant> = None;
+        loop {
+            // SAFETY: flock on a file descriptor we own.
+            let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+            if rc == 0 {
+                break;
+            }
+            let err = std::io::Error::last_os_error();
+            if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
+                return Err(io("take the migration lock", err));
+            }
+            let mut text = String::new();
+            let _ = file.rewind().and_then(|()| file.read_to_string(&mut text));
+            let holder = text.trim().parse::<i32>().ok();
+            if started.elapsed() >= timeout {
+                return Err(MigrateError::LockTimeout {
+                    waited: started.elapsed(),
+                    holder,
+                });
+            }
+            if last_report.is_none_or(|at| at.elapsed() >= REPORT_EVERY) {
+                sink(&Event::LockWaiting {
+                    holder_pid: holder,
+                    waited_ms: started.elapsed().as_millis() as u64,
+                });
+                last_report = Some(Instant::now());
+            }
+            tokio::time::sleep(POLL).await;
+        }
+        if last_report.is_some() {
+            sink(&Event::LockAcquired {
+                waited_ms: started.elapsed().as_millis() as u64,
+            });
+        }
+        let _ = file
+            .set_len(0)
+            .and_then(|()| file.rewind())
+            .and_then(|()| write!(file, "{}", std::process::id()));
+        Ok(Some(SqliteLock { _file: file }))
+    }
+}

@@ -6,7 +6,7 @@ use super::checksum;
 use super::error::{DriftItem, MigrateError};
 use super::events::{Direction, Event, PlannedStep, Sink};
 use super::history::{self, HistoryRow, RowState};
-use super::lock::PgLock;
+use super::lock::{PgLock, SqliteLock};
 use super::source::{Migration, MigrationId, MigrationSet, Source, discover};
 use super::status::{self, Status};
 use crate::db::{Db, DbTarget, Dialect, connect};
@@ -172,6 +172,21 @@ impl Migrator {
                 }
             }
             Dialect::Sqlite => None,
+        };
+        // SQLite: one runner at a time per database file, across processes.
+        let _sqlite_lock = match self.target.dialect() {
+            Dialect::Sqlite => {
+                match SqliteLock::acquire(&self.target, self.lock_timeout, &self.sink).await {
+                    Ok(lock) => lock,
+                    Err(err) => {
+                        if let Some(db) = slot.take() {
+                            db.close().await;
+                        }
+                        return Err(err);
+                    }
+                }
+            }
+            Dialect::Postgres => None,
         };
         let result = async {
             let db = slot.as_mut().expect("connection");

@@ -49,7 +49,7 @@ impl Describe for MigrateEvent {
             } => format!(
                 "waiting for the migration lock{} ({:.1} s)",
                 holder_pid
-                    .map(|p| format!(" held by backend pid {p}"))
+                    .map(|p| format!(" held by pid {p}"))
                     .unwrap_or_default(),
                 *waited_ms as f64 / 1000.0
             ),
