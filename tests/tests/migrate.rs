@@ -494,6 +494,12 @@ fn kill_during_a_no_transaction_migration_blocks_until_repair() {
         "{}",
         status.stdout
     );
+    // …and says the killed runner's statement still runs on the server.
+    assert!(
+        status.stdout.contains("running now: backend pid") && status.stdout.contains("pg_sleep"),
+        "{}",
+        status.stdout
+    );
     // The killed client's statement still runs on the server, in the
     // session that holds the lock: nobody may enter, and the holder is
     // named.

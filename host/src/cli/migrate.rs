@@ -223,6 +223,7 @@ fn print_status(ctx: &Context, migrator: &Migrator, status: &Status) -> CliResul
             "migrations_source": migrator.source().to_string(),
             "summary": summary,
             "migrations": status.rows,
+            "runner": status.runner,
         }))?;
         return Ok(());
     }
@@ -260,6 +261,9 @@ fn print_status(ctx: &Context, migrator: &Migrator, status: &Status) -> CliResul
         migrator.target(),
         migrator.source()
     );
+    if let Some(runner) = &status.runner {
+        text.push_str(&format!("running now: {runner}\n"));
+    }
     text.push_str(&table(
         &[
             "VERSION",

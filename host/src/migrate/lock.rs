@@ -182,3 +182,54 @@ impl SqliteLock {
         Ok(Some(SqliteLock { _file: file }))
     }
 }
+
+/// The server session holding the migration lock, as a line: its backend
+/// pid, state, how long its statement has run, and the statement.
+pub async fn pg_runner(pg: &mut sqlx::PgConnection) -> Option<String> {
+    let row: Option<(i32, Option<String>, Option<f64>, Option<String>)> = sqlx::query_as(
+        "SELECT a.pid, a.state, EXTRACT(EPOCH FROM now() - a.query_start)::float8, left(a.query, 120) \
+         FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid \
+         WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 \
+           AND l.classid::bigint = $1 AND l.objid::bigint = $2 \
+           AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database()) \
+         LIMIT 1",
+    )
+    .bind((KEY >> 32) & 0xffff_ffff)
+    .bind(KEY & 0xffff_ffff)
+    .fetch_optional(pg)
+    .await
+    .ok()
+    .flatten();
+    let (pid, state, seconds, query) = row?;
+    Some(format!(
+        "backend pid {pid} holds the migration lock ({}{}): {}",
+        state.as_deref().unwrap_or("unknown"),
+        seconds
+            .map(|s| format!(", its statement running for {s:.0} s"))
+            .unwrap_or_default(),
+        query.unwrap_or_default().trim()
+    ))
+}
+
+/// The gantry process holding a SQLite database's migration lock, if any.
+pub fn sqlite_runner(target: &crate::db::DbTarget) -> Option<String> {
+    use std::os::fd::AsRawFd;
+    let url = target.url();
+    let path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    let path = path.split('?').next().unwrap_or(path);
+    let lock_path = format!("{path}.gantry-migrate.lock");
+    let file = std::fs::File::open(&lock_path).ok()?;
+    // SAFETY: flock on a file descriptor we own; a shared probe.
+    let free = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) } == 0;
+    if free {
+        return None;
+    }
+    let pid = std::fs::read_to_string(&lock_path).unwrap_or_default();
+    Some(format!(
+        "gantry process pid {} holds the migration lock",
+        pid.trim()
+    ))
+}

@@ -147,8 +147,14 @@ impl Migrator {
         let rows = history::load(&mut db)
             .await
             .map_err(MigrateError::sql("read the migration history"));
+        let runner = match &mut db {
+            Db::Postgres(pg) => super::lock::pg_runner(pg).await,
+            Db::Sqlite(_) => super::lock::sqlite_runner(&self.target),
+        };
         db.close().await;
-        Ok(status::compute(&self.set, &rows?))
+        let mut status = status::compute(&self.set, &rows?);
+        status.runner = runner;
+        Ok(status)
     }
 
     /// Runs `work` holding the migration lock (PostgreSQL) on a fresh

@@ -71,6 +71,9 @@ pub enum Summary {
 #[derive(Debug, Clone, Serialize)]
 pub struct Status {
     pub rows: Vec<StatusRow>,
+    /// A runner holding the migration lock now (on PostgreSQL, its server
+    /// session: a killed client's statement may still be running there).
+    pub runner: Option<String>,
 }
 
 impl Status {
@@ -156,5 +159,5 @@ pub fn compute(set: &MigrationSet, history: &[HistoryRow]) -> Status {
             path: file.map(|f| f.path.display().to_string()),
         });
     }
-    Status { rows }
+    Status { rows, runner: None }
 }
