@@ -183,10 +183,13 @@ impl SqliteLock {
     }
 }
 
+/// pid, state, seconds its statement has run, the statement.
+type RunnerRow = (i32, Option<String>, Option<f64>, Option<String>);
+
 /// The server session holding the migration lock, as a line: its backend
 /// pid, state, how long its statement has run, and the statement.
 pub async fn pg_runner(pg: &mut sqlx::PgConnection) -> Option<String> {
-    let row: Option<(i32, Option<String>, Option<f64>, Option<String>)> = sqlx::query_as(
+    let row: Option<RunnerRow> = sqlx::query_as(
         "SELECT a.pid, a.state, EXTRACT(EPOCH FROM now() - a.query_start)::float8, left(a.query, 120) \
          FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid \
          WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 \
