@@ -86,19 +86,7 @@ impl PgLock {
 
 /// The backend pid that holds the lock, if it can be seen.
 async fn holder(pg: &mut sqlx::PgConnection) -> Option<i32> {
-    sqlx::query_scalar(
-        "SELECT pid FROM pg_catalog.pg_locks \
-         WHERE locktype = 'advisory' AND granted AND objsubid = 1 \
-           AND classid::bigint = $1 AND objid::bigint = $2 \
-           AND database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database()) \
-         LIMIT 1",
-    )
-    .bind((KEY >> 32) & 0xffff_ffff)
-    .bind(KEY & 0xffff_ffff)
-    .fetch_optional(pg)
-    .await
-    .ok()
-    .flatten()
+    holder_row(pg).await.map(|row| row.0)
 }
 
 /// The SQLite migration lock: an exclusive `flock` on a file beside the
@@ -119,16 +107,9 @@ impl SqliteLock {
     ) -> Result<Option<SqliteLock>, MigrateError> {
         use std::io::{Read, Seek, Write};
         use std::os::fd::AsRawFd;
-        let url = target.url();
-        let path = url
-            .strip_prefix("sqlite://")
-            .or_else(|| url.strip_prefix("sqlite:"))
-            .unwrap_or(url);
-        let path = path.split('?').next().unwrap_or(path);
-        if path.is_empty() || path.contains(":memory:") {
+        let Some(lock_path) = sqlite_lock_path(target) else {
             return Ok(None);
-        }
-        let lock_path = std::path::PathBuf::from(format!("{path}.gantry-migrate.lock"));
+        };
         let io = |what: &str, e: std::io::Error| MigrateError::Sql {
             context: format!("{what} {}", lock_path.display()),
             source: sqlx::Error::Io(e),
@@ -186,10 +167,9 @@ impl SqliteLock {
 /// pid, state, seconds its statement has run, the statement.
 type RunnerRow = (i32, Option<String>, Option<f64>, Option<String>);
 
-/// The server session holding the migration lock, as a line: its backend
-/// pid, state, how long its statement has run, and the statement.
-pub async fn pg_runner(pg: &mut sqlx::PgConnection) -> Option<String> {
-    let row: Option<RunnerRow> = sqlx::query_as(
+/// The session holding the migration lock: its row in pg_stat_activity.
+async fn holder_row(pg: &mut sqlx::PgConnection) -> Option<RunnerRow> {
+    sqlx::query_as(
         "SELECT a.pid, a.state, EXTRACT(EPOCH FROM now() - a.query_start)::float8, left(a.query, 120) \
          FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid \
          WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 \
@@ -202,8 +182,13 @@ pub async fn pg_runner(pg: &mut sqlx::PgConnection) -> Option<String> {
     .fetch_optional(pg)
     .await
     .ok()
-    .flatten();
-    let (pid, state, seconds, query) = row?;
+    .flatten()
+}
+
+/// The server session holding the migration lock, as a line: its backend
+/// pid, state, how long its statement has run, and the statement.
+pub async fn pg_runner(pg: &mut sqlx::PgConnection) -> Option<String> {
+    let (pid, state, seconds, query) = holder_row(pg).await?;
     Some(format!(
         "backend pid {pid} holds the migration lock ({}{}): {}",
         state.as_deref().unwrap_or("unknown"),
@@ -217,13 +202,7 @@ pub async fn pg_runner(pg: &mut sqlx::PgConnection) -> Option<String> {
 /// The gantry process holding a SQLite database's migration lock, if any.
 pub fn sqlite_runner(target: &crate::db::DbTarget) -> Option<String> {
     use std::os::fd::AsRawFd;
-    let url = target.url();
-    let path = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))
-        .unwrap_or(url);
-    let path = path.split('?').next().unwrap_or(path);
-    let lock_path = format!("{path}.gantry-migrate.lock");
+    let lock_path = sqlite_lock_path(target)?;
     let file = std::fs::File::open(&lock_path).ok()?;
     // SAFETY: flock on a file descriptor we own; a shared probe.
     let free = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) } == 0;
@@ -235,4 +214,20 @@ pub fn sqlite_runner(target: &crate::db::DbTarget) -> Option<String> {
         "gantry process pid {} holds the migration lock",
         pid.trim()
     ))
+}
+
+/// `<db file>.gantry-migrate.lock`; `None` for an in-memory database.
+fn sqlite_lock_path(target: &crate::db::DbTarget) -> Option<std::path::PathBuf> {
+    let url = target.url();
+    let path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    let path = path.split('?').next().unwrap_or(path);
+    if path.is_empty() || path.contains(":memory:") {
+        return None;
+    }
+    Some(std::path::PathBuf::from(format!(
+        "{path}.gantry-migrate.lock"
+    )))
 }
