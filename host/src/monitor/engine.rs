@@ -129,6 +129,8 @@ pub struct AuthMonitor {
     pub(crate) ingested: AtomicU64,
     pub(crate) rejected: AtomicU64,
     leading: Arc<AtomicBool>,
+    /// The leader lease's freshness, while this monitor holds it.
+    lease_watch: std::sync::Mutex<Option<crate::store::LeaseWatch>>,
     /// Wakes the leader to evaluate now (new events arrived).
     evaluate_now: Arc<tokio::sync::Notify>,
     /// Wakes the delivery worker (notices were queued).
@@ -190,6 +192,7 @@ impl AuthMonitor {
             ingested: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
             leading: Arc::default(),
+            lease_watch: Default::default(),
             api: None,
             evaluate_now: Arc::default(),
             deliver_now: Arc::default(),
@@ -228,8 +231,17 @@ impl AuthMonitor {
         &self.recorder
     }
 
+    /// Leads now: holds the leader lease, renewed within its life (a
+    /// leader whose heartbeat was starved stops saying so at once, not at
+    /// its next evaluation).
     pub fn is_leading(&self) -> bool {
         self.leading.load(Ordering::Relaxed)
+            && self
+                .lease_watch
+                .lock()
+                .expect("lease watch")
+                .as_ref()
+                .is_some_and(|w| w.is_fresh())
     }
 
     /// Each rule and its last value (leader only).
@@ -427,6 +439,7 @@ impl AuthMonitor {
                         if let Err(e) = self.resume(&mut evaluator).await {
                             tracing::warn!("resuming alert states: {e}");
                         }
+                        *self.lease_watch.lock().expect("lease watch") = Some(held.watch());
                         self.leading.store(true, Ordering::Relaxed);
                         (self.sink)(&Event::Leading {
                             node: self.node.clone(),

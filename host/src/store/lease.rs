@@ -22,6 +22,22 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// See `Lease::watch`.
+#[derive(Clone)]
+pub struct LeaseWatch {
+    renewed: Arc<Mutex<Instant>>,
+    lost: Arc<AtomicBool>,
+    ttl: Duration,
+}
+
+impl LeaseWatch {
+    /// Renewed within its life and not found lost.
+    pub fn is_fresh(&self) -> bool {
+        !self.lost.load(Ordering::SeqCst)
+            && self.renewed.lock().expect("lease clock").elapsed() < self.ttl
+    }
+}
+
 /// Who holds (or held) a lease.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Holder {
@@ -354,6 +370,17 @@ async fn heartbeat(
 }
 
 impl Lease {
+    /// A cheap, cloneable view of whether this lease is still good by the
+    /// local clock (renewed within its life and not lost), for readers
+    /// that must not claim a lease that may have lapsed.
+    pub fn watch(&self) -> LeaseWatch {
+        LeaseWatch {
+            renewed: Arc::clone(&self.renewed),
+            lost: Arc::clone(&self.lost),
+            ttl: self.ttl,
+        }
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }

@@ -22,7 +22,7 @@ pub use alerts::{AlertRecord, OutboxRecord, SilenceRecord};
 pub use deployments::{DeploymentRecord, StepRecord};
 pub use error::{StoreError, query_failed};
 pub use keys::RotationRecord;
-pub use lease::{Holder, Lease, LeaseError};
+pub use lease::{Holder, Lease, LeaseError, LeaseWatch};
 pub use pool::{Store, Tx};
 pub use records::{BackupFile, BackupRecord, ChangeFile, ChangeKind, ChangeRecord, ChangeState};
 pub use services::{InstanceRecord, RevisionRecord, RolloutRecord};
