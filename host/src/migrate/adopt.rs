@@ -175,16 +175,7 @@ impl Migrator {
                 .await
                 .map_err(MigrateError::sql("begin the adoption"))?;
             let recorded = self.record_adopted(db, &todo).await;
-            match recorded {
-                Ok(()) => db
-                    .batch("COMMIT")
-                    .await
-                    .map_err(MigrateError::sql("commit the adoption"))?,
-                Err(err) => {
-                    let _ = db.batch("ROLLBACK").await;
-                    return Err(err);
-                }
-            }
+            super::apply::commit_or_rollback(db, recorded, "commit the adoption").await?;
             Ok(report)
         })
         .await

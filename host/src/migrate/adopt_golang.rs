@@ -10,7 +10,7 @@ use super::error::MigrateError;
 use super::history::{self, RowState};
 use super::runner::Migrator;
 use super::source::Body;
-use crate::db::{Db, Dialect};
+use crate::db::Db;
 
 const TABLE: &str = "schema_migrations";
 
@@ -76,12 +76,7 @@ impl Migrator {
             if dry_run || todo.is_empty() {
                 return Ok(report);
             }
-            db.batch(match db.dialect() {
-                Dialect::Postgres => "BEGIN",
-                Dialect::Sqlite => "BEGIN IMMEDIATE",
-            })
-            .await
-            .map_err(MigrateError::sql("begin the adoption"))?;
+            super::apply::begin(db).await?;
             let actor = format!("golang-migrate (adopted by {})", self.actor);
             let recorded = async {
                 for m in &todo {
@@ -108,16 +103,7 @@ impl Migrator {
                 Ok::<(), MigrateError>(())
             }
             .await;
-            match recorded {
-                Ok(()) => db
-                    .batch("COMMIT")
-                    .await
-                    .map_err(MigrateError::sql("commit the adoption"))?,
-                Err(err) => {
-                    let _ = db.batch("ROLLBACK").await;
-                    return Err(err);
-                }
-            }
+            super::apply::commit_or_rollback(db, recorded, "commit the adoption").await?;
             Ok(report)
         })
         .await

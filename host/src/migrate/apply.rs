@@ -35,6 +35,22 @@ pub(super) async fn begin(db: &mut Db) -> Result<(), MigrateError> {
         .map_err(MigrateError::sql("begin the migration's transaction"))
 }
 
+/// Ends the transaction `begin` opened: COMMIT when `done` is Ok (its
+/// failure reported as `commit`), else ROLLBACK and `done`'s error.
+pub(super) async fn commit_or_rollback(
+    db: &mut Db,
+    done: Result<(), MigrateError>,
+    commit: &str,
+) -> Result<(), MigrateError> {
+    match done {
+        Ok(()) => db.batch("COMMIT").await.map_err(MigrateError::sql(commit)),
+        Err(err) => {
+            let _ = db.batch("ROLLBACK").await;
+            Err(err)
+        }
+    }
+}
+
 /// The database's message without sqlx's prefix.
 pub(super) fn db_message(err: &sqlx::Error) -> String {
     let Some(db) = err.as_database_error() else {

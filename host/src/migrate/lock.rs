@@ -216,18 +216,17 @@ pub fn sqlite_runner(target: &crate::db::DbTarget) -> Option<String> {
     ))
 }
 
-/// `<db file>.gantry-migrate.lock`; `None` for an in-memory database.
+/// `<db file>.gantry-migrate.lock`, beside the very file `connect` opens
+/// (the URL read by sqlx's own parser); `None` for an in-memory database.
 fn sqlite_lock_path(target: &crate::db::DbTarget) -> Option<std::path::PathBuf> {
-    let url = target.url();
-    let path = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))
-        .unwrap_or(url);
-    let path = path.split('?').next().unwrap_or(path);
-    if path.is_empty() || path.contains(":memory:") {
+    use std::str::FromStr;
+    let options = sqlx::sqlite::SqliteConnectOptions::from_str(target.url()).ok()?;
+    let file = options.get_filename();
+    let name = file.to_str()?;
+    if name.is_empty() || name.contains(":memory:") || name.contains("sqlx-in-memory") {
         return None;
     }
     Some(std::path::PathBuf::from(format!(
-        "{path}.gantry-migrate.lock"
+        "{name}.gantry-migrate.lock"
     )))
 }

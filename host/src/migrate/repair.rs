@@ -154,16 +154,7 @@ impl Migrator {
                 Ok(())
             }
             .await;
-            match done {
-                Ok(()) => db
-                    .batch("COMMIT")
-                    .await
-                    .map_err(MigrateError::sql("commit the repair")),
-                Err(err) => {
-                    let _ = db.batch("ROLLBACK").await;
-                    Err(err)
-                }
-            }
+            super::apply::commit_or_rollback(db, done, "commit the repair").await
         })
         .await
     }
