@@ -6,7 +6,7 @@
 //! recipients.
 
 use gantry_plugin::smtp::{self, Message};
-use gantry_plugin::{AlertState, DeliveryError, Notification, Notifier, Severity, config};
+use gantry_plugin::{AlertState, DeliveryError, Notification, Notifier, config};
 
 struct Email;
 
@@ -17,25 +17,9 @@ fn html_escape(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
-fn severity(s: Severity) -> &'static str {
-    match s {
-        Severity::Critical => "critical",
-        Severity::Warning => "warning",
-        Severity::Info => "info",
-    }
-}
-
 pub fn compose(n: &Notification) -> (String, String, String) {
-    let firing = n
-        .alerts
-        .iter()
-        .filter(|a| a.status == AlertState::Firing)
-        .count();
-    let name = n
-        .alerts
-        .first()
-        .map(|a| a.name.as_str())
-        .unwrap_or("gantry");
+    let firing = n.firing_count();
+    let name = n.name();
     let mut subject = match n.status {
         AlertState::Firing => format!("[FIRING:{firing}] {name}"),
         AlertState::Resolved => format!("[RESOLVED] {name}"),
@@ -50,10 +34,7 @@ pub fn compose(n: &Notification) -> (String, String, String) {
         html_escape(&subject)
     );
     for a in &n.alerts {
-        let state = match a.status {
-            AlertState::Firing => "firing",
-            AlertState::Resolved => "resolved",
-        };
+        let state = a.status.as_str();
         let labels: Vec<String> = a
             .labels
             .iter()
@@ -66,7 +47,7 @@ pub fn compose(n: &Notification) -> (String, String, String) {
         text.push_str(&format!(
             "{} ({state}, {}): {}\n  {}\n  value {value}{}\n  labels: {}\n",
             a.name,
-            severity(a.severity),
+            a.severity.as_str(),
             a.summary,
             a.description,
             a.threshold
@@ -87,7 +68,7 @@ pub fn compose(n: &Notification) -> (String, String, String) {
         html.push_str(&format!(
             "<tr><td>{}</td><td>{state}</td><td>{}</td><td>{}<br><small>{}</small></td><td>{}</td><td>{}</td></tr>",
             html_escape(&a.name),
-            severity(a.severity),
+            a.severity.as_str(),
             html_escape(&a.summary),
             html_escape(&a.description),
             html_escape(&value),

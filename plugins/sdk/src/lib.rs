@@ -117,6 +117,42 @@ impl Notification {
     pub fn is_firing(&self) -> bool {
         self.status == AlertState::Firing
     }
+
+    /// How many of its alerts fire.
+    pub fn firing_count(&self) -> usize {
+        self.alerts
+            .iter()
+            .filter(|a| a.status == AlertState::Firing)
+            .count()
+    }
+
+    /// The name a title shows: its first alert's, else `gantry`.
+    pub fn name(&self) -> &str {
+        self.alerts
+            .first()
+            .map(|a| a.name.as_str())
+            .unwrap_or("gantry")
+    }
+}
+
+impl AlertState {
+    /// `firing` or `resolved`, as Alertmanager spells them.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertState::Firing => "firing",
+            AlertState::Resolved => "resolved",
+        }
+    }
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Critical => "critical",
+            Severity::Warning => "warning",
+            Severity::Info => "info",
+        }
+    }
 }
 
 impl DeliveryError {

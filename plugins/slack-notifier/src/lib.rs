@@ -5,7 +5,7 @@
 //! Resolved notices say so in the header.
 
 use gantry_plugin::http::{HttpError, Request, describe};
-use gantry_plugin::{AlertState, DeliveryError, Notification, Notifier, Severity, config};
+use gantry_plugin::{AlertState, DeliveryError, Notification, Notifier, config};
 use serde_json::{Value, json};
 
 struct Slack;
@@ -28,16 +28,8 @@ fn cap(text: String) -> String {
 }
 
 pub fn message(n: &Notification) -> Value {
-    let firing = n
-        .alerts
-        .iter()
-        .filter(|a| a.status == AlertState::Firing)
-        .count();
-    let name = n
-        .alerts
-        .first()
-        .map(|a| a.name.clone())
-        .unwrap_or_else(|| "gantry".into());
+    let firing = n.firing_count();
+    let name = n.name();
     let title = match n.status {
         AlertState::Firing => format!("🔥 FIRING ({firing}): {name}"),
         AlertState::Resolved => format!("✅ RESOLVED: {name}"),
@@ -52,15 +44,8 @@ pub fn message(n: &Notification) -> Value {
         "text": {"type": "plain_text", "text": title.chars().take(150).collect::<String>(), "emoji": true}
     })];
     for alert in n.alerts.iter().take(20) {
-        let severity = match alert.severity {
-            Severity::Critical => "critical",
-            Severity::Warning => "warning",
-            Severity::Info => "info",
-        };
-        let state = match alert.status {
-            AlertState::Firing => "firing",
-            AlertState::Resolved => "resolved",
-        };
+        let severity = alert.severity.as_str();
+        let state = alert.status.as_str();
         let mut text = format!(
             "*{}* — {state}, severity *{severity}*\n{}",
             escape(&alert.name),

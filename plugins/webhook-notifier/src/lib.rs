@@ -7,7 +7,7 @@
 //! Retry-After when given), any other 4xx is permanent.
 
 use gantry_plugin::http::{HttpError, Request, describe};
-use gantry_plugin::{AlertState, DeliveryError, Kv, Notification, Notifier, config};
+use gantry_plugin::{DeliveryError, Kv, Notification, Notifier, config};
 use hmac::{Hmac, Mac};
 use serde_json::{Map, Value, json};
 
@@ -22,27 +22,20 @@ fn object(pairs: &[Kv]) -> Value {
     )
 }
 
-fn status(s: AlertState) -> &'static str {
-    match s {
-        AlertState::Firing => "firing",
-        AlertState::Resolved => "resolved",
-    }
-}
-
 /// Alertmanager's body for `n`.
 pub fn body(n: &Notification) -> Value {
     json!({
         "version": "4",
         "groupKey": n.group_key,
         "truncatedAlerts": n.truncated_alerts,
-        "status": status(n.status),
+        "status": n.status.as_str(),
         "receiver": n.receiver,
         "groupLabels": object(&n.group_labels),
         "commonLabels": object(&n.common_labels),
         "commonAnnotations": object(&n.common_annotations),
         "externalURL": n.external_url,
         "alerts": n.alerts.iter().map(|a| json!({
-            "status": status(a.status),
+            "status": a.status.as_str(),
             "labels": object(&a.labels),
             "annotations": object(&a.annotations),
             "startsAt": a.starts_at,
