@@ -603,3 +603,22 @@ fn rollback_by_backup_id_restores_the_config_and_the_revision_and_says_which_mig
     f.gantry(&["rollback", "--backup-id", "backup_19990101_000000"])
         .expect(2);
 }
+
+#[test]
+fn the_time_limit_passed_mid_rollout_takes_back_what_the_cut_rollout_started() {
+    let (mut f, _hook) = baseline();
+    change(&mut f, "v2-unready");
+    f.service()["env"]["AUTH_SERVICE_FAULT"] = json!("unready");
+    // Shorter than the rollout's healthy deadline (8 s): the limit cuts
+    // the rollout itself, holding its lease, with a new instance started.
+    f.config["deployment"]["timeout_seconds"] = json!(3);
+    f.save();
+    f.gantry(&["deploy", "-e", "production"]).expect(1);
+    let d = last_deployment(&f);
+    assert_eq!(d["state"], "rolled_back", "{d:#}");
+    assert!(
+        d["reason"].as_str().unwrap().contains("time limit of 3 s"),
+        "{d:#}"
+    );
+    assert_as_before(&f, "time limit mid-rollout");
+}

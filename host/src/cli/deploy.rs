@@ -77,7 +77,7 @@ pub async fn deploy(ctx: &Context, args: DeployArgs) -> CliResult {
 pub async fn rollback(ctx: &Context, args: RollbackArgs) -> CliResult {
     let id = match (&args.deployment, &args.backup_id) {
         (Some(id), _) => id.clone(),
-        (None, Some(backup)) => match deployment_of_backup(ctx, backup).await? {
+        (None, Some(backup)) => match crate::deploy::made_backup(&ctx.store, backup).await? {
             Some(id) => id,
             None => return restore_backup(ctx, backup).await,
         },
@@ -95,24 +95,6 @@ pub async fn rollback(ctx: &Context, args: RollbackArgs) -> CliResult {
     } else {
         Exit::Failed
     })
-}
-
-/// The deployment whose config step made `backup`.
-async fn deployment_of_backup(ctx: &Context, backup: &str) -> CliResult<Option<String>> {
-    for record in crate::deploy::history(&ctx.store, None, 10_000).await? {
-        let Some(view) = crate::deploy::find(&ctx.store, &record.id).await? else {
-            continue;
-        };
-        let made_it = view.steps.iter().any(|s| {
-            s.name == "config"
-                && serde_json::from_str::<serde_json::Value>(&s.detail)
-                    .is_ok_and(|d| d["backup_id"] == backup)
-        });
-        if made_it {
-            return Ok(Some(record.id));
-        }
-    }
-    Ok(None)
 }
 
 /// A config backup no deployment made: restore it, roll the services

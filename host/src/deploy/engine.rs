@@ -15,7 +15,7 @@ use super::steps;
 use crate::store::{DeploymentRecord, Lease, LeaseError, StepRecord};
 use serde::Serialize;
 use serde_json::{Value, json};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 pub(super) fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
@@ -326,9 +326,9 @@ impl Run<'_> {
                 Ok(Ok(())) => None,
                 Ok(Err(reason)) => Some(reason),
                 Err(_) => {
-                    // The step's future was dropped where it stood; let its
-                    // leases go before the rollback takes them again.
-                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    // The step's future was dropped where it stood; the
+                    // leases it held are released in the background, and
+                    // the rollback's own steps wait for them.
                     Some(format!(
                         "the deployment exceeded its time limit of {} s (deployment.timeout_seconds)",
                         limit.as_secs()

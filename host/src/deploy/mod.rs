@@ -22,4 +22,4 @@ pub use keys::{Key, KeySet};
 pub use plan::{Plan, Sinks, Step};
 pub use preflight::Check;
 pub use rotate::{RotateOptions, RotationReport, prepare, rotations};
-pub use status::{DeploymentView, find, history, latest};
+pub use status::{DeploymentView, find, latest, made_backup};

@@ -28,15 +28,14 @@ pub async fn latest(store: &Store) -> Result<Vec<DeploymentView>, StoreError> {
     Ok(views)
 }
 
-/// Deployments of `environment` (all when `None`), newest first.
-pub async fn history(
-    store: &Store,
-    environment: Option<&str>,
-    limit: i64,
-) -> Result<Vec<DeploymentRecord>, StoreError> {
-    store
-        .read(async |tx| tx.deployments(environment, limit).await)
-        .await
+/// The deployment whose config step made `backup`, if one did.
+pub async fn made_backup(store: &Store, backup: &str) -> Result<Option<String>, StoreError> {
+    let steps = store.read(async |tx| tx.config_steps().await).await?;
+    Ok(steps.into_iter().find_map(|(deployment, detail)| {
+        serde_json::from_str::<serde_json::Value>(&detail)
+            .is_ok_and(|d| d["backup_id"] == backup)
+            .then_some(deployment)
+    }))
 }
 
 pub async fn find(store: &Store, id: &str) -> Result<Option<DeploymentView>, StoreError> {

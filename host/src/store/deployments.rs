@@ -204,19 +204,12 @@ impl Tx {
         on_tx!(self, c => sqlx::query_as(&sql).fetch_all(c).await).map_err(fail("read deployments"))
     }
 
-    /// The deployments of `environment` (all when `None`), newest first.
-    pub async fn deployments(
-        &mut self,
-        environment: Option<&str>,
-        limit: i64,
-    ) -> Result<Vec<DeploymentRecord>, StoreError> {
-        let sql = self
-            .sql(&format!(
-                "SELECT {DEPLOYMENT_COLUMNS} FROM gantry_deployments \
-                 WHERE ($1 IS NULL OR environment = $1) ORDER BY seq DESC LIMIT $2"
-            ))
-            .into_owned();
-        on_tx!(self, c => sqlx::query_as(&sql).bind(environment).bind(limit).fetch_all(c).await)
-            .map_err(fail("read deployments"))
+    /// Every deployment's config step: (deployment, detail), newest first.
+    pub async fn config_steps(&mut self) -> Result<Vec<(String, String)>, StoreError> {
+        let sql = "SELECT s.deployment, s.detail FROM gantry_deployment_steps s \
+                   JOIN gantry_deployments d ON d.id = s.deployment \
+                   WHERE s.name = 'config' ORDER BY d.seq DESC";
+        on_tx!(self, c => sqlx::query_as(sql).fetch_all(c).await)
+            .map_err(fail("read deployments' config steps"))
     }
 }
