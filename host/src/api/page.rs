@@ -50,15 +50,16 @@ async fn snapshot(page: &Page) -> Result<Snapshot, String> {
         .map_err(|e| e.to_string())?;
     let mut services = Vec::new();
     for name in page.settings.config.config.services.keys() {
-        let rollout = crate::rollout::build::rollout(
+        let status = crate::rollout::build::service_status(
             &page.settings,
             &page.store,
             &page.registry,
             name,
-            crate::events::discard(),
+            false,
         )
+        .await
         .map_err(|e| e.to_string())?;
-        services.push(rollout.status(false).await.map_err(|e| e.to_string())?);
+        services.push(status);
     }
     let alerts = page
         .store

@@ -116,14 +116,7 @@ async fn status(ctx: &Context, service: Option<String>, check: bool) -> CliResul
     let registry = ctx.registry()?;
     let mut all: Vec<ServiceStatus> = Vec::new();
     for name in &names {
-        let rollout = build::rollout(
-            &ctx.settings,
-            &ctx.store,
-            &registry,
-            name,
-            crate::events::discard(),
-        )?;
-        all.push(rollout.status(check).await?);
+        all.push(build::service_status(&ctx.settings, &ctx.store, &registry, name, check).await?);
     }
     let interrupted = all.iter().any(|s| s.interrupted);
     if ctx.out.is_json() {

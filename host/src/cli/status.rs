@@ -177,15 +177,14 @@ async fn services(ctx: &Context, check: bool) -> Vec<ServiceStatus> {
     };
     let mut out = Vec::new();
     for name in names {
-        let rollout = crate::rollout::build::rollout(
+        if let Ok(status) = crate::rollout::build::service_status(
             &ctx.settings,
             &ctx.store,
             &registry,
             &name,
-            crate::events::discard(),
-        );
-        if let Ok(rollout) = rollout
-            && let Ok(status) = rollout.status(check).await
+            check,
+        )
+        .await
         {
             out.push(status);
         }

@@ -146,3 +146,17 @@ pub fn rollout(
         sink,
     })
 }
+
+/// `service` as it runs now (`check`: each health check run once per
+/// instance), without reporting events.
+pub async fn service_status(
+    settings: &Settings,
+    store: &Store,
+    registry: &Registry,
+    service: &str,
+    check: bool,
+) -> Result<super::status::ServiceStatus, RolloutError> {
+    rollout(settings, store, registry, service, crate::events::discard())?
+        .status(check)
+        .await
+}
