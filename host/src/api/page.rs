@@ -6,6 +6,7 @@
 //! notices the page lists.
 
 use crate::deploy::DeploymentView;
+use crate::report::when;
 use crate::rollout::ServiceStatus;
 use crate::runtime::Registry;
 use crate::settings::Settings;
@@ -107,12 +108,6 @@ fn esc(text: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
-}
-
-fn when(ms: Option<i64>) -> String {
-    ms.and_then(chrono::DateTime::from_timestamp_millis)
-        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
-        .unwrap_or_else(|| "-".into())
 }
 
 async fn html(State(page): State<Page>) -> Response {

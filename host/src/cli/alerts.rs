@@ -6,6 +6,7 @@ use super::Context;
 use crate::error::{CliResult, Exit, Failure};
 use crate::monitor::{acknowledge, silence, unacknowledge, unsilence};
 use crate::report::table;
+use crate::report::when;
 use crate::store::AlertRecord;
 use anyhow::anyhow;
 use clap::Subcommand;
@@ -72,12 +73,6 @@ fn parse_matcher(text: &str) -> Result<(String, String), String> {
         .split_once('=')
         .ok_or_else(|| format!("{text:?} is not LABEL=VALUE"))?;
     Ok((k.trim().to_string(), v.trim().to_string()))
-}
-
-fn when(ms: Option<i64>) -> String {
-    ms.and_then(chrono::DateTime::from_timestamp_millis)
-        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
-        .unwrap_or_else(|| "-".into())
 }
 
 pub async fn run(ctx: &Context, cmd: AlertsCommand) -> CliResult {

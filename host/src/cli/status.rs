@@ -52,18 +52,11 @@ pub async fn run(ctx: &Context, args: StatusArgs) -> CliResult {
             print_deployment(ctx, d)?;
         }
         for r in &rotations {
-            let next = r
-                .next_after_ms
-                .and_then(chrono::DateTime::from_timestamp_millis)
-                .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string());
+            let next = crate::report::when(r.next_after_ms);
             let what = match r.state.as_str() {
                 "waiting" => format!(
                     "phase 2 of 3 done: `{}` signs, `{}` verifies only; phase 3 (remove `{}`) may run after {} — gantry rotate jwt-key -e {} --finish, or gantry up",
-                    r.new_kid,
-                    r.old_kid,
-                    r.old_kid,
-                    next.unwrap_or_default(),
-                    r.environment
+                    r.new_kid, r.old_kid, r.old_kid, next, r.environment
                 ),
                 "running" => format!(
                     "phase {} of 3 did not finish (deployment {}); gantry rotate jwt-key -e {} resumes it",

@@ -5,15 +5,10 @@
 //! holds a secret: step details are names, revisions and counts.
 
 use super::plan::Plan;
+use crate::report::when;
 use crate::store::{DeploymentRecord, StepRecord};
 use serde_json::{Value, json};
 use std::io::Write;
-
-fn when(ms: Option<i64>) -> String {
-    ms.and_then(chrono::DateTime::from_timestamp_millis)
-        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
-        .unwrap_or_else(|| "-".into())
-}
 
 /// Writes both; the report's path.
 pub fn write(

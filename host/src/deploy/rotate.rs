@@ -18,6 +18,7 @@ use super::engine::{DeployReport, new_id, now_ms};
 use super::error::DeployError;
 use super::keys::{Key, KeySet, fingerprint, generate_hs256};
 use super::plan::Plan;
+use crate::report::when;
 use crate::store::{RotationRecord, Store, StoreError};
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -98,12 +99,6 @@ fn refused(reason: impl Into<String>) -> DeployError {
     }
 }
 
-fn when(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
-        .unwrap_or_default()
-}
-
 impl Plan {
     /// Runs the rotation's next phases (see the module's text).
     pub async fn rotate(&mut self, options: RotateOptions) -> Result<RotationReport, DeployError> {
@@ -130,7 +125,7 @@ impl Plan {
                     return Err(refused(format!(
                         "the old key `{}` may still have live tokens: phase 3 may run after {}",
                         r.old_kid,
-                        when(due)
+                        when(Some(due))
                     )));
                 }
                 self.continue_rotation(r, options).await
@@ -452,7 +447,7 @@ fn report_of(r: &RotationRecord) -> RotationReport {
         old_kid: r.old_kid.clone(),
         new_kid: r.new_kid.clone(),
         fingerprint: r.fingerprint.clone(),
-        next_after: r.next_after_ms.map(when),
+        next_after: r.next_after_ms.map(|ms| when(Some(ms))),
         deployments: Vec::new(),
         reason: r.reason.clone(),
     }
