@@ -18,6 +18,7 @@ pub mod migrate;
 pub mod monitor;
 pub mod nagios;
 pub mod pause;
+pub mod plugin_build;
 pub mod position;
 pub mod report;
 pub mod rollout;

@@ -288,11 +288,8 @@ fn sha256_pin_mismatch_is_refused() {
     assert_runtime_still_serves();
 }
 
-#[test]
-fn a_mailer_without_a_relay_is_told_so_and_sends_nothing() {
-    let mailer = load("mailer");
-    let settings = mailer.settings([("to", "ops@example.com")]).unwrap();
-    let notification = gantry::bindings::types::Notification {
+fn notification() -> gantry::bindings::types::Notification {
+    gantry::bindings::types::Notification {
         receiver: "mail".into(),
         status: gantry::bindings::types::AlertState::Firing,
         group_key: "g".into(),
@@ -304,8 +301,14 @@ fn a_mailer_without_a_relay_is_told_so_and_sends_nothing() {
         truncated_alerts: 0,
         idempotency_key: "k".into(),
         test: true,
-    };
-    let outcome = runtime().notify(&mailer, &settings, &notification);
+    }
+}
+
+#[test]
+fn a_mailer_without_a_relay_is_told_so_and_sends_nothing() {
+    let mailer = load("mailer");
+    let settings = mailer.settings([("to", "ops@example.com")]).unwrap();
+    let outcome = runtime().notify(&mailer, &settings, &notification());
     match outcome.into_result() {
         Ok(Err(gantry::bindings::types::DeliveryError::Retry(r))) => {
             assert!(r.reason.contains("no SMTP relay"), "{}", r.reason)
@@ -341,11 +344,7 @@ fn concurrent_calls_each_get_their_own_store() {
 #[test]
 fn importing_a_capability_the_manifest_does_not_grant_fails_to_load() {
     let mut source = source("mailer");
-    source
-        .manifest
-        .capabilities
-        .entries
-        .insert("smtp".into(), gantry::capabilities::GrantValue::Flag(false));
+    source.manifest.capabilities.entries.remove("smtp");
     match runtime().load(source, None) {
         Err(LoadError::Denied {
             interface,
@@ -358,4 +357,26 @@ fn importing_a_capability_the_manifest_does_not_grant_fails_to_load() {
         Err(other) => panic!("expected a denial, got {other}"),
         Ok(_) => panic!("an ungranted smtp import loaded"),
     }
+}
+
+/// `smtp = false` written out: the import links (componentize-py imports a
+/// whole world) and every send is refused in the host.
+#[test]
+fn an_import_refused_in_the_manifest_loads_and_each_call_is_refused() {
+    let mut source = source("mailer");
+    source
+        .manifest
+        .capabilities
+        .entries
+        .insert("smtp".into(), gantry::capabilities::GrantValue::Flag(false));
+    let mailer = runtime().load(source, None).expect("loads");
+    let settings = mailer.settings([("to", "ops@example.com")]).unwrap();
+    let outcome = runtime().notify(&mailer, &settings, &notification());
+    match outcome.into_result() {
+        Ok(Err(gantry::bindings::types::DeliveryError::Retry(r))) => {
+            assert!(r.reason.contains("smtp is not granted"), "{}", r.reason)
+        }
+        other => panic!("expected a refusal naming the grant, got {other:?}"),
+    }
+    assert_runtime_still_serves();
 }

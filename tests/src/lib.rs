@@ -9,6 +9,7 @@ pub mod http;
 pub mod load;
 pub mod monitor;
 pub mod pg;
+pub mod python;
 pub mod tls;
 
 /// The `gantry` binary built beside these tests.

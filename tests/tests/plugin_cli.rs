@@ -368,7 +368,12 @@ fn a_scaffolded_plugin_builds_and_runs() {
         .expect(0);
     let dir = sandbox.path().join("my-check");
     assert!(dir.join("my-check.toml").is_file());
-    build_plugin_crate(&dir);
+    let built = Run_in(&sandbox, &["plugin", "build", "my-check"]).expect(0);
+    assert!(
+        built.stdout.contains("built my-check (Rust health-check)"),
+        "{}",
+        built.stdout
+    );
 
     let run = Run_in(
         &sandbox,

@@ -155,6 +155,14 @@ impl Grants {
     pub fn flag(&self, key: &str) -> bool {
         matches!(self.entries.get(key), Some(GrantValue::Flag(true)))
     }
+
+    /// `key = false` written out: the component imports the interface but
+    /// the manifest refuses it, so it loads and every call is refused.
+    /// Languages whose tooling imports a whole world (componentize-py)
+    /// need this for the interfaces they never call.
+    pub fn refused(&self, key: &str) -> bool {
+        matches!(self.entries.get(key), Some(GrantValue::Flag(false)))
+    }
 }
 
 /// True when the whole entry is one `{setting}`.

@@ -139,6 +139,9 @@ pub struct SmtpState {
     deadline: Instant,
     /// Messages sent during this call, for the report.
     pub sent: u32,
+    /// The manifest grants `smtp = true`; otherwise it imports the
+    /// interface with `smtp = false` and every send is refused.
+    granted: bool,
 }
 
 /// The capability as a unit: manifest grant `smtp = true`.
@@ -170,6 +173,7 @@ impl Capability for Smtp {
 
     fn state(shared: &std::sync::Arc<SmtpShared>, call: &CallContext<'_>) -> SmtpState {
         SmtpState {
+            granted: Self::granted(call.grants),
             shared: std::sync::Arc::clone(shared),
             deadline: call.deadline,
             sent: 0,
@@ -186,6 +190,9 @@ impl Capability for Smtp {
 
 impl SmtpState {
     fn send_checked(&mut self, message: Message) -> Result<(), String> {
+        if !self.granted {
+            return Err("smtp is not granted to this plugin (`smtp = false` in its manifest)".into());
+        }
         let Some(relay) = &self.shared.relay else {
             return Err(
                 "no SMTP relay is configured (monitoring.email_alerts or plugins.capabilities.smtp)"

@@ -4,9 +4,10 @@ use super::Context;
 use super::plugin_test;
 use crate::capabilities::GrantValue;
 use crate::error::{CliResult, Exit, Failure};
+use crate::plugin_build::{self, Built, COMPONENTIZE_PY_VERSION, Folder, Language};
 use crate::report::table;
 use crate::runtime::{Entry, PluginKind, inspect};
-use crate::scaffold::{self, ScaffoldKind, SdkChoice};
+use crate::scaffold::{self, Lang, ScaffoldKind, SdkChoice};
 use anyhow::anyhow;
 use clap::Subcommand;
 use serde::Serialize;
@@ -52,11 +53,14 @@ pub enum PluginCommand {
         #[arg(long, value_name = "PEM")]
         ca_file: Option<PathBuf>,
     },
-    /// Create a plugin crate that builds with
-    /// `cargo build --target wasm32-wasip2 --release`
+    /// Create a plugin folder (a Rust crate, or a Python app) that
+    /// `gantry plugin build` makes into a component
     New {
         kind: ScaffoldKind,
         name: String,
+        /// The plugin's language
+        #[arg(long, value_enum, default_value_t = Lang::Rust)]
+        lang: Lang,
         /// Parent directory of the new crate
         #[arg(long, default_value = ".")]
         dir: PathBuf,
@@ -67,6 +71,17 @@ pub enum PluginCommand {
         /// Put a copy of the SDK inside the new crate
         #[arg(long)]
         vendor_sdk: bool,
+    },
+    /// Build a plugin folder into a component: cargo for a Rust crate,
+    /// componentize-py for a Python app. `plugin test DIR` then finds it.
+    Build {
+        /// The plugin folder
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// Also copy the component and its manifest into the plugin
+        /// directory, where a running gantry picks them up
+        #[arg(long)]
+        install: bool,
     },
 }
 
@@ -120,6 +135,7 @@ pub async fn run(ctx: &Context, cmd: PluginCommand) -> CliResult {
         PluginCommand::New {
             kind,
             name,
+            lang,
             dir,
             sdk,
             vendor_sdk,
@@ -129,19 +145,113 @@ pub async fn run(ctx: &Context, cmd: PluginCommand) -> CliResult {
                 (None, true) => SdkChoice::Vendored,
                 (None, false) => SdkChoice::Default,
             };
-            let created = scaffold::create(kind, &name, &dir, sdk).map_err(Failure::usage)?;
+            let created = scaffold::create(lang, kind, &name, &dir, sdk).map_err(Failure::usage)?;
             if ctx.out.is_json() {
                 ctx.out.json(&serde_json::json!({ "created": created }))?;
             } else {
+                let install = match lang {
+                    Lang::Python => format!(
+                        "  pip install componentize-py=={COMPONENTIZE_PY_VERSION}   # once\n"
+                    ),
+                    Lang::Rust => String::new(),
+                };
                 ctx.out.text(format!(
-                    "created {}\n\nnext:\n  cd {}\n  cargo build --target wasm32-wasip2 --release\n  gantry plugin test . --set url=http://127.0.0.1:8080/health",
+                    "created {}\n\nnext:\n  cd {}\n{install}  gantry plugin build .\n  gantry plugin test . --set url=http://127.0.0.1:8080/health",
                     created.display(),
                     created.display()
                 ))?;
             }
             Ok(Exit::Success)
         }
+        PluginCommand::Build { dir, install } => build(ctx, &dir, install),
     }
+}
+
+fn build(ctx: &Context, dir: &Path, install: bool) -> CliResult {
+    let folder = Folder::detect(dir).map_err(Failure::usage)?;
+    if folder.language == Language::Python
+        && let Some(found) = plugin_build::componentize_py_version()
+        && found != COMPONENTIZE_PY_VERSION
+    {
+        tracing::warn!(
+            "componentize-py {found} is on PATH; gantry is tested with {COMPONENTIZE_PY_VERSION}"
+        );
+    }
+    let started = std::time::Instant::now();
+    let built = folder
+        .build(ctx.settings.cargo_target_dir.as_deref())
+        .map_err(Failure::usage)?;
+    let took = started.elapsed();
+    // What it built must load here, or it is not done.
+    let plugin = ctx
+        .registry()?
+        .lookup(&built.wasm.to_string_lossy(), Some(&built.manifest))?;
+    let installed = if install {
+        Some(install_into(&ctx.settings.plugin_dir, &folder, &built)?)
+    } else {
+        None
+    };
+    let size = std::fs::metadata(&built.wasm).map(|m| m.len()).unwrap_or(0);
+    if ctx.out.is_json() {
+        ctx.out.json(&serde_json::json!({
+            "name": folder.name,
+            "language": folder.language,
+            "kind": folder.kind,
+            "wasm": built.wasm,
+            "manifest": built.manifest,
+            "bytes": size,
+            "sha256": plugin.sha256,
+            "build_ms": took.as_millis() as u64,
+            "installed": installed,
+        }))?;
+        return Ok(Exit::Success);
+    }
+    let mut text = format!(
+        "built {} ({:?} {}) in {:.1} s\n  component: {} ({:.1} MB)\n  manifest:  {}",
+        folder.name,
+        folder.language,
+        folder.kind,
+        took.as_secs_f64(),
+        built.wasm.display(),
+        size as f64 / 1e6,
+        built.manifest.display(),
+    );
+    match installed {
+        Some(to) => text.push_str(&format!("\n  installed: {}", to.display())),
+        None => text.push_str(&format!(
+            "\nnext: gantry plugin test {}   (or --install to put it in {})",
+            dir.display(),
+            ctx.settings.plugin_dir.display()
+        )),
+    }
+    ctx.out.text(text)?;
+    Ok(Exit::Success)
+}
+
+/// Copies the manifest, then the component, into `plugin_dir`, each by a
+/// rename so a watching gantry never reads half a file.
+fn install_into(plugin_dir: &Path, folder: &Folder, built: &Built) -> Result<PathBuf, Failure> {
+    let fail = |what: String| move |e: std::io::Error| Failure::failed(anyhow!("{what}: {e}"));
+    std::fs::create_dir_all(plugin_dir)
+        .map_err(fail(format!("create {}", plugin_dir.display())))?;
+    let wasm = plugin_dir.join(format!("{}.wasm", folder.name));
+    for (from, to) in [
+        (
+            &built.manifest,
+            plugin_dir.join(format!("{}.toml", folder.name)),
+        ),
+        (&built.wasm, wasm.clone()),
+    ] {
+        let partial = to.with_extension("partial");
+        std::fs::copy(from, &partial)
+            .and_then(|_| std::fs::rename(&partial, &to))
+            .map_err(fail(format!(
+                "install {} as {}",
+                from.display(),
+                to.display()
+            )))?;
+    }
+    Ok(wasm)
 }
 
 #[derive(Serialize)]

@@ -377,25 +377,57 @@ fn classify(plugin: &Plugin, err: wasmtime::Error, memory_hit: bool, stderr: &st
             limit: Duration::from_millis(limits.timeout_ms),
         };
     }
-    let backtrace = err
+    let wasm_backtrace = err
         .downcast_ref::<WasmBacktrace>()
         .map(|bt| bt.to_string().trim_end().to_string())
         .filter(|bt| !bt.is_empty());
-    let message = panic_message(stderr).unwrap_or_else(|| match trap {
-        Some(trap) => trap.to_string(),
-        None => format!("{err:#}"),
-    });
-    if trap.is_none() && backtrace.is_none() {
+    if trap.is_none() && wasm_backtrace.is_none() {
         return PluginError::Host {
             plugin: name,
             source: anyhow::Error::from(err),
         };
     }
+    // A Python guest's uncaught exception: its traceback says where, the
+    // interpreter's wasm frames do not.
+    let (message, backtrace) = match python_exception(stderr) {
+        Some((exception, traceback)) => (
+            format!("uncaught Python exception: {exception}"),
+            Some(traceback),
+        ),
+        None => (
+            panic_message(stderr).unwrap_or_else(|| match trap {
+                Some(trap) => trap.to_string(),
+                None => format!("{err:#}"),
+            }),
+            wasm_backtrace,
+        ),
+    };
     PluginError::Trap {
         plugin: name,
         message,
         backtrace,
     }
+}
+
+/// The last Python traceback a guest printed to stderr: the exception line
+/// and the traceback's last frames.
+fn python_exception(stderr: &str) -> Option<(String, String)> {
+    const FRAMES: usize = 8;
+    let (_, after) = stderr.rsplit_once("Traceback (most recent call last):")?;
+    let lines: Vec<&str> = after
+        .lines()
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty() && !l.starts_with("thread '"))
+        .collect();
+    let (exception, frames) = lines.split_last()?;
+    let frames: Vec<&str> = frames.iter().map(|l| l.trim_end()).collect();
+    let from = frames.len().saturating_sub(FRAMES);
+    let mut traceback = String::from("Traceback (most recent call last):\n");
+    if from > 0 {
+        traceback.push_str(&format!("  ... {from} lines above\n"));
+    }
+    traceback.push_str(&frames[from..].join("\n"));
+    Some((exception.trim().to_string(), traceback))
 }
 
 /// The panic message a Rust guest printed to stderr, if it panicked.
@@ -412,7 +444,16 @@ fn panic_message(stderr: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::panic_message;
+    use super::{panic_message, python_exception};
+
+    #[test]
+    fn finds_the_python_exception_and_its_frames() {
+        let stderr = "Traceback (most recent call last):\n  File \"/0/app.py\", line 27, in check\n  File \"/0/app.py\", line 36, in explode\nValueError: no\n\nthread '<unnamed>' (1) panicked at runtime/src/lib.rs:1280:25:\nPython function threw an unexpected exception\n";
+        let (exception, traceback) = python_exception(stderr).unwrap();
+        assert_eq!(exception, "ValueError: no");
+        assert!(traceback.ends_with("line 36, in explode"), "{traceback}");
+        assert_eq!(python_exception("thread panicked at x"), None);
+    }
 
     #[test]
     fn finds_the_panic_message() {

@@ -383,12 +383,14 @@ impl Runtime {
             }
             match capabilities::granted(interface, &manifest.capabilities) {
                 Some(true) => {}
+                // Linked; each call answers that it is not granted.
+                Some(false) if manifest.capabilities.refused(interface) => {}
                 Some(false) => {
                     return Err(LoadError::Denied {
                         plugin: manifest.name.clone(),
                         interface: import.to_string(),
                         manifest_entry: format!(
-                            "`{interface} = true` under [capabilities] in {}",
+                            "`{interface} = true` under [capabilities] in {} (or `{interface} = false` if it never calls it: it then loads and each call is refused)",
                             manifest.path.display()
                         ),
                     });

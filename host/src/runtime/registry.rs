@@ -13,6 +13,7 @@ use super::error::LoadError;
 use super::host::{Plugin, Runtime};
 use super::manifest::Manifest;
 use super::source::{Origin, PluginSource};
+use crate::plugin_build::Folder;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
@@ -165,8 +166,8 @@ impl Registry {
     ) -> Result<Arc<Plugin>, RegistryError> {
         let path = Path::new(what);
         if path.is_dir() {
-            let (wasm, crate_manifest) = crate_build(path, self.cargo_target_dir.as_deref())?;
-            let manifest = manifest.map(Path::to_path_buf).unwrap_or(crate_manifest);
+            let (wasm, own_manifest) = folder_build(path, self.cargo_target_dir.as_deref())?;
+            let manifest = manifest.map(Path::to_path_buf).unwrap_or(own_manifest);
             return self.load_file(&wasm, Some(&manifest));
         }
         if path.extension().is_some_and(|x| x == "wasm") || path.is_file() {
@@ -353,37 +354,21 @@ fn wasm_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// A plugin crate's built component and manifest: `cargo build --target
-/// wasm32-wasip2 --release` output under `target_dir` (default the
-/// crate's `target/`), and `<package>.toml` in the crate.
-fn crate_build(dir: &Path, target_dir: Option<&Path>) -> Result<(PathBuf, PathBuf), RegistryError> {
-    let not = |why: String| RegistryError::NotAPlugin(why);
-    let cargo_toml = dir.join("Cargo.toml");
-    let text = std::fs::read_to_string(&cargo_toml).map_err(|_| {
-        not(format!(
-            "{} is not a plugin crate (no Cargo.toml)",
-            dir.display()
-        ))
-    })?;
-    let value: toml::Value = toml::from_str(&text)
-        .map_err(|e| not(format!("cannot parse {}: {e}", cargo_toml.display())))?;
-    let name = value
-        .get("package")
-        .and_then(|p| p.get("name"))
-        .and_then(|n| n.as_str())
-        .ok_or_else(|| not(format!("{} has no package.name", cargo_toml.display())))?;
-    let target = target_dir
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| dir.join("target"));
-    let wasm = target
-        .join("wasm32-wasip2/release")
-        .join(format!("{}.wasm", name.replace('-', "_")));
-    if !wasm.is_file() {
-        return Err(not(format!(
-            "{} does not exist; build the plugin first: (cd {} && cargo build --target wasm32-wasip2 --release)",
-            wasm.display(),
-            dir.display()
+/// A plugin folder's built component and manifest (see
+/// [`crate::plugin_build`]); an error saying how to build it when it has
+/// not been built.
+fn folder_build(
+    dir: &Path,
+    target_dir: Option<&Path>,
+) -> Result<(PathBuf, PathBuf), RegistryError> {
+    let folder = Folder::detect(dir).map_err(|e| RegistryError::NotAPlugin(e.to_string()))?;
+    let built = folder.output(target_dir);
+    if !built.wasm.is_file() {
+        return Err(RegistryError::NotAPlugin(format!(
+            "{} does not exist; build the plugin first: {}",
+            built.wasm.display(),
+            folder.build_hint()
         )));
     }
-    Ok((wasm, dir.join(format!("{name}.toml"))))
+    Ok((built.wasm, built.manifest))
 }
