@@ -2,8 +2,11 @@
 //!
 //!   cargo bench -p gantry --bench runtime            # all
 //!   cargo bench -p gantry --bench runtime -- call    # names containing "call"
+//!   cargo bench -p gantry --bench runtime -- python  # Python beside Rust
 //!
 //! Each figure is a median over many samples, each sample timed on its own.
+//! The Python figures need componentize-py on PATH (`pip install
+//! componentize-py==0.25.1`); they build two Python components first.
 
 mod common;
 
@@ -44,7 +47,8 @@ fn per_call_trivial() -> Figure {
     }
 }
 
-fn per_call_http_check() -> Figure {
+/// A local HTTP server that answers 200 "ok" to every request.
+fn ok_server() -> std::net::SocketAddr {
     use std::io::{Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
@@ -65,6 +69,11 @@ fn per_call_http_check() -> Figure {
             });
         }
     });
+    addr
+}
+
+fn per_call_http_check() -> Figure {
+    let addr = ok_server();
     let rt = runtime(None);
     let plugin = rt
         .load(PluginSource::builtin("http-check").unwrap().unwrap(), None)
@@ -142,6 +151,139 @@ fn plugin_list_wall() -> Option<Figure> {
     })
 }
 
+/// The Python components the Python figures use, built once: the
+/// scaffolded health check (an HTTP GET, like http-check) and the test
+/// guest `hostile-py`, whose `ok` mode returns at once (like `trivial`).
+struct PythonPlugins {
+    _dir: tempfile::TempDir,
+    check: PluginSource,
+    quick: PluginSource,
+}
+
+fn python_plugins() -> Option<&'static PythonPlugins> {
+    use gantry::plugin_build::{COMPONENTIZE_PY_VERSION, Folder, componentize_py_version};
+    use gantry::scaffold::{Lang, ScaffoldKind, SdkChoice};
+    static BUILT: std::sync::OnceLock<Option<PythonPlugins>> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            if componentize_py_version().is_none() {
+                eprintln!(
+                    "skipping the Python figures: componentize-py is not on PATH (pip install componentize-py=={COMPONENTIZE_PY_VERSION})"
+                );
+                return None;
+            }
+            let dir = tempfile::tempdir().unwrap();
+            let check = gantry::scaffold::create(
+                Lang::Python,
+                ScaffoldKind::HealthCheck,
+                "py-check",
+                dir.path(),
+                SdkChoice::Default,
+            )
+            .unwrap();
+            let quick = dir.path().join("hostile-py");
+            std::fs::create_dir(&quick).unwrap();
+            let guest = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/python/hostile");
+            for file in ["app.py", "hostile-py.toml"] {
+                std::fs::copy(guest.join(file), quick.join(file)).unwrap();
+            }
+            let build = |dir: &std::path::Path| {
+                let built = Folder::detect(dir).unwrap().build(None).unwrap();
+                PluginSource::from_path(&built.wasm, Some(&built.manifest)).unwrap()
+            };
+            Some(PythonPlugins {
+                check: build(&check),
+                quick: build(&quick),
+                _dir: dir,
+            })
+        })
+        .as_ref()
+}
+
+fn copy_source(source: &PluginSource) -> PluginSource {
+    PluginSource {
+        origin: source.origin.clone(),
+        bytes: source.bytes.clone(),
+        manifest: source.manifest.clone(),
+    }
+}
+
+fn python_first_compile() -> Option<Figure> {
+    let py = python_plugins()?;
+    let samples = (0..3)
+        .map(|_| {
+            let dir = tempfile::tempdir().unwrap();
+            let rt = runtime(Some(dir.path().to_path_buf()));
+            let start = Instant::now();
+            rt.load(copy_source(&py.check), None).expect("load");
+            start.elapsed()
+        })
+        .collect();
+    Some(Figure {
+        name: "python: load py-check, first compile",
+        samples,
+        goal: None,
+    })
+}
+
+fn python_cached_load() -> Option<Figure> {
+    let py = python_plugins()?;
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime(Some(dir.path().to_path_buf()));
+    let load = || {
+        rt.load(copy_source(&py.check), None).expect("load");
+    };
+    load(); // fills the cache
+    Some(Figure {
+        name: "python: load py-check from the compile cache",
+        samples: timed(50, load),
+        goal: Some(Duration::from_millis(20)),
+    })
+}
+
+fn python_call(source: &PluginSource, name: &'static str, settings: Vec<(&str, String)>) -> Figure {
+    let rt = runtime(None);
+    let plugin = rt.load(copy_source(source), None).unwrap();
+    let settings = plugin.settings(settings).unwrap();
+    let call = || {
+        let result = rt
+            .check(&plugin, &settings, "")
+            .into_result()
+            .expect("call");
+        assert_eq!(
+            result.status,
+            gantry::bindings::types::HealthStatus::Ok,
+            "{}",
+            result.message
+        );
+    };
+    timed(50, call);
+    Figure {
+        name,
+        samples: timed(1_000, call),
+        goal: Some(Duration::from_millis(2)),
+    }
+}
+
+fn python_call_quick() -> Option<Figure> {
+    let py = python_plugins()?;
+    Some(python_call(
+        &py.quick,
+        "python: call, returns at once, fresh instance",
+        vec![("mode", "ok".to_string())],
+    ))
+}
+
+fn python_call_http() -> Option<Figure> {
+    let py = python_plugins()?;
+    let addr = ok_server();
+    Some(python_call(
+        &py.check,
+        "python: call py-check against a local server",
+        vec![("url", format!("http://{addr}/health"))],
+    ))
+}
+
 fn main() {
     let filter: Vec<String> = std::env::args()
         .skip(1)
@@ -149,12 +291,16 @@ fn main() {
         .collect();
     let wanted = |name: &str| filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str()));
     type Bench = (&'static str, fn() -> Option<Figure>);
-    let benches: [Bench; 5] = [
+    let benches: [Bench; 9] = [
         ("call trivial", || Some(per_call_trivial())),
         ("call http", || Some(per_call_http_check())),
         ("load cache", || Some(load_from_cache())),
         ("load compile", || Some(first_compile_only())),
         ("wall list", plugin_list_wall),
+        ("python call quick", python_call_quick),
+        ("python call http", python_call_http),
+        ("python load cache", python_cached_load),
+        ("python load compile", python_first_compile),
     ];
     println!(
         "gantry runtime benchmarks ({} cores)",
