@@ -91,6 +91,51 @@ fn infinite_loop_times_out_within_the_limit() {
     assert_runtime_still_serves();
 }
 
+/// Epoch interruption cannot reach a guest blocked in a host call; the
+/// WASI wait itself ends at the deadline.
+#[test]
+fn a_guest_asleep_in_a_host_call_times_out_at_its_deadline() {
+    let (outcome, took) = hostile("sleep", &[]);
+    match outcome.result {
+        Err(PluginError::Timeout { limit, .. }) => assert_eq!(limit, Duration::from_millis(500)),
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    assert!(
+        took < Duration::from_millis(600),
+        "took {took:?}, limit 500 ms + 100 ms"
+    );
+    assert_runtime_still_serves();
+}
+
+/// A server that accepts and never answers: the request ends with the
+/// plugin's deadline (500 ms), not the 2 s the guest asked for.
+#[test]
+fn an_http_server_that_never_answers_ends_the_call_at_its_deadline() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming() {
+            held.push(stream);
+        }
+    });
+    let origin = format!("http://127.0.0.1:{port}");
+    let (outcome, took) = hostile(
+        "fetch",
+        &[("url", &format!("{origin}/stall")), ("allowed", &origin)],
+    );
+    match outcome.result {
+        Ok(result) => assert!(result.message.contains("timed out"), "{}", result.message),
+        Err(PluginError::Timeout { .. }) => {}
+        other => panic!("expected the request or the call to time out, got {other:?}"),
+    }
+    assert!(
+        took < Duration::from_millis(600),
+        "took {took:?}, limit 500 ms + 100 ms"
+    );
+    assert_runtime_still_serves();
+}
+
 #[test]
 fn memory_growth_past_the_cap_is_out_of_memory() {
     let (outcome, _) = hostile("hog", &[]);

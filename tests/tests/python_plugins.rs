@@ -286,8 +286,9 @@ fn hostile(mode: &str, extra: &[&str]) -> (Run, Duration) {
     let mut args = vec!["--set".to_string(), format!("mode={mode}")];
     args.extend(extra.iter().map(|s| s.to_string()));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let dir = &built().hostile;
     let started = Instant::now();
-    let run = plugin_test(&built().hostile, &args);
+    let run = plugin_test(dir, &args);
     (run, started.elapsed())
 }
 
@@ -299,6 +300,33 @@ fn a_python_loop_times_out_at_its_limit() {
         run.stderr.contains("timed out after 1.5s"),
         "{}",
         run.stderr
+    );
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+}
+
+/// `time.sleep` blocks in a WASI poll, where epoch interruption cannot
+/// reach; the wait itself ends at the deadline.
+#[test]
+fn a_python_sleep_ends_at_its_deadline() {
+    let (run, took) = hostile("sleep", &[]);
+    let run = run.expect(1);
+    assert!(
+        run.stderr.contains("timed out after 1.5s"),
+        "{}",
+        run.stderr
+    );
+    // The report's "(hostile-py 0.1.0 from …, 1503.2 ms)" line.
+    let call_ms: f64 = run
+        .stderr
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("(hostile-py "))
+        .and_then(|l| l.rsplit_once(", "))
+        .and_then(|(_, ms)| ms.trim().strip_suffix(" ms)"))
+        .and_then(|ms| ms.parse().ok())
+        .unwrap_or_else(|| panic!("no call time in {:?}", run.stderr));
+    assert!(
+        call_ms < 1600.0,
+        "the call took {call_ms} ms, limit 1500 + 100"
     );
     assert!(took < Duration::from_secs(10), "took {took:?}");
 }

@@ -6,6 +6,7 @@
 //! dropped) when these functions return. From async code use
 //! `tokio::task::spawn_blocking`.
 
+use super::deadline::DeadlineExceeded;
 use super::engine::ticks_for;
 use super::error::PluginError;
 use super::host::{Plugin, Runtime, WorldPre};
@@ -324,6 +325,7 @@ impl Runtime {
             stdout,
             stderr,
             caps,
+            deadline,
         }
     }
 }
@@ -371,7 +373,7 @@ fn classify(plugin: &Plugin, err: wasmtime::Error, memory_hit: bool, stderr: &st
         return PluginError::Busy(format!("{err:#}"));
     }
     let trap = err.downcast_ref::<Trap>().copied();
-    if trap == Some(Trap::Interrupt) {
+    if trap == Some(Trap::Interrupt) || err.downcast_ref::<DeadlineExceeded>().is_some() {
         return PluginError::Timeout {
             plugin: name,
             limit: Duration::from_millis(limits.timeout_ms),

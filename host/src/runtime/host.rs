@@ -455,6 +455,7 @@ impl Runtime {
 fn new_linker(engine: &Engine) -> anyhow::Result<Linker<CallState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+    super::deadline::add_to_linker(&mut linker)?;
     capabilities::add_to_linker(&mut linker)?;
     Ok(linker)
 }

@@ -2,6 +2,7 @@
 
 mod cache;
 mod call;
+mod deadline;
 mod engine;
 mod error;
 mod host;

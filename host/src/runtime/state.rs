@@ -17,6 +17,8 @@ pub struct CallState {
     pub(crate) stdout: BoundedPipe,
     pub(crate) stderr: BoundedPipe,
     pub(crate) caps: States,
+    /// When the call must be over: WASI waits end here (see `deadline.rs`).
+    pub(crate) deadline: std::time::Instant,
 }
 
 impl HasStates for CallState {

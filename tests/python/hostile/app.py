@@ -3,6 +3,7 @@ prove the sandbox holds for Python guests as it does for Rust ones."""
 
 import os
 import socket
+import time
 
 import wit_world
 from componentize_py_types import Err
@@ -27,6 +28,9 @@ class WitWorld(wit_world.WitWorld):
             return explode(config.get("url") or "nothing")
         if mode == "fetch":
             return fetch(config.get("url") or "")
+        if mode == "sleep":
+            time.sleep(3600)
+            return CheckResult(HealthStatus.OK, "slept an hour", [])
         if mode == "snoop":
             return snoop()
         return CheckResult(HealthStatus.UNKNOWN, f"unknown mode {mode!r}", [])

@@ -17,6 +17,12 @@ impl HealthCheck for Hostile {
             Some("stack") => CheckResult::ok(format!("{}", recurse(black_box(1)))),
             Some("snoop") => snoop(),
             Some("fetch") => fetch(),
+            Some("sleep") => {
+                // Blocks in a host call (a WASI pollable), out of epoch
+                // interruption's reach.
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+                CheckResult::ok("slept an hour")
+            }
             other => CheckResult::unknown(format!("unknown mode {other:?}")),
         }
     }
