@@ -72,6 +72,49 @@ fn counting_listener(reply: &'static str) -> (u16, Arc<AtomicUsize>) {
     (port, count)
 }
 
+/// A listener that keeps every request it gets (head and body, as text)
+/// and answers each with `reply`.
+fn recording_listener(reply: String) -> (u16, Arc<std::sync::Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let requests = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = Arc::clone(&requests);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            stream
+                .set_read_timeout(Some(Duration::from_millis(300)))
+                .unwrap();
+            let mut text = Vec::new();
+            let mut buf = [0u8; 4096];
+            // The head, then as much body as its content-length says.
+            loop {
+                let Ok(n) = stream.read(&mut buf) else { break };
+                if n == 0 {
+                    break;
+                }
+                text.extend_from_slice(&buf[..n]);
+                let s = String::from_utf8_lossy(&text).to_ascii_lowercase();
+                if let Some(end) = s.find("\r\n\r\n") {
+                    let len = s
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse::<usize>().ok())
+                        .unwrap_or(0);
+                    if text.len() >= end + 4 + len {
+                        break;
+                    }
+                }
+            }
+            seen.lock()
+                .unwrap()
+                .push(String::from_utf8_lossy(&text).into_owned());
+            let _ = stream.write_all(reply.as_bytes());
+        }
+    });
+    (port, requests)
+}
+
 #[test]
 fn trivial_plugin_answers_ok() {
     assert_runtime_still_serves();
@@ -169,6 +212,21 @@ fn panic_is_a_trap_carrying_the_message() {
     assert_runtime_still_serves();
 }
 
+/// The verdict comes from the host's limiter, not from what the guest
+/// printed: a guest that writes the allocator's out-of-memory line and
+/// panics has trapped.
+#[test]
+fn a_guest_claiming_out_of_memory_is_a_trap() {
+    let (outcome, _) = hostile("fake-oom", &[]);
+    match outcome.result {
+        Err(PluginError::Trap { message, .. }) => {
+            assert!(message.contains("pretends"), "{message}")
+        }
+        other => panic!("expected a trap, got {other:?}"),
+    }
+    assert_runtime_still_serves();
+}
+
 #[test]
 fn stack_overflow_is_a_trap() {
     // A Rust guest overflows its shadow stack in linear memory first, which
@@ -249,6 +307,83 @@ fn a_redirect_to_a_denied_url_is_denied() {
     assert_eq!(allowed_connections.load(Ordering::SeqCst), 1);
     std::thread::sleep(Duration::from_millis(50));
     assert_eq!(denied_connections.load(Ordering::SeqCst), 0);
+    assert_runtime_still_serves();
+}
+
+#[test]
+fn a_host_header_other_than_the_urls_is_refused_without_a_connection() {
+    let (port, connections) = counting_listener("HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
+    let origin = format!("http://127.0.0.1:{port}");
+    let (outcome, _) = hostile(
+        "fetch",
+        &[
+            ("url", &format!("{origin}/")),
+            ("allowed", &origin),
+            ("header", "Host: admin.internal"),
+        ],
+    );
+    let result = outcome.result.expect("call");
+    assert!(
+        result.message.contains("Host header") && result.message.contains("admin.internal"),
+        "{}",
+        result.message
+    );
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(connections.load(Ordering::SeqCst), 0);
+
+    // The URL's own host (with or without its port) is fine.
+    let (outcome, _) = hostile(
+        "fetch",
+        &[
+            ("url", &format!("{origin}/")),
+            ("allowed", &origin),
+            ("header", &format!("Host: 127.0.0.1:{port}")),
+        ],
+    );
+    assert_eq!(outcome.result.expect("call").message, "status 200");
+}
+
+/// Across origins a redirect carries neither credentials nor the body
+/// (both origins granted).
+#[test]
+fn a_redirect_to_another_origin_drops_credentials_and_the_body() {
+    let ok = "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n".to_string();
+    let (second, second_saw) = recording_listener(ok);
+    let redirect = format!(
+        "HTTP/1.1 307 Temporary Redirect\r\nlocation: http://127.0.0.1:{second}/landing\r\ncontent-length: 0\r\n\r\n"
+    );
+    let (first, first_saw) = recording_listener(redirect);
+    let (outcome, _) = hostile(
+        "fetch",
+        &[
+            ("url", &format!("http://127.0.0.1:{first}/start")),
+            ("allowed", &format!("http://127.0.0.1:{first}")),
+            ("also", &format!("http://127.0.0.1:{second}")),
+            ("method", "POST"),
+            (
+                "header",
+                "Authorization: Bearer s3cret-token; Cookie: session=abc; Proxy-Authorization: Basic eA==",
+            ),
+            ("body", "the-private-body"),
+        ],
+    );
+    assert_eq!(outcome.result.expect("call").message, "status 200");
+    let first_saw = first_saw.lock().unwrap().join("\n");
+    assert!(first_saw.contains("s3cret-token"), "{first_saw}");
+    assert!(first_saw.contains("the-private-body"), "{first_saw}");
+    let second_saw = second_saw.lock().unwrap().join("\n");
+    assert!(second_saw.contains("/landing"), "{second_saw}");
+    for leaked in [
+        "s3cret-token",
+        "session=abc",
+        "Basic eA==",
+        "the-private-body",
+    ] {
+        assert!(
+            !second_saw.contains(leaked),
+            "{leaked} reached the second origin:\n{second_saw}"
+        );
+    }
     assert_runtime_still_serves();
 }
 

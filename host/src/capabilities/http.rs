@@ -17,7 +17,9 @@ use super::{GrantValue, Grants};
 use crate::bindings::http::{self as wit, HttpError};
 use crate::bindings::types::Kv;
 use futures_util::StreamExt;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, LOCATION};
+use reqwest::header::{
+    AUTHORIZATION, COOKIE, HOST, HeaderMap, HeaderName, HeaderValue, LOCATION, PROXY_AUTHORIZATION,
+};
 use reqwest::{Method, StatusCode};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -276,6 +278,7 @@ impl HttpState {
         let url = Url::parse(&req.url)
             .map_err(|e| HttpError::InvalidRequest(format!("bad URL {:?}: {e}", req.url)))?;
         let headers = header_map(&req.headers)?;
+        check_host_header(&url, &headers)?;
         let wanted = req
             .timeout_ms
             .map(|ms| Duration::from_millis(ms.into()))
@@ -355,6 +358,15 @@ impl Exchange {
                         self.limits.max_redirects
                     )));
                 }
+                // Credentials and the body were meant for this origin only,
+                // as browsers and reqwest's own redirect policy hold; so was
+                // a Host header.
+                if next.origin() != self.url.origin() {
+                    for name in [AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION, HOST] {
+                        self.headers.remove(name);
+                    }
+                    self.body = None;
+                }
                 if status == StatusCode::SEE_OTHER
                     || (matches!(status, StatusCode::MOVED_PERMANENTLY | StatusCode::FOUND)
                         && self.method == Method::POST)
@@ -425,6 +437,23 @@ async fn read_capped(response: reqwest::Response, cap: u64) -> Result<Vec<u8>, H
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+/// A `Host` header must name the URL's own host (the allowlist checked the
+/// URL; a different Host would reach another virtual host behind it).
+fn check_host_header(url: &Url, headers: &HeaderMap) -> Result<(), HttpError> {
+    let Some(value) = headers.get(HOST) else {
+        return Ok(());
+    };
+    let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
+    let port = url.port_or_known_default().unwrap_or_default();
+    let given = value.to_str().unwrap_or_default().trim().to_ascii_lowercase();
+    if given == host || given == format!("{host}:{port}") {
+        return Ok(());
+    }
+    Err(HttpError::InvalidRequest(format!(
+        "a Host header ({given:?}) that differs from the URL's host ({host:?}) is refused"
+    )))
 }
 
 fn header_map(headers: &[Kv]) -> Result<HeaderMap, HttpError> {

@@ -360,7 +360,8 @@ fn forward_output(plugin: &str, report: &CallReport) {
 fn classify(plugin: &Plugin, err: wasmtime::Error, memory_hit: bool, stderr: &str) -> PluginError {
     let name = plugin.name().to_string();
     let limits = plugin.manifest.limits;
-    if memory_hit || stderr.contains("memory allocation of") {
+    // The host's own limiter says so, never text the guest wrote.
+    if memory_hit {
         return PluginError::OutOfMemory {
             plugin: name,
             limit_mib: limits.memory_mib,

@@ -12,6 +12,11 @@ impl HealthCheck for Hostile {
             Some("loop") => spin(),
             Some("hog") => hog(),
             Some("panic") => panic!("hostile plugin panicked on purpose"),
+            Some("fake-oom") => {
+                // Claims to be out of memory; the verdict must not believe it.
+                eprintln!("memory allocation of 1048576 bytes failed");
+                panic!("hostile plugin pretends to be out of memory")
+            }
             Some("flood") => flood(),
             Some("stdout-flood") => stdout_flood(),
             Some("stack") => CheckResult::ok(format!("{}", recurse(black_box(1)))),
@@ -107,11 +112,20 @@ fn fetch() -> CheckResult {
     let Some(url) = config::get("url") else {
         return CheckResult::unknown("no url");
     };
-    match Request::get(&url)
+    let method = config::get("method").unwrap_or_else(|| "GET".into());
+    let mut request = Request::new(method, &url)
         .follow_redirects(true)
-        .timeout_ms(2000)
-        .send()
-    {
+        .timeout_ms(2000);
+    // `header` is "Name: value; Name: value".
+    for pair in config::get("header").unwrap_or_default().split(';') {
+        if let Some((name, value)) = pair.split_once(':') {
+            request = request.header(name.trim(), value.trim());
+        }
+    }
+    if let Some(body) = config::get("body") {
+        request = request.body(body.into_bytes());
+    }
+    match request.send() {
         Ok(response) => CheckResult::ok(format!("status {}", response.status)),
         Err(err) => {
             CheckResult::critical(format!("error: {}", gantry_plugin::http::describe(&err)))
