@@ -88,8 +88,7 @@ fn recording_listener(reply: String) -> (u16, Arc<std::sync::Mutex<Vec<String>>>
             let mut text = Vec::new();
             let mut buf = [0u8; 4096];
             // The head, then as much body as its content-length says.
-            loop {
-                let Ok(n) = stream.read(&mut buf) else { break };
+            while let Ok(n) = stream.read(&mut buf) {
                 if n == 0 {
                     break;
                 }
