@@ -559,3 +559,69 @@ fn an_import_refused_in_the_manifest_loads_and_each_call_is_refused() {
     }
     assert_runtime_still_serves();
 }
+
+/// A `.cwasm` is native code: an entry someone else could have written is
+/// recompiled and replaced, never loaded.
+#[test]
+fn an_untrusted_compile_cache_entry_is_recompiled_and_replaced() {
+    use gantry::runtime::CacheOutcome;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let dir = tempfile::tempdir().unwrap();
+    let rt = Runtime::new(RuntimeSettings {
+        cache_dir: Some(dir.path().to_path_buf()),
+        ..RuntimeSettings::default()
+    })
+    .unwrap();
+    let load = || {
+        rt.load(PluginSource::builtin("http-check").unwrap().unwrap(), None)
+            .expect("load")
+            .cache
+    };
+    assert_eq!(load(), CacheOutcome::Compiled);
+    assert_eq!(load(), CacheOutcome::Hit);
+    let entry = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "cwasm"))
+        .expect("an entry");
+
+    // Planted: writable by others.
+    std::fs::set_permissions(&entry, std::fs::Permissions::from_mode(0o666)).unwrap();
+    assert_eq!(
+        load(),
+        CacheOutcome::Compiled,
+        "a world-writable entry is not loaded"
+    );
+    let mode = std::fs::metadata(&entry).unwrap().mode() & 0o777;
+    assert_eq!(mode, 0o600, "replaced by a private entry");
+    assert_eq!(load(), CacheOutcome::Hit);
+
+    // Planted: owned by someone else (only root can plant that here).
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        std::os::unix::fs::chown(&entry, Some(65534), Some(65534)).unwrap();
+        assert_eq!(
+            load(),
+            CacheOutcome::Compiled,
+            "another user's entry is not loaded"
+        );
+        assert_eq!(std::fs::metadata(&entry).unwrap().uid(), 0);
+    }
+
+    // Planted: a symlink to an entry elsewhere.
+    let elsewhere = tempfile::NamedTempFile::new().unwrap();
+    std::fs::copy(&entry, elsewhere.path()).unwrap();
+    std::fs::remove_file(&entry).unwrap();
+    std::os::unix::fs::symlink(elsewhere.path(), &entry).unwrap();
+    assert_eq!(
+        load(),
+        CacheOutcome::Compiled,
+        "a symlinked entry is not loaded"
+    );
+    assert!(
+        !std::fs::symlink_metadata(&entry)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+}

@@ -8,7 +8,9 @@
 //!
 //! Trust: a `.cwasm` is native code. The cache directory must be private to
 //! the operator; this module creates it so and never reads entries from a
-//! directory it did not create with those permissions.
+//! directory it did not create with those permissions. Each entry is loaded
+//! only when it is a regular file owned by this user and writable by no one
+//! else; any other is recompiled and replaced, and the log says why.
 
 use anyhow::Context;
 use std::fs;
@@ -73,6 +75,7 @@ impl CompileCache {
     ) -> anyhow::Result<(Component, CacheOutcome)> {
         if let Some(path) = self.entry(sha256)
             && path.is_file()
+            && trusted(&path)
         {
             // SAFETY: entries are written only by `store` below, into a
             // directory private to this user, under a name that binds
@@ -136,6 +139,32 @@ impl CompileCache {
         }
         Ok(())
     }
+}
+
+/// True when the entry at `path` may be loaded; otherwise says why in the
+/// log and removes it, so the compile that follows replaces it.
+fn trusted(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = fs::symlink_metadata(path) else {
+        return false;
+    };
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    let why = if !meta.file_type().is_file() {
+        "it is not a regular file"
+    } else if meta.uid() != me {
+        "it is owned by another user"
+    } else if meta.mode() & 0o022 != 0 {
+        "it is writable by group or others"
+    } else {
+        return true;
+    };
+    tracing::warn!(
+        path = %path.display(),
+        "not loading a plugin compile cache entry: {why}; recompiling and replacing it"
+    );
+    let _ = fs::remove_file(path);
+    false
 }
 
 fn touch(path: &Path) {
