@@ -588,8 +588,9 @@ fn the_wasm_backfill_goes_up_and_down() {
 
 #[test]
 fn a_failing_wasm_step_is_rolled_back() {
-    for mode in ["err", "trap", "loop", "commit"] {
+    for mode in ["err", "trap", "loop", "commit", "sleep"] {
         let db = TestDb::create("badwasm");
+        let started = std::time::Instant::now();
         let sandbox = Sandbox::new();
         let dir = sandbox.path().join("m");
         std::fs::create_dir_all(&dir).unwrap();
@@ -615,6 +616,15 @@ fn a_failing_wasm_step_is_rolled_back() {
         )
         .expect(1);
         assert!(run.stderr.contains("002_bad"), "{mode}: {}", run.stderr);
+        if mode == "sleep" {
+            // pg_sleep(60) ends with the step's 1 s deadline.
+            assert!(run.stderr.contains("timed out"), "{}", run.stderr);
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(10),
+                "took {:?}",
+                started.elapsed()
+            );
+        }
         assert_eq!(
             db.scalar("SELECT count(*)::text FROM wasm_marker")
                 .as_deref(),
@@ -628,6 +638,45 @@ fn a_failing_wasm_step_is_rolled_back() {
             "{mode}"
         );
     }
+}
+
+/// A statement that never ends on SQLite is interrupted at the step's
+/// deadline (1 s) by a progress handler; the step is rolled back.
+#[test]
+fn a_wasm_step_whose_sqlite_statement_never_ends_times_out() {
+    let sandbox = Sandbox::new();
+    let dir = sandbox.path().join("m");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("001_setup.up.sql"),
+        "CREATE TABLE wasm_marker (note text);\nCREATE TABLE wasm_mode (mode text);\nINSERT INTO wasm_mode VALUES ('spin-sql');\n",
+    )
+    .unwrap();
+    std::fs::copy(
+        gantry::testing::test_plugin("bad-migration"),
+        dir.join("002_bad.wasm"),
+    )
+    .unwrap();
+    std::fs::copy(
+        gantry::testing::plugins_dir().join("bad-migration.toml"),
+        dir.join("002_bad.toml"),
+    )
+    .unwrap();
+    let url = format!("sqlite://{}", sandbox.path().join("spin.db").display());
+    let started = std::time::Instant::now();
+    let run = migrate(&sandbox, &url, &["--migrations-dir", dir.to_str().unwrap()]).expect(1);
+    assert!(
+        run.stderr.contains("002_bad") && run.stderr.contains("timed out"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+    let status = migrate(&sandbox, &url, &["status"]);
+    assert!(status.stdout.contains("failed"), "{}", status.stdout);
 }
 
 #[test]

@@ -15,6 +15,8 @@ use crate::bindings::sql::{self as wit, Rows, Value};
 use crate::db::split;
 use crate::db::{Db, params_for};
 use crate::on_conn;
+use crate::runtime::DeadlineExceeded;
+use std::time::Instant;
 use sqlx::{Column, Row, TypeInfo, ValueRef};
 use wasmtime::component::{HasSelf, Linker};
 
@@ -64,13 +66,53 @@ impl Capability for Sql {
 #[derive(Default)]
 pub struct SqlState {
     pub session: Option<SqlSession>,
+    /// The call's deadline: every statement ends by it (set by the call).
+    pub deadline: Option<Instant>,
 }
 
 impl SqlState {
     pub fn with(session: SqlSession) -> Self {
         SqlState {
             session: Some(session),
+            deadline: None,
         }
+    }
+
+    /// Runs one admitted statement, bounded by what is left of the call:
+    /// `SET LOCAL statement_timeout` on PostgreSQL (it covers lock waits
+    /// too), a progress handler on SQLite. Past the deadline the call ends
+    /// as a timeout, whatever the statement was doing.
+    fn bounded<T>(
+        &mut self,
+        statement: &str,
+        run: impl AsyncFnOnce(&mut Db) -> Result<T, String>,
+    ) -> wasmtime::Result<Result<T, String>> {
+        let deadline = self.deadline;
+        let session = match self.admit(statement) {
+            Ok(session) => session,
+            Err(refused) => return Ok(Err(refused)),
+        };
+        let SqlSession { db, io, .. } = session;
+        let result = io.block_on(async {
+            if let Some(deadline) = deadline {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(String::new());
+                }
+                limit(db, deadline, left).await?;
+            }
+            let result = run(db).await;
+            if let Db::Sqlite(conn) = db
+                && let Ok(mut handle) = conn.lock_handle().await
+            {
+                handle.remove_progress_handler();
+            }
+            result
+        });
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(wasmtime::Error::new(DeadlineExceeded));
+        }
+        Ok(result)
     }
 
     /// The session a statement may run on, after the checks every
@@ -99,15 +141,35 @@ fn check_statement(statement: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Bounds the next statement on `db` by `deadline`.
+async fn limit(db: &mut Db, deadline: Instant, left: std::time::Duration) -> Result<(), String> {
+    match db {
+        Db::Postgres(conn) => {
+            let ms = left.as_millis().clamp(1, i32::MAX as u128);
+            sqlx::query(&format!("SET LOCAL statement_timeout = {ms}"))
+                .execute(conn)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }
+        Db::Sqlite(conn) => {
+            let mut handle = conn.lock_handle().await.map_err(|e| e.to_string())?;
+            // Returning false interrupts the statement.
+            handle.set_progress_handler(1_000, move || Instant::now() < deadline);
+            Ok(())
+        }
+    }
+}
+
 impl wit::Host for SqlState {
     fn query(
         &mut self,
         statement: String,
         params: Vec<Value>,
     ) -> wasmtime::Result<Result<Rows, String>> {
-        Ok(self
-            .admit(&statement)
-            .and_then(|SqlSession { db, io, .. }| io.block_on(query(db, &statement, &params))))
+        self.bounded(&statement, async |db: &mut Db| {
+            query(db, &statement, &params).await
+        })
     }
 
     fn execute(
@@ -115,9 +177,9 @@ impl wit::Host for SqlState {
         statement: String,
         params: Vec<Value>,
     ) -> wasmtime::Result<Result<u64, String>> {
-        Ok(self
-            .admit(&statement)
-            .and_then(|SqlSession { db, io, .. }| io.block_on(execute(db, &statement, &params))))
+        self.bounded(&statement, async |db: &mut Db| {
+            execute(db, &statement, &params).await
+        })
     }
 }
 

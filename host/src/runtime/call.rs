@@ -265,6 +265,7 @@ impl Runtime {
         let deadline = started + timeout;
         let mut state = self.call_state(plugin, settings, target, options, deadline);
         state.caps.sql = sql;
+        state.caps.sql.deadline = Some(deadline);
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
         store.set_epoch_deadline(ticks_for(timeout));

@@ -16,6 +16,7 @@ mod state;
 
 pub use cache::CacheOutcome;
 pub use call::{CallOptions, CallReport, Outcome};
+pub use deadline::DeadlineExceeded;
 pub use engine::{EngineSettings, TICK};
 pub use error::{LoadError, PluginError};
 pub use host::{Plugin, Runtime, RuntimeSettings};

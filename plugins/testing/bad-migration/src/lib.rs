@@ -1,6 +1,7 @@
 //! A migration step that writes a marker row and then misbehaves as the
 //! `wasm_mode` table says: `ok`, `err`, `trap`, `loop`, `commit` (tries to
-//! commit the runner's transaction). Proves a failed step leaves nothing.
+//! commit the runner's transaction), `sleep` (`pg_sleep(60)`), `spin-sql` (a
+//! recursive query that never ends). Proves a failed step leaves nothing.
 
 use gantry_plugin::Migration;
 use gantry_plugin::sql::{self, Value};
@@ -26,6 +27,14 @@ impl Migration for Bad {
                 std::hint::black_box(0u8);
             },
             "commit" => sql::execute("COMMIT", &[]).map(|_| ()),
+            // Blocks in the database, out of epoch interruption's reach.
+            "sleep" => sql::query("SELECT pg_sleep(60)", &[]).map(|_| ()),
+            // A statement that never ends (SQLite has no sleep).
+            "spin-sql" => sql::query(
+                "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c",
+                &[],
+            )
+            .map(|_| ()),
             other => Err(format!("unknown mode {other}")),
         }
     }
