@@ -386,6 +386,66 @@ fn a_redirect_to_another_origin_drops_credentials_and_the_body() {
     assert_runtime_still_serves();
 }
 
+/// One call sends at most 64 requests (the operator's default), so a
+/// check cannot load-test the service it looks at.
+#[test]
+fn a_call_sends_at_most_its_request_budget() {
+    let (port, connections) =
+        counting_listener("HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+    let origin = format!("http://127.0.0.1:{port}");
+    let (outcome, _) = hostile(
+        "fetch-many",
+        &[("url", &format!("{origin}/")), ("allowed", &origin)],
+    );
+    let result = outcome.result.expect("call");
+    assert!(
+        result.message.starts_with("made 64, then: denied"),
+        "{}",
+        result.message
+    );
+    assert!(
+        result.message.contains("max_requests_per_call"),
+        "{}",
+        result.message
+    );
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(connections.load(Ordering::SeqCst), 64);
+    assert_runtime_still_serves();
+}
+
+/// …and receives at most 16 MiB of bodies over all its requests.
+#[test]
+fn a_call_receives_at_most_its_byte_budget() {
+    let reply: &'static str = Box::leak(
+        format!(
+            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{}",
+            1 << 20,
+            "x".repeat(1 << 20)
+        )
+        .into_boxed_str(),
+    );
+    let (port, _) = counting_listener(reply);
+    let origin = format!("http://127.0.0.1:{port}");
+    let plugin = load("hostile");
+    let settings = plugin
+        .settings([
+            ("mode", "fetch-many"),
+            ("url", &format!("{origin}/")),
+            ("allowed", &origin),
+        ])
+        .unwrap();
+    let result = runtime()
+        .check(&plugin, &settings, "")
+        .into_result()
+        .expect("call");
+    assert!(
+        result.message.starts_with("made 16, then: ") && result.message.contains("larger than"),
+        "{}",
+        result.message
+    );
+    assert_runtime_still_serves();
+}
+
 #[test]
 fn a_log_flood_is_bounded() {
     let (outcome, _) = hostile("flood", &[]);

@@ -24,6 +24,7 @@ use reqwest::{Method, StatusCode};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use url::Url;
@@ -139,6 +140,11 @@ pub struct HttpLimits {
     pub default_timeout_ms: u64,
     pub max_body_bytes: u64,
     pub max_redirects: u32,
+    /// Requests one plugin call may send, redirects included, so one health
+    /// check cannot load-test the service it looks at.
+    pub max_requests_per_call: u32,
+    /// Bytes one call may send and receive over all its requests (bodies).
+    pub max_bytes_per_call: u64,
 }
 
 impl Default for HttpLimits {
@@ -147,6 +153,8 @@ impl Default for HttpLimits {
             default_timeout_ms: 10_000,
             max_body_bytes: 4 << 20,
             max_redirects: 5,
+            max_requests_per_call: 64,
+            max_bytes_per_call: 16 << 20,
         }
     }
 }
@@ -257,8 +265,17 @@ pub struct HttpState {
     client: Result<reqwest::Client, String>,
     allow: Arc<Allowlist>,
     deadline: Instant,
+    /// What this call has used of its request and byte budget.
+    used: Arc<Budget>,
     /// Destinations refused during this call, for the call's report.
     pub denials: Vec<String>,
+}
+
+/// One call's outbound requests and body bytes so far.
+#[derive(Default)]
+struct Budget {
+    requests: AtomicU32,
+    bytes: AtomicU64,
 }
 
 impl HttpState {
@@ -268,6 +285,7 @@ impl HttpState {
             shared,
             allow: Arc::new(allow),
             deadline,
+            used: Arc::default(),
             denials: Vec::new(),
         }
     }
@@ -291,6 +309,7 @@ impl HttpState {
         let exchange = Exchange {
             client,
             allow: Arc::clone(&self.allow),
+            used: Arc::clone(&self.used),
             limits: self.shared.limits,
             method,
             url,
@@ -322,6 +341,7 @@ impl wit::Host for HttpState {
 struct Exchange {
     client: reqwest::Client,
     allow: Arc<Allowlist>,
+    used: Arc<Budget>,
     limits: HttpLimits,
     method: Method,
     url: Url,
@@ -331,6 +351,25 @@ struct Exchange {
 }
 
 impl Exchange {
+    /// Counts one request sending `sent` body bytes against the call's
+    /// budget; returns how large its response body may be.
+    fn spend(&self, sent: u64) -> Result<u64, HttpError> {
+        let limits = &self.limits;
+        let made = self.used.requests.fetch_add(1, Ordering::Relaxed);
+        if made >= limits.max_requests_per_call {
+            return Err(HttpError::Denied(format!(
+                "this call has sent {made} requests, the most one call may (plugins.capabilities.http.max_requests_per_call)"
+            )));
+        }
+        let used = self.used.bytes.fetch_add(sent, Ordering::Relaxed) + sent;
+        if used > limits.max_bytes_per_call {
+            return Err(HttpError::TooLarge(limits.max_bytes_per_call));
+        }
+        Ok(limits
+            .max_body_bytes
+            .min(limits.max_bytes_per_call - used))
+    }
+
     async fn run(mut self) -> Result<wit::Response, HttpError> {
         let started = Instant::now();
         let mut hops = 0;
@@ -338,6 +377,8 @@ impl Exchange {
             if !self.allow.allows(&self.url) {
                 return Err(HttpError::Denied(denial(&self.url)));
             }
+            let sent = self.body.as_ref().map_or(0, |b| b.len() as u64);
+            let body_cap = self.spend(sent)?;
             let mut request = self
                 .client
                 .request(self.method.clone(), self.url.clone())
@@ -386,7 +427,8 @@ impl Exchange {
                 })
                 .collect();
             let final_url = response.url().to_string();
-            let body = read_capped(response, self.limits.max_body_bytes).await?;
+            let body = read_capped(response, body_cap).await?;
+            self.used.bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
             return Ok(wit::Response {
                 status: status.as_u16(),
                 headers,

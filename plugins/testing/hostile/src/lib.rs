@@ -22,6 +22,7 @@ impl HealthCheck for Hostile {
             Some("stack") => CheckResult::ok(format!("{}", recurse(black_box(1)))),
             Some("snoop") => snoop(),
             Some("fetch") => fetch(),
+            Some("fetch-many") => fetch_many(),
             Some("sleep") => {
                 // Blocks in a host call (a WASI pollable), out of epoch
                 // interruption's reach.
@@ -131,4 +132,24 @@ fn fetch() -> CheckResult {
             CheckResult::critical(format!("error: {}", gantry_plugin::http::describe(&err)))
         }
     }
+}
+
+/// Requests `url` 100 times; says how many went through, and what stopped it.
+fn fetch_many() -> CheckResult {
+    let Some(url) = config::get("url") else {
+        return CheckResult::unknown("no url");
+    };
+    let mut made = 0;
+    for _ in 0..100 {
+        match Request::get(&url).send() {
+            Ok(_) => made += 1,
+            Err(err) => {
+                return CheckResult::critical(format!(
+                    "made {made}, then: {}",
+                    gantry_plugin::http::describe(&err)
+                ));
+            }
+        }
+    }
+    CheckResult::ok(format!("made {made}"))
 }
