@@ -586,29 +586,36 @@ fn the_wasm_backfill_goes_up_and_down() {
     );
 }
 
+/// A folder whose 001 sets up the tables and the mode `bad-migration`
+/// (002) reads; returns its path.
+fn bad_migration_dir(sandbox: &Sandbox, mode: &str) -> std::path::PathBuf {
+    let dir = sandbox.path().join("m");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("001_setup.up.sql"),
+        format!("CREATE TABLE wasm_marker (note text);\nCREATE TABLE wasm_mode (mode text);\nINSERT INTO wasm_mode VALUES ('{mode}');\n"),
+    )
+    .unwrap();
+    std::fs::copy(
+        gantry::testing::test_plugin("bad-migration"),
+        dir.join("002_bad.wasm"),
+    )
+    .unwrap();
+    std::fs::copy(
+        gantry::testing::plugins_dir().join("bad-migration.toml"),
+        dir.join("002_bad.toml"),
+    )
+    .unwrap();
+    dir
+}
+
 #[test]
 fn a_failing_wasm_step_is_rolled_back() {
     for mode in ["err", "trap", "loop", "commit", "sleep"] {
         let db = TestDb::create("badwasm");
         let started = std::time::Instant::now();
         let sandbox = Sandbox::new();
-        let dir = sandbox.path().join("m");
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(
-            dir.join("001_setup.up.sql"),
-            format!("CREATE TABLE wasm_marker (note text);\nCREATE TABLE wasm_mode (mode text);\nINSERT INTO wasm_mode VALUES ('{mode}');\n"),
-        )
-        .unwrap();
-        std::fs::copy(
-            gantry::testing::test_plugin("bad-migration"),
-            dir.join("002_bad.wasm"),
-        )
-        .unwrap();
-        std::fs::copy(
-            gantry::testing::plugins_dir().join("bad-migration.toml"),
-            dir.join("002_bad.toml"),
-        )
-        .unwrap();
+        let dir = bad_migration_dir(&sandbox, mode);
         let run = migrate(
             &sandbox,
             &db.url(),
@@ -645,23 +652,7 @@ fn a_failing_wasm_step_is_rolled_back() {
 #[test]
 fn a_wasm_step_whose_sqlite_statement_never_ends_times_out() {
     let sandbox = Sandbox::new();
-    let dir = sandbox.path().join("m");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("001_setup.up.sql"),
-        "CREATE TABLE wasm_marker (note text);\nCREATE TABLE wasm_mode (mode text);\nINSERT INTO wasm_mode VALUES ('spin-sql');\n",
-    )
-    .unwrap();
-    std::fs::copy(
-        gantry::testing::test_plugin("bad-migration"),
-        dir.join("002_bad.wasm"),
-    )
-    .unwrap();
-    std::fs::copy(
-        gantry::testing::plugins_dir().join("bad-migration.toml"),
-        dir.join("002_bad.toml"),
-    )
-    .unwrap();
+    let dir = bad_migration_dir(&sandbox, "spin-sql");
     let url = format!("sqlite://{}", sandbox.path().join("spin.db").display());
     let started = std::time::Instant::now();
     let run = migrate(&sandbox, &url, &["--migrations-dir", dir.to_str().unwrap()]).expect(1);
