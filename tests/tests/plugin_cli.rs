@@ -346,6 +346,63 @@ fn a_pinned_sha256_that_does_not_match_refuses_the_plugin() {
     assert!(run.stderr.contains("integrity"), "{}", run.stderr);
 }
 
+/// A pin covers the component and its manifest: editing the manifest
+/// (here, widening its grants) refuses the pinned plugin.
+#[test]
+fn a_pin_covers_the_manifest_too() {
+    let sandbox = Sandbox::new();
+    let wasm = sandbox.write(
+        ".gantry/plugins/trivial.wasm",
+        std::fs::read(gantry::testing::test_plugin("trivial")).unwrap(),
+    );
+    let manifest_path = gantry::testing::plugins_dir().join("trivial.toml");
+    let manifest = std::fs::read_to_string(&manifest_path).unwrap();
+    sandbox.write(".gantry/plugins/trivial.toml", &manifest);
+    let info = sandbox
+        .run(&["--json", "plugin", "inspect", wasm.to_str().unwrap()])
+        .expect(0)
+        .json();
+    let pin = info["pin"]
+        .as_str()
+        .expect("inspect prints the pin")
+        .to_string();
+    let component_only = info["sha256"].as_str().unwrap().to_string();
+    assert_ne!(pin, component_only);
+    let text = sandbox
+        .run(&["plugin", "inspect", wasm.to_str().unwrap()])
+        .expect(0);
+    assert!(
+        text.stdout.contains(&format!("pin: {pin}")),
+        "{}",
+        text.stdout
+    );
+
+    let pinned = |value: &str| {
+        sandbox.write(
+            "deployment_config.json",
+            format!("{{\"plugins\": {{\"pins\": {{\"trivial\": \"{value}\"}}}}}}"),
+        );
+        sandbox.run(&["plugin", "test", "trivial"])
+    };
+    pinned(&pin).expect(0);
+
+    // The component's own sha256 is not the pin.
+    let run = pinned(&component_only).expect(2);
+    assert!(run.stderr.contains("operator's pin"), "{}", run.stderr);
+
+    // A widened manifest under the same pin is refused.
+    sandbox.write(
+        ".gantry/plugins/trivial.toml",
+        format!("{manifest}\n[capabilities]\nhttp = [\"https://anywhere.example:443\"]\n"),
+    );
+    let run = pinned(&pin).expect(2);
+    assert!(
+        run.stderr.contains("integrity") && run.stderr.contains(&pin),
+        "{}",
+        run.stderr
+    );
+}
+
 fn build_plugin_crate(dir: &Path) {
     let out = plugin_cargo(dir)
         .args(["build", "--target", "wasm32-wasip2", "--release", "--quiet"])

@@ -261,6 +261,7 @@ struct ListRow {
     version: Option<String>,
     source: String,
     sha256: Option<String>,
+    pin: Option<String>,
     capabilities: Vec<String>,
     status: &'static str,
     cache: Option<crate::runtime::CacheOutcome>,
@@ -285,14 +286,15 @@ fn list_row(entry: &Entry) -> ListRow {
             }
         }
     }
-    let (status, cache, sha256, error) = match &entry.loaded {
+    let (status, cache, sha256, pin, error) = match &entry.loaded {
         Ok(plugin) => (
             "loaded",
             Some(plugin.cache),
             Some(plugin.sha256.clone()),
+            Some(plugin.pin.clone()),
             None,
         ),
-        Err(err) => ("failed", None, None, Some(err.to_string())),
+        Err(err) => ("failed", None, None, None, Some(err.to_string())),
     };
     ListRow {
         name: entry.name.clone(),
@@ -300,6 +302,7 @@ fn list_row(entry: &Entry) -> ListRow {
         version: manifest.map(|m| m.version.clone()),
         source: entry.origin.to_string(),
         sha256,
+        pin,
         capabilities,
         status,
         cache,
@@ -368,6 +371,7 @@ fn inspect_cmd(ctx: &Context, path: &Path, manifest: Option<&Path>) -> CliResult
             "path": info.path,
             "size": info.size,
             "sha256": info.sha256,
+            "pin": info.pin,
             "world": info.world,
             "imports": info.imports,
             "exports": info.exports,
@@ -379,10 +383,14 @@ fn inspect_cmd(ctx: &Context, path: &Path, manifest: Option<&Path>) -> CliResult
         return Ok(Exit::Success);
     }
     let mut text = format!(
-        "component: {}\nsize: {} bytes\nsha256: {}\nworld: {}\nimports:\n",
+        "component: {}\nsize: {} bytes\nsha256: {}\npin: {}\nworld: {}\nimports:\n",
         info.path.display(),
         info.size,
         info.sha256,
+        info.pin
+            .as_deref()
+            .map(|p| format!("{p}   (plugins.pins.NAME: component and manifest)"))
+            .unwrap_or_else(|| "none without a manifest".into()),
         info.world
             .map(|w| format!("{w} ({})", crate::bindings::CONTRACT))
             .unwrap_or_else(|| "none of gantry's worlds".into()),

@@ -26,7 +26,7 @@ pub enum LoadError {
     },
 
     #[error(
-        "plugin `{plugin}` failed its integrity check: {what} sha256 is {expected}, the component's is {actual}"
+        "plugin `{plugin}` failed its integrity check: {what} is {expected}, this build's is {actual}"
     )]
     Integrity {
         plugin: String,

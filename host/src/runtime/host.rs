@@ -159,6 +159,8 @@ pub(crate) enum WorldPre {
 pub struct Plugin {
     pub manifest: Manifest,
     pub sha256: String,
+    /// What an operator pins (`plugins.pins.NAME`): component and manifest.
+    pub pin: String,
     pub origin: Origin,
     pub cache: CacheOutcome,
     pub load_time: Duration,
@@ -252,18 +254,27 @@ impl Runtime {
         };
 
         let sha256 = hex::encode(Sha256::digest(&bytes));
-        for (what, expected) in [
-            ("the manifest's", manifest.sha256.as_deref()),
-            ("the pinned", pin),
+        let plugin_pin = manifest.pin(&sha256);
+        for (what, expected, actual) in [
+            (
+                "the manifest's sha256 (of the component)",
+                manifest.sha256.as_deref(),
+                &sha256,
+            ),
+            (
+                "the operator's pin (plugins.pins: component and manifest, as `gantry plugin inspect` prints)",
+                pin,
+                &plugin_pin,
+            ),
         ] {
             if let Some(expected) = expected
-                && !expected.eq_ignore_ascii_case(&sha256)
+                && !expected.eq_ignore_ascii_case(actual)
             {
                 return Err(LoadError::Integrity {
                     plugin: name,
                     what,
                     expected: expected.to_ascii_lowercase(),
-                    actual: sha256,
+                    actual: actual.clone(),
                 });
             }
         }
@@ -333,6 +344,7 @@ impl Runtime {
         Ok(Plugin {
             manifest,
             sha256,
+            pin: plugin_pin,
             origin,
             cache,
             load_time: started.elapsed(),

@@ -15,6 +15,9 @@ pub struct Inspection {
     pub path: PathBuf,
     pub size: u64,
     pub sha256: String,
+    /// The operator's pin (`plugins.pins.NAME`) for this component with its
+    /// manifest; none without a manifest.
+    pub pin: Option<String>,
     /// The world its exports match, if any.
     pub world: Option<PluginKind>,
     pub imports: Vec<String>,
@@ -103,7 +106,9 @@ pub fn inspect(
             .all(|w| exports.iter().any(|e| e == &format!("{w} (func)")))
     });
 
+    let sha256 = hex::encode(Sha256::digest(&bytes));
     let source = PluginSource::from_path(path, manifest);
+    let pin = source.as_ref().ok().map(|s| s.manifest.pin(&sha256));
     let manifest = source
         .as_ref()
         .ok()
@@ -115,7 +120,8 @@ pub fn inspect(
     Ok(Inspection {
         path: path.to_path_buf(),
         size: bytes.len() as u64,
-        sha256: hex::encode(Sha256::digest(&bytes)),
+        sha256,
+        pin,
         world,
         imports,
         exports,

@@ -93,6 +93,19 @@ pub struct Manifest {
     pub source_text: String,
 }
 
+impl Manifest {
+    /// The operator's pin for this manifest with the component whose
+    /// sha256 is `component_sha256`: one hash over both, so a pinned
+    /// plugin's grants cannot be widened by editing its manifest.
+    /// `gantry plugin inspect` prints it.
+    pub fn pin(&self, component_sha256: &str) -> String {
+        use sha2::{Digest, Sha256};
+        let manifest = hex::encode(Sha256::digest(self.source_text.as_bytes()));
+        let both = format!("gantry-pin-v1\n{component_sha256}\n{manifest}\n");
+        hex::encode(Sha256::digest(both.as_bytes()))
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     pub memory_mib: u64,
