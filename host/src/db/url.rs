@@ -119,15 +119,63 @@ impl DbTarget {
     }
 }
 
-/// The URL with any password replaced by `***`.
+/// Query parameters that carry a credential in database URLs.
+const SECRET_PARAMS: [&str; 5] = ["password", "passwd", "pwd", "sslpassword", "secret"];
+
+/// The URL with every password replaced by `***`: the userinfo's, and
+/// query parameters such as `?password=`; in a URL that does not parse,
+/// whatever sits where they would.
 pub fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
-        }
-        _ => url.to_string(),
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        return redact_text(url);
+    };
+    if parsed.password().is_some() {
+        let _ = parsed.set_password(Some("***"));
     }
+    let secret = |k: &str| SECRET_PARAMS.iter().any(|s| k.eq_ignore_ascii_case(s));
+    if parsed.query_pairs().any(|(k, _)| secret(&k)) {
+        let pairs: Vec<(String, String)> = parsed
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if secret(&k) {
+                    "***".into()
+                } else {
+                    v.into_owned()
+                };
+                (k.into_owned(), v)
+            })
+            .collect();
+        parsed.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    parsed.to_string()
+}
+
+/// `redact` for text that is not a URL: the part between `scheme://user:`
+/// and the last `@` before the path, and every `password=` value.
+fn redact_text(text: &str) -> String {
+    let mut out = text.to_string();
+    if let Some(start) = out.find("://").map(|i| i + 3) {
+        let authority_end = out[start..]
+            .find(['/', '?'])
+            .map_or(out.len(), |i| start + i);
+        if let Some(at) = out[start..authority_end].rfind('@').map(|i| start + i)
+            && let Some(colon) = out[start..at].find(':').map(|i| start + i)
+        {
+            out.replace_range(colon + 1..at, "***");
+        }
+    }
+    for key in SECRET_PARAMS {
+        let mut from = 0;
+        while let Some(found) = out[from..].to_ascii_lowercase().find(&format!("{key}=")) {
+            let value = from + found + key.len() + 1;
+            let end = out[value..]
+                .find(['&', ' ', ';'])
+                .map_or(out.len(), |i| value + i);
+            out.replace_range(value..end, "***");
+            from = value + 3;
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -149,6 +197,33 @@ mod tests {
         assert_eq!(
             target.to_string(),
             "postgres://postgres:***@localhost:5432/kari"
+        );
+    }
+
+    #[test]
+    fn every_form_of_password_is_redacted() {
+        for (url, secret) in [
+            ("postgres://app:hunter2@db:5432/auth", "hunter2"),
+            (
+                "postgres://app@db/auth?password=hunter2&sslmode=require",
+                "hunter2",
+            ),
+            (
+                "postgres://db/auth?sslmode=require&PASSWORD=hunter2",
+                "hunter2",
+            ),
+            ("postgres://app:hun%20ter2@db/auth", "hun%20ter2"),
+            // Does not parse (a space in the port); still nothing shown.
+            ("postgres://app:hunter2@db:54 32/auth", "hunter2"),
+            ("not a url password=hunter2 host=db", "hunter2"),
+        ] {
+            let shown = redact(url);
+            assert!(!shown.contains(secret), "{url} → {shown}");
+            assert!(shown.contains("***"), "{url} → {shown}");
+        }
+        assert_eq!(
+            redact("postgres://app@db/auth?sslmode=require"),
+            "postgres://app@db/auth?sslmode=require"
         );
     }
 
