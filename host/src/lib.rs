@@ -13,6 +13,7 @@ pub mod deploy;
 pub mod error;
 pub mod events;
 pub mod findings;
+pub mod flock;
 pub mod identity;
 pub mod migrate;
 pub mod monitor;

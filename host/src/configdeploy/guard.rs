@@ -9,7 +9,6 @@
 use super::error::ConfigError;
 use crate::store::{Lease, LeaseError, Store};
 use std::fs::File;
-use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -47,14 +46,10 @@ impl DirGuard {
         };
         let mut told = false;
         loop {
-            // SAFETY: flock on a file descriptor we own.
-            let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-            if rc == 0 {
+            if crate::flock::try_lock(&file, false)
+                .map_err(|e| ConfigError::io(format!("lock {}", path.display()), e))?
+            {
                 break;
-            }
-            let err = std::io::Error::last_os_error();
-            if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
-                return Err(ConfigError::io(format!("lock {}", path.display()), err));
             }
             if started.elapsed() >= timeout {
                 return Err(locked(started.elapsed()));

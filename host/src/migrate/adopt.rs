@@ -150,12 +150,9 @@ impl Migrator {
                 return Err(MigrateError::Adopt(problems));
             }
 
-            let known: std::collections::HashSet<i64> = history::load(db)
+            let known = history::known_versions(db)
                 .await
-                .map_err(MigrateError::sql("read the migration history"))?
-                .into_iter()
-                .map(|r| r.version)
-                .collect();
+                .map_err(MigrateError::sql("read the migration history"))?;
             let (already, todo): (Vec<&SqlxRow>, Vec<&SqlxRow>) =
                 rows.iter().partition(|r| known.contains(&r.version));
             let report = AdoptReport {

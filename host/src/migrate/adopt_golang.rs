@@ -53,12 +53,9 @@ impl Migrator {
                     description: "the version schema_migrations records".into(),
                 }]));
             }
-            let known: std::collections::HashSet<i64> = history::load(db)
+            let known = history::known_versions(db)
                 .await
-                .map_err(MigrateError::sql("read the migration history"))?
-                .into_iter()
-                .map(|r| r.version)
-                .collect();
+                .map_err(MigrateError::sql("read the migration history"))?;
             let upto: Vec<_> = self
                 .set
                 .migrations

@@ -177,6 +177,11 @@ pub async fn load(db: &mut Db) -> Result<Vec<HistoryRow>, sqlx::Error> {
     Ok(rows.into_iter().map(HistoryRow::from).collect())
 }
 
+/// The versions the history records; empty when the table does not exist.
+pub async fn known_versions(db: &mut Db) -> Result<std::collections::HashSet<i64>, sqlx::Error> {
+    Ok(load(db).await?.into_iter().map(|r| r.version).collect())
+}
+
 /// One row, read inside the caller's transaction.
 pub async fn load_one(db: &mut Db, version: i64) -> Result<Option<HistoryRow>, sqlx::Error> {
     let sql = format!(

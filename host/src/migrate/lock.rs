@@ -106,7 +106,6 @@ impl SqliteLock {
         sink: &Sink,
     ) -> Result<Option<SqliteLock>, MigrateError> {
         use std::io::{Read, Seek, Write};
-        use std::os::fd::AsRawFd;
         let Some(lock_path) = sqlite_lock_path(target) else {
             return Ok(None);
         };
@@ -124,14 +123,8 @@ impl SqliteLock {
         let started = Instant::now();
         let mut last_report: Option<Instant> = None;
         loop {
-            // SAFETY: flock on a file descriptor we own.
-            let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-            if rc == 0 {
+            if crate::flock::try_lock(&file, false).map_err(|e| io("take the migration lock", e))? {
                 break;
-            }
-            let err = std::io::Error::last_os_error();
-            if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
-                return Err(io("take the migration lock", err));
             }
             let mut text = String::new();
             let _ = file.rewind().and_then(|()| file.read_to_string(&mut text));
@@ -201,12 +194,10 @@ pub async fn pg_runner(pg: &mut sqlx::PgConnection) -> Option<String> {
 
 /// The gantry process holding a SQLite database's migration lock, if any.
 pub fn sqlite_runner(target: &crate::db::DbTarget) -> Option<String> {
-    use std::os::fd::AsRawFd;
     let lock_path = sqlite_lock_path(target)?;
     let file = std::fs::File::open(&lock_path).ok()?;
-    // SAFETY: flock on a file descriptor we own; a shared probe.
-    let free = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) } == 0;
-    if free {
+    // A shared probe: it succeeds only while no runner holds the lock.
+    if crate::flock::try_lock(&file, true).unwrap_or(false) {
         return None;
     }
     let pid = std::fs::read_to_string(&lock_path).unwrap_or_default();
