@@ -200,14 +200,6 @@ fn python_plugins() -> Option<&'static PythonPlugins> {
         .as_ref()
 }
 
-fn copy_source(source: &PluginSource) -> PluginSource {
-    PluginSource {
-        origin: source.origin.clone(),
-        bytes: source.bytes.clone(),
-        manifest: source.manifest.clone(),
-    }
-}
-
 fn python_first_compile() -> Option<Figure> {
     let py = python_plugins()?;
     let samples = (0..3)
@@ -215,7 +207,7 @@ fn python_first_compile() -> Option<Figure> {
             let dir = tempfile::tempdir().unwrap();
             let rt = runtime(Some(dir.path().to_path_buf()));
             let start = Instant::now();
-            rt.load(copy_source(&py.check), None).expect("load");
+            rt.load(py.check.clone(), None).expect("load");
             start.elapsed()
         })
         .collect();
@@ -231,7 +223,7 @@ fn python_cached_load() -> Option<Figure> {
     let dir = tempfile::tempdir().unwrap();
     let rt = runtime(Some(dir.path().to_path_buf()));
     let load = || {
-        rt.load(copy_source(&py.check), None).expect("load");
+        rt.load(py.check.clone(), None).expect("load");
     };
     load(); // fills the cache
     Some(Figure {
@@ -243,7 +235,7 @@ fn python_cached_load() -> Option<Figure> {
 
 fn python_call(source: &PluginSource, name: &'static str, settings: Vec<(&str, String)>) -> Figure {
     let rt = runtime(None);
-    let plugin = rt.load(copy_source(source), None).unwrap();
+    let plugin = rt.load(source.clone(), None).unwrap();
     let settings = plugin.settings(settings).unwrap();
     let call = || {
         let result = rt

@@ -157,8 +157,8 @@ impl Folder {
         format!("gantry plugin build {}", self.dir.display())
     }
 
-    /// Builds the component. The tool's progress goes to this process's
-    /// stderr; its output is kept for the error when it fails.
+    /// Builds the component. The tool's output is captured and shown only
+    /// when it fails.
     pub fn build(&self, cargo_target_dir: Option<&Path>) -> Result<Built, BuildError> {
         let built = self.output(cargo_target_dir);
         match self.language {

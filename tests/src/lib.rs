@@ -79,6 +79,20 @@ fn assert_fresh(bin: &Path) {
     }
 }
 
+/// Copies the tree at `from` to `to` (created as needed).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
 /// A scratch directory with its own plugin cache, where gantry runs.
 pub struct Sandbox {
     pub dir: tempfile::TempDir,

@@ -264,7 +264,7 @@ fn a_failure_at_each_step_leaves_the_system_as_it_was_with_the_reason_recorded()
     // A bad migration: nothing after it runs; the migration's own
     // transaction left the database as it was.
     let dir = f.sandbox.path().join("migrations");
-    copy_dir(
+    gantry_tests::copy_dir(
         &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations"),
         &dir,
     );
@@ -295,19 +295,6 @@ fn a_failure_at_each_step_leaves_the_system_as_it_was_with_the_reason_recorded()
         md.contains("rolled_back") && md.contains("900_broken"),
         "{md}"
     );
-}
-
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 /// A small generator for kill moments; the seed is printed so a failing

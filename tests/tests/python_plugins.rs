@@ -70,7 +70,7 @@ fn build_all() -> Built {
             ])
             .expect(0);
         let hostile = sandbox.path().join("hostile-py");
-        copy_dir(
+        gantry_tests::copy_dir(
             &Path::new(env!("CARGO_MANIFEST_DIR")).join("python/hostile"),
             &hostile,
         );
@@ -102,16 +102,6 @@ fn build_all() -> Built {
             check,
             notifier,
             hostile,
-        }
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        if entry.file_type().unwrap().is_file() {
-            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
         }
     }
 }

@@ -26,6 +26,7 @@ impl std::fmt::Display for Origin {
 }
 
 /// A plugin not yet loaded: its bytes and its parsed manifest.
+#[derive(Clone)]
 pub struct PluginSource {
     pub origin: Origin,
     pub bytes: Cow<'static, [u8]>,
