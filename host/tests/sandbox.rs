@@ -682,3 +682,219 @@ fn an_untrusted_compile_cache_entry_is_recompiled_and_replaced() {
             .is_symlink()
     );
 }
+
+/// This machine's own name, which its hosts file points at a loopback or
+/// private address: a name a grant can hold that lands on the inside.
+fn inside_name() -> String {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .expect("hostname")
+        .trim()
+        .to_string();
+    use std::net::ToSocketAddrs;
+    let addrs: Vec<_> = (name.as_str(), 80)
+        .to_socket_addrs()
+        .expect("the hostname resolves")
+        .collect();
+    assert!(
+        addrs.iter().all(|a| a.ip().is_loopback()
+            || matches!(a.ip(), std::net::IpAddr::V4(v4) if v4.is_private())),
+        "this test needs the hostname {name} to resolve inside (it gives {addrs:?})"
+    );
+    name
+}
+
+/// A listener on every interface that counts the connections it accepts.
+fn counting_listener_everywhere() -> (u16, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let count = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::clone(&count);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            seen.fetch_add(1, Ordering::SeqCst);
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let _ = stream.write_all(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n");
+        }
+    });
+    (port, count)
+}
+
+/// A granted name that resolves to a loopback or private address is
+/// refused when the client resolves it (the one resolution its connection
+/// uses), unless the operator allows private names.
+#[test]
+fn a_granted_name_that_resolves_inside_is_refused_without_a_connection() {
+    let name = inside_name();
+    let (port, connections) = counting_listener_everywhere();
+    let origin = format!("http://{name}:{port}");
+    let url = format!("{origin}/");
+    let (outcome, _) = hostile("fetch", &[("url", &url), ("allowed", &origin)]);
+    let result = outcome.result.expect("the plugin handles the denial");
+    assert!(
+        result.message.contains("denied")
+            && result.message.contains(&format!("{name} resolves to")),
+        "{}",
+        result.message
+    );
+    assert!(
+        result.message.contains("allow_private_names"),
+        "{}",
+        result.message
+    );
+    assert_eq!(
+        outcome.report.denials.len(),
+        1,
+        "{:?}",
+        outcome.report.denials
+    );
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(connections.load(Ordering::SeqCst), 0);
+
+    let mut settings = RuntimeSettings {
+        cache_dir: None,
+        ..RuntimeSettings::default()
+    };
+    settings.capabilities.http.allow_private_names = true;
+    let open = Runtime::new(settings).expect("runtime");
+    let plugin = open.load(source("hostile"), None).unwrap();
+    let given = plugin
+        .settings([("mode", "fetch"), ("url", &url), ("allowed", &origin)])
+        .unwrap();
+    let result = open.check(&plugin, &given, "").into_result().expect("call");
+    assert_eq!(result.message, "status 204");
+    assert_eq!(connections.load(Ordering::SeqCst), 1);
+}
+
+/// The hostile manifest with `extra` appended to its [limits] table.
+fn hostile_with_limits(dir: &tempfile::TempDir, extra: &str) -> PluginSource {
+    let manifest = std::fs::read_to_string(gantry::testing::plugins_dir().join("hostile.toml"))
+        .unwrap()
+        .replace("[limits]\n", &format!("[limits]\n{extra}\n"));
+    let path = dir.path().join("hostile.toml");
+    std::fs::write(&path, manifest).unwrap();
+    PluginSource::from_path(&test_plugin("hostile"), Some(&path)).expect("source")
+}
+
+/// A manifest may ask for a larger request budget, up to the operator's
+/// limit; past it the plugin does not load, naming both keys.
+#[test]
+fn a_manifest_asks_for_its_request_budget_up_to_the_operators_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, connections) =
+        counting_listener("HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+    let origin = format!("http://127.0.0.1:{port}");
+    let plugin = runtime()
+        .load(
+            hostile_with_limits(&dir, "http_requests_per_call = 80"),
+            None,
+        )
+        .expect("80 is within the operator's limit");
+    let settings = plugin
+        .settings([
+            ("mode", "fetch-many"),
+            ("url", &format!("{origin}/")),
+            ("allowed", &origin),
+        ])
+        .unwrap();
+    let result = runtime()
+        .check(&plugin, &settings, "")
+        .into_result()
+        .expect("call");
+    assert!(
+        result.message.starts_with("made 80, then: denied"),
+        "{}",
+        result.message
+    );
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(connections.load(Ordering::SeqCst), 80);
+
+    let err = runtime()
+        .load(
+            hostile_with_limits(&dir, "http_requests_per_call = 5000"),
+            None,
+        )
+        .err()
+        .expect("above the operator's limit");
+    let text = err.to_string();
+    assert!(
+        text.contains("limits.http_requests_per_call = 5000")
+            && text.contains("max_requests_per_call"),
+        "{text}"
+    );
+}
+
+/// `plugins.grants.NAME` narrows a plugin: a destination its manifest (and
+/// settings) grant but the operator's list does not is refused without a
+/// connection; a grant wider than the manifest refuses the load.
+#[test]
+fn operator_grants_narrow_the_manifest() {
+    let (granted, granted_seen) =
+        counting_listener("HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n");
+    let (other, other_seen) =
+        counting_listener("HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n");
+    let operator: gantry::runtime::narrow::OperatorGrant = toml::from_str(&format!(
+        "http = [\"http://127.0.0.1:{granted}\"]\nlimits = {{ timeout_ms = 400 }}"
+    ))
+    .unwrap();
+    let mut settings = RuntimeSettings {
+        cache_dir: None,
+        ..RuntimeSettings::default()
+    };
+    settings.grants.insert("hostile".into(), operator);
+    let narrowed = Runtime::new(settings).expect("runtime");
+    let plugin = narrowed
+        .load(source("hostile"), None)
+        .expect("narrower loads");
+    assert_eq!(plugin.manifest.limits.timeout_ms, 400);
+    let fetch = |port: u16| {
+        let origin = format!("http://127.0.0.1:{port}");
+        let given = plugin
+            .settings([
+                ("mode", "fetch"),
+                ("url", &format!("{origin}/")),
+                ("allowed", &origin),
+            ])
+            .unwrap();
+        narrowed
+            .check(&plugin, &given, "")
+            .into_result()
+            .expect("call")
+    };
+    let refused = fetch(other);
+    assert!(
+        refused.message.contains("not by the operator"),
+        "{}",
+        refused.message
+    );
+    assert_eq!(fetch(granted).message, "status 204");
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(other_seen.load(Ordering::SeqCst), 0);
+    assert_eq!(granted_seen.load(Ordering::SeqCst), 1);
+
+    for (grant, key) in [
+        (
+            "limits = { timeout_ms = 60000 }",
+            "plugins.grants.hostile.limits.timeout_ms",
+        ),
+        ("smtp = true", "plugins.grants.hostile.smtp"),
+    ] {
+        let mut settings = RuntimeSettings {
+            cache_dir: None,
+            ..RuntimeSettings::default()
+        };
+        settings
+            .grants
+            .insert("hostile".into(), toml::from_str(grant).unwrap());
+        let err = Runtime::new(settings)
+            .unwrap()
+            .load(source("hostile"), None)
+            .err()
+            .expect("wider is refused");
+        assert!(
+            matches!(err, LoadError::Narrowing { .. }) && err.to_string().contains(key),
+            "{grant}: {err}"
+        );
+    }
+}

@@ -593,7 +593,7 @@ fn bad_migration_dir(sandbox: &Sandbox, mode: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
         dir.join("001_setup.up.sql"),
-        format!("CREATE TABLE wasm_marker (note text);\nCREATE TABLE wasm_mode (mode text);\nINSERT INTO wasm_mode VALUES ('{mode}');\n"),
+        format!("CREATE TABLE wasm_marker (note text);\nCREATE TABLE wasm_mode (mode text);\nINSERT INTO wasm_mode VALUES ('{}');\n", mode.replace('\'', "''")),
     )
     .unwrap();
     std::fs::copy(
@@ -644,6 +644,83 @@ fn a_failing_wasm_step_is_rolled_back() {
             Some("failed"),
             "{mode}"
         );
+    }
+}
+
+/// Each statement is parsed and admitted only under the step's grant
+/// (`sql = "write"` for bad-migration): what no grant admits, and DDL that
+/// needs a wider one, fail the step naming the statement, and roll back.
+#[test]
+fn a_wasm_step_is_held_to_its_sql_grant() {
+    let postgres = [
+        ("COPY wasm_marker TO PROGRAM 'id'", "no sql grant admits it"),
+        ("SET ROLE postgres", "no sql grant admits it"),
+        (
+            "SET SESSION AUTHORIZATION postgres",
+            "no sql grant admits it",
+        ),
+        (
+            "SELECT set_config('statement_timeout', '0', true)",
+            "set_config is denied",
+        ),
+        (
+            "SELECT pg_read_file('/etc/passwd')",
+            "pg_read_file is denied",
+        ),
+        (
+            "SELECT * FROM dblink('host=10.0.0.1', 'select 1') AS t(x int)",
+            "dblink is denied",
+        ),
+        ("DO $$ BEGIN PERFORM 1; END $$", "is refused"),
+        ("CREATE TABLE extra (id int)", "needs sql = \"ddl\""),
+    ];
+    for (statement, why) in postgres {
+        let db = TestDb::create("sqlgrant");
+        let sandbox = Sandbox::new();
+        let dir = bad_migration_dir(&sandbox, &format!("run:{statement}"));
+        let run = migrate(
+            &sandbox,
+            &db.url(),
+            &["--migrations-dir", dir.to_str().unwrap()],
+        )
+        .expect(1);
+        let first = statement
+            .split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(
+            run.stderr.contains("002_bad")
+                && run.stderr.contains(&first)
+                && run.stderr.contains(why),
+            "{statement}: {}",
+            run.stderr
+        );
+        assert_eq!(
+            db.scalar("SELECT count(*)::text FROM wasm_marker")
+                .as_deref(),
+            Some("0"),
+            "{statement}: the step's insert must be rolled back"
+        );
+        assert!(!db.tables().contains(&"extra".to_string()));
+    }
+    let sqlite = [
+        "ATTACH DATABASE 'other.db' AS other",
+        "PRAGMA writable_schema = 1",
+        "SELECT load_extension('/tmp/evil.so')",
+    ];
+    for statement in sqlite {
+        let sandbox = Sandbox::new();
+        let dir = bad_migration_dir(&sandbox, &format!("run:{statement}"));
+        let url = format!("sqlite://{}", sandbox.path().join("grant.db").display());
+        let run = migrate(&sandbox, &url, &["--migrations-dir", dir.to_str().unwrap()]).expect(1);
+        let first = statement.split_whitespace().next().unwrap();
+        assert!(
+            run.stderr.contains(first) && run.stderr.contains("no sql grant admits it"),
+            "{statement}: {}",
+            run.stderr
+        );
+        assert!(!sandbox.path().join("other.db").exists());
     }
 }
 

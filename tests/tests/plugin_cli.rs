@@ -600,3 +600,65 @@ fn the_example_plugin_logs_in_and_verifies_its_token() {
     .expect(1);
     assert!(refused.stdout.contains("401"), "{}", refused.stdout);
 }
+
+/// `plugins.grants.NAME` in the deployment config: `plugin inspect NAME`
+/// shows manifest, operator and effective grants side by side, and a grant
+/// wider than the manifest refuses the plugin (exit 2, naming the key).
+#[test]
+fn operator_grants_are_shown_and_wider_ones_refused() {
+    let sandbox = Sandbox::new();
+    sandbox.write(
+        ".gantry/plugins/hostile.wasm",
+        std::fs::read(gantry::testing::test_plugin("hostile")).unwrap(),
+    );
+    sandbox.write(
+        ".gantry/plugins/hostile.toml",
+        std::fs::read_to_string(gantry::testing::plugins_dir().join("hostile.toml")).unwrap(),
+    );
+    sandbox.write(
+        "deployment_config.json",
+        r#"{"plugins": {"grants": {"hostile": {"http": ["http://127.0.0.1:9"], "limits": {"timeout_ms": 300}}}}}"#,
+    );
+    let shown = sandbox.run(&["plugin", "inspect", "hostile"]).expect(0);
+    let row = |name: &str| {
+        shown
+            .stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} row: {}", shown.stdout))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert!(
+        shown.stdout.contains("operator (plugins.grants)"),
+        "{}",
+        shown.stdout
+    );
+    assert_eq!(row("timeout"), "timeout 500 ms 300 ms 300 ms");
+    assert_eq!(
+        row("http "),
+        "http {allowed}, {also} http://127.0.0.1:9 http://127.0.0.1:9"
+    );
+    let json = sandbox
+        .run(&["--json", "plugin", "inspect", "hostile"])
+        .expect(0)
+        .json();
+    assert_eq!(json["effective"]["timeout_ms"], 300);
+    assert_eq!(json["operator"]["http"][0], "http://127.0.0.1:9");
+
+    sandbox.write(
+        "deployment_config.json",
+        r#"{"plugins": {"grants": {"hostile": {"limits": {"timeout_ms": 60000}}}}}"#,
+    );
+    let run = sandbox
+        .run(&["plugin", "test", "hostile", "--set", "mode=loop"])
+        .expect(2);
+    assert!(
+        run.stderr
+            .contains("plugins.grants.hostile.limits.timeout_ms")
+            && run.stderr.contains("above the manifest's 500"),
+        "{}",
+        run.stderr
+    );
+}

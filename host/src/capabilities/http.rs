@@ -3,7 +3,10 @@
 //! Deny by default. A request goes out only when its origin
 //! (`scheme://host:port`) is in the plugin's allowlist, resolved from the
 //! manifest's `capabilities.http` entries and the call's settings. Every
-//! redirect hop is checked again before it is followed. Each request is
+//! redirect hop is checked again before it is followed. A name is resolved
+//! once, by the client's own resolver, and every address it gives passes
+//! the address policy (`egress`) before a connection is made to exactly
+//! those addresses. Each request is
 //! bounded by its own timeout, by what is left of the plugin's deadline,
 //! and by a response-size cap. A refusal is the WIT-level `denied` error
 //! naming the manifest entry to add; it never reaches the network.
@@ -11,6 +14,7 @@
 //! This module must never let a plugin choose its own proxy, follow a
 //! redirect without checking it, or buffer an unbounded body.
 
+use super::egress::{AddressPolicy, CheckedResolver};
 use super::io::{remaining, run_io};
 use super::unit::{CallContext, Capability, Collected};
 use super::{GrantValue, Grants};
@@ -99,10 +103,12 @@ impl Origin {
     }
 }
 
-/// The origins one call may reach.
+/// The origins one call may reach: the manifest's, within the operator's
+/// narrower list when there is one.
 #[derive(Debug, Clone, Default)]
 pub struct Allowlist {
     origins: Vec<Origin>,
+    pub within: Option<Box<Allowlist>>,
 }
 
 impl Allowlist {
@@ -120,17 +126,39 @@ impl Allowlist {
                 }
             })
             .collect();
-        Allowlist { origins }
+        Allowlist {
+            origins,
+            within: None,
+        }
     }
 
     pub fn allows(&self, url: &Url) -> bool {
-        self.origins.iter().any(|o| o.allows(url))
+        self.check(url).is_ok()
+    }
+
+    /// Admits `url`, or says which list refused it and what to change.
+    pub fn check(&self, url: &Url) -> Result<(), String> {
+        if !self.origins.iter().any(|o| o.allows(url)) {
+            return Err(denial(url));
+        }
+        match &self.within {
+            Some(operator) if !operator.origins.iter().any(|o| o.allows(url)) => Err(format!(
+                "{} is granted by the manifest but not by the operator (plugins.grants.<plugin>.http)",
+                origin_of(url)
+            )),
+            _ => Ok(()),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
         self.origins.is_empty()
     }
 }
+
+/// Requests a call may send when its manifest does not ask.
+pub const DEFAULT_REQUESTS_PER_CALL: u32 = 64;
+/// Body bytes a call may move when its manifest does not ask.
+pub const DEFAULT_BYTES_PER_CALL: u64 = 16 << 20;
 
 /// Operator bounds on plugin HTTP (`plugins.capabilities.http`).
 #[derive(Debug, Clone, Copy, serde::Deserialize)]
@@ -140,11 +168,18 @@ pub struct HttpLimits {
     pub default_timeout_ms: u64,
     pub max_body_bytes: u64,
     pub max_redirects: u32,
-    /// Requests one plugin call may send, redirects included, so one health
-    /// check cannot load-test the service it looks at.
+    /// The most requests one plugin call may send, redirects included, so
+    /// one health check cannot load-test the service it looks at. A call
+    /// gets [`DEFAULT_REQUESTS_PER_CALL`] unless its manifest asks for
+    /// another number (`limits.http_requests_per_call`) up to this.
     pub max_requests_per_call: u32,
-    /// Bytes one call may send and receive over all its requests (bodies).
+    /// The most body bytes one call may send and receive over all its
+    /// requests; a call gets [`DEFAULT_BYTES_PER_CALL`] unless its manifest
+    /// asks (`limits.http_bytes_per_call`) up to this.
     pub max_bytes_per_call: u64,
+    /// Names may resolve to loopback and private ranges (link-local and
+    /// metadata addresses stay refused; see `egress`).
+    pub allow_private_names: bool,
 }
 
 impl Default for HttpLimits {
@@ -153,8 +188,9 @@ impl Default for HttpLimits {
             default_timeout_ms: 10_000,
             max_body_bytes: 4 << 20,
             max_redirects: 5,
-            max_requests_per_call: 64,
-            max_bytes_per_call: 16 << 20,
+            max_requests_per_call: 1024,
+            max_bytes_per_call: 256 << 20,
+            allow_private_names: false,
         }
     }
 }
@@ -170,17 +206,22 @@ pub struct HttpShared {
     with_ca: Arc<Mutex<HashMap<PathBuf, reqwest::Client>>>,
 }
 
-fn client_builder() -> reqwest::ClientBuilder {
+fn client_builder(limits: &HttpLimits) -> reqwest::ClientBuilder {
+    let policy = AddressPolicy {
+        allow_private_names: limits.allow_private_names,
+        key: "plugins.capabilities.http",
+    };
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
+        .dns_resolver(Arc::new(CheckedResolver(policy)))
         .user_agent(concat!("gantry/", env!("CARGO_PKG_VERSION")))
 }
 
 impl HttpShared {
     pub fn new(io: tokio::runtime::Handle, limits: HttpLimits) -> anyhow::Result<Self> {
         Ok(HttpShared {
-            client: client_builder().build()?,
+            client: client_builder(&limits).build()?,
             io,
             limits,
             with_ca: Arc::default(),
@@ -207,7 +248,7 @@ impl HttpShared {
         })?;
         let client = certs
             .into_iter()
-            .fold(client_builder(), |b, cert| b.add_root_certificate(cert))
+            .fold(client_builder(&self.limits), |b, cert| b.add_root_certificate(cert))
             .build()
             .map_err(|e| format!("cannot use the CA file {}: {e}", path.display()))?;
         cache.insert(path.to_path_buf(), client.clone());
@@ -237,12 +278,23 @@ impl Capability for Http {
     }
 
     fn state(shared: &HttpShared, call: &CallContext<'_>) -> HttpState {
-        let mut state = HttpState::new(
-            shared.clone(),
-            Allowlist::resolve(call.grants.list("http"), |k| call.lookup(k)),
-            call.deadline,
-        );
+        let mut allow = Allowlist::resolve(call.grants.list("http"), |k| call.lookup(k));
+        if let Some(narrowed) = call.grants.narrowed("http") {
+            allow.within = Some(Box::new(Allowlist::resolve(narrowed, |k| call.lookup(k))));
+        }
+        let mut state = HttpState::new(shared.clone(), allow, call.deadline);
         state.client = shared.client_for(call.ca_file);
+        let operator = &shared.limits;
+        state.budget = (
+            call.limits
+                .http_requests_per_call
+                .unwrap_or(DEFAULT_REQUESTS_PER_CALL)
+                .min(operator.max_requests_per_call),
+            call.limits
+                .http_bytes_per_call
+                .unwrap_or(DEFAULT_BYTES_PER_CALL)
+                .min(operator.max_bytes_per_call),
+        );
         state
     }
 
@@ -265,6 +317,8 @@ pub struct HttpState {
     client: Result<reqwest::Client, String>,
     allow: Arc<Allowlist>,
     deadline: Instant,
+    /// Requests and body bytes this call may use.
+    budget: (u32, u64),
     /// What this call has used of its request and byte budget.
     used: Arc<Budget>,
     /// Destinations refused during this call, for the call's report.
@@ -285,6 +339,7 @@ impl HttpState {
             shared,
             allow: Arc::new(allow),
             deadline,
+            budget: (DEFAULT_REQUESTS_PER_CALL, DEFAULT_BYTES_PER_CALL),
             used: Arc::default(),
             denials: Vec::new(),
         }
@@ -310,6 +365,7 @@ impl HttpState {
             client,
             allow: Arc::clone(&self.allow),
             used: Arc::clone(&self.used),
+            budget: self.budget,
             limits: self.shared.limits,
             method,
             url,
@@ -342,6 +398,7 @@ struct Exchange {
     client: reqwest::Client,
     allow: Arc<Allowlist>,
     used: Arc<Budget>,
+    budget: (u32, u64),
     limits: HttpLimits,
     method: Method,
     url: Url,
@@ -354,29 +411,25 @@ impl Exchange {
     /// Counts one request sending `sent` body bytes against the call's
     /// budget; returns how large its response body may be.
     fn spend(&self, sent: u64) -> Result<u64, HttpError> {
-        let limits = &self.limits;
+        let (requests, bytes) = self.budget;
         let made = self.used.requests.fetch_add(1, Ordering::Relaxed);
-        if made >= limits.max_requests_per_call {
+        if made >= requests {
             return Err(HttpError::Denied(format!(
-                "this call has sent {made} requests, the most one call may (plugins.capabilities.http.max_requests_per_call)"
+                "this call has sent {made} requests, the most one call may (limits.http_requests_per_call in the manifest, up to the operator's plugins.capabilities.http.max_requests_per_call)"
             )));
         }
         let used = self.used.bytes.fetch_add(sent, Ordering::Relaxed) + sent;
-        if used > limits.max_bytes_per_call {
-            return Err(HttpError::TooLarge(limits.max_bytes_per_call));
+        if used > bytes {
+            return Err(HttpError::TooLarge(bytes));
         }
-        Ok(limits
-            .max_body_bytes
-            .min(limits.max_bytes_per_call - used))
+        Ok(self.limits.max_body_bytes.min(bytes - used))
     }
 
     async fn run(mut self) -> Result<wit::Response, HttpError> {
         let started = Instant::now();
         let mut hops = 0;
         loop {
-            if !self.allow.allows(&self.url) {
-                return Err(HttpError::Denied(denial(&self.url)));
-            }
+            self.allow.check(&self.url).map_err(HttpError::Denied)?;
             let sent = self.body.as_ref().map_or(0, |b| b.len() as u64);
             let body_cap = self.spend(sent)?;
             let mut request = self
@@ -440,14 +493,18 @@ impl Exchange {
     }
 }
 
-/// The message a plugin gets for a refused URL: what to add, and where.
-pub fn denial(url: &Url) -> String {
-    let origin = format!(
+fn origin_of(url: &Url) -> String {
+    format!(
         "{}://{}:{}",
         url.scheme(),
         url.host_str().unwrap_or_default(),
         url.port_or_known_default().unwrap_or_default()
-    );
+    )
+}
+
+/// The message a plugin gets for a refused URL: what to add, and where.
+pub fn denial(url: &Url) -> String {
+    let origin = origin_of(url);
     format!(
         "{origin} is not in the allowlist; add \"{origin}\" to capabilities.http in the plugin's manifest"
     )
@@ -514,6 +571,9 @@ fn transport(err: reqwest::Error) -> HttpError {
     if err.is_timeout() {
         return HttpError::Timeout;
     }
+    if let Some(refused) = super::egress::refusal_in(&err) {
+        return HttpError::Denied(refused);
+    }
     // The innermost cause says the most ("Connection refused").
     let mut root: &dyn std::error::Error = &err;
     while let Some(cause) = root.source() {
@@ -538,6 +598,7 @@ mod tests {
     #[test]
     fn origins_match_scheme_host_and_port() {
         let list = Allowlist {
+            within: None,
             origins: vec![
                 Origin::parse_entry("http://127.0.0.1:8080").unwrap(),
                 Origin::parse_entry("https://API.example.com").unwrap(),

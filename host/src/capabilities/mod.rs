@@ -7,6 +7,7 @@
 //! its file plus one line there. A plugin importing an interface of the
 //! contract that is not listed fails to load.
 
+pub mod egress;
 pub mod io;
 mod unit;
 
@@ -108,11 +109,13 @@ pub trait HasStates {
 #[serde(deny_unknown_fields)]
 pub struct NoLimits {}
 
-/// One entry under a manifest's `[capabilities]`: a flag (`sql = true`) or
-/// a list of destinations (`http = ["https://api.example.com:443"]`).
+/// One entry under a manifest's `[capabilities]`: a flag (`smtp = true`),
+/// a level (`sql = "write"`) or a list of destinations (`http =
+/// ["https://api.example.com:443"]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GrantValue {
     Flag(bool),
+    Text(String),
     List(Vec<String>),
 }
 
@@ -121,25 +124,28 @@ impl GrantValue {
     pub fn flag(&self) -> Result<(), String> {
         match self {
             GrantValue::Flag(_) => Ok(()),
-            GrantValue::List(_) => Err("expected true or false".into()),
+            _ => Err("expected true or false".into()),
         }
     }
 
     /// Ok for a list whose every entry passes `check`.
     pub fn entries(&self, check: impl Fn(&str) -> Result<(), String>) -> Result<(), String> {
         match self {
-            GrantValue::Flag(_) => Err("expected a list of destinations".into()),
             GrantValue::List(list) => list
                 .iter()
                 .try_for_each(|e| check(e).map_err(|why| format!("entry {e:?}: {why}"))),
+            _ => Err("expected a list of destinations".into()),
         }
     }
 }
 
-/// What a manifest grants, by capability.
+/// What a manifest grants, by capability, with the operator's narrower
+/// lists (`plugins.grants.NAME.http`, `.tcp`): a destination must be in
+/// both.
 #[derive(Debug, Clone, Default)]
 pub struct Grants {
     pub entries: BTreeMap<String, GrantValue>,
+    pub narrowed: BTreeMap<String, Vec<String>>,
 }
 
 impl Grants {
@@ -149,6 +155,11 @@ impl Grants {
             Some(GrantValue::List(list)) => list,
             _ => &[],
         }
+    }
+
+    /// The operator's list under `key`, when the operator narrowed it.
+    pub fn narrowed(&self, key: &str) -> Option<&[String]> {
+        self.narrowed.get(key).map(Vec::as_slice)
     }
 
     /// The flag under `key` (false when absent or a list).

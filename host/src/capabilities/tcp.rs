@@ -7,7 +7,8 @@
 
 use super::io::{remaining, run_io};
 use super::unit::{CallContext, Capability, Collected};
-use super::{GrantValue, Grants, NoLimits};
+use super::egress::AddressPolicy;
+use super::{GrantValue, Grants};
 use crate::bindings::tcp as wit;
 use std::time::{Duration, Instant};
 use wasmtime::component::{HasSelf, Linker};
@@ -64,8 +65,8 @@ pub struct Tcp;
 
 impl Capability for Tcp {
     const INTERFACE: &'static str = "tcp";
-    type Limits = NoLimits;
-    type Shared = ();
+    type Limits = TcpLimits;
+    type Shared = AddressPolicy;
     type State = TcpState;
 
     fn granted(_: &Grants) -> bool {
@@ -76,16 +77,25 @@ impl Capability for Tcp {
         value.entries(Target::check_entry)
     }
 
-    fn shared(_: &NoLimits, _: &tokio::runtime::Handle) -> anyhow::Result<()> {
-        Ok(())
+    fn shared(limits: &TcpLimits, _: &tokio::runtime::Handle) -> anyhow::Result<AddressPolicy> {
+        Ok(AddressPolicy {
+            allow_private_names: limits.allow_private_names,
+            key: "plugins.capabilities.tcp",
+        })
     }
 
-    fn state(_: &(), call: &CallContext<'_>) -> TcpState {
-        TcpState::new(
+    fn state(policy: &AddressPolicy, call: &CallContext<'_>) -> TcpState {
+        let mut state = TcpState::new(
             resolve(call.grants.list("tcp"), |k| call.lookup(k)),
             call.io.clone(),
             call.deadline,
-        )
+        );
+        state.policy = *policy;
+        state.within = call
+            .grants
+            .narrowed("tcp")
+            .map(|list| resolve(list, |k| call.lookup(k)));
+        state
     }
 
     fn add_to_linker<T: 'static>(
@@ -100,8 +110,19 @@ impl Capability for Tcp {
     }
 }
 
+/// Operator bounds on plugin TCP probes (`plugins.capabilities.tcp`).
+#[derive(Debug, Clone, Copy, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TcpLimits {
+    /// Names may resolve to loopback and private ranges (see `egress`).
+    pub allow_private_names: bool,
+}
+
 pub struct TcpState {
     allow: Vec<Target>,
+    /// The operator's narrower list (`plugins.grants.NAME.tcp`), if any.
+    within: Option<Vec<Target>>,
+    policy: AddressPolicy,
     io: tokio::runtime::Handle,
     deadline: Instant,
     /// Targets refused during this call, for the call's report.
@@ -112,6 +133,8 @@ impl TcpState {
     pub fn new(allow: Vec<Target>, io: tokio::runtime::Handle, deadline: Instant) -> Self {
         TcpState {
             allow,
+            within: None,
+            policy: AddressPolicy::default(),
             io,
             deadline,
             denials: Vec::new(),
@@ -126,28 +149,46 @@ impl TcpState {
             self.denials.push(why.clone());
             return Err(why);
         }
+        if let Some(within) = &self.within
+            && !within.iter().any(|t| t.allows(&host, port))
+        {
+            let why = format!(
+                "denied: {host}:{port} is granted by the manifest but not by the operator (plugins.grants.<plugin>.tcp)"
+            );
+            self.denials.push(why.clone());
+            return Err(why);
+        }
         let budget = Duration::from_millis(timeout_ms.into()).min(remaining(self.deadline));
         if budget.is_zero() {
             return Err("timed out before connecting".into());
         }
-        run_io(&self.io, async move {
+        let policy = self.policy;
+        let result = run_io(&self.io, async move {
             let started = Instant::now();
-            match tokio::time::timeout(
-                budget,
-                tokio::net::TcpStream::connect((host.as_str(), port)),
-            )
-            .await
-            {
+            // Resolved once and checked; the connect goes to those addresses.
+            let connect = async {
+                let addrs = policy.resolve(&host, port).await.map_err(|r| r.0)?;
+                tokio::net::TcpStream::connect(&addrs[..])
+                    .await
+                    .map_err(|e| e.to_string())
+            };
+            match tokio::time::timeout(budget, connect).await {
                 Ok(Ok(stream)) => {
                     let took = started.elapsed();
                     drop(stream);
                     Ok(u64::try_from(took.as_micros()).unwrap_or(u64::MAX))
                 }
-                Ok(Err(e)) => Err(e.to_string()),
+                Ok(Err(e)) => Err(e),
                 Err(_) => Err(format!("timed out after {} ms", budget.as_millis())),
             }
         })
-        .unwrap_or_else(|| Err("the host is shutting down".into()))
+        .unwrap_or_else(|| Err("the host is shutting down".into()));
+        if let Err(why) = &result
+            && why.starts_with("denied: ")
+        {
+            self.denials.push(why.clone());
+        }
+        result
     }
 }
 

@@ -17,6 +17,8 @@ use wasmtime::component::Linker;
 pub struct CallContext<'a> {
     pub plugin: &'a Arc<str>,
     pub grants: &'a Grants,
+    /// The plugin's limits (after the operator's narrowing).
+    pub limits: &'a crate::runtime::manifest::Limits,
     /// The operator's settings for this call (already checked).
     pub settings: &'a Arc<BTreeMap<String, String>>,
     /// What a health check looks at (may fill `{target}` grants).

@@ -6,7 +6,8 @@ use crate::capabilities::GrantValue;
 use crate::error::{CliResult, Exit, Failure};
 use crate::plugin_build::{self, Built, COMPONENTIZE_PY_VERSION, Folder, Language};
 use crate::report::table;
-use crate::runtime::{Entry, PluginKind, inspect};
+use crate::runtime::narrow::{OperatorGrant, SqlLevel};
+use crate::runtime::{Entry, ManifestSummary, PluginKind, inspect};
 use crate::scaffold::{self, Lang, ScaffoldKind, SdkChoice};
 use anyhow::anyhow;
 use clap::Subcommand;
@@ -19,7 +20,7 @@ pub enum PluginCommand {
     List,
     /// Show a component's world, imports, exports and manifest
     Inspect {
-        /// Path to NAME.wasm
+        /// Path to NAME.wasm, or the name of a plugin in the plugin directory
         path: PathBuf,
         /// Manifest [default: NAME.toml beside the component]
         #[arg(long)]
@@ -282,6 +283,7 @@ fn list_row(entry: &Entry) -> ListRow {
                     capabilities.push(format!("{name}: {}", list.join(" ")))
                 }
                 GrantValue::Flag(true) => capabilities.push(name.clone()),
+                GrantValue::Text(level) => capabilities.push(format!("{name}: {level}")),
                 _ => {}
             }
         }
@@ -365,6 +367,15 @@ fn list(ctx: &Context) -> CliResult {
 
 fn inspect_cmd(ctx: &Context, path: &Path, manifest: Option<&Path>) -> CliResult {
     let runtime = ctx.runtime()?;
+    // A bare name is the plugin directory's NAME.wasm.
+    let in_dir;
+    let path = match path.to_str() {
+        Some(name) if !path.exists() && !name.contains(['/', '.']) => {
+            in_dir = ctx.settings.plugin_dir.join(format!("{name}.wasm"));
+            in_dir.as_path()
+        }
+        _ => path,
+    };
     let info = inspect(&runtime, path, manifest)?;
     if ctx.out.is_json() {
         let value = serde_json::json!({
@@ -376,6 +387,8 @@ fn inspect_cmd(ctx: &Context, path: &Path, manifest: Option<&Path>) -> CliResult
             "imports": info.imports,
             "exports": info.exports,
             "manifest": info.manifest,
+            "operator": info.operator,
+            "effective": info.effective,
             "loads": info.loads.is_ok(),
             "load_error": info.loads.as_ref().err(),
         });
@@ -413,7 +426,7 @@ fn inspect_cmd(ctx: &Context, path: &Path, manifest: Option<&Path>) -> CliResult
                 list_or_none(&m.http),
                 list_or_none(&m.tcp),
                 m.smtp,
-                m.sql,
+                m.sql.unwrap_or("none"),
                 m.memory_mib,
                 m.timeout_ms,
                 list_or_none(&m.settings),
@@ -421,12 +434,104 @@ fn inspect_cmd(ctx: &Context, path: &Path, manifest: Option<&Path>) -> CliResult
         }
         None => text.push_str("manifest: none found\n"),
     }
+    if let Some(m) = &info.manifest {
+        text.push_str(&grants_table(
+            m,
+            info.operator.as_ref(),
+            info.effective.as_ref(),
+        ));
+    }
     match &info.loads {
         Ok(()) => text.push_str("loads: yes"),
         Err(err) => text.push_str(&format!("loads: no: {err}")),
     }
     ctx.out.text(text)?;
     Ok(Exit::Success)
+}
+
+/// Manifest, operator (`plugins.grants.NAME`) and effective grants side
+/// by side.
+fn grants_table(
+    manifest: &ManifestSummary,
+    operator: Option<&OperatorGrant>,
+    effective: Option<&ManifestSummary>,
+) -> String {
+    let unset = || "-".to_string();
+    let of = |m: &ManifestSummary| -> Vec<String> {
+        vec![
+            list_or_none(&m.http),
+            list_or_none(&m.tcp),
+            m.sql.unwrap_or("none").to_string(),
+            m.smtp.to_string(),
+            format!("{} MiB", m.memory_mib),
+            format!("{} ms", m.timeout_ms),
+            m.http_requests_per_call
+                .map_or("default".into(), |n| n.to_string()),
+            m.http_bytes_per_call
+                .map_or("default".into(), |n| n.to_string()),
+        ]
+    };
+    let op: Vec<String> = match operator {
+        None => vec![unset(); 8],
+        Some(o) => vec![
+            o.http.as_deref().map_or_else(unset, list_or_none),
+            o.tcp.as_deref().map_or_else(unset, list_or_none),
+            match &o.sql {
+                None => unset(),
+                Some(SqlLevel::Level(level)) => level.clone(),
+                Some(SqlLevel::Off(flag)) => flag.to_string(),
+            },
+            o.smtp.map_or_else(unset, |s| s.to_string()),
+            o.limits
+                .memory_mib
+                .map_or_else(unset, |n| format!("{n} MiB")),
+            o.limits
+                .timeout_ms
+                .map_or_else(unset, |n| format!("{n} ms")),
+            o.limits
+                .http_requests_per_call
+                .map_or_else(unset, |n| n.to_string()),
+            o.limits
+                .http_bytes_per_call
+                .map_or_else(unset, |n| n.to_string()),
+        ],
+    };
+    let eff = effective.map_or_else(|| vec!["(does not load)".to_string(); 8], of);
+    let rows = [
+        "http",
+        "tcp",
+        "sql",
+        "smtp",
+        "memory",
+        "timeout",
+        "http requests/call",
+        "http bytes/call",
+    ];
+    let man = of(manifest);
+    let width = |col: &[String], head: &str| {
+        col.iter()
+            .map(|c| c.chars().count())
+            .chain([head.len()])
+            .max()
+            .unwrap_or(0)
+    };
+    let (w0, w1, w2) = (
+        width(&man, "manifest"),
+        width(&op, "operator (plugins.grants)"),
+        width(&eff, "effective"),
+    );
+    let mut lines = vec![format!(
+        "  {:<18}  {:<w0$}  {:<w1$}  {:<w2$}",
+        "", "manifest", "operator (plugins.grants)", "effective"
+    )];
+    for (i, row) in rows.iter().enumerate() {
+        lines.push(format!(
+            "  {row:<18}  {:<w0$}  {:<w1$}  {:<w2$}",
+            man[i], op[i], eff[i]
+        ));
+    }
+    let rows: Vec<&str> = lines.iter().map(|l| l.trim_end()).collect();
+    format!("grants:\n{}\n", rows.join("\n"))
 }
 
 fn list_or_none(items: &[String]) -> String {

@@ -232,6 +232,9 @@ pub struct PluginsConfig {
     /// sha256 a plugin must have to load, by plugin name.
     #[serde(default)]
     pub pins: BTreeMap<String, String>,
+    /// The operator's narrower grants and limits, by plugin name.
+    #[serde(default)]
+    pub grants: BTreeMap<String, crate::runtime::narrow::OperatorGrant>,
     /// The most memory any plugin may ask for, in MiB.
     pub max_memory_mib: Option<u64>,
     /// Operator limits per capability (`http`, `log`, …), checked when the

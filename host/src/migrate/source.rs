@@ -424,10 +424,10 @@ fn build(version: i64, parts: Parts) -> Result<Migration, SourceError> {
                     ),
                 ));
             }
-            if !manifest.capabilities.flag("sql") {
+            if crate::capabilities::sql::level(&manifest.capabilities).is_none() {
                 return Err(file_error(
                     &manifest_file.path,
-                    "a migration step needs `sql = true` under [capabilities]",
+                    "a migration step needs `sql = \"read\"`, `\"write\"` or `\"ddl\"` under [capabilities]",
                 ));
             }
             let (component, component_origin) = match wasm {

@@ -264,7 +264,8 @@ impl Runtime {
         let timeout = Duration::from_millis(limits.timeout_ms);
         let deadline = started + timeout;
         let mut state = self.call_state(plugin, settings, target, options, deadline);
-        state.caps.sql = sql;
+        // The grant came from the plugin's grants; the session is the caller's.
+        state.caps.sql.session = sql.session;
         state.caps.sql.deadline = Some(deadline);
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
@@ -313,6 +314,7 @@ impl Runtime {
         let caps = self.caps.states(&CallContext {
             plugin: &name,
             grants: &plugin.manifest.capabilities,
+            limits: &plugin.manifest.limits,
             settings,
             target,
             deadline,

@@ -53,6 +53,14 @@ pub enum LoadError {
     #[error(transparent)]
     Manifest(#[from] super::manifest::ManifestError),
 
+    /// The operator's `plugins.grants.NAME` cannot narrow this plugin.
+    #[error("plugin `{plugin}`: `plugins.grants.{plugin}.{key}` {why}")]
+    Narrowing {
+        plugin: String,
+        key: String,
+        why: String,
+    },
+
     /// The component imports a capability its manifest does not grant.
     #[error(
         "plugin `{plugin}` imports `{interface}` but its manifest does not grant it; add {manifest_entry}"

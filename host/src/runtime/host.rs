@@ -33,6 +33,8 @@ pub struct RuntimeSettings {
     pub capabilities: capabilities::Limits,
     /// Bytes of stdout and of stderr kept per call.
     pub output_capacity: usize,
+    /// The operator's narrower grants (`plugins.grants.NAME`).
+    pub grants: std::collections::BTreeMap<String, super::narrow::OperatorGrant>,
 }
 
 impl Default for RuntimeSettings {
@@ -43,6 +45,7 @@ impl Default for RuntimeSettings {
             cache_max_bytes: 256 << 20,
             capabilities: capabilities::Limits::default(),
             output_capacity: 64 << 10,
+            grants: Default::default(),
         }
     }
 }
@@ -78,6 +81,7 @@ impl RuntimeSettings {
         let mut runtime = RuntimeSettings {
             cache_dir: settings.cache_dir.clone(),
             capabilities,
+            grants: plugins.grants.clone(),
             ..RuntimeSettings::default()
         };
         if let Some(mib) = plugins.cache_max_mib {
@@ -231,6 +235,11 @@ impl Runtime {
             .collect()
     }
 
+    /// The operator's `plugins.grants.NAME` for a plugin, if any.
+    pub fn operator_grant(&self, name: &str) -> Option<&super::narrow::OperatorGrant> {
+        self.settings.grants.get(name)
+    }
+
     pub fn cache_dir(&self) -> Option<&std::path::Path> {
         self.cache.dir()
     }
@@ -303,6 +312,18 @@ impl Runtime {
 
         let imports = self.check_imports(&manifest, &component)?;
         self.check_exports(&manifest, &component)?;
+        let mut manifest = manifest;
+        if let Some(operator) = self.settings.grants.get(&name) {
+            let (grants, limits) =
+                super::narrow::narrow(&manifest, operator).map_err(|w| LoadError::Narrowing {
+                    plugin: name.clone(),
+                    key: w.key,
+                    why: w.why,
+                })?;
+            manifest.capabilities = grants;
+            manifest.limits = limits;
+        }
+        self.check_http_budget(&manifest)?;
         let instance_pre =
             self.linker
                 .instantiate_pre(&component)
@@ -351,6 +372,33 @@ impl Runtime {
             imports,
             pre,
         })
+    }
+
+    /// A manifest's HTTP budget may be at most the operator's limit.
+    fn check_http_budget(&self, manifest: &Manifest) -> Result<(), LoadError> {
+        let operator = &self.settings.capabilities.http;
+        let over = |key: &str, asked: u64, limit: u64| LoadError::Incompatible {
+            plugin: manifest.name.clone(),
+            expected: format!(
+                "at most {limit} (the operator's plugins.capabilities.http.max_{key})"
+            ),
+            found: format!("limits.http_{key} = {asked}"),
+        };
+        if let Some(n) = manifest.limits.http_requests_per_call
+            && n > operator.max_requests_per_call
+        {
+            return Err(over(
+                "requests_per_call",
+                n.into(),
+                operator.max_requests_per_call.into(),
+            ));
+        }
+        if let Some(n) = manifest.limits.http_bytes_per_call
+            && n > operator.max_bytes_per_call
+        {
+            return Err(over("bytes_per_call", n, operator.max_bytes_per_call));
+        }
+        Ok(())
     }
 
     /// Every import must be WASI or an interface of this contract that the

@@ -23,6 +23,10 @@ pub struct Inspection {
     pub imports: Vec<String>,
     pub exports: Vec<String>,
     pub manifest: Option<ManifestSummary>,
+    /// The operator's `plugins.grants.NAME`, if any.
+    pub operator: Option<super::narrow::OperatorGrant>,
+    /// What the plugin gets: the manifest narrowed by the operator.
+    pub effective: Option<ManifestSummary>,
     /// Whether it would load, and if not, why.
     pub loads: Result<(), String>,
 }
@@ -36,9 +40,12 @@ pub struct ManifestSummary {
     pub http: Vec<String>,
     pub tcp: Vec<String>,
     pub smtp: bool,
-    pub sql: bool,
+    /// `read`, `write` or `ddl`; none when not granted.
+    pub sql: Option<&'static str>,
     pub memory_mib: u64,
     pub timeout_ms: u64,
+    pub http_requests_per_call: Option<u32>,
+    pub http_bytes_per_call: Option<u64>,
     pub settings: Vec<String>,
 }
 
@@ -49,12 +56,23 @@ impl From<&Manifest> for ManifestSummary {
             name: m.name.clone(),
             kind: m.kind,
             version: m.version.clone(),
-            http: m.capabilities.list("http").to_vec(),
-            tcp: m.capabilities.list("tcp").to_vec(),
+            // An operator's narrower list is what the plugin can reach.
+            http: m
+                .capabilities
+                .narrowed("http")
+                .unwrap_or(m.capabilities.list("http"))
+                .to_vec(),
+            tcp: m
+                .capabilities
+                .narrowed("tcp")
+                .unwrap_or(m.capabilities.list("tcp"))
+                .to_vec(),
             smtp: m.capabilities.flag("smtp"),
-            sql: m.capabilities.flag("sql"),
+            sql: crate::capabilities::sql::level(&m.capabilities).map(|l| l.as_str()),
             memory_mib: m.limits.memory_mib,
             timeout_ms: m.limits.timeout_ms,
+            http_requests_per_call: m.limits.http_requests_per_call,
+            http_bytes_per_call: m.limits.http_bytes_per_call,
             settings: m.settings.keys().cloned().collect(),
         }
     }
@@ -113,10 +131,15 @@ pub fn inspect(
         .as_ref()
         .ok()
         .map(|s| ManifestSummary::from(&s.manifest));
-    let loads = source
-        .and_then(|s| runtime.load(s, None))
-        .map(|_| ())
-        .map_err(|e| e.to_string());
+    let operator = manifest
+        .as_ref()
+        .and_then(|m| runtime.operator_grant(&m.name).cloned());
+    let loaded = source.and_then(|s| runtime.load(s, None));
+    let effective = loaded
+        .as_ref()
+        .ok()
+        .map(|p| ManifestSummary::from(&p.manifest));
+    let loads = loaded.map(|_| ()).map_err(|e| e.to_string());
     Ok(Inspection {
         path: path.to_path_buf(),
         size: bytes.len() as u64,
@@ -126,6 +149,8 @@ pub fn inspect(
         imports,
         exports,
         manifest,
+        operator,
+        effective,
         loads,
     })
 }

@@ -110,6 +110,12 @@ impl Manifest {
 pub struct Limits {
     pub memory_mib: u64,
     pub timeout_ms: u64,
+    /// HTTP requests one call may send, when the plugin needs more (or
+    /// fewer) than the default 64; at most the operator's
+    /// `plugins.capabilities.http.max_requests_per_call`.
+    pub http_requests_per_call: Option<u32>,
+    /// Body bytes one call may send and receive, likewise (default 16 MiB).
+    pub http_bytes_per_call: Option<u64>,
 }
 
 impl Default for Limits {
@@ -117,6 +123,8 @@ impl Default for Limits {
         Limits {
             memory_mib: 32,
             timeout_ms: 10_000,
+            http_requests_per_call: None,
+            http_bytes_per_call: None,
         }
     }
 }
@@ -182,6 +190,8 @@ struct RawManifest {
 struct RawLimits {
     memory_mib: Option<Spanned<u64>>,
     timeout_ms: Option<Spanned<u64>>,
+    http_requests_per_call: Option<Spanned<u32>>,
+    http_bytes_per_call: Option<Spanned<u64>>,
 }
 
 impl Manifest {
@@ -261,6 +271,24 @@ impl Manifest {
             }
             limits.timeout_ms = *timeout.get_ref();
         }
+        if let Some(n) = raw.limits.http_requests_per_call {
+            if *n.get_ref() == 0 {
+                return Err(at(
+                    Some(n.span()),
+                    "`limits.http_requests_per_call` must be at least 1".into(),
+                ));
+            }
+            limits.http_requests_per_call = Some(*n.get_ref());
+        }
+        if let Some(n) = raw.limits.http_bytes_per_call {
+            if *n.get_ref() == 0 {
+                return Err(at(
+                    Some(n.span()),
+                    "`limits.http_bytes_per_call` must be at least 1".into(),
+                ));
+            }
+            limits.http_bytes_per_call = Some(*n.get_ref());
+        }
 
         let known = |key: &str| key == "target" || raw.settings.contains_key(key);
         let mut grants = Grants::default();
@@ -268,6 +296,7 @@ impl Manifest {
             let span = value.span();
             let value = match value.into_inner() {
                 toml::Value::Boolean(flag) => GrantValue::Flag(flag),
+                toml::Value::String(text) => GrantValue::Text(text),
                 toml::Value::Array(items) => {
                     let mut list = Vec::new();
                     for item in items {
@@ -293,7 +322,7 @@ impl Manifest {
                     return Err(at(
                         Some(span),
                         format!(
-                            "`capabilities.{key}`: expected a list or true/false, found {}",
+                            "`capabilities.{key}`: expected a list, a string or true/false, found {}",
                             other.type_str()
                         ),
                     ));
@@ -374,7 +403,8 @@ required = true
             m.limits,
             Limits {
                 memory_mib: 16,
-                timeout_ms: 250
+                timeout_ms: 250,
+                ..Limits::default()
             }
         );
     }

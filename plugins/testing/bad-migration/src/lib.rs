@@ -1,7 +1,8 @@
 //! A migration step that writes a marker row and then misbehaves as the
 //! `wasm_mode` table says: `ok`, `err`, `trap`, `loop`, `commit` (tries to
 //! commit the runner's transaction), `sleep` (`pg_sleep(60)`), `spin-sql` (a
-//! recursive query that never ends). Proves a failed step leaves nothing.
+//! recursive query that never ends), `run:SQL` (runs SQL, which the grant
+//! should refuse). Proves a failed step leaves nothing.
 
 use gantry_plugin::Migration;
 use gantry_plugin::sql::{self, Value};
@@ -35,7 +36,10 @@ impl Migration for Bad {
                 &[],
             )
             .map(|_| ()),
-            other => Err(format!("unknown mode {other}")),
+            other => match other.strip_prefix("run:") {
+                Some(statement) => sql::execute(statement, &[]).map(|_| ()),
+                None => Err(format!("unknown mode {other}")),
+            },
         }
     }
 

@@ -6,14 +6,21 @@
 //! takes it back afterwards to commit or roll back. The plugin can never
 //! commit, open another connection, or reach another database.
 //!
+//! What a statement may do is the manifest's grant, `sql = "read"`,
+//! `"write"` or `"ddl"` (`true` is `"write"`, as manifests said before
+//! levels), decided by parsing it ([`grant`]). Every statement runs under
+//! what is left of the call's deadline.
+//!
 //! Parameters are written `$1`, `$2`, … for both dialects. A NULL binds as
 //! text; cast it in the statement (`$1::bigint`) where a column needs more.
+
+pub mod grant;
 
 use super::unit::{CallContext, Capability};
 use super::{GrantValue, Grants, NoLimits};
 use crate::bindings::sql::{self as wit, Rows, Value};
-use crate::db::split;
 use crate::db::{Db, params_for};
+use grant::SqlGrant;
 use crate::on_conn;
 use crate::runtime::DeadlineExceeded;
 use std::time::Instant;
@@ -28,8 +35,9 @@ pub struct SqlSession {
     pub statements: u64,
 }
 
-/// The capability as a unit: manifest grant `sql = true`; the session is
-/// lent by the migration runner for each step (`SqlState::with`).
+/// The capability as a unit: manifest grant `sql = "read" | "write" |
+/// "ddl"`; the session is lent by the migration runner for each step
+/// (`SqlState::with`).
 pub struct Sql;
 
 impl Capability for Sql {
@@ -39,19 +47,26 @@ impl Capability for Sql {
     type State = SqlState;
 
     fn granted(grants: &Grants) -> bool {
-        grants.flag("sql")
+        level(grants).is_some()
     }
 
     fn check_grant(value: &GrantValue) -> Result<(), String> {
-        value.flag()
+        match value {
+            GrantValue::Flag(_) => Ok(()),
+            GrantValue::Text(text) if SqlGrant::parse(text).is_some() => Ok(()),
+            _ => Err(format!("expected {}", SqlGrant::NAMES)),
+        }
     }
 
     fn shared(_: &NoLimits, _: &tokio::runtime::Handle) -> anyhow::Result<()> {
         Ok(())
     }
 
-    fn state(_: &(), _: &CallContext<'_>) -> SqlState {
-        SqlState::default()
+    fn state(_: &(), call: &CallContext<'_>) -> SqlState {
+        SqlState {
+            grant: level(call.grants),
+            ..SqlState::default()
+        }
     }
 
     fn add_to_linker<T: 'static>(
@@ -62,10 +77,21 @@ impl Capability for Sql {
     }
 }
 
+/// The level a manifest's `sql` key grants; `None` when it grants none.
+pub fn level(grants: &Grants) -> Option<SqlGrant> {
+    match grants.entries.get("sql") {
+        Some(GrantValue::Flag(true)) => Some(SqlGrant::Write),
+        Some(GrantValue::Text(text)) => SqlGrant::parse(text),
+        _ => None,
+    }
+}
+
 /// Per-call state: a session while a migration runs, none otherwise.
 #[derive(Default)]
 pub struct SqlState {
     pub session: Option<SqlSession>,
+    /// What the plugin's grant admits (set from its grants per call).
+    pub grant: Option<SqlGrant>,
     /// The call's deadline: every statement ends by it (set by the call).
     pub deadline: Option<Instant>,
 }
@@ -74,7 +100,7 @@ impl SqlState {
     pub fn with(session: SqlSession) -> Self {
         SqlState {
             session: Some(session),
-            deadline: None,
+            ..SqlState::default()
         }
     }
 
@@ -121,24 +147,13 @@ impl SqlState {
         let session = self.session.as_mut().ok_or_else(|| {
             "sql is available only while gantry runs this plugin as a migration step".to_string()
         })?;
-        check_statement(statement)?;
+        let grant = self
+            .grant
+            .ok_or_else(|| "this plugin's manifest grants no sql".to_string())?;
+        grant::admit(session.db.dialect(), grant, statement)?;
         session.statements += 1;
         Ok(session)
     }
-}
-
-fn check_statement(statement: &str) -> Result<(), String> {
-    let parts = split::split(statement);
-    if parts.len() > 1 {
-        return Err("one statement per call".into());
-    }
-    if parts
-        .first()
-        .is_some_and(|s| split::is_transaction_control(s.text))
-    {
-        return Err("the migration's transaction belongs to gantry; it commits or rolls back when the step ends".into());
-    }
-    Ok(())
 }
 
 /// Bounds the next statement on `db` by `deadline`.

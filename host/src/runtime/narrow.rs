@@ -1,0 +1,259 @@
+//! Grants belong to the operator: `plugins.grants.NAME` in the deployment
+//! config narrows what a plugin's manifest asks for.
+//!
+//! The effective grant is the intersection: an operator list (`http`,
+//! `tcp`) is checked at every request together with the manifest's (both
+//! must admit it); `sql` is the narrower level; `smtp = false` refuses
+//! every send; limits are the smaller. An operator grant wider than the
+//! manifest — an origin, target, level or limit the manifest never asked
+//! for — refuses the load, naming the key.
+
+use super::manifest::{Limits, Manifest};
+use crate::capabilities::http::Origin;
+use crate::capabilities::sql::grant::SqlGrant;
+use crate::capabilities::tcp::Target;
+use crate::capabilities::{GrantValue, Grants};
+use serde::{Deserialize, Serialize};
+
+/// One plugin's `plugins.grants.NAME` table.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperatorGrant {
+    pub http: Option<Vec<String>>,
+    pub tcp: Option<Vec<String>>,
+    /// `"read"`, `"write"`, `"ddl"` or `false`.
+    pub sql: Option<SqlLevel>,
+    pub smtp: Option<bool>,
+    #[serde(default)]
+    pub limits: OperatorLimits,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum SqlLevel {
+    Off(bool),
+    Level(String),
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperatorLimits {
+    pub memory_mib: Option<u64>,
+    pub timeout_ms: Option<u64>,
+    pub http_requests_per_call: Option<u32>,
+    pub http_bytes_per_call: Option<u64>,
+}
+
+/// Why an operator grant cannot apply: the key under
+/// `plugins.grants.NAME` and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wider {
+    pub key: String,
+    pub why: String,
+}
+
+/// The manifest's grants and limits narrowed by the operator's.
+pub fn narrow(manifest: &Manifest, operator: &OperatorGrant) -> Result<(Grants, Limits), Wider> {
+    let wider = |key: &str, why: String| Wider {
+        key: key.to_string(),
+        why,
+    };
+    let mut grants = manifest.capabilities.clone();
+    let declared = &manifest.capabilities;
+
+    for (key, list) in [("http", &operator.http), ("tcp", &operator.tcp)] {
+        let Some(list) = list else { continue };
+        let asked = declared.list(key);
+        for entry in list {
+            let shape = if key == "http" {
+                Origin::check_entry(entry)
+            } else {
+                Target::check_entry(entry)
+            };
+            shape.map_err(|why| wider(key, format!("entry {entry:?}: {why}")))?;
+            if !covered(key, entry, asked) {
+                return Err(wider(
+                    key,
+                    format!(
+                        "entry {entry:?} is wider than the manifest, which grants {}",
+                        shown(asked)
+                    ),
+                ));
+            }
+        }
+        grants.narrowed.insert(key.to_string(), list.clone());
+    }
+
+    if let Some(level) = &operator.sql {
+        let asked = crate::capabilities::sql::level(declared);
+        let value = match level {
+            SqlLevel::Off(false) => GrantValue::Flag(false),
+            SqlLevel::Off(true) => {
+                return Err(wider(
+                    "sql",
+                    format!("= true: say {} or false", SqlGrant::NAMES),
+                ));
+            }
+            SqlLevel::Level(text) => {
+                let level = SqlGrant::parse(text).ok_or_else(|| {
+                    wider(
+                        "sql",
+                        format!("= {text:?}: expected {} or false", SqlGrant::NAMES),
+                    )
+                })?;
+                match asked {
+                    Some(asked) if level <= asked => GrantValue::Text(level.to_string()),
+                    _ => {
+                        return Err(wider(
+                            "sql",
+                            format!(
+                                "= \"{level}\" is wider than the manifest's sql = {}",
+                                asked.map_or("none".to_string(), |a| format!("\"{a}\""))
+                            ),
+                        ));
+                    }
+                }
+            }
+        };
+        grants.entries.insert("sql".into(), value);
+    }
+
+    if let Some(smtp) = operator.smtp {
+        if smtp && !declared.flag("smtp") {
+            return Err(wider(
+                "smtp",
+                "= true is wider than the manifest, which does not grant smtp".into(),
+            ));
+        }
+        if !smtp {
+            grants
+                .entries
+                .insert("smtp".into(), GrantValue::Flag(false));
+        }
+    }
+
+    let mut limits = manifest.limits;
+    let bounded = |key: &str, asked: u64, given: Option<u64>| match given {
+        Some(0) => Err(wider(key, "= 0: give at least 1".into())),
+        Some(given) if given > asked => Err(wider(
+            key,
+            format!("= {given} is above the manifest's {asked}"),
+        )),
+        Some(given) => Ok(given),
+        None => Ok(asked),
+    };
+    let ops = &operator.limits;
+    limits.memory_mib = bounded("limits.memory_mib", limits.memory_mib, ops.memory_mib)?;
+    limits.timeout_ms = bounded("limits.timeout_ms", limits.timeout_ms, ops.timeout_ms)?;
+    if let Some(n) = ops.http_requests_per_call {
+        let asked = limits.http_requests_per_call.unwrap_or(u32::MAX);
+        limits.http_requests_per_call = Some(bounded(
+            "limits.http_requests_per_call",
+            asked.into(),
+            Some(n.into()),
+        )? as u32);
+    }
+    if let Some(n) = ops.http_bytes_per_call {
+        let asked = limits.http_bytes_per_call.unwrap_or(u64::MAX);
+        limits.http_bytes_per_call = Some(bounded("limits.http_bytes_per_call", asked, Some(n))?);
+    }
+    Ok((grants, limits))
+}
+
+/// Whether the manifest's `asked` entries admit everything `entry` does.
+/// A manifest entry filled from a setting (`{url}`) is decided per call,
+/// where both lists must admit the request.
+fn covered(key: &str, entry: &str, asked: &[String]) -> bool {
+    asked.iter().any(|m| {
+        if m == entry || m.contains('{') {
+            return true;
+        }
+        if entry.contains('{') {
+            return false;
+        }
+        if key == "http" {
+            match (Origin::parse_entry(m), Origin::parse_entry(entry)) {
+                (Ok(m), Ok(e)) => {
+                    m.scheme == e.scheme
+                        && m.host == e.host
+                        && (m.port.is_none() || m.port == e.port)
+                }
+                _ => false,
+            }
+        } else {
+            match (Target::parse_entry(m), Target::parse_entry(entry)) {
+                (Ok(m), Ok(e)) => m.host == e.host && (m.port.is_none() || m.port == e.port),
+                _ => false,
+            }
+        }
+    })
+}
+
+fn shown(list: &[String]) -> String {
+    if list.is_empty() {
+        "none".into()
+    } else {
+        list.iter()
+            .map(|e| format!("{e:?}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn manifest() -> Manifest {
+        Manifest::parse(
+            r#"
+name = "demo"
+kind = "notifier"
+version = "1"
+[capabilities]
+http = ["https://hooks.example.com:443", "http://127.0.0.1:*"]
+smtp = true
+[limits]
+memory_mib = 32
+timeout_ms = 5000
+"#,
+            Path::new("demo.toml"),
+        )
+        .unwrap()
+    }
+
+    fn grant(toml_text: &str) -> OperatorGrant {
+        toml::from_str(toml_text).unwrap()
+    }
+
+    #[test]
+    fn narrower_grants_apply() {
+        let (grants, limits) = narrow(
+            &manifest(),
+            &grant(
+                "http = [\"http://127.0.0.1:8080\"]\nsmtp = false\nlimits = { timeout_ms = 1000 }",
+            ),
+        )
+        .unwrap();
+        assert_eq!(grants.narrowed["http"], vec!["http://127.0.0.1:8080"]);
+        assert!(!grants.flag("smtp") && grants.refused("smtp"));
+        assert_eq!(limits.timeout_ms, 1000);
+        assert_eq!(limits.memory_mib, 32);
+    }
+
+    #[test]
+    fn wider_grants_are_refused_naming_the_key() {
+        for (text, key) in [
+            ("http = [\"https://evil.example.com:443\"]", "http"),
+            ("http = [\"https://hooks.example.com:*\"]", "http"),
+            ("tcp = [\"db:5432\"]", "tcp"),
+            ("sql = \"read\"", "sql"),
+            ("limits = { memory_mib = 64 }", "limits.memory_mib"),
+            ("limits = { timeout_ms = 60000 }", "limits.timeout_ms"),
+        ] {
+            let err = narrow(&manifest(), &grant(text)).unwrap_err();
+            assert_eq!(err.key, key, "{text}: {err:?}");
+        }
+    }
+}
