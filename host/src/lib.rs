@@ -25,6 +25,7 @@ pub mod report;
 pub mod rollout;
 pub mod runtime;
 pub mod scaffold;
+pub mod scrub;
 pub mod secrets;
 pub mod settings;
 pub mod store;

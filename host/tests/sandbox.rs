@@ -898,3 +898,26 @@ fn operator_grants_narrow_the_manifest() {
         );
     }
 }
+
+/// What a plugin returns is bounded where the call ends: the message to
+/// 4 KiB and the metrics to 64, each cut saying by how much.
+#[test]
+fn a_huge_result_is_cut_and_says_so() {
+    let (outcome, _) = hostile("huge", &[]);
+    let result = outcome.result.expect("call");
+    assert!(result.message.len() < 4200, "{}", result.message.len());
+    assert!(
+        result
+            .message
+            .contains(&format!("[cut {} bytes]", (2 << 20) - 4096)),
+        "{}",
+        &result.message[4000..]
+    );
+    assert!(
+        result.message.ends_with("[cut 49936 metrics]"),
+        "{}",
+        &result.message[4000..]
+    );
+    assert_eq!(result.metrics.len(), 64);
+    assert_runtime_still_serves();
+}

@@ -506,6 +506,29 @@ fn no_output_log_or_state_row_holds_the_secret() {
             );
         }
     }
+    // The store keeps keyed fingerprints, never a plain sha256 a weak
+    // secret could be guessed from offline: not of a deployed file, not of
+    // a backup copy.
+    let state = std::fs::read(sandbox.path().join(".gantry/state.db")).unwrap();
+    let mut copies = vec![sandbox.path().join("config/auth.json")];
+    for b in config(&sandbox, None, &["list-backups", "--json"])
+        .expect(0)
+        .json()
+        .as_array()
+        .unwrap()
+    {
+        assert_eq!(b["verifies"], true, "{b}");
+        copies.push(Path::new(b["path"].as_str().unwrap()).join("files/auth.json"));
+    }
+    for copy in copies.iter().filter(|c| c.exists()) {
+        use sha2::Digest;
+        let plain = hex::encode(sha2::Sha256::digest(std::fs::read(copy).unwrap()));
+        assert!(
+            !state.windows(plain.len()).any(|w| w == plain.as_bytes()),
+            "the state store holds the plain sha256 of {}",
+            copy.display()
+        );
+    }
     // Backups of a file holding a secret are 0600 (they are its other destination).
     for b in config(&sandbox, None, &["list-backups", "--json"])
         .expect(0)
@@ -729,8 +752,89 @@ fn retention_keeps_the_newest_and_the_last_good_deployments_backup() {
                 .clone()
         )
     );
+    // Backup directories; the installation's hash key sits beside them.
     let on_disk = std::fs::read_dir(sandbox.path().join(".gantry/backups"))
         .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().is_dir())
         .count();
     assert_eq!(on_disk, 2, "pruned backups are removed from disk too");
+}
+
+/// Every form a secret could leave a validator in: as written, JSON-escaped,
+/// percent-encoded and base64.
+fn secret_forms(secret: &str) -> Vec<String> {
+    use base64::Engine;
+    let json = serde_json::to_string(secret).unwrap();
+    let percent: String = secret
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    vec![
+        secret.to_string(),
+        json[1..json.len() - 1].to_string(),
+        percent,
+        base64::engine::general_purpose::STANDARD.encode(secret),
+    ]
+}
+
+/// A validator receives the resolved secret and tries every way out: a log
+/// line, stdout, stderr, findings in four encodings, a panic message. None
+/// of them carries it to the output (at -vv, where plugin output is
+/// logged) or to the state store.
+#[test]
+fn a_validator_cannot_leak_the_secret_it_sees() {
+    let sandbox = Sandbox::new();
+    setup(&sandbox);
+    for ext in ["wasm", "toml"] {
+        sandbox.write(
+            &format!(".gantry/plugins/leaky-validator.{ext}"),
+            std::fs::read(gantry::testing::plugins_dir().join(format!("leaky-validator.{ext}")))
+                .unwrap(),
+        );
+    }
+    let path = sandbox.path().join("deployment_config.json");
+    let mut spec: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    spec["config_deploy"] = json!({"validators": ["leaky-validator"]});
+    std::fs::write(&path, spec.to_string()).unwrap();
+
+    let cases = [
+        ("kJ8s/9dK2\"mQ7 x+P4vL=1nR6", 0),
+        ("panic-kJ8s/9dK2\"mQ7 x+P4vL", 1),
+    ];
+    for (secret, code) in cases {
+        let mut args = vec!["-vv"];
+        args.extend(deploy_args("production", &["base/auth.json"]));
+        let run = config(&sandbox, Some(secret), &args).expect(code);
+        let output = format!("{}{}", run.stdout, run.stderr);
+        if code == 0 {
+            assert!(
+                output.contains("leaky-validator") && output.contains("plain ********"),
+                "the findings are shown, masked: {output}"
+            );
+            assert!(output.contains("the secret is ********"), "{output}");
+        } else {
+            assert!(output.contains("leaking in a panic: ********"), "{output}");
+        }
+        for form in secret_forms(secret) {
+            assert!(!output.contains(&form), "{form:?} leaked: {output}");
+            for entry in std::fs::read_dir(sandbox.path().join(".gantry"))
+                .unwrap()
+                .flatten()
+                .filter(|e| e.path().is_file())
+            {
+                let bytes = std::fs::read(entry.path()).unwrap();
+                assert!(
+                    !bytes.windows(form.len()).any(|w| w == form.as_bytes()),
+                    "{} holds {form:?}",
+                    entry.path().display()
+                );
+            }
+        }
+    }
 }

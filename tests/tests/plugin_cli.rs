@@ -662,3 +662,25 @@ fn operator_grants_are_shown_and_wider_ones_refused() {
         run.stderr
     );
 }
+
+/// `plugin test` prints a bounded result, not megabytes.
+#[test]
+fn plugin_test_prints_a_bounded_result() {
+    let sandbox = Sandbox::new();
+    let wasm = gantry::testing::test_plugin("hostile");
+    let run = sandbox
+        .run(&[
+            "plugin",
+            "test",
+            wasm.to_str().unwrap(),
+            "--set",
+            "mode=huge",
+        ])
+        .expect(0);
+    assert!(run.stdout.len() < 16 << 10, "{} bytes", run.stdout.len());
+    assert!(
+        run.stdout.contains("[cut 49936 metrics]"),
+        "{}",
+        &run.stdout[..200]
+    );
+}

@@ -55,7 +55,9 @@ impl Capability for Log {
     }
 
     fn state(limits: &LogLimits, call: &CallContext<'_>) -> LogState {
-        LogState::new(Arc::clone(call.plugin), *limits)
+        let mut state = LogState::new(Arc::clone(call.plugin), *limits);
+        state.secrets = Arc::clone(call.secrets);
+        state
     }
 
     fn add_to_linker<T: 'static>(
@@ -74,6 +76,8 @@ impl Capability for Log {
 pub struct LogState {
     plugin: Arc<str>,
     limits: LogLimits,
+    /// The call's secrets, scrubbed from every line before it goes out.
+    secrets: Arc<crate::scrub::Scrubber>,
     pub lines: Vec<LogLine>,
     pub dropped: u64,
 }
@@ -83,6 +87,7 @@ impl LogState {
         LogState {
             plugin,
             limits,
+            secrets: Arc::default(),
             lines: Vec::new(),
             dropped: 0,
         }
@@ -105,6 +110,7 @@ impl wit::Host for LogState {
             self.dropped += 1;
             return Ok(());
         }
+        self.secrets.scrub_in_place(&mut message);
         if message.len() > self.limits.max_line_bytes {
             let mut cut = self.limits.max_line_bytes;
             while !message.is_char_boundary(cut) {

@@ -17,6 +17,8 @@ use wasmtime::component::Linker;
 pub struct CallContext<'a> {
     pub plugin: &'a Arc<str>,
     pub grants: &'a Grants,
+    /// Every secret this call may see, to scrub from what leaves it.
+    pub secrets: &'a Arc<crate::scrub::Scrubber>,
     /// The plugin's limits (after the operator's narrowing).
     pub limits: &'a crate::runtime::manifest::Limits,
     /// The operator's settings for this call (already checked).

@@ -116,7 +116,10 @@ pub async fn run(ctx: &Context, cmd: PluginCommand) -> CliResult {
                 runtime: ctx.runtime()?,
                 plugin,
                 settings,
-                options: crate::runtime::CallOptions { ca_file },
+                options: crate::runtime::CallOptions {
+                    ca_file,
+                    ..Default::default()
+                },
             };
             match call.plugin.kind() {
                 PluginKind::HealthCheck => plugin_test::check(ctx, call, target).await,

@@ -6,20 +6,17 @@
 //! spec's `backup_YYYYMMDD_HHMMSS`, with `_2`, `_3`… when that second is
 //! taken: the directory is created atomically, so two backups never share
 //! one. Verifying re-hashes every copy against the state store's record and
-//! the manifest.
+//! the manifest. The recorded fingerprints are keyed (`digest`), never a
+//! plain sha256 of a file that may hold a secret.
 
+use super::digest::FileDigest;
 use super::error::ConfigError;
 use crate::store::{BackupFile, BackupRecord};
 use chrono::{DateTime, Utc};
-use sha2::{Digest, Sha256};
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-
-pub fn sha256(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
 
 /// Takes a backup of `names` in `config_dir`.
 pub fn take(
@@ -59,6 +56,7 @@ pub fn take(
         .mode(0o700)
         .create(&files_dir)
         .map_err(|e| ConfigError::io(format!("create {}", files_dir.display()), e))?;
+    let digest = FileDigest::open_or_create(backup_root)?;
 
     let mut files = Vec::new();
     for name in names {
@@ -72,7 +70,7 @@ pub fn take(
                 files.push(BackupFile {
                     name: name.clone(),
                     existed: true,
-                    sha256: Some(sha256(&bytes)),
+                    sha256: Some(digest.of(&bytes)),
                     size: bytes.len() as u64,
                     mode,
                 });
@@ -134,6 +132,14 @@ pub fn copy_path(record: &BackupRecord, name: &str) -> PathBuf {
 /// `Err` lists what does not match.
 pub fn verify(record: &BackupRecord) -> Result<(), Vec<String>> {
     let mut problems = Vec::new();
+    let root = Path::new(&record.path).parent().unwrap_or(Path::new("/"));
+    let digest = match FileDigest::open(root) {
+        Ok(digest) => Some(digest),
+        Err(e) => {
+            problems.push(format!("cannot check the copies: {e}"));
+            None
+        }
+    };
     let manifest: Option<Vec<BackupFile>> = fs::read(Path::new(&record.path).join("manifest.json"))
         .ok()
         .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
@@ -160,13 +166,16 @@ pub fn verify(record: &BackupRecord) -> Result<(), Vec<String>> {
             problems.push(format!("{}: the copy is a symlink", file.name));
             continue;
         }
+        let Some(digest) = &digest else { continue };
         match fs::read(&path) {
-            Ok(bytes) if Some(sha256(&bytes)) == file.sha256 => {}
-            Ok(bytes) => problems.push(format!(
-                "{}: sha256 {} does not match the recorded {}",
-                file.name,
-                sha256(&bytes),
-                file.sha256.as_deref().unwrap_or("-")
+            Ok(bytes)
+                if file
+                    .sha256
+                    .as_deref()
+                    .is_some_and(|recorded| digest.matches(&bytes, recorded)) => {}
+            Ok(_) => problems.push(format!(
+                "{}: the copy does not match its recorded fingerprint",
+                file.name
             )),
             Err(e) => problems.push(format!("{}: cannot read the copy: {e}", file.name)),
         }

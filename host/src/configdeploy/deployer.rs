@@ -7,8 +7,9 @@
 //! counts is in the state store before the next begins, so an interrupted
 //! change can be explained (`history`) and undone (`rollback`).
 
-use super::backup::{self, sha256};
+use super::backup;
 use super::diff::{FileChange, FileDiff, diff_for};
+use super::digest::FileDigest;
 use super::error::{ConfigError, Finding, Severity};
 use super::events::Event;
 use super::guard::DirGuard;
@@ -282,6 +283,7 @@ impl ConfigDeployer {
             backup_id: backup.id.clone(),
             files: backup.files.len(),
         });
+        let digest = FileDigest::open_or_create(&self.settings.backup_dir)?;
         let files: Vec<ChangeFile> = plans
             .iter()
             .map(|p| ChangeFile {
@@ -291,7 +293,7 @@ impl ConfigDeployer {
                     .iter()
                     .find(|f| f.name == p.name)
                     .and_then(|f| f.sha256.clone()),
-                new_sha256: p.contents.as_deref().map(sha256),
+                new_sha256: p.contents.as_deref().map(|c| digest.of(c)),
                 secret: p.mode & 0o077 == 0,
             })
             .collect();

@@ -52,7 +52,12 @@ pub fn diff_for(config_dir: &Path, rendered: &Rendered) -> FileDiff {
         name: rendered.name.clone(),
         change,
         holds_secrets: rendered.holds_secrets(),
-        diff: unified(&old_masked, &new_masked, &rendered.name),
+        // A secret's value wherever else it appears (an old position, a
+        // copy under another key) is masked as well, in every form.
+        diff: render::scrub(
+            &unified(&old_masked, &new_masked, &rendered.name),
+            &rendered.secret_values,
+        ),
     }
 }
 
@@ -81,4 +86,38 @@ fn unified(old: &str, new: &str, name: &str) -> String {
         .context_radius(2)
         .header(&format!("{name} (deployed)"), &format!("{name} (rendered)"))
         .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::configdeploy::render::Format;
+    use serde_json::json;
+
+    /// The deployed file keeps the secret at a position the new render does
+    /// not mark, and a literal under a secret-named key: neither shows.
+    #[test]
+    fn the_old_file_is_masked_by_its_own_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("auth.json"),
+            json!({"signing": "s3cret-value-xyz", "db_password": "literal-pw", "ttl": 30})
+                .to_string(),
+        )
+        .unwrap();
+        let value = json!({"jwt_secret_key": "s3cret-value-xyz", "ttl": 60});
+        let rendered = Rendered {
+            source: "base/auth.json".into(),
+            name: "auth.json".into(),
+            format: Format::Json,
+            text: value.to_string(),
+            value,
+            secret_paths: vec!["/jwt_secret_key".into()],
+            secret_values: vec!["s3cret-value-xyz".into()],
+        };
+        let diff = diff_for(dir.path(), &rendered).diff;
+        assert!(!diff.contains("s3cret-value-xyz"), "{diff}");
+        assert!(!diff.contains("literal-pw"), "{diff}");
+        assert!(diff.contains("********") && diff.contains("60"), "{diff}");
+    }
 }

@@ -2,8 +2,9 @@
 //! verifies, every change, and for an unfinished change whether its owner
 //! still runs it (its lease is alive) and where each of its files stands.
 
-use super::backup::{self, sha256};
+use super::backup;
 use super::deployer::ConfigDeployer;
+use super::digest::FileDigest;
 use super::error::ConfigError;
 use super::guard::lease_name;
 use crate::store::{BackupRecord, ChangeRecord, ChangeState, Holder, Store};
@@ -97,8 +98,8 @@ impl ConfigDeployer {
 
 /// Every config change in `store`, seen from `host`.
 pub async fn changes(store: &Store, host: &str) -> Result<Vec<ChangeInfo>, ConfigError> {
-    let records = store
-        .read(async |tx| tx.changes().await.map_err(ConfigError::from))
+    let (records, backups) = store
+        .read(async |tx| Ok::<_, ConfigError>((tx.changes().await?, tx.backups().await?)))
         .await?;
     let mut out = Vec::with_capacity(records.len());
     for record in records {
@@ -116,8 +117,15 @@ pub async fn changes(store: &Store, host: &str) -> Result<Vec<ChangeInfo>, Confi
             None
         };
         let here = record.host.is_empty() || record.host == host;
-        let files_now =
-            (record.state == ChangeState::InProgress && here).then(|| files_now(&record));
+        // The key that fingerprinted its files is beside its backup.
+        let digest = record
+            .backup_id
+            .as_ref()
+            .and_then(|id| backups.iter().find(|b| &b.id == id))
+            .and_then(|b| Path::new(&b.path).parent().map(Path::to_path_buf))
+            .and_then(|root| FileDigest::open(&root).ok());
+        let files_now = (record.state == ChangeState::InProgress && here)
+            .then(|| files_now(&record, digest.as_ref()));
         out.push(ChangeInfo {
             record,
             running,
@@ -129,16 +137,21 @@ pub async fn changes(store: &Store, host: &str) -> Result<Vec<ChangeInfo>, Confi
 
 /// Whether each file of `record` is as it wrote it, as it was before, or
 /// something else.
-fn files_now(record: &ChangeRecord) -> BTreeMap<String, FileNow> {
+fn files_now(record: &ChangeRecord, digest: Option<&FileDigest>) -> BTreeMap<String, FileNow> {
     let dir = Path::new(&record.config_dir);
     record
         .files
         .iter()
         .map(|f| {
-            let now = std::fs::read(dir.join(&f.name)).ok().map(|b| sha256(&b));
-            let state = if now == f.new_sha256 {
+            let now = std::fs::read(dir.join(&f.name)).ok();
+            let is = |recorded: &Option<String>| match (&now, recorded, digest) {
+                (None, None, _) => true,
+                (Some(bytes), Some(recorded), Some(digest)) => digest.matches(bytes, recorded),
+                _ => false,
+            };
+            let state = if is(&f.new_sha256) {
                 FileNow::New
-            } else if now == f.old_sha256 {
+            } else if is(&f.old_sha256) {
                 FileNow::Old
             } else {
                 FileNow::Other

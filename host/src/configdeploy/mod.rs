@@ -4,6 +4,7 @@
 mod backup;
 mod deployer;
 mod diff;
+mod digest;
 mod error;
 mod events;
 mod guard;

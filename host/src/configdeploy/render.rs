@@ -271,16 +271,7 @@ fn resolve(
 }
 
 /// Keys whose values are secrets whether or not they came from a reference.
-pub fn is_secret_key(key: &str) -> bool {
-    let key = key.to_ascii_lowercase();
-    key.contains("secret")
-        || key.contains("password")
-        || key.contains("passwd")
-        || key.contains("private_key")
-        || key.contains("api_key")
-        || key.ends_with("_token")
-        || key == "token"
-}
+pub use crate::scrub::is_secret_key;
 
 fn named_secrets(value: &Value, pointer: &str, paths: &mut Vec<String>) {
     match value {
@@ -320,15 +311,9 @@ pub fn mask(value: &Value, paths: &[String]) -> Value {
     masked
 }
 
-/// Replaces every secret value in `text` with `********`.
+/// Replaces every secret value in `text`, in every form, with `********`.
 pub fn scrub(text: &str, secrets: &[String]) -> String {
-    let mut out = text.to_string();
-    let mut sorted: Vec<&String> = secrets.iter().filter(|s| s.len() >= 3).collect();
-    sorted.sort_by_key(|s| std::cmp::Reverse(s.len()));
-    for secret in sorted {
-        out = out.replace(secret.as_str(), "********");
-    }
-    out
+    crate::scrub::Scrubber::new(secrets).scrub(text)
 }
 
 #[cfg(test)]

@@ -150,7 +150,12 @@ fn plugin_findings(
         .settings(Vec::<(String, String)>::new())
         .map_err(failed)?;
     let json = file.value.to_string();
-    let outcome = runtime.validate(plugin, &settings, environment, &file.name, &json);
+    let options = crate::runtime::CallOptions {
+        secrets: file.secret_values.clone(),
+        ..Default::default()
+    };
+    let outcome =
+        runtime.validate_with(plugin, &settings, environment, &file.name, &json, &options);
     let found = outcome.result.map_err(failed)?;
     Ok(found
         .into_iter()

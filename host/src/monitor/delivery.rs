@@ -410,6 +410,7 @@ impl Delivery {
         let runtime = Arc::clone(self.registry.runtime());
         let options = CallOptions {
             ca_file: receiver.ca_file.clone(),
+            ..Default::default()
         };
         let notification = doc.to_wit();
         self.counters.plugin_calls.fetch_add(1, Ordering::Relaxed);

@@ -115,6 +115,7 @@ impl HealthCheck {
                 target: config.target.clone(),
                 options: CallOptions {
                     ca_file: config.ca_file.as_ref().map(|p| base_dir.join(p)),
+                    ..Default::default()
                 },
             },
         }

@@ -13,12 +13,14 @@ use super::host::{Plugin, Runtime, WorldPre};
 use super::limiter::MemoryCap;
 use super::manifest::PluginKind;
 use super::pipe::BoundedPipe;
+use super::returned::Returned;
 use super::state::CallState;
 use crate::bindings::types::{CheckResult, DeliveryError, Finding, Notification};
 use crate::capabilities::CallContext;
 use crate::capabilities::config::Settings;
 use crate::capabilities::log::LogLine;
 use crate::capabilities::sql::{SqlSession, SqlState};
+use crate::scrub::Scrubber;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -44,6 +46,10 @@ pub struct CallOptions {
     /// A CA file (PEM) to trust for this call's HTTPS, beside the
     /// platform's trust store: a check's or receiver's `ca_file`.
     pub ca_file: Option<std::path::PathBuf>,
+    /// Secrets the call's input holds (a validator's rendered file), to
+    /// scrub from everything the plugin returns, logs or prints. The
+    /// plugin's own secret settings are scrubbed without being listed.
+    pub secrets: Vec<String>,
 }
 
 /// A call's result and its report.
@@ -193,15 +199,29 @@ impl Runtime {
         file_name: &str,
         json: &str,
     ) -> Outcome<Vec<Finding>> {
+        let options = CallOptions::default();
+        self.validate_with(plugin, settings, environment, file_name, json, &options)
+    }
+
+    /// Validates one rendered config file; `options.secrets` are the
+    /// file's resolved secrets.
+    pub fn validate_with(
+        &self,
+        plugin: &Plugin,
+        settings: &Settings,
+        environment: &str,
+        file_name: &str,
+        json: &str,
+        options: &CallOptions,
+    ) -> Outcome<Vec<Finding>> {
         let WorldPre::ConfigValidator(pre) = &plugin.pre else {
             return failed(plugin.wrong_kind(PluginKind::ConfigValidator));
         };
-        let options = CallOptions::default();
         self.run(
             plugin,
             settings,
             "",
-            &options,
+            options,
             SqlState::default(),
             |store| {
                 pre.instantiate(&mut *store)?.call_validate(
@@ -250,7 +270,7 @@ impl Runtime {
         (outcome, session)
     }
 
-    fn run<T>(
+    fn run<T: Returned>(
         &self,
         plugin: &Plugin,
         settings: &Settings,
@@ -263,7 +283,8 @@ impl Runtime {
         let limits = plugin.manifest.limits;
         let timeout = Duration::from_millis(limits.timeout_ms);
         let deadline = started + timeout;
-        let mut state = self.call_state(plugin, settings, target, options, deadline);
+        let secrets = Arc::new(secrets_of(plugin, settings, options));
+        let mut state = self.call_state(plugin, settings, target, options, deadline, &secrets);
         // The grant came from the plugin's grants; the session is the caller's.
         state.caps.sql.session = sql.session;
         state.caps.sql.deadline = Some(deadline);
@@ -272,11 +293,19 @@ impl Runtime {
         store.set_epoch_deadline(ticks_for(timeout));
         store.epoch_deadline_trap();
 
-        let result = call(&mut store);
+        let mut result = call(&mut store);
+        if let Ok(value) = &mut result {
+            value.tidy(&secrets);
+        }
         let mut state = store.into_data();
-        let (stdout, out_dropped) = state.stdout.take();
-        let (stderr, err_dropped) = state.stderr.take();
-        let collected = state.caps.collect();
+        let (mut stdout, out_dropped) = state.stdout.take();
+        let (mut stderr, err_dropped) = state.stderr.take();
+        let mut collected = state.caps.collect();
+        secrets.scrub_in_place(&mut stdout);
+        secrets.scrub_in_place(&mut stderr);
+        for denial in &mut collected.denials {
+            secrets.scrub_in_place(denial);
+        }
         let report = CallReport {
             elapsed: started.elapsed(),
             logs: collected.logs,
@@ -287,7 +316,19 @@ impl Runtime {
             denials: collected.denials,
         };
         forward_output(plugin.name(), &report);
-        let result = result.map_err(|err| classify(plugin, err, state.limiter.hit, &report.stderr));
+        let result = result.map_err(|err| {
+            let mut err = classify(plugin, err, state.limiter.hit, &report.stderr);
+            if let PluginError::Trap {
+                message, backtrace, ..
+            } = &mut err
+            {
+                message.tidy(&secrets);
+                if let Some(backtrace) = backtrace {
+                    backtrace.tidy(&secrets);
+                }
+            }
+            err
+        });
         {
             let mut stats = self.stats.lock().expect("stats");
             let entry = match stats.get_mut(plugin.name()) {
@@ -307,6 +348,7 @@ impl Runtime {
         target: &str,
         options: &CallOptions,
         deadline: Instant,
+        secrets: &Arc<Scrubber>,
     ) -> CallState {
         let name: Arc<str> = Arc::from(plugin.name());
         let stdout = BoundedPipe::new(self.settings.output_capacity);
@@ -315,6 +357,7 @@ impl Runtime {
             plugin: &name,
             grants: &plugin.manifest.capabilities,
             limits: &plugin.manifest.limits,
+            secrets,
             settings,
             target,
             deadline,
@@ -341,6 +384,21 @@ fn failed<T>(error: PluginError) -> Outcome<T> {
 }
 
 /// Plugin stdout/stderr and dropped counts into the host's log.
+/// The secrets one call may see: its secret settings (declared so, or
+/// under a secret-like key) and what the caller lists.
+fn secrets_of(plugin: &Plugin, settings: &Settings, options: &CallOptions) -> Scrubber {
+    let declared = &plugin.manifest.settings;
+    let own = settings.iter().filter_map(|(key, value)| {
+        let secret =
+            declared.get(key).is_some_and(|spec| spec.secret) || crate::scrub::is_secret_key(key);
+        secret.then_some(value.as_str())
+    });
+    if options.secrets.is_empty() && own.clone().next().is_none() {
+        return Scrubber::default();
+    }
+    Scrubber::new(own.chain(options.secrets.iter().map(String::as_str)))
+}
+
 fn forward_output(plugin: &str, report: &CallReport) {
     for line in report.stdout.lines() {
         tracing::debug!(target: "gantry::plugin", plugin, stream = "stdout", "{line}");

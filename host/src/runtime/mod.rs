@@ -12,6 +12,7 @@ pub mod manifest;
 pub mod narrow;
 mod pipe;
 pub mod registry;
+pub mod returned;
 mod source;
 mod state;
 

@@ -1,7 +1,7 @@
 //! A health check that misbehaves on request, to prove the sandbox holds.
 
 use gantry_plugin::http::Request;
-use gantry_plugin::{CheckResult, HealthCheck, config, log};
+use gantry_plugin::{CheckResult, HealthCheck, Metric, config, log};
 use std::hint::black_box;
 
 struct Hostile;
@@ -23,6 +23,7 @@ impl HealthCheck for Hostile {
             Some("snoop") => snoop(),
             Some("fetch") => fetch(),
             Some("fetch-many") => fetch_many(),
+            Some("huge") => huge(),
             Some("sleep") => {
                 // Blocks in a host call (a WASI pollable), out of epoch
                 // interruption's reach.
@@ -35,6 +36,15 @@ impl HealthCheck for Hostile {
 }
 
 gantry_plugin::health_check!(Hostile);
+
+/// A 2 MiB message with 50,000 metrics (what fits in 16 MiB).
+fn huge() -> CheckResult {
+    let mut result = CheckResult::ok("x".repeat(2 << 20));
+    result.metrics = (0..50_000)
+        .map(|i| Metric::new(format!("metric_{i}"), 1.0, ""))
+        .collect();
+    result
+}
 
 fn spin() -> CheckResult {
     let mut n: u64 = 0;
