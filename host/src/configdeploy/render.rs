@@ -181,6 +181,15 @@ fn finish(base: &Base, mut value: Value, secrets_base: &Path) -> Result<Rendered
     named_secrets(&value, "", &mut secret_paths);
     secret_paths.sort();
     secret_paths.dedup();
+    // A value under a secret-like key is a secret even written literally:
+    // scrubbed from messages like a resolved one.
+    for path in &secret_paths {
+        if let Some(Value::String(literal)) = value.pointer(path)
+            && !secret_values.contains(literal)
+        {
+            secret_values.push(literal.clone());
+        }
+    }
     let text = serialise(&value, base.format, &base.source)?;
     Ok(Rendered {
         source: base.source.clone(),
@@ -356,6 +365,20 @@ mod tests {
             json!({"extensions": {"audit": {"enabled": true}}, "extra": true})
         );
         assert_eq!(out[0].secret_paths, ["/jwt_secret_key"]);
+    }
+
+    #[test]
+    fn a_literal_under_a_secret_key_is_scrubbed_too() {
+        let bases = [base(
+            "db.json",
+            json!({"db_password": "literal-pw", "user": "svc"}),
+        )];
+        let out = render_all(&bases, &Map::new(), Path::new(".")).unwrap();
+        assert_eq!(out[0].secret_values, ["literal-pw"]);
+        assert_eq!(
+            scrub("login as svc with literal-pw failed", &out[0].secret_values),
+            "login as svc with ******** failed"
+        );
     }
 
     #[test]
