@@ -921,3 +921,43 @@ fn a_huge_result_is_cut_and_says_so() {
     assert_eq!(result.metrics.len(), 64);
     assert_runtime_still_serves();
 }
+
+/// The TCP probe resolves and checks the same way: a granted name that
+/// lands inside is refused before any connection, and probed once the
+/// operator allows private names.
+#[test]
+fn a_tcp_probe_to_a_name_that_resolves_inside_is_refused_without_a_connection() {
+    let name = inside_name();
+    let (port, connections) = counting_listener_everywhere();
+    let target = format!("{name}:{port}");
+    let plugin = runtime()
+        .load(PluginSource::builtin("tcp-check").unwrap().unwrap(), None)
+        .unwrap();
+    let settings = plugin.settings(Vec::<(String, String)>::new()).unwrap();
+    let outcome = runtime().check(&plugin, &settings, &target);
+    assert_eq!(outcome.report.denials.len(), 1, "{:?}", outcome.report);
+    let result = outcome.result.expect("call");
+    // tcp-check reports a refused target as UNKNOWN: its grant, not the
+    // service, is at fault.
+    assert_eq!(result.status, HealthStatus::Unknown, "{}", result.message);
+    assert!(result.message.contains("resolves to"), "{}", result.message);
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(connections.load(Ordering::SeqCst), 0);
+
+    let mut open = RuntimeSettings {
+        cache_dir: None,
+        ..RuntimeSettings::default()
+    };
+    open.capabilities.tcp.allow_private_names = true;
+    let open = Runtime::new(open).unwrap();
+    let plugin = open
+        .load(PluginSource::builtin("tcp-check").unwrap().unwrap(), None)
+        .unwrap();
+    let result = open
+        .check(&plugin, &settings, &target)
+        .into_result()
+        .unwrap();
+    assert_eq!(result.status, HealthStatus::Ok, "{}", result.message);
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(connections.load(Ordering::SeqCst), 1);
+}
