@@ -54,9 +54,15 @@ fn hostile(mode: &str, extra: &[(&str, &str)]) -> (Outcome<CheckResult>, Duratio
     (outcome, started.elapsed())
 }
 
-/// A listener that counts the connections it accepts.
+/// A listener on loopback that counts the connections it accepts.
 fn counting_listener(reply: &'static str) -> (u16, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    counting_listener_on("127.0.0.1:0", reply)
+}
+
+/// A listener on `addr` that counts the connections it accepts and
+/// answers each with `reply`.
+fn counting_listener_on(addr: &str, reply: &'static str) -> (u16, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind(addr).unwrap();
     let port = listener.local_addr().unwrap().port();
     let count = Arc::new(AtomicUsize::new(0));
     let seen = Arc::clone(&count);
@@ -703,22 +709,13 @@ fn inside_name() -> String {
     name
 }
 
-/// A listener on every interface that counts the connections it accepts.
+/// A listener on every interface (the hostname may resolve to any of
+/// them) that counts the connections it accepts.
 fn counting_listener_everywhere() -> (u16, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind("0.0.0.0:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let count = Arc::new(AtomicUsize::new(0));
-    let seen = Arc::clone(&count);
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            seen.fetch_add(1, Ordering::SeqCst);
-            let mut buf = [0u8; 4096];
-            let _ = stream.read(&mut buf);
-            let _ = stream.write_all(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n");
-        }
-    });
-    (port, count)
+    counting_listener_on(
+        "0.0.0.0:0",
+        "HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n",
+    )
 }
 
 /// A granted name that resolves to a loopback or private address is

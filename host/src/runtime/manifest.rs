@@ -190,7 +190,7 @@ struct RawManifest {
 struct RawLimits {
     memory_mib: Option<Spanned<u64>>,
     timeout_ms: Option<Spanned<u64>>,
-    http_requests_per_call: Option<Spanned<u32>>,
+    http_requests_per_call: Option<Spanned<u64>>,
     http_bytes_per_call: Option<Spanned<u64>>,
 }
 
@@ -271,24 +271,18 @@ impl Manifest {
             }
             limits.timeout_ms = *timeout.get_ref();
         }
-        if let Some(n) = raw.limits.http_requests_per_call {
-            if *n.get_ref() == 0 {
-                return Err(at(
-                    Some(n.span()),
-                    "`limits.http_requests_per_call` must be at least 1".into(),
-                ));
-            }
-            limits.http_requests_per_call = Some(*n.get_ref());
-        }
-        if let Some(n) = raw.limits.http_bytes_per_call {
-            if *n.get_ref() == 0 {
-                return Err(at(
-                    Some(n.span()),
-                    "`limits.http_bytes_per_call` must be at least 1".into(),
-                ));
-            }
-            limits.http_bytes_per_call = Some(*n.get_ref());
-        }
+        let positive = |key: &str, n: Option<Spanned<u64>>| match n {
+            Some(n) if *n.get_ref() == 0 => Err(at(
+                Some(n.span()),
+                format!("`limits.{key}` must be at least 1"),
+            )),
+            n => Ok(n.map(Spanned::into_inner)),
+        };
+        limits.http_requests_per_call =
+            positive("http_requests_per_call", raw.limits.http_requests_per_call)?
+                .map(|n| u32::try_from(n).unwrap_or(u32::MAX));
+        limits.http_bytes_per_call =
+            positive("http_bytes_per_call", raw.limits.http_bytes_per_call)?;
 
         let known = |key: &str| key == "target" || raw.settings.contains_key(key);
         let mut grants = Grants::default();
