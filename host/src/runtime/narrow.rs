@@ -91,14 +91,14 @@ pub fn narrow(manifest: &Manifest, operator: &OperatorGrant) -> Result<(Grants, 
             SqlLevel::Off(true) => {
                 return Err(wider(
                     "sql",
-                    format!("= true: say {} or false", SqlGrant::NAMES),
+                    "= true: say \"read\", \"write\", \"ddl\" or false".into(),
                 ));
             }
             SqlLevel::Level(text) => {
                 let level = SqlGrant::parse(text).ok_or_else(|| {
                     wider(
                         "sql",
-                        format!("= {text:?}: expected {} or false", SqlGrant::NAMES),
+                        format!("= {text:?}: expected \"read\", \"write\", \"ddl\" or false"),
                     )
                 })?;
                 match asked {
