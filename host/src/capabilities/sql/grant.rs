@@ -2,7 +2,8 @@
 //!
 //! Each statement is parsed in the target database's dialect (sqlparser)
 //! and admitted only when the grant covers every statement inside it:
-//! `read` (SELECT / WITH), `write` (+ INSERT, UPDATE, DELETE, MERGE),
+//! `read` (SELECT / WITH, without `nextval` / `setval`), `write` (+ INSERT,
+//! UPDATE, DELETE, MERGE, sequence moves),
 //! `ddl` (+ CREATE / ALTER / DROP / COMMENT of tables, indexes, views and
 //! sequences). Everything else — transaction control, ATTACH, PRAGMA
 //! writes, COPY, LOAD, SET (ROLE, SESSION AUTHORIZATION, timeouts), DO,
@@ -82,6 +83,10 @@ pub const DENIED_FUNCTIONS: &[&str] = &[
     "edit",
     "fts3_tokenizer",
 ];
+
+/// Functions that change the database, so a SELECT calling them needs
+/// `write`.
+const WRITING_FUNCTIONS: &[&str] = &["nextval", "setval"];
 
 /// SQLite pragmas that only read, admitted under `read` without a value.
 const READ_PRAGMAS: &[&str] = &[
@@ -194,7 +199,10 @@ impl Visitor for Needs {
 
     fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<Refusal> {
         if let Expr::Function(function) = expr {
-            return denied(&function.name);
+            denied(&function.name)?;
+            if last_part(&function.name).is_some_and(|f| WRITING_FUNCTIONS.contains(&f.as_str())) {
+                return self.raise(SqlGrant::Write);
+            }
         }
         ControlFlow::Continue(())
     }
@@ -205,11 +213,18 @@ impl Visitor for Needs {
     }
 }
 
+/// The last part of a name, lowercased (`public.dblink` is `dblink`).
+fn last_part(name: &ObjectName) -> Option<String> {
+    name.0
+        .last()
+        .and_then(|part| part.as_ident())
+        .map(|ident| ident.value.to_ascii_lowercase())
+}
+
 fn denied(name: &ObjectName) -> ControlFlow<Refusal> {
-    let Some(last) = name.0.last().and_then(|part| part.as_ident()) else {
+    let Some(last) = last_part(name) else {
         return ControlFlow::Continue(());
     };
-    let last = last.value.to_ascii_lowercase();
     let hit = DENIED_FUNCTIONS.iter().any(|denied| match denied.strip_suffix('*') {
         Some(prefix) => last.starts_with(prefix),
         None => last == *denied,
@@ -399,6 +414,12 @@ mod tests {
             check(Dialect::Postgres, Write, "SELECT * INTO copy FROM users"),
             Err(Refusal::Needs { needs: Ddl, granted: Write })
         );
+        // Sequences move: a SELECT of nextval is a write.
+        assert_eq!(
+            check(Dialect::Postgres, Read, "SELECT nextval('users_id_seq')"),
+            Err(Refusal::Needs { needs: Write, granted: Read })
+        );
+        assert!(check(Dialect::Postgres, Write, "SELECT setval('users_id_seq', 10)").is_ok());
         let why = admit(Dialect::Postgres, Read, "DELETE FROM users WHERE true").unwrap_err();
         assert!(why.contains("`DELETE FROM users WHERE true`"), "{why}");
         assert!(why.contains("sql = \"write\""), "{why}");
