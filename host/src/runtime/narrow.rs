@@ -9,7 +9,7 @@
 //! for — refuses the load, naming the key.
 
 use super::manifest::{Limits, Manifest};
-use crate::capabilities::http::Origin;
+use crate::capabilities::http::{self, Origin};
 use crate::capabilities::sql::grant::SqlGrant;
 use crate::capabilities::tcp::Target;
 use crate::capabilities::{GrantValue, Grants};
@@ -146,7 +146,10 @@ pub fn narrow(manifest: &Manifest, operator: &OperatorGrant) -> Result<(Grants, 
     limits.memory_mib = bounded("limits.memory_mib", limits.memory_mib, ops.memory_mib)?;
     limits.timeout_ms = bounded("limits.timeout_ms", limits.timeout_ms, ops.timeout_ms)?;
     if let Some(n) = ops.http_requests_per_call {
-        let asked = limits.http_requests_per_call.unwrap_or(u32::MAX);
+        // A manifest that asks nothing has the default budget.
+        let asked = limits
+            .http_requests_per_call
+            .unwrap_or(http::DEFAULT_REQUESTS_PER_CALL);
         limits.http_requests_per_call = Some(bounded(
             "limits.http_requests_per_call",
             asked.into(),
@@ -154,7 +157,9 @@ pub fn narrow(manifest: &Manifest, operator: &OperatorGrant) -> Result<(Grants, 
         )? as u32);
     }
     if let Some(n) = ops.http_bytes_per_call {
-        let asked = limits.http_bytes_per_call.unwrap_or(u64::MAX);
+        let asked = limits
+            .http_bytes_per_call
+            .unwrap_or(http::DEFAULT_BYTES_PER_CALL);
         limits.http_bytes_per_call = Some(bounded("limits.http_bytes_per_call", asked, Some(n))?);
     }
     Ok((grants, limits))
@@ -240,6 +245,12 @@ timeout_ms = 5000
         assert!(!grants.flag("smtp") && grants.refused("smtp"));
         assert_eq!(limits.timeout_ms, 1000);
         assert_eq!(limits.memory_mib, 32);
+        let (_, limits) = narrow(
+            &manifest(),
+            &grant("limits = { http_requests_per_call = 10 }"),
+        )
+        .unwrap();
+        assert_eq!(limits.http_requests_per_call, Some(10));
     }
 
     #[test]
@@ -251,6 +262,11 @@ timeout_ms = 5000
             ("sql = \"read\"", "sql"),
             ("limits = { memory_mib = 64 }", "limits.memory_mib"),
             ("limits = { timeout_ms = 60000 }", "limits.timeout_ms"),
+            // Asking nothing, the manifest has the default 64.
+            (
+                "limits = { http_requests_per_call = 100 }",
+                "limits.http_requests_per_call",
+            ),
         ] {
             let err = narrow(&manifest(), &grant(text)).unwrap_err();
             assert_eq!(err.key, key, "{text}: {err:?}");
