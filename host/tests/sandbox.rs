@@ -416,6 +416,21 @@ fn a_call_sends_at_most_its_request_budget() {
     assert_runtime_still_serves();
 }
 
+/// Runs `plugin` (hostile) in `fetch-many` mode against `origin`, granted.
+fn fetch_many(plugin: &Plugin, origin: &str) -> CheckResult {
+    let settings = plugin
+        .settings([
+            ("mode", "fetch-many"),
+            ("url", &format!("{origin}/")),
+            ("allowed", origin),
+        ])
+        .unwrap();
+    runtime()
+        .check(plugin, &settings, "")
+        .into_result()
+        .expect("call")
+}
+
 /// …and receives at most 16 MiB of bodies over all its requests.
 #[test]
 fn a_call_receives_at_most_its_byte_budget() {
@@ -430,17 +445,7 @@ fn a_call_receives_at_most_its_byte_budget() {
     let (port, _) = counting_listener(reply);
     let origin = format!("http://127.0.0.1:{port}");
     let plugin = load("hostile");
-    let settings = plugin
-        .settings([
-            ("mode", "fetch-many"),
-            ("url", &format!("{origin}/")),
-            ("allowed", &origin),
-        ])
-        .unwrap();
-    let result = runtime()
-        .check(&plugin, &settings, "")
-        .into_result()
-        .expect("call");
+    let result = fetch_many(&plugin, &origin);
     assert!(
         result.message.starts_with("made 16, then: ") && result.message.contains("larger than"),
         "{}",
@@ -788,17 +793,7 @@ fn a_manifest_asks_for_its_request_budget_up_to_the_operators_limit() {
             None,
         )
         .expect("80 is within the operator's limit");
-    let settings = plugin
-        .settings([
-            ("mode", "fetch-many"),
-            ("url", &format!("{origin}/")),
-            ("allowed", &origin),
-        ])
-        .unwrap();
-    let result = runtime()
-        .check(&plugin, &settings, "")
-        .into_result()
-        .expect("call");
+    let result = fetch_many(&plugin, &origin);
     assert!(
         result.message.starts_with("made 80, then: denied"),
         "{}",
