@@ -152,6 +152,19 @@ impl Folder {
         }
     }
 
+    /// A Python source (`*.py`, `*.wit`) changed since `built` was made, if
+    /// any: testing that build would test old code. (A Rust folder is
+    /// cargo's to keep fresh; its outputs are relinked, not rewritten.)
+    pub fn newer_source(&self, built: &Built) -> Option<PathBuf> {
+        if self.language != Language::Python {
+            return None;
+        }
+        let built_at = std::fs::metadata(&built.wasm)
+            .and_then(|m| m.modified())
+            .ok()?;
+        newer_than(&self.dir, built_at)
+    }
+
     /// The command that builds this folder, for messages.
     pub fn build_hint(&self) -> String {
         format!("gantry plugin build {}", self.dir.display())
@@ -262,6 +275,42 @@ impl Folder {
 }
 
 /// The installed componentize-py's version, if it runs.
+/// The first `*.py` or `*.wit` under `dir` modified after `time`, skipping
+/// caches and virtual environments.
+fn newer_than(dir: &Path, time: std::time::SystemTime) -> Option<PathBuf> {
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let path = entry.path();
+        let name = entry.file_name();
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
+        if kind.is_dir() {
+            let skip = [
+                "__pycache__",
+                ".git",
+                ".venv",
+                "venv",
+                "target",
+                "node_modules",
+            ];
+            if skip.iter().any(|s| name == *s) {
+                continue;
+            }
+            if let Some(found) = newer_than(&path, time) {
+                return Some(found);
+            }
+        } else if path.extension().is_some_and(|x| x == "py" || x == "wit")
+            && entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|m| m > time)
+        {
+            return Some(path);
+        }
+    }
+    None
+}
+
 pub fn componentize_py_version() -> Option<String> {
     let out = Command::new("componentize-py")
         .arg("--version")

@@ -504,3 +504,38 @@ fn install_puts_the_component_where_the_plugin_directory_serves_it() {
     assert_eq!(row["status"], "loaded", "{row}");
     assert_eq!(row["kind"], "health-check");
 }
+
+/// `plugin test DIR` does not test an old build: an `app.py` changed after
+/// the build is refused, saying how to rebuild.
+#[test]
+fn a_build_older_than_its_source_is_not_tested() {
+    let b = built();
+    let sandbox = Sandbox::new();
+    let dir = sandbox.path().join("py-check");
+    gantry_tests::copy_dir(&b.check, &dir);
+    // The copy made every file new; the build is newest to begin with.
+    let wasm_time = std::time::SystemTime::now() + Duration::from_secs(100);
+    std::fs::File::options()
+        .write(true)
+        .open(dir.join("py-check.wasm"))
+        .unwrap()
+        .set_modified(wasm_time)
+        .unwrap();
+    let app = std::fs::File::options()
+        .write(true)
+        .open(dir.join("app.py"))
+        .unwrap();
+    app.set_modified(wasm_time + Duration::from_secs(10))
+        .unwrap();
+    let run = sandbox.run(&["plugin", "test", "py-check"]).expect(2);
+    assert!(
+        run.stderr.contains("app.py changed after")
+            && run.stderr.contains("gantry plugin build py-check"),
+        "{}",
+        run.stderr
+    );
+    app.set_modified(wasm_time - Duration::from_secs(10))
+        .unwrap();
+    // Without a URL the check is UNKNOWN (exit 3): it ran.
+    sandbox.run(&["plugin", "test", "py-check"]).expect(3);
+}

@@ -370,5 +370,13 @@ fn folder_build(
             folder.build_hint()
         )));
     }
+    if let Some(source) = folder.newer_source(&built) {
+        return Err(RegistryError::NotAPlugin(format!(
+            "{} changed after {} was built; rebuild it: {}",
+            source.display(),
+            built.wasm.display(),
+            folder.build_hint()
+        )));
+    }
     Ok((built.wasm, built.manifest))
 }
