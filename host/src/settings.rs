@@ -129,7 +129,12 @@ impl Settings {
             actor: flags.actor.clone().unwrap_or_else(identity::actor),
             host: identity::host(),
             lease_ttl: Duration::from_secs(c.state.lease_seconds.max(1)),
-            cargo_target_dir: env.cargo_target_dir.clone(),
+            // Absolute against where gantry runs, so the cargo gantry starts
+            // in a plugin folder and gantry's own lookup agree on it.
+            cargo_target_dir: env
+                .cargo_target_dir
+                .as_deref()
+                .map(|dir| std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf())),
             database_url: flags.database_url.clone(),
             migrations_dir,
             config,
@@ -187,5 +192,25 @@ impl Settings {
             );
         }
         DbTarget::from_section(&section, password.as_deref()).map_err(|e| invalid(name, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// cargo runs in the plugin folder, gantry looks where it runs: a
+    /// relative `CARGO_TARGET_DIR` is made absolute once, so both agree.
+    #[test]
+    fn a_relative_cargo_target_dir_is_made_absolute_where_gantry_runs() {
+        let env = Env {
+            cargo_target_dir: Some(PathBuf::from("plugin-target")),
+            ..Env::default()
+        };
+        let settings = Settings::resolve(Flags::default(), &env).unwrap();
+        assert_eq!(
+            settings.cargo_target_dir,
+            Some(std::env::current_dir().unwrap().join("plugin-target"))
+        );
     }
 }
