@@ -856,7 +856,9 @@ fn operator_grants_narrow_the_manifest() {
     };
     let refused = fetch(other);
     assert!(
-        refused.message.contains("not by the operator"),
+        refused
+            .message
+            .contains("not by the operator (plugins.grants.hostile.http)"),
         "{}",
         refused.message
     );

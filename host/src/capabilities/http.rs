@@ -108,7 +108,8 @@ impl Origin {
 #[derive(Debug, Clone, Default)]
 pub struct Allowlist {
     origins: Vec<Origin>,
-    pub within: Option<Box<Allowlist>>,
+    /// The operator's key (`plugins.grants.NAME.http`) and its origins.
+    within: Option<(String, Vec<Origin>)>,
 }
 
 impl Allowlist {
@@ -132,6 +133,13 @@ impl Allowlist {
         }
     }
 
+    /// Narrows this list by the operator's for `plugin`: a URL must be in
+    /// both.
+    pub fn within(mut self, plugin: &str, operator: Allowlist) -> Self {
+        self.within = Some((format!("plugins.grants.{plugin}.http"), operator.origins));
+        self
+    }
+
     pub fn allows(&self, url: &Url) -> bool {
         self.check(url).is_ok()
     }
@@ -142,8 +150,8 @@ impl Allowlist {
             return Err(denial(url));
         }
         match &self.within {
-            Some(operator) if !operator.origins.iter().any(|o| o.allows(url)) => Err(format!(
-                "{} is granted by the manifest but not by the operator (plugins.grants.<plugin>.http)",
+            Some((key, origins)) if !origins.iter().any(|o| o.allows(url)) => Err(format!(
+                "{} is granted by the manifest but not by the operator ({key})",
                 origin_of(url)
             )),
             _ => Ok(()),
@@ -280,7 +288,7 @@ impl Capability for Http {
     fn state(shared: &HttpShared, call: &CallContext<'_>) -> HttpState {
         let mut allow = Allowlist::resolve(call.grants.list("http"), |k| call.lookup(k));
         if let Some(narrowed) = call.grants.narrowed("http") {
-            allow.within = Some(Box::new(Allowlist::resolve(narrowed, |k| call.lookup(k))));
+            allow = allow.within(call.plugin, Allowlist::resolve(narrowed, |k| call.lookup(k)));
         }
         let mut state = HttpState::new(shared.clone(), allow, call.deadline);
         state.client = shared.client_for(call.ca_file);

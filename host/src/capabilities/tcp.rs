@@ -91,6 +91,7 @@ impl Capability for Tcp {
             call.deadline,
         );
         state.policy = *policy;
+        state.plugin = std::sync::Arc::clone(call.plugin);
         state.within = call
             .grants
             .narrowed("tcp")
@@ -120,6 +121,8 @@ pub struct TcpLimits {
 
 pub struct TcpState {
     allow: Vec<Target>,
+    /// The plugin's name, for messages.
+    plugin: std::sync::Arc<str>,
     /// The operator's narrower list (`plugins.grants.NAME.tcp`), if any.
     within: Option<Vec<Target>>,
     policy: AddressPolicy,
@@ -134,6 +137,7 @@ impl TcpState {
         TcpState {
             allow,
             within: None,
+            plugin: std::sync::Arc::from(""),
             policy: AddressPolicy::default(),
             io,
             deadline,
@@ -153,7 +157,8 @@ impl TcpState {
             && !within.iter().any(|t| t.allows(&host, port))
         {
             let why = format!(
-                "denied: {host}:{port} is granted by the manifest but not by the operator (plugins.grants.<plugin>.tcp)"
+                "denied: {host}:{port} is granted by the manifest but not by the operator (plugins.grants.{}.tcp)",
+                self.plugin
             );
             self.denials.push(why.clone());
             return Err(why);
