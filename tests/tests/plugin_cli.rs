@@ -684,3 +684,29 @@ fn plugin_test_prints_a_bounded_result() {
         &run.stdout[..200]
     );
 }
+
+/// A pin or grant under a name no plugin has is pointed out by `plugin
+/// list` (a typo would otherwise silently do nothing).
+#[test]
+fn plugin_list_points_out_pins_and_grants_that_match_nothing() {
+    let sandbox = Sandbox::new();
+    sandbox.write(
+        "deployment_config.json",
+        r#"{"plugins": {"pins": {"http-chek": "00"}, "grants": {"http-check": {"smtp": false}, "webhok": {}}}}"#,
+    );
+    let run = sandbox.run(&["plugin", "list"]).expect(0);
+    assert!(
+        run.stderr
+            .contains("plugins.pins.http-chek names no plugin here")
+            && run
+                .stderr
+                .contains("plugins.grants.webhok names no plugin here"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !run.stderr.contains("plugins.grants.http-check "),
+        "{}",
+        run.stderr
+    );
+}

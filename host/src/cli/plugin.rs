@@ -320,6 +320,21 @@ fn list_row(entry: &Entry) -> ListRow {
 fn list(ctx: &Context) -> CliResult {
     let registry = ctx.registry()?;
     let rows: Vec<ListRow> = registry.entries().iter().map(list_row).collect();
+    // A pin or grant under a mistyped name would silently do nothing.
+    let plugins = &ctx.settings.config.config.plugins;
+    let named = plugins
+        .pins
+        .keys()
+        .map(|n| ("pins", n))
+        .chain(plugins.grants.keys().map(|n| ("grants", n)));
+    for (table, name) in named {
+        if !rows.iter().any(|r| &r.name == name) {
+            ctx.out.note(format!(
+                "note: plugins.{table}.{name} names no plugin here (built in or in {}); a migration step's plugin is matched when it runs",
+                ctx.settings.plugin_dir.display()
+            ));
+        }
+    }
     if ctx.out.is_json() {
         ctx.out.json(&rows)?;
         return Ok(Exit::Success);
