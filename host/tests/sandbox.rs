@@ -24,6 +24,17 @@ fn runtime() -> &'static Runtime {
     })
 }
 
+/// A runtime of its own (no compile cache) with `change` made to the
+/// default settings.
+fn runtime_with(change: impl FnOnce(&mut RuntimeSettings)) -> Runtime {
+    let mut settings = RuntimeSettings {
+        cache_dir: None,
+        ..RuntimeSettings::default()
+    };
+    change(&mut settings);
+    Runtime::new(settings).expect("runtime")
+}
+
 fn source(name: &str) -> PluginSource {
     PluginSource::from_path(&test_plugin(name), None).expect("source")
 }
@@ -754,12 +765,7 @@ fn a_granted_name_that_resolves_inside_is_refused_without_a_connection() {
     std::thread::sleep(Duration::from_millis(50));
     assert_eq!(connections.load(Ordering::SeqCst), 0);
 
-    let mut settings = RuntimeSettings {
-        cache_dir: None,
-        ..RuntimeSettings::default()
-    };
-    settings.capabilities.http.allow_private_names = true;
-    let open = Runtime::new(settings).expect("runtime");
+    let open = runtime_with(|s| s.capabilities.http.allow_private_names = true);
     let plugin = open.load(source("hostile"), None).unwrap();
     let given = plugin
         .settings([("mode", "fetch"), ("url", &url), ("allowed", &origin)])
@@ -830,12 +836,9 @@ fn operator_grants_narrow_the_manifest() {
         "http = [\"http://127.0.0.1:{granted}\"]\nlimits = {{ timeout_ms = 400 }}"
     ))
     .unwrap();
-    let mut settings = RuntimeSettings {
-        cache_dir: None,
-        ..RuntimeSettings::default()
-    };
-    settings.grants.insert("hostile".into(), operator);
-    let narrowed = Runtime::new(settings).expect("runtime");
+    let narrowed = runtime_with(|s| {
+        s.grants.insert("hostile".into(), operator);
+    });
     let plugin = narrowed
         .load(source("hostile"), None)
         .expect("narrower loads");
@@ -874,18 +877,13 @@ fn operator_grants_narrow_the_manifest() {
         ),
         ("smtp = true", "plugins.grants.hostile.smtp"),
     ] {
-        let mut settings = RuntimeSettings {
-            cache_dir: None,
-            ..RuntimeSettings::default()
-        };
-        settings
-            .grants
-            .insert("hostile".into(), toml::from_str(grant).unwrap());
-        let err = Runtime::new(settings)
-            .unwrap()
-            .load(source("hostile"), None)
-            .err()
-            .expect("wider is refused");
+        let err = runtime_with(|s| {
+            s.grants
+                .insert("hostile".into(), toml::from_str(grant).unwrap());
+        })
+        .load(source("hostile"), None)
+        .err()
+        .expect("wider is refused");
         assert!(
             matches!(err, LoadError::Narrowing { .. }) && err.to_string().contains(key),
             "{grant}: {err}"
@@ -938,12 +936,7 @@ fn a_tcp_probe_to_a_name_that_resolves_inside_is_refused_without_a_connection() 
     std::thread::sleep(Duration::from_millis(50));
     assert_eq!(connections.load(Ordering::SeqCst), 0);
 
-    let mut open = RuntimeSettings {
-        cache_dir: None,
-        ..RuntimeSettings::default()
-    };
-    open.capabilities.tcp.allow_private_names = true;
-    let open = Runtime::new(open).unwrap();
+    let open = runtime_with(|s| s.capabilities.tcp.allow_private_names = true);
     let plugin = open
         .load(PluginSource::builtin("tcp-check").unwrap().unwrap(), None)
         .unwrap();
