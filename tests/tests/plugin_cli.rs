@@ -710,3 +710,24 @@ fn plugin_list_points_out_pins_and_grants_that_match_nothing() {
         run.stderr
     );
 }
+
+/// A built-in is inspected by name too, with the operator's grants.
+#[test]
+fn a_builtin_is_inspected_by_name_with_its_operator_grants() {
+    let sandbox = Sandbox::new();
+    sandbox.write(
+        "deployment_config.json",
+        r#"{"plugins": {"grants": {"http-check": {"limits": {"timeout_ms": 2000}}}}}"#,
+    );
+    let json = sandbox
+        .run(&["--json", "plugin", "inspect", "http-check"])
+        .expect(0)
+        .json();
+    assert_eq!(json["world"], "health-check");
+    assert_eq!(json["manifest"]["timeout_ms"], 30000);
+    assert_eq!(json["effective"]["timeout_ms"], 2000);
+    assert_eq!(json["loads"], true);
+    sandbox
+        .run(&["plugin", "inspect", "no-such-plugin"])
+        .expect(2);
+}

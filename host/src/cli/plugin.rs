@@ -7,7 +7,7 @@ use crate::error::{CliResult, Exit, Failure};
 use crate::plugin_build::{self, Built, COMPONENTIZE_PY_VERSION, Folder, Language};
 use crate::report::table;
 use crate::runtime::narrow::{OperatorGrant, SqlLevel};
-use crate::runtime::{Entry, ManifestSummary, PluginKind, inspect};
+use crate::runtime::{Entry, ManifestSummary, PluginKind, inspect, inspect_builtin};
 use crate::scaffold::{self, Lang, ScaffoldKind, SdkChoice};
 use anyhow::anyhow;
 use clap::Subcommand;
@@ -385,16 +385,17 @@ fn list(ctx: &Context) -> CliResult {
 
 fn inspect_cmd(ctx: &Context, path: &Path, manifest: Option<&Path>) -> CliResult {
     let runtime = ctx.runtime()?;
-    // A bare name is the plugin directory's NAME.wasm.
-    let in_dir;
-    let path = match path.to_str() {
+    // A bare name is the plugin directory's NAME.wasm, else a built-in.
+    let info = match path.to_str() {
         Some(name) if !path.exists() && !name.contains(['/', '.']) => {
-            in_dir = ctx.settings.plugin_dir.join(format!("{name}.wasm"));
-            in_dir.as_path()
+            let in_dir = ctx.settings.plugin_dir.join(format!("{name}.wasm"));
+            match inspect_builtin(&runtime, name) {
+                Some(info) if !in_dir.exists() => info?,
+                _ => inspect(&runtime, &in_dir, manifest)?,
+            }
         }
-        _ => path,
+        _ => inspect(&runtime, path, manifest)?,
     };
-    let info = inspect(&runtime, path, manifest)?;
     if ctx.out.is_json() {
         let value = serde_json::json!({
             "path": info.path,

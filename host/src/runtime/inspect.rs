@@ -93,14 +93,37 @@ pub fn inspect(
         path: path.to_path_buf(),
         source,
     })?;
-    if !wasmparser::Parser::is_component(&bytes) {
+    let source = PluginSource::from_path(path, manifest);
+    inspect_bytes(runtime, path, &plugin, &bytes, source)
+}
+
+/// Describes a built-in plugin by name; `None` when there is none.
+pub fn inspect_builtin(runtime: &Runtime, name: &str) -> Option<Result<Inspection, LoadError>> {
+    let source = match PluginSource::builtin(name)? {
+        Ok(source) => source,
+        Err(err) => return Some(Err(err)),
+    };
+    let bytes = source.bytes.clone();
+    let path = PathBuf::from(format!("<built-in>/{name}.wasm"));
+    Some(inspect_bytes(runtime, &path, name, &bytes, Ok(source)))
+}
+
+fn inspect_bytes(
+    runtime: &Runtime,
+    path: &Path,
+    plugin: &str,
+    bytes: &[u8],
+    source: Result<PluginSource, LoadError>,
+) -> Result<Inspection, LoadError> {
+    let plugin = plugin.to_string();
+    if !wasmparser::Parser::is_component(bytes) {
         return Err(LoadError::Malformed {
             plugin,
             path: path.to_path_buf(),
             detail: "it is not a component (build for wasm32-wasip2)".into(),
         });
     }
-    let component = Component::new(runtime.engine(), &bytes).map_err(|e| LoadError::Malformed {
+    let component = Component::new(runtime.engine(), bytes).map_err(|e| LoadError::Malformed {
         plugin: plugin.clone(),
         path: path.to_path_buf(),
         detail: format!("{e:#}"),
@@ -124,8 +147,7 @@ pub fn inspect(
             .all(|w| exports.iter().any(|e| e == &format!("{w} (func)")))
     });
 
-    let sha256 = hex::encode(Sha256::digest(&bytes));
-    let source = PluginSource::from_path(path, manifest);
+    let sha256 = hex::encode(Sha256::digest(bytes));
     let pin = source.as_ref().ok().map(|s| s.manifest.pin(&sha256));
     let manifest = source
         .as_ref()

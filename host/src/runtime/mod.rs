@@ -22,7 +22,7 @@ pub use deadline::DeadlineExceeded;
 pub use engine::{EngineSettings, TICK};
 pub use error::{LoadError, PluginError};
 pub use host::{Plugin, Runtime, RuntimeSettings};
-pub use inspect::{Inspection, ManifestSummary, inspect};
+pub use inspect::{Inspection, ManifestSummary, inspect, inspect_builtin};
 pub use manifest::{Manifest, ManifestError, PluginKind};
 pub use registry::{Entry, Registry};
 pub use source::{Origin, PluginSource};
