@@ -18,9 +18,12 @@ use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-/// Takes a backup of `names` in `config_dir`.
+/// Takes a backup of `names` in `config_dir`, fingerprinting each copy
+/// under `digest` (the key of `backup_root`).
+#[expect(clippy::too_many_arguments, reason = "what the backup records")]
 pub fn take(
     backup_root: &Path,
+    digest: &FileDigest,
     config_dir: &Path,
     names: &[String],
     environment: &str,
@@ -56,7 +59,6 @@ pub fn take(
         .mode(0o700)
         .create(&files_dir)
         .map_err(|e| ConfigError::io(format!("create {}", files_dir.display()), e))?;
-    let digest = FileDigest::open_or_create(backup_root)?;
 
     let mut files = Vec::new();
     for name in names {

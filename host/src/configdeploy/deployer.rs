@@ -270,8 +270,10 @@ impl ConfigDeployer {
     ) -> Result<(String, i64), ConfigError> {
         let config_dir = &self.settings.config_dir;
         let names: Vec<String> = plans.iter().map(|p| p.name.clone()).collect();
+        let digest = FileDigest::open_or_create(&self.settings.backup_dir)?;
         let backup = backup::take(
             &self.settings.backup_dir,
+            &digest,
             config_dir,
             &names,
             environment,
@@ -283,7 +285,6 @@ impl ConfigDeployer {
             backup_id: backup.id.clone(),
             files: backup.files.len(),
         });
-        let digest = FileDigest::open_or_create(&self.settings.backup_dir)?;
         let files: Vec<ChangeFile> = plans
             .iter()
             .map(|p| ChangeFile {

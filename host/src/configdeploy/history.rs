@@ -98,9 +98,21 @@ impl ConfigDeployer {
 
 /// Every config change in `store`, seen from `host`.
 pub async fn changes(store: &Store, host: &str) -> Result<Vec<ChangeInfo>, ConfigError> {
-    let (records, backups) = store
-        .read(async |tx| Ok::<_, ConfigError>((tx.changes().await?, tx.backups().await?)))
+    let records = store
+        .read(async |tx| tx.changes().await.map_err(ConfigError::from))
         .await?;
+    // Only an unfinished change on this host has its files looked at, and
+    // only then are the backups (beside which its hash key lives) read.
+    let unfinished_here = |r: &ChangeRecord| {
+        r.state == ChangeState::InProgress && (r.host.is_empty() || r.host == host)
+    };
+    let backups = if records.iter().any(unfinished_here) {
+        store
+            .read(async |tx| tx.backups().await.map_err(ConfigError::from))
+            .await?
+    } else {
+        Vec::new()
+    };
     let mut out = Vec::with_capacity(records.len());
     for record in records {
         let running = if record.state == ChangeState::InProgress {
@@ -116,16 +128,16 @@ pub async fn changes(store: &Store, host: &str) -> Result<Vec<ChangeInfo>, Confi
         } else {
             None
         };
-        let here = record.host.is_empty() || record.host == host;
-        // The key that fingerprinted its files is beside its backup.
-        let digest = record
-            .backup_id
-            .as_ref()
-            .and_then(|id| backups.iter().find(|b| &b.id == id))
-            .and_then(|b| Path::new(&b.path).parent().map(Path::to_path_buf))
-            .and_then(|root| FileDigest::open(&root).ok());
-        let files_now = (record.state == ChangeState::InProgress && here)
-            .then(|| files_now(&record, digest.as_ref()));
+        let files_now = unfinished_here(&record).then(|| {
+            // The key that fingerprinted its files is beside its backup.
+            let digest = record
+                .backup_id
+                .as_ref()
+                .and_then(|id| backups.iter().find(|b| &b.id == id))
+                .and_then(|b| Path::new(&b.path).parent().map(Path::to_path_buf))
+                .and_then(|root| FileDigest::open(&root).ok());
+            files_now(&record, digest.as_ref())
+        });
         out.push(ChangeInfo {
             record,
             running,
