@@ -290,10 +290,8 @@ impl Capability for Http {
         if let Some(narrowed) = call.grants.narrowed("http") {
             allow = allow.within(call.plugin, Allowlist::resolve(narrowed, |k| call.lookup(k)));
         }
-        let mut state = HttpState::new(shared.clone(), allow, call.deadline);
-        state.client = shared.client_for(call.ca_file);
         let operator = &shared.limits;
-        state.budget = (
+        let budget = (
             call.limits
                 .http_requests_per_call
                 .unwrap_or(DEFAULT_REQUESTS_PER_CALL)
@@ -303,6 +301,8 @@ impl Capability for Http {
                 .unwrap_or(DEFAULT_BYTES_PER_CALL)
                 .min(operator.max_bytes_per_call),
         );
+        let mut state = HttpState::new(shared.clone(), allow, call.deadline, budget);
+        state.client = shared.client_for(call.ca_file);
         state
     }
 
@@ -341,13 +341,13 @@ struct Budget {
 }
 
 impl HttpState {
-    pub fn new(shared: HttpShared, allow: Allowlist, deadline: Instant) -> Self {
+    pub fn new(shared: HttpShared, allow: Allowlist, deadline: Instant, budget: (u32, u64)) -> Self {
         HttpState {
             client: Ok(shared.client.clone()),
             shared,
             allow: Arc::new(allow),
             deadline,
-            budget: (DEFAULT_REQUESTS_PER_CALL, DEFAULT_BYTES_PER_CALL),
+            budget,
             used: Arc::default(),
             denials: Vec::new(),
         }

@@ -85,18 +85,18 @@ impl Capability for Tcp {
     }
 
     fn state(policy: &AddressPolicy, call: &CallContext<'_>) -> TcpState {
-        let mut state = TcpState::new(
-            resolve(call.grants.list("tcp"), |k| call.lookup(k)),
-            call.io.clone(),
-            call.deadline,
-        );
-        state.policy = *policy;
-        state.plugin = std::sync::Arc::clone(call.plugin);
-        state.within = call
-            .grants
-            .narrowed("tcp")
-            .map(|list| resolve(list, |k| call.lookup(k)));
-        state
+        TcpState {
+            allow: resolve(call.grants.list("tcp"), |k| call.lookup(k)),
+            plugin: std::sync::Arc::clone(call.plugin),
+            within: call
+                .grants
+                .narrowed("tcp")
+                .map(|list| resolve(list, |k| call.lookup(k))),
+            policy: *policy,
+            io: call.io.clone(),
+            deadline: call.deadline,
+            denials: Vec::new(),
+        }
     }
 
     fn add_to_linker<T: 'static>(
@@ -133,18 +133,6 @@ pub struct TcpState {
 }
 
 impl TcpState {
-    pub fn new(allow: Vec<Target>, io: tokio::runtime::Handle, deadline: Instant) -> Self {
-        TcpState {
-            allow,
-            within: None,
-            plugin: std::sync::Arc::from(""),
-            policy: AddressPolicy::default(),
-            io,
-            deadline,
-            denials: Vec::new(),
-        }
-    }
-
     fn probe_checked(&mut self, host: String, port: u16, timeout_ms: u32) -> Result<u64, String> {
         if !self.allow.iter().any(|t| t.allows(&host, port)) {
             let why = format!(

@@ -516,7 +516,8 @@ fn grants_table(
         ],
     };
     let eff = effective.map_or_else(|| vec!["(does not load)".to_string(); 8], of);
-    let rows = [
+    let man = of(manifest);
+    let rows: Vec<Vec<String>> = [
         "http",
         "tcp",
         "sql",
@@ -525,32 +526,24 @@ fn grants_table(
         "timeout",
         "http requests/call",
         "http bytes/call",
-    ];
-    let man = of(manifest);
-    let width = |col: &[String], head: &str| {
-        col.iter()
-            .map(|c| c.chars().count())
-            .chain([head.len()])
-            .max()
-            .unwrap_or(0)
-    };
-    let (w0, w1, w2) = (
-        width(&man, "manifest"),
-        width(&op, "operator (plugins.grants)"),
-        width(&eff, "effective"),
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, row)| {
+        vec![
+            row.to_string(),
+            man[i].clone(),
+            op[i].clone(),
+            eff[i].clone(),
+        ]
+    })
+    .collect();
+    let grid = table(
+        &["", "manifest", "operator (plugins.grants)", "effective"],
+        &rows,
     );
-    let mut lines = vec![format!(
-        "  {:<18}  {:<w0$}  {:<w1$}  {:<w2$}",
-        "", "manifest", "operator (plugins.grants)", "effective"
-    )];
-    for (i, row) in rows.iter().enumerate() {
-        lines.push(format!(
-            "  {row:<18}  {:<w0$}  {:<w1$}  {:<w2$}",
-            man[i], op[i], eff[i]
-        ));
-    }
-    let rows: Vec<&str> = lines.iter().map(|l| l.trim_end()).collect();
-    format!("grants:\n{}\n", rows.join("\n"))
+    let indented: Vec<String> = grid.lines().map(|l| format!("  {l}")).collect();
+    format!("grants:\n{}\n", indented.join("\n"))
 }
 
 fn list_or_none(items: &[String]) -> String {

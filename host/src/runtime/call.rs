@@ -19,7 +19,7 @@ use crate::bindings::types::{CheckResult, DeliveryError, Finding, Notification};
 use crate::capabilities::CallContext;
 use crate::capabilities::config::Settings;
 use crate::capabilities::log::LogLine;
-use crate::capabilities::sql::{SqlSession, SqlState};
+use crate::capabilities::sql::SqlSession;
 use crate::scrub::Scrubber;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -141,17 +141,10 @@ impl Runtime {
         let WorldPre::HealthCheck(pre) = &plugin.pre else {
             return failed(plugin.wrong_kind(PluginKind::HealthCheck));
         };
-        self.run(
-            plugin,
-            settings,
-            target,
-            options,
-            SqlState::default(),
-            |store| {
-                pre.instantiate(&mut *store)?
-                    .call_check(&mut *store, target)
-            },
-        )
+        self.run(plugin, settings, target, options, None, |store| {
+            pre.instantiate(&mut *store)?
+                .call_check(&mut *store, target)
+        })
         .0
     }
 
@@ -176,17 +169,10 @@ impl Runtime {
         let WorldPre::Notifier(pre) = &plugin.pre else {
             return failed(plugin.wrong_kind(PluginKind::Notifier));
         };
-        self.run(
-            plugin,
-            settings,
-            "",
-            options,
-            SqlState::default(),
-            |store| {
-                pre.instantiate(&mut *store)?
-                    .call_notify(&mut *store, notification)
-            },
-        )
+        self.run(plugin, settings, "", options, None, |store| {
+            pre.instantiate(&mut *store)?
+                .call_notify(&mut *store, notification)
+        })
         .0
     }
 
@@ -217,21 +203,10 @@ impl Runtime {
         let WorldPre::ConfigValidator(pre) = &plugin.pre else {
             return failed(plugin.wrong_kind(PluginKind::ConfigValidator));
         };
-        self.run(
-            plugin,
-            settings,
-            "",
-            options,
-            SqlState::default(),
-            |store| {
-                pre.instantiate(&mut *store)?.call_validate(
-                    &mut *store,
-                    environment,
-                    file_name,
-                    json,
-                )
-            },
-        )
+        self.run(plugin, settings, "", options, None, |store| {
+            pre.instantiate(&mut *store)?
+                .call_validate(&mut *store, environment, file_name, json)
+        })
         .0
     }
 
@@ -249,24 +224,15 @@ impl Runtime {
             return (failed(plugin.wrong_kind(PluginKind::Migration)), session);
         };
         let options = CallOptions::default();
-        let (outcome, sql) = self.run(
-            plugin,
-            settings,
-            "",
-            &options,
-            SqlState::with(session),
-            |store| {
-                let instance = pre.instantiate(&mut *store)?;
-                if up {
-                    instance.call_up(&mut *store)
-                } else {
-                    instance.call_down(&mut *store)
-                }
-            },
-        );
-        let session = sql
-            .session
-            .expect("the session stays in the store for the whole call");
+        let (outcome, session) = self.run(plugin, settings, "", &options, Some(session), |store| {
+            let instance = pre.instantiate(&mut *store)?;
+            if up {
+                instance.call_up(&mut *store)
+            } else {
+                instance.call_down(&mut *store)
+            }
+        });
+        let session = session.expect("the session stays in the store for the whole call");
         (outcome, session)
     }
 
@@ -276,9 +242,9 @@ impl Runtime {
         settings: &Settings,
         target: &str,
         options: &CallOptions,
-        sql: SqlState,
+        session: Option<SqlSession>,
         call: impl FnOnce(&mut Store<CallState>) -> wasmtime::Result<T>,
-    ) -> (Outcome<T>, SqlState) {
+    ) -> (Outcome<T>, Option<SqlSession>) {
         let started = Instant::now();
         let limits = plugin.manifest.limits;
         let timeout = Duration::from_millis(limits.timeout_ms);
@@ -286,7 +252,7 @@ impl Runtime {
         let secrets = Arc::new(secrets_of(plugin, settings, options));
         let mut state = self.call_state(plugin, settings, target, options, deadline, &secrets);
         // The grant came from the plugin's grants; the session is the caller's.
-        state.caps.sql.session = sql.session;
+        state.caps.sql.session = session;
         state.caps.sql.deadline = Some(deadline);
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
@@ -338,7 +304,7 @@ impl Runtime {
             entry.0 += 1;
             entry.1 += u64::from(result.is_err());
         }
-        (Outcome { result, report }, state.caps.sql)
+        (Outcome { result, report }, state.caps.sql.session)
     }
 
     fn call_state(
@@ -383,7 +349,6 @@ fn failed<T>(error: PluginError) -> Outcome<T> {
     }
 }
 
-/// Plugin stdout/stderr and dropped counts into the host's log.
 /// The secrets one call may see: its secret settings (declared so, or
 /// under a secret-like key) and what the caller lists.
 fn secrets_of(plugin: &Plugin, settings: &Settings, options: &CallOptions) -> Scrubber {
@@ -393,12 +358,10 @@ fn secrets_of(plugin: &Plugin, settings: &Settings, options: &CallOptions) -> Sc
             declared.get(key).is_some_and(|spec| spec.secret) || crate::scrub::is_secret_key(key);
         secret.then_some(value.as_str())
     });
-    if options.secrets.is_empty() && own.clone().next().is_none() {
-        return Scrubber::default();
-    }
     Scrubber::new(own.chain(options.secrets.iter().map(String::as_str)))
 }
 
+/// Plugin stdout/stderr and dropped counts into the host's log.
 fn forward_output(plugin: &str, report: &CallReport) {
     for line in report.stdout.lines() {
         tracing::debug!(target: "gantry::plugin", plugin, stream = "stdout", "{line}");

@@ -37,7 +37,7 @@ pub struct SqlSession {
 
 /// The capability as a unit: manifest grant `sql = "read" | "write" |
 /// "ddl"`; the session is lent by the migration runner for each step
-/// (`SqlState::with`).
+/// (`Runtime::migrate`).
 pub struct Sql;
 
 impl Capability for Sql {
@@ -97,13 +97,6 @@ pub struct SqlState {
 }
 
 impl SqlState {
-    pub fn with(session: SqlSession) -> Self {
-        SqlState {
-            session: Some(session),
-            ..SqlState::default()
-        }
-    }
-
     /// Runs one admitted statement, bounded by what is left of the call:
     /// `SET LOCAL statement_timeout` on PostgreSQL (it covers lock waits
     /// too), a progress handler on SQLite. Past the deadline the call ends
