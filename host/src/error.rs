@@ -111,7 +111,8 @@ pub fn plugin_exit(err: &PluginError) -> Exit {
         | PluginError::OutOfMemory { .. }
         | PluginError::Trap { .. }
         | PluginError::Busy(_)
-        | PluginError::Host { .. } => Exit::Failed,
+        | PluginError::Host { .. }
+        | PluginError::Confinement { .. } => Exit::Failed,
     }
 }
 

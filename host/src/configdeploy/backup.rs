@@ -9,8 +9,8 @@
 //! the manifest. The recorded fingerprints are keyed (`digest`), never a
 //! plain sha256 of a file that may hold a secret.
 
-use super::digest::FileDigest;
 use super::error::ConfigError;
+use crate::store::InstallationKey;
 use crate::store::{BackupFile, BackupRecord};
 use chrono::{DateTime, Utc};
 use std::fs;
@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 #[expect(clippy::too_many_arguments, reason = "what the backup records")]
 pub fn take(
     backup_root: &Path,
-    digest: &FileDigest,
+    digest: &InstallationKey,
     config_dir: &Path,
     names: &[String],
     environment: &str,
@@ -135,7 +135,7 @@ pub fn copy_path(record: &BackupRecord, name: &str) -> PathBuf {
 pub fn verify(record: &BackupRecord) -> Result<(), Vec<String>> {
     let mut problems = Vec::new();
     let root = Path::new(&record.path).parent().unwrap_or(Path::new("/"));
-    let digest = match FileDigest::open(root) {
+    let digest = match InstallationKey::open(root) {
         Ok(digest) => Some(digest),
         Err(e) => {
             problems.push(format!("cannot check the copies: {e}"));

@@ -9,7 +9,6 @@
 
 use super::backup;
 use super::diff::{FileChange, FileDiff, diff_for};
-use super::digest::FileDigest;
 use super::error::{ConfigError, Finding, Severity};
 use super::events::Event;
 use super::guard::DirGuard;
@@ -18,6 +17,7 @@ use super::render::{self, Base, Rendered};
 use super::validate::Validators;
 use super::write::{self, Planned};
 use crate::events::{Sink, discard};
+use crate::store::InstallationKey;
 use crate::store::{BackupRecord, ChangeFile, ChangeKind, ChangeRecord, ChangeState, Store};
 use chrono::Utc;
 use serde::Serialize;
@@ -270,7 +270,8 @@ impl ConfigDeployer {
     ) -> Result<(String, i64), ConfigError> {
         let config_dir = &self.settings.config_dir;
         let names: Vec<String> = plans.iter().map(|p| p.name.clone()).collect();
-        let digest = FileDigest::open_or_create(&self.settings.backup_dir)?;
+        let digest = InstallationKey::open_or_create(&self.settings.backup_dir)
+            .map_err(|e| ConfigError::io("use the installation key", e))?;
         let backup = backup::take(
             &self.settings.backup_dir,
             &digest,

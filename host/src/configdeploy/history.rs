@@ -4,9 +4,9 @@
 
 use super::backup;
 use super::deployer::ConfigDeployer;
-use super::digest::FileDigest;
 use super::error::ConfigError;
 use super::guard::lease_name;
+use crate::store::InstallationKey;
 use crate::store::{BackupRecord, ChangeRecord, ChangeState, Holder, Store};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -135,7 +135,7 @@ pub async fn changes(store: &Store, host: &str) -> Result<Vec<ChangeInfo>, Confi
                 .as_ref()
                 .and_then(|id| backups.iter().find(|b| &b.id == id))
                 .and_then(|b| Path::new(&b.path).parent().map(Path::to_path_buf))
-                .and_then(|root| FileDigest::open(&root).ok());
+                .and_then(|root| InstallationKey::open(&root).ok());
             files_now(&record, digest.as_ref())
         });
         out.push(ChangeInfo {
@@ -149,7 +149,7 @@ pub async fn changes(store: &Store, host: &str) -> Result<Vec<ChangeInfo>, Confi
 
 /// Whether each file of `record` is as it wrote it, as it was before, or
 /// something else.
-fn files_now(record: &ChangeRecord, digest: Option<&FileDigest>) -> BTreeMap<String, FileNow> {
+fn files_now(record: &ChangeRecord, digest: Option<&InstallationKey>) -> BTreeMap<String, FileNow> {
     let dir = Path::new(&record.config_dir);
     record
         .files

@@ -4,7 +4,6 @@
 mod backup;
 mod deployer;
 mod diff;
-mod digest;
 mod error;
 mod events;
 mod guard;

@@ -435,7 +435,21 @@ fn build(version: i64, parts: Parts) -> Result<Migration, SourceError> {
                     contents: FileContents::Bytes(bytes),
                     path,
                     ..
-                }) => (bytes, path.display().to_string()),
+                }) => {
+                    // The operator's pins and grants go by the manifest's
+                    // name: it is the file's, so a rename cannot dodge them.
+                    let stem = manifest_file.name.trim_end_matches(".toml").to_string();
+                    if manifest.name != stem {
+                        return Err(file_error(
+                            &manifest_file.path,
+                            format!(
+                                "`name` = {:?}, but a migration step's manifest is named for its file: write name = {stem:?}",
+                                manifest.name
+                            ),
+                        ));
+                    }
+                    (bytes, path.display().to_string())
+                }
                 _ => match PluginSource::builtin(&manifest.name) {
                     Some(Ok(source)) if source.manifest.kind == PluginKind::Migration => {
                         (source.bytes, format!("built-in {}", manifest.name))

@@ -11,6 +11,7 @@ use super::history::{self, RowState};
 use super::runner::Migrator;
 use super::source::{Migration, WasmStep};
 use crate::capabilities::sql::SqlSession;
+use crate::capabilities::sql::grant::Reserved;
 use crate::db::Db;
 use crate::runtime::{Manifest, Origin, PluginSource};
 use std::borrow::Cow;
@@ -131,17 +132,19 @@ impl Migrator {
             bytes: component,
             manifest: manifest.clone(),
         };
+        // The operator's pin holds for a migration step as for any plugin.
+        let pin = runtime.settings.pins.get(&manifest.name).cloned();
         let plugin = runtime
-            .load(source, None)
+            .load(source, pin.as_deref())
             .map_err(|e| format!("cannot load the step's component: {e}"))?;
         let settings = plugin
             .settings(Vec::<(String, String)>::new())
             .map_err(|e| e.to_string())?;
-        let session = SqlSession {
-            db: slot.take().expect("connection"),
-            io: tokio::runtime::Handle::current(),
-            statements: 0,
-        };
+        let session = SqlSession::new(
+            slot.take().expect("connection"),
+            tokio::runtime::Handle::current(),
+            Reserved::new(&self.sqlx.table),
+        );
         let plugin = Arc::new(plugin);
         let up = direction == Direction::Up;
         let joined =

@@ -223,16 +223,39 @@ impl Runtime {
         let WorldPre::Migration(pre) = &plugin.pre else {
             return (failed(plugin.wrong_kind(PluginKind::Migration)), session);
         };
+        let mut session = session;
+        // The engine holds the plugin to its grant: SQLite's authorizer or
+        // PostgreSQL's role, for exactly this call.
+        let grant = crate::capabilities::sql::level(&plugin.manifest.capabilities);
+        if let Err(why) = session.confine(grant, &self.settings.capabilities.sql.roles) {
+            let _ = session.release();
+            let error = PluginError::Confinement {
+                plugin: plugin.name().to_string(),
+                why,
+            };
+            return (failed(error), session);
+        }
         let options = CallOptions::default();
-        let (outcome, session) = self.run(plugin, settings, "", &options, Some(session), |store| {
-            let instance = pre.instantiate(&mut *store)?;
-            if up {
-                instance.call_up(&mut *store)
-            } else {
-                instance.call_down(&mut *store)
-            }
-        });
-        let session = session.expect("the session stays in the store for the whole call");
+        let (mut outcome, session) =
+            self.run(plugin, settings, "", &options, Some(session), |store| {
+                let instance = pre.instantiate(&mut *store)?;
+                if up {
+                    instance.call_up(&mut *store)
+                } else {
+                    instance.call_down(&mut *store)
+                }
+            });
+        let mut session = session.expect("the session stays in the store for the whole call");
+        // A failed step is rolled back, which ends SET LOCAL ROLE with it; a
+        // step that succeeded commits only once the session is gantry's again.
+        if let Err(why) = session.release()
+            && matches!(outcome.result, Ok(Ok(())))
+        {
+            outcome.result = Err(PluginError::Confinement {
+                plugin: plugin.name().to_string(),
+                why: format!("leaving the plugin's confinement failed: {why}"),
+            });
+        }
         (outcome, session)
     }
 

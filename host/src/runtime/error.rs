@@ -117,6 +117,9 @@ pub enum PluginError {
         #[source]
         source: anyhow::Error,
     },
+
+    #[error("plugin `{plugin}`: gantry could not confine its SQL to its grant: {why}")]
+    Confinement { plugin: String, why: String },
 }
 
 fn backtrace_suffix(backtrace: &Option<String>) -> String {
@@ -136,7 +139,8 @@ impl PluginError {
             | PluginError::WrongKind { plugin, .. }
             | PluginError::UnknownSetting { plugin, .. }
             | PluginError::MissingSetting { plugin, .. }
-            | PluginError::Host { plugin, .. } => Some(plugin),
+            | PluginError::Host { plugin, .. }
+            | PluginError::Confinement { plugin, .. } => Some(plugin),
             PluginError::Busy(_) => None,
         }
     }

@@ -35,6 +35,9 @@ pub struct RuntimeSettings {
     pub output_capacity: usize,
     /// The operator's narrower grants (`plugins.grants.NAME`).
     pub grants: std::collections::BTreeMap<String, super::narrow::OperatorGrant>,
+    /// The operator's pins (`plugins.pins.NAME`), for loads that do not go
+    /// through a registry (migration steps).
+    pub pins: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for RuntimeSettings {
@@ -46,6 +49,7 @@ impl Default for RuntimeSettings {
             capabilities: capabilities::Limits::default(),
             output_capacity: 64 << 10,
             grants: Default::default(),
+            pins: Default::default(),
         }
     }
 }
@@ -82,6 +86,7 @@ impl RuntimeSettings {
             cache_dir: settings.cache_dir.clone(),
             capabilities,
             grants: plugins.grants.clone(),
+            pins: plugins.pins.clone(),
             ..RuntimeSettings::default()
         };
         if let Some(mib) = plugins.cache_max_mib {

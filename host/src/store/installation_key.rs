@@ -1,13 +1,16 @@
-//! The fingerprint the state store keeps of a config file and its backup.
+//! The installation's key: 32 random bytes in `<backup_dir>/.hash-key`,
+//! mode 0600, made on first use, and the HMAC-SHA256 values made with it.
 //!
-//! A plain sha256 of a file that holds a secret lets anyone who can read
-//! the store guess a weak secret offline. So the store keeps an HMAC-SHA256
-//! under a key of this installation's own: 32 random bytes in
-//! `<backup_dir>/.hash-key`, mode 0600, made on first use. Values are
-//! written `hmac-sha256:<hex>`; a bare hex value, recorded before keys,
-//! is still checked as the plain sha256 it is.
+//! Two uses. The fingerprints the state store keeps of config files and
+//! their backups: a plain sha256 of a file that holds a secret lets anyone
+//! who can read the store guess a weak secret offline. And the signatures
+//! on what the migration history keeps to run later (down scripts,
+//! components, manifests), so a row rewritten by anyone without the key is
+//! never run. Values are written `hmac-sha256:<hex>`; a bare hex value,
+//! recorded before keys, is still checked as the plain sha256 it is.
+//!
+//! Never reads a key others may read or write.
 
-use super::error::ConfigError;
 use hmac::{Hmac, Mac};
 use sha2::{Digest as _, Sha256};
 use std::io::{Read, Write};
@@ -19,17 +22,17 @@ const KEY_FILE: &str = ".hash-key";
 
 /// Fingerprints under one installation's key.
 #[derive(Clone)]
-pub struct FileDigest {
+pub struct InstallationKey {
     key: [u8; 32],
 }
 
-impl std::fmt::Debug for FileDigest {
+impl std::fmt::Debug for InstallationKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("FileDigest(..)")
+        f.write_str("InstallationKey(..)")
     }
 }
 
-impl FileDigest {
+impl InstallationKey {
     /// Where the key of the backups under `backup_dir` lives.
     pub fn key_path(backup_dir: &Path) -> PathBuf {
         backup_dir.join(KEY_FILE)
@@ -37,20 +40,16 @@ impl FileDigest {
 
     /// Reads the key beside the backups, making it (0600, exclusively) when
     /// there is none yet.
-    pub fn open_or_create(backup_dir: &Path) -> Result<FileDigest, ConfigError> {
+    pub fn open_or_create(backup_dir: &Path) -> std::io::Result<InstallationKey> {
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(backup_dir)
-            .map_err(|e| ConfigError::io(format!("create {}", backup_dir.display()), e))?;
+            .map_err(|e| context(format!("create {}", backup_dir.display()), e))?;
         let path = Self::key_path(backup_dir);
         let mut key = [0u8; 32];
-        getrandom::fill(&mut key).map_err(|e| {
-            ConfigError::io(
-                "read the system's random source",
-                std::io::Error::other(e.to_string()),
-            )
-        })?;
+        getrandom::fill(&mut key)
+            .map_err(|e| std::io::Error::other(format!("read the system's random source: {e}")))?;
         if path.exists() {
             return Self::open(backup_dir);
         }
@@ -63,40 +62,45 @@ impl FileDigest {
             .create_new(true)
             .mode(0o600)
             .open(&tmp)
-            .map_err(|e| ConfigError::io(format!("create {}", tmp.display()), e))?;
+            .map_err(|e| context(format!("create {}", tmp.display()), e))?;
         file.write_all(&key)
             .and_then(|()| file.sync_all())
-            .map_err(|e| ConfigError::io(format!("write {}", tmp.display()), e))?;
+            .map_err(|e| context(format!("write {}", tmp.display()), e))?;
         let linked = std::fs::hard_link(&tmp, &path);
         let _ = std::fs::remove_file(&tmp);
         match linked {
             Ok(()) => {
-                super::backup::sync_dir(backup_dir)?;
-                Ok(FileDigest { key })
+                std::fs::File::open(backup_dir)
+                    .and_then(|d| d.sync_all())
+                    .map_err(|e| context(format!("sync {}", backup_dir.display()), e))?;
+                Ok(InstallationKey { key })
             }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Self::open(backup_dir),
-            Err(e) => Err(ConfigError::io(format!("create {}", path.display()), e)),
+            Err(e) => Err(context(format!("create {}", path.display()), e)),
         }
     }
 
     /// Reads an existing key; refuses one that others may read or write.
-    pub fn open(backup_dir: &Path) -> Result<FileDigest, ConfigError> {
+    pub fn open(backup_dir: &Path) -> std::io::Result<InstallationKey> {
         let path = Self::key_path(backup_dir);
         let mut file = std::fs::File::open(&path)
-            .map_err(|e| ConfigError::io(format!("open the hash key {}", path.display()), e))?;
+            .map_err(|e| context(format!("open the hash key {}", path.display()), e))?;
         let meta = file
             .metadata()
-            .map_err(|e| ConfigError::io(format!("stat {}", path.display()), e))?;
+            .map_err(|e| context(format!("stat {}", path.display()), e))?;
         if meta.permissions().mode() & 0o077 != 0 || meta.uid() != unsafe { libc::geteuid() } {
-            return Err(ConfigError::io(
-                format!("use the hash key {}", path.display()),
-                std::io::Error::other("it must be this user's and mode 0600"),
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                format!(
+                    "use the installation key {}: it must be this user's and mode 0600",
+                    path.display()
+                ),
             ));
         }
         let mut key = [0u8; 32];
         file.read_exact(&mut key)
-            .map_err(|e| ConfigError::io(format!("read {}", path.display()), e))?;
-        Ok(FileDigest { key })
+            .map_err(|e| context(format!("read {}", path.display()), e))?;
+        Ok(InstallationKey { key })
     }
 
     /// The fingerprint of `bytes`.
@@ -117,6 +121,11 @@ impl FileDigest {
     }
 }
 
+/// `e` with what gantry was doing, keeping its kind.
+fn context(what: String, e: std::io::Error) -> std::io::Error {
+    std::io::Error::new(e.kind(), format!("{what}: {e}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,9 +133,9 @@ mod tests {
     #[test]
     fn keyed_and_private() {
         let dir = tempfile::tempdir().unwrap();
-        let a = FileDigest::open_or_create(dir.path()).unwrap();
-        let b = FileDigest::open_or_create(dir.path()).unwrap();
-        let mode = std::fs::metadata(FileDigest::key_path(dir.path()))
+        let a = InstallationKey::open_or_create(dir.path()).unwrap();
+        let b = InstallationKey::open_or_create(dir.path()).unwrap();
+        let mode = std::fs::metadata(InstallationKey::key_path(dir.path()))
             .unwrap()
             .permissions()
             .mode();
@@ -143,16 +152,16 @@ mod tests {
         assert!(!a.matches(b"jwt_secret_key=hunter3", &print));
         // Records from before keys still verify.
         assert!(a.matches(b"x", &hex::encode(Sha256::digest(b"x"))));
-        let other = FileDigest::open_or_create(tempfile::tempdir().unwrap().path()).unwrap();
+        let other = InstallationKey::open_or_create(tempfile::tempdir().unwrap().path()).unwrap();
         assert_ne!(other.of(b"x"), a.of(b"x"));
     }
 
     #[test]
     fn a_readable_key_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        FileDigest::open_or_create(dir.path()).unwrap();
-        let path = FileDigest::key_path(dir.path());
+        InstallationKey::open_or_create(dir.path()).unwrap();
+        let path = InstallationKey::key_path(dir.path());
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(FileDigest::open(dir.path()).is_err());
+        assert!(InstallationKey::open(dir.path()).is_err());
     }
 }
