@@ -149,11 +149,14 @@ pub fn migrate_exit(err: &MigrateError) -> Exit {
         | MigrateError::Irreversible(_)
         | MigrateError::Repair { .. }
         | MigrateError::Adopt(_)
+        | MigrateError::Pin { .. }
         | MigrateError::NothingToAdopt(_) => Exit::Usage,
         MigrateError::Sql { .. }
         | MigrateError::Blocked(_)
         | MigrateError::Failed { .. }
         | MigrateError::Plugin { .. }
+        | MigrateError::Key(_)
+        | MigrateError::Unverified(_)
         | MigrateError::LockTimeout { .. } => Exit::Failed,
     }
 }

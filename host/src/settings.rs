@@ -146,6 +146,13 @@ impl Settings {
         self.config.resolve(path)
     }
 
+    /// Config backups (`deployment.backup_dir`), absolute; the
+    /// installation key lives there too.
+    pub fn backup_dir(&self) -> PathBuf {
+        let dir = self.resolve_path(&self.config.config.deployment.backup_dir);
+        std::path::absolute(&dir).unwrap_or(dir)
+    }
+
     /// Where `${file:…}` references are relative to.
     pub fn secrets_base(&self) -> PathBuf {
         self.config.resolve(Path::new("."))

@@ -182,6 +182,7 @@ fn migrator(ctx: &Context, args: &DbArgs) -> CliResult<Migrator> {
     let (source, sqlx) =
         crate::migrate::sqlx_source_for(settings).map_err(|e| Failure::usage(anyhow!(e)))?;
     let migrator = Migrator::new(settings.database()?, source)?
+        .with_history_key(settings.backup_dir())
         .with_sqlx_config(sqlx)
         .with_lock_timeout(Duration::from_secs(args.lock_timeout))
         .with_runtime_settings(RuntimeSettings::from_settings(settings)?)
@@ -281,6 +282,20 @@ fn print_status(ctx: &Context, migrator: &Migrator, status: &Status) -> CliResul
             "\n{}: {}",
             r.id,
             r.error.as_deref().unwrap_or_default()
+        ));
+    }
+    for r in &status.rows {
+        use crate::migrate::signature::Verdict;
+        let why = match r.recorded {
+            Some(Verdict::Invalid) => {
+                "fails its signature (changed since it was recorded, or signed by another installation)"
+            }
+            Some(Verdict::Unsigned) => "is unsigned (recorded without the installation key)",
+            _ => continue,
+        };
+        text.push_str(&format!(
+            "\n{}: the down recorded for it {why}; gantry will not run it",
+            r.id
         ));
     }
     let pending = status

@@ -56,10 +56,7 @@ impl DeployerSettings {
         };
         DeployerSettings {
             config_dir: std::path::absolute(&config_dir).unwrap_or(config_dir),
-            backup_dir: {
-                let dir = settings.resolve_path(&config.deployment.backup_dir);
-                std::path::absolute(&dir).unwrap_or(dir)
-            },
+            backup_dir: settings.backup_dir(),
             max_backups: config.deployment.max_backups,
             environments: config.environments.clone(),
             secrets_base: settings.secrets_base(),

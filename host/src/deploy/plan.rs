@@ -132,6 +132,7 @@ impl Plan {
             .database()
             .map_err(|e| config_error("database", e))?;
         let migrator = Migrator::new(database, source)?
+            .with_history_key(settings.backup_dir())
             .with_lock_timeout(Duration::from_secs(120))
             .with_runtime(Arc::clone(registry.runtime()))
             .with_actor(settings.actor.clone())

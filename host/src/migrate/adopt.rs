@@ -189,7 +189,7 @@ impl Migrator {
             record.actor = &actor;
             record.state = RowState::Applied;
             record.duration_ms = Some(row.execution_time_ns as f64 / 1e6);
-            history::upsert(db, &record)
+            history::upsert(db, &record, self.history_key())
                 .await
                 .map_err(MigrateError::sql("record an adopted migration"))?;
             if let Some(at) = row.installed_on {

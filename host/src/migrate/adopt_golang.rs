@@ -84,7 +84,7 @@ impl Migrator {
                     let mut record = self.applied_record(m, up, down);
                     record.actor = &actor;
                     record.state = RowState::Applied;
-                    history::upsert(db, &record)
+                    history::upsert(db, &record, self.history_key())
                         .await
                         .map_err(MigrateError::sql("record an adopted migration"))?;
                     history::log(

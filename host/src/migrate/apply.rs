@@ -203,9 +203,9 @@ impl Migrator {
         let batch = format!(
             "{prefix}{up}\n;\n\
              INSERT INTO gantry_migrations (version, name, kind, checksum, state, no_transaction, applied_at, \
-             duration_ms, applied_by, up_script, down_script, down_no_transaction, progress, updated_at) \
+             duration_ms, applied_by, up_script, down_script, down_no_transaction, progress, updated_at, signature) \
              VALUES ({v}, {name}, 'sql', {sum}, 'applied', false, clock_timestamp(), \
-             EXTRACT(EPOCH FROM clock_timestamp() - statement_timestamp()) * 1000, {actor}, {upl}, {downl}, {downtx}, 0, now());\n\
+             EXTRACT(EPOCH FROM clock_timestamp() - statement_timestamp()) * 1000, {actor}, {upl}, {downl}, {downtx}, 0, now(), {signature});\n\
              INSERT INTO gantry_migration_log (version, action, actor) VALUES ({v}, 'apply', {actor});\n\
              {sqlx}COMMIT;",
             v = m.version,
@@ -215,6 +215,10 @@ impl Migrator {
             upl = lit(up),
             downl = down.map(|d| lit(&d.text)).unwrap_or_else(|| "NULL".into()),
             downtx = down.is_some_and(|d| d.no_transaction),
+            signature = self
+                .history_key()
+                .map(|key| lit(&self.applied_record(m, up, down).signed().sign(key)))
+                .unwrap_or_else(|| "NULL".into()),
             sqlx = if self.sqlx_on() {
                 super::sqlx_history::pg_insert(&self.sqlx, m)
             } else {
@@ -281,7 +285,7 @@ impl Migrator {
         record.duration_ms = Some(super::events::ms(started.elapsed()));
         let execution_ns = started.elapsed().as_nanos() as i64;
         let finish = async {
-            history::upsert(db, &record).await?;
+            history::upsert(db, &record, self.history_key()).await?;
             history::log(db, m.version, "apply", &self.actor, None).await?;
             if self.sqlx_on() {
                 super::sqlx_history::record(db, &self.sqlx, m, execution_ns).await?;
@@ -314,7 +318,7 @@ impl Migrator {
         let mut record = self.applied_record(m, up, down);
         record.state = RowState::InProgress;
         record.statements = Some(total as i64);
-        history::upsert(db, &record)
+        history::upsert(db, &record, self.history_key())
             .await
             .map_err(MigrateError::sql("record the migration as in progress"))?;
         if db.dialect() == Dialect::Sqlite {
@@ -353,7 +357,7 @@ impl Migrator {
         record.state = RowState::Applied;
         record.progress = total as i64;
         record.duration_ms = Some(ms(started.elapsed()));
-        history::upsert(db, &record)
+        history::upsert(db, &record, self.history_key())
             .await
             .map_err(MigrateError::sql("record the migration as applied"))?;
         history::log(db, m.version, "apply", &self.actor, None)
@@ -394,7 +398,7 @@ impl Migrator {
             let mut record = self.applied_record(m, up, down);
             record.state = RowState::Failed;
             record.error = Some(&recorded);
-            if let Err(e) = history::upsert(db, &record).await {
+            if let Err(e) = history::upsert(db, &record, self.history_key()).await {
                 tracing::warn!("could not record {} as failed: {e}", m.id());
             }
         }

@@ -94,6 +94,25 @@ pub enum MigrateError {
     #[error("this database has no {0} table; there is no history to adopt")]
     NothingToAdopt(&'static str),
 
+    #[error(
+        "migration {id}: its component and manifest do not match the operator's pin `{key}` (pinned {expected}, found {found}); nothing was run"
+    )]
+    Pin {
+        id: String,
+        key: String,
+        expected: String,
+        found: String,
+    },
+
+    #[error("cannot use the installation key that signs the migration history: {0}")]
+    Key(String),
+
+    #[error(
+        "cannot roll back: the down recorded for {} fails its signature (changed since gantry recorded it, signed under another installation's key, or never signed); gantry will not run it, and nothing was changed. Restore the migration's files so the down comes from them, or copy the installation key (<backup_dir>/.hash-key) from the host that applied it",
+        .0.join(", ")
+    )]
+    Unverified(Vec<String>),
+
     #[error("repair {action} {id}: {message}")]
     Repair {
         action: &'static str,

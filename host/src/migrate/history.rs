@@ -2,8 +2,10 @@
 //! `gantry_migration_log` (every apply, revert, failure and repair, with
 //! who and when), in the migrated database itself.
 
+use super::signature::Signed;
 use crate::db::{Db, Dialect, params_for};
 use crate::on_conn;
+use crate::store::InstallationKey;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -28,7 +30,8 @@ CREATE TABLE IF NOT EXISTS gantry_migrations (
     progress       BIGINT NOT NULL DEFAULT 0,
     statements     BIGINT,
     error          TEXT,
-    updated_at     TIMESTAMPTZ NOT NULL DEFAULT now()
+    updated_at     TIMESTAMPTZ NOT NULL DEFAULT now(),
+    signature      TEXT
 );
 CREATE TABLE IF NOT EXISTS gantry_migration_log (
     id      BIGSERIAL PRIMARY KEY,
@@ -58,7 +61,8 @@ CREATE TABLE IF NOT EXISTS gantry_migrations (
     progress       INTEGER NOT NULL DEFAULT 0,
     statements     INTEGER,
     error          TEXT,
-    updated_at     TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+    updated_at     TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    signature      TEXT
 );
 CREATE TABLE IF NOT EXISTS gantry_migration_log (
     id      INTEGER PRIMARY KEY,
@@ -157,10 +161,62 @@ impl From<RawRow> for HistoryRow {
 const SELECT_ROWS: &str = "SELECT version, name, kind, checksum, state, no_transaction, applied_at, duration_ms, \
      applied_by, error, progress, statements FROM gantry_migrations ORDER BY version";
 
-/// Creates the tables if they are missing.
-pub async fn ensure(db: &mut Db) -> Result<(), sqlx::Error> {
+/// Creates the tables if they are missing. A history from before rows
+/// were signed gains its `signature` column, and its rows are signed as
+/// they stand, in one transaction (they were trusted until now; from here
+/// on a change is seen).
+pub async fn ensure(db: &mut Db, key: Option<&InstallationKey>) -> Result<(), sqlx::Error> {
     let ddl = ddl(db.dialect());
-    db.batch(ddl).await
+    db.batch(ddl).await?;
+    let has_signature: bool = match db.dialect() {
+        Dialect::Postgres => on_conn!(db, c => sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM information_schema.columns \
+             WHERE table_name = 'gantry_migrations' AND column_name = 'signature' \
+             AND table_schema = ANY(current_schemas(false)))"
+        ).fetch_one(c).await?),
+        Dialect::Sqlite => on_conn!(db, c => sqlx::query_scalar(
+            "SELECT count(*) > 0 FROM pragma_table_info('gantry_migrations') WHERE name = 'signature'"
+        ).fetch_one(c).await?),
+    };
+    if has_signature {
+        return Ok(());
+    }
+    let begin = match db.dialect() {
+        Dialect::Postgres => "BEGIN",
+        Dialect::Sqlite => "BEGIN IMMEDIATE",
+    };
+    db.batch(begin).await?;
+    let adopted = async {
+        db.batch("ALTER TABLE gantry_migrations ADD COLUMN signature TEXT")
+            .await?;
+        if let Some(key) = key {
+            for version in known_versions(db).await? {
+                let stored = stored_down(db, version).await?;
+                let name = load_one(db, version)
+                    .await?
+                    .map(|r| r.name)
+                    .unwrap_or_default();
+                let signature = stored.signed(version, &name).sign(key);
+                set_signature(db, version, &signature).await?;
+            }
+        }
+        db.batch("COMMIT").await
+    };
+    if let Err(err) = adopted.await {
+        let _ = db.batch("ROLLBACK").await;
+        return Err(err);
+    }
+    Ok(())
+}
+
+async fn set_signature(db: &mut Db, version: i64, signature: &str) -> Result<(), sqlx::Error> {
+    let sql = params_for(
+        db.dialect(),
+        "UPDATE gantry_migrations SET signature = $1 WHERE version = $2",
+    )
+    .into_owned();
+    on_conn!(db, c => sqlx::query(&sql).bind(signature).bind(version).execute(c).await.map(|_| ())?);
+    Ok(())
 }
 
 /// True when the history table exists.
@@ -200,12 +256,32 @@ pub struct StoredDown {
     pub artifact: Option<Vec<u8>>,
     pub manifest: Option<String>,
     pub up_script: Option<String>,
+    pub signature: Option<String>,
+}
+
+impl StoredDown {
+    /// What the row's signature covers.
+    pub fn signed<'a>(&'a self, version: i64, name: &'a str) -> Signed<'a> {
+        Signed {
+            version,
+            name,
+            down_script: self.down_script.as_deref(),
+            down_no_transaction: self.down_no_transaction,
+            artifact: self.artifact.as_deref(),
+            manifest: self.manifest.as_deref(),
+        }
+    }
+
+    /// Whether the row holds anything a rollback would run.
+    pub fn runs_anything(&self) -> bool {
+        self.down_script.is_some() || self.artifact.is_some()
+    }
 }
 
 pub async fn stored_down(db: &mut Db, version: i64) -> Result<StoredDown, sqlx::Error> {
     let sql = params_for(
         db.dialect(),
-        "SELECT down_script, down_no_transaction, artifact, manifest, up_script FROM gantry_migrations WHERE version = $1",
+        "SELECT down_script, down_no_transaction, artifact, manifest, up_script, signature FROM gantry_migrations WHERE version = $1",
     )
     .into_owned();
     let row: Option<StoredDown> =
@@ -236,20 +312,41 @@ pub struct Record<'a> {
 
 const UPSERT: &str = "INSERT INTO gantry_migrations (version, name, kind, checksum, state, no_transaction, \
      applied_at, duration_ms, applied_by, up_script, down_script, down_no_transaction, artifact, manifest, \
-     progress, statements, error, updated_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $7) \
+     progress, statements, error, updated_at, signature) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $7, $18) \
      ON CONFLICT (version) DO UPDATE SET name = excluded.name, kind = excluded.kind, \
      checksum = excluded.checksum, state = excluded.state, no_transaction = excluded.no_transaction, \
      applied_at = excluded.applied_at, duration_ms = excluded.duration_ms, applied_by = excluded.applied_by, \
      up_script = excluded.up_script, down_script = excluded.down_script, \
      down_no_transaction = excluded.down_no_transaction, artifact = excluded.artifact, \
      manifest = excluded.manifest, progress = excluded.progress, statements = excluded.statements, \
-     error = excluded.error, updated_at = excluded.updated_at";
+     error = excluded.error, updated_at = excluded.updated_at, signature = excluded.signature";
 
-/// Inserts or replaces the row for `r.version`.
-pub async fn upsert(db: &mut Db, r: &Record<'_>) -> Result<(), sqlx::Error> {
+impl Record<'_> {
+    /// What the row's signature covers.
+    pub fn signed(&self) -> Signed<'_> {
+        Signed {
+            version: self.version,
+            name: self.name,
+            down_script: self.down_script,
+            down_no_transaction: self.down_no_transaction,
+            artifact: self.artifact,
+            manifest: self.manifest,
+        }
+    }
+}
+
+/// Inserts or replaces the row for `r.version`, signed under `key` (a
+/// library migrator without a key leaves it unsigned: its recorded downs
+/// are then never run).
+pub async fn upsert(
+    db: &mut Db,
+    r: &Record<'_>,
+    key: Option<&InstallationKey>,
+) -> Result<(), sqlx::Error> {
     let sql = params_for(db.dialect(), UPSERT).into_owned();
     let now = Utc::now();
+    let signature = key.map(|key| r.signed().sign(key));
     on_conn!(db, c => sqlx::query(&sql)
         .bind(r.version)
         .bind(r.name)
@@ -268,6 +365,7 @@ pub async fn upsert(db: &mut Db, r: &Record<'_>) -> Result<(), sqlx::Error> {
         .bind(r.progress)
         .bind(r.statements)
         .bind(r.error)
+        .bind(signature.as_deref())
         .execute(c)
         .await
         .map(|_| ())?);

@@ -15,6 +15,7 @@ mod lock;
 mod repair;
 mod revert;
 mod runner;
+pub mod signature;
 pub mod source;
 mod sqlx_history;
 mod status;

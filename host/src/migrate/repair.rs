@@ -82,7 +82,7 @@ impl Migrator {
                             record.artifact = Some(&step.component);
                             record.manifest = Some(&step.manifest.source_text);
                         }
-                        history::upsert(db, &record)
+                        history::upsert(db, &record, self.history_key())
                             .await
                             .map_err(MigrateError::sql("record it as applied"))?;
                         if self.sqlx_on() {

@@ -12,6 +12,7 @@ use super::error::MigrateError;
 use super::events::{Direction, Event, ms};
 use super::history::{self, HistoryRow, RowState, literal};
 use super::runner::{Migrator, RunReport, planned_step};
+use super::signature::Verdict;
 use super::source::{Body, Migration, MigrationId, Script, WasmStep};
 use crate::db::split;
 use crate::db::{Db, Dialect, connect};
@@ -31,6 +32,15 @@ struct Step {
     down: Down,
 }
 
+/// What the files and the history offer to revert one row.
+enum DownFor {
+    Ready(Box<Step>),
+    /// No down anywhere.
+    None,
+    /// Only a recorded down, whose signature does not hold.
+    Unverified,
+}
+
 impl Migrator {
     /// Reverts every applied migration newer than `target` (`0`: all).
     pub async fn rollback(
@@ -39,6 +49,7 @@ impl Migrator {
         dry_run: bool,
     ) -> Result<RunReport, MigrateError> {
         if dry_run {
+            self.open_history_key(false)?;
             let mut db = connect(&self.target).await?;
             let steps = self.plan_rollback(&mut db, target).await;
             db.close().await;
@@ -97,11 +108,17 @@ impl Migrator {
 
         let mut steps = Vec::new();
         let mut irreversible = Vec::new();
+        let mut unverified = Vec::new();
         for row in range {
+            let id = format!("{:03}_{}", row.version, row.name);
             match self.down_for(db, row).await? {
-                Some(step) => steps.push(step),
-                None => irreversible.push(format!("{:03}_{}", row.version, row.name)),
+                DownFor::Ready(step) => steps.push(*step),
+                DownFor::None => irreversible.push(id),
+                DownFor::Unverified => unverified.push(id),
             }
+        }
+        if !unverified.is_empty() {
+            return Err(MigrateError::Unverified(unverified));
         }
         if !irreversible.is_empty() {
             return Err(MigrateError::Irreversible(irreversible));
@@ -118,7 +135,7 @@ impl Migrator {
 
     /// The down for an applied row: the file's when the file still matches
     /// what was applied, else the one recorded at apply time.
-    async fn down_for(&self, db: &mut Db, row: &HistoryRow) -> Result<Option<Step>, MigrateError> {
+    async fn down_for(&self, db: &mut Db, row: &HistoryRow) -> Result<DownFor, MigrateError> {
         let file = self
             .set
             .get(row.version)
@@ -138,15 +155,28 @@ impl Migrator {
                 Body::Sql { down: None, .. } => None,
             };
             if let Some(down) = down {
-                return Ok(Some(Step {
+                return Ok(DownFor::Ready(Box::new(Step {
                     migration: m.clone(),
                     down,
-                }));
+                })));
             }
         }
         let stored = history::stored_down(db, row.version)
             .await
             .map_err(MigrateError::sql("read the recorded down migration"))?;
+        if !stored.runs_anything() {
+            return Ok(DownFor::None);
+        }
+        // A recorded down runs only under a signature that holds.
+        let verified = self.history_key().is_some_and(|key| {
+            stored
+                .signed(row.version, &row.name)
+                .verify(key, stored.signature.as_deref())
+                == Verdict::Valid
+        });
+        if !verified {
+            return Ok(DownFor::Unverified);
+        }
         let recorded = PathBuf::from(format!("<recorded {:03}_{}>", row.version, row.name));
         let down = match (stored.down_script, stored.artifact, stored.manifest) {
             (Some(text), _, _) => Down::Sql {
@@ -169,7 +199,7 @@ impl Migrator {
                     origin: "component recorded at apply time".into(),
                 }
             }
-            _ => return Ok(None),
+            _ => return Ok(DownFor::None),
         };
         let migration = Migration {
             version: row.version,
@@ -186,7 +216,7 @@ impl Migrator {
                 .map(|m| m.path.clone())
                 .unwrap_or(recorded),
         };
-        Ok(Some(Step { migration, down }))
+        Ok(DownFor::Ready(Box::new(Step { migration, down })))
     }
 
     async fn revert_one(&self, slot: &mut Option<Db>, step: &Step) -> Result<(), MigrateError> {

@@ -46,6 +46,10 @@ pub struct Migrator {
     pub(super) sqlx_on: std::sync::atomic::AtomicBool,
     /// sqlx.toml's table name and ignored characters.
     pub(super) sqlx: super::sqlx_history::SqlxConfig,
+    /// Where the installation key lives (`with_history_key`).
+    key_dir: Option<std::path::PathBuf>,
+    /// The key, once a run has opened (or made) it.
+    key: OnceLock<crate::store::InstallationKey>,
 }
 
 impl Migrator {
@@ -64,7 +68,43 @@ impl Migrator {
             sqlx_mode: Default::default(),
             sqlx_on: Default::default(),
             sqlx: Default::default(),
+            key_dir: None,
+            key: OnceLock::new(),
         })
+    }
+
+    /// Signs what the history keeps to run later with the installation key
+    /// in `dir` (made on the first run that writes), and runs a recorded
+    /// down only when its signature holds. Without it, recorded downs are
+    /// never run.
+    pub fn with_history_key(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.key_dir = Some(dir.into());
+        self
+    }
+
+    /// The key a run signs with, once opened.
+    pub(super) fn history_key(&self) -> Option<&crate::store::InstallationKey> {
+        self.key.get()
+    }
+
+    /// Opens the key (`create`: making it when there is none yet).
+    pub(super) fn open_history_key(&self, create: bool) -> Result<(), MigrateError> {
+        let Some(dir) = &self.key_dir else {
+            return Ok(());
+        };
+        if self.key.get().is_some() {
+            return Ok(());
+        }
+        let opened = if create {
+            crate::store::InstallationKey::open_or_create(dir)
+        } else if crate::store::InstallationKey::key_path(dir).exists() {
+            crate::store::InstallationKey::open(dir)
+        } else {
+            return Ok(());
+        };
+        let key = opened.map_err(|e| MigrateError::Key(e.to_string()))?;
+        let _ = self.key.set(key);
+        Ok(())
     }
 
     /// Whether sqlx's `_sqlx_migrations` is kept in step (auto by default).
@@ -151,10 +191,54 @@ impl Migrator {
             Db::Postgres(pg) => super::lock::pg_runner(pg).await,
             Db::Sqlite(_) => super::lock::sqlite_runner(&self.target),
         };
-        db.close().await;
-        let mut status = status::compute(&self.set, &rows?);
+        let rows = match rows {
+            Ok(rows) => rows,
+            Err(err) => {
+                db.close().await;
+                return Err(err);
+            }
+        };
+        let mut status = status::compute(&self.set, &rows);
         status.runner = runner;
+        let checked = self.check_signatures(&mut db, &rows, &mut status).await;
+        db.close().await;
+        checked?;
         Ok(status)
+    }
+
+    /// Marks each row that keeps something to run later with whether its
+    /// signature holds (only for a migrator that signs).
+    async fn check_signatures(
+        &self,
+        db: &mut Db,
+        rows: &[HistoryRow],
+        status: &mut Status,
+    ) -> Result<(), MigrateError> {
+        if self.key_dir.is_none() {
+            return Ok(());
+        }
+        self.open_history_key(false)?;
+        for row in rows.iter().filter(|r| r.state == RowState::Applied) {
+            // A history from before signatures has no column yet: the next
+            // run that writes signs it.
+            let Ok(stored) = history::stored_down(db, row.version).await else {
+                return Ok(());
+            };
+            if !stored.runs_anything() {
+                continue;
+            }
+            let verdict = match self.history_key() {
+                Some(key) => stored
+                    .signed(row.version, &row.name)
+                    .verify(key, stored.signature.as_deref()),
+                None if stored.signature.is_none() => super::signature::Verdict::Unsigned,
+                None => super::signature::Verdict::Invalid,
+            };
+            if let Some(status_row) = status.rows.iter_mut().find(|r| r.version == row.version) {
+                status_row.recorded = Some(verdict);
+            }
+        }
+        Ok(())
     }
 
     /// Runs `work` holding the migration lock (PostgreSQL) on a fresh
@@ -195,8 +279,9 @@ impl Migrator {
             Dialect::Postgres => None,
         };
         let result = async {
+            self.open_history_key(true)?;
             let db = slot.as_mut().expect("connection");
-            history::ensure(db)
+            history::ensure(db, self.history_key())
                 .await
                 .map_err(MigrateError::sql("create the migration history tables"))?;
             work(&mut slot).await
@@ -300,6 +385,7 @@ impl Migrator {
                 });
             }
         }
+        self.check_pins(&pending)?;
         self.emit(Event::Planned {
             direction: Direction::Up,
             steps: pending
@@ -308,6 +394,44 @@ impl Migrator {
                 .collect(),
         });
         Ok(pending)
+    }
+
+    /// The operator's pins (`plugins.pins.NAME`) hold for WASM steps as for
+    /// any plugin: checked for every pending step before anything runs.
+    fn check_pins(&self, pending: &[&Migration]) -> Result<(), MigrateError> {
+        let steps: Vec<(&Migration, &super::source::WasmStep)> = pending
+            .iter()
+            .filter_map(|m| match &m.body {
+                super::source::Body::Wasm(step) => Some((*m, step.as_ref())),
+                _ => None,
+            })
+            .collect();
+        if steps.is_empty() {
+            return Ok(());
+        }
+        let pins = match self.runtime.get() {
+            Some(runtime) => &runtime.settings.pins,
+            None => &self.runtime_settings.pins,
+        };
+        for (m, step) in steps {
+            let Some(expected) = pins.get(&step.manifest.name) else {
+                continue;
+            };
+            let sha256 = {
+                use sha2::Digest;
+                hex::encode(sha2::Sha256::digest(&step.component))
+            };
+            let found = step.manifest.pin(&sha256);
+            if !found.eq_ignore_ascii_case(expected) {
+                return Err(MigrateError::Pin {
+                    id: m.id(),
+                    key: format!("plugins.pins.{}", step.manifest.name),
+                    expected: expected.clone(),
+                    found,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// The migration file an id names.

@@ -2,6 +2,7 @@
 //! the database is up to date, behind, or needs attention.
 
 use super::history::{HistoryRow, RowState};
+use super::signature::Verdict;
 use super::source::MigrationSet;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -55,6 +56,12 @@ pub struct StatusRow {
     pub error: Option<String>,
     pub progress: Option<Progress>,
     pub path: Option<String>,
+    /// The signature on what the row keeps for a rollback (its down, or
+    /// its component): `valid`, `invalid` (changed, or signed under another
+    /// installation's key) or `unsigned` (written without the key); only a
+    /// valid one is ever run. Absent when the row keeps nothing to run or
+    /// the migrator has no key.
+    pub recorded: Option<Verdict>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -64,7 +71,8 @@ pub enum Summary {
     UpToDate,
     /// Migrations wait to be applied; nothing wrong.
     Pending,
-    /// Failed, in progress, drift or missing files.
+    /// Failed, in progress, drift, missing files, or a recorded down whose
+    /// signature fails.
     Attention,
 }
 
@@ -82,7 +90,7 @@ impl Status {
             matches!(
                 r.state,
                 State::Failed | State::InProgress | State::ChecksumDrift | State::MissingFile
-            )
+            ) || r.recorded == Some(Verdict::Invalid)
         }) {
             Summary::Attention
         } else if self.rows.iter().any(|r| r.state == State::Pending) {
@@ -157,6 +165,7 @@ pub fn compute(set: &MigrationSet, history: &[HistoryRow]) -> Status {
                 })
             }),
             path: file.map(|f| f.path.display().to_string()),
+            recorded: None,
         });
     }
     Status { rows, runner: None }

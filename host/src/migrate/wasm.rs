@@ -48,7 +48,7 @@ impl Migrator {
             record.up_script = None;
             record.state = RowState::Failed;
             record.error = Some(&message);
-            let _ = history::upsert(db, &record).await;
+            let _ = history::upsert(db, &record, self.history_key()).await;
             let _ = history::log(db, m.version, "fail", &self.actor, Some(&message)).await;
             return Err(MigrateError::Failed {
                 id: m.id(),
@@ -63,7 +63,7 @@ impl Migrator {
         record.artifact = Some(&step.component);
         record.manifest = Some(&step.manifest.source_text);
         let finish = async {
-            history::upsert(db, &record).await?;
+            history::upsert(db, &record, self.history_key()).await?;
             history::log(db, m.version, "apply", &self.actor, None).await?;
             db.batch("COMMIT").await
         };

@@ -2,7 +2,8 @@
 //! `wasm_mode` table says: `ok`, `err`, `trap`, `loop`, `commit` (tries to
 //! commit the runner's transaction), `sleep` (`pg_sleep(60)`), `spin-sql` (a
 //! recursive query that never ends), `run:SQL` (runs SQL, which the grant
-//! should refuse). Proves a failed step leaves nothing.
+//! should refuse), `probe:SQL` (runs only SQL, before any write). Proves a
+//! failed step leaves nothing.
 
 use gantry_plugin::Migration;
 use gantry_plugin::sql::{self, Value};
@@ -11,15 +12,19 @@ struct Bad;
 
 impl Migration for Bad {
     fn up() -> Result<(), String> {
-        sql::execute(
-            "INSERT INTO wasm_marker (note) VALUES ($1)",
-            &[Value::Text("up ran".into())],
-        )?;
         let rows = sql::query("SELECT mode FROM wasm_mode", &[])?;
         let mode = match rows.rows.first().and_then(|r| r.first()) {
             Some(Value::Text(mode)) => mode.clone(),
             other => return Err(format!("no mode: {other:?}")),
         };
+        // A read-only probe: only the statement, no marker.
+        if let Some(statement) = mode.strip_prefix("probe:") {
+            return sql::execute(statement, &[]).map(|_| ());
+        }
+        sql::execute(
+            "INSERT INTO wasm_marker (note) VALUES ($1)",
+            &[Value::Text("up ran".into())],
+        )?;
         match mode.as_str() {
             "ok" => Ok(()),
             "err" => Err("refusing on purpose".into()),

@@ -1,16 +1,21 @@
-//! The database engine holds a plugin to its `sql` grant, whatever text
-//! gets past the parser: each test confines a lent session as a plugin call
-//! would, then sends statements straight to the connection — as a parser
-//! bypass would — and checks that the engine refuses what the grant does
-//! not cover (SQLite's authorizer; PostgreSQL's role), and that the
-//! session is itself again after `release`.
+//! A migration plugin cannot reach past its `sql` grant, nor plant what a
+//! later rollback runs.
+//!
+//! The engine tests confine a lent session as a plugin call would, then
+//! send statements straight to the connection — as a parser bypass would —
+//! and check that the database refuses what the grant does not cover
+//! (SQLite's authorizer; PostgreSQL's role), and that the session is itself
+//! again after `release`. The end-to-end tests run the real binary: a
+//! tampered recorded down is never run, operator pins and grants hold for
+//! migration components, and a manifest is named for its file.
 
 use gantry::capabilities::sql::SqlSession;
 use gantry::capabilities::sql::grant::{Reserved, SqlGrant};
 use gantry::capabilities::sql::role::SqlRoles;
 use gantry::db::{Db, DbTarget, connect};
 use gantry_tests::pg::TestDb;
-use std::path::Path;
+use gantry_tests::{Run, Sandbox};
+use std::path::{Path, PathBuf};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -351,4 +356,330 @@ fn postgres_keeps_what_a_ddl_step_made_in_its_role() {
         "ALTER TABLE made_by_plugin ADD COLUMN note text; DROP TABLE made_by_plugin",
     )
     .unwrap();
+}
+
+fn migrate(sandbox: &Sandbox, url: &str, args: &[&str]) -> Run {
+    Run::from(
+        sandbox
+            .gantry()
+            .env("DATABASE_URL", url)
+            .arg("migrate")
+            .args(args)
+            .output()
+            .expect("run gantry"),
+    )
+}
+
+/// Two reversible SQL migrations in `dir`.
+fn two_migrations(sandbox: &Sandbox) -> PathBuf {
+    let dir = sandbox.path().join("m");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (file, text) in [
+        ("001_keep.up.sql", "CREATE TABLE keep (id int);\n"),
+        ("001_keep.down.sql", "DROP TABLE keep;\n"),
+        ("002_extra.up.sql", "CREATE TABLE extra (id int);\n"),
+        ("002_extra.down.sql", "DROP TABLE extra;\n"),
+    ] {
+        std::fs::write(dir.join(file), text).unwrap();
+    }
+    dir
+}
+
+fn sqlite_exec(file: &Path, sql: &str) {
+    let rt = runtime();
+    let mut db = open(&rt, &format!("sqlite://{}", file.display()));
+    run(&rt, &mut db, sql).unwrap();
+}
+
+fn sqlite_tables(file: &Path) -> Vec<String> {
+    let rt = runtime();
+    let mut db = open(&rt, &format!("sqlite://{}", file.display()));
+    rt.block_on(async {
+        let Db::Sqlite(conn) = &mut db else {
+            unreachable!()
+        };
+        sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+            .fetch_all(conn)
+            .await
+            .unwrap()
+    })
+}
+
+/// A down script rewritten in `gantry_migrations` (as a plugin that got
+/// past its grant, or another database user, could) fails its signature:
+/// the rollback refuses before touching anything, and status names it.
+#[test]
+fn a_planted_down_script_is_never_run() {
+    // PostgreSQL
+    let db = TestDb::create("planted");
+    let sandbox = Sandbox::new();
+    let dir = two_migrations(&sandbox);
+    let dir_arg = dir.to_str().unwrap();
+    migrate(&sandbox, &db.url(), &["--migrations-dir", dir_arg]).expect(0);
+    // The file gone, the recorded down is what a rollback would run.
+    std::fs::remove_file(dir.join("002_extra.up.sql")).unwrap();
+    std::fs::remove_file(dir.join("002_extra.down.sql")).unwrap();
+    db.execute("UPDATE gantry_migrations SET down_script = 'DROP TABLE keep; DROP TABLE extra' WHERE version = 2");
+    let run = migrate(
+        &sandbox,
+        &db.url(),
+        &["rollback", "--migrations-dir", dir_arg, "--target", "1"],
+    )
+    .expect(1);
+    assert!(
+        run.stderr.contains("002_extra") && run.stderr.contains("fails its signature"),
+        "{}",
+        run.stderr
+    );
+    let tables = db.tables();
+    assert!(
+        tables.contains(&"keep".to_string()) && tables.contains(&"extra".to_string()),
+        "{tables:?}"
+    );
+    let status = migrate(
+        &sandbox,
+        &db.url(),
+        &["status", "--migrations-dir", dir_arg, "--json"],
+    )
+    .expect(1);
+    let json = status.json();
+    assert_eq!(json["summary"], "attention");
+    let row = json["migrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["version"] == 2)
+        .unwrap()
+        .clone();
+    assert_eq!(row["recorded"], "invalid", "{row}");
+    let row = json["migrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["version"] == 1)
+        .unwrap()
+        .clone();
+    assert_eq!(row["recorded"], "valid", "{row}");
+
+    // SQLite
+    let sandbox = Sandbox::new();
+    let dir = two_migrations(&sandbox);
+    let dir_arg = dir.to_str().unwrap();
+    let file = sandbox.path().join("auth.db");
+    let url = format!("sqlite://{}", file.display());
+    migrate(&sandbox, &url, &["--migrations-dir", dir_arg]).expect(0);
+    std::fs::remove_file(dir.join("002_extra.up.sql")).unwrap();
+    std::fs::remove_file(dir.join("002_extra.down.sql")).unwrap();
+    sqlite_exec(
+        &file,
+        "UPDATE gantry_migrations SET down_script = 'DROP TABLE keep; DROP TABLE extra' WHERE version = 2",
+    );
+    let run = migrate(
+        &sandbox,
+        &url,
+        &["rollback", "--migrations-dir", dir_arg, "--target", "1"],
+    )
+    .expect(1);
+    assert!(run.stderr.contains("fails its signature"), "{}", run.stderr);
+    let tables = sqlite_tables(&file);
+    assert!(
+        tables.contains(&"keep".to_string()) && tables.contains(&"extra".to_string()),
+        "{tables:?}"
+    );
+}
+
+/// A history from before gantry signed it is signed as it stands by the
+/// next run, and its recorded downs then run as before.
+#[test]
+fn a_history_from_before_signatures_is_signed_and_its_downs_still_run() {
+    let db = TestDb::create("unsigned");
+    let sandbox = Sandbox::new();
+    let dir = two_migrations(&sandbox);
+    let dir_arg = dir.to_str().unwrap();
+    migrate(&sandbox, &db.url(), &["--migrations-dir", dir_arg]).expect(0);
+    db.execute("ALTER TABLE gantry_migrations DROP COLUMN signature");
+    // status reads it as it is; the next run that writes signs it.
+    migrate(
+        &sandbox,
+        &db.url(),
+        &["status", "--migrations-dir", dir_arg],
+    )
+    .expect(0);
+    migrate(&sandbox, &db.url(), &["--migrations-dir", dir_arg]).expect(0);
+    std::fs::remove_file(dir.join("002_extra.up.sql")).unwrap();
+    std::fs::remove_file(dir.join("002_extra.down.sql")).unwrap();
+    migrate(
+        &sandbox,
+        &db.url(),
+        &["rollback", "--migrations-dir", dir_arg, "--target", "1"],
+    )
+    .expect(0);
+    assert!(!db.tables().contains(&"extra".to_string()));
+}
+
+/// The bad-migration test guest as `002_bad`, after a 001 that makes its
+/// tables; `name` is the manifest's name.
+fn guest_dir(sandbox: &Sandbox, mode: &str, name: &str, grant: &str) -> PathBuf {
+    let dir = sandbox.path().join("m");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("001_setup.up.sql"),
+        format!(
+            "CREATE TABLE wasm_marker (note text);\nCREATE TABLE wasm_mode (mode text);\nINSERT INTO wasm_mode VALUES ('{}');\n",
+            mode.replace('\'', "''")
+        ),
+    )
+    .unwrap();
+    std::fs::copy(
+        gantry::testing::test_plugin("bad-migration"),
+        dir.join("002_bad.wasm"),
+    )
+    .unwrap();
+    let manifest =
+        std::fs::read_to_string(gantry::testing::plugins_dir().join("bad-migration.toml"))
+            .unwrap()
+            .replace("name = \"bad-migration\"", &format!("name = {name:?}"))
+            .replace("sql = \"write\"", &format!("sql = {grant:?}"));
+    std::fs::write(dir.join("002_bad.toml"), manifest).unwrap();
+    dir
+}
+
+#[test]
+fn a_migration_manifest_is_named_for_its_file() {
+    let sandbox = Sandbox::new();
+    let dir = guest_dir(&sandbox, "ok", "innocent-name", "write");
+    let file = sandbox.path().join("auth.db");
+    let url = format!("sqlite://{}", file.display());
+    let run = migrate(&sandbox, &url, &["--migrations-dir", dir.to_str().unwrap()]).expect(2);
+    assert!(
+        run.stderr.contains("002_bad.toml")
+            && run.stderr.contains("innocent-name")
+            && run.stderr.contains("name = \"002_bad\""),
+        "{}",
+        run.stderr
+    );
+    assert!(!file.exists(), "nothing was created");
+}
+
+/// `plugins.pins.NAME` and `plugins.grants.NAME` hold for a migration
+/// component as for any plugin.
+#[test]
+fn operator_pins_and_grants_hold_for_a_migration_component() {
+    let sandbox = Sandbox::new();
+    let dir = guest_dir(&sandbox, "ok", "002_bad", "write");
+    let file = sandbox.path().join("auth.db");
+    let url = format!("sqlite://{}", file.display());
+    let config = sandbox.write(
+        "deployment_config.json",
+        r#"{"plugins": {"pins": {"002_bad": "0000000000000000000000000000000000000000000000000000000000000000"}}}"#,
+    );
+    let run = migrate(
+        &sandbox,
+        &url,
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--migrations-dir",
+            dir.to_str().unwrap(),
+        ],
+    )
+    .expect(2);
+    assert!(
+        run.stderr.contains("plugins.pins.002_bad"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !sqlite_tables(&file).contains(&"wasm_marker".to_string()),
+        "nothing ran"
+    );
+
+    // The operator narrows the grant to read: the step's INSERT is refused.
+    let config = sandbox.write(
+        "deployment_config.json",
+        r#"{"plugins": {"grants": {"002_bad": {"sql": "read"}}}}"#,
+    );
+    let run = migrate(
+        &sandbox,
+        &url,
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--migrations-dir",
+            dir.to_str().unwrap(),
+        ],
+    )
+    .expect(1);
+    assert!(
+        run.stderr.contains("needs sql = \"write\""),
+        "{}",
+        run.stderr
+    );
+}
+
+/// Hostile statements from a guest granted only `read`, end to end on both
+/// dialects: each fails the step naming the statement, and nothing of it
+/// stays.
+#[test]
+fn a_read_grant_guest_cannot_write_read_files_or_drop_the_lock() {
+    let postgres = [
+        "SELECT * FROM pg_read_file('/etc/passwd') AS f(x)",
+        "SELECT * FROM wasm_mode, LATERAL pg_ls_dir('.') AS f(x)",
+        "SELECT pg_advisory_unlock_all()",
+        "SELECT table_to_xml('gantry_migrations', true, true, '')",
+        "UPDATE gantry_migrations SET down_script = 'DROP TABLE wasm_mode'",
+        "DELETE FROM wasm_mode",
+    ];
+    for statement in postgres {
+        let db = TestDb::create("readguest");
+        let sandbox = Sandbox::new();
+        let dir = guest_dir(&sandbox, &format!("probe:{statement}"), "002_bad", "read");
+        let run = migrate(
+            &sandbox,
+            &db.url(),
+            &["--migrations-dir", dir.to_str().unwrap()],
+        );
+        assert_eq!(run.code, 1, "{statement}: {}{}", run.stdout, run.stderr);
+        assert!(
+            run.stderr.contains("002_bad"),
+            "{statement}: {}",
+            run.stderr
+        );
+        assert_eq!(
+            db.scalar("SELECT count(*)::text FROM wasm_mode").as_deref(),
+            Some("1")
+        );
+        assert_eq!(
+            db.scalar("SELECT count(*)::text FROM gantry_migrations")
+                .as_deref(),
+            Some("2")
+        );
+    }
+    let sqlite = [
+        "SELECT 1 /* */ ; ATTACH DATABASE 'other.db' AS other",
+        "SELECT ?1; CREATE TABLE smuggled (x)",
+        "SELECT $1::text; CREATE TABLE smuggled (x)",
+        "SELECT * FROM sqlite_master",
+        "DELETE FROM gantry_migration_log",
+        "SELECT writefile('x', 'y')",
+    ];
+    for statement in sqlite {
+        let sandbox = Sandbox::new();
+        let dir = guest_dir(&sandbox, &format!("probe:{statement}"), "002_bad", "read");
+        let file = sandbox.path().join("auth.db");
+        let url = format!("sqlite://{}", file.display());
+        let run = migrate(&sandbox, &url, &["--migrations-dir", dir.to_str().unwrap()]);
+        assert_eq!(run.code, 1, "{statement}: {}{}", run.stdout, run.stderr);
+        assert!(
+            run.stderr.contains("002_bad"),
+            "{statement}: {}",
+            run.stderr
+        );
+        let tables = sqlite_tables(&file);
+        assert!(
+            !tables.contains(&"smuggled".to_string()),
+            "{statement}: {tables:?}"
+        );
+        assert!(!sandbox.path().join("other.db").exists(), "{statement}");
+    }
 }
