@@ -5,7 +5,9 @@
 //! metrics, acknowledgements, silences and two monitors on PostgreSQL.
 
 use gantry_tests::Sandbox;
-use gantry_tests::monitor::{MonitorProcess, Receiver, attempts, body_status, get, post_events};
+use gantry_tests::monitor::{
+    MonitorProcess, Receiver, attempts, body_status, get, post_events, request,
+};
 use gantry_tests::pg::TestDb;
 use gantry_tests::tls::TestCa;
 use hmac::Mac;
@@ -440,13 +442,19 @@ fn the_api_checks_its_input_and_its_metrics_pass_promtool() {
     let (status, _) = monitor.post(&attempts(500, 0), Some("t0ken"));
     assert_eq!(status, 413, "a body over max_body_bytes");
 
-    let (status, health) = get(&format!("{}/healthz", monitor.api));
+    // Every route needs the token, not only the one that takes events.
+    for path in ["/healthz", "/v1/alerts", "/metrics"] {
+        let (status, _) = get(&format!("{}{path}", monitor.api));
+        assert_eq!(status, 401, "{path} without the token");
+    }
+    let bearer = [("authorization", "Bearer t0ken")];
+    let (status, _, health) = request("GET", &format!("{}/healthz", monitor.api), &bearer, None);
     assert_eq!(status, 200);
     assert!(health.contains("\"status\":\"ok\""), "{health}");
-    let (status, alerts) = get(&format!("{}/v1/alerts", monitor.api));
+    let (status, _, alerts) = request("GET", &format!("{}/v1/alerts", monitor.api), &bearer, None);
     assert_eq!((status, alerts.as_str()), (200, "[]"));
 
-    let (status, metrics) = get(&format!("{}/metrics", monitor.api));
+    let (status, _, metrics) = request("GET", &format!("{}/metrics", monitor.api), &bearer, None);
     assert_eq!(status, 200);
     assert!(
         metrics.contains("gantry_auth_events{window=\"1m\",kind=\"auth_attempt\"} 1")
@@ -795,4 +803,119 @@ fn the_alertmanager_notifier_forwards_to_a_real_alertmanager() {
     );
     let _ = am.kill();
     let _ = am.wait();
+}
+
+/// A web page the operator opens cannot talk to the API: a body a browser
+/// sends cross-site without asking (`text/plain`, forms) is refused with
+/// 415, a name that is not the API's (DNS rebinding) with 421; the page
+/// trades the token once for an HttpOnly, SameSite=Strict cookie.
+#[test]
+fn the_api_refuses_what_a_web_page_could_send() {
+    let sandbox = Sandbox::new();
+    let mut config = monitoring(json!([]));
+    config["api"] = json!({"hosts": ["gantry.internal"]});
+    write_config(&sandbox, &json!({ "monitoring": config }));
+    let monitor = MonitorProcess::start(&sandbox, &[]);
+    let events = format!("{}/v1/events", monitor.api);
+    let body = r#"[{"kind": "auth_attempt", "success": false}]"#;
+    for content_type in [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+    ] {
+        let (status, _, _) = request(
+            "POST",
+            &events,
+            &[("content-type", content_type)],
+            Some(body),
+        );
+        assert_eq!(status, 415, "{content_type}");
+    }
+    let (status, _, _) = request("POST", &events, &[], Some(body));
+    assert_eq!(status, 415, "no content type");
+    let (status, _, answer) = request(
+        "POST",
+        &events,
+        &[("content-type", "application/json")],
+        Some(body),
+    );
+    assert_eq!(status, 200, "{answer}");
+    let (status, _, answer) = request(
+        "POST",
+        &events,
+        &[("content-type", "application/x-ndjson")],
+        Some(r#"{"kind": "auth_attempt", "success": true}"#),
+    );
+    assert_eq!(status, 200, "{answer}");
+    let port = monitor.api.rsplit(':').next().unwrap().to_string();
+    for host in [
+        format!("evil.example:{port}"),
+        "127.0.0.1.nip.io".into(),
+        format!("localhost.evil.example:{port}"),
+    ] {
+        let (status, _, _) = request(
+            "GET",
+            &format!("{}/v1/alerts", monitor.api),
+            &[("host", &host)],
+            None,
+        );
+        assert_eq!(status, 421, "{host}");
+    }
+    for host in [
+        format!("localhost:{port}"),
+        format!("gantry.internal:{port}"),
+        format!("127.0.0.1:{port}"),
+    ] {
+        let (status, _, _) = request(
+            "GET",
+            &format!("{}/v1/alerts", monitor.api),
+            &[("host", &host)],
+            None,
+        );
+        assert_eq!(status, 200, "{host}");
+    }
+    let (_, metrics) = get(&format!("{}/metrics", monitor.api));
+    assert!(
+        metrics.contains("gantry_events_ingested_total 2"),
+        "only the JSON posts counted: {metrics}"
+    );
+    drop(monitor);
+
+    // With a token: the page asks for it once, then a cookie carries it.
+    let sandbox = Sandbox::new();
+    let mut config = monitoring(json!([]));
+    config["api"] = json!({"token": "${env:INGEST_TOKEN}"});
+    write_config(&sandbox, &json!({ "monitoring": config }));
+    let monitor = MonitorProcess::start(&sandbox, &[("INGEST_TOKEN", "t0ken")]);
+    let (status, _, page) = request("GET", &format!("{}/", monitor.api), &[], None);
+    assert_eq!(status, 401);
+    assert!(page.contains("<form") && !page.contains("t0ken"), "{page}");
+    let session = format!("{}/v1/session", monitor.api);
+    let json_type = [("content-type", "application/json")];
+    let (status, _, _) = request("POST", &session, &json_type, Some(r#"{"token": "nope"}"#));
+    assert_eq!(status, 401);
+    let (status, headers, _) = request("POST", &session, &json_type, Some(r#"{"token": "t0ken"}"#));
+    assert_eq!(status, 200);
+    let cookie = headers
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    assert!(
+        !cookie.contains("t0ken"),
+        "the cookie is not the token itself: {cookie}"
+    );
+    let pair = cookie.split(';').next().unwrap();
+    let (status, _, alerts) = request(
+        "GET",
+        &format!("{}/v1/alerts", monitor.api),
+        &[("cookie", pair)],
+        None,
+    );
+    assert_eq!((status, alerts.as_str()), (200, "[]"));
 }

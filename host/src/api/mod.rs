@@ -1,8 +1,9 @@
 //! gantry's HTTP API (axum): auth events in (`POST /v1/events`), metrics
 //! (`GET /metrics`, Prometheus text), alerts (`GET /v1/alerts`) and a
 //! liveness answer (`GET /healthz`). The deploy workflow adds its status
-//! page to the same router.
+//! page to the same router; `guard.rs` stands in front of all of it.
 
+pub mod guard;
 mod ingest;
 mod metrics;
 pub mod page;
@@ -18,8 +19,6 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub struct Api {
     pub monitor: Arc<AuthMonitor>,
-    /// Bearer token `POST /v1/events` needs (none: open).
-    pub token: Option<String>,
 }
 
 pub fn router(api: Api, max_body_bytes: usize) -> Router {

@@ -3,6 +3,7 @@
 //! Ctrl-C — then it stops taking events, flushes, and exits 0.
 
 use super::Context;
+use crate::api::guard::Guard;
 use crate::api::{self, Api};
 use crate::error::{CliResult, Exit, Failure};
 use crate::monitor::{AuthMonitor, MonitorError, MonitorHandle, MonitorSettings};
@@ -26,6 +27,8 @@ pub struct Served {
     pub listener: tokio::net::TcpListener,
     pub address: SocketAddr,
     pub router: Router,
+    /// Host, content type and token checks for every route.
+    pub guard: Guard,
 }
 
 /// Binds the API, starts the monitor (when monitoring is enabled, or
@@ -43,22 +46,24 @@ pub async fn start(
         .await
         .map_err(|e| Failure::failed(anyhow!("cannot listen on {listen}: {e}")))?;
     let address = listener.local_addr().map_err(Failure::failed)?;
-    if !config.enabled && !required {
-        return Ok(Served {
-            monitor: None,
-            listener,
-            address,
-            router: Router::new(),
-        });
-    }
-    let settings = MonitorSettings::from_settings(&ctx.settings)?;
-    crate::monitor::check_plugins(&settings.receivers, &registry).map_err(MonitorError::from)?;
     let token = api_config
         .token
         .as_deref()
         .map(|t| crate::secrets::resolve(t, &ctx.settings.secrets_base()))
         .transpose()
         .map_err(|e| Failure::usage(anyhow!("`monitoring.api.token`: {e}")))?;
+    let guard = Guard::new(token, address, api_config.hosts.clone());
+    if !config.enabled && !required {
+        return Ok(Served {
+            monitor: None,
+            listener,
+            address,
+            router: Router::new(),
+            guard,
+        });
+    }
+    let settings = MonitorSettings::from_settings(&ctx.settings)?;
+    crate::monitor::check_plugins(&settings.receivers, &registry).map_err(MonitorError::from)?;
     let monitor = Arc::new(
         AuthMonitor::new(settings, ctx.store.clone(), registry)
             .with_api(format!("http://{address}"))
@@ -68,7 +73,6 @@ pub async fn start(
     let router = api::router(
         Api {
             monitor: Arc::clone(&monitor),
-            token,
         },
         api_config.max_body_bytes,
     );
@@ -77,6 +81,7 @@ pub async fn start(
         listener,
         address,
         router,
+        guard,
     })
 }
 
@@ -89,7 +94,8 @@ pub async fn run(ctx: &Context, args: MonitorArgs) -> CliResult {
         served.address,
         monitor.node()
     ));
-    api::serve(served.listener, served.router, crate::cli::termination())
+    let router = served.guard.wrap(served.router);
+    api::serve(served.listener, router, crate::cli::termination())
         .await
         .map_err(Failure::failed)?;
     handle.stop().await;

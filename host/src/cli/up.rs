@@ -51,7 +51,7 @@ pub async fn run(ctx: &Context, args: UpArgs) -> CliResult {
         registry: Arc::clone(&registry),
         inbox: Arc::default(),
     });
-    let router = served.router.merge(page);
+    let router = served.guard.wrap(served.router.merge(page));
     let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(api::serve(served.listener, router, async move {
         let _ = api_stopped.await;

@@ -247,9 +247,13 @@ impl Default for DeliveryConfig {
 pub struct ApiConfig {
     #[serde(default = "default_listen")]
     pub listen: String,
-    /// Bearer token for `POST /v1/events` (`${env:…}` allowed); none: open.
+    /// Bearer token every route needs (`${env:…}` allowed); none: open.
     #[serde(default)]
     pub token: Option<String>,
+    /// Names (besides the listen address, IP literals and `localhost`)
+    /// requests may carry in `Host`; others are refused with 421.
+    #[serde(default)]
+    pub hosts: Vec<String>,
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
 }

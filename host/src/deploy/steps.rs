@@ -274,11 +274,19 @@ async fn monitoring(plan: &Plan, deployment: &str, detail: &mut Value) -> anyhow
         None
     } else {
         let url = format!("http://{listen}/healthz");
-        let answer = reqwest::Client::new()
+        let mut request = reqwest::Client::new()
             .get(&url)
-            .timeout(Duration::from_secs(1))
-            .send()
-            .await;
+            .timeout(Duration::from_secs(1));
+        if let Some(token) = config
+            .monitoring
+            .api
+            .token
+            .as_deref()
+            .and_then(|t| crate::secrets::resolve(t, &plan.settings.secrets_base()).ok())
+        {
+            request = request.bearer_auth(token);
+        }
+        let answer = request.send().await;
         Some(answer.is_ok_and(|a| a.status().is_success()))
     };
     detail["test_notices"] = Value::Object(notices.clone());

@@ -59,6 +59,9 @@ impl Notifier for Webhook {
         if n.test {
             request = request.header("x-gantry-test", "true");
         }
+        if let Some(token) = config::get("bearer_token").filter(|s| !s.is_empty()) {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
         if let Some(secret) = config::get("hmac_secret").filter(|s| !s.is_empty()) {
             let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes())
                 .map_err(|e| DeliveryError::permanent(e.to_string()))?;
