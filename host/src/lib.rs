@@ -11,6 +11,7 @@ pub mod configdeploy;
 pub mod db;
 pub mod deploy;
 pub mod error;
+pub mod escape;
 pub mod events;
 pub mod findings;
 pub mod flock;

@@ -25,7 +25,7 @@ fn main() -> std::process::ExitCode {
         Ok(exit) => exit.into(),
         Err(failure) if failure.is_broken_pipe() => gantry::Exit::Success.into(),
         Err(failure) => {
-            eprintln!("error: {failure}");
+            eprintln!("error: {}", gantry::escape::controls(&failure.to_string()));
             failure.exit.into()
         }
     }

@@ -21,9 +21,9 @@ pub fn perfdata(metrics: &[Metric]) -> String {
         .map(|m| {
             let text = format!(
                 "{}={}{};{};{};{};{}",
-                m.name,
+                crate::escape::one_line(&m.name),
                 m.value,
-                m.unit,
+                crate::escape::one_line(&m.unit),
                 num(m.warn),
                 num(m.crit),
                 num(m.min),
@@ -37,10 +37,11 @@ pub fn perfdata(metrics: &[Metric]) -> String {
 
 /// `OK: message | perfdata`, as Nagios plugins print.
 pub fn line(result: &CheckResult) -> String {
+    // One line, as Nagios reads it: a message cannot add a line of its own.
     let mut line = format!(
         "{}: {}",
         status_name(result.status).to_uppercase(),
-        result.message
+        crate::escape::one_line(&result.message)
     );
     if !result.metrics.is_empty() {
         line.push_str(&format!(" | {}", perfdata(&result.metrics)));

@@ -731,3 +731,56 @@ fn a_builtin_is_inspected_by_name_with_its_operator_grants() {
         .run(&["plugin", "inspect", "no-such-plugin"])
         .expect(2);
 }
+
+/// A plugin's text cannot repaint the operator's terminal or forge
+/// gantry's lines: ANSI escapes, carriage returns and bidi overrides are
+/// shown escaped, a one-line field's newlines too; `--json` keeps the text.
+#[test]
+fn a_plugins_text_cannot_repaint_the_terminal_or_forge_lines() {
+    let sandbox = Sandbox::new();
+    sandbox.write(
+        ".gantry/plugins/hostile.wasm",
+        std::fs::read(gantry::testing::test_plugin("hostile")).unwrap(),
+    );
+    sandbox.write(
+        ".gantry/plugins/hostile.toml",
+        std::fs::read_to_string(gantry::testing::plugins_dir().join("hostile.toml")).unwrap(),
+    );
+    let run = sandbox
+        .gantry()
+        .env("RUST_LOG", "gantry=info")
+        .args(["-v", "plugin", "test", "hostile", "--set", "mode=paint"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    for (name, text) in [("stdout", &stdout), ("stderr", &stderr)] {
+        assert!(!text.contains('\u{1b}'), "ESC on {name}: {text:?}");
+        assert!(!text.contains('\r'), "CR on {name}: {text:?}");
+        assert!(
+            !text.contains('\u{202e}'),
+            "bidi override on {name}: {text:?}"
+        );
+        assert!(
+            !text
+                .lines()
+                .any(|l| l.trim_start().starts_with("OK: all good")
+                    || l.trim_start()
+                        .starts_with("INFO gantry: deployment succeeded")
+                    || l.trim_start().starts_with("forged=1")),
+            "a forged line on {name}: {text}"
+        );
+    }
+    assert!(
+        stdout.contains("CRITICAL: database down\\r\\u{1b}[2K"),
+        "{stdout}"
+    );
+    // JSON keeps the text, escaped by JSON.
+    let json = sandbox
+        .run(&["--json", "plugin", "test", "hostile", "--set", "mode=paint"])
+        .json();
+    assert!(
+        json.to_string().contains("database down\\r\\u001b[2K"),
+        "{json}"
+    );
+}

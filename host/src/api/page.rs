@@ -103,11 +103,15 @@ fn unavailable(e: String) -> Response {
         .into_response()
 }
 
+/// HTML-escaped, with controls and bidirectional overrides (from plugins'
+/// messages) shown as escapes rather than reordering the page.
 fn esc(text: &str) -> String {
-    text.replace('&', "&amp;")
+    crate::escape::controls(text)
+        .replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
+        .replace('\'', "&#39;")
 }
 
 async fn html(State(page): State<Page>) -> Response {

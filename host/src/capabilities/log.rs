@@ -120,12 +120,16 @@ impl wit::Host for LogState {
             message.push('…');
         }
         let plugin = &*self.plugin;
+        // One log line per call to `log`: a plugin cannot forge gantry's
+        // lines or move the cursor of whoever reads the log.
+        let shown = crate::escape::one_line(&message);
+        let message_line = &*shown;
         match level {
-            Level::Trace => tracing::trace!(target: "gantry::plugin", plugin, "{message}"),
-            Level::Debug => tracing::debug!(target: "gantry::plugin", plugin, "{message}"),
-            Level::Info => tracing::info!(target: "gantry::plugin", plugin, "{message}"),
-            Level::Warn => tracing::warn!(target: "gantry::plugin", plugin, "{message}"),
-            Level::Error => tracing::error!(target: "gantry::plugin", plugin, "{message}"),
+            Level::Trace => tracing::trace!(target: "gantry::plugin", plugin, "{message_line}"),
+            Level::Debug => tracing::debug!(target: "gantry::plugin", plugin, "{message_line}"),
+            Level::Info => tracing::info!(target: "gantry::plugin", plugin, "{message_line}"),
+            Level::Warn => tracing::warn!(target: "gantry::plugin", plugin, "{message_line}"),
+            Level::Error => tracing::error!(target: "gantry::plugin", plugin, "{message_line}"),
         }
         self.lines.push(LogLine {
             level: level_name(level),

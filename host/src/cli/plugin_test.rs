@@ -298,7 +298,11 @@ fn print_report(
     }
     let mut text = String::new();
     for line in &report.logs {
-        text.push_str(&format!("  [{}] {}\n", line.level, line.message));
+        text.push_str(&format!(
+            "  [{}] {}\n",
+            line.level,
+            crate::escape::one_line(&line.message)
+        ));
     }
     if report.dropped_logs > 0 {
         text.push_str(&format!(
@@ -307,7 +311,7 @@ fn print_report(
         ));
     }
     for denial in &report.denials {
-        text.push_str(&format!("  denied: {denial}\n"));
+        text.push_str(&format!("  denied: {}\n", crate::escape::one_line(denial)));
     }
     if !report.stderr.trim().is_empty() && when == Report::BeforeError {
         text.push_str(&format!(

@@ -60,7 +60,7 @@ pub fn write(
         when(record.finished_ms),
     );
     if let Some(reason) = &record.reason {
-        md.push_str(&format!("- reason: {reason}\n"));
+        md.push_str(&format!("- reason: {}\n", md_text(reason)));
     }
     md.push_str("\n| step | state | duration | what happened |\n|---|---|---|---|\n");
     for s in steps {
@@ -70,10 +70,37 @@ pub fn write(
             s.name,
             s.state,
             s.took(),
-            what.replace('|', "\\|")
+            md_text(&what)
         ));
     }
     let path = dir.join(format!("{}.md", record.id));
     std::fs::write(&path, md)?;
     Ok(path.display().to_string())
+}
+
+/// Text from steps (and so from plugins) as one Markdown table cell: one
+/// line, controls escaped, and nothing Markdown or HTML would act on.
+fn md_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in crate::escape::one_line(text).chars() {
+        match c {
+            '|' | '<' | '>' | '[' | ']' | '`' | '*' | '_' | '#' | '!' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn step_text_stays_in_its_cell() {
+        assert_eq!(
+            super::md_text("bad | row\n| forged | row |\n<img src=x>"),
+            "bad \\| row\\n\\| forged \\| row \\|\\n\\<img src=x\\>"
+        );
+    }
 }

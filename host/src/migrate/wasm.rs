@@ -156,7 +156,12 @@ impl Migrator {
         };
         *slot = Some(session.db);
         for line in &outcome.report.logs {
-            tracing::info!(migration = %m.id(), "[{}] {}", line.level, line.message);
+            tracing::info!(
+                migration = %m.id(),
+                "[{}] {}",
+                line.level,
+                crate::escape::one_line(&line.message)
+            );
         }
         match outcome.result {
             Ok(Ok(())) => Ok(()),

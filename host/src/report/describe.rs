@@ -3,6 +3,7 @@
 
 use crate::configdeploy::Event as ConfigEvent;
 use crate::deploy::Event as DeployEvent;
+use crate::escape::one_line;
 use crate::migrate::{Direction, Event as MigrateEvent};
 use crate::monitor::Event as MonitorEvent;
 use crate::rollout::Event as RolloutEvent;
@@ -221,7 +222,7 @@ impl Describe for RolloutEvent {
                 "  {instance} healthy after {:.1} s",
                 *after_ms as f64 / 1000.0
             ),
-            RolloutEvent::Unhealthy { reason, .. } => format!("  unhealthy: {reason}"),
+            RolloutEvent::Unhealthy { reason, .. } => format!("  unhealthy: {}", one_line(reason)),
             RolloutEvent::Stopping {
                 instance, revision, ..
             } => format!("  stopping {instance} ({})", short(revision)),
@@ -237,7 +238,7 @@ impl Describe for RolloutEvent {
             ),
             RolloutEvent::Progress { done, total, .. } => format!("  {done}/{total} replaced"),
             RolloutEvent::RollingBack { to, reason, .. } => {
-                format!("rolling back to {to}: {reason}")
+                format!("rolling back to {to}: {}", one_line(reason))
             }
             RolloutEvent::Finished {
                 service,
@@ -335,7 +336,8 @@ impl Describe for MonitorEvent {
                 error,
                 retry_in_ms,
             } => format!(
-                "notice #{notice} to {receiver} failed: {error}{}",
+                "notice #{notice} to {receiver} failed: {}{}",
+                one_line(error),
                 retry_in_ms
                     .map(|ms| format!("; retrying in {:.1} s", ms as f64 / 1000.0))
                     .unwrap_or_default()
@@ -344,7 +346,10 @@ impl Describe for MonitorEvent {
                 format!("plugin {plugin} reloaded (generation {generation})")
             }
             MonitorEvent::ReloadRefused { plugin, error } => {
-                format!("new version of {plugin} refused; the last good one keeps serving: {error}")
+                format!(
+                    "new version of {plugin} refused; the last good one keeps serving: {}",
+                    one_line(error)
+                )
             }
             MonitorEvent::Stopped { node } => format!("monitor {node} stopped"),
         })
@@ -388,11 +393,16 @@ impl Describe for DeployEvent {
                 summary,
                 ..
             } => format!(
-                "{step} {state} in {:.1} s: {summary}",
-                *duration_ms as f64 / 1000.0
+                "{step} {state} in {:.1} s: {}",
+                *duration_ms as f64 / 1000.0,
+                one_line(summary)
             ),
-            DeployEvent::RollingBack { reason, .. } => format!("rolling back: {reason}"),
-            DeployEvent::Undone { step, summary, .. } => format!("undo {step}: {summary}"),
+            DeployEvent::RollingBack { reason, .. } => {
+                format!("rolling back: {}", one_line(reason))
+            }
+            DeployEvent::Undone { step, summary, .. } => {
+                format!("undo {step}: {}", one_line(summary))
+            }
             DeployEvent::Finished {
                 id,
                 state,

@@ -1,6 +1,7 @@
 //! The `Reporter`: one per process, shared by every engine's sink.
 
 use super::describe::{Describe, Progress};
+use crate::escape;
 use crate::events::Sink;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
@@ -79,7 +80,7 @@ impl Reporter {
             }
             Mode::Plain => {
                 if let Some(line) = event.line() {
-                    let _ = self.write_line(&line);
+                    let _ = self.write_line(&escape::controls(&line));
                 }
             }
             Mode::Terminal => self.terminal(event),
@@ -102,14 +103,14 @@ impl Reporter {
                     .expect("static template")
                     .progress_chars("=> "),
                 );
-                bar.set_message(label);
+                bar.set_message(escape::controls(&label).into_owned());
                 bar.enable_steady_tick(std::time::Duration::from_millis(120));
                 bars.open.insert(key, bar);
             }
             Progress::Step { key, label } => {
                 if let Some(bar) = bars.open.get(&key) {
                     bar.inc(1);
-                    bar.set_message(label);
+                    bar.set_message(escape::controls(&label).into_owned());
                 }
             }
             Progress::End { key } => {
@@ -120,7 +121,7 @@ impl Reporter {
             Progress::None => {}
         }
         if let Some(line) = event.line()
-            && multi.println(&line).is_err()
+            && multi.println(escape::controls(&line)).is_err()
         {
             self.closed.store(true, Ordering::SeqCst);
         }
@@ -162,12 +163,13 @@ impl Reporter {
     pub fn note(&self, text: impl AsRef<str>) {
         self.finish();
         let mut err = std::io::stderr().lock();
-        let _ = writeln!(err, "{}", text.as_ref());
+        let _ = writeln!(err, "{}", escape::controls(text.as_ref()));
     }
 
-    /// Prints human text as is, with a trailing newline.
+    /// Prints human text with a trailing newline; control characters from
+    /// plugins or receivers inside it are shown escaped, never obeyed.
     pub fn text(&self, text: impl AsRef<str>) -> std::io::Result<()> {
         self.finish();
-        self.write_line(text.as_ref())
+        self.write_line(&escape::controls(text.as_ref()))
     }
 }

@@ -542,7 +542,8 @@ impl Rollout {
                 }
                 tracing::warn!(
                     service = self.service(),
-                    "{reason}; trying again ({failures} of {} failures allowed)",
+                    "{}; trying again ({failures} of {} failures allowed)",
+                    crate::escape::one_line(&reason),
                     self.rules.rollback_threshold_failures
                 );
             }

@@ -387,9 +387,11 @@ fn secrets_of(plugin: &Plugin, settings: &Settings, options: &CallOptions) -> Sc
 /// Plugin stdout/stderr and dropped counts into the host's log.
 fn forward_output(plugin: &str, report: &CallReport) {
     for line in report.stdout.lines() {
+        let line = crate::escape::one_line(line);
         tracing::debug!(target: "gantry::plugin", plugin, stream = "stdout", "{line}");
     }
     for line in report.stderr.lines() {
+        let line = crate::escape::one_line(line);
         tracing::debug!(target: "gantry::plugin", plugin, stream = "stderr", "{line}");
     }
     if report.dropped_logs > 0 || report.dropped_output_bytes > 0 {

@@ -24,6 +24,7 @@ impl HealthCheck for Hostile {
             Some("fetch") => fetch(),
             Some("fetch-many") => fetch_many(),
             Some("huge") => huge(),
+            Some("paint") => paint(),
             Some("sleep") => {
                 // Blocks in a host call (a WASI pollable), out of epoch
                 // interruption's reach.
@@ -36,6 +37,19 @@ impl HealthCheck for Hostile {
 }
 
 gantry_plugin::health_check!(Hostile);
+
+/// Text meant to repaint the operator's terminal and forge gantry's lines:
+/// ANSI escapes, carriage returns, a bidi override and embedded newlines.
+fn paint() -> CheckResult {
+    log::info("one line\nINFO gantry: deployment succeeded (forged)");
+    eprintln!("\x1b[2J\x1b[Hscreen cleared by a plugin");
+    let mut result =
+        CheckResult::critical("database down\r\x1b[2K\x1b[32mOK: all good\x1b[0m\n\u{202e}kcatta");
+    result
+        .metrics
+        .push(Metric::new("lat\x1b[31mency\nforged=1", 1.0, "ms"));
+    result
+}
 
 /// A 2 MiB message with 50,000 metrics (what fits in 16 MiB).
 fn huge() -> CheckResult {
