@@ -1,15 +1,29 @@
 //! Secrets out of text: every resolved secret, in each form a plugin (or
 //! a message built from one) could carry it, becomes `********`.
 //!
-//! Forms: as written, JSON-escaped, percent-encoded (`%40`, and `+` for a
-//! space as forms write it), and base64 (standard and URL-safe, padded or
-//! not). A secret shorter than [`Scrubber::MIN_LEN`] is not scrubbed: it
-//! would turn ordinary words into stars and protect nothing.
+//! Forms: as written; JSON-escaped, and with every character as `\uXXXX`
+//! (either case); percent-encoded (`%2F` or `%2f`, and `+` for a space as
+//! forms write it); hex (either case); base64 and base64url, padded or
+//! not, whole and *inside a longer encoding* — the part of the encoding
+//! that only the secret's bytes decide, at each of the three offsets it
+//! can start at (so `Basic dXNlcjpodW50ZXIy` loses the password it
+//! carries). A secret shorter than [`Scrubber::MIN_LEN`] is not scrubbed:
+//! it would turn ordinary words into stars and protect nothing.
+//!
+//! Values resolved from `${env:…}` / `${file:…}` are remembered for the
+//! process ([`remember`]), so every plugin call scrubs them wherever they
+//! landed — a webhook `url` with a token in its query as much as a
+//! `password`.
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+use std::sync::{LazyLock, RwLock};
 
 pub const MASK: &str = "********";
+
+/// Base64 runs shorter than this, cut from inside a longer encoding, are
+/// not needles: they would match by chance.
+const MIN_B64_RUN: usize = 6;
 
 /// The forms of a set of secrets, longest first.
 #[derive(Debug, Clone, Default)]
@@ -27,18 +41,7 @@ impl Scrubber {
             if secret.len() < Self::MIN_LEN {
                 continue;
             }
-            let json = serde_json::to_string(secret).unwrap_or_default();
-            let forms = [
-                secret.to_string(),
-                json[1..json.len() - 1].to_string(),
-                url::form_urlencoded::byte_serialize(secret.as_bytes()).collect(),
-                percent_all(secret),
-                STANDARD.encode(secret),
-                STANDARD_NO_PAD.encode(secret),
-                URL_SAFE.encode(secret),
-                URL_SAFE_NO_PAD.encode(secret),
-            ];
-            for form in forms {
+            for form in forms(secret) {
                 if form.len() >= Self::MIN_LEN && !needles.contains(&form) {
                     needles.push(form);
                 }
@@ -68,18 +71,110 @@ impl Scrubber {
     }
 }
 
+/// Every form of one secret.
+fn forms(secret: &str) -> Vec<String> {
+    let json = serde_json::to_string(secret).unwrap_or_default();
+    let mut forms = vec![
+        secret.to_string(),
+        json[1..json.len() - 1].to_string(),
+        unicode_escaped(secret, false),
+        unicode_escaped(secret, true),
+        url::form_urlencoded::byte_serialize(secret.as_bytes()).collect(),
+        percent_all(secret, false),
+        percent_all(secret, true),
+        hex::encode(secret),
+        hex::encode_upper(secret),
+        STANDARD.encode(secret),
+        STANDARD_NO_PAD.encode(secret),
+        URL_SAFE.encode(secret),
+        URL_SAFE_NO_PAD.encode(secret),
+    ];
+    for offset in 0..3 {
+        for run in base64_runs(secret.as_bytes(), offset) {
+            if run.len() >= MIN_B64_RUN {
+                forms.push(run);
+            }
+        }
+    }
+    forms
+}
+
+/// What base64 (standard and URL-safe) writes for `secret` when it starts
+/// `offset` bytes into a 3-byte group of a longer input: only the
+/// characters no byte outside the secret touches.
+fn base64_runs(secret: &[u8], offset: usize) -> Vec<String> {
+    let mut input = vec![0u8; offset];
+    input.extend_from_slice(secret);
+    let whole_groups = input.len() / 3;
+    // Characters of the first group that mix in the bytes before it.
+    let skip = match offset {
+        0 => 0,
+        1 => 2,
+        _ => 3,
+    };
+    let end = whole_groups * 4;
+    if end <= skip {
+        return Vec::new();
+    }
+    let standard = STANDARD_NO_PAD.encode(&input[..whole_groups * 3]);
+    let url_safe = URL_SAFE_NO_PAD.encode(&input[..whole_groups * 3]);
+    vec![
+        standard[skip..end].to_string(),
+        url_safe[skip..end].to_string(),
+    ]
+}
+
+/// Every character as `\uXXXX` (UTF-16 units, surrogate pairs for the
+/// rest), as some JSON encoders write all non-ASCII or all text.
+fn unicode_escaped(secret: &str, upper: bool) -> String {
+    let mut out = String::new();
+    for unit in secret.encode_utf16() {
+        if upper {
+            out.push_str(&format!("\\u{unit:04X}"));
+        } else {
+            out.push_str(&format!("\\u{unit:04x}"));
+        }
+    }
+    out
+}
+
 /// Percent-encodes every byte outside the unreserved set (`%20` for a
-/// space), as URL path and query encoders do.
-fn percent_all(secret: &str) -> String {
+/// space), as URL path and query encoders do, in either hex case.
+fn percent_all(secret: &str, lower: bool) -> String {
     let mut out = String::new();
     for b in secret.bytes() {
         if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
             out.push(b as char);
+        } else if lower {
+            out.push_str(&format!("%{b:02x}"));
         } else {
             out.push_str(&format!("%{b:02X}"));
         }
     }
     out
+}
+
+/// Values resolved from secret references in this process.
+static RESOLVED: LazyLock<RwLock<Vec<String>>> = LazyLock::new(RwLock::default);
+
+/// Most values remembered; a process resolves a handful.
+const MAX_REMEMBERED: usize = 1024;
+
+/// Remembers a value resolved from a secret reference, so every plugin
+/// call scrubs it from what it returns, logs or prints.
+pub fn remember(value: &str) {
+    if value.len() < Scrubber::MIN_LEN {
+        return;
+    }
+    let mut resolved = RESOLVED.write().unwrap_or_else(|e| e.into_inner());
+    if resolved.len() < MAX_REMEMBERED && !resolved.iter().any(|v| v == value) {
+        resolved.push(value.to_string());
+    }
+}
+
+/// Every value remembered so far.
+pub fn remembered() -> Vec<String> {
+    RESOLVED.read().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
 /// A key that names a secret (`db_password`, `apiToken`, `private_key`):
@@ -116,7 +211,8 @@ mod tests {
                 "form {} end",
                 url::form_urlencoded::byte_serialize(secret.as_bytes()).collect::<String>()
             ),
-            format!("path {} end", percent_all(secret)),
+            format!("path {} end", percent_all(secret, false)),
+            format!("path {} end", percent_all(secret, true)),
             format!("b64 {} end", STANDARD.encode(secret)),
             format!("b64url {} end", URL_SAFE_NO_PAD.encode(secret)),
         ] {
@@ -124,6 +220,51 @@ mod tests {
             assert!(out.contains(MASK), "{text} -> {out}");
             assert!(!out.contains("ss w"), "{text} -> {out}");
         }
+    }
+
+    #[test]
+    fn encodings_inside_longer_text_are_masked() {
+        let secret = "hunter2-correct-horse";
+        let s = Scrubber::new([secret]);
+        // Basic auth: the password sits at an offset inside the encoding.
+        for user in ["u", "us", "use", "user", "admin1"] {
+            let basic = STANDARD.encode(format!("{user}:{secret}"));
+            let out = s.scrub(&format!("Authorization: Basic {basic}"));
+            assert!(out.contains(MASK), "{user}: {basic} -> {out}");
+            assert!(!out.contains(&basic), "{user}: {basic} -> {out}");
+            let url_safe = URL_SAFE_NO_PAD.encode(format!("{user}:{secret}?x"));
+            assert!(s.scrub(&url_safe).contains(MASK), "{url_safe}");
+        }
+        for text in [
+            hex::encode(secret),
+            hex::encode_upper(secret),
+            secret
+                .chars()
+                .map(|c| format!("\\u{:04x}", c as u32))
+                .collect::<String>(),
+            secret
+                .chars()
+                .map(|c| format!("\\u{:04X}", c as u32))
+                .collect::<String>(),
+        ] {
+            let out = s.scrub(&text);
+            assert!(
+                out.contains(MASK) && !out.contains("756e74"),
+                "{text} -> {out}"
+            );
+        }
+        let slash = Scrubber::new(["pa/ss/word"]);
+        assert_eq!(slash.scrub("q=pa%2fss%2fword"), "q=********");
+        assert_eq!(slash.scrub("q=pa%2Fss%2Fword"), "q=********");
+    }
+
+    #[test]
+    fn remembered_values_are_the_processes_secrets() {
+        remember("resolved-from-env-xyz");
+        remember("ab");
+        let all = remembered();
+        assert!(all.iter().any(|v| v == "resolved-from-env-xyz"));
+        assert!(!all.iter().any(|v| v == "ab"));
     }
 
     #[test]

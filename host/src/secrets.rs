@@ -66,6 +66,7 @@ pub fn resolve(text: &str, base: &Path) -> Result<String, SecretError> {
                 });
             }
         };
+        crate::scrub::remember(&value);
         out.push_str(&value);
         rest = &rest[close + 1..];
     }

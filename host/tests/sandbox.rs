@@ -948,3 +948,37 @@ fn a_tcp_probe_to_a_name_that_resolves_inside_is_refused_without_a_connection() 
     std::thread::sleep(Duration::from_millis(50));
     assert_eq!(connections.load(Ordering::SeqCst), 1);
 }
+
+/// A value resolved from a secret reference is scrubbed wherever it lands,
+/// even in a setting whose name says nothing of secrets (a URL with a
+/// token in its query), and in every encoding the plugin echoes it in.
+#[test]
+fn a_resolved_secret_in_a_plain_setting_never_comes_back() {
+    let token = "tok-3f9a1c77e2d54b08";
+    // SAFETY: set once; no test in this binary reads this variable elsewhere.
+    unsafe { std::env::set_var("GANTRY_SANDBOX_URL_TOKEN", token) };
+    let url = gantry::secrets::resolve(
+        "http://127.0.0.1:9/hook?token=${env:GANTRY_SANDBOX_URL_TOKEN}",
+        std::path::Path::new("."),
+    )
+    .unwrap();
+    let (outcome, _) = hostile("fetch", &[("url", &url)]);
+    let report = outcome.report;
+    let result = outcome
+        .result
+        .expect("the plugin handles the denial itself");
+    assert!(result.message.contains("denied"), "{}", result.message);
+    let everything = format!(
+        "{} {:?} {:?} {}",
+        result.message, report.denials, report.logs, report.stdout
+    );
+    assert!(!everything.contains(token), "{everything}");
+    assert!(
+        report
+            .logs
+            .iter()
+            .any(|l| l.message.contains("hook?token=********")),
+        "{everything}"
+    );
+    assert!(everything.contains("********"), "{everything}");
+}

@@ -761,7 +761,8 @@ fn retention_keeps_the_newest_and_the_last_good_deployments_backup() {
 }
 
 /// Every form a secret could leave a validator in: as written, JSON-escaped,
-/// percent-encoded and base64.
+/// percent-encoded (either case), base64 (whole, and inside a Basic
+/// credential at each offset), hex (either case), `\uXXXX`.
 fn secret_forms(secret: &str) -> Vec<String> {
     use base64::Engine;
     let json = serde_json::to_string(secret).unwrap();
@@ -775,11 +776,32 @@ fn secret_forms(secret: &str) -> Vec<String> {
             }
         })
         .collect();
+    let b64 = |text: &str| base64::engine::general_purpose::STANDARD.encode(text);
+    let percent_lower: String = secret
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02x}")
+            }
+        })
+        .collect();
     vec![
         secret.to_string(),
         json[1..json.len() - 1].to_string(),
+        percent_lower,
         percent,
-        base64::engine::general_purpose::STANDARD.encode(secret),
+        b64(secret),
+        b64(&format!("a:{secret}")),
+        b64(&format!("ab:{secret}")),
+        b64(&format!("abc:{secret}")),
+        hex::encode(secret),
+        hex::encode_upper(secret),
+        secret
+            .encode_utf16()
+            .map(|u| format!("\\u{u:04x}"))
+            .collect(),
     ]
 }
 

@@ -373,7 +373,8 @@ fn failed<T>(error: PluginError) -> Outcome<T> {
 }
 
 /// The secrets one call may see: its secret settings (declared so, or
-/// under a secret-like key) and what the caller lists.
+/// under a secret-like key), what the caller lists, and every value
+/// resolved from a secret reference.
 fn secrets_of(plugin: &Plugin, settings: &Settings, options: &CallOptions) -> Scrubber {
     let declared = &plugin.manifest.settings;
     let own = settings.iter().filter_map(|(key, value)| {
@@ -381,7 +382,13 @@ fn secrets_of(plugin: &Plugin, settings: &Settings, options: &CallOptions) -> Sc
             declared.get(key).is_some_and(|spec| spec.secret) || crate::scrub::is_secret_key(key);
         secret.then_some(value.as_str())
     });
-    Scrubber::new(own.chain(options.secrets.iter().map(String::as_str)))
+    // And every value this process resolved from a secret reference,
+    // whatever setting it landed in.
+    let resolved = crate::scrub::remembered();
+    Scrubber::new(
+        own.chain(options.secrets.iter().map(String::as_str))
+            .chain(resolved.iter().map(String::as_str)),
+    )
 }
 
 /// Plugin stdout/stderr and dropped counts into the host's log.

@@ -138,6 +138,9 @@ fn fetch() -> CheckResult {
         return CheckResult::unknown("no url");
     };
     let method = config::get("method").unwrap_or_else(|| "GET".into());
+    // As plugins do: the URL in the log, and in the result.
+    log::info(&format!("fetching {url}"));
+    println!("fetching {url}");
     let mut request = Request::new(method, &url)
         .follow_redirects(true)
         .timeout_ms(2000);

@@ -1,7 +1,9 @@
 //! A config validator that tries to leak the rendered file's
 //! `jwt_secret_key` through every way out of a plugin: a log line, stdout,
-//! stderr, findings (as written, JSON-escaped, percent-encoded, base64)
-//! and, when the secret starts with `panic-`, a trap message.
+//! stderr, findings (as written, JSON-escaped, percent-encoded in either
+//! case, base64 whole and inside a Basic credential at each offset, hex in
+//! either case, `\uXXXX`) and, when the secret starts with `panic-`, a
+//! trap message.
 
 use gantry_plugin::{ConfigValidator, Finding, log};
 
@@ -34,6 +36,19 @@ impl ConfigValidator for Leaky {
             format!("json {{\"v\":\"{escaped}\"}}"),
             format!("url ?token={}", percent(&secret)),
             format!("base64 {}", base64(&secret)),
+            format!("pct-lower ?token={}", percent_lower(&secret)),
+            format!("basic1 Basic {}", base64(&format!("a:{secret}"))),
+            format!("basic2 Basic {}", base64(&format!("ab:{secret}"))),
+            format!("basic3 Basic {}", base64(&format!("abc:{secret}"))),
+            format!("hex {}", hex(&secret, false)),
+            format!("HEX {}", hex(&secret, true)),
+            format!(
+                "uescape {}",
+                secret
+                    .encode_utf16()
+                    .map(|u| format!("\\u{u:04x}"))
+                    .collect::<String>()
+            ),
         ]
         .into_iter()
         .map(|message| Finding::warning("/jwt_secret_key", message))
@@ -48,6 +63,30 @@ fn percent(text: &str) -> String {
                 (b as char).to_string()
             } else {
                 format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+fn percent_lower(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02x}")
+            }
+        })
+        .collect()
+}
+
+fn hex(text: &str, upper: bool) -> String {
+    text.bytes()
+        .map(|b| {
+            if upper {
+                format!("{b:02X}")
+            } else {
+                format!("{b:02x}")
             }
         })
         .collect()
