@@ -982,3 +982,41 @@ fn a_resolved_secret_in_a_plain_setting_never_comes_back() {
     );
     assert!(everything.contains("********"), "{everything}");
 }
+
+/// Cloud metadata services are out of reach even to a grant that names
+/// one literally and an operator who opens private names: Alibaba's
+/// 100.100.100.200 (once counted "private"), AWS's IPv6 fd00:ec2::254, and
+/// 169.254.169.254 hidden in the local NAT64 prefix.
+#[test]
+fn metadata_services_are_refused_even_when_granted_by_address() {
+    let open = runtime_with(|s| s.capabilities.http.allow_private_names = true);
+    let plugin = open.load(source("hostile"), None).unwrap();
+    for origin in [
+        "http://100.100.100.200:80",
+        "http://[fd00:ec2::254]:80",
+        "http://[64:ff9b:1::a9fe:a9fe]:80",
+        "http://169.254.169.254:80",
+    ] {
+        let url = format!("{origin}/latest/meta-data/iam/");
+        let given = plugin
+            .settings([
+                ("mode", "fetch"),
+                ("url", url.as_str()),
+                ("allowed", origin),
+            ])
+            .unwrap();
+        let started = Instant::now();
+        let outcome = open.check(&plugin, &given, "");
+        let result = outcome
+            .result
+            .expect("the plugin handles the denial itself");
+        assert!(
+            result.message.contains("denied") && result.message.contains("metadata"),
+            "{origin}: {}",
+            result.message
+        );
+        // Refused before any connection was tried (nothing answers here,
+        // so a connection attempt would take the fetch's timeout).
+        assert!(started.elapsed() < Duration::from_millis(500), "{origin}");
+    }
+}

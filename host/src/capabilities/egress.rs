@@ -5,16 +5,22 @@
 //! the TCP probe both resolve here), so a name cannot rebind between the
 //! check and the connect. For a name:
 //!
-//! - link-local (169.254.0.0/16 with the cloud metadata address, fe80::/10),
-//!   unspecified, multicast, broadcast and reserved addresses are refused;
-//!   a grant reaches one only by naming that IP literally;
+//! - cloud metadata services ([`METADATA`]: 169.254.169.254, Alibaba's
+//!   100.100.100.200, AWS's fd00:ec2::254, Azure's 168.63.129.16, …) are
+//!   refused always, even to a grant that names one literally;
+//! - link-local (169.254.0.0/16, fe80::/10), unspecified, multicast,
+//!   broadcast and reserved addresses are refused; a grant reaches one only
+//!   by naming that IP literally;
 //! - loopback is admitted for `localhost` (and `*.localhost`) alone;
 //! - loopback and private ranges (10/8, 172.16/12, 192.168/16, 100.64/10,
 //!   fc00::/7) are refused unless the operator sets
 //!   `plugins.capabilities.<http|tcp>.allow_private_names = true`.
 //!
 //! An IP literal in a URL or target is never resolved: the allowlist
-//! already required the grant to name exactly that address.
+//! already required the grant to name exactly that address (metadata
+//! services aside). IPv6 addresses that carry an IPv4 one (mapped,
+//! compatible, NAT64 `64:ff9b::/96` and the local `64:ff9b:1::/48`, 6to4)
+//! are judged by the IPv4 address they reach.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -22,6 +28,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 /// What an address is, for the policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Class {
+    /// A cloud provider's instance metadata (credentials live there).
+    Metadata,
     Public,
     Loopback,
     Private,
@@ -33,6 +41,9 @@ pub enum Class {
 
 impl Class {
     pub fn of(ip: IpAddr) -> Class {
+        if is_metadata(ip) {
+            return Class::Metadata;
+        }
         match ip {
             IpAddr::V4(v4) => of_v4(v4),
             IpAddr::V6(v6) => match embedded_v4(v6) {
@@ -44,6 +55,7 @@ impl Class {
 
     fn describe(self) -> &'static str {
         match self {
+            Class::Metadata => "a cloud metadata service, which no plugin reaches",
             Class::Public => "a public address",
             Class::Loopback => "a loopback address",
             Class::Private => "a private-network address",
@@ -91,8 +103,37 @@ fn of_v6(ip: Ipv6Addr) -> Class {
     }
 }
 
-/// The IPv4 address inside an IPv4-mapped (`::ffff:a.b.c.d`), IPv4-compatible
-/// or NAT64 (`64:ff9b::/96`) address, which reach that IPv4 host.
+/// Cloud instance metadata services (and the hosts beside them that hand
+/// out credentials or configuration): AWS, GCP, Azure, OpenStack and
+/// DigitalOcean at 169.254.169.254, AWS ECS task metadata 169.254.170.2,
+/// AWS's IPv6 IMDS fd00:ec2::254, Alibaba 100.100.100.200, Azure's
+/// WireServer 168.63.129.16, Oracle's older 192.0.0.192.
+pub const METADATA: &[IpAddr] = &[
+    IpAddr::V4(Ipv4Addr::new(169, 254, 169, 254)),
+    IpAddr::V4(Ipv4Addr::new(169, 254, 170, 2)),
+    IpAddr::V4(Ipv4Addr::new(169, 254, 169, 253)),
+    IpAddr::V4(Ipv4Addr::new(169, 254, 169, 123)),
+    IpAddr::V4(Ipv4Addr::new(100, 100, 100, 200)),
+    IpAddr::V4(Ipv4Addr::new(168, 63, 129, 16)),
+    IpAddr::V4(Ipv4Addr::new(192, 0, 0, 192)),
+    IpAddr::V6(Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254)),
+    IpAddr::V6(Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x253)),
+    IpAddr::V6(Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x23)),
+];
+
+/// Whether `ip` (or the IPv4 address it carries) is a metadata service.
+pub fn is_metadata(ip: IpAddr) -> bool {
+    let v4 = match ip {
+        IpAddr::V6(v6) => embedded_v4(v6).map(IpAddr::V4),
+        IpAddr::V4(_) => None,
+    };
+    METADATA.contains(&ip) || v4.is_some_and(|v4| METADATA.contains(&v4))
+}
+
+/// The IPv4 address inside an IPv4-mapped (`::ffff:a.b.c.d`), IPv4-compatible,
+/// NAT64 (`64:ff9b::/96`, and the local-use `64:ff9b:1::/48` with the
+/// address in its last 32 bits) or 6to4 (`2002:AABB:CCDD::/48`) address,
+/// which reach that IPv4 host.
 fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
     if let Some(v4) = ip.to_ipv4_mapped() {
         return Some(v4);
@@ -100,8 +141,17 @@ fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
     let s = ip.segments();
     let low = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
     let nat64 = s[0] == 0x64 && s[1] == 0xff9b && s[2..6].iter().all(|&x| x == 0);
+    let nat64_local = s[0] == 0x64 && s[1] == 0xff9b && s[2] == 0x0001;
     let compatible = s[..6].iter().all(|&x| x == 0) && !ip.is_loopback() && !ip.is_unspecified();
-    (nat64 || compatible).then_some(low)
+    if s[0] == 0x2002 {
+        return Some(Ipv4Addr::new(
+            (s[1] >> 8) as u8,
+            s[1] as u8,
+            (s[2] >> 8) as u8,
+            s[2] as u8,
+        ));
+    }
+    (nat64 || nat64_local || compatible).then_some(low)
 }
 
 /// The operator's side of the policy.
@@ -146,6 +196,7 @@ impl AddressPolicy {
                         self.key
                     ),
                     Class::Public => "localhost must resolve to loopback".to_string(),
+                    Class::Metadata => "nothing reaches it".to_string(),
                     _ => "only a grant that names this IP literally reaches it".to_string(),
                 };
                 return Err(Refused(format!(
@@ -162,6 +213,7 @@ impl AddressPolicy {
     /// the connection may use, and all of it.
     pub async fn resolve(&self, name: &str, port: u16) -> Result<Vec<SocketAddr>, Refused> {
         if let Ok(ip) = name.trim_matches(['[', ']']).parse::<IpAddr>() {
+            literal(ip)?;
             return Ok(vec![SocketAddr::new(ip, port)]);
         }
         let addrs: Vec<SocketAddr> = tokio::net::lookup_host((name, port))
@@ -174,6 +226,17 @@ impl AddressPolicy {
         self.check(name, &addrs)?;
         Ok(addrs)
     }
+}
+
+/// An IP literal a grant names: anything but a metadata service.
+pub fn literal(ip: IpAddr) -> Result<(), Refused> {
+    if is_metadata(ip) {
+        return Err(Refused(format!(
+            "denied: {ip} is {}, even when a grant names it",
+            Class::Metadata.describe()
+        )));
+    }
+    Ok(())
 }
 
 /// The HTTP client's resolver: every name it connects to passes
@@ -224,10 +287,19 @@ mod tests {
     #[test]
     fn classes() {
         for (ip, class) in [
-            ("169.254.169.254", Class::LinkLocal),
+            ("169.254.169.254", Class::Metadata),
+            ("169.254.1.1", Class::LinkLocal),
             ("fe80::1", Class::LinkLocal),
-            ("::ffff:169.254.169.254", Class::LinkLocal),
-            ("64:ff9b::a9fe:a9fe", Class::LinkLocal),
+            ("::ffff:169.254.169.254", Class::Metadata),
+            ("64:ff9b::a9fe:a9fe", Class::Metadata),
+            ("64:ff9b:1::a9fe:a9fe", Class::Metadata),
+            ("64:ff9b:1::a9fe:101", Class::LinkLocal),
+            ("64:ff9b:1::7f00:1", Class::Loopback),
+            ("2002:a9fe:a9fe::1", Class::Metadata),
+            ("2002:0a00:0001::1", Class::Private),
+            ("100.100.100.200", Class::Metadata),
+            ("fd00:ec2::254", Class::Metadata),
+            ("168.63.129.16", Class::Metadata),
             ("0.0.0.0", Class::Unspecified),
             ("::", Class::Unspecified),
             ("224.0.0.1", Class::Multicast),
@@ -255,7 +327,8 @@ mod tests {
                 .check("api.example.com", &at("169.254.169.254"))
                 .unwrap_err();
             assert!(err.0.contains("169.254.169.254"), "{err}");
-            assert!(err.0.contains("link-local"), "{err}");
+            assert!(err.0.contains("metadata"), "{err}");
+            assert!(!err.0.contains("names this IP literally"), "{err}");
             assert!(policy.check("x.example.com", &at("0.0.0.0")).is_err());
             assert!(policy.check("x.example.com", &at("ff02::1")).is_err());
         }
@@ -281,5 +354,32 @@ mod tests {
         // One bad address among good ones refuses the name.
         let mixed = [at("93.184.216.34"), at("169.254.169.254")].concat();
         assert!(OPEN.check("api.example.com", &mixed).is_err());
+    }
+
+    /// Metadata services count as neither private nor public: no operator
+    /// setting and no literal grant reaches them.
+    #[test]
+    fn metadata_services_are_refused_always() {
+        for ip in [
+            "100.100.100.200",
+            "fd00:ec2::254",
+            "169.254.169.254",
+            "168.63.129.16",
+        ] {
+            assert!(OPEN.check("metadata.internal", &at(ip)).is_err(), "{ip}");
+            assert!(literal(ip.parse().unwrap()).is_err(), "{ip}");
+        }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let refused = rt
+            .block_on(OPEN.resolve("100.100.100.200", 80))
+            .unwrap_err();
+        assert!(refused.0.contains("metadata"), "{refused}");
+        let refused = rt
+            .block_on(OPEN.resolve("[fd00:ec2::254]", 80))
+            .unwrap_err();
+        assert!(refused.0.contains("metadata"), "{refused}");
+        assert!(literal("10.0.0.1".parse().unwrap()).is_ok());
     }
 }

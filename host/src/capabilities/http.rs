@@ -146,6 +146,15 @@ impl Allowlist {
 
     /// Admits `url`, or says which list refused it and what to change.
     pub fn check(&self, url: &Url) -> Result<(), String> {
+        // A metadata service is out of reach even to a grant naming it.
+        let literal = match url.host() {
+            Some(url::Host::Ipv4(ip)) => Some(std::net::IpAddr::V4(ip)),
+            Some(url::Host::Ipv6(ip)) => Some(std::net::IpAddr::V6(ip)),
+            _ => None,
+        };
+        if let Some(ip) = literal {
+            super::egress::literal(ip).map_err(|refused| refused.0)?;
+        }
         if !self.origins.iter().any(|o| o.allows(url)) {
             return Err(denial(url));
         }
