@@ -529,3 +529,47 @@ fn plugin_https_trusts_the_platform_store_and_an_operator_ca_file() {
         missing.stdout
     );
 }
+
+/// gantry's state, the auth database of the embedded default and the
+/// directory of backups and the installation key are the owner's alone,
+/// from the first run; a wider mode found later is narrowed, and said.
+#[test]
+fn state_auth_database_and_backups_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let sandbox = Sandbox::new();
+    let mode = |rel: &str| {
+        std::fs::metadata(sandbox.path().join(rel))
+            .unwrap_or_else(|e| panic!("{rel}: {e}"))
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    sandbox.run(&["migrate"]).expect(0);
+    sandbox.run(&["status"]);
+    assert_eq!(mode(".gantry"), 0o700);
+    assert_eq!(mode(".gantry/auth.db"), 0o600);
+    assert_eq!(mode(".gantry/state.db"), 0o600);
+    assert_eq!(mode(".gantry/backups"), 0o700);
+    assert_eq!(mode(".gantry/backups/.hash-key"), 0o600);
+    for (rel, wide) in [
+        (".gantry/auth.db", 0o644),
+        (".gantry/state.db", 0o666),
+        (".gantry/backups", 0o755),
+    ] {
+        std::fs::set_permissions(
+            sandbox.path().join(rel),
+            std::fs::Permissions::from_mode(wide),
+        )
+        .unwrap();
+    }
+    let run = sandbox.run(&["migrate"]).expect(0);
+    sandbox.run(&["status"]);
+    assert_eq!(mode(".gantry/auth.db"), 0o600);
+    assert_eq!(mode(".gantry/state.db"), 0o600);
+    assert_eq!(mode(".gantry/backups"), 0o700);
+    assert!(
+        run.stderr.contains("narrowed mode 644 to 600"),
+        "{}",
+        run.stderr
+    );
+}

@@ -31,10 +31,7 @@ pub fn take(
     host: &str,
     now: DateTime<Utc>,
 ) -> Result<BackupRecord, ConfigError> {
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(backup_root)
+    crate::store::private::dir(backup_root)
         .map_err(|e| ConfigError::io(format!("create {}", backup_root.display()), e))?;
     let stamp = format!("backup_{}", now.format("%Y%m%d_%H%M%S"));
     let (id, dir) = (1..)

@@ -5,6 +5,7 @@ use super::url::{DbTarget, Dialect};
 use sqlx::ConnectOptions;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode};
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -92,7 +93,8 @@ pub fn pg_options(target: &DbTarget) -> Result<PgConnectOptions, DbError> {
 }
 
 /// SQLite connection options for `target` (WAL, foreign keys, a 30 s busy
-/// timeout), creating the file's directory when missing.
+/// timeout), creating the file (0600) and its directory (0700) when
+/// missing and narrowing them when wider.
 pub fn sqlite_options(target: &DbTarget) -> Result<SqliteConnectOptions, DbError> {
     let name = target.redacted();
     let options = SqliteConnectOptions::from_str(target.url()).map_err(|e| DbError::BadUrl {
@@ -100,11 +102,28 @@ pub fn sqlite_options(target: &DbTarget) -> Result<SqliteConnectOptions, DbError
         detail: e.to_string(),
     })?;
     let file = options.get_filename().to_path_buf();
-    if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| DbError::Unreachable {
+    let in_memory = target.url().contains(":memory:") || file.as_os_str().is_empty();
+    if !in_memory {
+        // The database holds gantry's records or the auth data: the owner's
+        // alone, as are its WAL and shared-memory files (SQLite gives them
+        // the database's mode).
+        let unreachable = |what: &Path, e: std::io::Error| DbError::Unreachable {
             target: name.clone(),
-            detail: format!("cannot create {}: {e}", dir.display()),
-        })?;
+            detail: format!("cannot make {} private: {e}", what.display()),
+        };
+        // A directory gantry makes is private; one that exists is the
+        // operator's to set.
+        if let Some(dir) = file
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty() && !d.exists())
+        {
+            crate::store::private::dir(dir).map_err(|e| unreachable(dir, e))?;
+        }
+        crate::store::private::create_file(&file).map_err(|e| unreachable(&file, e))?;
+        for suffix in ["-wal", "-shm"] {
+            let side = PathBuf::from(format!("{}{suffix}", file.display()));
+            crate::store::private::file(&side).map_err(|e| unreachable(&side, e))?;
+        }
     }
     Ok(options
         .create_if_missing(true)

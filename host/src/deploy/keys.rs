@@ -147,13 +147,14 @@ fn reference(path: &Path, base: &Path) -> String {
 /// Writes `bytes` to a new file readable by its owner only.
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
+        crate::store::private::dir(parent)?;
     }
     let tmp = path.with_extension("tmp");
+    // A temp file a killed writer left may have any mode: start afresh.
+    let _ = std::fs::remove_file(&tmp);
     let mut file = std::fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(0o600)
         .open(&tmp)?;
     file.write_all(bytes)?;

@@ -105,8 +105,8 @@ impl Plan {
         // The backup system.
         let dir = &self.deployer.settings().backup_dir;
         let probe = dir.join(format!(".gantry-probe-{}", std::process::id()));
-        let written = std::fs::create_dir_all(dir)
-            .and_then(|()| std::fs::write(&probe, b"gantry backup probe"))
+        let written = crate::store::private::dir(dir)
+            .and_then(|()| write_probe(&probe))
             .and_then(|()| std::fs::read(&probe));
         let _ = std::fs::remove_file(&probe);
         match written {
@@ -145,4 +145,17 @@ impl Plan {
         }
         Ok(checks)
     }
+}
+
+/// The backup probe, private like the backups it stands for.
+fn write_probe(path: &std::path::Path) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(b"gantry backup probe")
 }

@@ -180,9 +180,12 @@ impl Plan {
             .check()
             .map_err(|e| refused(format!("the current key set: {e}")))?;
         let base = self.settings.secrets_base();
-        let dir = self
+        let keys = self
             .settings
-            .resolve_path(std::path::Path::new(&format!(".gantry/keys/{environment}")));
+            .resolve_path(std::path::Path::new(".gantry/keys"));
+        crate::store::private::dir(&keys)
+            .map_err(|e| refused(format!("make {} private: {e}", keys.display())))?;
+        let dir = keys.join(&environment);
         let old = current.active().clone();
         let kid = options.kid.clone().unwrap_or_else(|| {
             format!(

@@ -14,7 +14,7 @@
 use hmac::{Hmac, Mac};
 use sha2::{Digest as _, Sha256};
 use std::io::{Read, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 const PREFIX: &str = "hmac-sha256:";
@@ -41,10 +41,7 @@ impl InstallationKey {
     /// Reads the key beside the backups, making it (0600, exclusively) when
     /// there is none yet.
     pub fn open_or_create(backup_dir: &Path) -> std::io::Result<InstallationKey> {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(backup_dir)
+        super::private::dir(backup_dir)
             .map_err(|e| context(format!("create {}", backup_dir.display()), e))?;
         let path = Self::key_path(backup_dir);
         let mut key = [0u8; 32];

@@ -15,6 +15,7 @@ mod installation_key;
 mod keys;
 mod lease;
 mod pool;
+pub mod private;
 mod records;
 pub mod schema;
 mod services;
