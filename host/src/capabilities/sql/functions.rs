@@ -81,6 +81,8 @@ const SQLITE: &[&str] = &[
     "jsonb_remove", "json_replace", "jsonb_replace", "json_set", "jsonb_set", "json_type",
     "json_valid", "json_quote", "json_group_array", "jsonb_group_array", "json_group_object",
     "jsonb_group_object", "json_each", "json_tree",
+    // The JSON operators, which SQLite authorizes as functions.
+    "->", "->>",
 ];
 
 /// Functions that change the database, admitted from `write` up.

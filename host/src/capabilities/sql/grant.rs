@@ -183,12 +183,8 @@ pub fn check(
     statement: &str,
     reserved: &Reserved,
 ) -> Result<Admitted, Refusal> {
-    let parsed = match dialect {
-        Dialect::Postgres => Parser::parse_sql(&PostgreSqlDialect {}, statement),
-        Dialect::Sqlite => Parser::parse_sql(&SQLiteDialect {}, statement),
-    }
-    .map_err(|e| Refusal::Unreadable(e.to_string()))?;
-    let [statement] = <[Statement; 1]>::try_from(parsed).map_err(|all| Refusal::NotOne(all.len()))?;
+    let [statement] = <[Statement; 1]>::try_from(parse(dialect, statement)?)
+        .map_err(|all| Refusal::NotOne(all.len()))?;
     let mut statement = statement;
     let level = statement_level(&statement, reserved).map_err(Refusal::Never)?;
     let mut needs = Needs {
@@ -220,9 +216,24 @@ pub fn check(
             ControlFlow::<()>::Continue(())
         });
     }
-    Ok(Admitted {
-        text: statement.to_string(),
-    })
+    let text = statement.to_string();
+    // The printed statement must read back as the same statement, or what
+    // runs would not be what was checked (sqlparser prints some literals,
+    // such as a backslash before a quote, in a way that reads differently).
+    match <[Statement; 1]>::try_from(parse(dialect, &text)?) {
+        Ok([again]) if again == statement => Ok(Admitted { text }),
+        _ => Err(Refusal::Unreadable(
+            "it does not print back as the same statement".into(),
+        )),
+    }
+}
+
+fn parse(dialect: Dialect, text: &str) -> Result<Vec<Statement>, Refusal> {
+    match dialect {
+        Dialect::Postgres => Parser::parse_sql(&PostgreSqlDialect {}, text),
+        Dialect::Sqlite => Parser::parse_sql(&SQLiteDialect {}, text),
+    }
+    .map_err(|e| Refusal::Unreadable(e.to_string()))
 }
 
 /// Walks every statement, query, expression and relation inside one
@@ -578,6 +589,26 @@ mod tests {
         assert_eq!(admitted.text, "UPDATE t SET a = ?1 WHERE id = ?2");
         let admitted = checked(Dialect::Postgres, Read, "SELECT $1::bigint -- trailing").unwrap();
         assert_eq!(admitted.text, "SELECT $1::BIGINT");
+    }
+
+    /// sqlparser prints a backslash before a quote as if it escaped it, so
+    /// the printed text would read as another statement: refused.
+    #[test]
+    fn what_does_not_print_back_as_itself_is_refused() {
+        for d in [Dialect::Postgres, Dialect::Sqlite] {
+            for sql in [
+                "SELECT 'it\\''s' FROM sessions",
+                "SELECT 'a\\'' , lower('x') --'",
+            ] {
+                match checked(d, Read, sql) {
+                    Err(_) => {}
+                    Ok(admitted) => {
+                        let again = checked(d, Read, &admitted.text);
+                        assert_eq!(again.map(|a| a.text), Ok(admitted.text), "{sql:?} on {d}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -22,6 +22,7 @@
 pub mod authorizer;
 pub mod functions;
 pub mod grant;
+pub mod probe;
 pub mod role;
 
 use super::unit::{CallContext, Capability};
