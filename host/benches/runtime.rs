@@ -47,6 +47,117 @@ fn per_call_trivial() -> Figure {
     }
 }
 
+/// A plugin's SQL statement through the `sql` capability (parsed, printed
+/// back, compiled under SQLite's authorizer, uncached) beside the same
+/// statement straight through sqlx (cached): the confinement's cost.
+fn sql_statements() -> Option<Figure> {
+    use gantry::bindings::sql::{Host, Value};
+    use gantry::capabilities::sql::grant::{Reserved, SqlGrant};
+    use gantry::capabilities::sql::role::SqlRoles;
+    use gantry::capabilities::sql::{SqlSession, SqlState};
+    use gantry::db::{Db, DbTarget, connect};
+    let io = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("bench.db").display());
+    let open = || {
+        io.block_on(connect(&DbTarget::parse(&url).unwrap()))
+            .unwrap()
+    };
+    let mut raw = open();
+    io.block_on(raw.batch(
+        "CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT); INSERT INTO users VALUES (1, 'a@example.com')",
+    ))
+    .unwrap();
+    let mut session = SqlSession::new(open(), io.handle().clone(), Reserved::default());
+    session
+        .confine(Some(SqlGrant::Read), &SqlRoles::default())
+        .unwrap();
+    let mut state = SqlState {
+        session: Some(session),
+        grant: Some(SqlGrant::Read),
+        deadline: None,
+    };
+    let statement = "SELECT id, email FROM users WHERE id = $1";
+    let mut through = || {
+        state
+            .query(statement.into(), vec![Value::Integer(1)])
+            .unwrap()
+            .unwrap();
+    };
+    timed(500, &mut through);
+    let confined = timed(5_000, &mut through);
+    let Db::Sqlite(conn) = &mut raw else {
+        unreachable!()
+    };
+    let mut direct = || {
+        io.block_on(
+            sqlx::query("SELECT id, email FROM users WHERE id = ?1")
+                .bind(1i64)
+                .fetch_all(&mut *conn),
+        )
+        .unwrap();
+    };
+    timed(500, &mut direct);
+    let baseline = Figure {
+        name: "sql: sqlite statement straight through sqlx (cached), for comparison",
+        samples: timed(5_000, &mut direct),
+        goal: None,
+    };
+    baseline.print();
+    Some(Figure {
+        name: "sql: sqlite statement through the capability (parse, print, authorizer, uncached)",
+        samples: confined,
+        goal: None,
+    })
+}
+
+/// Entering and leaving a PostgreSQL role for one plugin call (the grants
+/// refreshed, `SET LOCAL ROLE`, `RESET ROLE`), beside BEGIN/ROLLBACK alone.
+fn sql_postgres_confine() -> Option<Figure> {
+    use gantry::capabilities::sql::SqlSession;
+    use gantry::capabilities::sql::grant::{Reserved, SqlGrant};
+    use gantry::capabilities::sql::role::SqlRoles;
+    use gantry::db::{DbTarget, connect};
+    let io = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let url = "postgres://postgres@127.0.0.1:5432/postgres";
+    let Ok(db) = io.block_on(connect(&DbTarget::parse(url).unwrap())) else {
+        println!("sql: postgres confine: skipped (no PostgreSQL at 127.0.0.1:5432)");
+        return None;
+    };
+    let mut session = SqlSession::new(db, io.handle().clone(), Reserved::default());
+    let bare = |s: &mut SqlSession| {
+        io.block_on(s.db.batch("BEGIN")).unwrap();
+        io.block_on(s.db.batch("ROLLBACK")).unwrap();
+    };
+    let baseline = Figure {
+        name: "sql: postgres BEGIN + ROLLBACK, for comparison",
+        samples: timed(300, || bare(&mut session)),
+        goal: None,
+    };
+    baseline.print();
+    let confined = |s: &mut SqlSession| {
+        io.block_on(s.db.batch("BEGIN")).unwrap();
+        s.confine(Some(SqlGrant::Write), &SqlRoles::default())
+            .unwrap();
+        s.release().unwrap();
+        io.block_on(s.db.batch("ROLLBACK")).unwrap();
+    };
+    confined(&mut session);
+    Some(Figure {
+        name: "sql: postgres call confined to a role (grants, SET LOCAL ROLE, RESET) with BEGIN + ROLLBACK",
+        samples: timed(300, || confined(&mut session)),
+        goal: None,
+    })
+}
+
 /// A local HTTP server that answers 200 "ok" to every request.
 fn ok_server() -> std::net::SocketAddr {
     use std::io::{Read, Write};
@@ -283,8 +394,10 @@ fn main() {
         .collect();
     let wanted = |name: &str| filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str()));
     type Bench = (&'static str, fn() -> Option<Figure>);
-    let benches: [Bench; 9] = [
+    let benches: [Bench; 11] = [
         ("call trivial", || Some(per_call_trivial())),
+        ("sql sqlite", sql_statements),
+        ("sql postgres", sql_postgres_confine),
         ("call http", || Some(per_call_http_check())),
         ("load cache", || Some(load_from_cache())),
         ("load compile", || Some(first_compile_only())),

@@ -128,6 +128,8 @@ impl SqlSession {
                 };
                 let removed = io.block_on(async {
                     let mut handle = conn.lock_handle().await.map_err(|e| e.to_string())?;
+                    // The call's deadline must not reach the runner's COMMIT.
+                    handle.remove_progress_handler();
                     // SAFETY: the handle is locked.
                     unsafe { authorizer::remove(handle.as_raw_handle()) };
                     Ok::<(), String>(())
@@ -233,10 +235,9 @@ pub struct SqlState {
 }
 
 impl SqlState {
-    /// Runs one admitted statement, bounded by what is left of the call:
-    /// `SET LOCAL statement_timeout` on PostgreSQL (it covers lock waits
-    /// too), a progress handler on SQLite. Past the deadline the call ends
-    /// as a timeout, whatever the statement was doing.
+    /// Runs one admitted statement, bounded by what is left of the call
+    /// (`prepare`). Past the deadline the call ends as a timeout, whatever
+    /// the statement was doing.
     fn bounded<T>(
         &mut self,
         statement: &str,
@@ -251,23 +252,8 @@ impl SqlState {
         session.begin_statement();
         let result = io.block_on(async {
             let db = &mut session.db;
-            if let Some(deadline) = deadline {
-                let left = deadline.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return Err(String::new());
-                }
-                limit(db, deadline, left).await?;
-            }
-            let result = match one_statement(db, &admitted.text).await {
-                Ok(()) => run(db, &admitted.text).await,
-                Err(why) => Err(why),
-            };
-            if let Db::Sqlite(conn) = db
-                && let Ok(mut handle) = conn.lock_handle().await
-            {
-                handle.remove_progress_handler();
-            }
-            result
+            prepare(db, deadline, &admitted.text).await?;
+            run(db, &admitted.text).await
         });
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return Err(wasmtime::Error::new(DeadlineExceeded));
@@ -298,41 +284,44 @@ impl SqlState {
     }
 }
 
-/// On SQLite, compiles the statement once under the authorizer and refuses
-/// text that is not exactly one statement, before anything runs.
-async fn one_statement(db: &mut Db, text: &str) -> Result<(), String> {
-    let Db::Sqlite(conn) = db else {
-        // PostgreSQL's extended protocol takes one statement per query.
-        return Ok(());
-    };
-    let mut handle = conn.lock_handle().await.map_err(|e| e.to_string())?;
-    // SAFETY: the handle is locked for the count.
-    match unsafe { authorizer::count_statements(handle.as_raw_handle(), text) } {
-        Ok(1) => Ok(()),
-        Ok(n) => Err(format!(
-            "`{}` holds {n} statements; send one statement per call",
-            grant::first_words(text)
-        )),
-        Err(why) => Err(why),
+/// Readies the connection for one statement, bounded by `deadline`: on
+/// PostgreSQL `SET LOCAL statement_timeout` (the time left; it covers lock
+/// waits too); on SQLite, holding the handle once, a progress handler that
+/// interrupts past the deadline (removed by `release`) and the statement
+/// compiled under the authorizer — exactly one, or refused before anything
+/// runs.
+async fn prepare(db: &mut Db, deadline: Option<Instant>, text: &str) -> Result<(), String> {
+    let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+    if left.is_some_and(|left| left.is_zero()) {
+        return Err(String::new());
     }
-}
-
-/// Bounds the next statement on `db` by `deadline`.
-async fn limit(db: &mut Db, deadline: Instant, left: std::time::Duration) -> Result<(), String> {
     match db {
         Db::Postgres(conn) => {
-            let ms = left.as_millis().clamp(1, i32::MAX as u128);
-            sqlx::query(&format!("SET LOCAL statement_timeout = {ms}"))
-                .execute(conn)
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string())
+            if let Some(left) = left {
+                let ms = left.as_millis().clamp(1, i32::MAX as u128);
+                sqlx::query(&format!("SET LOCAL statement_timeout = {ms}"))
+                    .execute(conn)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            // The extended protocol takes one statement per query.
+            Ok(())
         }
         Db::Sqlite(conn) => {
             let mut handle = conn.lock_handle().await.map_err(|e| e.to_string())?;
-            // Returning false interrupts the statement.
-            handle.set_progress_handler(1_000, move || Instant::now() < deadline);
-            Ok(())
+            if let Some(deadline) = deadline {
+                // Returning false interrupts the statement.
+                handle.set_progress_handler(1_000, move || Instant::now() < deadline);
+            }
+            // SAFETY: the handle is locked for the count.
+            match unsafe { authorizer::count_statements(handle.as_raw_handle(), text) } {
+                Ok(1) => Ok(()),
+                Ok(n) => Err(format!(
+                    "`{}` holds {n} statements; send one statement per call",
+                    grant::first_words(text)
+                )),
+                Err(why) => Err(why),
+            }
         }
     }
 }
