@@ -573,3 +573,66 @@ fn state_auth_database_and_backups_are_private() {
         run.stderr
     );
 }
+
+/// Takers started together from a barrier, on a row nobody holds (the last
+/// holder released it): exactly one holds the lease each round, on both
+/// stores. (On PostgreSQL two `INSERT … ON CONFLICT DO UPDATE` used to both
+/// win when the row was absent.)
+#[test]
+fn takers_from_a_barrier_end_with_exactly_one_holder() {
+    use gantry::db::DbTarget;
+    use gantry::store::Store;
+    use std::sync::Arc;
+    let db = TestDb::create("leaserace");
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = format!("sqlite://{}", dir.path().join("state.db").display());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap();
+    for url in [db.url(), sqlite] {
+        const TAKERS: usize = 6;
+        const ROUNDS: usize = 60;
+        rt.block_on(async {
+            let target = DbTarget::parse(&url).unwrap();
+            let mut stores = Vec::new();
+            for _ in 0..TAKERS {
+                stores.push(Store::open(&target).await.unwrap());
+            }
+            for round in 0..ROUNDS {
+                let barrier = Arc::new(tokio::sync::Barrier::new(TAKERS));
+                let takers: Vec<_> = stores
+                    .iter()
+                    .map(|store| {
+                        let store = store.clone();
+                        let barrier = Arc::clone(&barrier);
+                        tokio::spawn(async move {
+                            barrier.wait().await;
+                            store
+                                .try_lease("deploy:race", "test", Duration::from_secs(15))
+                                .await
+                        })
+                    })
+                    .collect();
+                let mut held = Vec::new();
+                for taker in takers {
+                    match taker.await.unwrap() {
+                        Ok(lease) => held.push(lease),
+                        Err(gantry::store::LeaseError::Held { .. }) => {}
+                        Err(other) => panic!("round {round} on {url}: {other}"),
+                    }
+                }
+                assert_eq!(
+                    held.len(),
+                    1,
+                    "round {round} on {url}: {} holders",
+                    held.len()
+                );
+                for lease in held {
+                    lease.release().await;
+                }
+            }
+        });
+    }
+}

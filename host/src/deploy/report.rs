@@ -84,7 +84,7 @@ fn md_text(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in crate::escape::one_line(text).chars() {
         match c {
-            '|' | '<' | '>' | '[' | ']' | '`' | '*' | '_' | '#' | '!' => {
+            '|' | '<' | '>' | '[' | ']' | '`' | '*' => {
                 out.push('\\');
                 out.push(c);
             }

@@ -145,6 +145,15 @@ async fn take(
     ttl_ms: i64,
 ) -> Result<Option<Holder>, LeaseError> {
     let fail = query_failed("take a lease");
+    if tx.dialect() == Dialect::Postgres {
+        // Takers of one name queue here until the transaction ends: with no
+        // row to lock (`FOR UPDATE` locks nothing when the last holder
+        // deleted it), two would otherwise both insert-or-update and both
+        // hold it. SQLite's `BEGIN IMMEDIATE` already serializes them.
+        let lock = "SELECT pg_advisory_xact_lock(hashtextextended('gantry-lease:' || $1, 0))";
+        exec_tx!(tx, c => sqlx::query(lock).bind(name).execute(c).await)
+            .map_err(query_failed("wait for other takers of a lease"))?;
+    }
     let now = tx.now_ms().await.map_err(query_failed("read the clock"))?;
     let previous = read_row(tx, name)
         .await
