@@ -79,7 +79,7 @@ fn sql_statements() -> Option<Figure> {
     let mut state = SqlState {
         session: Some(session),
         grant: Some(SqlGrant::Read),
-        deadline: None,
+        ..SqlState::default()
     };
     let statement = "SELECT id, email FROM users WHERE id = $1";
     let mut through = || {

@@ -178,7 +178,7 @@ fn sqlite_runs_one_statement_per_call_through_the_capability() {
     let mut state = SqlState {
         session: Some(s),
         grant: Some(SqlGrant::Write),
-        deadline: None,
+        ..SqlState::default()
     };
     let refused = state
         .execute(
@@ -318,6 +318,124 @@ fn postgres_runs_each_grant_as_a_role_with_that_grants_privileges() {
     )
     .unwrap();
     stmt(&rt, &mut s, "ROLLBACK").unwrap();
+}
+
+/// A statement that gets the session out of its role (here sent straight
+/// to the connection, as a parser bypass would) ends the step before the
+/// next statement runs, and `release` refuses to hand such a session back.
+#[test]
+fn postgres_stops_a_step_whose_session_left_its_role() {
+    use gantry::bindings::sql::Host;
+    use gantry::capabilities::sql::SqlState;
+    let test = TestDb::create("leftrole");
+    let rt = runtime();
+    let mut db = open(&rt, &test.url());
+    run(&rt, &mut db, PG_SCHEMA).unwrap();
+    let mut s = session(&rt, db);
+    run(&rt, &mut s.db, "BEGIN").unwrap();
+    s.confine(Some(SqlGrant::Read), &SqlRoles::default())
+        .unwrap();
+    run(&rt, &mut s.db, "SELECT set_config('role', 'none', true)").unwrap();
+    let mut state = SqlState {
+        session: Some(s),
+        grant: Some(SqlGrant::Read),
+        ..SqlState::default()
+    };
+    let refused = state
+        .query("SELECT count(*) FROM users".into(), vec![])
+        .unwrap();
+    let why = refused.unwrap_err();
+    assert!(why.contains("left the role gantry_plugin_read"), "{why}");
+    let mut s = state.session.take().unwrap();
+    let why = s.release().unwrap_err();
+    assert!(why.contains("left the role"), "{why}");
+    run(&rt, &mut s.db, "ROLLBACK").unwrap();
+}
+
+/// A migrating user that is no superuser and may not create roles would
+/// run the step with its own privileges, gantry's records among them: the
+/// step is refused, naming the setting; with the operator's role named, it
+/// runs under that role.
+#[test]
+fn postgres_without_a_role_to_switch_to_refuses_the_step() {
+    let test = TestDb::create("norole");
+    let suffix = std::process::id();
+    let user = format!("gantry_test_migrator_{suffix}");
+    let reader = format!("gantry_test_reader_{suffix}");
+    test.execute(&format!(
+        "DROP ROLE IF EXISTS {user}; CREATE ROLE {user} LOGIN"
+    ));
+    test.execute(&format!(
+        "DROP ROLE IF EXISTS {reader}; CREATE ROLE {reader} NOLOGIN; GRANT {reader} TO {user}"
+    ));
+    test.execute(&format!("GRANT ALL ON SCHEMA public TO {user}"));
+    let rt = runtime();
+    let url = test.url().replace("postgres@", &format!("{user}@"));
+    let mut db = open(&rt, &url);
+    run(&rt, &mut db, PG_SCHEMA).unwrap();
+    run(&rt, &mut db, &format!("GRANT SELECT ON users TO {reader}")).unwrap();
+    let mut s = session(&rt, db);
+    run(&rt, &mut s.db, "BEGIN").unwrap();
+    let why = s
+        .confine(Some(SqlGrant::Read), &SqlRoles::default())
+        .unwrap_err();
+    assert!(why.contains("plugins.capabilities.sql.roles.read"), "{why}");
+    run(&rt, &mut s.db, "ROLLBACK").unwrap();
+
+    let roles = SqlRoles {
+        read: Some(reader.clone()),
+        ..SqlRoles::default()
+    };
+    run(&rt, &mut s.db, "BEGIN").unwrap();
+    s.confine(Some(SqlGrant::Read), &roles).unwrap();
+    run(&rt, &mut s.db, "SAVEPOINT a").unwrap();
+    run(&rt, &mut s.db, "SELECT count(*) FROM users").unwrap();
+    run(&rt, &mut s.db, "SELECT * FROM gantry_migrations").unwrap_err();
+    run(&rt, &mut s.db, "ROLLBACK TO SAVEPOINT a").unwrap();
+    s.release().unwrap();
+    run(&rt, &mut s.db, "ROLLBACK").unwrap();
+    drop(s);
+    let admin = TestDb::create("norole_cleanup");
+    admin.execute(&format!(
+        "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+        test.name
+    ));
+    admin.execute(&format!(
+        "DROP ROLE IF EXISTS {user}; DROP ROLE IF EXISTS {reader}"
+    ));
+}
+
+/// A temporary table a step makes (sent past the parser) would be found
+/// before gantry's own by name; `release` discards it, so the runner's
+/// records land in gantry's table.
+#[test]
+fn postgres_discards_what_a_step_made_temporary() {
+    let test = TestDb::create("temp");
+    let rt = runtime();
+    let mut db = open(&rt, &test.url());
+    run(&rt, &mut db, PG_SCHEMA).unwrap();
+    let mut s = session(&rt, db);
+    run(&rt, &mut s.db, "BEGIN").unwrap();
+    s.confine(Some(SqlGrant::Ddl), &SqlRoles::default())
+        .unwrap();
+    run(
+        &rt,
+        &mut s.db,
+        "CREATE TEMP TABLE gantry_migrations (version bigint, down_script text)",
+    )
+    .unwrap();
+    s.release().unwrap();
+    let count: i64 = rt.block_on(async {
+        let Db::Postgres(conn) = &mut s.db else {
+            unreachable!()
+        };
+        sqlx::query_scalar("SELECT count(*) FROM gantry_migrations")
+            .fetch_one(conn)
+            .await
+            .unwrap()
+    });
+    assert_eq!(count, 1, "gantry's own table, not the plugin's");
+    run(&rt, &mut s.db, "COMMIT").unwrap();
 }
 
 /// What a ddl step creates stays its role's (handing it to the migrating

@@ -205,21 +205,25 @@ fn verdict(
             table(first)?;
             needs(Write)
         }
-        ffi::SQLITE_CREATE_TABLE
-        | ffi::SQLITE_CREATE_TEMP_TABLE
-        | ffi::SQLITE_CREATE_VIEW
+        // Temporary objects outlive the step in the runner's session and are
+        // found first by name: one could stand in for gantry's tables.
+        ffi::SQLITE_CREATE_TEMP_TABLE
         | ffi::SQLITE_CREATE_TEMP_VIEW
-        | ffi::SQLITE_DROP_TABLE
+        | ffi::SQLITE_CREATE_TEMP_INDEX
         | ffi::SQLITE_DROP_TEMP_TABLE
-        | ffi::SQLITE_DROP_VIEW
-        | ffi::SQLITE_DROP_TEMP_VIEW => {
+        | ffi::SQLITE_DROP_TEMP_VIEW
+        | ffi::SQLITE_DROP_TEMP_INDEX => Err(format!(
+            "{} is refused: temporary objects outlive the step",
+            describe(action)
+        )),
+        ffi::SQLITE_CREATE_TABLE
+        | ffi::SQLITE_CREATE_VIEW
+        | ffi::SQLITE_DROP_TABLE
+        | ffi::SQLITE_DROP_VIEW => {
             table(first)?;
             needs(Ddl)
         }
-        ffi::SQLITE_CREATE_INDEX
-        | ffi::SQLITE_CREATE_TEMP_INDEX
-        | ffi::SQLITE_DROP_INDEX
-        | ffi::SQLITE_DROP_TEMP_INDEX => {
+        ffi::SQLITE_CREATE_INDEX | ffi::SQLITE_DROP_INDEX => {
             table(first)?;
             table(second)?;
             needs(Ddl)
@@ -424,6 +428,8 @@ mod tests {
             action(ffi::SQLITE_ALTER_TABLE, "main", Some("gantry_migrations")),
             action(ffi::SQLITE_CREATE_INDEX, "i", Some("gantry_migrations")),
             action(ffi::SQLITE_INSERT, "sqlite_sequence", None),
+            action(ffi::SQLITE_CREATE_TEMP_TABLE, "t", None),
+            action(ffi::SQLITE_CREATE_TEMP_VIEW, "v", None),
         ] {
             assert!(ddl(&denied).is_err(), "{denied:?}");
         }

@@ -22,8 +22,9 @@
 use super::functions::{self, FunctionRefusal};
 use crate::db::Dialect;
 use sqlparser::ast::{
-    AlterTableOperation, CommentObject, Expr, ObjectName, ObjectNamePart, ObjectType, Query,
-    SetExpr, Statement, TableFactor, Value, Visit, Visitor, visit_expressions_mut,
+    AlterTableOperation, BinaryOperator, CommentObject, Expr, Ident, ObjectName, ObjectNamePart,
+    ObjectType, Query, SetExpr, Statement, TableFactor, Value, Visit, Visitor,
+    visit_expressions_mut,
 };
 use sqlparser::dialect::{PostgreSqlDialect, SQLiteDialect};
 use sqlparser::parser::Parser;
@@ -269,6 +270,44 @@ impl Needs<'_> {
     }
 }
 
+/// Functions whose first argument names a sequence as text.
+const SEQUENCE_FUNCTIONS: &[&str] = &["nextval", "setval", "currval"];
+
+impl Needs<'_> {
+    /// A sequence function's name argument: a literal, and none of gantry's.
+    fn sequence_argument(&self, function: &sqlparser::ast::Function) -> ControlFlow<Refusal> {
+        let first = match &function.args {
+            sqlparser::ast::FunctionArguments::List(list) => list.args.first(),
+            _ => None,
+        };
+        let literal = match first {
+            Some(sqlparser::ast::FunctionArg::Unnamed(sqlparser::ast::FunctionArgExpr::Expr(
+                Expr::Value(value),
+            ))) => match &value.value {
+                Value::SingleQuotedString(name) => Some(name.clone()),
+                _ => None,
+            },
+            _ => None,
+        };
+        match literal {
+            Some(name)
+                if !name
+                    .split('.')
+                    .any(|part| self.reserved.covers(part.trim_matches('"'))) =>
+            {
+                ControlFlow::Continue(())
+            }
+            Some(name) => ControlFlow::Break(Refusal::Never(format!(
+                "the sequence {name} is gantry's own"
+            ))),
+            None => ControlFlow::Break(Refusal::Never(format!(
+                "{} takes the sequence's name as a quoted literal here",
+                function.name
+            ))),
+        }
+    }
+}
+
 impl Visitor for Needs<'_> {
     type Break = Refusal;
 
@@ -288,8 +327,37 @@ impl Visitor for Needs<'_> {
     }
 
     fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<Refusal> {
-        if let Expr::Function(function) = expr {
-            return self.function(&function.name);
+        match expr {
+            Expr::Function(function) => {
+                self.function(&function.name)?;
+                if SEQUENCE_FUNCTIONS.contains(&last_part(&function.name).unwrap_or_default().as_str())
+                {
+                    return self.sequence_argument(function);
+                }
+                ControlFlow::Continue(())
+            }
+            // A custom operator calls a function no allowlist sees, and
+            // PostgreSQL ends an operator at `--` or `/*` where sqlparser
+            // does not: the two would read different statements.
+            Expr::BinaryOp { op, .. } | Expr::AnyOp { compare_op: op, .. } | Expr::AllOp { compare_op: op, .. }
+                if matches!(op, BinaryOperator::Custom(_) | BinaryOperator::PGCustomBinaryOperator(_)) =>
+            {
+                ControlFlow::Break(Refusal::Never(format!(
+                    "the operator {op} is not one gantry admits"
+                )))
+            }
+            _ => ControlFlow::Continue(()),
+        }
+    }
+
+    fn pre_visit_ident(&mut self, ident: &Ident) -> ControlFlow<Refusal> {
+        // Wherever a name appears — a table, `TABLE x`, INHERITS, LIKE,
+        // REFERENCES, RENAME TO — gantry's own names are not a plugin's.
+        if self.reserved.covers(&ident.value) {
+            return ControlFlow::Break(Refusal::Never(format!(
+                "{} names gantry's own records, which no plugin may touch",
+                ident.value
+            )));
         }
         ControlFlow::Continue(())
     }
@@ -348,6 +416,12 @@ fn plain_function(dialect: Dialect, name: &ObjectName) -> Result<String, String>
         .0
         .iter()
         .map(|part| match part {
+            // PostgreSQL resolves a quoted name as written: `"MD5"` is not md5.
+            ObjectNamePart::Identifier(ident)
+                if ident.quote_style.is_some() && dialect == Dialect::Postgres =>
+            {
+                Err(format!("the function name {name} is quoted; call functions by their plain name"))
+            }
             ObjectNamePart::Identifier(ident) => Ok(ident.value.to_ascii_lowercase()),
             ObjectNamePart::Function(_) => Err(format!("the function name {name} is computed")),
         })
@@ -439,6 +513,11 @@ fn statement_level(statement: &Statement, reserved: &Reserved) -> Result<SqlGran
         }
         Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_) | Statement::Merge(_) => {
             Write
+        }
+        // A temporary table outlives the step in the runner's session, and
+        // its name comes first: it could stand in for one of gantry's.
+        Statement::CreateTable(create) if create.temporary => {
+            return Err("temporary tables outlive the step; create a real one".into());
         }
         Statement::CreateTable(_) => Ddl,
         Statement::CreateIndex(_) | Statement::CreateView(_) | Statement::CreateSequence { .. } => {
@@ -709,6 +788,23 @@ mod tests {
             "ALTER TABLE gantry_migrations ADD COLUMN x int",
             "WITH x AS (SELECT * FROM gantry_migration_log) SELECT * FROM x",
             "SELECT (SELECT down_script FROM gantry_migrations LIMIT 1)",
+            // Found in review: a comment inside an operator, where sqlparser
+            // and PostgreSQL end the operator differently.
+            "SELECT 1 >-- '\n0 AS a, set_config($q$role$q$, $q$none$q$, true) AS x --'",
+            "SELECT 1 OPERATOR(pg_catalog.+) 1",
+            "SELECT 1 @-@ 2",
+            // `TABLE x`, and names in INHERITS, LIKE, REFERENCES, RENAME TO.
+            "WITH h AS (TABLE gantry_migrations) SELECT * FROM h",
+            "TABLE gantry_migrations",
+            "CREATE TABLE e () INHERITS (gantry_migrations)",
+            "CREATE TABLE e (LIKE gantry_migrations)",
+            "CREATE TABLE e (v bigint REFERENCES gantry_migrations(version))",
+            "ALTER TABLE t RENAME TO gantry_migrations",
+            "CREATE TEMP TABLE t (x int)",
+            "SELECT setval('gantry_migration_log_id_seq', 1, false)",
+            "SELECT nextval('public.gantry_migration_log_id_seq')",
+            "SELECT nextval(lower('GANTRY_MIGRATION_LOG_ID_SEQ'))",
+            "SELECT \"MD5\"('x')",
         ] {
             never(Dialect::Postgres, sql);
         }
@@ -725,6 +821,8 @@ mod tests {
             "UPDATE sqlite_master SET sql = 'x'",
             "DELETE FROM gantry_migration_log",
             "SELECT 1; ATTACH DATABASE 'x' AS y",
+            "CREATE TEMP TABLE t (x)",
+            "ALTER TABLE t RENAME TO gantry_migrations",
         ] {
             never(Dialect::Sqlite, sql);
         }

@@ -32,6 +32,7 @@ use crate::db::Db;
 use crate::on_conn;
 use crate::runtime::DeadlineExceeded;
 use authorizer::{Authorizer, Mode};
+use libsqlite3_sys as ffi;
 use grant::{Reserved, SqlGrant};
 use role::{RunAs, SqlRoles};
 use serde::Deserialize;
@@ -39,6 +40,11 @@ use sqlx::{Column, Row, TypeInfo, ValueRef};
 use std::ptr::NonNull;
 use std::time::Instant;
 use wasmtime::component::{HasSelf, Linker};
+
+/// The longest string or blob a plugin's statement may make on SQLite.
+const VALUE_LIMIT: i32 = 16 << 20;
+/// SQLite's own default, restored after the call.
+const DEFAULT_VALUE_LIMIT: i32 = 1_000_000_000;
 
 /// `plugins.capabilities.sql`: the operator's settings for plugin SQL.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
@@ -96,7 +102,12 @@ impl SqlSession {
                 io.block_on(async {
                     let mut handle = conn.lock_handle().await.map_err(|e| e.to_string())?;
                     // SAFETY: the handle is locked; the box lives until `release`.
-                    unsafe { authorizer::install(handle.as_raw_handle(), &mut *state.as_ptr()) };
+                    unsafe {
+                        authorizer::install(handle.as_raw_handle(), &mut *state.as_ptr());
+                        // No value a plugin makes (randomblob, zeroblob,
+                        // repeat) may grow past this within the host.
+                        ffi::sqlite3_limit(handle.as_raw_handle().as_ptr(), ffi::SQLITE_LIMIT_LENGTH, VALUE_LIMIT);
+                    }
                     Ok::<(), String>(())
                 })
                 .inspect_err(|_| {
@@ -131,14 +142,17 @@ impl SqlSession {
                     // The call's deadline must not reach the runner's COMMIT.
                     handle.remove_progress_handler();
                     // SAFETY: the handle is locked.
-                    unsafe { authorizer::remove(handle.as_raw_handle()) };
+                    unsafe {
+                        authorizer::remove(handle.as_raw_handle());
+                        ffi::sqlite3_limit(handle.as_raw_handle().as_ptr(), ffi::SQLITE_LIMIT_LENGTH, DEFAULT_VALUE_LIMIT);
+                    }
                     Ok::<(), String>(())
                 });
-                match removed {
+                // Still installed after a failure: left allocated rather
+                // than dangling.
+                if removed.is_ok() {
                     // SAFETY: removed from the connection; ours to free.
-                    Ok(()) => drop(unsafe { Box::from_raw(state.as_ptr()) }),
-                    // Still installed: leave it allocated rather than dangling.
-                    Err(_) => {}
+                    drop(unsafe { Box::from_raw(state.as_ptr()) });
                 }
                 removed
             }
@@ -203,6 +217,7 @@ impl Capability for Sql {
     fn state(_: &(), call: &CallContext<'_>) -> SqlState {
         SqlState {
             grant: level(call.grants),
+            max_result_bytes: usize::try_from(call.limits.memory_mib << 20).unwrap_or(usize::MAX),
             ..SqlState::default()
         }
     }
@@ -225,13 +240,25 @@ pub fn level(grants: &Grants) -> Option<SqlGrant> {
 }
 
 /// Per-call state: a session while a migration runs, none otherwise.
-#[derive(Default)]
 pub struct SqlState {
     pub session: Option<SqlSession>,
     /// What the plugin's grant admits (set from its grants per call).
     pub grant: Option<SqlGrant>,
     /// The call's deadline: every statement ends by it (set by the call).
     pub deadline: Option<Instant>,
+    /// The most a query's rows may hold: the plugin's memory limit.
+    pub max_result_bytes: usize,
+}
+
+impl Default for SqlState {
+    fn default() -> Self {
+        SqlState {
+            session: None,
+            grant: None,
+            deadline: None,
+            max_result_bytes: 64 << 20,
+        }
+    }
 }
 
 impl SqlState {
@@ -250,9 +277,10 @@ impl SqlState {
         };
         let io = session.io.clone();
         session.begin_statement();
+        let role = session.run_as.as_ref().map(|r| r.role().to_string());
         let result = io.block_on(async {
             let db = &mut session.db;
-            prepare(db, deadline, &admitted.text).await?;
+            prepare(db, role.as_deref(), deadline, &admitted.text).await?;
             run(db, &admitted.text).await
         });
         if deadline.is_some_and(|d| Instant::now() >= d) {
@@ -290,19 +318,32 @@ impl SqlState {
 /// interrupts past the deadline (removed by `release`) and the statement
 /// compiled under the authorizer — exactly one, or refused before anything
 /// runs.
-async fn prepare(db: &mut Db, deadline: Option<Instant>, text: &str) -> Result<(), String> {
+async fn prepare(
+    db: &mut Db,
+    role: Option<&str>,
+    deadline: Option<Instant>,
+    text: &str,
+) -> Result<(), String> {
     let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
     if left.is_some_and(|left| left.is_zero()) {
         return Err(String::new());
     }
     match db {
         Db::Postgres(conn) => {
-            if let Some(left) = left {
-                let ms = left.as_millis().clamp(1, i32::MAX as u128);
-                sqlx::query(&format!("SET LOCAL statement_timeout = {ms}"))
-                    .execute(conn)
-                    .await
-                    .map_err(|e| e.to_string())?;
+            // Still the call's role (a statement that left it ends the step
+            // before the next runs), and the time left, in one trip.
+            let ms = left.map_or(0, |left| left.as_millis().clamp(1, i32::MAX as u128));
+            let row = sqlx::raw_sql(&format!(
+                "SET LOCAL statement_timeout = {ms}; SELECT current_user::text"
+            ))
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(|e| e.to_string())?;
+            let user: String = row.try_get(0).map_err(|e| e.to_string())?;
+            if let Some(role) = role.filter(|role| *role != user) {
+                return Err(format!(
+                    "the session left the role {role} (it is {user} now); the step is stopped"
+                ));
             }
             // The extended protocol takes one statement per query.
             Ok(())
@@ -332,8 +373,9 @@ impl wit::Host for SqlState {
         statement: String,
         params: Vec<Value>,
     ) -> wasmtime::Result<Result<Rows, String>> {
+        let cap = self.max_result_bytes;
         self.bounded(&statement, async |db: &mut Db, text: &str| {
-            query(db, text, &params).await
+            query(db, text, &params, cap).await
         })
     }
 
@@ -376,42 +418,59 @@ async fn execute(db: &mut Db, sql: &str, params: &[Value]) -> Result<u64, String
     done.map_err(|e| e.to_string())
 }
 
-async fn query(db: &mut Db, sql: &str, params: &[Value]) -> Result<Rows, String> {
+/// Rows of a query, gathered as they stream in and stopped once they pass
+/// `cap` bytes (the plugin's own memory could not take more): a query
+/// cannot make the host hold what the plugin may not.
+async fn query(db: &mut Db, sql: &str, params: &[Value], cap: usize) -> Result<Rows, String> {
     match db {
         Db::Postgres(c) => {
-            let rows = bind_all!(sqlx::query(sql).persistent(false), params)
-                .fetch_all(c)
-                .await
-                .map_err(|e| e.to_string())?;
-            convert(&rows, pg_value)
+            let stream = bind_all!(sqlx::query(sql).persistent(false), params).fetch(c);
+            collect(stream, pg_value, cap).await
         }
         Db::Sqlite(c) => {
-            let rows = bind_all!(sqlx::query(sql).persistent(false), params)
-                .fetch_all(c)
-                .await
-                .map_err(|e| e.to_string())?;
-            convert(&rows, sqlite_value)
+            let stream = bind_all!(sqlx::query(sql).persistent(false), params).fetch(c);
+            collect(stream, sqlite_value, cap).await
         }
     }
 }
 
-fn convert<R: Row>(
-    rows: &[R],
+async fn collect<R: Row>(
+    mut stream: futures_util::stream::BoxStream<'_, Result<R, sqlx::Error>>,
     value: fn(&R, usize) -> Result<Value, String>,
+    cap: usize,
 ) -> Result<Rows, String> {
-    let columns = rows
-        .first()
-        .map(|r| r.columns().iter().map(|c| c.name().to_string()).collect())
-        .unwrap_or_default();
-    let rows = rows
-        .iter()
-        .map(|row| {
-            (0..row.len())
-                .map(|i| value(row, i))
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Rows { columns, rows })
+    use futures_util::TryStreamExt;
+    let mut columns = None;
+    let mut rows = Vec::new();
+    let mut bytes = 0usize;
+    while let Some(row) = stream.try_next().await.map_err(|e| e.to_string())? {
+        if columns.is_none() {
+            columns = Some(row.columns().iter().map(|c| c.name().to_string()).collect());
+        }
+        let values = (0..row.len())
+            .map(|i| value(&row, i))
+            .collect::<Result<Vec<_>, _>>()?;
+        bytes += values.iter().map(size_of_value).sum::<usize>() + 16;
+        if bytes > cap {
+            return Err(format!(
+                "the result passed {} MiB, as much as this plugin may hold; select less, or page through it",
+                cap >> 20
+            ));
+        }
+        rows.push(values);
+    }
+    Ok(Rows {
+        columns: columns.unwrap_or_default(),
+        rows,
+    })
+}
+
+fn size_of_value(value: &Value) -> usize {
+    match value {
+        Value::Text(text) => text.len() + 8,
+        Value::Blob(blob) => blob.len() + 8,
+        _ => 16,
+    }
 }
 
 fn pg_value(row: &sqlx::postgres::PgRow, i: usize) -> Result<Value, String> {

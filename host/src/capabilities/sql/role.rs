@@ -7,10 +7,8 @@
 //! gantry's own `gantry_plugin_read|write|ddl` (NOLOGIN), created when the
 //! migrating user may create roles and granted, for each step, the
 //! privileges of the grant on the tables of the schemas in the search path,
-//! minus `gantry_*` and the sqlx history table. A user that may not
-//! create roles and is no superuser runs the step as itself. A superuser
-//! with no role to switch to refuses the step: it would run with every
-//! privilege there is.
+//! minus `gantry_*` and the sqlx history table. With neither, the step is
+//! refused: run as the migrating user, it would reach gantry's records.
 //!
 //! Never leaves the session in a plugin's role: `leave` resets it before
 //! the runner writes its own records.
@@ -46,16 +44,12 @@ pub enum RunAs {
     Operator(String),
     /// gantry's own role for the grant, with this step's privileges.
     Managed(String),
-    /// The migrating user itself: it is no superuser and may not create
-    /// roles, so its own privileges bound the step.
-    Itself,
 }
 
 impl RunAs {
-    pub fn role(&self) -> Option<&str> {
+    pub fn role(&self) -> &str {
         match self {
-            RunAs::Operator(role) | RunAs::Managed(role) => Some(role),
-            RunAs::Itself => None,
+            RunAs::Operator(role) | RunAs::Managed(role) => role,
         }
     }
 }
@@ -86,22 +80,27 @@ pub async fn prepare(
             .fetch_one(&mut *conn)
             .await
             .map_err(db_err("read the migrating user's attributes"))?;
-    if !superuser && !createrole {
-        return Ok(RunAs::Itself);
-    }
     let role = managed_name(grant);
-    match make_role(conn, &role, grant, superuser, reserved).await {
-        Ok(()) => Ok(RunAs::Managed(role)),
-        Err(why) if superuser => Err(format!(
-            "the step would run as a superuser: gantry could not prepare the role {role} ({why}); \
-             create a role with this grant's privileges and name it under \
-             plugins.capabilities.sql.roles.{grant}"
-        )),
-        Err(why) => {
-            tracing::warn!(role, "running the plugin step as the migrating user: {why}");
-            Ok(RunAs::Itself)
-        }
+    if !superuser && !createrole {
+        // Its own privileges include gantry's records: only the parser
+        // would stand between the plugin and them.
+        return Err(format!(
+            "the migrating user may not create roles, so gantry cannot confine the step to its \
+             grant: create a NOLOGIN role with this grant's privileges (and none on gantry_* or \
+             the sqlx history), grant it to the migrating user, and name it under \
+             plugins.capabilities.sql.roles.{grant} (or let the migrating user CREATEROLE, and \
+             gantry makes {role})"
+        ));
     }
+    make_role(conn, &role, grant, superuser, reserved)
+        .await
+        .map(|()| RunAs::Managed(role.clone()))
+        .map_err(|why| {
+            format!(
+                "gantry could not prepare the role {role} ({why}); create a role with this \
+                 grant's privileges and name it under plugins.capabilities.sql.roles.{grant}"
+            )
+        })
 }
 
 async fn make_role(
@@ -178,22 +177,39 @@ async fn make_role(
 /// Switches the session to the call's role, for the rest of the
 /// transaction or until `leave`.
 pub async fn enter(conn: &mut PgConnection, run_as: &RunAs) -> Result<(), String> {
-    if let Some(role) = run_as.role() {
-        batch(conn, &format!("SET LOCAL ROLE {}", quote_ident(role))).await?;
+    batch(conn, &format!("SET LOCAL ROLE {}", quote_ident(run_as.role()))).await
+}
+
+/// Whether the session is still the call's role: a statement that changed
+/// it (past every check) ends the step before the next one runs.
+pub async fn still_in(conn: &mut PgConnection, run_as: &RunAs) -> Result<(), String> {
+    let current: String = sqlx::query_scalar("SELECT current_user::text")
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(|e| e.to_string())?;
+    if current != run_as.role() {
+        return Err(format!(
+            "the session left the role {} (it is {current} now); the step is stopped",
+            run_as.role()
+        ));
     }
     Ok(())
 }
 
-/// Back to the migrating user. What a ddl step created stays its role's:
+/// Back to the migrating user, with nothing of the call left in the
+/// session: its statement timeout, and any temporary object (found before
+/// gantry's own tables by name). What a ddl step created stays its role's:
 /// handing it to the migrating user would make a view or a SECURITY
 /// DEFINER function the plugin wrote run with that user's privileges. The
 /// migrating user (a superuser, or a member of the role) can still alter
 /// and drop it in later migrations.
 pub async fn leave(conn: &mut PgConnection, run_as: &RunAs) -> Result<(), String> {
-    if run_as.role().is_none() {
-        return Ok(());
-    }
-    batch(conn, "RESET ROLE").await
+    still_in(conn, run_as).await?;
+    batch(
+        conn,
+        "RESET ROLE; SET LOCAL statement_timeout TO DEFAULT; DISCARD TEMP",
+    )
+    .await
 }
 
 async fn batch(conn: &mut PgConnection, sql: &str) -> Result<(), String> {
