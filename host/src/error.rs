@@ -176,12 +176,14 @@ pub fn rollout_exit(err: &RolloutError) -> Exit {
         | RolloutError::NothingToUndo { .. }
         | RolloutError::Check { .. }
         | RolloutError::Secret { .. }
+        | RolloutError::AddressTaken { .. }
         | RolloutError::ConfigFile(_) => Exit::Usage,
         RolloutError::Store(e) => store_exit(e),
         RolloutError::Lease(e) => lease_exit(e),
         RolloutError::Failed { .. }
         | RolloutError::Spawn { .. }
         | RolloutError::Socket { .. }
+        | RolloutError::FrontDoor { .. }
         | RolloutError::Io { .. }
         | RolloutError::Corrupt { .. } => Exit::Failed,
     }

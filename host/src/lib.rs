@@ -15,6 +15,7 @@ pub mod escape;
 pub mod events;
 pub mod findings;
 pub mod flock;
+pub mod frontdoor;
 pub mod identity;
 pub mod migrate;
 pub mod monitor;

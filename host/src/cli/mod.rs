@@ -5,6 +5,7 @@
 mod alerts;
 mod configs;
 mod deploy;
+pub mod frontdoor;
 mod migrate;
 mod monitor;
 mod plugin;
@@ -89,6 +90,9 @@ pub enum Command {
     Rotate(rotate::RotateCommand),
     /// Deploy, then keep hosting: instances, monitor, alerts, status page at / — until Ctrl-C
     Up(up::UpArgs),
+    /// A supervised service's front door (gantry starts it): run, status
+    #[command(subcommand)]
+    FrontDoor(frontdoor::FrontDoorCommand),
 }
 
 /// Logs go to stderr; `RUST_LOG` / `GANTRY_LOG` override the level.
@@ -141,6 +145,7 @@ pub async fn run(cli: Cli) -> CliResult<Exit> {
         Command::Alerts(cmd) => alerts::run(&ctx, cmd).await,
         Command::Up(args) => up::run(&ctx, args).await,
         Command::Rotate(cmd) => rotate::run(&ctx, cmd).await,
+        Command::FrontDoor(cmd) => frontdoor::run(&ctx, cmd).await,
     };
     ctx.out.finish();
     ctx.store.close().await;

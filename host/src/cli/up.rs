@@ -138,6 +138,15 @@ async fn supervise(ctx: &Context, plan: &Plan) {
         let Ok(rollout) = plan.rollout(service) else {
             continue;
         };
+        match rollout.ensure_front_door().await {
+            Ok(true) => ctx
+                .out
+                .note(format!("{service}: front door was not running; started it")),
+            Ok(false) => {}
+            Err(e) => ctx
+                .out
+                .note(format!("{service}: could not start its front door: {e}")),
+        }
         let Ok(status) = rollout.status(false).await else {
             continue;
         };

@@ -13,5 +13,6 @@ pub use monitoring::{
     ApiConfig, DeliveryConfig, EmailAlerts, MonitoringConfig, ReceiverConfig, RuleConfig,
 };
 pub use services::{
-    DriverKind, ExecCommands, ExecInstance, HealthCheckConfig, RolloutConfig, ServiceConfig,
+    DriverKind, ExecCommands, ExecInstance, FrontDoorConfig, FrontDoorMode, HealthCheckConfig,
+    RolloutConfig, ServiceConfig, Traffic,
 };

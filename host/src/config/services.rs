@@ -16,11 +16,48 @@ pub enum DriverKind {
     Exec,
 }
 
+/// How a supervised service's public addresses reach its instances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Traffic {
+    /// gantry's front door owns the addresses and proxies to instances on
+    /// private ones, only once they passed their gate.
+    #[default]
+    FrontDoor,
+    /// Every instance accepts on the shared sockets itself (systemd socket
+    /// passing): no proxy hop, but an instance takes traffic from the
+    /// moment it starts, before its gate.
+    SharedSocket,
+}
+
+/// `services.NAME.front_door`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FrontDoorConfig {
+    /// `http` (requests, routed one by one) or `tcp` (connections).
+    #[serde(default)]
+    pub mode: FrontDoorMode,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum FrontDoorMode {
+    #[default]
+    Http,
+    Tcp,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceConfig {
     #[serde(default)]
     pub driver: DriverKind,
+    /// supervised: `front-door` (default) or `shared-socket`.
+    #[serde(default)]
+    pub traffic: Traffic,
+    /// supervised, with the front door: what it carries.
+    #[serde(default)]
+    pub front_door: FrontDoorConfig,
     /// supervised: the program and its arguments; `{instance}`,
     /// `{version}` and `{service}` are filled per instance.
     #[serde(default)]
@@ -28,9 +65,10 @@ pub struct ServiceConfig {
     /// supervised: how many instances.
     #[serde(default = "one")]
     pub instances: u32,
-    /// supervised: addresses gantry binds once and hands to every instance
-    /// (`LISTEN_FDS`); each instance also gets a private socket of its own
-    /// (`{instance_address}`) for its health checks.
+    /// supervised: the service's public addresses. With the front door
+    /// (default) it owns them and each instance gets one private socket
+    /// (`LISTEN_FDS`, `{instance_address}`); with `shared-socket` every
+    /// instance gets these sockets too.
     #[serde(default)]
     pub listen: Vec<String>,
     /// Environment of every instance; `${env:…}` / `${file:…}` allowed.

@@ -193,6 +193,11 @@ impl Describe for RolloutEvent {
 
     fn line(&self) -> Option<String> {
         Some(match self {
+            RolloutEvent::Reaped { service, processes } => format!(
+                "{service}: stopped {} process(es) no record knew: {}",
+                processes.len(),
+                processes.join(", ")
+            ),
             RolloutEvent::Planned {
                 service,
                 from,

@@ -56,6 +56,42 @@ pub fn service_spec(settings: &Settings, name: &str) -> Result<ServiceSpec, Roll
     })
 }
 
+/// What tells this installation's processes from another's on the same
+/// host: the first 12 hex digits of its state store's URL's sha256.
+pub fn installation(settings: &Settings) -> String {
+    use sha2::Digest;
+    let url = settings.state.url();
+    // A SQLite store is its file, wherever the command ran from.
+    let identity = match url.strip_prefix("sqlite://") {
+        Some(path) => {
+            let path = path.split('?').next().unwrap_or(path);
+            std::path::absolute(path)
+                .map(|p| format!("sqlite://{}", p.display()))
+                .unwrap_or_else(|_| url.to_string())
+        }
+        None => url.to_string(),
+    };
+    let digest = sha2::Sha256::digest(identity.as_bytes());
+    hex::encode(&digest[..6])
+}
+
+/// The service's front door on this host, when its traffic goes through one.
+pub fn front_door(
+    settings: &Settings,
+    store: &Store,
+    spec: &ServiceSpec,
+) -> Option<super::front::Front> {
+    (spec.config.driver == DriverKind::Supervised
+        && spec.config.traffic == crate::config::Traffic::FrontDoor)
+        .then(|| super::front::Front {
+            store: store.clone(),
+            service: spec.name.clone(),
+            host: settings.host.clone(),
+            launcher: super::front::Launcher::from_settings(settings),
+            log: spec.log_dir.join(&spec.name).join("front-door.log"),
+        })
+}
+
 /// The health checks of `spec`, as plugins from `registry`.
 pub fn health_checks(
     spec: &ServiceSpec,
@@ -120,6 +156,8 @@ pub fn rollout(
             settings.host.clone(),
             secs(r.grace_period_seconds),
             sink.clone(),
+            front_door(settings, store, &spec),
+            installation(settings),
         )),
         DriverKind::Exec => Arc::new(Exec::new(store.clone(), spec.clone(), sink.clone())),
     };

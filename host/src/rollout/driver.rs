@@ -50,5 +50,23 @@ pub trait Driver: Send + Sync {
 
     fn is_alive(&self, instance: &InstanceRecord) -> bool;
 
+    /// Finds processes of the service that no record owns and stops them
+    /// (or adopts one recorded before its pid was); names what it stopped.
+    async fn reap_orphans(&self) -> Result<Vec<String>, RolloutError> {
+        Ok(Vec::new())
+    }
+
+    /// Starts (or upgrades) the service's front door when it has one and it
+    /// is not running on this binary; true when it started one.
+    async fn ensure_front_door(&self) -> Result<bool, RolloutError> {
+        Ok(false)
+    }
+
+    /// Stops the service's front door, if it has one (all its instances
+    /// are gone).
+    async fn stop_front_door(&self) -> Result<(), RolloutError> {
+        Ok(())
+    }
+
     fn view(&self, instance: &InstanceRecord, revision_label: &str) -> InstanceView;
 }

@@ -243,6 +243,7 @@ impl Rollout {
             })?;
         let result = async {
             self.settle_interrupted(&lease).await?;
+            self.reap().await?;
             let live = self.driver.live().await?;
             for instance in &live {
                 lease.ensure_held().await?;
@@ -254,6 +255,8 @@ impl Rollout {
                 self.driver.retire(instance, None).await?;
             }
             self.driver.settle().await;
+            // Nothing left to serve: the front door lets go of the address.
+            self.driver.stop_front_door().await?;
             Ok(live.len())
         }
         .await;
@@ -301,16 +304,32 @@ impl Rollout {
         if let Some(lease) = lease {
             self.settle_interrupted(lease).await?;
         }
+        if !dry_run {
+            self.reap().await?;
+            // The service's address is the front door's: it runs before
+            // anything else happens (a killed one is back now).
+            self.driver.ensure_front_door().await?;
+        }
         let live = self.driver.live().await?;
         let desired = self.driver.desired();
-        let (mut keep, mut old): (Vec<_>, Vec<_>) =
-            live.into_iter().partition(|i| i.revision == to.id);
+        // Only an instance at the target that passed its gate is kept; one
+        // a killed rollout left in its gate is replaced like an old one.
+        let (mut keep, mut old): (Vec<_>, Vec<_>) = live
+            .into_iter()
+            .partition(|i| i.revision == to.id && i.state == "healthy");
         // More at the target than wanted (a killed rollout): the extras go.
         while keep.len() > desired {
             old.push(keep.pop().expect("non-empty"));
         }
         let need = desired - keep.len();
-        let from_id = most_common(&old).or_else(|| keep.first().map(|i| i.revision.clone()));
+        let before: Vec<InstanceRecord> = old
+            .iter()
+            .filter(|i| i.revision != to.id)
+            .cloned()
+            .collect();
+        let from_id = most_common(&before)
+            .or_else(|| keep.first().map(|i| i.revision.clone()))
+            .or_else(|| most_common(&old));
         let from = match &from_id {
             Some(id) if id != &to.id => Some(self.label_of(id).await),
             _ => None,
@@ -618,7 +637,27 @@ impl Rollout {
         }
     }
 
-    /// Moves every instance at the failed target back to `from`.
+    /// Starts the service's front door when it has one and it is not
+    /// running (`gantry up` checks this on every tick); true when started.
+    pub async fn ensure_front_door(&self) -> Result<bool, RolloutError> {
+        self.driver.ensure_front_door().await
+    }
+
+    /// Stops processes of the service no record knows, saying so.
+    async fn reap(&self) -> Result<(), RolloutError> {
+        let stopped = self.driver.reap_orphans().await?;
+        if !stopped.is_empty() {
+            self.emit(Event::Reaped {
+                service: self.service().to_string(),
+                processes: stopped,
+            });
+        }
+        Ok(())
+    }
+
+    /// Moves every instance not at `from` back to it: what this rollout
+    /// replaced, and whatever else stands elsewhere (an instance a killed
+    /// rollout left behind), whoever started it.
     async fn roll_back(
         &self,
         at_target: &[InstanceRecord],
@@ -628,6 +667,18 @@ impl Rollout {
         rollout_id: i64,
         lease: &Lease,
     ) -> Result<Option<String>, RolloutError> {
+        let mut at_target = at_target.to_vec();
+        if let Some(from) = from {
+            for other in self.driver.live().await? {
+                let known = at_target
+                    .iter()
+                    .any(|d| d.name == other.name && d.host == other.host);
+                if other.revision != from && !known {
+                    at_target.push(other);
+                }
+            }
+        }
+        let at_target = at_target.as_slice();
         let Some(from) = from.filter(|f| *f != to.id && !f.is_empty()) else {
             // Nothing ran before: stop what this rollout started.
             for instance in at_target {

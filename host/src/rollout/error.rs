@@ -51,6 +51,18 @@ pub enum RolloutError {
     #[error("{service}: cannot start an instance: {detail}")]
     Spawn { service: String, detail: String },
 
+    #[error("{service}: the front door: {detail}")]
+    FrontDoor { service: String, detail: String },
+
+    #[error(
+        "{service}: {address} is taken by something that is not its front door or one of its instances ({detail}); nothing was changed"
+    )]
+    AddressTaken {
+        service: String,
+        address: String,
+        detail: String,
+    },
+
     #[error("{service}: cannot take the listening socket {address}: {detail}")]
     Socket {
         service: String,

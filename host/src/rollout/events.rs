@@ -5,6 +5,11 @@ use serde::Serialize;
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
+    /// Processes of the service that no record knew were stopped.
+    Reaped {
+        service: String,
+        processes: Vec<String>,
+    },
     /// What will happen: `replace` instances move from → to.
     Planned {
         service: String,

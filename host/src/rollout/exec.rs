@@ -145,6 +145,7 @@ impl Driver for Exec {
                         rollout_id: None,
                         started_ms: now_ms(),
                         updated_ms: now_ms(),
+                        instance_id: None,
                     })
             })
             .collect())

@@ -1,16 +1,27 @@
 //! The `supervised` driver: gantry runs the instances. Each instance is
 //! started through `sh -c 'LISTEN_PID=$$ … exec "$0" "$@"'` (so
-//! `LISTEN_PID` is its own pid, as systemd's protocol wants) with the
-//! service's shared sockets at fds 3… and one private socket of its own
-//! last (`LISTEN_FDNAMES`: the listen addresses, then `health`), in a
-//! session of its own so it outlives the gantry that started it. Its
-//! output goes to `<log_dir>/<service>/<instance>.log`. Each instance is
-//! recorded in the state store (pid and start time) before it counts as
-//! started, so any later gantry finds, checks and stops it.
+//! `LISTEN_PID` is its own pid, as systemd's protocol wants) in a session
+//! of its own so it outlives the gantry that started it; its output goes
+//! to `<log_dir>/<service>/<instance>.log`.
+//!
+//! Traffic: with the front door (default) an instance gets one private
+//! socket (`LISTEN_FDNAMES=http`) and takes requests only once it passed
+//! its gate and the front door has it in its pool; retiring takes it out
+//! of the pool and waits for its last request before SIGTERM. With
+//! `shared-socket` it gets the service's shared sockets at fds 3… and a
+//! private one last (`http…:health`), and accepts from the start.
+//!
+//! Records before processes: an instance's row (name from a counter that
+//! never goes back, a unique id) is committed before it is spawned, and the
+//! process carries it (`GANTRY_INSTANCE_ID=<installation>:<service>:<id>`,
+//! the installation being its state store's). A process
+//! of this service that no row knows (its gantry was killed between spawn
+//! and record) is found in `/proc` and stopped, named in the log.
 
 use super::driver::Driver;
 use super::error::RolloutError;
 use super::events::Event;
+use super::front::Front;
 use super::health::InstanceView;
 use super::sockets::{self, FIRST_FD};
 use super::spec::{Revision, ServiceSpec, fill};
@@ -35,6 +46,11 @@ pub struct Supervised {
     children: Arc<Mutex<HashMap<String, std::process::Child>>>,
     /// Retirements under way: SIGTERM sent, waiting for the exit.
     stopping: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// The service's front door (`traffic: front-door`), else `None`.
+    front: Option<Front>,
+    /// Which installation (state store) this is: two on one host may run
+    /// services of the same name.
+    installation: String,
 }
 
 fn now_ms() -> i64 {
@@ -48,6 +64,8 @@ impl Supervised {
         host: String,
         grace: Duration,
         sink: Sink<Event>,
+        front: Option<Front>,
+        installation: String,
     ) -> Supervised {
         Supervised {
             store,
@@ -58,7 +76,47 @@ impl Supervised {
             sockets: tokio::sync::Mutex::new(None),
             children: Arc::new(Mutex::new(HashMap::new())),
             stopping: Mutex::new(Vec::new()),
+            front,
+            installation,
         }
+    }
+
+    /// What a process of this service carries in `GANTRY_INSTANCE_ID`:
+    /// installation, service, id.
+    fn tag(&self, instance_id: &str) -> String {
+        format!("{}:{}:{instance_id}", self.installation, self.service())
+    }
+
+    /// Processes on this host carrying an instance id of this service:
+    /// (pid, id). Read from `/proc/*/environ` (this user's processes).
+    fn tagged_processes(&self) -> Vec<(u32, String)> {
+        let prefix = format!(
+            "GANTRY_INSTANCE_ID={}:{}:",
+            self.installation,
+            self.service()
+        );
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        let mut found = Vec::new();
+        for entry in entries.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
+                continue;
+            };
+            for var in environ.split(|b| *b == 0) {
+                if let Some(id) = var.strip_prefix(prefix.as_bytes()) {
+                    found.push((pid, String::from_utf8_lossy(id).into_owned()));
+                }
+            }
+        }
+        found
     }
 
     fn service(&self) -> &str {
@@ -137,14 +195,21 @@ impl Supervised {
             .collect()
     }
 
-    fn next_name(&self, existing: &[InstanceRecord]) -> String {
+    /// The next name: from a counter in the store that never goes back, so
+    /// no two instances (or logs) ever share one.
+    async fn next_name(&self, existing: &[InstanceRecord]) -> Result<String, RolloutError> {
         let prefix = format!("{}-", self.service());
-        let next = existing
+        let at_least = existing
             .iter()
-            .filter_map(|i| i.name.strip_prefix(&prefix)?.parse::<u64>().ok())
+            .filter_map(|i| i.name.strip_prefix(&prefix)?.parse::<i64>().ok())
             .max()
             .map_or(1, |n| n + 1);
-        format!("{prefix}{next}")
+        let (service, host) = (self.service().to_string(), self.host.clone());
+        let number = self
+            .store
+            .write(async |tx| tx.next_instance_number(&service, &host, at_least).await)
+            .await?;
+        Ok(format!("{prefix}{number}"))
     }
 
     fn log_file(&self, name: &str) -> Result<std::fs::File, RolloutError> {
@@ -167,6 +232,7 @@ impl Supervised {
     fn spawn(
         &self,
         name: &str,
+        instance_id: &str,
         revision: &Revision,
         shared: Vec<OwnedFd>,
         private: OwnedFd,
@@ -226,16 +292,20 @@ impl Supervised {
             })?;
             cmd.env(key, fill(&value, &values));
         }
-        let names: Vec<String> = self
-            .spec
-            .config
-            .listen
-            .iter()
-            .map(|_| "http".to_string())
-            .chain(["health".to_string()])
-            .collect();
+        // With the front door the private socket is the only one, and it
+        // serves; with shared sockets it comes last, for health checks.
+        let names: Vec<String> = if self.front.is_some() {
+            vec!["http".to_string()]
+        } else {
+            shared
+                .iter()
+                .map(|_| "http".to_string())
+                .chain(["health".to_string()])
+                .collect()
+        };
         cmd.env("LISTEN_FDS", names.len().to_string())
-            .env("LISTEN_FDNAMES", names.join(":"));
+            .env("LISTEN_FDNAMES", names.join(":"))
+            .env("GANTRY_INSTANCE_ID", self.tag(instance_id));
         let mut fds: Vec<i32> = shared.iter().map(|fd| fd.as_raw_fd()).collect();
         fds.push(private.as_raw_fd());
         // SAFETY: only async-signal-safe calls (fcntl, dup2, setsid) between
@@ -380,6 +450,11 @@ impl Driver for Supervised {
             .await?;
         let mut live = Vec::new();
         for instance in all.into_iter().filter(|i| i.host == self.host) {
+            if instance.state == "spawning" {
+                // Recorded, not started (or not recorded as started yet):
+                // `reap_orphans` adopts or forgets it.
+                continue;
+            }
             if instance.state == "stopping" {
                 // Retired and draining: no longer one of the service's
                 // instances. One left behind by a gantry that died while it
@@ -412,6 +487,9 @@ impl Driver for Supervised {
         rollout_id: i64,
     ) -> Result<InstanceRecord, RolloutError> {
         let service = self.service().to_string();
+        if let Some(front) = &self.front {
+            front.ensure().await?;
+        }
         let recorded = self
             .store
             .read(async |tx| tx.instances(Some(&service)).await)
@@ -421,10 +499,19 @@ impl Driver for Supervised {
             .filter(|i| i.host == self.host && self.is_alive(i))
             .cloned()
             .collect();
-        let shared = self.shared_sockets(&live).await?;
-        let name = self.next_name(&recorded);
+        let shared = match &self.front {
+            Some(_) => Vec::new(),
+            None => self.shared_sockets(&live).await?,
+        };
+        let name = self.next_name(&recorded).await?;
         let listen_host = sockets::resolve(&self.spec.config.listen[0])
-            .map(|a| a.ip().to_string())
+            .map(|a| {
+                if a.ip().is_unspecified() {
+                    "127.0.0.1".to_string()
+                } else {
+                    a.ip().to_string()
+                }
+            })
             .unwrap_or_else(|_| "127.0.0.1".into());
         let (private, health) =
             sockets::bind_private(&listen_host).map_err(|e| RolloutError::Socket {
@@ -432,28 +519,52 @@ impl Driver for Supervised {
                 address: format!("{listen_host}:0"),
                 detail: e.to_string(),
             })?;
-        (self.sink)(&Event::Starting {
-            service: service.clone(),
-            instance: name.clone(),
-            revision: revision.label.clone(),
-        });
-        let child = self.spawn(&name, revision, shared, private)?;
-        let pid = child.id();
-        let record = InstanceRecord {
+        // The row first: a process started after it is always known.
+        let instance_id = crate::identity::token();
+        let mut record = InstanceRecord {
             service: service.clone(),
             host: self.host.clone(),
             name: name.clone(),
             driver: "supervised".into(),
             revision: revision.id.clone(),
-            pid: Some(pid as i64),
-            process_start: Some(ProcessId::of(pid).start),
-            address: self.spec.config.listen[0].clone(),
+            pid: None,
+            process_start: None,
+            address: match &self.front {
+                Some(_) => health.to_string(),
+                None => self.spec.config.listen[0].clone(),
+            },
             health_address: health.to_string(),
-            state: "starting".into(),
+            state: "spawning".into(),
             rollout_id: Some(rollout_id),
             started_ms: now_ms(),
             updated_ms: now_ms(),
+            instance_id: Some(instance_id.clone()),
         };
+        self.store
+            .write(async |tx| tx.save_instance(&record).await)
+            .await?;
+        crate::pause::point("rollout:recorded-instance");
+        (self.sink)(&Event::Starting {
+            service: service.clone(),
+            instance: name.clone(),
+            revision: revision.label.clone(),
+        });
+        let child = match self.spawn(&name, &instance_id, revision, shared, private) {
+            Ok(child) => child,
+            Err(e) => {
+                let _ = self
+                    .store
+                    .write(async |tx| tx.delete_instance(&service, &self.host, &name).await)
+                    .await;
+                return Err(e);
+            }
+        };
+        crate::pause::point("rollout:spawned");
+        let pid = child.id();
+        record.pid = Some(pid as i64);
+        record.process_start = Some(ProcessId::of(pid).start);
+        record.state = "starting".into();
+        record.updated_ms = now_ms();
         self.children
             .lock()
             .expect("children")
@@ -486,10 +597,17 @@ impl Driver for Supervised {
             instance: old.name.clone(),
             revision: old.revision.clone(),
         });
-        // It drains in the background while the rollout goes on; `settle`
-        // waits for it (and SIGKILLs it after the grace period).
+        // It drains in the background while the rollout goes on: out of
+        // the front door's pool, its last request answered, then SIGTERM;
+        // `settle` waits for it (and SIGKILLs it after the grace period).
         let (stopper, old) = (self.stopper(), old.clone());
-        let task = tokio::spawn(async move { stopper.retire(&old).await });
+        let (front, grace) = (self.front.clone(), self.grace);
+        let task = tokio::spawn(async move {
+            if let Some(front) = front {
+                front.drain(&old.name, grace).await;
+            }
+            stopper.retire(&old).await
+        });
         self.stopping.lock().expect("stopping").push(task);
         Ok(())
     }
@@ -513,6 +631,100 @@ impl Driver for Supervised {
         self.store
             .write(async |tx| tx.save_instance(&healthy).await)
             .await?;
+        // Recorded first: the front door's pool follows the store.
+        if let Some(front) = &self.front {
+            front.sync().await;
+        }
+        Ok(())
+    }
+
+    async fn reap_orphans(&self) -> Result<Vec<String>, RolloutError> {
+        // /proc first, then the rows: a process seen here had its row
+        // committed before it started, so the read below finds it.
+        let tagged = self.tagged_processes();
+        let service = self.service().to_string();
+        let recorded = self
+            .store
+            .read(async |tx| tx.instances(Some(&service)).await)
+            .await?;
+        let mut stopped = Vec::new();
+        for (pid, id) in tagged {
+            let owner = recorded
+                .iter()
+                .find(|r| r.host == self.host && r.instance_id.as_deref() == Some(id.as_str()));
+            match owner {
+                // Recorded before it was spawned, but not its pid yet (its
+                // gantry was killed in between): adopt it.
+                Some(row) if row.pid.is_none() => {
+                    let mut row = row.clone();
+                    row.pid = Some(i64::from(pid));
+                    row.process_start = Some(ProcessId::of(pid).start);
+                    row.state = "starting".into();
+                    row.updated_ms = now_ms();
+                    self.store
+                        .write(async |tx| tx.save_instance(&row).await)
+                        .await?;
+                    tracing::info!(service, instance = %row.name, pid, "adopted an instance whose gantry stopped before recording its pid");
+                }
+                Some(_) => {}
+                None => {
+                    let orphan = InstanceRecord {
+                        service: service.clone(),
+                        host: self.host.clone(),
+                        name: format!("unrecorded pid {pid}"),
+                        driver: "supervised".into(),
+                        revision: String::new(),
+                        pid: Some(i64::from(pid)),
+                        process_start: Some(ProcessId::of(pid).start),
+                        address: String::new(),
+                        health_address: String::new(),
+                        state: "stopping".into(),
+                        rollout_id: None,
+                        started_ms: now_ms(),
+                        updated_ms: now_ms(),
+                        instance_id: Some(id.clone()),
+                    };
+                    tracing::warn!(service, pid, instance_id = %id, "stopping a process of this service that no record knows");
+                    self.stopper().stop(&orphan).await;
+                    stopped.push(format!("pid {pid} ({id})"));
+                }
+            }
+        }
+        // Rows recorded before a spawn that never happened (or whose
+        // process is gone before it was recorded): forgotten.
+        let tagged_now: Vec<String> = self
+            .tagged_processes()
+            .into_iter()
+            .map(|(_, id)| id)
+            .collect();
+        for row in recorded
+            .iter()
+            .filter(|r| r.host == self.host && r.state == "spawning" && r.pid.is_none())
+        {
+            if row
+                .instance_id
+                .as_ref()
+                .is_some_and(|id| !tagged_now.contains(id))
+            {
+                self.stopper().forget(row).await?;
+            }
+        }
+        Ok(stopped)
+    }
+
+    async fn ensure_front_door(&self) -> Result<bool, RolloutError> {
+        let Some(front) = &self.front else {
+            return Ok(false);
+        };
+        let before = front.running().await?.map(|r| r.pid);
+        let now = front.ensure().await?.pid;
+        Ok(before != Some(now))
+    }
+
+    async fn stop_front_door(&self) -> Result<(), RolloutError> {
+        if let Some(front) = &self.front {
+            front.stop(self.grace).await?;
+        }
         Ok(())
     }
 

@@ -28,4 +28,4 @@ pub use keys::RotationRecord;
 pub use lease::{Holder, Lease, LeaseError, LeaseWatch};
 pub use pool::{Store, Tx};
 pub use records::{BackupFile, BackupRecord, ChangeFile, ChangeKind, ChangeRecord, ChangeState};
-pub use services::{InstanceRecord, RevisionRecord, RolloutRecord};
+pub use services::{FrontDoorRecord, InstanceRecord, RevisionRecord, RolloutRecord};

@@ -431,6 +431,52 @@ CREATE TABLE gantry_key_rotations (
 );
 CREATE INDEX gantry_key_rotations_env ON gantry_key_rotations (environment, started_ms);",
     },
+    Step {
+        version: 7,
+        name: "instance ids before processes, names never reused, front doors",
+        postgres: "
+ALTER TABLE gantry_instances ADD COLUMN instance_id TEXT;
+CREATE TABLE gantry_instance_names (
+    service  TEXT NOT NULL,
+    host     TEXT NOT NULL,
+    next     BIGINT NOT NULL,
+    PRIMARY KEY (service, host)
+);
+CREATE TABLE gantry_front_doors (
+    service        TEXT NOT NULL,
+    host           TEXT NOT NULL,
+    pid            BIGINT NOT NULL,
+    process_start  TEXT NOT NULL,
+    control        TEXT NOT NULL,
+    listen         TEXT NOT NULL,
+    listen_fds     TEXT NOT NULL,
+    mode           TEXT NOT NULL,
+    binary_id      TEXT NOT NULL,
+    started_ms     BIGINT NOT NULL,
+    PRIMARY KEY (service, host)
+);",
+        sqlite: "
+ALTER TABLE gantry_instances ADD COLUMN instance_id TEXT;
+CREATE TABLE gantry_instance_names (
+    service  TEXT NOT NULL,
+    host     TEXT NOT NULL,
+    next     INTEGER NOT NULL,
+    PRIMARY KEY (service, host)
+);
+CREATE TABLE gantry_front_doors (
+    service        TEXT NOT NULL,
+    host           TEXT NOT NULL,
+    pid            INTEGER NOT NULL,
+    process_start  TEXT NOT NULL,
+    control        TEXT NOT NULL,
+    listen         TEXT NOT NULL,
+    listen_fds     TEXT NOT NULL,
+    mode           TEXT NOT NULL,
+    binary_id      TEXT NOT NULL,
+    started_ms     INTEGER NOT NULL,
+    PRIMARY KEY (service, host)
+);",
+    },
 ];
 
 /// The schema version this binary writes.

@@ -36,6 +36,29 @@ pub struct InstanceRecord {
     pub rollout_id: Option<i64>,
     pub started_ms: i64,
     pub updated_ms: i64,
+    /// A unique id, recorded before the process starts and carried in its
+    /// environment (`GANTRY_INSTANCE_ID`), so a process no record knows
+    /// can be found. Absent for instances started before ids.
+    pub instance_id: Option<String>,
+}
+
+/// A service's front door on a host: the process, its control socket, the
+/// public addresses and at which of its fds it holds them.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct FrontDoorRecord {
+    pub service: String,
+    pub host: String,
+    pub pid: i64,
+    pub process_start: String,
+    pub control: String,
+    /// The public addresses, comma-separated.
+    pub listen: String,
+    /// The fds it holds them at, comma-separated, for a successor.
+    pub listen_fds: String,
+    pub mode: String,
+    /// Which gantry binary it runs (version, size, mtime).
+    pub binary_id: String,
+    pub started_ms: i64,
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -56,7 +79,9 @@ pub struct RolloutRecord {
 }
 
 const INSTANCE_COLUMNS: &str = "service, host, name, driver, revision, pid, process_start, address, \
-                                health_address, state, rollout_id, started_ms, updated_ms";
+                                health_address, state, rollout_id, started_ms, updated_ms, instance_id";
+const FRONT_DOOR_COLUMNS: &str = "service, host, pid, process_start, control, listen, listen_fds, mode, \
+                                  binary_id, started_ms";
 const ROLLOUT_COLUMNS: &str = "id, service, host, from_revision, to_revision, state, reason, actor, \
                                owner, started_ms, finished_ms";
 
@@ -97,12 +122,13 @@ impl Tx {
         let sql = self
             .sql(&format!(
                 "INSERT INTO gantry_instances ({INSTANCE_COLUMNS}) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
                  ON CONFLICT (service, host, name) DO UPDATE SET driver = excluded.driver, \
                  revision = excluded.revision, pid = excluded.pid, process_start = excluded.process_start, \
                  address = excluded.address, health_address = excluded.health_address, \
                  state = excluded.state, rollout_id = excluded.rollout_id, \
-                 started_ms = excluded.started_ms, updated_ms = excluded.updated_ms"
+                 started_ms = excluded.started_ms, updated_ms = excluded.updated_ms, \
+                 instance_id = excluded.instance_id"
             ))
             .into_owned();
         exec_tx!(self, c => sqlx::query(&sql)
@@ -119,6 +145,7 @@ impl Tx {
             .bind(i.rollout_id)
             .bind(i.started_ms)
             .bind(i.updated_ms)
+            .bind(&i.instance_id)
             .execute(c)
             .await)
         .map(|_| ())
@@ -152,6 +179,89 @@ impl Tx {
             .into_owned();
         on_tx!(self, c => sqlx::query_as(&sql).bind(service).fetch_all(c).await)
             .map_err(fail("read instances"))
+    }
+
+    /// The next instance number of `service` on `host`: one more than any
+    /// ever handed out, so a name is never reused.
+    pub async fn next_instance_number(
+        &mut self,
+        service: &str,
+        host: &str,
+        at_least: i64,
+    ) -> Result<i64, StoreError> {
+        let sql = self
+            .sql(
+                "INSERT INTO gantry_instance_names (service, host, next) VALUES ($1, $2, $3) \
+                 ON CONFLICT (service, host) DO UPDATE SET next = \
+                 CASE WHEN gantry_instance_names.next + 1 > excluded.next \
+                 THEN gantry_instance_names.next + 1 ELSE excluded.next END \
+                 RETURNING next",
+            )
+            .into_owned();
+        on_tx!(self, c => sqlx::query_scalar(&sql)
+            .bind(service)
+            .bind(host)
+            .bind(at_least)
+            .fetch_one(c)
+            .await)
+        .map_err(fail("number an instance"))
+    }
+
+    pub async fn save_front_door(&mut self, f: &FrontDoorRecord) -> Result<(), StoreError> {
+        let sql = self
+            .sql(&format!(
+                "INSERT INTO gantry_front_doors ({FRONT_DOOR_COLUMNS}) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                 ON CONFLICT (service, host) DO UPDATE SET pid = excluded.pid, \
+                 process_start = excluded.process_start, control = excluded.control, \
+                 listen = excluded.listen, listen_fds = excluded.listen_fds, mode = excluded.mode, \
+                 binary_id = excluded.binary_id, started_ms = excluded.started_ms"
+            ))
+            .into_owned();
+        exec_tx!(self, c => sqlx::query(&sql)
+            .bind(&f.service)
+            .bind(&f.host)
+            .bind(f.pid)
+            .bind(&f.process_start)
+            .bind(&f.control)
+            .bind(&f.listen)
+            .bind(&f.listen_fds)
+            .bind(&f.mode)
+            .bind(&f.binary_id)
+            .bind(f.started_ms)
+            .execute(c)
+            .await)
+        .map(|_| ())
+        .map_err(fail("record a front door"))
+    }
+
+    pub async fn front_door(
+        &mut self,
+        service: &str,
+        host: &str,
+    ) -> Result<Option<FrontDoorRecord>, StoreError> {
+        let sql = self
+            .sql(&format!(
+                "SELECT {FRONT_DOOR_COLUMNS} FROM gantry_front_doors WHERE service = $1 AND host = $2"
+            ))
+            .into_owned();
+        on_tx!(self, c => sqlx::query_as(&sql).bind(service).bind(host).fetch_optional(c).await)
+            .map_err(fail("read a front door"))
+    }
+
+    /// Forgets the front door `pid` ran (not one a successor recorded since).
+    pub async fn delete_front_door(
+        &mut self,
+        service: &str,
+        host: &str,
+        pid: i64,
+    ) -> Result<(), StoreError> {
+        let sql = self
+            .sql("DELETE FROM gantry_front_doors WHERE service = $1 AND host = $2 AND pid = $3")
+            .into_owned();
+        exec_tx!(self, c => sqlx::query(&sql).bind(service).bind(host).bind(pid).execute(c).await)
+            .map(|_| ())
+            .map_err(fail("forget a front door"))
     }
 
     /// Records a rollout as started; returns its id.

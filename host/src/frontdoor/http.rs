@@ -1,0 +1,317 @@
+//! The front door's HTTP side: HTTP/1.1 (keep-alive) and HTTP/2 without
+//! TLS (h2c, prior knowledge) from clients, each request sent on to an
+//! instance of the pool over pooled HTTP/1.1 connections, upgrades
+//! (WebSocket) passed through as a byte stream.
+//!
+//! The instance sees the client's address in `X-Forwarded-For` and
+//! `Forwarded`, the scheme in `X-Forwarded-Proto`, the original `Host`.
+//! Hop-by-hop headers stay on their hop. A request that could not reach an
+//! instance (connection refused: it just went away) and carries no body is
+//! tried on another; anything else that fails is a 502, an empty pool 503.
+//!
+//! Never sends a request to an address that is not in the pool.
+
+use super::pool::{InFlight, Pool};
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+type Body = BoxBody<Bytes, hyper::Error>;
+
+/// Attempts per request without a body before it is a 502.
+const TRIES: usize = 3;
+
+/// What every connection of the HTTP front door shares.
+#[derive(Clone)]
+pub struct HttpProxy {
+    pool: Arc<Pool>,
+    client: Client<HttpConnector, Body>,
+}
+
+impl HttpProxy {
+    pub fn new(pool: Arc<Pool>) -> HttpProxy {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(Duration::from_secs(2)));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(256)
+            .build(connector);
+        HttpProxy { pool, client }
+    }
+
+    /// Serves one client connection until it closes, or until the graceful
+    /// shutdown `watcher` belongs to asks it to finish its request and close.
+    pub async fn serve(
+        &self,
+        stream: tokio::net::TcpStream,
+        peer: SocketAddr,
+        watcher: hyper_util::server::graceful::Watcher,
+    ) {
+        let _ = stream.set_nodelay(true);
+        let proxy = self.clone();
+        let service = hyper::service::service_fn(move |request| {
+            let proxy = proxy.clone();
+            async move { Ok::<_, std::convert::Infallible>(proxy.forward(request, peer).await) }
+        });
+        let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .into_owned();
+        let _ = watcher.watch(connection).await;
+    }
+
+    async fn forward(&self, mut request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+        let upgrade = is_upgrade(request.headers());
+        let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
+        let (mut parts, body) = request.into_parts();
+        set_forwarded(&mut parts.headers, peer, upgrade);
+        let bodiless = body_is_empty(&parts.headers, parts.method.clone());
+        let mut body = Some(body.boxed());
+        let mut tried: Vec<SocketAddr> = Vec::new();
+        loop {
+            let Some(backend) = self.pool.choose(&tried) else {
+                return if tried.is_empty() {
+                    answer(StatusCode::SERVICE_UNAVAILABLE, "no instance is serving")
+                } else {
+                    answer(StatusCode::BAD_GATEWAY, "no instance could be reached")
+                };
+            };
+            let guard = backend.enter();
+            let address = backend.member.address;
+            let outgoing = match outgoing(&parts, address, body.take()) {
+                Ok(request) => request,
+                Err(why) => return answer(StatusCode::BAD_REQUEST, why),
+            };
+            match self.client.request(outgoing).await {
+                Ok(mut response) => {
+                    if response.status() == StatusCode::SWITCHING_PROTOCOLS
+                        && let Some(client_side) = client_upgrade
+                    {
+                        let backend_side = hyper::upgrade::on(&mut response);
+                        tokio::spawn(splice(client_side, backend_side, guard));
+                        return response.map(|b| b.boxed());
+                    }
+                    strip_hop_by_hop(response.headers_mut(), false);
+                    return response.map(|b| counted(b, guard));
+                }
+                Err(e) if e.is_connect() && bodiless && tried.len() + 1 < TRIES => {
+                    drop(guard);
+                    tried.push(address);
+                    body = Some(empty());
+                }
+                Err(e) => {
+                    tracing::debug!(backend = %address, "upstream failed: {e}");
+                    return answer(StatusCode::BAD_GATEWAY, "the instance did not answer");
+                }
+            }
+        }
+    }
+}
+
+fn outgoing(
+    parts: &hyper::http::request::Parts,
+    address: SocketAddr,
+    body: Option<Body>,
+) -> Result<Request<Body>, &'static str> {
+    let path = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let uri: hyper::Uri = format!("http://{address}{path}")
+        .parse()
+        .map_err(|_| "bad request target")?;
+    let mut request = Request::builder()
+        .method(parts.method.clone())
+        .uri(uri)
+        .version(hyper::Version::HTTP_11)
+        .body(body.unwrap_or_else(empty))
+        .map_err(|_| "bad request")?;
+    *request.headers_mut() = parts.headers.clone();
+    // HTTP/2 clients give the host as :authority.
+    if !request.headers().contains_key(header::HOST)
+        && let Some(authority) = parts.uri.authority()
+        && let Ok(value) = HeaderValue::from_str(authority.as_str())
+    {
+        request.headers_mut().insert(header::HOST, value);
+    }
+    Ok(request)
+}
+
+/// Bytes both ways between an upgraded client and its instance; the
+/// instance counts as busy until the connection ends.
+async fn splice(
+    client: hyper::upgrade::OnUpgrade,
+    backend: hyper::upgrade::OnUpgrade,
+    guard: InFlight,
+) {
+    let (Ok(client), Ok(backend)) = (client.await, backend.await) else {
+        return;
+    };
+    let mut client = TokioIo::new(client);
+    let mut backend = TokioIo::new(backend);
+    let _ = tokio::io::copy_bidirectional(&mut client, &mut backend).await;
+    drop(guard);
+}
+
+/// The response body, with the instance counted busy until hyper has sent
+/// it (or the client went away) and drops it.
+fn counted(body: Incoming, guard: InFlight) -> Body {
+    body.map_frame(move |frame| {
+        let _busy = &guard;
+        frame
+    })
+    .boxed()
+}
+
+fn empty() -> Body {
+    Empty::<Bytes>::new()
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+fn answer(status: StatusCode, message: &str) -> Response<Body> {
+    let mut response = Response::new(
+        Full::new(Bytes::from(format!("{message}\n")))
+            .map_err(|never| match never {})
+            .boxed(),
+    );
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    response
+}
+
+fn is_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE)
+        && headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+}
+
+/// A request whose body is known to be empty, so it can be sent again.
+fn body_is_empty(headers: &HeaderMap, _method: hyper::Method) -> bool {
+    let length = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    !headers.contains_key(header::TRANSFER_ENCODING) && length.unwrap_or(0) == 0
+}
+
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
+    let listed: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in listed {
+        if !(upgrade && name == header::UPGRADE) {
+            headers.remove(name);
+        }
+    }
+    for name in HOP_BY_HOP {
+        if upgrade && (*name == "connection" || *name == "upgrade") {
+            continue;
+        }
+        headers.remove(*name);
+    }
+}
+
+/// The client's address and scheme for the instance.
+fn set_forwarded(headers: &mut HeaderMap, peer: SocketAddr, upgrade: bool) {
+    strip_hop_by_hop(headers, upgrade);
+    let ip = peer.ip().to_string();
+    let chain = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        Some(earlier) => format!("{earlier}, {ip}"),
+        None => ip.clone(),
+    };
+    if let Ok(value) = HeaderValue::from_str(&chain) {
+        headers.insert("x-forwarded-for", value);
+    }
+    headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+    let node = if peer.is_ipv6() {
+        format!("\"[{ip}]\"")
+    } else {
+        ip
+    };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .filter(|h| h.bytes().all(|b| b.is_ascii_graphic()) && !h.contains('"'))
+        .map(|h| format!(";host=\"{h}\""))
+        .unwrap_or_default();
+    if let Ok(value) = HeaderValue::from_str(&format!("for={node};proto=http{host}")) {
+        headers.append(header::FORWARDED, value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_headers_name_the_client_and_hop_by_hop_ones_go() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, HeaderValue::from_static("auth.example:8080"));
+        headers.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, x-secret"),
+        );
+        headers.insert("x-secret", HeaderValue::from_static("1"));
+        headers.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
+        set_forwarded(&mut headers, "192.0.2.7:5555".parse().unwrap(), false);
+        assert_eq!(headers["x-forwarded-for"], "10.0.0.1, 192.0.2.7");
+        assert_eq!(headers["x-forwarded-proto"], "http");
+        assert_eq!(
+            headers[header::FORWARDED],
+            "for=192.0.2.7;proto=http;host=\"auth.example:8080\""
+        );
+        assert!(!headers.contains_key(header::CONNECTION));
+        assert!(!headers.contains_key("x-secret"));
+    }
+
+    #[test]
+    fn an_upgrade_keeps_its_headers() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        assert!(is_upgrade(&headers));
+        set_forwarded(&mut headers, "127.0.0.1:1".parse().unwrap(), true);
+        assert_eq!(headers[header::UPGRADE], "websocket");
+        assert_eq!(headers[header::CONNECTION], "Upgrade");
+    }
+}
