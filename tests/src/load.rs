@@ -1,7 +1,8 @@
-//! Steady HTTP load from the test itself: `workers` keep-alive clients
-//! sending requests back to back, each answer checked, every failure
-//! (transport error, reset, or a status other than the expected) counted,
-//! and every latency kept for percentiles.
+//! Steady HTTP load from the test itself: `workers` clients (keep-alive,
+//! or a new connection per request) sending requests back to back or
+//! paced, each answer checked, every failure (transport error, reset, or a
+//! status other than the expected) counted, and every latency kept for
+//! percentiles.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,6 +22,34 @@ pub struct Stats {
     pub latencies_us: Vec<u64>,
 }
 
+/// What one kind of load sends.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub url: String,
+    pub method: reqwest::Method,
+    pub json: Option<serde_json::Value>,
+    pub bearer: Option<String>,
+    pub workers: usize,
+    /// A new TCP connection for every request.
+    pub new_connections: bool,
+    /// A pause after each request (paced clients).
+    pub pace: Option<Duration>,
+}
+
+impl Spec {
+    pub fn get(url: &str, workers: usize) -> Spec {
+        Spec {
+            url: url.to_string(),
+            method: reqwest::Method::GET,
+            json: None,
+            bearer: None,
+            workers,
+            new_connections: false,
+            pace: None,
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct Report {
     pub ok: u64,
@@ -33,30 +62,44 @@ pub struct Report {
 }
 
 impl Load {
-    /// Starts `workers` threads, each with its own client, sending GET `url`
-    /// with `bearer` (if any) and expecting 200.
+    /// Starts `workers` threads, each with its own keep-alive client,
+    /// sending GET `url` with `bearer` (if any) and expecting 200.
     pub fn start(url: &str, bearer: Option<String>, workers: usize) -> Load {
+        Load::start_spec(Spec {
+            bearer,
+            ..Spec::get(url, workers)
+        })
+    }
+
+    /// Starts load as `spec` says.
+    pub fn start_spec(spec: Spec) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
-        let handles = (0..workers)
+        let handles = (0..spec.workers)
             .map(|_| {
-                let (url, bearer, stop) = (url.to_string(), bearer.clone(), Arc::clone(&stop));
+                let (spec, stop) = (spec.clone(), Arc::clone(&stop));
                 std::thread::spawn(move || {
                     let rt = tokio::runtime::Builder::new_current_thread()
                         .enable_all()
                         .build()
                         .unwrap();
                     rt.block_on(async move {
+                        // A new connection per request when asked: no
+                        // pooled connection, so no retry on one either.
+                        let idle = if spec.new_connections { 0 } else { 4 };
                         let client = reqwest::Client::builder()
                             .timeout(Duration::from_secs(10))
-                            .pool_max_idle_per_host(4)
+                            .pool_max_idle_per_host(idle)
                             .build()
                             .unwrap();
                         let mut stats = Stats::default();
                         while !stop.load(Ordering::Relaxed) {
                             let started = Instant::now();
-                            let mut request = client.get(&url);
-                            if let Some(token) = &bearer {
+                            let mut request = client.request(spec.method.clone(), &spec.url);
+                            if let Some(token) = &spec.bearer {
                                 request = request.bearer_auth(token);
+                            }
+                            if let Some(body) = &spec.json {
+                                request = request.json(body);
                             }
                             match request.send().await {
                                 Ok(r) if r.status() == 200 => match r.bytes().await {
@@ -79,6 +122,9 @@ impl Load {
                                     stats.failed += 1;
                                     stats.failures.push(format!("{e:?}"));
                                 }
+                            }
+                            if let Some(pace) = spec.pace {
+                                tokio::time::sleep(pace).await;
                             }
                         }
                         stats

@@ -65,6 +65,48 @@ fn three_instances_roll_to_a_new_config_under_load_without_a_failed_request() {
     }
 }
 
+/// A version whose logins fail (500) never gets a request: it waits for its
+/// gate on a private address while the front door sends everything to the
+/// old instances, then it is stopped. New-connection clients and paced
+/// logins are what a shared socket fails here.
+#[test]
+fn a_version_whose_logins_fail_never_serves_a_request_in_its_gate() {
+    use gantry_tests::load::Spec;
+    let mut f = Fixture::new(
+        3,
+        json!({"healthy_deadline_seconds": 3, "progress_deadline_seconds": 6}),
+    );
+    f.gantry(&["rollout", "auth"]).expect(0);
+    let before = f.instances();
+    let token = f.token();
+    f.service()["version"] = json!("v2-bad-logins");
+    f.service()["env"]["AUTH_SERVICE_FAULT"] = json!("fail-login");
+    f.save();
+    let verify = Load::start_spec(Spec {
+        bearer: Some(token),
+        new_connections: true,
+        ..Spec::get(&f.url("/verify"), 4)
+    });
+    let logins = Load::start_spec(Spec {
+        method: reqwest::Method::POST,
+        json: Some(json!({"username": "canary", "password": gantry_tests::auth::CANARY_PASSWORD})),
+        new_connections: true,
+        pace: Some(Duration::from_millis(20)),
+        ..Spec::get(&f.url("/login"), 2)
+    });
+    let run = f.gantry(&["rollout", "auth"]).expect(1);
+    let (verify, logins) = (verify.stop(), logins.stop());
+    eprintln!(
+        "during the gate: {} verifications ({} failed), {} logins ({} failed)",
+        verify.ok, verify.failed, logins.ok, logins.failed
+    );
+    assert_eq!(verify.failed, 0, "{:?}", verify.failures);
+    assert_eq!(logins.failed, 0, "{:?}", logins.failures);
+    assert!(logins.ok > 50, "paced logins ran: {}", logins.ok);
+    assert!(run.stdout.contains("unhealthy"), "{}", run.stdout);
+    assert_eq!(f.instances(), before, "the old instances stay");
+}
+
 #[test]
 fn a_version_that_never_becomes_ready_is_stopped_and_the_old_instances_stay() {
     let mut f = Fixture::new(
