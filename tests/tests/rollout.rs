@@ -444,3 +444,163 @@ esac
     let status = f.status();
     assert_eq!(status["last_rollout"]["state"], "rolled_back", "{status:#}");
 }
+
+/// Processes of the example service started from `root` (its working
+/// directory), with the instance id each carries.
+fn service_processes(root: &std::path::Path) -> Vec<(i32, Option<String>)> {
+    let root = root.canonicalize().unwrap();
+    let exe = auth_service_bin().canonicalize().unwrap();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let path = entry.path();
+        let (Ok(cwd), Ok(bin)) = (
+            std::fs::read_link(path.join("cwd")),
+            std::fs::read_link(path.join("exe")),
+        ) else {
+            continue;
+        };
+        // A zombie reaped a moment later has no exe link: skipped above.
+        if !cwd.starts_with(&root) || bin != exe {
+            continue;
+        }
+        let environ = std::fs::read(path.join("environ")).unwrap_or_default();
+        let id = environ
+            .split(|b| *b == 0)
+            .find_map(|v| v.strip_prefix(b"GANTRY_INSTANCE_ID="))
+            .map(|v| {
+                String::from_utf8_lossy(v)
+                    .rsplit(':')
+                    .next()
+                    .unwrap_or_default()
+                    .to_string()
+            });
+        found.push((pid, id));
+    }
+    found
+}
+
+/// The instance ids the state store records, and whether each has its pid.
+fn recorded_ids(f: &Fixture) -> Vec<(String, Option<i64>, String)> {
+    let url = format!(
+        "sqlite://{}",
+        f.sandbox.path().join(".gantry/state.db").display()
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        use sqlx::Connection;
+        let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::query_as("SELECT coalesce(instance_id, ''), pid, state FROM gantry_instances")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap()
+    })
+}
+
+/// gantry killed with SIGKILL at each rollout stop point — right after an
+/// instance's row is committed, right after its process is spawned, after
+/// the first replacement — and at random moments: every process of the
+/// service then has a row (by the id it carries), and the next rollout
+/// ends with exactly the wanted instances, all at the target and gated.
+#[test]
+fn gantry_killed_anywhere_in_a_rollout_leaves_no_unrecorded_process() {
+    let mut f = Fixture::new(
+        2,
+        json!({"min_healthy_time_seconds": 0.1, "health_check_interval_seconds": 0.05, "grace_period_seconds": 1}),
+    );
+    f.gantry(&["rollout", "auth"]).expect(0);
+    let points = [
+        "rollout:recorded-instance",
+        "rollout:spawned",
+        "rollout:replaced-one",
+    ];
+    let mut seed = 0x2545_f491_4f6c_dd1du64 ^ std::process::id() as u64;
+    eprintln!("seed {seed}");
+    let rounds = points.len() + 47;
+    let mut kills_in_gate = 0;
+    for round in 0..rounds {
+        let version = format!("v{}", round + 2);
+        f.service()["version"] = json!(version);
+        f.save();
+        let mut command = f.sandbox.gantry();
+        command
+            .args(["rollout", "auth"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if let Some(point) = points.get(round) {
+            command.env("GANTRY_PAUSE_AT", point);
+        }
+        let mut child = command.spawn().unwrap();
+        if round < points.len() {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let stat = std::fs::read_to_string(format!("/proc/{}/stat", child.id())).unwrap();
+                if stat[stat.rfind(')').unwrap() + 2..].starts_with('T') {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "round {round}: never paused");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        } else {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            std::thread::sleep(Duration::from_millis(seed % 1500));
+        }
+        // SAFETY: kill(2) on the child this test started.
+        unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+        let _ = child.wait();
+        // Every process of the service is known to the store.
+        let recorded = recorded_ids(&f);
+        if recorded
+            .iter()
+            .any(|(_, _, state)| state == "starting" || state == "spawning")
+        {
+            kills_in_gate += 1;
+        }
+        for (pid, id) in service_processes(f.sandbox.path()) {
+            let id =
+                id.unwrap_or_else(|| panic!("round {round}: pid {pid} carries no instance id"));
+            assert!(
+                recorded.iter().any(|(known, _, _)| *known == id),
+                "round {round}: pid {pid} ({id}) has no record: {recorded:?}"
+            );
+        }
+        // The next rollout finishes it: exactly two, at the target, gated.
+        let run = f.gantry(&["rollout", "auth"]);
+        assert_eq!(run.code, 0, "round {round}: {}{}", run.stdout, run.stderr);
+        let status = f.status();
+        let live: Vec<&Value> = status["instances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| i["alive"] == true)
+            .collect();
+        assert_eq!(live.len(), 2, "round {round}: {status:#}");
+        for instance in &live {
+            assert_eq!(
+                instance["version"],
+                json!(version),
+                "round {round}: {status:#}"
+            );
+            assert_eq!(instance["state"], "healthy", "round {round}: {status:#}");
+        }
+        // Whatever the kill left was drained and stopped by that rollout.
+        let processes = service_processes(f.sandbox.path());
+        assert_eq!(
+            processes.len(),
+            2,
+            "round {round}: {processes:?}\n{status:#}"
+        );
+    }
+    eprintln!("{rounds} kills, {kills_in_gate} with an instance recorded but not yet gated");
+    assert!(
+        kills_in_gate >= 3,
+        "the kills landed in the gate in {kills_in_gate} rounds only"
+    );
+}

@@ -355,6 +355,8 @@ impl Rollout {
             instances: Vec::new(),
         };
         if dry_run || (need == 0 && old.is_empty()) {
+            // Retirements a killed rollout left (reaped above) end first.
+            self.driver.settle().await;
             report.instances = keep;
             report.duration_ms = started.elapsed().as_millis() as u64;
             if !dry_run {

@@ -458,11 +458,9 @@ impl Driver for Supervised {
             if instance.state == "stopping" {
                 // Retired and draining: no longer one of the service's
                 // instances. One left behind by a gantry that died while it
-                // drained is finished off here.
+                // drained is finished off by `reap_orphans` (under the lease).
                 if !self.is_alive(&instance) {
                     self.stopper().forget(&instance).await?;
-                } else if now_ms() - instance.updated_ms > self.grace.as_millis() as i64 {
-                    self.stopper().retire(&instance).await;
                 }
                 continue;
             }
@@ -689,6 +687,15 @@ impl Driver for Supervised {
                     stopped.push(format!("pid {pid} ({id})"));
                 }
             }
+        }
+        // Retiring, but whoever retired it is gone (we hold the lease now):
+        // drained and stopped here, and `settle` waits for it.
+        for row in recorded
+            .iter()
+            .filter(|r| r.host == self.host && r.state == "stopping" && self.is_alive(r))
+        {
+            tracing::info!(service, instance = %row.name, "finishing the retirement of an instance its gantry left draining");
+            self.retire(row, None).await?;
         }
         // Rows recorded before a spawn that never happened (or whose
         // process is gone before it was recorded): forgotten.
