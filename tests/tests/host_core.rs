@@ -636,3 +636,86 @@ fn takers_from_a_barrier_end_with_exactly_one_holder() {
         });
     }
 }
+
+/// Two `gantry deploy` of one environment started together on a
+/// PostgreSQL state store, 100 rounds: whichever takes the lease stops
+/// right after (`GANTRY_PAUSE_AT=deploy:leased`), so the other is sure to
+/// try while it is held — and refuses, naming the holder, every round.
+#[test]
+fn two_deploys_at_once_on_postgres_one_refuses_naming_the_holder_every_round() {
+    let state = TestDb::create("deployrace");
+    let sandbox = Sandbox::new();
+    sandbox.write(
+        "base/auth.json",
+        r#"{"jwt_secret_key": "x", "token_expiry_minutes": 30, "rate_limiting_enabled": true}"#,
+    );
+    write_config(
+        &sandbox,
+        &json!({
+            "state": {"url": state.url(), "lease_seconds": 5},
+            "config_deploy": {"validators": []},
+            "environments": {"production": {"jwt_secret_key": "a-production-secret-of-at-least-32-bytes!"}},
+            "deployment": {"config_files": ["base/auth.json"], "verify_seconds": 0},
+            "monitoring": {"enabled": false},
+        }),
+    );
+    sandbox.run(&["deploy", "-e", "production"]).expect(0);
+    let stopped = |child: &Child| {
+        std::fs::read_to_string(format!("/proc/{}/stat", child.id()))
+            .map(|stat| stat[stat.rfind(')').unwrap() + 2..].starts_with('T'))
+            .unwrap_or(false)
+    };
+    for round in 0..100 {
+        let start = || {
+            sandbox
+                .gantry()
+                .env("GANTRY_PAUSE_AT", "deploy:leased")
+                .args(["deploy", "-e", "production"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        let mut children = [start(), start()];
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let (held, refused) = loop {
+            let paused: Vec<usize> = (0..2).filter(|&i| stopped(&children[i])).collect();
+            assert!(
+                paused.len() < 2,
+                "round {round}: both deploys hold the lease"
+            );
+            let exited: Vec<usize> = (0..2)
+                .filter(|&i| children[i].try_wait().unwrap().is_some())
+                .collect();
+            if paused.len() == 1 && exited.len() == 1 {
+                break (paused[0], exited[0]);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "round {round}: paused {paused:?}, exited {exited:?}"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        let mut loser = std::mem::replace(&mut children[refused], start());
+        let status = loser.wait().unwrap();
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(loser.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+        assert_eq!(status.code(), Some(2), "round {round}: {stderr}");
+        assert!(
+            stderr.contains("another deployment of `production` is running")
+                && stderr.contains(&format!("pid {}", children[held].id())),
+            "round {round}: {stderr}"
+        );
+        // The replacement started above is one more taker while it is held.
+        let extra = &mut children[refused];
+        let status = extra.wait().unwrap();
+        assert_eq!(
+            status.code(),
+            Some(2),
+            "round {round}: a third taker got in"
+        );
+        signal(&children[held], libc::SIGCONT);
+        let status = children[held].wait().unwrap();
+        assert!(status.success(), "round {round}: the holder did not finish");
+    }
+}

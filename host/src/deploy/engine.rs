@@ -71,6 +71,7 @@ impl Plan {
                 },
                 other => other.into(),
             })
+            .inspect(|_| crate::pause::point("deploy:leased"))
     }
 
     /// Runs the deployment: preflight (refused → nothing changed), the
