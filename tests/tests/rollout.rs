@@ -604,3 +604,23 @@ fn gantry_killed_anywhere_in_a_rollout_leaves_no_unrecorded_process() {
         "the kills landed in the gate in {kills_in_gate} rounds only"
     );
 }
+
+/// A public address something else holds: the rollout (and a deploy's
+/// preflight) refuses with exit 2 naming it, and starts nothing.
+#[test]
+fn an_address_taken_by_something_else_is_refused_before_anything_starts() {
+    let f = Fixture::new(1, json!({}));
+    let squatter = std::net::TcpListener::bind(format!("127.0.0.1:{}", f.port)).unwrap();
+    let run = f.gantry(&["rollout", "auth"]).expect(2);
+    assert!(
+        run.stderr.contains(&format!("127.0.0.1:{}", f.port)) && run.stderr.contains("is taken"),
+        "{}",
+        run.stderr
+    );
+    assert!(service_processes(f.sandbox.path()).is_empty());
+    assert!(f.instances().is_empty());
+    drop(squatter);
+    f.gantry(&["rollout", "auth"]).expect(0);
+    // Its own front door holds it now: that is no reason to refuse.
+    f.gantry(&["rollout", "auth"]).expect(0);
+}

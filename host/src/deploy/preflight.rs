@@ -124,6 +124,11 @@ impl Plan {
             }
             Err(e) => return Err(refuse("backups", format!("{}: {e}", dir.display()))),
         }
+        // Each service's public addresses: free, or its own.
+        for service in &self.services {
+            let rollout = self.rollout(service)?;
+            rollout.check_addresses().await.map_err(DeployError::from)?;
+        }
         // The health endpoints of what runs now.
         for service in &self.services {
             let status = self

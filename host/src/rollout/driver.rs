@@ -56,6 +56,12 @@ pub trait Driver: Send + Sync {
         Ok(Vec::new())
     }
 
+    /// Refuses (naming the address) when a public address is taken by
+    /// something that is not this service's front door or instances.
+    async fn check_addresses(&self) -> Result<(), RolloutError> {
+        Ok(())
+    }
+
     /// Starts (or upgrades) the service's front door when it has one and it
     /// is not running on this binary; true when it started one.
     async fn ensure_front_door(&self) -> Result<bool, RolloutError> {

@@ -306,6 +306,7 @@ impl Rollout {
         }
         if !dry_run {
             self.reap().await?;
+            self.driver.check_addresses().await?;
             // The service's address is the front door's: it runs before
             // anything else happens (a killed one is back now).
             self.driver.ensure_front_door().await?;
@@ -637,6 +638,12 @@ impl Rollout {
                 Err((reason, still_there))
             }
         }
+    }
+
+    /// Refuses when a public address of the service is taken by something
+    /// that is not its own front door or instances (exit 2).
+    pub async fn check_addresses(&self) -> Result<(), RolloutError> {
+        self.driver.check_addresses().await
     }
 
     /// Starts the service's front door when it has one and it is not

@@ -719,6 +719,40 @@ impl Driver for Supervised {
         Ok(stopped)
     }
 
+    async fn check_addresses(&self) -> Result<(), RolloutError> {
+        let mut ours: Option<bool> = None;
+        for address in &self.spec.config.listen {
+            let Err(e) = sockets::bind(address) else {
+                continue;
+            };
+            if e.kind() != std::io::ErrorKind::AddrInUse {
+                return Err(RolloutError::AddressTaken {
+                    service: self.service().to_string(),
+                    address: address.clone(),
+                    detail: e.to_string(),
+                });
+            }
+            // In use: by this service's front door, or its instances holding
+            // the shared sockets, or by something else.
+            if ours.is_none() {
+                let front = match &self.front {
+                    Some(front) => front.running().await?.is_some(),
+                    None => false,
+                };
+                let shared = self.front.is_none() && !self.live().await?.is_empty();
+                ours = Some(front || shared);
+            }
+            if ours != Some(true) {
+                return Err(RolloutError::AddressTaken {
+                    service: self.service().to_string(),
+                    address: address.clone(),
+                    detail: e.to_string(),
+                });
+            }
+        }
+        Ok(())
+    }
+
     async fn ensure_front_door(&self) -> Result<bool, RolloutError> {
         let Some(front) = &self.front else {
             return Ok(false);
