@@ -245,6 +245,25 @@ fn a_failure_at_each_step_leaves_the_system_as_it_was_with_the_reason_recorded()
         json!(gantry_tests::auth::CANARY_PASSWORD);
     undo_change(&mut f);
 
+    // A receiver that takes no test notice: the monitoring step fails and
+    // everything before it is taken back (alerts that reach nobody are
+    // not a finished deployment).
+    change(&mut f, "v2");
+    let receivers = f.config["monitoring"]["receivers"].clone();
+    f.config["monitoring"]["receivers"] = json!([{"name": "nobody", "plugin": "webhook",
+        "settings": {"url": format!("http://127.0.0.1:{}/hook", gantry_tests::auth::free_port())}}]);
+    f.save();
+    f.gantry(&["deploy", "-e", "production"]).expect(1);
+    let d = last_deployment(&f);
+    let reason = d["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("monitoring failed") && reason.contains("nobody"),
+        "{d:#}"
+    );
+    assert_as_before(&f, "undelivered test notice");
+    f.config["monitoring"]["receivers"] = receivers;
+    undo_change(&mut f);
+
     // The time limit, passed during health verification.
     change(&mut f, "v2");
     f.config["deployment"]["timeout_seconds"] = json!(4);

@@ -242,8 +242,9 @@ async fn canary(plan: &Plan) -> anyhow::Result<String> {
     ))
 }
 
-/// Monitoring: a test notice to each receiver (a failure is recorded, not
-/// fatal: the service is fine), and whether a monitor is taking events.
+/// Monitoring: a test notice to each receiver, and whether a monitor is
+/// taking events. A notice no receiver took fails the step: alerts that
+/// reach nobody are not a deployment that is done.
 async fn monitoring(plan: &Plan, deployment: &str, detail: &mut Value) -> anyhow::Result<String> {
     let Some(settings) = plan.monitor.clone() else {
         return Ok("monitoring is disabled".into());
@@ -295,6 +296,17 @@ async fn monitoring(plan: &Plan, deployment: &str, detail: &mut Value) -> anyhow
         Some(false) | None =>
             "no monitor is running: start `gantry monitor`, or use `gantry up`".to_string(),
     });
+    if failed > 0 {
+        let which: Vec<String> = notices
+            .iter()
+            .filter(|(_, v)| v.as_str().is_some_and(|t| t.starts_with("failed")))
+            .map(|(name, v)| format!("{name}: {}", v.as_str().unwrap_or_default()))
+            .collect();
+        return Err(anyhow!(
+            "{failed} test notice(s) reached no receiver ({}); fix the receiver (gantry's own inbox is served by `gantry up`), or set deployment.test_alerts = false",
+            which.join("; ")
+        ));
+    }
     Ok(format!(
         "{} test notice(s) delivered{}; {}",
         notices.len() - failed,
