@@ -245,14 +245,24 @@ async fn take_sockets(
             .split(',')
             .filter_map(|f| f.parse().ok())
             .collect();
-        let taken: Result<Vec<OwnedFd>, _> = fds
+        let taken: Result<Vec<OwnedFd>, String> = fds
             .iter()
-            .map(|fd| sockets::take_from(old.pid as i32, *fd))
+            .zip(listen)
+            .map(|(fd, address)| {
+                let taken = sockets::take_from(old.pid as i32, *fd).map_err(|e| e.to_string())?;
+                let want = sockets::resolve(address).map_err(|e| e.to_string())?;
+                match sockets::local_addr(&taken) {
+                    Some(have) if have.port() == want.port() => Ok(taken),
+                    other => Err(format!("its fd {fd} is {other:?}, not {address}")),
+                }
+            })
             .collect();
         match taken {
             Ok(taken) if taken.len() == listen.len() => return Ok(taken),
-            Ok(_) => tracing::warn!("the predecessor holds other sockets; binding anew"),
-            Err(e) => tracing::warn!("cannot take the predecessor's sockets: {e}; binding anew"),
+            Ok(_) => tracing::warn!("the predecessor holds other sockets; looking elsewhere"),
+            Err(e) => {
+                tracing::warn!("cannot take the predecessor's sockets: {e}; looking elsewhere")
+            }
         }
     }
     let (s, h) = (service.to_string(), host.to_string());

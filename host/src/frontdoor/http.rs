@@ -126,17 +126,19 @@ fn outgoing(
     let path = parts
         .uri
         .path_and_query()
-        .map(|p| p.as_str())
-        .unwrap_or("/");
-    let uri: hyper::Uri = format!("http://{address}{path}")
-        .parse()
+        .cloned()
+        .unwrap_or_else(|| hyper::http::uri::PathAndQuery::from_static("/"));
+    let authority = hyper::http::uri::Authority::try_from(address.to_string())
+        .map_err(|_| "bad instance address")?;
+    let uri = hyper::Uri::builder()
+        .scheme("http")
+        .authority(authority)
+        .path_and_query(path)
+        .build()
         .map_err(|_| "bad request target")?;
-    let mut request = Request::builder()
-        .method(parts.method.clone())
-        .uri(uri)
-        .version(hyper::Version::HTTP_11)
-        .body(body.unwrap_or_else(empty))
-        .map_err(|_| "bad request")?;
+    let mut request = Request::new(body.unwrap_or_else(empty));
+    *request.method_mut() = parts.method.clone();
+    *request.uri_mut() = uri;
     *request.headers_mut() = parts.headers.clone();
     // HTTP/2 clients give the host as :authority.
     if !request.headers().contains_key(header::HOST)

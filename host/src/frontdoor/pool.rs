@@ -155,27 +155,24 @@ impl Pool {
     /// `not` excludes backends that already failed this request.
     pub fn choose(&self, not: &[SocketAddr]) -> Option<Arc<Backend>> {
         let table = self.table.read().expect("pool");
-        let candidates: Vec<&Arc<Backend>> = table
-            .serving
-            .iter()
-            .filter(|b| !not.contains(&b.member.address))
-            .collect();
-        if candidates.is_empty() {
+        let tick = self.next.fetch_add(1, Ordering::Relaxed);
+        let revision = if table.weights.is_empty() {
+            None
+        } else {
+            pick_revision(&table.weights, &table.serving, not, tick)
+        };
+        let eligible = |b: &&Arc<Backend>| {
+            !not.contains(&b.member.address)
+                && revision.as_ref().is_none_or(|r| &b.member.revision == r)
+        };
+        let n = table.serving.iter().filter(eligible).count();
+        if n == 0 {
             return None;
         }
-        let tick = self.next.fetch_add(1, Ordering::Relaxed);
-        let revision = pick_revision(&table.weights, &candidates, tick);
-        let of_revision: Vec<&Arc<Backend>> = match &revision {
-            Some(rev) => candidates
-                .iter()
-                .copied()
-                .filter(|b| &b.member.revision == rev)
-                .collect(),
-            None => candidates,
-        };
-        let n = of_revision.len();
-        let a = of_revision[(tick as usize) % n];
-        let b = of_revision[(mix(tick) as usize) % n];
+        // Two choices, the less busy wins.
+        let nth = |k: usize| table.serving.iter().filter(eligible).nth(k);
+        let a = nth((tick as usize) % n)?;
+        let b = nth((mix(tick) as usize) % n)?;
         Some(Arc::clone(if b.in_flight() < a.in_flight() {
             b
         } else {
@@ -207,25 +204,30 @@ impl Pool {
     }
 }
 
-/// A revision chosen by weight, spreading `tick` over 100 slots; `None`
-/// when weights do not apply (unset, or naming no revision in the pool).
+/// A revision chosen by weight, spreading `tick` over the total weight;
+/// `None` when weights name no revision in the pool.
 fn pick_revision(
     weights: &BTreeMap<String, u32>,
-    candidates: &[&Arc<Backend>],
+    serving: &[Arc<Backend>],
+    not: &[SocketAddr],
     tick: u64,
 ) -> Option<String> {
-    let present: Vec<(&String, u32)> = weights
+    let present = |rev: &String| {
+        serving
+            .iter()
+            .any(|b| &b.member.revision == rev && !not.contains(&b.member.address))
+    };
+    let total: u32 = weights
         .iter()
-        .filter(|(rev, w)| **w > 0 && candidates.iter().any(|b| &b.member.revision == *rev))
-        .map(|(rev, w)| (rev, *w))
-        .collect();
-    let total: u32 = present.iter().map(|(_, w)| w).sum();
+        .filter(|(rev, w)| **w > 0 && present(rev))
+        .map(|(_, w)| *w)
+        .sum();
     if total == 0 {
         return None;
     }
     let mut slot = (mix(tick) % u64::from(total)) as u32;
-    for (rev, w) in present {
-        if slot < w {
+    for (rev, w) in weights.iter().filter(|(rev, w)| **w > 0 && present(rev)) {
+        if slot < *w {
             return Some(rev.clone());
         }
         slot -= w;

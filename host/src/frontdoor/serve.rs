@@ -129,39 +129,33 @@ impl FrontDoor {
             });
         }
 
-        let graceful = Arc::new(hyper_util::server::graceful::GracefulShutdown::new());
-        let http = HttpProxy::new(Arc::clone(&pool));
-        let mut accepting = Vec::new();
-        for listener in listeners {
-            listener.set_nonblocking(true)?;
-            let listener = tokio::net::TcpListener::from_std(listener)?;
-            let mut stopped = stopped.clone();
-            let (pool, http, mode) = (Arc::clone(&pool), http.clone(), this.mode);
-            let graceful = Arc::clone(&graceful);
-            accepting.push(tokio::spawn(async move {
-                loop {
-                    let accepted = tokio::select! {
-                        accepted = listener.accept() => accepted,
-                        _ = stopped.changed() => break,
-                    };
-                    let Ok((stream, peer)) = accepted else {
-                        continue;
-                    };
-                    match mode {
-                        Mode::Http => {
-                            let http = http.clone();
-                            let watcher = graceful.watcher();
-                            tokio::spawn(async move { http.serve(stream, peer, watcher).await });
-                        }
-                        Mode::Tcp => {
-                            let pool = Arc::clone(&pool);
-                            tokio::spawn(async move { relay(&pool, stream, peer).await });
-                        }
-                    }
-                }
-                // The listener is dropped here: our copy of the socket only.
-            }));
+        // One single-threaded runtime per core, each accepting from every
+        // listener with its own connections to the instances, as nginx's
+        // workers do: no task moves between threads on the request path.
+        let workers = std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .max(1);
+        let mut threads = Vec::with_capacity(workers);
+        for worker in 0..workers {
+            let copies: Vec<std::net::TcpListener> = listeners
+                .iter()
+                .map(|l| l.try_clone())
+                .collect::<std::io::Result<_>>()?;
+            let (pool, stopped, mode) = (Arc::clone(&pool), stopped.clone(), this.mode);
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("front-door-{worker}"))
+                    .spawn(move || -> std::io::Result<()> {
+                        let rt = tokio::runtime::Builder::new_current_thread()
+                            .enable_all()
+                            .build()?;
+                        rt.block_on(accept_loop(copies, pool, stopped, mode))
+                    })?,
+            );
         }
+        // The originals stay open for the process's life: their fd numbers
+        // are what a successor takes over (`listen_fds`).
+        let _originals = listeners;
         let mut stopped = stopped;
         let grace = loop {
             if let Some(grace) = *stopped.borrow() {
@@ -171,14 +165,12 @@ impl FrontDoor {
                 break Duration::from_secs(30);
             }
         };
-        for task in accepting {
-            let _ = task.await;
-        }
-        // Keep-alive connections finish the request they carry and close;
-        // idle ones close now.
-        if let Ok(graceful) = Arc::try_unwrap(graceful) {
-            let _ = tokio::time::timeout(grace, graceful.shutdown()).await;
-        }
+        let joined = tokio::task::spawn_blocking(move || {
+            for thread in threads {
+                let _ = thread.join();
+            }
+        });
+        let _ = tokio::time::timeout(grace + Duration::from_secs(1), joined).await;
         // What is in flight finishes, within the grace period.
         let deadline = tokio::time::Instant::now() + grace;
         while tokio::time::Instant::now() < deadline {
@@ -250,6 +242,65 @@ async fn answer(
             Answer::ok()
         }
     }
+}
+
+/// One worker: accepts on its copies of the listeners until stopped, then
+/// lets its keep-alive connections finish the request they carry and close
+/// (within the grace the stop names).
+async fn accept_loop(
+    listeners: Vec<std::net::TcpListener>,
+    pool: Arc<Pool>,
+    stopped: watch::Receiver<Option<Duration>>,
+    mode: Mode,
+) -> std::io::Result<()> {
+    let graceful = Arc::new(hyper_util::server::graceful::GracefulShutdown::new());
+    let http = HttpProxy::new(Arc::clone(&pool));
+    async {
+        let mut accepting = Vec::new();
+        for listener in listeners {
+            listener.set_nonblocking(true)?;
+            let listener = tokio::net::TcpListener::from_std(listener)?;
+            let mut stopped = stopped.clone();
+            let (pool, http, graceful) = (Arc::clone(&pool), http.clone(), Arc::clone(&graceful));
+            accepting.push(tokio::spawn(async move {
+                loop {
+                    let accepted = tokio::select! {
+                        accepted = listener.accept() => accepted,
+                        _ = stopped.changed() => break,
+                    };
+                    let Ok((stream, peer)) = accepted else {
+                        continue;
+                    };
+                    match mode {
+                        Mode::Http => {
+                            let http = http.clone();
+                            let watcher = graceful.watcher();
+                            tokio::spawn(async move { http.serve(stream, peer, watcher).await });
+                        }
+                        Mode::Tcp => {
+                            let pool = Arc::clone(&pool);
+                            tokio::spawn(async move { relay(&pool, stream, peer).await });
+                        }
+                    }
+                }
+                // Dropped here: this worker's copy of the socket only.
+            }));
+        }
+        for task in accepting {
+            let _ = task.await;
+        }
+        let grace = stopped.borrow().unwrap_or(Duration::from_secs(30));
+        // A connection accepted a moment ago may not have sent its request
+        // yet; closing it now would fail that request. Serve on for a
+        // moment (a successor already accepts the new ones), then close
+        // each connection after the request it carries.
+        tokio::time::sleep(grace.min(Duration::from_secs(1))).await;
+        if let Ok(graceful) = Arc::try_unwrap(graceful) {
+            let _ = tokio::time::timeout(grace, graceful.shutdown()).await;
+        }
+        Ok(())
+    }
+    .await
 }
 
 /// TCP mode: one connection to an instance, bytes both ways; an instance
