@@ -16,8 +16,36 @@ pub fn actor() -> String {
     }
     let user = std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "unknown".into());
+        .ok()
+        .filter(|u| !u.trim().is_empty())
+        .or_else(user_of_uid)
+        .unwrap_or_else(|| "unknown".into());
     format!("{user}@{}", host())
+}
+
+/// The name of this process's user, from the password database (cron,
+/// containers and systemd units often run without `USER`).
+fn user_of_uid() -> Option<String> {
+    let mut buf = vec![0u8; 4096];
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut result: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: getpwuid_r writes into `pwd` and `buf` (whose length we pass)
+    // and sets `result` to `&pwd` on success; nothing is kept past here.
+    let rc = unsafe {
+        libc::getpwuid_r(
+            libc::geteuid(),
+            &mut pwd,
+            buf.as_mut_ptr() as *mut libc::c_char,
+            buf.len(),
+            &mut result,
+        )
+    };
+    if rc != 0 || result.is_null() || pwd.pw_name.is_null() {
+        return None;
+    }
+    // SAFETY: pw_name points into `buf`, NUL-terminated.
+    let name = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) };
+    Some(name.to_string_lossy().into_owned())
 }
 
 /// This host's name as gantry records it: `GANTRY_HOST` when set (for

@@ -719,3 +719,41 @@ fn two_deploys_at_once_on_postgres_one_refuses_naming_the_holder_every_round() {
         assert!(status.success(), "round {round}: the holder did not finish");
     }
 }
+
+/// `gantry deploy` with no deployment config (outside `gantry up`'s
+/// development default), or of an environment the config does not name,
+/// is refused — exit 2, naming where gantry looked — and creates nothing.
+#[test]
+fn a_deploy_of_nothing_is_refused_and_creates_nothing() {
+    let sandbox = Sandbox::new();
+    let run = sandbox
+        .run(&["deploy", "--environment", "production"])
+        .expect(2);
+    assert!(
+        run.stderr.contains("no deployment config")
+            && run.stderr.contains("deployment_config.json")
+            && run
+                .stderr
+                .contains(&sandbox.path().canonicalize().unwrap().display().to_string()),
+        "{}",
+        run.stderr
+    );
+    let entries: Vec<_> = std::fs::read_dir(sandbox.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .filter(|n| n != ".cache")
+        .collect();
+    assert!(entries.is_empty(), "{entries:?}");
+
+    write_config(&sandbox, &json!({"environments": {"staging": {}}}));
+    let run = sandbox.run(&["deploy", "-e", "production"]).expect(2);
+    assert!(
+        run.stderr
+            .contains("`production` is not one of `environments`")
+            && run.stderr.contains("staging"),
+        "{}",
+        run.stderr
+    );
+    assert!(!sandbox.path().join(".gantry").exists());
+}

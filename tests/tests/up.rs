@@ -127,13 +127,23 @@ fn the_readme_quickstart_runs_gantry_up_on_the_embedded_default() {
     let home = tempfile::tempdir().unwrap();
     let quickstart = home.path().join("examples/quickstart");
     std::fs::create_dir_all(&quickstart).unwrap();
-    for file in ["deployment_config.json", "auth.json"] {
+    for file in ["deployment_config.json", "auth.json", "auth-service.sh"] {
         std::fs::copy(
             root.join("examples/quickstart").join(file),
             quickstart.join(file),
         )
         .unwrap();
     }
+    // The quickstart as it is, on ports of the test's own.
+    let (api, service) = (
+        gantry_tests::auth::free_port(),
+        gantry_tests::auth::free_port(),
+    );
+    let config = std::fs::read_to_string(quickstart.join("deployment_config.json"))
+        .unwrap()
+        .replace("127.0.0.1:9464", &format!("127.0.0.1:{api}"))
+        .replace("127.0.0.1:8080", &format!("127.0.0.1:{service}"));
+    std::fs::write(quickstart.join("deployment_config.json"), config).unwrap();
     std::os::unix::fs::symlink(
         gantry_tests::gantry_bin()
             .parent()
@@ -157,7 +167,7 @@ fn the_readme_quickstart_runs_gantry_up_on_the_embedded_default() {
         .unwrap();
     let stop = scopeguard(&mut up);
     wait_until("the quickstart", Duration::from_secs(90), || {
-        let Ok((code, body)) = try_get("http://127.0.0.1:9464/v1/status") else {
+        let Ok((code, body)) = try_get(&format!("http://127.0.0.1:{api}/v1/status")) else {
             return false;
         };
         code == 200
@@ -170,7 +180,7 @@ fn the_readme_quickstart_runs_gantry_up_on_the_embedded_default() {
         .unwrap();
     let login: Value = rt.block_on(async {
         reqwest::Client::new()
-            .post("http://127.0.0.1:8080/login")
+            .post(format!("http://127.0.0.1:{service}/login"))
             .json(&json!({"username": "demo", "password": "demo-password"}))
             .send()
             .await

@@ -78,13 +78,21 @@ pub async fn run(ctx: &Context, args: StatusArgs) -> CliResult {
         }
         for s in &services {
             let alive = s.instances.iter().filter(|i| i.alive).count();
-            let versions: std::collections::BTreeSet<&str> =
-                s.instances.iter().map(|i| i.version.as_str()).collect();
+            let versions: std::collections::BTreeSet<&str> = s
+                .instances
+                .iter()
+                .filter(|i| i.alive)
+                .map(|i| i.version.as_str())
+                .collect();
+            let versions = if versions.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", versions.into_iter().collect::<Vec<_>>().join(", "))
+            };
             ctx.out.text(format!(
-                "service {}: {alive} of {} instance(s) running ({}){}",
+                "service {}: {alive} of {} instance(s) running{versions}{}",
                 s.service,
                 s.desired,
-                versions.into_iter().collect::<Vec<_>>().join(", "),
                 s.advice
                     .as_deref()
                     .map(|a| format!("; {a}"))

@@ -31,12 +31,13 @@ const SUPERVISE_EVERY: Duration = Duration::from_secs(2);
 
 pub async fn run(ctx: &Context, args: UpArgs) -> CliResult {
     let registry = Arc::new(ctx.registry()?);
-    let plan = Plan::new(
+    let plan = Plan::with_defaults(
         &ctx.settings,
         &ctx.store,
         Arc::clone(&registry),
         &args.environment,
         sinks(ctx),
+        true,
     )?;
     let unfinished = crate::deploy::latest(&ctx.store)
         .await?

@@ -109,19 +109,46 @@ impl Plan {
         environment: &str,
         sinks: Sinks,
     ) -> Result<Plan, DeployError> {
+        Plan::with_defaults(settings, store, registry, environment, sinks, false)
+    }
+
+    /// Like `new`; `development_default` lets `gantry up --environment
+    /// development` run on the built-in defaults when there is no config.
+    pub fn with_defaults(
+        settings: &Settings,
+        store: &Store,
+        registry: Arc<Registry>,
+        environment: &str,
+        sinks: Sinks,
+        development_default: bool,
+    ) -> Result<Plan, DeployError> {
         let config = &settings.config.config;
-        if !config.environments.is_empty() && !config.environments.contains_key(environment) {
+        if settings.config.path.is_none() && !(development_default && environment == "development")
+        {
+            let here = std::env::current_dir()
+                .map(|d| d.display().to_string())
+                .unwrap_or_else(|_| ".".into());
+            return Err(DeployError::Refused {
+                check: "environment".into(),
+                reason: format!(
+                    "there is no deployment config to deploy `{environment}` from: gantry looked for \
+                     deployment_config.json and deployment_config.toml in {here} (give one with --config \
+                     or GANTRY_CONFIG)"
+                ),
+            });
+        }
+        if settings.config.path.is_some() && !config.environments.contains_key(environment) {
+            let known = config.environments.keys().cloned().collect::<Vec<_>>();
             return Err(DeployError::Refused {
                 check: "environment".into(),
                 reason: format!(
                     "`{environment}` is not one of `environments` in {} ({})",
                     settings.config.name(),
-                    config
-                        .environments
-                        .keys()
-                        .cloned()
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
                 ),
             });
         }

@@ -247,11 +247,7 @@ impl Rollout {
             let live = self.driver.live().await?;
             for instance in &live {
                 lease.ensure_held().await?;
-                self.emit(Event::Stopping {
-                    service: self.service().to_string(),
-                    instance: instance.name.clone(),
-                    revision: self.label_of(&instance.revision).await,
-                });
+                // The driver says `stopping` (once) as it retires it.
                 self.driver.retire(instance, None).await?;
             }
             self.driver.settle().await;
