@@ -6,6 +6,7 @@ pub mod api;
 pub mod bindings;
 pub mod capabilities;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod configdeploy;
 pub mod db;

@@ -12,14 +12,11 @@ use super::error::DeployError;
 use super::events::Event;
 use super::plan::{Plan, Step};
 use super::steps;
+use crate::clock::now_ms;
 use crate::store::{DeploymentRecord, Lease, LeaseError, StepRecord};
 use serde::Serialize;
 use serde_json::{Value, json};
 use std::time::Instant;
-
-pub(super) fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
 
 /// What a deployment ended as.
 #[derive(Debug, Clone, Serialize)]

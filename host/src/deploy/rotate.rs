@@ -14,10 +14,11 @@
 //! (resumed), or never started (started). A phase that fails is rolled
 //! back by its deployment; the phases before it stand.
 
-use super::engine::{DeployReport, new_id, now_ms};
+use super::engine::{DeployReport, new_id};
 use super::error::DeployError;
 use super::keys::{Key, KeySet, fingerprint, generate_hs256};
 use super::plan::Plan;
+use crate::clock::now_ms;
 use crate::report::when;
 use crate::store::{RotationRecord, Store, StoreError};
 use serde::Serialize;

@@ -14,6 +14,7 @@ use super::lifecycle::group_key;
 use super::notice::{AlertDoc, NotificationDoc, labels_of};
 use super::receivers::Receiver;
 use crate::bindings::types::DeliveryError;
+use crate::clock::now_ms;
 use crate::config::DeliveryConfig;
 use crate::events::Sink;
 use crate::runtime::{CallOptions, Registry};
@@ -54,10 +55,6 @@ pub struct Delivery {
     pub secrets_base: PathBuf,
     pub sink: Sink<Event>,
     pub counters: Arc<DeliveryCounters>,
-}
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }
 
 enum Outcome {

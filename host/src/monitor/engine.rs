@@ -17,6 +17,7 @@ use super::receivers::{Receiver, ReceiverError, receivers};
 use super::recorder::{Recorder, now_second};
 use super::reload::watch_plugins;
 use super::rules::{Rule, RuleError, rules};
+use crate::clock::now_ms;
 use crate::config::{DeliveryConfig, MonitoringConfig};
 use crate::events::{Sink, discard};
 use crate::runtime::Registry;
@@ -160,10 +161,6 @@ impl MonitorHandle {
 
 /// The shortest gap between two evaluations when events keep arriving.
 const NUDGE_GAP: Duration = Duration::from_millis(50);
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
 
 impl AuthMonitor {
     pub fn new(settings: MonitorSettings, store: Store, registry: Arc<Registry>) -> AuthMonitor {

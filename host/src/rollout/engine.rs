@@ -18,6 +18,7 @@ use super::error::RolloutError;
 use super::events::Event;
 use super::health::{Gate, GateOutcome};
 use super::spec::{Revision, ServiceSpec};
+use crate::clock::now_ms;
 use crate::config::DriverKind;
 use crate::events::Sink;
 use crate::store::{InstanceRecord, Lease, LeaseError, RolloutRecord, Store};
@@ -71,10 +72,6 @@ pub struct Rollout {
     pub(super) actor: String,
     pub(super) lease_ttl: Duration,
     pub(super) sink: Sink<Event>,
-}
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }
 
 /// One replacement: the instance it replaces (if any).

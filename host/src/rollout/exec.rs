@@ -13,6 +13,7 @@ use super::error::RolloutError;
 use super::events::Event;
 use super::health::InstanceView;
 use super::spec::{Revision, ServiceSpec};
+use crate::clock::now_ms;
 use crate::config::{ExecCommands, ExecInstance};
 use crate::events::Sink;
 use crate::store::{InstanceRecord, Store};
@@ -25,10 +26,6 @@ pub struct Exec {
     sink: Sink<Event>,
     /// The label of each revision id, for `{version}`.
     labels: std::sync::Mutex<std::collections::HashMap<String, String>>,
-}
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }
 
 /// `'…'` with embedded quotes escaped, for `sh -c`.

@@ -25,6 +25,7 @@ use super::front::Front;
 use super::health::InstanceView;
 use super::sockets::{self, FIRST_FD};
 use super::spec::{Revision, ServiceSpec, fill};
+use crate::clock::now_ms;
 use crate::events::Sink;
 use crate::identity::ProcessId;
 use crate::store::{InstanceRecord, Store};
@@ -51,10 +52,6 @@ pub struct Supervised {
     /// Which installation (state store) this is: two on one host may run
     /// services of the same name.
     installation: String,
-}
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }
 
 impl Supervised {
