@@ -18,6 +18,7 @@ pub mod findings;
 pub mod flock;
 pub mod frontdoor;
 pub mod identity;
+pub mod layout;
 pub mod migrate;
 pub mod monitor;
 pub mod nagios;

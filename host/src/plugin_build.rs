@@ -371,12 +371,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ci_installs_the_pinned_componentize_py() {
-        let ci = include_str!("../../.ci/run");
+    fn the_test_command_installs_the_pinned_componentize_py() {
+        let script = include_str!("../../scripts/test");
         assert!(
-            ci.contains(&format!("componentize-py=={COMPONENTIZE_PY_VERSION}"))
-                && ci.contains(&format!("\"componentize-py {COMPONENTIZE_PY_VERSION}\"")),
-            ".ci/run must install componentize-py {COMPONENTIZE_PY_VERSION}"
+            script.contains(&format!("componentize-py=={COMPONENTIZE_PY_VERSION}"))
+                && script.contains(&format!("\"componentize-py {COMPONENTIZE_PY_VERSION}\"")),
+            "scripts/test must install componentize-py {COMPONENTIZE_PY_VERSION}"
         );
     }
 

@@ -71,6 +71,8 @@ pub struct Settings {
     pub plugin_dir: PathBuf,
     /// Compile cache directory; `None` disables the cache.
     pub cache_dir: Option<PathBuf>,
+    /// Where gantry keeps its own files (`.gantry/` beside the config).
+    pub layout: crate::layout::Layout,
     /// Who is recorded as doing things.
     pub actor: String,
     /// This host's name, recorded with every change.
@@ -88,12 +90,12 @@ impl Settings {
         let path = config::locate(flags.config.as_deref());
         let config = config::load(path.as_deref())?;
         let c = &config.config;
+        // Every path the config names, and every default, is relative to
+        // the config file's directory (flags: to where gantry runs).
+        let layout = crate::layout::Layout::beside(&config.resolve(Path::new(".")));
         let state_url = match (&flags.state_url, &c.state.url) {
             (Some(url), _) | (None, Some(url)) => url.clone(),
-            (None, None) => {
-                let path = config.resolve(Path::new(".gantry/state.db"));
-                format!("sqlite://{}", path.display())
-            }
+            (None, None) => format!("sqlite://{}", layout.state_db().display()),
         };
         let state = DbTarget::parse(&state_url).map_err(|message| SettingsError::Invalid {
             source_name: if flags.state_url.is_some() {
@@ -106,7 +108,7 @@ impl Settings {
         let plugin_dir = match (&flags.plugin_dir, &c.plugins.dir) {
             (Some(dir), _) => dir.clone(),
             (None, Some(dir)) => config.resolve(dir),
-            (None, None) => PathBuf::from(".gantry/plugins"),
+            (None, None) => layout.plugins(),
         };
         let cache_dir = match &c.plugins.cache_dir {
             Some(dir) => Some(config.resolve(dir)),
@@ -120,10 +122,11 @@ impl Settings {
         let migrations_dir = match (&flags.migrations_dir, &c.migrations.dir) {
             (Some(dir), _) => Some(dir.clone()),
             (None, Some(dir)) => Some(config.resolve(dir)),
-            (None, None) => Some(PathBuf::from("migrations")).filter(|d| d.is_dir()),
+            (None, None) => Some(config.resolve(Path::new("migrations"))).filter(|d| d.is_dir()),
         };
         Ok(Settings {
             state,
+            layout,
             plugin_dir,
             cache_dir,
             actor: flags.actor.clone().unwrap_or_else(identity::actor),
@@ -178,7 +181,7 @@ impl Settings {
         }
         let Some(section) = &self.config.config.database else {
             // Beside the deployment config, as the state store is.
-            let path = self.config.resolve(Path::new(".gantry/auth.db"));
+            let path = self.layout.auth_db();
             return DbTarget::parse(&format!("sqlite://{}", path.display()))
                 .map_err(|e| invalid("the default database".into(), e));
         };

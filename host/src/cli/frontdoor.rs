@@ -87,13 +87,12 @@ async fn status(ctx: &Context) -> CliResult {
 
 /// The front door of service `name` on this host, as commands see it.
 pub fn front(ctx: &Context, name: &str) -> Front {
-    let base = ctx.settings.resolve_path(std::path::Path::new("."));
     Front {
         store: ctx.store.clone(),
         service: name.to_string(),
         host: ctx.settings.host.clone(),
         launcher: Launcher::from_settings(&ctx.settings),
-        log: base.join(".gantry/logs").join(name).join("front-door.log"),
+        log: ctx.settings.layout.logs().join(name).join("front-door.log"),
     }
 }
 

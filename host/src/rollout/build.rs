@@ -51,7 +51,7 @@ pub fn service_spec(settings: &Settings, name: &str) -> Result<ServiceSpec, Roll
         name: name.to_string(),
         config,
         config_dir: std::path::absolute(&config_dir).unwrap_or(config_dir),
-        log_dir: base_dir.join(".gantry/logs"),
+        log_dir: settings.layout.logs(),
         base_dir,
     })
 }
