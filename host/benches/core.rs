@@ -56,10 +56,7 @@ fn main() {
         "{:<44} median {:>10}   {}",
         "state store's share of `gantry status`",
         fmt(share),
-        if share <= Duration::from_millis(5) {
-            "goal ≤ 5.00 ms met"
-        } else {
-            "goal ≤ 5.00 ms MISSED"
-        }
+        common::verdict(share <= Duration::from_millis(5), "≤ 5.00 ms")
     );
+    common::finish();
 }

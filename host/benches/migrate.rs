@@ -195,13 +195,9 @@ fn main() {
         apply_trips as f64 / COUNT as f64
     );
     println!(
-        "postgres  no-op migrate (all applied): median {:>8} wall   (goal ≤ 50 ms {}); {noop_trips} round trips",
+        "postgres  no-op migrate (all applied): median {:>8} wall   ({}); {noop_trips} round trips",
         ms(noop),
-        if noop <= Duration::from_millis(50) {
-            "met"
-        } else {
-            "MISSED"
-        }
+        common::verdict(noop <= Duration::from_millis(50), "≤ 50 ms")
     );
     psql(
         "postgres",
@@ -219,12 +215,9 @@ fn main() {
         apply.as_secs_f64() * 1000.0 / COUNT as f64
     );
     println!(
-        "sqlite    no-op migrate (all applied): median {:>8} wall   (goal ≤ 50 ms {})",
+        "sqlite    no-op migrate (all applied): median {:>8} wall   ({})",
         ms(noop),
-        if noop <= Duration::from_millis(50) {
-            "met"
-        } else {
-            "MISSED"
-        }
+        common::verdict(noop <= Duration::from_millis(50), "≤ 50 ms")
     );
+    common::finish();
 }

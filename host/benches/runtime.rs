@@ -418,4 +418,5 @@ fn main() {
             figure.print();
         }
     }
+    common::finish();
 }

@@ -578,18 +578,23 @@ fn a_mailer_without_a_relay_is_told_so_and_sends_nothing() {
 
 #[test]
 fn concurrent_calls_each_get_their_own_store() {
-    let plugin = Arc::new(load("trivial"));
-    let settings = plugin.settings(Vec::<(String, String)>::new()).unwrap();
+    // The guest keeps a call count and the last target in its memory; a
+    // call that met another call's instance, on this thread or another,
+    // would say so.
+    let plugin = Arc::new(load("hostile"));
+    let settings = plugin.settings([("mode", "remember")]).unwrap();
     let threads: Vec<_> = (0..8)
-        .map(|_| {
+        .map(|thread| {
             let plugin = Arc::clone(&plugin);
             let settings = settings.clone();
             std::thread::spawn(move || {
-                for _ in 0..50 {
-                    runtime()
-                        .check(&plugin, &settings, "")
+                for call in 0..50 {
+                    let target = format!("thread {thread} call {call}");
+                    let result = runtime()
+                        .check(&plugin, &settings, &target)
                         .into_result()
                         .unwrap();
+                    assert_eq!(result.message, "call 1, earlier None", "{target}");
                 }
             })
         })

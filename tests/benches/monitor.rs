@@ -24,6 +24,7 @@ use gantry::runtime::registry::Registry;
 use gantry::runtime::{Runtime, RuntimeSettings};
 use gantry::store::Store;
 use gantry_tests::Sandbox;
+use gantry_tests::goals::verdict;
 use gantry_tests::monitor::{MonitorProcess, Receiver, post_events};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -45,10 +46,7 @@ fn main() {
     ingest();
     breach();
     reload();
-}
-
-fn verdict(met: bool, goal: &str) -> String {
-    format!("goal {goal} {}", if met { "met" } else { "MISSED" })
+    gantry_tests::goals::finish();
 }
 
 fn median(mut v: Vec<f64>) -> f64 {

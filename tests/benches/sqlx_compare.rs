@@ -126,10 +126,10 @@ fn compare(what: &str, dir: &Path, goal: f64) {
     let (g, s) = (gantry_runs[1], sqlx_runs[1]);
     let ratio = s.as_secs_f64() / g.as_secs_f64();
     println!(
-        "{what}: gantry {:.0} ms, sqlx's migrator {:.0} ms (medians of 3): {ratio:.2}× — goal ≥ {goal}× {}",
+        "{what}: gantry {:.0} ms, sqlx's migrator {:.0} ms (medians of 3): {ratio:.2}× — {}",
         g.as_secs_f64() * 1e3,
         s.as_secs_f64() * 1e3,
-        if ratio >= goal { "met" } else { "MISSED" }
+        gantry_tests::goals::verdict(ratio >= goal, &format!("≥ {goal}×"))
     );
 }
 
@@ -155,4 +155,5 @@ fn main() {
         &real_dir,
         1.0,
     );
+    gantry_tests::goals::finish();
 }

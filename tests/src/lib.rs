@@ -5,9 +5,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub mod auth;
+pub mod goals;
 pub mod http;
 pub mod load;
 pub mod monitor;
+pub mod paused;
 pub mod pg;
 pub mod python;
 pub mod tls;

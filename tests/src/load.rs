@@ -1,25 +1,35 @@
 //! Steady HTTP load from the test itself: `workers` clients (keep-alive,
 //! or a new connection per request) sending requests back to back or
-//! paced, each answer checked, every failure (transport error, reset, or a
-//! status other than the expected) counted, and every latency kept for
-//! percentiles.
+//! paced, each answer checked, every failure (transport error, reset, a
+//! closed keep-alive connection, or a status other than 200) counted, and
+//! every request kept with the moment it started, so a report can cover
+//! exactly a window (a roll) rather than the whole run.
+//!
+//! The client is hyper's connection API, one connection per worker: a
+//! request that meets a connection the server closed fails and is counted.
+//! A pooled client (reqwest, hyper-util's legacy client) retries such a
+//! request on a new connection unseen — exactly the race a roll causes.
 
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 pub struct Load {
     stop: Arc<AtomicBool>,
-    handles: Vec<std::thread::JoinHandle<Stats>>,
+    handles: Vec<std::thread::JoinHandle<Vec<Sample>>>,
     started: Instant,
 }
 
-#[derive(Debug, Default, Clone)]
-pub struct Stats {
-    pub ok: u64,
-    pub failed: u64,
-    pub failures: Vec<String>,
-    pub latencies_us: Vec<u64>,
+/// One request: when it started, how long it took, and why it failed.
+#[derive(Debug, Clone)]
+struct Sample {
+    at: Instant,
+    latency_us: u64,
+    failure: Option<String>,
 }
 
 /// What one kind of load sends.
@@ -61,8 +71,122 @@ pub struct Report {
     pub duration: Duration,
 }
 
+/// The parts of a request every worker sends, parsed once.
+struct Target {
+    address: String,
+    host: String,
+    path: String,
+    method: hyper::Method,
+    body: Bytes,
+    bearer: Option<String>,
+}
+
+impl Target {
+    fn new(spec: &Spec) -> Target {
+        let url = reqwest::Url::parse(&spec.url).expect("a load URL");
+        assert_eq!(url.scheme(), "http", "the load client speaks plain HTTP");
+        let host = url.host_str().expect("a host").to_string();
+        let port = url.port_or_known_default().unwrap_or(80);
+        let path = match url.query() {
+            Some(query) => format!("{}?{query}", url.path()),
+            None => url.path().to_string(),
+        };
+        Target {
+            address: format!("{host}:{port}"),
+            host: format!("{host}:{port}"),
+            path,
+            method: spec.method.as_str().parse().unwrap(),
+            body: spec
+                .json
+                .as_ref()
+                .map(|json| Bytes::from(serde_json::to_vec(json).unwrap()))
+                .unwrap_or_default(),
+            bearer: spec.bearer.clone(),
+        }
+    }
+
+    fn request(&self, json: bool) -> hyper::Request<Full<Bytes>> {
+        let mut request = hyper::Request::builder()
+            .method(self.method.clone())
+            .uri(&self.path)
+            .header(hyper::header::HOST, &self.host);
+        if let Some(token) = &self.bearer {
+            request = request.header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        if json {
+            request = request.header(hyper::header::CONTENT_TYPE, "application/json");
+        }
+        request.body(Full::new(self.body.clone())).unwrap()
+    }
+}
+
+async fn connect(address: &str) -> Result<SendRequest<Full<Bytes>>, String> {
+    let stream = tokio::net::TcpStream::connect(address)
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    stream.set_nodelay(true).ok();
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| format!("handshake: {e}"))?;
+    tokio::spawn(connection);
+    Ok(sender)
+}
+
+/// Sends one request on `connection` (making one first if there is none)
+/// and says whether the connection may carry another.
+async fn exchange(
+    target: &Target,
+    json: bool,
+    connection: &mut Option<SendRequest<Full<Bytes>>>,
+) -> Result<(), String> {
+    let sender = match connection {
+        Some(sender) => sender,
+        None => connection.insert(connect(&target.address).await?),
+    };
+    let outcome = async {
+        sender
+            .ready()
+            .await
+            .map_err(|e| format!("connection: {e}"))?;
+        let response = sender
+            .send_request(target.request(json))
+            .await
+            .map_err(|e| format!("request: {e}"))?;
+        let status = response.status();
+        let closing = response
+            .headers()
+            .get(hyper::header::CONNECTION)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
+        response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| format!("body: {e}"))?;
+        if status != 200 {
+            return Err(format!("status {status}"));
+        }
+        Ok(closing)
+    };
+    match tokio::time::timeout(Duration::from_secs(10), outcome).await {
+        Ok(Ok(closing)) => {
+            if closing {
+                *connection = None;
+            }
+            Ok(())
+        }
+        Ok(Err(e)) => {
+            *connection = None;
+            Err(e)
+        }
+        Err(_) => {
+            *connection = None;
+            Err("timed out after 10 s".to_string())
+        }
+    }
+}
+
 impl Load {
-    /// Starts `workers` threads, each with its own keep-alive client,
+    /// Starts `workers` threads, each with its own keep-alive connection,
     /// sending GET `url` with `bearer` (if any) and expecting 200.
     pub fn start(url: &str, bearer: Option<String>, workers: usize) -> Load {
         Load::start_spec(Spec {
@@ -83,51 +207,26 @@ impl Load {
                         .build()
                         .unwrap();
                     rt.block_on(async move {
-                        // A new connection per request when asked: no
-                        // pooled connection, so no retry on one either.
-                        let idle = if spec.new_connections { 0 } else { 4 };
-                        let client = reqwest::Client::builder()
-                            .timeout(Duration::from_secs(10))
-                            .pool_max_idle_per_host(idle)
-                            .build()
-                            .unwrap();
-                        let mut stats = Stats::default();
+                        let target = Target::new(&spec);
+                        let json = spec.json.is_some();
+                        let mut connection = None;
+                        let mut samples = Vec::new();
                         while !stop.load(Ordering::Relaxed) {
-                            let started = Instant::now();
-                            let mut request = client.request(spec.method.clone(), &spec.url);
-                            if let Some(token) = &spec.bearer {
-                                request = request.bearer_auth(token);
+                            let at = Instant::now();
+                            let failure = exchange(&target, json, &mut connection).await.err();
+                            if spec.new_connections {
+                                connection = None;
                             }
-                            if let Some(body) = &spec.json {
-                                request = request.json(body);
-                            }
-                            match request.send().await {
-                                Ok(r) if r.status() == 200 => match r.bytes().await {
-                                    Ok(_) => {
-                                        stats.ok += 1;
-                                        stats
-                                            .latencies_us
-                                            .push(started.elapsed().as_micros() as u64);
-                                    }
-                                    Err(e) => {
-                                        stats.failed += 1;
-                                        stats.failures.push(format!("body: {e}"));
-                                    }
-                                },
-                                Ok(r) => {
-                                    stats.failed += 1;
-                                    stats.failures.push(format!("status {}", r.status()));
-                                }
-                                Err(e) => {
-                                    stats.failed += 1;
-                                    stats.failures.push(format!("{e:?}"));
-                                }
-                            }
+                            samples.push(Sample {
+                                at,
+                                latency_us: at.elapsed().as_micros() as u64,
+                                failure,
+                            });
                             if let Some(pace) = spec.pace {
                                 tokio::time::sleep(pace).await;
                             }
                         }
-                        stats
+                        samples
                     })
                 })
             })
@@ -139,33 +238,45 @@ impl Load {
         }
     }
 
-    /// Takes a snapshot-free pause: stops every worker and sums up.
+    /// Stops every worker and reports on every request sent.
     pub fn stop(self) -> Report {
+        let from = self.started;
+        self.stop_within(from, None)
+    }
+
+    /// Stops every worker and reports on the requests that started in
+    /// `from..to` (`to` = now when `None`): the window of a roll, not the
+    /// load around it.
+    pub fn stop_within(self, from: Instant, to: Option<Instant>) -> Report {
         self.stop.store(true, Ordering::Relaxed);
-        let duration = self.started.elapsed();
-        let mut all = Stats::default();
+        let to = to.unwrap_or_else(Instant::now);
+        let mut samples: Vec<Sample> = Vec::new();
         for handle in self.handles {
-            let s = handle.join().unwrap();
-            all.ok += s.ok;
-            all.failed += s.failed;
-            all.failures.extend(s.failures);
-            all.latencies_us.extend(s.latencies_us);
+            samples.extend(handle.join().unwrap());
         }
-        all.latencies_us.sort_unstable();
+        samples.retain(|s| s.at >= from && s.at < to);
+        let mut latencies: Vec<u64> = samples
+            .iter()
+            .filter(|s| s.failure.is_none())
+            .map(|s| s.latency_us)
+            .collect();
+        latencies.sort_unstable();
         let pct = |p: f64| {
-            if all.latencies_us.is_empty() {
+            if latencies.is_empty() {
                 return 0.0;
             }
-            let i = ((all.latencies_us.len() - 1) as f64 * p).round() as usize;
-            all.latencies_us[i] as f64 / 1000.0
+            let i = ((latencies.len() - 1) as f64 * p).round() as usize;
+            latencies[i] as f64 / 1000.0
         };
+        let failures: Vec<String> = samples.iter().filter_map(|s| s.failure.clone()).collect();
+        let duration = to.saturating_duration_since(from);
         Report {
-            ok: all.ok,
-            failed: all.failed,
-            failures: all.failures.into_iter().take(10).collect(),
-            per_second: (all.ok + all.failed) as f64 / duration.as_secs_f64(),
+            ok: latencies.len() as u64,
+            failed: failures.len() as u64,
+            per_second: samples.len() as f64 / duration.as_secs_f64().max(1e-9),
             p50_ms: pct(0.5),
             p99_ms: pct(0.99),
+            failures: failures.into_iter().take(10).collect(),
             duration,
         }
     }

@@ -621,8 +621,7 @@ fn kill_9_during_a_three_file_deploy_leaves_whole_files_and_says_which() {
             }
             std::thread::sleep(Duration::from_micros(rng.next(800)));
         }
-        // SAFETY: kill(2) on our own child.
-        unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+        gantry_tests::paused::signal(&child, libc::SIGKILL);
         child.wait().unwrap();
 
         let now = read_all();

@@ -4,6 +4,7 @@
 
 use gantry_tests::auth::Fixture;
 use gantry_tests::monitor::Receiver;
+use gantry_tests::paused;
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -377,6 +378,16 @@ impl Prober {
     }
 }
 
+/// A deploy's steps, in order.
+const STEPS: [&str; 6] = [
+    "migrate",
+    "config",
+    "rollout:auth",
+    "verify",
+    "canary",
+    "monitoring",
+];
+
 #[test]
 fn a_deploy_killed_at_random_moments_is_explained_and_finished_or_undone() {
     let rounds: u64 = std::env::var("GANTRY_KILL_ROUNDS")
@@ -398,6 +409,7 @@ fn a_deploy_killed_at_random_moments_is_explained_and_finished_or_undone() {
     let prober = Prober::start(f.url("/healthz"));
     let mut current = ("v1".to_string(), 60);
     let mut outcomes = std::collections::BTreeMap::<&str, u32>::new();
+    let mut landed = std::collections::BTreeMap::<String, u32>::new();
     for round in 0..rounds {
         let target = if current.0 == "v1" {
             (format!("v2-{round}"), 45)
@@ -408,19 +420,31 @@ fn a_deploy_killed_at_random_moments_is_explained_and_finished_or_undone() {
         f.service()["version"] = json!(target.0);
         f.save();
         let before = last_deployment(&f)["id"].clone();
+        // Each round aims at one step: the process stops itself as that
+        // step begins (its `running` is recorded), then runs on for a
+        // moment — none in the first pass over the steps, so every step
+        // is hit; a random one after — and is killed.
+        let aim = STEPS[round as usize % STEPS.len()];
         let mut child = f
             .sandbox
             .gantry()
             .args(["deploy", "-e", "production"])
+            .env("GANTRY_PAUSE_AT", format!("deploy:step:{aim}"))
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        let delay = rng.next(2500);
+        paused::wait_paused(&mut child, &format!("round {round}: deploy:step:{aim}"));
+        let delay = if round < STEPS.len() as u64 {
+            0
+        } else {
+            rng.next(1500)
+        };
+        paused::signal(&child, libc::SIGCONT);
         std::thread::sleep(Duration::from_millis(delay));
         let _ = child.kill();
         let exited = child.wait().unwrap();
-        let what = format!("round {round}, killed after {delay} ms (seed {seed})");
+        let what = format!("round {round}, killed {delay} ms into or after `{aim}` (seed {seed})");
 
         // No torn file, whatever the moment.
         let text = std::fs::read_to_string(f.sandbox.path().join("config/auth.json")).unwrap();
@@ -445,6 +469,17 @@ fn a_deploy_killed_at_random_moments_is_explained_and_finished_or_undone() {
             target.clone()
         } else {
             assert_eq!(d["interrupted"], true, "{what}: {d:#}");
+            let running: Vec<&str> = d["steps"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|s| s["state"] == "running")
+                .map(|s| s["name"].as_str().unwrap())
+                .collect();
+            assert!(running.len() <= 1, "{what}: {d:#}");
+            if let Some(step) = running.first() {
+                *landed.entry(step.to_string()).or_default() += 1;
+            }
             assert_eq!(
                 st.code, 1,
                 "{what}: status exits 1 for an interrupted deployment"
@@ -479,9 +514,17 @@ fn a_deploy_killed_at_random_moments_is_explained_and_finished_or_undone() {
     }
     let (answered, failed) = prober.finish();
     eprintln!(
-        "kill moments: {outcomes:?}; requests answered {answered}, failed {}",
+        "kill moments: {outcomes:?}; kills inside each step: {landed:?}; requests answered {answered}, failed {}",
         failed.len()
     );
+    if rounds >= STEPS.len() as u64 {
+        for step in STEPS {
+            assert!(
+                landed.contains_key(step),
+                "no kill landed inside `{step}`: {landed:?} (seed {seed})"
+            );
+        }
+    }
     assert!(answered > 0);
     assert!(
         failed.is_empty(),

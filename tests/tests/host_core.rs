@@ -2,11 +2,12 @@
 //! config deploy race, kills during rollbacks, closed pipes, JSON lines,
 //! the exit-code table, and a state store newer than the binary.
 
+use gantry_tests::paused;
 use gantry_tests::pg::TestDb;
 use gantry_tests::{Run, Sandbox};
 use serde_json::{Value, json};
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 fn write_config(sandbox: &Sandbox, config: &Value) {
@@ -25,25 +26,6 @@ fn run(sandbox: &Sandbox, host: &str, args: &[&str]) -> Run {
             .output()
             .unwrap(),
     )
-}
-
-/// Waits until `child` has stopped itself (state `T` in /proc).
-fn wait_stopped(child: &Child) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", child.id())).unwrap();
-        let state = stat[stat.rfind(')').unwrap() + 2..].chars().next().unwrap();
-        if state == 'T' {
-            return;
-        }
-        assert!(Instant::now() < deadline, "the child never paused");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn signal(child: &Child, sig: i32) {
-    // SAFETY: kill(2) on our own child.
-    unsafe { libc::kill(child.id() as i32, sig) };
 }
 
 #[test]
@@ -76,7 +58,7 @@ fn leases_tell_a_running_change_from_an_interrupted_one_across_hosts() {
     };
 
     // Host A records its change, then stops itself before writing.
-    let a = sandbox
+    let mut a = sandbox
         .gantry()
         .env("GANTRY_HOST", "host-a")
         .env("GANTRY_PAUSE_AT", "config:recorded")
@@ -85,7 +67,7 @@ fn leases_tell_a_running_change_from_an_interrupted_one_across_hosts() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_stopped(&a);
+    paused::wait_paused(&mut a, "config:recorded");
 
     // Within its lease, host B sees A's change running, not interrupted.
     let status = run(&sandbox, "host-b", &["status", "--json"]).expect(0);
@@ -118,7 +100,7 @@ fn leases_tell_a_running_change_from_an_interrupted_one_across_hosts() {
     assert_eq!(st["interrupted"][0]["host"], "host-a", "{st:#}");
 
     // A resumes: nobody took its lease over, so it renews and finishes.
-    signal(&a, libc::SIGCONT);
+    paused::signal(&a, libc::SIGCONT);
     let out = a.wait_with_output().unwrap();
     assert!(
         out.status.success(),
@@ -288,7 +270,7 @@ fn a_rollback_killed_at_any_moment_leaves_whole_files_and_temp_files_go() {
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
         std::thread::sleep(Duration::from_micros((seed >> 33) % 120_000));
-        signal(&child, libc::SIGKILL);
+        paused::signal(&child, libc::SIGKILL);
         child.wait().unwrap();
         // Each file wholly before or after the rollback, or absent exactly
         // where the rollback removes it.
@@ -660,11 +642,6 @@ fn two_deploys_at_once_on_postgres_one_refuses_naming_the_holder_every_round() {
         }),
     );
     sandbox.run(&["deploy", "-e", "production"]).expect(0);
-    let stopped = |child: &Child| {
-        std::fs::read_to_string(format!("/proc/{}/stat", child.id()))
-            .map(|stat| stat[stat.rfind(')').unwrap() + 2..].starts_with('T'))
-            .unwrap_or(false)
-    };
     for round in 0..100 {
         let start = || {
             sandbox
@@ -679,20 +656,22 @@ fn two_deploys_at_once_on_postgres_one_refuses_naming_the_holder_every_round() {
         let mut children = [start(), start()];
         let deadline = Instant::now() + Duration::from_secs(30);
         let (held, refused) = loop {
-            let paused: Vec<usize> = (0..2).filter(|&i| stopped(&children[i])).collect();
+            let holding: Vec<usize> = (0..2)
+                .filter(|&i| paused::is_paused(&children[i]))
+                .collect();
             assert!(
-                paused.len() < 2,
+                holding.len() < 2,
                 "round {round}: both deploys hold the lease"
             );
             let exited: Vec<usize> = (0..2)
                 .filter(|&i| children[i].try_wait().unwrap().is_some())
                 .collect();
-            if paused.len() == 1 && exited.len() == 1 {
-                break (paused[0], exited[0]);
+            if holding.len() == 1 && exited.len() == 1 {
+                break (holding[0], exited[0]);
             }
             assert!(
                 Instant::now() < deadline,
-                "round {round}: paused {paused:?}, exited {exited:?}"
+                "round {round}: paused {holding:?}, exited {exited:?}"
             );
             std::thread::sleep(Duration::from_millis(5));
         };
@@ -714,7 +693,7 @@ fn two_deploys_at_once_on_postgres_one_refuses_naming_the_holder_every_round() {
             Some(2),
             "round {round}: a third taker got in"
         );
-        signal(&children[held], libc::SIGCONT);
+        paused::signal(&children[held], libc::SIGCONT);
         let status = children[held].wait().unwrap();
         assert!(status.success(), "round {round}: the holder did not finish");
     }

@@ -333,10 +333,23 @@ fn a_new_notifier_version_serves_without_a_restart_and_a_broken_one_is_refused()
             && (list.stdout.contains("fail") || list.stdout.contains("error")),
         "{list:?}"
     );
-    // The metrics count the swap and the refusal.
+    // The metrics count the swap and the refusal, and the whole page —
+    // a firing alert, deliveries, reloads both ways, plugin calls — is
+    // what Prometheus reads.
     let (_, metrics) = get(&format!("{}/metrics", monitor.api));
     assert!(sample(&metrics, "gantry_plugin_reloads_total{result=\"swapped\"}") >= 1.0);
     assert!(sample(&metrics, "gantry_plugin_reloads_total{result=\"refused\"}") >= 1.0);
+    for family in [
+        "gantry_alerts{",
+        "gantry_deliveries_total{",
+        "gantry_outbox_depth",
+        "gantry_plugin_calls_total{",
+        "gantry_rule_value{",
+        "gantry_auth_events{",
+    ] {
+        assert!(metrics.contains(family), "{family} is missing:\n{metrics}");
+    }
+    promtool_passes(&metrics);
 }
 
 #[test]
@@ -461,35 +474,32 @@ fn the_api_checks_its_input_and_its_metrics_pass_promtool() {
             && metrics.contains("gantry_events_ingested_total 2"),
         "{metrics}"
     );
-    let mut promtool = std::process::Command::new("promtool")
+    promtool_passes(&metrics);
+}
+
+/// `promtool check metrics` passes on `metrics`.
+fn promtool_passes(metrics: &str) {
+    use std::io::Write;
+    let mut child = std::process::Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(std::process::Stdio::piped())
-        .output_with_stdin(metrics.as_bytes());
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian's `prometheus` package; scripts/test installs it)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(metrics.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
     assert!(
-        promtool.status.success(),
-        "promtool check metrics:\n{}{}",
-        String::from_utf8_lossy(&promtool.stdout),
-        String::from_utf8_lossy(&promtool.stderr)
+        out.status.success(),
+        "promtool check metrics:\n{}{}\n{metrics}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
     );
-    promtool.stdout.clear();
-}
-
-/// `Command::output` with bytes on stdin.
-trait OutputWithStdin {
-    fn output_with_stdin(&mut self, input: &[u8]) -> std::process::Output;
-}
-
-impl OutputWithStdin for std::process::Command {
-    fn output_with_stdin(&mut self, input: &[u8]) -> std::process::Output {
-        use std::io::Write;
-        let mut child = self
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("promtool (Debian's `prometheus` package)");
-        child.stdin.take().unwrap().write_all(input).unwrap();
-        child.wait_with_output().unwrap()
-    }
 }
 
 #[test]

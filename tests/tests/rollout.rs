@@ -6,6 +6,7 @@
 use gantry_tests::auth::Fixture;
 use gantry_tests::auth_service_bin;
 use gantry_tests::load::Load;
+use gantry_tests::paused;
 use serde_json::{Value, json};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -182,7 +183,7 @@ fn a_killed_gantry_leaves_serving_instances_and_the_next_rollout_finishes() {
     f.save();
     let token = f.token();
     let load = Load::start(&f.url("/verify"), Some(token), 4);
-    let child = f
+    let mut child = f
         .sandbox
         .gantry()
         .env("GANTRY_PAUSE_AT", "rollout:replaced-one")
@@ -191,21 +192,8 @@ fn a_killed_gantry_leaves_serving_instances_and_the_next_rollout_finishes() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", child.id())).unwrap();
-        if stat[stat.rfind(')').unwrap() + 2..].starts_with('T') {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "gantry never reached the pause point"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    // SAFETY: kill(2) on our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
-    let mut child = child;
+    paused::wait_paused(&mut child, "rollout:replaced-one");
+    paused::signal(&child, libc::SIGKILL);
     child.wait().unwrap();
 
     // The instances keep serving; status explains what is half-done.
@@ -537,23 +525,14 @@ fn gantry_killed_anywhere_in_a_rollout_leaves_no_unrecorded_process() {
         }
         let mut child = command.spawn().unwrap();
         if round < points.len() {
-            let deadline = Instant::now() + Duration::from_secs(30);
-            loop {
-                let stat = std::fs::read_to_string(format!("/proc/{}/stat", child.id())).unwrap();
-                if stat[stat.rfind(')').unwrap() + 2..].starts_with('T') {
-                    break;
-                }
-                assert!(Instant::now() < deadline, "round {round}: never paused");
-                std::thread::sleep(Duration::from_millis(5));
-            }
+            paused::wait_paused(&mut child, &format!("round {round}: {}", points[round]));
         } else {
             seed ^= seed << 13;
             seed ^= seed >> 7;
             seed ^= seed << 17;
             std::thread::sleep(Duration::from_millis(seed % 1500));
         }
-        // SAFETY: kill(2) on the child this test started.
-        unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+        paused::signal(&child, libc::SIGKILL);
         let _ = child.wait();
         // Every process of the service is known to the store.
         let recorded = recorded_ids(&f);

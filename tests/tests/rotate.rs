@@ -6,6 +6,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use gantry_tests::auth::{CANARY_PASSWORD, Fixture};
+use gantry_tests::paused;
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -58,11 +59,15 @@ fn chrono_now() -> i64 {
 }
 
 /// Logs in and verifies, and re-verifies every earlier token until a
-/// second before it expires, from a thread, until stopped.
+/// second before it expires, from a thread, until stopped. It reports the
+/// requests answered, the failures, and for each key id the latest expiry
+/// (seconds) of a token it was given signed by that key.
 struct Traffic {
     stop: Arc<AtomicBool>,
-    thread: std::thread::JoinHandle<(u64, Vec<String>, std::collections::BTreeSet<String>)>,
+    thread: std::thread::JoinHandle<(u64, Vec<String>, Kids)>,
 }
+
+type Kids = std::collections::BTreeMap<String, i64>;
 
 impl Traffic {
     fn start(base: String) -> Traffic {
@@ -76,8 +81,7 @@ impl Traffic {
             rt.block_on(async move {
                 let client = reqwest::Client::new();
                 let mut tokens: Vec<(String, i64)> = Vec::new();
-                let (mut ok, mut failed, mut kids) =
-                    (0u64, Vec::new(), std::collections::BTreeSet::new());
+                let (mut ok, mut failed, mut kids) = (0u64, Vec::new(), Kids::new());
                 while !flag.load(Ordering::Relaxed) {
                     let login = client
                         .post(format!("{base}/login"))
@@ -94,8 +98,11 @@ impl Traffic {
                                     .unwrap(),
                             )
                             .unwrap();
-                            kids.insert(header["kid"].as_str().unwrap_or_default().to_string());
-                            tokens.push((token, body["expires_at"].as_i64().unwrap()));
+                            let exp = body["expires_at"].as_i64().unwrap();
+                            let kid = header["kid"].as_str().unwrap_or_default().to_string();
+                            let latest = kids.entry(kid).or_insert(exp);
+                            *latest = (*latest).max(exp);
+                            tokens.push((token, exp));
                             ok += 1;
                         }
                         Ok(r) => failed.push(format!("login: {}", r.status())),
@@ -127,7 +134,7 @@ impl Traffic {
         Traffic { stop, thread }
     }
 
-    fn finish(self) -> (u64, Vec<String>, std::collections::BTreeSet<String>) {
+    fn finish(self) -> (u64, Vec<String>, Kids) {
         self.stop.store(true, Ordering::Relaxed);
         self.thread.join().unwrap()
     }
@@ -214,10 +221,18 @@ fn a_full_rotation_under_traffic_logs_nobody_out_and_leaves_only_the_new_key() {
     assert!(early.stderr.contains("may run after"), "{}", early.stderr);
 
     wait_due(&f);
+    let finished_at = chrono_now();
     f.gantry(&["rotate", "jwt-key", "-e", "production", "--finish"])
         .expect(0);
     std::thread::sleep(Duration::from_secs(1));
     let (ok, failed, kids) = traffic.finish();
+    // Phase 3 waited out the old key's longest-lived token: the last token
+    // the old key signed had expired when gantry let the old key go.
+    let last_old = kids["prod-1"];
+    assert!(
+        finished_at >= last_old,
+        "phase 3 ran at {finished_at}, before the last `prod-1` token expired ({last_old})"
+    );
     assert!(
         failed.is_empty(),
         "{} of {} requests failed: {failed:?}",
@@ -225,7 +240,7 @@ fn a_full_rotation_under_traffic_logs_nobody_out_and_leaves_only_the_new_key() {
         ok + failed.len() as u64
     );
     assert!(
-        kids.contains("prod-1") && kids.contains("prod-2"),
+        kids.contains_key("prod-1") && kids.contains_key("prod-2"),
         "tokens from both keys: {kids:?}"
     );
     assert_eq!(rotation(&f)["state"], "done");
@@ -256,61 +271,41 @@ fn a_full_rotation_under_traffic_logs_nobody_out_and_leaves_only_the_new_key() {
 fn a_rotation_killed_in_each_phase_resumes_and_traffic_never_fails() {
     let f = rotating();
     let traffic = Traffic::start(f.url(""));
-    // Phases 1 and 2: killed at moments spread over them; each run
-    // resumes what the one before left.
-    let mut seen = Vec::new();
-    for delay in [400u64, 1500, 1500] {
+    // Each phase: the process stops itself as the phase is recorded, runs
+    // on into the phase's deployment for a moment, and is killed there;
+    // status explains it, and the next run resumes it (the run resuming
+    // phase 1 goes on into phase 2 and is killed there in turn).
+    let started = Instant::now();
+    let rotate = ["rotate", "jwt-key", "-e", "production"];
+    let finish = ["rotate", "jwt-key", "-e", "production", "--finish"];
+    for phase in 1..=3 {
+        if phase == 3 {
+            f.gantry(&rotate).expect(0);
+            assert_eq!(rotation(&f)["state"], "waiting", "{:#}", rotation(&f));
+            wait_due(&f);
+        }
+        let args: &[&str] = if phase == 3 { &finish } else { &rotate };
         let mut child = f
             .sandbox
             .gantry()
-            .args(["rotate", "jwt-key", "-e", "production"])
+            .args(args)
+            .env("GANTRY_PAUSE_AT", format!("rotate:phase-{phase}"))
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(delay));
-        let _ = child.kill();
+        paused::wait_paused(&mut child, &format!("rotate:phase-{phase}"));
+        paused::signal(&child, libc::SIGCONT);
+        std::thread::sleep(Duration::from_millis(300));
+        paused::signal(&child, libc::SIGKILL);
         child.wait().unwrap();
         let rot = rotation(&f);
-        seen.push(format!("{}:{}", rot["state"], rot["phase"]));
-        if rot["state"] == "running" {
-            let st = f.gantry(&["status"]).expect(1);
-            assert!(st.stdout.contains("resumes it"), "{}", st.stdout);
-        }
-        if rot["state"] == "waiting" {
-            break;
-        }
+        assert_eq!(rot["state"], "running", "phase {phase}: {rot:#}");
+        assert_eq!(rot["phase"], phase, "{rot:#}");
+        let st = f.gantry(&["status"]).expect(1);
+        assert!(st.stdout.contains("resumes it"), "{}", st.stdout);
     }
-    eprintln!("killed at: {seen:?}");
-    assert!(
-        seen.iter().any(|s| s.starts_with("\"running\"")),
-        "{seen:?}"
-    );
-    if rotation(&f)["state"] != "waiting" {
-        f.gantry(&["rotate", "jwt-key", "-e", "production"])
-            .expect(0);
-    }
-    assert_eq!(rotation(&f)["state"], "waiting", "{:#}", rotation(&f));
-    // Phase 3, killed part-way, then finished.
-    wait_due(&f);
-    let started = Instant::now();
-    let mut child = f
-        .sandbox
-        .gantry()
-        .args(["rotate", "jwt-key", "-e", "production", "--finish"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(900));
-    let _ = child.kill();
-    child.wait().unwrap();
-    let rot = rotation(&f);
-    if rot["state"] != "done" {
-        assert_eq!(rot["phase"], 3, "{rot:#}");
-        f.gantry(&["rotate", "jwt-key", "-e", "production", "--finish"])
-            .expect(0);
-    }
+    f.gantry(&finish).expect(0);
     assert_eq!(rotation(&f)["state"], "done");
     assert!(started.elapsed() < Duration::from_secs(60));
     std::thread::sleep(Duration::from_millis(500));

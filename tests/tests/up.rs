@@ -17,8 +17,7 @@ fn wait_until(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
 }
 
 fn terminate(child: &mut Child, within: Duration) -> Option<i32> {
-    // SAFETY: kill(2) on the child this test started.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    gantry_tests::paused::signal(child, libc::SIGTERM);
     let deadline = Instant::now() + within;
     loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -203,8 +202,7 @@ fn scopeguard(child: &mut Child) -> Guard<'_> {
 impl Drop for Guard<'_> {
     fn drop(&mut self) {
         if self.0.try_wait().ok().flatten().is_none() {
-            // SAFETY: kill(2) on the child this test started.
-            unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+            gantry_tests::paused::signal(self.0, libc::SIGTERM);
             let _ = self.0.wait();
         }
     }

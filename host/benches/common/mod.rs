@@ -1,5 +1,6 @@
 //! What every benchmark binary shares: figures (median, p90, p99 against a
-//! goal), timing, and the path of the built `gantry` binary.
+//! goal), verdicts that remember a missed goal so the binary exits 1 after
+//! printing every figure, timing, and the path of the built `gantry` binary.
 
 #![allow(
     dead_code,
@@ -7,6 +8,7 @@
 )]
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 pub struct Figure {
@@ -26,8 +28,7 @@ impl Figure {
     pub fn print(&self) {
         let median = self.percentile(0.5);
         let verdict = match self.goal {
-            Some(goal) if median <= goal => format!("goal ≤ {} met", fmt(goal)),
-            Some(goal) => format!("goal ≤ {} MISSED", fmt(goal)),
+            Some(goal) => verdict(median <= goal, &format!("≤ {}", fmt(goal))),
             None => String::new(),
         };
         println!(
@@ -38,6 +39,24 @@ impl Figure {
             fmt(self.percentile(0.99)),
             self.samples.len(),
         );
+    }
+}
+
+static MISSED: AtomicBool = AtomicBool::new(false);
+
+/// "goal … met" or "goal … MISSED", remembering a miss for [`finish`].
+pub fn verdict(met: bool, goal: &str) -> String {
+    if !met {
+        MISSED.store(true, Ordering::Relaxed);
+    }
+    format!("goal {goal} {}", if met { "met" } else { "MISSED" })
+}
+
+/// Ends the benchmark: exit 1 when any goal was missed.
+pub fn finish() {
+    if MISSED.load(Ordering::Relaxed) {
+        eprintln!("a goal was MISSED");
+        std::process::exit(1);
     }
 }
 

@@ -381,6 +381,7 @@ impl Run<'_> {
             record.finished_ms = None;
         }
         self.save_step(idx).await.map_err(|e| e.to_string())?;
+        crate::pause::point(&format!("deploy:step:{name}"));
         self.emit(Event::StepStarted {
             id: self.record.id.clone(),
             step: name.clone(),

@@ -311,6 +311,11 @@ impl Plan {
             if record.state != "running" {
                 break;
             }
+            crate::pause::point(match record.phase {
+                1 => "rotate:phase-1",
+                2 => "rotate:phase-2",
+                _ => "rotate:phase-3",
+            });
             let report = self.run_phase(&record).await?;
             let succeeded = report.state == "succeeded";
             let reason = report.reason.clone();

@@ -7,8 +7,9 @@ use std::hint::black_box;
 struct Hostile;
 
 impl HealthCheck for Hostile {
-    fn check(_target: String) -> CheckResult {
+    fn check(target: String) -> CheckResult {
         match config::get("mode").as_deref() {
+            Some("remember") => remember(target),
             Some("loop") => spin(),
             Some("hog") => hog(),
             Some("panic") => panic!("hostile plugin panicked on purpose"),
@@ -37,6 +38,16 @@ impl HealthCheck for Hostile {
 }
 
 gantry_plugin::health_check!(Hostile);
+
+/// Keeps what each call saw in the guest's memory and reports what an
+/// earlier call left: with a fresh instance per call, always nothing.
+fn remember(target: String) -> CheckResult {
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    static LAST: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+    let earlier = LAST.lock().unwrap().replace(target);
+    CheckResult::ok(format!("call {call}, earlier {earlier:?}"))
+}
 
 /// Text meant to repaint the operator's terminal and forge gantry's lines:
 /// ANSI escapes, carriage returns, a bidi override and embedded newlines.
