@@ -136,7 +136,7 @@ fn status_with_history() {
                     let record = DeploymentRecord {
                         id: id.clone(),
                         environment: if n % 2 == 0 { "staging" } else { "qa" }.into(),
-                        state: "succeeded".into(),
+                        state: gantry::store::DeploymentState::Succeeded,
                         reason: None,
                         actor: "bench".into(),
                         host: "bench".into(),
@@ -151,7 +151,7 @@ fn status_with_history() {
                             deployment: id.clone(),
                             idx: idx as i32,
                             name: name.clone(),
-                            state: "done".into(),
+                            state: gantry::store::StepState::Done,
                             detail: r#"{"summary": "done"}"#.into(),
                             error: None,
                             started_ms: Some(1_700_000_000_000),

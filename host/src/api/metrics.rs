@@ -5,6 +5,7 @@
 use super::Api;
 use crate::monitor::Kind;
 use crate::monitor::rules::{Metric, WINDOWS};
+use crate::store::AlertState;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -125,13 +126,13 @@ pub async fn metrics(State(api): State<Api>) -> Response {
     let (alerts, depth) = monitor
         .store()
         .read(async |tx| {
-            let open = tx.alerts(&["pending", "firing"], 10_000).await?;
+            let open = tx.alerts(AlertState::OPEN, 10_000).await?;
             Ok::<_, crate::store::StoreError>((open, tx.outbox_depth().await?))
         })
         .await
         .unwrap_or_default();
     family(&mut out, "gantry_alerts", "gauge", "Open alerts by state.");
-    for state in ["pending", "firing"] {
+    for &state in AlertState::OPEN {
         let n = alerts.iter().filter(|a| a.state == state).count();
         let _ = writeln!(out, "gantry_alerts{{state=\"{state}\"}} {n}");
     }

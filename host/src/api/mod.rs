@@ -9,6 +9,7 @@ mod metrics;
 pub mod page;
 
 use crate::monitor::AuthMonitor;
+use crate::store::AlertState;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::response::{IntoResponse, Json, Response};
@@ -32,7 +33,7 @@ pub fn router(api: Api, max_body_bytes: usize) -> Router {
 }
 
 async fn alerts(State(api): State<Api>) -> Response {
-    match api.monitor.alerts(&["pending", "firing"]).await {
+    match api.monitor.alerts(AlertState::OPEN).await {
         Ok(alerts) => Json(alerts).into_response(),
         Err(e) => (
             axum::http::StatusCode::SERVICE_UNAVAILABLE,

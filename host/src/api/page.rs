@@ -11,6 +11,7 @@ use crate::rollout::ServiceStatus;
 use crate::runtime::Registry;
 use crate::settings::Settings;
 use crate::store::{AlertRecord, Store};
+use crate::store::{AlertState, DeploymentState};
 use axum::Router;
 use axum::extract::State;
 use axum::response::{Html, IntoResponse, Json, Response};
@@ -64,7 +65,7 @@ async fn snapshot(page: &Page) -> Result<Snapshot, String> {
     }
     let alerts = page
         .store
-        .read(async |tx| tx.alerts(&["pending", "firing"], 200).await)
+        .read(async |tx| tx.alerts(AlertState::OPEN, 200).await)
         .await
         .map_err(|e| e.to_string())?;
     Ok(Snapshot {
@@ -132,12 +133,16 @@ async fn html(State(page): State<Page>) -> Response {
     }
     for d in &s.deployments {
         let r = &d.record;
-        let class = if r.state == "succeeded" { "ok" } else { "bad" };
+        let class = if r.state == DeploymentState::Succeeded {
+            "ok"
+        } else {
+            "bad"
+        };
         out.push_str(&format!(
             "<p><b>{}</b> — {}: <span class=\"{class}\">{}</span>{} (by {} on {}, {})</p>",
             esc(&r.environment),
             esc(&r.id),
-            esc(&r.state),
+            esc(r.state.as_str()),
             if d.interrupted { " (interrupted)" } else { "" },
             esc(&r.actor),
             esc(&r.host),
@@ -155,7 +160,7 @@ async fn html(State(page): State<Page>) -> Response {
             out.push_str(&format!(
                 "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
                 esc(&step.name),
-                esc(&step.state),
+                esc(step.state.as_str()),
                 esc(&what)
             ));
         }
@@ -178,7 +183,7 @@ async fn html(State(page): State<Page>) -> Response {
                 esc(&i.record.address),
                 if i.alive { "ok" } else { "bad" },
                 if i.alive {
-                    esc(&i.record.state)
+                    esc(i.record.state.as_str())
                 } else {
                     "gone".into()
                 },
@@ -195,7 +200,7 @@ async fn html(State(page): State<Page>) -> Response {
             out.push_str(&format!(
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 esc(&a.rule),
-                esc(&a.state),
+                esc(a.state.as_str()),
                 esc(&a.severity),
                 when(Some(a.started_ms)),
                 esc(a.acked_by.as_deref().unwrap_or("-"))

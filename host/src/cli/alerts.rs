@@ -8,6 +8,7 @@ use crate::monitor::{acknowledge, silence, unacknowledge, unsilence};
 use crate::report::table;
 use crate::report::when;
 use crate::store::AlertRecord;
+use crate::store::AlertState;
 use anyhow::anyhow;
 use clap::Subcommand;
 use std::collections::BTreeMap;
@@ -80,7 +81,7 @@ pub async fn run(ctx: &Context, cmd: AlertsCommand) -> CliResult {
     let who = ctx.settings.actor.clone();
     match cmd {
         AlertsCommand::List { all } => {
-            let states: &[&str] = if all { &[] } else { &["pending", "firing"] };
+            let states: &[AlertState] = if all { &[] } else { AlertState::OPEN };
             let alerts = store.read(async |tx| tx.alerts(states, 1000).await).await?;
             if ctx.out.is_json() {
                 ctx.out.json(&alerts)?;
@@ -201,7 +202,7 @@ fn print_alerts(ctx: &Context, alerts: &[AlertRecord]) -> CliResult<()> {
             vec![
                 a.id.clone(),
                 a.rule.clone(),
-                a.state.clone(),
+                a.state.to_string(),
                 a.severity.clone(),
                 a.value
                     .map(|v| format!("{v:.4}"))

@@ -6,6 +6,7 @@
 use super::Context;
 use crate::deploy::{DeployError, DeployReport, Plan, Sinks};
 use crate::error::{CliResult, Exit};
+use crate::store::DeployOutcome;
 use clap::Args;
 use std::sync::Arc;
 
@@ -90,7 +91,7 @@ pub async fn rollback(ctx: &Context, args: RollbackArgs) -> CliResult {
     let why = format!("rolled back on request by {}", ctx.settings.actor);
     let report = plan.roll_back(&id, &why).await?;
     print(ctx, &report)?;
-    Ok(if report.state == "rolled_back" {
+    Ok(if report.state == DeployOutcome::RolledBack {
         Exit::Success
     } else {
         Exit::Failed
@@ -161,20 +162,27 @@ pub fn print(ctx: &Context, report: &DeployReport) -> CliResult {
         let rows: Vec<Vec<String>> = report
             .steps
             .iter()
-            .map(|s| vec![s.name.clone(), s.state.clone(), s.took(), s.what_happened()])
+            .map(|s| {
+                vec![
+                    s.name.clone(),
+                    s.state.to_string(),
+                    s.took(),
+                    s.what_happened(),
+                ]
+            })
             .collect();
         ctx.out.text(crate::report::table(
             &["STEP", "STATE", "TOOK", "WHAT HAPPENED"],
             &rows,
         ))?;
-        let line = match report.state.as_str() {
-            "succeeded" => format!(
+        let line = match report.state {
+            DeployOutcome::Succeeded => format!(
                 "deployed {} in {:.1} s (deployment {})",
                 report.environment,
                 report.duration_ms as f64 / 1000.0,
                 report.id
             ),
-            "rolled_back" => format!(
+            DeployOutcome::RolledBack => format!(
                 "deployment {} rolled back: {}",
                 report.id,
                 report.reason.as_deref().unwrap_or("-")
@@ -190,8 +198,9 @@ pub fn print(ctx: &Context, report: &DeployReport) -> CliResult {
             ctx.out.text(format!("report: {file}"))?;
         }
     }
-    Ok(match report.state.as_str() {
-        "succeeded" | "planned" => Exit::Success,
-        _ => Exit::Failed,
+    Ok(if report.state.is_success() {
+        Exit::Success
+    } else {
+        Exit::Failed
     })
 }

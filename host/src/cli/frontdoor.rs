@@ -12,6 +12,7 @@ use crate::frontdoor::{FrontDoor, Loader, Member, Mode};
 use crate::identity::ProcessId;
 use crate::rollout::front::{Front, Launcher, binary_id};
 use crate::rollout::sockets::{self, FIRST_FD};
+use crate::store::InstanceState;
 use crate::store::{FrontDoorRecord, Store};
 use anyhow::anyhow;
 use clap::{Args, Subcommand};
@@ -313,7 +314,9 @@ fn loader(store: Store, service: String, host: String) -> Loader {
                 .map_err(|e| e.to_string())?;
             let members = instances
                 .into_iter()
-                .filter(|i| i.host == host && i.driver == "supervised" && i.state == "healthy")
+                .filter(|i| {
+                    i.host == host && i.driver == "supervised" && i.state == InstanceState::Healthy
+                })
                 .filter_map(|i| {
                     Some(Member {
                         address: i.health_address.parse().ok()?,

@@ -5,6 +5,7 @@ use super::Context;
 use crate::error::{CliResult, Exit};
 use crate::report::table;
 use crate::rollout::{RolloutReport, ServiceStatus, Target, build};
+use crate::store::{RolloutOutcome, RolloutState};
 use clap::{Args, Subcommand};
 
 #[derive(Debug, Args)]
@@ -78,12 +79,12 @@ fn print_report(ctx: &Context, report: &RolloutReport) -> CliResult<()> {
         ctx.out.json(report)?;
         return Ok(());
     }
-    let line = match report.state.as_str() {
-        "planned" => format!(
+    let line = match report.state {
+        RolloutOutcome::Planned => format!(
             "dry run: {} would move to {} (keeping {} instance(s) already there); nothing changed",
             report.service, report.to, report.kept
         ),
-        "unchanged" => format!(
+        RolloutOutcome::Unchanged => format!(
             "{}: every instance already runs {}; nothing to do",
             report.service, report.to
         ),
@@ -155,9 +156,9 @@ pub fn print_status(ctx: &Context, s: &ServiceStatus) -> CliResult<()> {
             s.last_from.as_deref().unwrap_or("nothing"),
             s.last_to.as_deref().unwrap_or("?"),
             if s.interrupted {
-                "interrupted"
+                RolloutState::Interrupted
             } else {
-                &last.state
+                last.state
             },
             last.reason
                 .as_deref()
@@ -186,7 +187,7 @@ pub fn print_status(ctx: &Context, s: &ServiceStatus) -> CliResult<()> {
                     if !i.alive {
                         "gone".into()
                     } else if i.health.is_empty() {
-                        i.record.state.clone()
+                        i.record.state.to_string()
                     } else if i.healthy {
                         "healthy".into()
                     } else {

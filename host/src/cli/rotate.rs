@@ -6,6 +6,7 @@ use super::Context;
 use super::deploy::{plan, print};
 use crate::deploy::{RotateOptions, RotationReport, prepare};
 use crate::error::{CliResult, Exit};
+use crate::store::RotationState;
 use clap::{Args, Subcommand};
 
 #[derive(Debug, Subcommand)]
@@ -54,15 +55,15 @@ fn show(ctx: &Context, report: &RotationReport) -> CliResult {
         for deployment in &report.deployments {
             print(ctx, deployment)?;
         }
-        let line = match report.state.as_str() {
-            "planned" => format!(
+        let line = match report.state {
+            RotationState::Planned => format!(
                 "dry run: rotate {} from `{}` to `{}`: {}; nothing changed",
                 report.environment,
                 report.old_kid,
                 report.new_kid,
                 report.reason.as_deref().unwrap_or_default()
             ),
-            "waiting" => format!(
+            RotationState::Waiting => format!(
                 "{}: `{}` (fingerprint {}) signs, `{}` verifies only; it is removed after {} — `gantry rotate jwt-key -e {} --finish` (or `gantry up`){}",
                 report.environment,
                 report.new_kid,
@@ -76,7 +77,7 @@ fn show(ctx: &Context, report: &RotationReport) -> CliResult {
                     .map(|r| format!("; {r}"))
                     .unwrap_or_default()
             ),
-            "done" => format!(
+            RotationState::Done => format!(
                 "{}: rotation {} done: only `{}` (fingerprint {}) remains",
                 report.environment, report.id, report.new_kid, report.fingerprint
             ),
@@ -90,8 +91,9 @@ fn show(ctx: &Context, report: &RotationReport) -> CliResult {
         };
         ctx.out.text(line)?;
     }
-    Ok(match report.state.as_str() {
-        "planned" | "waiting" | "done" => Exit::Success,
-        _ => Exit::Failed,
+    Ok(if report.state.is_success() {
+        Exit::Success
+    } else {
+        Exit::Failed
     })
 }

@@ -11,6 +11,7 @@ use crate::deploy::DeploymentView;
 use crate::error::{CliResult, Exit};
 use crate::report::table;
 use crate::rollout::ServiceStatus;
+use crate::store::{AlertState, RotationState, StepState};
 
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
@@ -29,7 +30,7 @@ pub async fn run(ctx: &Context, args: StatusArgs) -> CliResult {
     let services = services(ctx, args.check).await;
     let alerts = ctx
         .store
-        .read(async |tx| tx.alerts(&["pending", "firing"], 1000).await)
+        .read(async |tx| tx.alerts(AlertState::OPEN, 1000).await)
         .await?;
     let rotations = crate::deploy::rotations(&ctx.store).await?;
     let deploy_interrupted = deployments.iter().any(|d| d.interrupted);
@@ -53,18 +54,18 @@ pub async fn run(ctx: &Context, args: StatusArgs) -> CliResult {
         }
         for r in &rotations {
             let next = crate::report::when(r.next_after_ms);
-            let what = match r.state.as_str() {
-                "waiting" => format!(
+            let what = match r.state {
+                RotationState::Waiting => format!(
                     "phase 2 of 3 done: `{}` signs, `{}` verifies only; phase 3 (remove `{}`) may run after {} — gantry rotate jwt-key -e {} --finish, or gantry up",
                     r.new_kid, r.old_kid, r.old_kid, next, r.environment
                 ),
-                "running" => format!(
+                RotationState::Running => format!(
                     "phase {} of 3 did not finish (deployment {}); gantry rotate jwt-key -e {} resumes it",
                     r.phase,
                     r.deployment.as_deref().unwrap_or("-"),
                     r.environment
                 ),
-                "done" => format!("done: only `{}` remains", r.new_kid),
+                RotationState::Done => format!("done: only `{}` remains", r.new_kid),
                 other => format!(
                     "{other} at phase {}: {}",
                     r.phase,
@@ -125,7 +126,10 @@ pub async fn run(ctx: &Context, args: StatusArgs) -> CliResult {
                     .text(table(&["  INSTANCE", "VERSION", "PID", "HEALTH"], &rows))?;
             }
         }
-        let firing = alerts.iter().filter(|a| a.state == "firing").count();
+        let firing = alerts
+            .iter()
+            .filter(|a| a.state == AlertState::Firing)
+            .count();
         if !alerts.is_empty() {
             ctx.out.text(format!(
                 "alerts: {firing} firing, {} pending (gantry alerts list)",
@@ -198,7 +202,7 @@ fn print_deployment(ctx: &Context, d: &DeploymentView) -> CliResult<()> {
     let state = if d.interrupted {
         format!("INTERRUPTED ({})", r.state)
     } else {
-        r.state.clone()
+        r.state.to_string()
     };
     ctx.out.text(format!(
         "deployment {} of {}: {state}, by {} on {}{}",
@@ -214,7 +218,7 @@ fn print_deployment(ctx: &Context, d: &DeploymentView) -> CliResult<()> {
     for step in &d.steps {
         let detail: serde_json::Value = serde_json::from_str(&step.detail).unwrap_or_default();
         match step.name.as_str() {
-            "migrate" if step.state != "pending" => {
+            "migrate" if step.state != StepState::Pending => {
                 let applied: Vec<String> = detail["applied"]
                     .as_array()
                     .map(|a| a.iter().map(|v| v.to_string()).collect())
@@ -232,7 +236,7 @@ fn print_deployment(ctx: &Context, d: &DeploymentView) -> CliResult<()> {
                     }
                 ))?;
             }
-            "config" if step.state != "pending" => {
+            "config" if step.state != StepState::Pending => {
                 ctx.out.text(format!(
                     "  config: change #{} (backup before it: {}){}",
                     detail["change_id"]
@@ -240,7 +244,7 @@ fn print_deployment(ctx: &Context, d: &DeploymentView) -> CliResult<()> {
                         .map(|c| c.to_string())
                         .unwrap_or_else(|| "-".into()),
                     detail["backup_id"].as_str().unwrap_or("-"),
-                    if step.state == "undone" {
+                    if step.state == StepState::Undone {
                         ", undone"
                     } else {
                         ""
@@ -256,7 +260,7 @@ fn print_deployment(ctx: &Context, d: &DeploymentView) -> CliResult<()> {
         .map(|s| {
             vec![
                 format!("  {}", s.name),
-                s.state.clone(),
+                s.state.to_string(),
                 s.took(),
                 s.what_happened(),
             ]

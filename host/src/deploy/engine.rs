@@ -13,6 +13,7 @@ use super::events::Event;
 use super::plan::{Plan, Step};
 use super::steps;
 use crate::clock::now_ms;
+use crate::store::{DeployOutcome, DeploymentState, StepState};
 use crate::store::{DeploymentRecord, Lease, LeaseError, StepRecord};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -24,8 +25,7 @@ pub struct DeployReport {
     pub id: String,
     pub environment: String,
     pub dry_run: bool,
-    /// `planned` (dry run), `succeeded`, `rolled_back`, `failed`.
-    pub state: String,
+    pub state: DeployOutcome,
     pub reason: Option<String>,
     pub preflight: Vec<super::preflight::Check>,
     pub steps: Vec<StepRecord>,
@@ -112,7 +112,7 @@ impl Plan {
                 id,
                 environment: self.environment.clone(),
                 dry_run: true,
-                state: "planned".into(),
+                state: DeployOutcome::Planned,
                 reason: None,
                 preflight,
                 steps: names
@@ -127,7 +127,7 @@ impl Plan {
         let record = DeploymentRecord {
             id: id.clone(),
             environment: self.environment.clone(),
-            state: "running".into(),
+            state: DeploymentState::Running,
             reason: None,
             actor: self.settings.actor.clone(),
             host: self.settings.host.clone(),
@@ -195,18 +195,17 @@ impl Plan {
                 ),
             });
         }
-        let unfinished = matches!(record.state.as_str(), "running" | "rolling_back");
-        if verb == "resume" && !unfinished {
+        if verb == "resume" && !record.state.is_unfinished() {
             return Err(DeployError::NotResumable {
                 id: id.into(),
-                state: record.state.clone(),
+                state: record.state,
                 what: "only an interrupted deployment can be resumed".into(),
             });
         }
-        if verb != "resume" && record.state == "rolled_back" {
+        if verb != "resume" && record.state == DeploymentState::RolledBack {
             return Err(DeployError::NotResumable {
                 id: id.into(),
-                state: record.state.clone(),
+                state: record.state,
                 what: "it was rolled back already".into(),
             });
         }
@@ -218,7 +217,7 @@ impl Plan {
             .write(async |tx| {
                 tx.set_deployment_state(
                     &record.id,
-                    &record.state,
+                    record.state,
                     None,
                     owner.as_deref(),
                     record.finished_ms,
@@ -254,7 +253,7 @@ fn pending_step(id: &str, idx: usize, name: &str) -> StepRecord {
         deployment: id.to_string(),
         idx: idx as i32,
         name: name.to_string(),
-        state: "pending".into(),
+        state: StepState::Pending,
         detail: "{}".into(),
         error: None,
         started_ms: None,
@@ -276,12 +275,16 @@ impl Run<'_> {
         Ok(())
     }
 
-    async fn set_state(&mut self, state: &str, reason: Option<&str>) -> Result<(), DeployError> {
-        self.record.state = state.to_string();
+    async fn set_state(
+        &mut self,
+        state: DeploymentState,
+        reason: Option<&str>,
+    ) -> Result<(), DeployError> {
+        self.record.state = state;
         if let Some(reason) = reason {
             self.record.reason = Some(reason.to_string());
         }
-        let finished = matches!(state, "succeeded" | "rolled_back" | "failed").then(now_ms);
+        let finished = (!state.is_unfinished()).then(now_ms);
         self.record.finished_ms = finished;
         let (id, owner) = (self.record.id.clone(), self.record.owner.clone());
         self.plan
@@ -304,9 +307,13 @@ impl Run<'_> {
             id: self.record.id.clone(),
             environment: self.record.environment.clone(),
             steps: names,
-            done: self.steps.iter().filter(|s| s.state == "done").count(),
+            done: self
+                .steps
+                .iter()
+                .filter(|s| s.state == StepState::Done)
+                .count(),
         });
-        if self.record.state == "rolling_back" {
+        if self.record.state == DeploymentState::RollingBack {
             let reason = self
                 .record
                 .reason
@@ -316,7 +323,7 @@ impl Run<'_> {
         }
         let limit = self.plan.time_limit();
         for idx in 0..self.steps.len() {
-            if self.steps[idx].state == "done" {
+            if self.steps[idx].state == StepState::Done {
                 continue;
             }
             let remaining = limit.saturating_sub(self.started.elapsed());
@@ -335,8 +342,8 @@ impl Run<'_> {
             };
             if let Some(reason) = failure {
                 let step = &mut self.steps[idx];
-                if step.state != "failed" {
-                    step.state = "failed".into();
+                if step.state != StepState::Failed {
+                    step.state = StepState::Failed;
                     step.error = Some(reason.clone());
                     step.finished_ms = Some(now_ms());
                     self.save_step(idx).await?;
@@ -345,14 +352,14 @@ impl Run<'_> {
                 self.emit(Event::StepFinished {
                     id: self.record.id.clone(),
                     step: name.clone(),
-                    state: "failed".into(),
+                    state: StepState::Failed,
                     duration_ms: step_ms(&self.steps[idx]),
                     summary: reason.clone(),
                 });
                 return self.rollback(reason, Some(name)).await;
             }
         }
-        self.set_state("succeeded", None).await?;
+        self.set_state(DeploymentState::Succeeded, None).await?;
         self.finish(preflight).await
     }
 
@@ -372,7 +379,7 @@ impl Run<'_> {
             .map_err(|e| format!("{e:#}"))?;
         {
             let record = &mut self.steps[idx];
-            record.state = "running".into();
+            record.state = StepState::Running;
             record.detail = detail.to_string();
             record.error = None;
             if record.started_ms.is_none() {
@@ -392,13 +399,13 @@ impl Run<'_> {
         record.finished_ms = Some(now_ms());
         let result = match outcome {
             Ok(summary) => {
-                record.state = "done".into();
+                record.state = StepState::Done;
                 detail["summary"] = json!(summary);
                 record.detail = detail.to_string();
                 Ok(summary)
             }
             Err(reason) => {
-                record.state = "failed".into();
+                record.state = StepState::Failed;
                 record.error = Some(reason.clone());
                 Err(reason)
             }
@@ -408,7 +415,7 @@ impl Run<'_> {
         self.emit(Event::StepFinished {
             id: self.record.id.clone(),
             step: name,
-            state: "done".into(),
+            state: StepState::Done,
             duration_ms: step_ms(&self.steps[idx]),
             summary,
         });
@@ -427,8 +434,14 @@ impl Run<'_> {
             id: self.record.id.clone(),
             reason: reason.clone(),
         });
-        self.set_state("rolling_back", Some(&reason)).await?;
-        let touched = |s: &StepRecord| matches!(s.state.as_str(), "done" | "running" | "failed");
+        self.set_state(DeploymentState::RollingBack, Some(&reason))
+            .await?;
+        let touched = |s: &StepRecord| {
+            matches!(
+                s.state,
+                StepState::Done | StepState::Running | StepState::Failed
+            )
+        };
         let mut order: Vec<usize> = Vec::new();
         order.extend((0..self.steps.len()).filter(|&i| self.steps[i].name == "config"));
         order.extend(
@@ -454,7 +467,7 @@ impl Run<'_> {
                     let record = &mut self.steps[idx];
                     record.detail = detail.to_string();
                     if reverted {
-                        record.state = "undone".into();
+                        record.state = StepState::Undone;
                     }
                     self.save_step(idx).await?;
                     self.emit(Event::Undone {
@@ -470,9 +483,9 @@ impl Run<'_> {
             }
         }
         let state = if undo_error.is_none() {
-            "rolled_back"
+            DeploymentState::RolledBack
         } else {
-            "failed"
+            DeploymentState::Failed
         };
         let full_reason = match (&failed_step, &undo_error) {
             (Some(step), None) => format!("{step} failed: {reason}"),
@@ -492,7 +505,7 @@ impl Run<'_> {
         let duration_ms = self.started.elapsed().as_millis() as u64;
         self.emit(Event::Finished {
             id: self.record.id.clone(),
-            state: self.record.state.clone(),
+            state: self.record.state.outcome(),
             reason: self.record.reason.clone(),
             duration_ms,
         });
@@ -504,7 +517,7 @@ impl Run<'_> {
             id: self.record.id,
             environment: self.record.environment,
             dry_run: false,
-            state: self.record.state,
+            state: self.record.state.outcome(),
             reason: self.record.reason,
             preflight,
             steps: self.steps,

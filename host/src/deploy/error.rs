@@ -2,7 +2,7 @@ use crate::configdeploy::ConfigError;
 use crate::migrate::MigrateError;
 use crate::monitor::MonitorError;
 use crate::rollout::RolloutError;
-use crate::store::{Holder, LeaseError, StoreError};
+use crate::store::{DeploymentState, Holder, LeaseError, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeployError {
@@ -23,7 +23,7 @@ pub enum DeployError {
     #[error("deployment {id} is {state}: {what}")]
     NotResumable {
         id: String,
-        state: String,
+        state: DeploymentState,
         what: String,
     },
     #[error("no deployment made backup `{0}`, and it is not a config backup gantry knows")]

@@ -1,6 +1,7 @@
 //! What the deploy engine reports while it works. The engines it drives
 //! (migrate, config, rollout, monitor) report through their own sinks.
 
+use crate::store::{DeployOutcome, StepState};
 use serde::Serialize;
 
 #[derive(Debug, Clone, Serialize)]
@@ -27,8 +28,7 @@ pub enum Event {
     StepFinished {
         id: String,
         step: String,
-        /// `done`, `failed`.
-        state: String,
+        state: StepState,
         duration_ms: u64,
         summary: String,
     },
@@ -44,8 +44,7 @@ pub enum Event {
     },
     Finished {
         id: String,
-        /// `succeeded`, `rolled_back`, `failed`.
-        state: String,
+        state: DeployOutcome,
         reason: Option<String>,
         duration_ms: u64,
     },

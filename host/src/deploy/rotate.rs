@@ -20,6 +20,7 @@ use super::keys::{Key, KeySet, fingerprint, generate_hs256};
 use super::plan::Plan;
 use crate::clock::now_ms;
 use crate::report::when;
+use crate::store::{DeployOutcome, RotationState};
 use crate::store::{RotationRecord, Store, StoreError};
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -41,8 +42,7 @@ pub struct RotationReport {
     pub id: String,
     pub environment: String,
     pub phase: i32,
-    /// `planned`, `waiting`, `done`, `rolled_back`.
-    pub state: String,
+    pub state: RotationState,
     pub old_kid: String,
     pub new_kid: String,
     pub fingerprint: String,
@@ -111,8 +111,10 @@ impl Plan {
             .into_iter()
             .next();
         match latest {
-            Some(r) if r.state == "running" => self.continue_rotation(r, options).await,
-            Some(r) if r.state == "waiting" => {
+            Some(r) if r.state == RotationState::Running => {
+                self.continue_rotation(r, options).await
+            }
+            Some(r) if r.state == RotationState::Waiting => {
                 if !options.finish {
                     let mut report = report_of(&r);
                     report.reason = Some(format!(
@@ -146,8 +148,8 @@ impl Plan {
             .read(async |tx| tx.latest_rotations(Some(&environment)).await)
             .await?;
         Ok(latest.first().is_some_and(|r| {
-            r.state == "running"
-                || (r.state == "waiting" && r.next_after_ms.unwrap_or(0) <= now_ms())
+            r.state == RotationState::Running
+                || (r.state == RotationState::Waiting && r.next_after_ms.unwrap_or(0) <= now_ms())
         }))
     }
 
@@ -201,7 +203,7 @@ impl Plan {
             id: String::new(),
             environment: environment.clone(),
             phase: 0,
-            state: "planned".into(),
+            state: RotationState::Planned,
             old_kid: old.kid.clone(),
             new_kid: kid.clone(),
             fingerprint: String::new(),
@@ -264,7 +266,7 @@ impl Plan {
             ),
             environment,
             phase: 1,
-            state: "running".into(),
+            state: RotationState::Running,
             old_kid: old.kid,
             new_kid: kid,
             fingerprint: print,
@@ -290,7 +292,7 @@ impl Plan {
     ) -> Result<RotationReport, DeployError> {
         let mut deployments = Vec::new();
         loop {
-            if record.state == "waiting" {
+            if record.state == RotationState::Waiting {
                 if now_ms() < record.next_after_ms.unwrap_or(0) {
                     break;
                 }
@@ -299,7 +301,7 @@ impl Plan {
                     .map_err(|e| refused(format!("the rotation's key set: {e}")))?;
                 target.0.retain(|k| k.kid != record.old_kid);
                 record.phase = 3;
-                record.state = "running".into();
+                record.state = RotationState::Running;
                 record.target = serde_json::to_string(&target).expect("serialises");
                 record.deployment = Some(new_id());
                 record.updated_ms = now_ms();
@@ -308,7 +310,7 @@ impl Plan {
                     .write(async |tx| tx.save_rotation(&r).await)
                     .await?;
             }
-            if record.state != "running" {
+            if record.state != RotationState::Running {
                 break;
             }
             crate::pause::point(match record.phase {
@@ -317,11 +319,11 @@ impl Plan {
                 _ => "rotate:phase-3",
             });
             let report = self.run_phase(&record).await?;
-            let succeeded = report.state == "succeeded";
+            let succeeded = report.state == DeployOutcome::Succeeded;
             let reason = report.reason.clone();
             deployments.push(report);
             if !succeeded {
-                record.state = "rolled_back".into();
+                record.state = RotationState::RolledBack;
                 record.reason = Some(format!(
                     "phase {} failed and was rolled back: {}",
                     record.phase,
@@ -353,11 +355,11 @@ impl Plan {
                 }
                 2 => {
                     let lifetime = self.token_lifetime();
-                    record.state = "waiting".into();
+                    record.state = RotationState::Waiting;
                     record.next_after_ms = Some(now_ms() + (lifetime + MARGIN).as_millis() as i64);
                 }
                 _ => {
-                    record.state = "done".into();
+                    record.state = RotationState::Done;
                 }
             }
             record.updated_ms = now_ms();
@@ -368,7 +370,7 @@ impl Plan {
                     tx.save_rotation(&r).await
                 })
                 .await?;
-            if record.state == "waiting" && !options.finish {
+            if record.state == RotationState::Waiting && !options.finish {
                 break;
             }
         }
@@ -399,7 +401,7 @@ impl Plan {
                 id: view.record.id.clone(),
                 environment: view.record.environment.clone(),
                 dry_run: false,
-                state: view.record.state.clone(),
+                state: view.record.state.outcome(),
                 reason: view.record.reason.clone(),
                 preflight: Vec::new(),
                 steps: view.steps,
@@ -452,7 +454,7 @@ fn report_of(r: &RotationRecord) -> RotationReport {
         id: r.id.clone(),
         environment: r.environment.clone(),
         phase: r.phase,
-        state: r.state.clone(),
+        state: r.state,
         old_kid: r.old_kid.clone(),
         new_kid: r.new_kid.clone(),
         fingerprint: r.fingerprint.clone(),

@@ -4,6 +4,7 @@
 
 use super::engine::lease_name;
 use crate::store::{DeploymentRecord, StepRecord, Store, StoreError};
+use crate::store::{DeploymentState, StepState};
 use serde::Serialize;
 
 #[derive(Debug, Clone, Serialize)]
@@ -49,7 +50,7 @@ async fn view(store: &Store, record: DeploymentRecord) -> Result<DeploymentView,
     let steps = store
         .read(async |tx| tx.deployment_steps(&record.id).await)
         .await?;
-    let unfinished = matches!(record.state.as_str(), "running" | "rolling_back");
+    let unfinished = record.state.is_unfinished();
     let running = unfinished && {
         let holder = store.lease_holder(&lease_name(&record.environment)).await?;
         holder.is_some_and(|h| h.alive && Some(&h.token) == record.owner.as_ref())
@@ -58,15 +59,15 @@ async fn view(store: &Store, record: DeploymentRecord) -> Result<DeploymentView,
     let advice = interrupted.then(|| {
         let half: Vec<String> = steps
             .iter()
-            .filter(|s| s.state == "running" || s.state == "failed")
+            .filter(|s| s.state == StepState::Running || s.state == StepState::Failed)
             .map(|s| s.name.clone())
             .collect();
         let done: Vec<String> = steps
             .iter()
-            .filter(|s| s.state == "done")
+            .filter(|s| s.state == StepState::Done)
             .map(|s| s.name.clone())
             .collect();
-        let what = if record.state == "rolling_back" {
+        let what = if record.state == DeploymentState::RollingBack {
             "it stopped while rolling back".to_string()
         } else {
             format!(

@@ -8,7 +8,7 @@ use super::plan::{Plan, Step};
 use crate::configdeploy::{ChangeInfo, FileChange, changes};
 use crate::migrate::{ApplyOptions, MigrationId, State as MigrationState};
 use crate::rollout::{HealthCheck, InstanceView, Target};
-use crate::store::ChangeKind;
+use crate::store::{ChangeKind, RolloutOutcome};
 use anyhow::{Context as _, anyhow};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -117,8 +117,8 @@ async fn rollout(plan: &Plan, service: &str, detail: &mut Value) -> anyhow::Resu
     let report = rollout.run(&Target::Current, false).await?;
     detail["to"] = json!(report.to);
     detail["replaced"] = json!(report.replaced);
-    Ok(match report.state.as_str() {
-        "unchanged" => format!("{service}: already at {}", report.to),
+    Ok(match report.state {
+        RolloutOutcome::Unchanged => format!("{service}: already at {}", report.to),
         _ => format!(
             "{service}: {} instance(s) from {} to {}",
             report.replaced,

@@ -66,16 +66,15 @@ pub async fn publish(
     let seconds = windows.seconds(from, upto);
     if !seconds.is_empty() {
         let mut tx = store.begin(true).await?;
+        let mut published = Ok(());
         for (second, totals) in &seconds {
             let data = serde_json::to_string(&SecondDoc::of(totals)).expect("json");
-            if let Err(e) = tx.publish_second(node, *second as i64, &data).await {
-                let _ = tx.rollback().await;
-                return Err(e);
+            published = tx.publish_second(node, *second as i64, &data).await;
+            if published.is_err() {
+                break;
             }
         }
-        tx.commit()
-            .await
-            .map_err(crate::store::query_failed("publish metrics"))?;
+        tx.settle(published, "publish metrics").await?;
     }
     Ok(upto)
 }

@@ -18,6 +18,7 @@ use crate::clock::now_ms;
 use crate::config::DeliveryConfig;
 use crate::events::Sink;
 use crate::runtime::{CallOptions, Registry};
+use crate::store::{AlertState, NoticeState};
 use crate::store::{OutboxRecord, Store, StoreError};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -127,18 +128,7 @@ impl Delivery {
         let claim_ms = 60_000;
         let mut tx = self.store.begin(true).await?;
         let claimed = tx.claim_notices(&self.node, now, now + claim_ms, 16).await;
-        let claimed = match claimed {
-            Ok(rows) => {
-                tx.commit()
-                    .await
-                    .map_err(crate::store::query_failed("commit a claim"))?;
-                rows
-            }
-            Err(e) => {
-                let _ = tx.rollback().await;
-                return Err(e);
-            }
-        };
+        let claimed = tx.settle(claimed, "commit a claim").await?;
         let n = claimed.len();
         for row in claimed {
             if let Err(e) = self.deliver(row).await {
@@ -177,7 +167,7 @@ impl Delivery {
             .read(async |tx| {
                 let mut alerts = tx.alerts_by_ids(&ids).await?;
                 // The group's other firing alerts belong in the notice too.
-                for other in tx.alerts(&["firing"], 10_000).await? {
+                for other in tx.alerts(&[AlertState::Firing], 10_000).await? {
                     let labels = labels_of(&other.labels);
                     let same_group = group_key(&group_by, &labels) == group;
                     let taken = receiver.is_none_or(|r| r.takes(&labels));
@@ -213,7 +203,7 @@ impl Delivery {
     async fn deliver(&self, row: OutboxRecord) -> Result<(), StoreError> {
         let now = now_ms();
         let Some(doc) = self.build(&row, now).await? else {
-            self.settle(&row, "skipped", row.attempts, None, None, None)
+            self.settle(&row, NoticeState::Skipped, row.attempts, None, None, None)
                 .await?;
             return Ok(());
         };
@@ -225,8 +215,15 @@ impl Delivery {
             .cloned()
         else {
             let why = format!("no receiver named {} is configured", row.receiver);
-            self.settle(&row, "dead", row.attempts, Some(&why), Some(&payload), None)
-                .await?;
+            self.settle(
+                &row,
+                NoticeState::Dead,
+                row.attempts,
+                Some(&why),
+                Some(&payload),
+                None,
+            )
+            .await?;
             return Ok(());
         };
         let max_age = (self.config.max_age_seconds * 1000.0) as i64;
@@ -251,7 +248,7 @@ impl Delivery {
                             .settle_notice(
                                 row.id,
                                 &self.node,
-                                "delivered",
+                                NoticeState::Delivered,
                                 attempts,
                                 now,
                                 None,
@@ -282,7 +279,7 @@ impl Delivery {
                 let next = now + wait.as_millis() as i64;
                 self.settle(
                     &row,
-                    "pending",
+                    NoticeState::Pending,
                     attempts,
                     Some(&error),
                     Some(&payload),
@@ -322,7 +319,7 @@ impl Delivery {
                         tx.settle_notice(
                             row.id,
                             &self.node,
-                            "handed_over",
+                            NoticeState::HandedOver,
                             row.attempts,
                             now,
                             Some(why),
@@ -337,7 +334,7 @@ impl Delivery {
                         tx.settle_notice(
                             row.id,
                             &self.node,
-                            "dead",
+                            NoticeState::Dead,
                             row.attempts,
                             now,
                             Some(why),
@@ -365,7 +362,7 @@ impl Delivery {
     async fn settle(
         &self,
         row: &OutboxRecord,
-        state: &str,
+        state: NoticeState,
         attempts: i32,
         error: Option<&str>,
         payload: Option<&str>,

@@ -22,6 +22,7 @@ use crate::config::{DeliveryConfig, MonitoringConfig};
 use crate::events::{Sink, discard};
 use crate::runtime::Registry;
 use crate::settings::Settings;
+use crate::store::AlertState;
 use crate::store::{AlertRecord, Lease, SilenceRecord, Store, StoreError};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -272,14 +273,10 @@ impl AuthMonitor {
     }
 
     /// Alerts, newest first (`states` only, when not empty).
-    pub async fn alerts(&self, states: &[&str]) -> Result<Vec<AlertRecord>, MonitorError> {
-        let states: Vec<String> = states.iter().map(|s| s.to_string()).collect();
+    pub async fn alerts(&self, states: &[AlertState]) -> Result<Vec<AlertRecord>, MonitorError> {
         Ok(self
             .store
-            .read(async |tx| {
-                let refs: Vec<&str> = states.iter().map(String::as_str).collect();
-                tx.alerts(&refs, 1000).await
-            })
+            .read(async |tx| tx.alerts(states, 1000).await)
             .await?)
     }
 
@@ -498,10 +495,10 @@ impl AuthMonitor {
     async fn resume(&self, evaluator: &mut Evaluator) -> Result<(), StoreError> {
         let open = self
             .store
-            .read(async |tx| tx.alerts(&["pending", "firing"], 10_000).await)
+            .read(async |tx| tx.alerts(AlertState::OPEN, 10_000).await)
             .await?;
         for alert in open {
-            let state = if alert.state == "firing" {
+            let state = if alert.state == AlertState::Firing {
                 RuleState::Firing {
                     since_ms: alert.firing_ms.unwrap_or(alert.started_ms),
                     resolving_since_ms: None,
@@ -546,7 +543,7 @@ impl AuthMonitor {
                 | super::evaluator::Transition::Resolved { rule, .. } => &evaluator.rules[*rule],
             };
             if let Some(applied) = lifecycle.apply(rule, transition, now_ms()).await? {
-                log.append(applied.event, &applied.alert);
+                log.append(applied.event.as_str(), &applied.alert);
                 if !applied.queued.is_empty() {
                     self.deliver_now.notify_one();
                 }
@@ -586,7 +583,7 @@ pub async fn acknowledge(
             let Some(mut alert) = tx.alert(id).await? else {
                 return Err(MonitorError::UnknownAlert(id.to_string()));
             };
-            if alert.state != "firing" && alert.state != "pending" {
+            if alert.state != AlertState::Firing && alert.state != AlertState::Pending {
                 return Err(MonitorError::Config {
                     key: id.to_string(),
                     message: format!(

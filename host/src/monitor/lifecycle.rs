@@ -10,6 +10,7 @@ use super::evaluator::Transition;
 use super::notice::{acked, labels_of, silenced};
 use super::receivers::Receiver;
 use super::rules::Rule;
+use crate::store::AlertState;
 use crate::store::{AlertRecord, Store, StoreError, Tx};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -33,7 +34,7 @@ pub struct Lifecycle {
 #[derive(Debug, Clone)]
 pub struct Applied {
     pub alert: AlertRecord,
-    pub event: &'static str,
+    pub event: AlertState,
     pub queued: Vec<String>,
 }
 
@@ -98,22 +99,11 @@ impl Lifecycle {
         let result = self
             .apply_in(&mut tx, rule, transition, &labels, &fp, now_ms)
             .await;
-        match result {
-            Ok(applied) => {
-                tx.commit()
-                    .await
-                    .map_err(crate::store::query_failed("commit an alert change"))?;
-                Ok(applied)
-            }
-            Err(e) => {
-                let _ = tx.rollback().await;
-                Err(e)
-            }
-        }
+        tx.settle(result, "commit an alert change").await
     }
 
     async fn current(&self, tx: &mut Tx, fp: &str) -> Result<Option<AlertRecord>, StoreError> {
-        let open = tx.alerts(&["pending", "firing"], 1000).await?;
+        let open = tx.alerts(AlertState::OPEN, 1000).await?;
         Ok(open.into_iter().find(|a| a.fingerprint == fp))
     }
 
@@ -127,11 +117,11 @@ impl Lifecycle {
         now_ms: i64,
     ) -> Result<Option<Applied>, StoreError> {
         let current = self.current(tx, fp).await?;
-        let fresh = |state: &str, value: Option<f64>| AlertRecord {
+        let fresh = |state: AlertState, value: Option<f64>| AlertRecord {
             id: format!("{fp}-{now_ms}"),
             fingerprint: fp.to_string(),
             rule: rule.name.clone(),
-            state: state.into(),
+            state,
             severity: rule.severity.clone(),
             labels: serde_json::to_string(labels).expect("json"),
             annotations: serde_json::to_string(&annotations_for(rule, value)).expect("json"),
@@ -151,34 +141,34 @@ impl Lifecycle {
                 if current.is_some() {
                     return Ok(None);
                 }
-                let alert = fresh("pending", *value);
+                let alert = fresh(AlertState::Pending, *value);
                 tx.save_alert(&alert).await?;
                 Ok(Some(Applied {
                     alert,
-                    event: "pending",
+                    event: AlertState::Pending,
                     queued: Vec::new(),
                 }))
             }
             Transition::Cancelled { .. } => {
-                let Some(mut alert) = current.filter(|a| a.state == "pending") else {
+                let Some(mut alert) = current.filter(|a| a.state == AlertState::Pending) else {
                     return Ok(None);
                 };
-                alert.state = "cancelled".into();
+                alert.state = AlertState::Cancelled;
                 alert.updated_ms = now_ms;
                 tx.save_alert(&alert).await?;
                 Ok(Some(Applied {
                     alert,
-                    event: "cancelled",
+                    event: AlertState::Cancelled,
                     queued: Vec::new(),
                 }))
             }
             Transition::Firing { value, .. } => {
                 let mut alert = match current {
-                    Some(a) if a.state == "firing" => return Ok(None),
+                    Some(a) if a.state == AlertState::Firing => return Ok(None),
                     Some(a) => a,
-                    None => fresh("pending", *value),
+                    None => fresh(AlertState::Pending, *value),
                 };
-                alert.state = "firing".into();
+                alert.state = AlertState::Firing;
                 alert.value = *value;
                 alert.annotations =
                     serde_json::to_string(&annotations_for(rule, *value)).expect("json");
@@ -188,15 +178,15 @@ impl Lifecycle {
                 let queued = self.queue(tx, &alert, labels, false, now_ms).await?;
                 Ok(Some(Applied {
                     alert,
-                    event: "firing",
+                    event: AlertState::Firing,
                     queued,
                 }))
             }
             Transition::Resolved { value, .. } => {
-                let Some(mut alert) = current.filter(|a| a.state == "firing") else {
+                let Some(mut alert) = current.filter(|a| a.state == AlertState::Firing) else {
                     return Ok(None);
                 };
-                alert.state = "resolved".into();
+                alert.state = AlertState::Resolved;
                 alert.value = *value;
                 alert.resolved_ms = Some(now_ms);
                 alert.updated_ms = now_ms;
@@ -209,7 +199,7 @@ impl Lifecycle {
                 let queued = self.queue(tx, &alert, labels, true, now_ms).await?;
                 Ok(Some(Applied {
                     alert,
-                    event: "resolved",
+                    event: AlertState::Resolved,
                     queued,
                 }))
             }
@@ -255,7 +245,7 @@ impl Lifecycle {
     pub async fn repeat(&self, now_ms: i64) -> Result<usize, StoreError> {
         let mut tx = self.store.begin(true).await?;
         let result = async {
-            let firing = tx.alerts(&["firing"], 10_000).await?;
+            let firing = tx.alerts(&[AlertState::Firing], 10_000).await?;
             let silences = tx.silences().await?;
             let mut groups: BTreeMap<(String, String), Vec<AlertRecord>> = BTreeMap::new();
             for alert in firing {
@@ -288,17 +278,6 @@ impl Lifecycle {
             Ok::<_, StoreError>(count)
         }
         .await;
-        match result {
-            Ok(n) => {
-                tx.commit()
-                    .await
-                    .map_err(crate::store::query_failed("commit repeats"))?;
-                Ok(n)
-            }
-            Err(e) => {
-                let _ = tx.rollback().await;
-                Err(e)
-            }
-        }
+        tx.settle(result, "commit repeats").await
     }
 }

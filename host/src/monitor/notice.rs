@@ -80,7 +80,7 @@ impl AlertDoc {
         AlertDoc {
             id: a.id.clone(),
             fingerprint: a.fingerprint.clone(),
-            status: if a.state == "resolved" {
+            status: if a.state == crate::store::AlertState::Resolved {
                 "resolved"
             } else {
                 "firing"

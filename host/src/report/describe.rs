@@ -415,7 +415,7 @@ impl Describe for DeployEvent {
                 ..
             } => format!(
                 "deployment {id} {} after {:.1} s",
-                state.replace('_', " "),
+                state.as_str().replace('_', " "),
                 *duration_ms as f64 / 1000.0
             ),
         })

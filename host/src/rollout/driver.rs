@@ -45,8 +45,10 @@ pub trait Driver: Send + Sync {
     /// the failed revision, and must be rolled back in place (exec).
     async fn discard(&self, failed: &InstanceRecord) -> Result<bool, RolloutError>;
 
-    /// Records that `instance` passed its gate.
-    async fn mark_healthy(&self, instance: &InstanceRecord) -> Result<(), RolloutError>;
+    /// `healthy` passed its gate and is recorded so: send it traffic (the
+    /// supervised driver's front door); the exec driver's balancer is
+    /// the operator's `undrain` command, run when the old one retires.
+    async fn admit(&self, _healthy: &InstanceRecord) {}
 
     fn is_alive(&self, instance: &InstanceRecord) -> bool;
 

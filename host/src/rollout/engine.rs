@@ -22,6 +22,7 @@ use crate::clock::now_ms;
 use crate::config::DriverKind;
 use crate::events::Sink;
 use crate::store::{InstanceRecord, Lease, LeaseError, RolloutRecord, Store};
+use crate::store::{InstanceState, RolloutOutcome, RolloutState};
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -54,8 +55,7 @@ pub struct RolloutReport {
     pub dry_run: bool,
     pub from: Option<String>,
     pub to: String,
-    /// `succeeded`, `unchanged`, `planned`.
-    pub state: String,
+    pub state: RolloutOutcome,
     pub replaced: usize,
     pub kept: usize,
     pub duration_ms: u64,
@@ -96,6 +96,19 @@ impl Rollout {
 
     fn service(&self) -> &str {
         &self.spec.name
+    }
+
+    /// Records that `instance` passed its gate, then has the driver send
+    /// it traffic (the record first: the front door follows the store).
+    async fn mark_healthy(&self, instance: &InstanceRecord) -> Result<(), RolloutError> {
+        let mut healthy = instance.clone();
+        healthy.state = InstanceState::Healthy;
+        healthy.updated_ms = now_ms();
+        self.store
+            .write(async |tx| tx.save_instance(&healthy).await)
+            .await?;
+        self.driver.admit(&healthy).await;
+        Ok(())
     }
 
     pub(super) fn lease_name(&self) -> String {
@@ -144,7 +157,7 @@ impl Rollout {
                     .iter()
                     .rev()
                     .filter(|r| r.host == self.host || self.spec.config.driver == DriverKind::Exec)
-                    .find(|r| r.state == "succeeded")
+                    .find(|r| r.state == RolloutState::Succeeded)
                     .and_then(|r| r.from_revision.clone())
                     .ok_or_else(|| RolloutError::NothingToUndo {
                         service: service.clone(),
@@ -310,7 +323,7 @@ impl Rollout {
         // a killed rollout left in its gate is replaced like an old one.
         let (mut keep, mut old): (Vec<_>, Vec<_>) = live
             .into_iter()
-            .partition(|i| i.revision == to.id && i.state == "healthy");
+            .partition(|i| i.revision == to.id && i.state == InstanceState::Healthy);
         // More at the target than wanted (a killed rollout): the extras go.
         while keep.len() > desired {
             old.push(keep.pop().expect("non-empty"));
@@ -342,7 +355,11 @@ impl Rollout {
             dry_run,
             from: from.clone(),
             to: to.label.clone(),
-            state: if dry_run { "planned" } else { "unchanged" }.into(),
+            state: if dry_run {
+                RolloutOutcome::Planned
+            } else {
+                RolloutOutcome::Unchanged
+            },
             replaced: 0,
             kept: keep.len(),
             duration_ms: 0,
@@ -356,7 +373,7 @@ impl Rollout {
             if !dry_run {
                 self.emit(Event::Finished {
                     service,
-                    state: "unchanged".into(),
+                    state: RolloutOutcome::Unchanged,
                     revision: to.label.clone(),
                     duration_ms: report.duration_ms,
                 });
@@ -370,7 +387,7 @@ impl Rollout {
             host: self.host.clone(),
             from_revision: from_id.clone().filter(|id| id != &to.id),
             to_revision: to.id.clone(),
-            state: "running".into(),
+            state: RolloutState::Running,
             reason: None,
             actor: self.actor.clone(),
             owner: Some(lease.token().to_string()),
@@ -423,17 +440,17 @@ impl Rollout {
             Ok(()) => {
                 self.store
                     .write(async |tx| {
-                        tx.finish_rollout(rollout_id, "succeeded", None, now_ms())
+                        tx.finish_rollout(rollout_id, RolloutState::Succeeded, None, now_ms())
                             .await
                     })
                     .await?;
                 self.emit(Event::Finished {
                     service: service.clone(),
-                    state: "succeeded".into(),
+                    state: RolloutOutcome::Succeeded,
                     revision: to.label.clone(),
                     duration_ms,
                 });
-                report.state = "succeeded".into();
+                report.state = RolloutOutcome::Succeeded;
                 report.replaced = done.len();
                 report.duration_ms = duration_ms;
                 report.instances = self.driver.live().await?;
@@ -445,24 +462,30 @@ impl Rollout {
                     .await;
                 self.driver.settle().await;
                 let (state, outcome_text) = match &outcome {
-                    Ok(Some(label)) => ("rolled_back", format!("rolled back to {label}")),
+                    Ok(Some(label)) => (
+                        RolloutOutcome::RolledBack,
+                        format!("rolled back to {label}"),
+                    ),
                     Ok(None) => (
-                        "failed",
+                        RolloutOutcome::Failed,
                         "the old instances were left as they were (nothing to roll back to)"
                             .to_string(),
                     ),
-                    Err(e) => ("failed", format!("rolling back failed too: {e}")),
+                    Err(e) => (
+                        RolloutOutcome::Failed,
+                        format!("rolling back failed too: {e}"),
+                    ),
                 };
                 let full = format!("{reason}; {outcome_text}");
                 self.store
                     .write(async |tx| {
-                        tx.finish_rollout(rollout_id, state, Some(&full), now_ms())
+                        tx.finish_rollout(rollout_id, state.record(), Some(&full), now_ms())
                             .await
                     })
                     .await?;
                 self.emit(Event::Finished {
                     service: service.clone(),
-                    state: state.into(),
+                    state,
                     revision: to.label.clone(),
                     duration_ms: started.elapsed().as_millis() as u64,
                 });
@@ -598,7 +621,7 @@ impl Rollout {
                     instance: new.name.clone(),
                     after_ms: after.as_millis() as u64,
                 });
-                let _ = self.driver.mark_healthy(&new).await;
+                let _ = self.mark_healthy(&new).await;
                 if let Some(old) = old
                     && let Err(e) = self.driver.retire(old, Some(&new)).await
                 {
@@ -623,7 +646,7 @@ impl Rollout {
                 let still_there = match self.driver.discard(&new).await {
                     Ok(true) => {
                         let mut failed = new.clone();
-                        failed.state = "failed".into();
+                        failed.state = InstanceState::Failed;
                         Some(failed)
                     }
                     _ => None,
@@ -684,7 +707,7 @@ impl Rollout {
         let Some(from) = from.filter(|f| *f != to.id && !f.is_empty()) else {
             // Nothing ran before: stop what this rollout started.
             for instance in at_target {
-                if instance.state != "failed" {
+                if instance.state != InstanceState::Failed {
                     self.driver.discard(instance).await?;
                 }
             }
@@ -714,7 +737,7 @@ impl Rollout {
                 .await
             {
                 GateOutcome::Healthy { .. } => {
-                    let _ = self.driver.mark_healthy(&replacement).await;
+                    let _ = self.mark_healthy(&replacement).await;
                     self.driver.retire(instance, Some(&replacement)).await?;
                 }
                 GateOutcome::Failed { reason } => {
@@ -741,14 +764,16 @@ impl Rollout {
             .await?;
         for r in rollouts
             .iter()
-            .filter(|r| r.state == "running" && r.owner.as_deref() != Some(lease.token()))
+            .filter(|r| {
+                r.state == RolloutState::Running && r.owner.as_deref() != Some(lease.token())
+            })
             .filter(|r| r.host == self.host || self.spec.config.driver == DriverKind::Exec)
         {
             let note =
                 "interrupted: its gantry stopped before it finished; superseded by a later rollout";
             self.store
                 .write(async |tx| {
-                    tx.finish_rollout(r.id, "interrupted", Some(note), now_ms())
+                    tx.finish_rollout(r.id, RolloutState::Interrupted, Some(note), now_ms())
                         .await
                 })
                 .await?;

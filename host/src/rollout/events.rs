@@ -1,5 +1,6 @@
 //! What the rollout engine reports while it works.
 
+use crate::store::RolloutOutcome;
 use serde::Serialize;
 
 #[derive(Debug, Clone, Serialize)]
@@ -67,7 +68,7 @@ pub enum Event {
     },
     Finished {
         service: String,
-        state: String,
+        state: RolloutOutcome,
         revision: String,
         duration_ms: u64,
     },

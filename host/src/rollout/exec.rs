@@ -16,6 +16,7 @@ use super::spec::{Revision, ServiceSpec};
 use crate::clock::now_ms;
 use crate::config::{ExecCommands, ExecInstance};
 use crate::events::Sink;
+use crate::store::InstanceState;
 use crate::store::{InstanceRecord, Store};
 use std::time::Duration;
 
@@ -138,7 +139,7 @@ impl Driver for Exec {
                         process_start: None,
                         address: slot.address.clone(),
                         health_address: slot.address.clone(),
-                        state: "unknown".into(),
+                        state: InstanceState::Unknown,
                         rollout_id: None,
                         started_ms: now_ms(),
                         updated_ms: now_ms(),
@@ -174,7 +175,7 @@ impl Driver for Exec {
         }
         let mut record = old.clone();
         record.revision = revision.id.clone();
-        record.state = "starting".into();
+        record.state = InstanceState::Starting;
         record.rollout_id = Some(rollout_id);
         record.started_ms = now_ms();
         record.updated_ms = now_ms();
@@ -220,16 +221,6 @@ impl Driver for Exec {
     async fn discard(&self, _failed: &InstanceRecord) -> Result<bool, RolloutError> {
         // It stays where it is, at the failed revision: rolled back in place.
         Ok(true)
-    }
-
-    async fn mark_healthy(&self, instance: &InstanceRecord) -> Result<(), RolloutError> {
-        let mut healthy = instance.clone();
-        healthy.state = "healthy".into();
-        healthy.updated_ms = now_ms();
-        self.store
-            .write(async |tx| tx.save_instance(&healthy).await)
-            .await?;
-        Ok(())
     }
 
     fn is_alive(&self, _instance: &InstanceRecord) -> bool {

@@ -7,6 +7,7 @@ use super::engine::Rollout;
 use super::error::RolloutError;
 use super::health::InstanceView;
 use crate::nagios;
+use crate::store::RolloutState;
 use crate::store::{Holder, InstanceRecord, RolloutRecord};
 use serde::Serialize;
 
@@ -54,7 +55,10 @@ impl Rollout {
         let running = holder.filter(|h| {
             h.alive && last.as_ref().and_then(|l| l.owner.as_deref()) == Some(h.token.as_str())
         });
-        let interrupted = last.as_ref().is_some_and(|l| l.state == "running") && running.is_none();
+        let interrupted = last
+            .as_ref()
+            .is_some_and(|l| l.state == RolloutState::Running)
+            && running.is_none();
         let live = self.driver.live().await?;
         let mut instances = Vec::new();
         for record in live {

@@ -28,6 +28,7 @@ use super::spec::{Revision, ServiceSpec, fill};
 use crate::clock::now_ms;
 use crate::events::Sink;
 use crate::identity::ProcessId;
+use crate::store::InstanceState;
 use crate::store::{InstanceRecord, Store};
 use std::collections::HashMap;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -447,12 +448,12 @@ impl Driver for Supervised {
             .await?;
         let mut live = Vec::new();
         for instance in all.into_iter().filter(|i| i.host == self.host) {
-            if instance.state == "spawning" {
+            if instance.state == InstanceState::Spawning {
                 // Recorded, not started (or not recorded as started yet):
                 // `reap_orphans` adopts or forgets it.
                 continue;
             }
-            if instance.state == "stopping" {
+            if instance.state == InstanceState::Stopping {
                 // Retired and draining: no longer one of the service's
                 // instances. One left behind by a gantry that died while it
                 // drained is finished off by `reap_orphans` (under the lease).
@@ -529,7 +530,7 @@ impl Driver for Supervised {
                 None => self.spec.config.listen[0].clone(),
             },
             health_address: health.to_string(),
-            state: "spawning".into(),
+            state: InstanceState::Spawning,
             rollout_id: Some(rollout_id),
             started_ms: now_ms(),
             updated_ms: now_ms(),
@@ -558,7 +559,7 @@ impl Driver for Supervised {
         let pid = child.id();
         record.pid = Some(pid as i64);
         record.process_start = Some(ProcessId::of(pid).start);
-        record.state = "starting".into();
+        record.state = InstanceState::Starting;
         record.updated_ms = now_ms();
         self.children
             .lock()
@@ -582,7 +583,7 @@ impl Driver for Supervised {
         _new: Option<&InstanceRecord>,
     ) -> Result<(), RolloutError> {
         let mut stopping = old.clone();
-        stopping.state = "stopping".into();
+        stopping.state = InstanceState::Stopping;
         stopping.updated_ms = now_ms();
         self.store
             .write(async |tx| tx.save_instance(&stopping).await)
@@ -619,18 +620,12 @@ impl Driver for Supervised {
         Ok(false)
     }
 
-    async fn mark_healthy(&self, instance: &InstanceRecord) -> Result<(), RolloutError> {
-        let mut healthy = instance.clone();
-        healthy.state = "healthy".into();
-        healthy.updated_ms = now_ms();
-        self.store
-            .write(async |tx| tx.save_instance(&healthy).await)
-            .await?;
-        // Recorded first: the front door's pool follows the store.
+    async fn admit(&self, _healthy: &InstanceRecord) {
+        // The front door's pool follows the store, where it is recorded
+        // healthy now.
         if let Some(front) = &self.front {
             front.sync().await;
         }
-        Ok(())
     }
 
     async fn reap_orphans(&self) -> Result<Vec<String>, RolloutError> {
@@ -654,7 +649,7 @@ impl Driver for Supervised {
                     let mut row = row.clone();
                     row.pid = Some(i64::from(pid));
                     row.process_start = Some(ProcessId::of(pid).start);
-                    row.state = "starting".into();
+                    row.state = InstanceState::Starting;
                     row.updated_ms = now_ms();
                     self.store
                         .write(async |tx| tx.save_instance(&row).await)
@@ -673,7 +668,7 @@ impl Driver for Supervised {
                         process_start: Some(ProcessId::of(pid).start),
                         address: String::new(),
                         health_address: String::new(),
-                        state: "stopping".into(),
+                        state: InstanceState::Stopping,
                         rollout_id: None,
                         started_ms: now_ms(),
                         updated_ms: now_ms(),
@@ -687,10 +682,9 @@ impl Driver for Supervised {
         }
         // Retiring, but whoever retired it is gone (we hold the lease now):
         // drained and stopped here, and `settle` waits for it.
-        for row in recorded
-            .iter()
-            .filter(|r| r.host == self.host && r.state == "stopping" && self.is_alive(r))
-        {
+        for row in recorded.iter().filter(|r| {
+            r.host == self.host && r.state == InstanceState::Stopping && self.is_alive(r)
+        }) {
             tracing::info!(service, instance = %row.name, "finishing the retirement of an instance its gantry left draining");
             self.retire(row, None).await?;
         }
@@ -701,10 +695,9 @@ impl Driver for Supervised {
             .into_iter()
             .map(|(_, id)| id)
             .collect();
-        for row in recorded
-            .iter()
-            .filter(|r| r.host == self.host && r.state == "spawning" && r.pid.is_none())
-        {
+        for row in recorded.iter().filter(|r| {
+            r.host == self.host && r.state == InstanceState::Spawning && r.pid.is_none()
+        }) {
             if row
                 .instance_id
                 .as_ref()

@@ -219,7 +219,7 @@ impl UpdateContext<'_> {
     /// Rolls one service to its configured revision; undone if the scope fails.
     pub async fn rolling_restart(&mut self, service: &str) -> Result<RolloutReport, UpdateError> {
         let report = self.updater.roll(service, Target::Current).await?;
-        if report.state == "succeeded" {
+        if report.state == crate::store::RolloutOutcome::Succeeded {
             self.done.push(Done::Rolled {
                 service: service.to_string(),
                 from: report.from.clone(),

@@ -5,6 +5,7 @@
 
 use super::error::{StoreError, query_failed as fail};
 use super::pool::Tx;
+use super::states::{AlertState, NoticeState};
 use crate::db::Dialect;
 use crate::{exec_tx, on_tx};
 use serde::Serialize;
@@ -14,8 +15,8 @@ pub struct AlertRecord {
     pub id: String,
     pub fingerprint: String,
     pub rule: String,
-    /// `pending`, `firing`, `resolved`.
-    pub state: String,
+    #[sqlx(try_from = "String")]
+    pub state: AlertState,
     pub severity: String,
     /// JSON object.
     pub labels: String,
@@ -54,8 +55,8 @@ pub struct OutboxRecord {
     /// `notify`, `repeat`, `test`, `handover`.
     pub kind: String,
     pub idempotency_key: String,
-    /// `pending`, `delivering`, `delivered`, `skipped`, `dead`, `handed_over`.
-    pub state: String,
+    #[sqlx(try_from = "String")]
+    pub state: NoticeState,
     pub attempts: i32,
     pub deliver_at_ms: i64,
     pub next_attempt_ms: i64,
@@ -92,7 +93,7 @@ impl Tx {
             .bind(&a.id)
             .bind(&a.fingerprint)
             .bind(&a.rule)
-            .bind(&a.state)
+            .bind(a.state.as_str())
             .bind(&a.severity)
             .bind(&a.labels)
             .bind(&a.annotations)
@@ -115,7 +116,7 @@ impl Tx {
     /// Alerts, newest first; only those in `states` when given.
     pub async fn alerts(
         &mut self,
-        states: &[&str],
+        states: &[AlertState],
         limit: i64,
     ) -> Result<Vec<AlertRecord>, StoreError> {
         let filter = if states.is_empty() {
@@ -125,7 +126,7 @@ impl Tx {
                 "WHERE state IN ({})",
                 states
                     .iter()
-                    .map(|s| format!("'{s}'"))
+                    .map(|s| format!("'{}'", s.as_str()))
                     .collect::<Vec<_>>()
                     .join(", ")
             )
@@ -307,7 +308,7 @@ impl Tx {
         &mut self,
         id: i64,
         owner: &str,
-        state: &str,
+        state: NoticeState,
         attempts: i32,
         next_attempt_ms: i64,
         last_error: Option<&str>,
@@ -322,7 +323,7 @@ impl Tx {
             )
             .into_owned();
         exec_tx!(self, c => sqlx::query(&sql)
-            .bind(state)
+            .bind(state.as_str())
             .bind(attempts)
             .bind(next_attempt_ms)
             .bind(last_error)

@@ -4,7 +4,8 @@
 
 use super::error::{StoreError, query_failed as fail};
 use super::pool::Tx;
-use super::records::{self, BackupRecord, ChangeRecord, ChangeState};
+use super::records::{self, BackupRecord, ChangeRecord};
+use super::states::ChangeState;
 use crate::{exec_tx, on_tx};
 
 const BACKUP_COLUMNS: &str =

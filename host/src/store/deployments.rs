@@ -6,6 +6,7 @@
 
 use super::error::{StoreError, query_failed as fail};
 use super::pool::Tx;
+use super::states::{DeploymentState, StepState};
 use crate::{exec_tx, on_tx};
 use serde::Serialize;
 
@@ -13,8 +14,8 @@ use serde::Serialize;
 pub struct DeploymentRecord {
     pub id: String,
     pub environment: String,
-    /// `running`, `rolling_back`, `succeeded`, `rolled_back`, `failed`.
-    pub state: String,
+    #[sqlx(try_from = "String")]
+    pub state: DeploymentState,
     pub reason: Option<String>,
     pub actor: String,
     pub host: String,
@@ -31,8 +32,8 @@ pub struct StepRecord {
     pub deployment: String,
     pub idx: i32,
     pub name: String,
-    /// `pending`, `running`, `done`, `failed`, `undone`, `skipped`.
-    pub state: String,
+    #[sqlx(try_from = "String")]
+    pub state: StepState,
     /// JSON: what the step did and what undoing it needs.
     pub detail: String,
     pub error: Option<String>,
@@ -87,7 +88,7 @@ impl Tx {
         exec_tx!(self, c => sqlx::query(&sql)
             .bind(&d.id)
             .bind(&d.environment)
-            .bind(&d.state)
+            .bind(d.state.as_str())
             .bind(&d.reason)
             .bind(&d.actor)
             .bind(&d.host)
@@ -103,7 +104,7 @@ impl Tx {
                 deployment: d.id.clone(),
                 idx: idx as i32,
                 name: name.clone(),
-                state: "pending".into(),
+                state: StepState::Pending,
                 detail: "{}".into(),
                 error: None,
                 started_ms: None,
@@ -118,7 +119,7 @@ impl Tx {
     pub async fn set_deployment_state(
         &mut self,
         id: &str,
-        state: &str,
+        state: DeploymentState,
         reason: Option<&str>,
         owner: Option<&str>,
         finished_ms: Option<i64>,
@@ -131,7 +132,7 @@ impl Tx {
             .into_owned();
         exec_tx!(self, c => sqlx::query(&sql)
             .bind(id)
-            .bind(state)
+            .bind(state.as_str())
             .bind(reason)
             .bind(owner)
             .bind(finished_ms)
@@ -155,7 +156,7 @@ impl Tx {
             .bind(&s.deployment)
             .bind(s.idx)
             .bind(&s.name)
-            .bind(&s.state)
+            .bind(s.state.as_str())
             .bind(&s.detail)
             .bind(&s.error)
             .bind(s.started_ms)

@@ -5,6 +5,7 @@
 
 use super::error::{StoreError, query_failed as fail};
 use super::pool::Tx;
+use super::states::RotationState;
 use crate::{exec_tx, on_tx};
 use serde::Serialize;
 
@@ -14,8 +15,8 @@ pub struct RotationRecord {
     pub environment: String,
     /// 1 add (verify-only), 2 promote (signing), 3 retire the old key.
     pub phase: i32,
-    /// `running`, `waiting` (for phase 3), `done`, `rolled_back`.
-    pub state: String,
+    #[sqlx(try_from = "String")]
+    pub state: RotationState,
     pub old_kid: String,
     pub new_kid: String,
     /// sha256 of the new key's material, first 16 hex digits.
@@ -73,7 +74,7 @@ impl Tx {
             .bind(&r.id)
             .bind(&r.environment)
             .bind(r.phase)
-            .bind(&r.state)
+            .bind(r.state.as_str())
             .bind(&r.old_kid)
             .bind(&r.new_kid)
             .bind(&r.fingerprint)

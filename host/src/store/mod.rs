@@ -19,6 +19,7 @@ pub mod private;
 mod records;
 pub mod schema;
 mod services;
+mod states;
 
 pub use alerts::{AlertRecord, OutboxRecord, SilenceRecord};
 pub use deployments::{DeploymentRecord, StepRecord};
@@ -27,5 +28,9 @@ pub use installation_key::InstallationKey;
 pub use keys::RotationRecord;
 pub use lease::{Holder, Lease, LeaseError, LeaseWatch};
 pub use pool::{Store, Tx};
-pub use records::{BackupFile, BackupRecord, ChangeFile, ChangeKind, ChangeRecord, ChangeState};
+pub use records::{BackupFile, BackupRecord, ChangeFile, ChangeKind, ChangeRecord};
 pub use services::{FrontDoorRecord, InstanceRecord, RevisionRecord, RolloutRecord};
+pub use states::{
+    AlertState, ChangeState, DeployOutcome, DeploymentState, InstanceState, NoticeState,
+    RolloutOutcome, RolloutState, RotationState, StepState, UnknownState,
+};

@@ -124,6 +124,28 @@ impl Tx {
         }
     }
 
+    /// Ends the transaction by what its work returned: commits `Ok` (a
+    /// failed commit is an error saying `what` it committed), rolls back
+    /// `Err` and returns it.
+    pub async fn settle<T, E: From<StoreError>>(
+        self,
+        result: Result<T, E>,
+        what: &'static str,
+    ) -> Result<T, E> {
+        match result {
+            Ok(value) => {
+                self.commit()
+                    .await
+                    .map_err(super::error::query_failed(what))?;
+                Ok(value)
+            }
+            Err(err) => {
+                let _ = self.rollback().await;
+                Err(err)
+            }
+        }
+    }
+
     /// The database's clock in milliseconds since the epoch: one clock for
     /// every host sharing a PostgreSQL store (SQLite is local anyway).
     pub async fn now_ms(&mut self) -> Result<i64, sqlx::Error> {
@@ -211,18 +233,8 @@ impl Store {
         work: impl AsyncFnOnce(&mut Tx) -> Result<T, E>,
     ) -> Result<T, E> {
         let mut tx = self.begin(write).await?;
-        match work(&mut tx).await {
-            Ok(value) => {
-                tx.commit()
-                    .await
-                    .map_err(self.fail("commit a transaction"))?;
-                Ok(value)
-            }
-            Err(err) => {
-                let _ = tx.rollback().await;
-                Err(err)
-            }
-        }
+        let result = work(&mut tx).await;
+        tx.settle(result, "commit a transaction").await
     }
 
     /// Closes every connection (SQLite then folds its write-ahead log back

@@ -1,5 +1,6 @@
 //! The rows of the state store, as plain structs.
 
+use super::states::ChangeState;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -81,40 +82,6 @@ impl ChangeKind {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ChangeState {
-    /// Started and not finished: running while its owner's lease is
-    /// alive, interrupted once it is not.
-    InProgress,
-    Completed,
-    /// Failed, and every file written was put back.
-    Failed,
-    /// Never finished; its owner's lease died and a later change on the
-    /// same directory superseded it.
-    Interrupted,
-}
-
-impl ChangeState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ChangeState::InProgress => "in_progress",
-            ChangeState::Completed => "completed",
-            ChangeState::Failed => "failed",
-            ChangeState::Interrupted => "interrupted",
-        }
-    }
-
-    fn parse(text: &str) -> ChangeState {
-        match text {
-            "completed" => ChangeState::Completed,
-            "failed" => ChangeState::Failed,
-            "interrupted" => ChangeState::Interrupted,
-            _ => ChangeState::InProgress,
-        }
-    }
-}
-
 /// One file a change writes: its checksum before and after.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ChangeFile {
@@ -176,7 +143,8 @@ impl From<RawChange> for ChangeRecord {
             } else {
                 ChangeKind::Deploy
             },
-            state: ChangeState::parse(&r.state),
+            // A state this build does not know reads as unfinished.
+            state: r.state.parse().unwrap_or(ChangeState::InProgress),
             environment: r.environment,
             config_dir: r.config_dir,
             backup_id: r.backup_id,

@@ -5,6 +5,7 @@
 
 use super::error::{StoreError, query_failed as fail};
 use super::pool::Tx;
+use super::states::{InstanceState, RolloutState};
 use crate::{exec_tx, on_tx};
 use serde::Serialize;
 
@@ -31,8 +32,8 @@ pub struct InstanceRecord {
     pub address: String,
     /// Where its health checks look.
     pub health_address: String,
-    /// `starting`, `healthy`, `failed`, `stopping`, `stopped`.
-    pub state: String,
+    #[sqlx(try_from = "String")]
+    pub state: InstanceState,
     pub rollout_id: Option<i64>,
     pub started_ms: i64,
     pub updated_ms: i64,
@@ -68,8 +69,8 @@ pub struct RolloutRecord {
     pub host: String,
     pub from_revision: Option<String>,
     pub to_revision: String,
-    /// `running`, `succeeded`, `failed`, `rolled_back`, `interrupted`.
-    pub state: String,
+    #[sqlx(try_from = "String")]
+    pub state: RolloutState,
     pub reason: Option<String>,
     pub actor: String,
     #[serde(skip)]
@@ -141,7 +142,7 @@ impl Tx {
             .bind(&i.process_start)
             .bind(&i.address)
             .bind(&i.health_address)
-            .bind(&i.state)
+            .bind(i.state.as_str())
             .bind(i.rollout_id)
             .bind(i.started_ms)
             .bind(i.updated_ms)
@@ -277,7 +278,7 @@ impl Tx {
             .bind(&r.host)
             .bind(&r.from_revision)
             .bind(&r.to_revision)
-            .bind(&r.state)
+            .bind(r.state.as_str())
             .bind(&r.reason)
             .bind(&r.actor)
             .bind(&r.owner)
@@ -290,7 +291,7 @@ impl Tx {
     pub async fn finish_rollout(
         &mut self,
         id: i64,
-        state: &str,
+        state: RolloutState,
         reason: Option<&str>,
         finished_ms: i64,
     ) -> Result<(), StoreError> {
@@ -298,7 +299,7 @@ impl Tx {
             .sql("UPDATE gantry_rollouts SET state = $1, reason = $2, finished_ms = $3 WHERE id = $4")
             .into_owned();
         exec_tx!(self, c => sqlx::query(&sql)
-            .bind(state)
+            .bind(state.as_str())
             .bind(reason)
             .bind(finished_ms)
             .bind(id)
