@@ -12,7 +12,7 @@ mod common;
 
 use common::{Figure, gantry_bin, timed};
 use gantry::runtime::{PluginSource, Runtime, RuntimeSettings};
-use gantry::testing::test_plugin;
+use gantry_runtime::testing::test_plugin;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -272,7 +272,7 @@ struct PythonPlugins {
 }
 
 fn python_plugins() -> Option<&'static PythonPlugins> {
-    use gantry::plugin_build::{COMPONENTIZE_PY_VERSION, Folder, componentize_py_version};
+    use gantry::plugin_build::{Build, COMPONENTIZE_PY_VERSION, Folder, componentize_py_version};
     use gantry::scaffold::{Lang, ScaffoldKind, SdkChoice};
     static BUILT: std::sync::OnceLock<Option<PythonPlugins>> = std::sync::OnceLock::new();
     BUILT

@@ -3,16 +3,12 @@
 //! sequencing, state and rollback. See ARCHITECTURE.md for the map.
 
 pub mod api;
-pub mod bindings;
-pub mod capabilities;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod configdeploy;
-pub mod db;
 pub mod deploy;
 pub mod error;
-pub mod escape;
 pub mod events;
 pub mod findings;
 pub mod flock;
@@ -24,16 +20,14 @@ pub mod monitor;
 pub mod nagios;
 pub mod pause;
 pub mod plugin_build;
-pub mod position;
 pub mod report;
 pub mod rollout;
-pub mod runtime;
 pub mod scaffold;
-pub mod scrub;
-pub mod secrets;
 pub mod settings;
 pub mod store;
-#[doc(hidden)]
-pub mod testing;
 
 pub use error::{Exit, Failure};
+
+// The runtime crate's layers, under the names the rest of gantry uses.
+pub use gantry_runtime as runtime;
+pub use gantry_runtime::{bindings, capabilities, db, escape, on_conn, position, scrub, secrets};

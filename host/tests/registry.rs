@@ -5,7 +5,7 @@
 use gantry::bindings::types::HealthStatus;
 use gantry::runtime::registry::{Registry, RegistryError, Reload};
 use gantry::runtime::{Runtime, RuntimeSettings};
-use gantry::testing::test_plugin;
+use gantry_runtime::testing::test_plugin;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;

@@ -6,7 +6,7 @@ use gantry::bindings::types::{CheckResult, HealthStatus};
 use gantry::runtime::{
     LoadError, Outcome, Plugin, PluginError, PluginSource, Runtime, RuntimeSettings,
 };
-use gantry::testing::test_plugin;
+use gantry_runtime::testing::test_plugin;
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -782,9 +782,10 @@ fn a_granted_name_that_resolves_inside_is_refused_without_a_connection() {
 
 /// The hostile manifest with `extra` appended to its [limits] table.
 fn hostile_with_limits(dir: &tempfile::TempDir, extra: &str) -> PluginSource {
-    let manifest = std::fs::read_to_string(gantry::testing::plugins_dir().join("hostile.toml"))
-        .unwrap()
-        .replace("[limits]\n", &format!("[limits]\n{extra}\n"));
+    let manifest =
+        std::fs::read_to_string(gantry_runtime::testing::plugins_dir().join("hostile.toml"))
+            .unwrap()
+            .replace("[limits]\n", &format!("[limits]\n{extra}\n"));
     let path = dir.path().join("hostile.toml");
     std::fs::write(&path, manifest).unwrap();
     PluginSource::from_path(&test_plugin("hostile"), Some(&path)).expect("source")

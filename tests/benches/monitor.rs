@@ -413,9 +413,9 @@ fn reload() {
     let hook = Receiver::start();
     let plugins = sandbox.path().join(".gantry/plugins");
     std::fs::create_dir_all(&plugins).unwrap();
-    let wasm = std::fs::read(gantry::testing::test_plugin("webhook-notifier")).unwrap();
+    let wasm = std::fs::read(gantry_runtime::testing::test_plugin("webhook-notifier")).unwrap();
     let manifest = std::fs::read_to_string(
-        gantry::testing::test_plugin("webhook-notifier").with_extension("toml"),
+        gantry_runtime::testing::test_plugin("webhook-notifier").with_extension("toml"),
     )
     .unwrap()
     .replace("name = \"webhook-notifier\"", "name = \"pager\"");

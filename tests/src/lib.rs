@@ -54,6 +54,8 @@ fn assert_fresh(bin: &Path) {
     let mut stack: Vec<PathBuf> = [
         "host/src",
         "host/build.rs",
+        "runtime/src",
+        "runtime/build.rs",
         "wit",
         "migrations",
         "plugins",

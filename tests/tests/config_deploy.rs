@@ -815,8 +815,10 @@ fn a_validator_cannot_leak_the_secret_it_sees() {
     for ext in ["wasm", "toml"] {
         sandbox.write(
             &format!(".gantry/plugins/leaky-validator.{ext}"),
-            std::fs::read(gantry::testing::plugins_dir().join(format!("leaky-validator.{ext}")))
-                .unwrap(),
+            std::fs::read(
+                gantry_runtime::testing::plugins_dir().join(format!("leaky-validator.{ext}")),
+            )
+            .unwrap(),
         );
     }
     let path = sandbox.path().join("deployment_config.json");

@@ -424,7 +424,7 @@ fn exit_codes_follow_the_table() {
     std::fs::create_dir_all(&plugins).unwrap();
     for ext in ["wasm", "toml"] {
         std::fs::copy(
-            gantry::testing::plugins_dir().join(format!("stuck-validator.{ext}")),
+            gantry_runtime::testing::plugins_dir().join(format!("stuck-validator.{ext}")),
             plugins.join(format!("stuck-validator.{ext}")),
         )
         .unwrap();

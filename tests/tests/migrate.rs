@@ -594,12 +594,12 @@ fn bad_migration_dir(sandbox: &Sandbox, mode: &str) -> std::path::PathBuf {
     )
     .unwrap();
     std::fs::copy(
-        gantry::testing::test_plugin("bad-migration"),
+        gantry_runtime::testing::test_plugin("bad-migration"),
         dir.join("002_bad.wasm"),
     )
     .unwrap();
     let manifest =
-        std::fs::read_to_string(gantry::testing::plugins_dir().join("bad-migration.toml"))
+        std::fs::read_to_string(gantry_runtime::testing::plugins_dir().join("bad-migration.toml"))
             .unwrap()
             .replace("name = \"bad-migration\"", "name = \"002_bad\"");
     std::fs::write(dir.join("002_bad.toml"), manifest).unwrap();

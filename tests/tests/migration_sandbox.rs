@@ -649,12 +649,12 @@ fn guest_dir(sandbox: &Sandbox, mode: &str, name: &str, grant: &str) -> PathBuf 
     )
     .unwrap();
     std::fs::copy(
-        gantry::testing::test_plugin("bad-migration"),
+        gantry_runtime::testing::test_plugin("bad-migration"),
         dir.join("002_bad.wasm"),
     )
     .unwrap();
     let manifest =
-        std::fs::read_to_string(gantry::testing::plugins_dir().join("bad-migration.toml"))
+        std::fs::read_to_string(gantry_runtime::testing::plugins_dir().join("bad-migration.toml"))
             .unwrap()
             .replace("name = \"bad-migration\"", &format!("name = {name:?}"))
             .replace("sql = \"write\"", &format!("sql = {grant:?}"));

@@ -279,7 +279,7 @@ fn a_new_notifier_version_serves_without_a_restart_and_a_broken_one_is_refused()
         // The manifest first: the watcher loads when the .wasm changes.
         std::fs::write(plugins.join("pager.toml"), manifest).unwrap();
         let tmp = plugins.join(".pager.wasm.tmp");
-        std::fs::copy(gantry::testing::test_plugin(wasm), &tmp).unwrap();
+        std::fs::copy(gantry_runtime::testing::test_plugin(wasm), &tmp).unwrap();
         std::fs::rename(&tmp, plugins.join("pager.wasm")).unwrap();
     };
     install("webhook-notifier", "1.0.0");

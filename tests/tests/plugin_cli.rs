@@ -282,7 +282,7 @@ fn a_bad_config_key_names_file_line_and_key() {
 fn a_bad_manifest_names_its_line() {
     let sandbox = Sandbox::new();
     std::fs::copy(
-        gantry::testing::test_plugin("trivial"),
+        gantry_runtime::testing::test_plugin("trivial"),
         sandbox.path().join("t.wasm"),
     )
     .unwrap();
@@ -298,7 +298,7 @@ fn a_bad_manifest_names_its_line() {
 #[test]
 fn inspect_describes_world_imports_and_manifest() {
     let sandbox = Sandbox::new();
-    let wasm = gantry::testing::test_plugin("hostile");
+    let wasm = gantry_runtime::testing::test_plugin("hostile");
     let json = sandbox
         .run(&["plugin", "inspect", wasm.to_str().unwrap(), "--json"])
         .expect(0)
@@ -314,7 +314,7 @@ fn inspect_describes_world_imports_and_manifest() {
     assert!(imports.contains(&"gantry:plugin/http@0.2.0"), "{imports:?}");
     assert_eq!(json["manifest"]["name"], "hostile");
 
-    let mailer = gantry::testing::test_plugin("mailer");
+    let mailer = gantry_runtime::testing::test_plugin("mailer");
     let json = sandbox
         .run(&["plugin", "inspect", mailer.to_str().unwrap(), "--json"])
         .expect(0)
@@ -353,9 +353,9 @@ fn a_pin_covers_the_manifest_too() {
     let sandbox = Sandbox::new();
     let wasm = sandbox.write(
         ".gantry/plugins/trivial.wasm",
-        std::fs::read(gantry::testing::test_plugin("trivial")).unwrap(),
+        std::fs::read(gantry_runtime::testing::test_plugin("trivial")).unwrap(),
     );
-    let manifest_path = gantry::testing::plugins_dir().join("trivial.toml");
+    let manifest_path = gantry_runtime::testing::plugins_dir().join("trivial.toml");
     let manifest = std::fs::read_to_string(&manifest_path).unwrap();
     sandbox.write(".gantry/plugins/trivial.toml", &manifest);
     let info = sandbox
@@ -609,11 +609,12 @@ fn operator_grants_are_shown_and_wider_ones_refused() {
     let sandbox = Sandbox::new();
     sandbox.write(
         ".gantry/plugins/hostile.wasm",
-        std::fs::read(gantry::testing::test_plugin("hostile")).unwrap(),
+        std::fs::read(gantry_runtime::testing::test_plugin("hostile")).unwrap(),
     );
     sandbox.write(
         ".gantry/plugins/hostile.toml",
-        std::fs::read_to_string(gantry::testing::plugins_dir().join("hostile.toml")).unwrap(),
+        std::fs::read_to_string(gantry_runtime::testing::plugins_dir().join("hostile.toml"))
+            .unwrap(),
     );
     sandbox.write(
         "deployment_config.json",
@@ -667,7 +668,7 @@ fn operator_grants_are_shown_and_wider_ones_refused() {
 #[test]
 fn plugin_test_prints_a_bounded_result() {
     let sandbox = Sandbox::new();
-    let wasm = gantry::testing::test_plugin("hostile");
+    let wasm = gantry_runtime::testing::test_plugin("hostile");
     let run = sandbox
         .run(&[
             "plugin",
@@ -740,11 +741,12 @@ fn a_plugins_text_cannot_repaint_the_terminal_or_forge_lines() {
     let sandbox = Sandbox::new();
     sandbox.write(
         ".gantry/plugins/hostile.wasm",
-        std::fs::read(gantry::testing::test_plugin("hostile")).unwrap(),
+        std::fs::read(gantry_runtime::testing::test_plugin("hostile")).unwrap(),
     );
     sandbox.write(
         ".gantry/plugins/hostile.toml",
-        std::fs::read_to_string(gantry::testing::plugins_dir().join("hostile.toml")).unwrap(),
+        std::fs::read_to_string(gantry_runtime::testing::plugins_dir().join("hostile.toml"))
+            .unwrap(),
     );
     let run = sandbox
         .gantry()

@@ -4,7 +4,7 @@
 
 use gantry::bindings::types::{CheckResult, HealthStatus};
 use gantry::rollout::{HealthCheck, Probe, UpdateError, ZeroDowntimeUpdater};
-use gantry::runtime::{Registry, Runtime, RuntimeSettings};
+use gantry::runtime::{Registry, Runtime};
 use gantry::settings::{Env, Flags, Settings};
 use gantry::store::Store;
 use gantry_tests::auth::Fixture;
@@ -22,8 +22,7 @@ fn updater(f: &Fixture) -> ZeroDowntimeUpdater {
     )
     .unwrap();
     let store = Store::lazy(&settings.state);
-    let runtime =
-        Arc::new(Runtime::new(RuntimeSettings::from_settings(&settings).unwrap()).unwrap());
+    let runtime = Arc::new(Runtime::new(settings.runtime().unwrap()).unwrap());
     let registry = Arc::new(Registry::new(
         runtime,
         Some(&settings.plugin_dir),

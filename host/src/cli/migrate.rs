@@ -7,7 +7,6 @@ use crate::migrate::{
     ApplyOptions, Direction, MigrationId, Migrator, RepairAction, RunReport, Status, Summary,
 };
 use crate::report::{Mode, table};
-use crate::runtime::RuntimeSettings;
 use crate::settings::Flags;
 use anyhow::anyhow;
 use clap::{Args, Subcommand};
@@ -185,7 +184,7 @@ fn migrator(ctx: &Context, args: &DbArgs) -> CliResult<Migrator> {
         .with_history_key(settings.backup_dir())
         .with_sqlx_config(sqlx)
         .with_lock_timeout(Duration::from_secs(args.lock_timeout))
-        .with_runtime_settings(RuntimeSettings::from_settings(settings)?)
+        .with_runtime_settings(settings.runtime()?)
         .with_actor(settings.actor.clone())
         .with_sqlx_history(settings.config.config.migrations.sqlx_history.into())
         .with_sink(ctx.out.sink());

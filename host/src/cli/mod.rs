@@ -17,7 +17,7 @@ mod up;
 
 use crate::error::{CliResult, Exit};
 use crate::report::Reporter;
-use crate::runtime::{Registry, Runtime, RuntimeSettings};
+use crate::runtime::{Registry, Runtime};
 use crate::settings::{Env, Flags, Settings};
 use crate::store::Store;
 use clap::{ArgAction, Args, Parser, Subcommand};
@@ -189,8 +189,7 @@ impl Context {
         if let Some(rt) = self.runtime.get() {
             return Ok(Arc::clone(rt));
         }
-        let rt = Runtime::new(RuntimeSettings::from_settings(&self.settings)?)
-            .map_err(crate::Failure::failed)?;
+        let rt = Runtime::new(self.settings.runtime()?).map_err(crate::Failure::failed)?;
         Ok(Arc::clone(self.runtime.get_or_init(|| Arc::new(rt))))
     }
 

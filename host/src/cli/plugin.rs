@@ -4,7 +4,7 @@ use super::Context;
 use super::plugin_test;
 use crate::capabilities::GrantValue;
 use crate::error::{CliResult, Exit, Failure};
-use crate::plugin_build::{self, Built, COMPONENTIZE_PY_VERSION, Folder, Language};
+use crate::plugin_build::{self, Build, Built, COMPONENTIZE_PY_VERSION, Folder, Language};
 use crate::report::table;
 use crate::runtime::narrow::{OperatorGrant, SqlLevel};
 use crate::runtime::{Entry, ManifestSummary, PluginKind, inspect, inspect_builtin};

@@ -1,6 +1,7 @@
 //! The deployment config (`deployment_config.json`, or TOML): parsed and
 //! validated into plain structs before anything is built from it.
 
+mod database;
 mod load;
 mod model;
 mod monitoring;

@@ -410,7 +410,7 @@ impl Migrator {
             return Ok(());
         }
         let pins = match self.runtime.get() {
-            Some(runtime) => &runtime.settings.pins,
+            Some(runtime) => &runtime.settings().pins,
             None => &self.runtime_settings.pins,
         };
         for (m, step) in steps {

@@ -133,7 +133,7 @@ impl Migrator {
             manifest: manifest.clone(),
         };
         // The operator's pin holds for a migration step as for any plugin.
-        let pin = runtime.settings.pins.get(&manifest.name).cloned();
+        let pin = runtime.settings().pins.get(&manifest.name).cloned();
         let plugin = runtime
             .load(source, pin.as_deref())
             .map_err(|e| format!("cannot load the step's component: {e}"))?;

@@ -149,11 +149,7 @@ fn write_python(kind: ScaffoldKind, name: &str, dir: &Path) -> anyhow::Result<()
 
 /// The WIT contract this binary was built with.
 pub fn contract() -> &'static str {
-    embedded::SDK_FILES
-        .iter()
-        .find(|(name, _)| *name == "wit/plugin.wit")
-        .map(|(_, text)| *text)
-        .expect("the SDK embeds wit/plugin.wit")
+    crate::bindings::CONTRACT_TEXT
 }
 
 /// The SDK source tree this binary was built from (it may be gone).

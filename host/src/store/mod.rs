@@ -15,7 +15,7 @@ mod installation_key;
 mod keys;
 mod lease;
 mod pool;
-pub mod private;
+pub use gantry_runtime::private;
 mod records;
 pub mod schema;
 mod services;

@@ -6,6 +6,9 @@
 //! Host functions are trappable: a WIT-level error (a denied destination)
 //! is the inner `Result`, a host fault the outer one.
 
+/// The contract's text (`wit/plugin.wit`), for plugin authors' tools.
+pub const CONTRACT_TEXT: &str = include_str!("../../wit/plugin.wit");
+
 mod imports {
     wasmtime::component::bindgen!({
         world: "gantry:plugin/imports",

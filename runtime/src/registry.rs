@@ -13,7 +13,7 @@ use super::error::LoadError;
 use super::host::{Plugin, Runtime};
 use super::manifest::Manifest;
 use super::source::{Origin, PluginSource};
-use crate::plugin_build::Folder;
+use crate::folder::Folder;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
@@ -355,7 +355,7 @@ fn wasm_files(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// A plugin folder's built component and manifest (see
-/// [`crate::plugin_build`]); an error saying how to build it when it has
+/// [`crate::folder`]); an error saying how to build it when it has
 /// not been built.
 fn folder_build(
     dir: &Path,

@@ -1,7 +1,6 @@
 //! Which database, from the config's `database` section or a URL; printed
 //! only with the password removed.
 
-use crate::config::DatabaseConfig;
 use std::fmt;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -63,46 +62,6 @@ impl DbTarget {
             url: url.to_string(),
             dialect,
         })
-    }
-
-    /// The spec's `database` section: a `url`, or host/port/user/password/
-    /// database meaning PostgreSQL. `password` has already been resolved.
-    pub fn from_section(db: &DatabaseConfig, password: Option<&str>) -> Result<DbTarget, String> {
-        if let Some(url) = &db.url {
-            if db.host.is_some() || db.database.is_some() || db.user.is_some() {
-                return Err(
-                    "`database.url` and `database.host/user/database` are exclusive; give one"
-                        .into(),
-                );
-            }
-            return Self::parse(url);
-        }
-        let host = db.host.as_deref().unwrap_or("localhost");
-        let port = db.port.unwrap_or(5432);
-        let user = db.user.as_deref().unwrap_or("postgres");
-        let name = db
-            .database
-            .as_deref()
-            .ok_or("`database.database` (the database name) is required")?;
-        let mut url = url::Url::parse("postgres://localhost").expect("static URL");
-        url.set_host(Some(host))
-            .map_err(|e| format!("`database.host` {host:?}: {e}"))?;
-        url.set_port(Some(port))
-            .map_err(|()| "`database.port` is invalid".to_string())?;
-        url.set_username(user)
-            .map_err(|()| "`database.user` is invalid".to_string())?;
-        if let Some(password) = password {
-            url.set_password(Some(password))
-                .map_err(|()| "`database.password` is invalid".to_string())?;
-        }
-        url.set_path(name);
-        if let Some(mode) = &db.sslmode {
-            url.query_pairs_mut().append_pair("sslmode", mode);
-        }
-        if let Some(ca) = &db.sslrootcert {
-            url.query_pairs_mut().append_pair("sslrootcert", ca);
-        }
-        Self::parse(url.as_str())
     }
 
     pub fn dialect(&self) -> Dialect {
@@ -181,24 +140,6 @@ fn redact_text(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_spec_section_becomes_a_postgres_url() {
-        let db = DatabaseConfig {
-            host: Some("localhost".into()),
-            port: Some(5432),
-            user: Some("postgres".into()),
-            database: Some("kari".into()),
-            ..DatabaseConfig::default()
-        };
-        let target = DbTarget::from_section(&db, Some("p@ss/word")).unwrap();
-        assert_eq!(target.dialect(), Dialect::Postgres);
-        assert!(target.url().contains("p%40ss%2Fword"), "{}", target.url());
-        assert_eq!(
-            target.to_string(),
-            "postgres://postgres:***@localhost:5432/kari"
-        );
-    }
 
     #[test]
     fn every_form_of_password_is_redacted() {

@@ -20,7 +20,7 @@ pub struct CallContext<'a> {
     /// Every secret this call may see, to scrub from what leaves it.
     pub secrets: &'a Arc<crate::scrub::Scrubber>,
     /// The plugin's limits (after the operator's narrowing).
-    pub limits: &'a crate::runtime::manifest::Limits,
+    pub limits: &'a crate::manifest::Limits,
     /// The operator's settings for this call (already checked).
     pub settings: &'a Arc<BTreeMap<String, String>>,
     /// What a health check looks at (may fill `{target}` grants).

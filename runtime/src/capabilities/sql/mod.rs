@@ -30,7 +30,7 @@ use super::{GrantValue, Grants};
 use crate::bindings::sql::{self as wit, Rows, Value};
 use crate::db::Db;
 use crate::on_conn;
-use crate::runtime::DeadlineExceeded;
+use crate::DeadlineExceeded;
 use authorizer::{Authorizer, Mode};
 use libsqlite3_sys as ffi;
 use grant::{Reserved, SqlGrant};

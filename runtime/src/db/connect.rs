@@ -117,12 +117,12 @@ pub fn sqlite_options(target: &DbTarget) -> Result<SqliteConnectOptions, DbError
             .parent()
             .filter(|d| !d.as_os_str().is_empty() && !d.exists())
         {
-            crate::store::private::dir(dir).map_err(|e| unreachable(dir, e))?;
+            crate::private::dir(dir).map_err(|e| unreachable(dir, e))?;
         }
-        crate::store::private::create_file(&file).map_err(|e| unreachable(&file, e))?;
+        crate::private::create_file(&file).map_err(|e| unreachable(&file, e))?;
         for suffix in ["-wal", "-shm"] {
             let side = PathBuf::from(format!("{}{suffix}", file.display()));
-            crate::store::private::file(&side).map_err(|e| unreachable(&side, e))?;
+            crate::private::file(&side).map_err(|e| unreachable(&side, e))?;
         }
     }
     Ok(options

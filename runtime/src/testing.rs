@@ -1,5 +1,5 @@
 //! Paths to the test guests built by `build.rs`; for gantry's own tests
-//! and benchmarks only.
+//! and benchmarks only (the `testing` feature, which a release never has).
 
 use std::path::PathBuf;
 
@@ -17,9 +17,4 @@ pub fn test_plugin(name: &str) -> PathBuf {
         path.display()
     );
     path
-}
-
-/// The plugin SDK's source directory.
-pub fn sdk_dir() -> PathBuf {
-    crate::scaffold::sdk_built_from()
 }

@@ -13,6 +13,8 @@ use crate::identity;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod runtime;
+
 /// What the command line says, before anything is resolved. Values that
 /// clap reads from the environment (`GANTRY_CONFIG`, `DATABASE_URL`, …)
 /// arrive here already.
@@ -201,7 +203,9 @@ impl Settings {
                     .map_err(|e| invalid(name.clone(), format!("`database.url`: {e}")))?,
             );
         }
-        DbTarget::from_section(&section, password.as_deref()).map_err(|e| invalid(name, e))
+        section
+            .target(password.as_deref())
+            .map_err(|e| invalid(name, e))
     }
 }
 

@@ -10,9 +10,9 @@
 //! Prints executions, unique admitted statements and findings; exits 1 on a
 //! finding. `--save` appends findings and a sample of new admitted
 //! statements to a corpus file (the committed one is
-//! `host/fuzz/sql-read-corpus.txt`, replayed by a unit test). Not run in CI.
+//! `runtime/fuzz/sql-read-corpus.txt`, replayed by a unit test). Not run in CI.
 
-use gantry::capabilities::sql::probe::{Probe, Verdict};
+use gantry_runtime::capabilities::sql::probe::{Probe, Verdict};
 use std::collections::HashSet;
 use std::io::Write;
 use std::time::{Duration, Instant};
