@@ -18,13 +18,14 @@ pub mod layout;
 pub mod migrate;
 pub mod monitor;
 pub mod nagios;
-pub mod pause;
 pub mod plugin_build;
+pub mod process;
 pub mod report;
 pub mod rollout;
 pub mod scaffold;
 pub mod settings;
 pub mod store;
+pub mod test_points;
 
 pub use error::{Exit, Failure};
 

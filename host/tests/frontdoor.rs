@@ -35,7 +35,21 @@ fn serve_backend(mut stream: TcpStream) {
                 _ => return,
             }
         }
-        let text = String::from_utf8_lossy(&head).to_string();
+        let mut text = String::from_utf8_lossy(&head).to_string();
+        let length = text
+            .lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-length:")
+                    .map(str::to_string)
+            })
+            .and_then(|n| n.trim().parse::<usize>().ok())
+            .unwrap_or(0);
+        let mut body = vec![0u8; length];
+        if stream.read_exact(&mut body).is_err() {
+            return;
+        }
+        text.push_str(&String::from_utf8_lossy(&body));
         if text.to_ascii_lowercase().contains("upgrade: echo") {
             let _ = stream.write_all(
                 b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n",
@@ -254,6 +268,40 @@ fn an_instance_that_refuses_is_passed_over() {
     for _ in 0..20 {
         let (status, answer) = http_get(public, "/x");
         assert_eq!(status, 200, "{answer}");
+    }
+}
+
+/// So is a small request with a body (a login): it is read before it is
+/// sent, and sent whole to the instance that answers.
+#[test]
+fn a_login_to_an_instance_that_refuses_is_passed_over_with_its_body() {
+    let gone = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let (public, _, _dir) = front_door(
+        Mode::Http,
+        vec![member("gone", gone), member("a", backend())],
+    );
+    for i in 0..20 {
+        let body = format!("{{\"username\":\"canary\",\"n\":{i}}}");
+        let mut stream = TcpStream::connect(public).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        write!(
+            stream,
+            "POST /login HTTP/1.1\r\nHost: auth.example\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(
+            answer.contains(&body),
+            "the instance got the body: {answer}"
+        );
     }
 }
 

@@ -93,7 +93,9 @@ fn a_version_whose_logins_fail_never_serves_a_request_in_its_gate() {
         json: Some(json!({"username": "canary", "password": gantry_tests::auth::CANARY_PASSWORD})),
         new_connections: true,
         pace: Some(Duration::from_millis(20)),
-        ..Spec::get(&f.url("/login"), 2)
+        // Four workers: a login is an argon2 hash, slow when the suite's
+        // other tests share the cores; fifty must run during the gate.
+        ..Spec::get(&f.url("/login"), 4)
     });
     let run = f.gantry(&["rollout", "auth"]).expect(1);
     let (verify, logins) = (verify.stop(), logins.stop());

@@ -5,8 +5,8 @@
 //! /v1/inbox`: a webhook receiver for a machine with no other, whose last
 //! notices the page lists.
 
+use crate::clock::when;
 use crate::deploy::DeploymentView;
-use crate::report::when;
 use crate::rollout::ServiceStatus;
 use crate::runtime::Registry;
 use crate::settings::Settings;

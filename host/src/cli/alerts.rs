@@ -3,10 +3,10 @@
 //! change at its next evaluation or delivery.
 
 use super::Context;
+use crate::clock::when;
 use crate::error::{CliResult, Exit, Failure};
 use crate::monitor::{acknowledge, silence, unacknowledge, unsilence};
 use crate::report::table;
-use crate::report::when;
 use crate::store::AlertRecord;
 use crate::store::AlertState;
 use anyhow::anyhow;

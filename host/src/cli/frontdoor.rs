@@ -9,7 +9,7 @@
 use super::Context;
 use crate::error::{CliResult, Exit, Failure};
 use crate::frontdoor::{FrontDoor, Loader, Member, Mode};
-use crate::identity::ProcessId;
+use crate::process::ProcessId;
 use crate::rollout::front::{Front, Launcher, binary_id};
 use crate::rollout::sockets::{self, FIRST_FD};
 use crate::store::InstanceState;

@@ -53,7 +53,7 @@ pub async fn run(ctx: &Context, args: StatusArgs) -> CliResult {
             print_deployment(ctx, d)?;
         }
         for r in &rotations {
-            let next = crate::report::when(r.next_after_ms);
+            let next = crate::clock::when(r.next_after_ms);
             let what = match r.state {
                 RotationState::Waiting => format!(
                     "phase 2 of 3 done: `{}` signs, `{}` verifies only; phase 3 (remove `{}`) may run after {} — gantry rotate jwt-key -e {} --finish, or gantry up",

@@ -316,7 +316,7 @@ impl ConfigDeployer {
             })
             .await?;
         self.emit(Event::Recorded { change_id });
-        crate::pause::point("config:recorded");
+        crate::test_points::point("config:recorded");
         if superseded > 0 {
             self.emit(Event::Superseded {
                 changes: superseded,
@@ -329,7 +329,7 @@ impl ConfigDeployer {
             async |_| guard.lease.ensure_held().await.map_err(ConfigError::from),
             |i| {
                 if i == 0 {
-                    crate::pause::point("config:wrote-first");
+                    crate::test_points::point("config:wrote-first");
                 }
                 self.emit(Event::Wrote {
                     name: plans[i].name.clone(),

@@ -68,7 +68,7 @@ impl Plan {
                 },
                 other => other.into(),
             })
-            .inspect(|_| crate::pause::point("deploy:leased"))
+            .inspect(|_| crate::test_points::point("deploy:leased"))
     }
 
     /// Runs the deployment: preflight (refused → nothing changed), the
@@ -388,7 +388,7 @@ impl Run<'_> {
             record.finished_ms = None;
         }
         self.save_step(idx).await.map_err(|e| e.to_string())?;
-        crate::pause::point(&format!("deploy:step:{name}"));
+        crate::test_points::point(&format!("deploy:step:{name}"));
         self.emit(Event::StepStarted {
             id: self.record.id.clone(),
             step: name.clone(),
@@ -509,7 +509,7 @@ impl Run<'_> {
             reason: self.record.reason.clone(),
             duration_ms,
         });
-        let report_file = super::report::write(self.plan, &self.record, &self.steps)
+        let report_file = super::logs::write(self.plan, &self.record, &self.steps)
             .map_err(|e| tracing::warn!("deployment log: {e}"))
             .ok();
         self.lease.release().await;

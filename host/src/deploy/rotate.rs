@@ -19,7 +19,7 @@ use super::error::DeployError;
 use super::keys::{Key, KeySet, fingerprint, generate_hs256};
 use super::plan::Plan;
 use crate::clock::now_ms;
-use crate::report::when;
+use crate::clock::when;
 use crate::store::{DeployOutcome, RotationState};
 use crate::store::{RotationRecord, Store, StoreError};
 use serde::Serialize;
@@ -313,7 +313,7 @@ impl Plan {
             if record.state != RotationState::Running {
                 break;
             }
-            crate::pause::point(match record.phase {
+            crate::test_points::point(match record.phase {
                 1 => "rotate:phase-1",
                 2 => "rotate:phase-2",
                 _ => "rotate:phase-3",

@@ -6,8 +6,11 @@
 //! The instance sees the client's address in `X-Forwarded-For` and
 //! `Forwarded`, the scheme in `X-Forwarded-Proto`, the original `Host`.
 //! Hop-by-hop headers stay on their hop. A request that could not reach an
-//! instance (connection refused: it just went away) and carries no body is
-//! tried on another; anything else that fails is a 502, an empty pool 503.
+//! instance (connection refused: it just went away between the pool's
+//! choice and the connect) is tried on another when it carries no body or
+//! a small one of known length (read first, up to `REPLAYABLE_BYTES`, so
+//! it can be sent again: nothing reached the instance); anything else that
+//! fails is a 502, an empty pool 503.
 //!
 //! Never sends a request to an address that is not in the pool.
 
@@ -27,8 +30,13 @@ use std::time::Duration;
 
 type Body = BoxBody<Bytes, hyper::Error>;
 
-/// Attempts per request without a body before it is a 502.
+/// Attempts per replayable request before it is a 502.
 const TRIES: usize = 3;
+
+/// The largest body (with a `Content-Length`) read before forwarding so
+/// the request can be tried on another instance: logins and token
+/// refreshes, not uploads.
+const REPLAYABLE_BYTES: u64 = 64 << 10;
 
 /// What every connection of the HTTP front door shares.
 #[derive(Clone)]
@@ -76,7 +84,21 @@ impl HttpProxy {
         let (mut parts, body) = request.into_parts();
         set_forwarded(&mut parts.headers, peer, upgrade);
         let bodiless = body_is_empty(&parts.headers, parts.method.clone());
-        let mut body = Some(body.boxed());
+        // A small body is read first, so a connect that fails can be
+        // retried with it; a large or streamed one goes through as it comes.
+        let (replay, mut body) = if bodiless {
+            (Some(Bytes::new()), Some(empty()))
+        } else if !upgrade && small_body(&parts.headers) {
+            match body.collect().await {
+                Ok(collected) => {
+                    let bytes = collected.to_bytes();
+                    (Some(bytes.clone()), Some(full(bytes)))
+                }
+                Err(_) => return answer(StatusCode::BAD_REQUEST, "the request body was cut short"),
+            }
+        } else {
+            (None, Some(body.boxed()))
+        };
         let mut tried: Vec<SocketAddr> = Vec::new();
         loop {
             let Some(backend) = self.pool.choose(&tried) else {
@@ -104,10 +126,10 @@ impl HttpProxy {
                     strip_hop_by_hop(response.headers_mut(), false);
                     return response.map(|b| counted(b, guard));
                 }
-                Err(e) if e.is_connect() && bodiless && tried.len() + 1 < TRIES => {
+                Err(e) if e.is_connect() && tried.len() + 1 < TRIES && replay.is_some() => {
                     drop(guard);
                     tried.push(address);
-                    body = Some(empty());
+                    body = replay.clone().map(full);
                 }
                 Err(e) => {
                     tracing::debug!(backend = %address, "upstream failed: {e}");
@@ -174,6 +196,23 @@ fn counted(body: Incoming, guard: InFlight) -> Body {
         frame
     })
     .boxed()
+}
+
+fn full(bytes: Bytes) -> Body {
+    if bytes.is_empty() {
+        return empty();
+    }
+    Full::new(bytes).map_err(|never| match never {}).boxed()
+}
+
+/// A body of known length no larger than `REPLAYABLE_BYTES`.
+fn small_body(headers: &HeaderMap) -> bool {
+    !headers.contains_key(header::TRANSFER_ENCODING)
+        && headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .is_some_and(|n| n <= REPLAYABLE_BYTES)
 }
 
 fn empty() -> Body {

@@ -5,7 +5,7 @@
 //! the rules. Any monitor ingests; one judges; a second's data reaches the
 //! leader within about two seconds.
 
-use super::event::Kind;
+use super::auth_event::Kind;
 use super::window::{BUCKETS, Totals, Windows};
 use crate::store::{Store, StoreError};
 use serde::{Deserialize, Serialize};

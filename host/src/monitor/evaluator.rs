@@ -181,7 +181,7 @@ impl Evaluator {
 mod tests {
     use super::*;
     use crate::config::RuleConfig;
-    use crate::monitor::event::Kind;
+    use crate::monitor::auth_event::Kind;
 
     fn rule(for_s: f64, min: u64, no_data: &str, resolve: Option<f64>) -> Rule {
         Rule::from_config(

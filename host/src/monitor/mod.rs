@@ -2,11 +2,12 @@
 //! lifecycle with acknowledgements and silences, a durable outbox and its
 //! delivery through notifier plugins. See ARCHITECTURE.md, "Monitoring".
 
+mod admin;
+pub mod auth_event;
 mod cluster;
 mod delivery;
 mod engine;
 pub mod evaluator;
-pub mod event;
 mod events;
 mod export;
 pub mod lifecycle;
@@ -17,12 +18,10 @@ mod reload;
 pub mod rules;
 pub mod window;
 
+pub use admin::{acknowledge, silence, unacknowledge, unsilence};
+pub use auth_event::{AuthEvent, Kind, UnknownKind};
 pub use delivery::DeliveryCounters;
-pub use engine::{
-    AuthMonitor, MonitorError, MonitorHandle, MonitorSettings, acknowledge, silence, unacknowledge,
-    unsilence,
-};
-pub use event::{AuthEvent, Kind, UnknownKind};
+pub use engine::{AuthMonitor, MonitorError, MonitorHandle, MonitorSettings};
 pub use events::Event;
 pub use notice::NotificationDoc;
 pub use receivers::{Receiver, check_plugins};

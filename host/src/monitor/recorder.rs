@@ -2,7 +2,7 @@
 //! shard of its own (found through a thread-local, once per thread and
 //! monitor), on a coarse clock (`CLOCK_REALTIME_COARSE`, a few ns).
 
-use super::event::Kind;
+use super::auth_event::Kind;
 use super::window::{Shard, Totals, Windows};
 use std::cell::RefCell;
 use std::sync::Arc;

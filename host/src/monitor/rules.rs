@@ -4,7 +4,7 @@
 //! rules; operators add their own. Bad rules are refused before anything
 //! starts, with their key path.
 
-use super::event::Kind;
+use super::auth_event::Kind;
 use super::window::Totals;
 use crate::config::{MonitoringConfig, RuleConfig};
 use std::collections::BTreeMap;

@@ -12,7 +12,7 @@
 //! power of two of microseconds, 1 µs to about 19 hours): mergeable by
 //! adding, percentiles within an eighth of an octave (~9 %).
 
-use super::event::Kind;
+use super::auth_event::Kind;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 

@@ -10,4 +10,4 @@ mod table;
 
 pub use describe::{Describe, Progress};
 pub use reporter::{Mode, Reporter};
-pub use table::{table, when};
+pub use table::table;

@@ -26,11 +26,3 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     );
     lines.join("\n")
 }
-
-/// A time in milliseconds since the epoch as tables and logs show it:
-/// `2026-11-29 10:18:25 UTC`, or `-` for none.
-pub fn when(ms: Option<i64>) -> String {
-    ms.and_then(chrono::DateTime::from_timestamp_millis)
-        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
-        .unwrap_or_else(|| "-".into())
-}

@@ -555,7 +555,7 @@ impl Rollout {
                         healthy += 1;
                         last_progress = Instant::now();
                         if healthy == 1 {
-                            crate::pause::point("rollout:replaced-one");
+                            crate::test_points::point("rollout:replaced-one");
                         }
                     }
                     Err((reason, still_there)) => {

@@ -10,7 +10,7 @@
 
 use super::error::RolloutError;
 use crate::frontdoor::{self, Answer, Request, Status};
-use crate::identity::ProcessId;
+use crate::process::ProcessId;
 use crate::store::{FrontDoorRecord, Store};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

@@ -27,7 +27,7 @@ use super::sockets::{self, FIRST_FD};
 use super::spec::{Revision, ServiceSpec, fill};
 use crate::clock::now_ms;
 use crate::events::Sink;
-use crate::identity::ProcessId;
+use crate::process::ProcessId;
 use crate::store::InstanceState;
 use crate::store::{InstanceRecord, Store};
 use std::collections::HashMap;
@@ -539,7 +539,7 @@ impl Driver for Supervised {
         self.store
             .write(async |tx| tx.save_instance(&record).await)
             .await?;
-        crate::pause::point("rollout:recorded-instance");
+        crate::test_points::point("rollout:recorded-instance");
         (self.sink)(&Event::Starting {
             service: service.clone(),
             instance: name.clone(),
@@ -555,7 +555,7 @@ impl Driver for Supervised {
                 return Err(e);
             }
         };
-        crate::pause::point("rollout:spawned");
+        crate::test_points::point("rollout:spawned");
         let pid = child.id();
         record.pid = Some(pid as i64);
         record.process_start = Some(ProcessId::of(pid).start);

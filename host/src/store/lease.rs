@@ -14,7 +14,8 @@
 use super::error::{StoreError, query_failed};
 use super::pool::{Store, Tx};
 use crate::db::Dialect;
-use crate::identity::{self, ProcessId};
+use crate::identity;
+use crate::process::ProcessId;
 use crate::{exec_tx, on_tx};
 use chrono::{DateTime, TimeZone, Utc};
 use serde::Serialize;

@@ -5,7 +5,7 @@
 //! holds a secret: step details are names, revisions and counts.
 
 use super::plan::Plan;
-use crate::report::when;
+use crate::clock::when;
 use crate::store::{DeploymentRecord, StepRecord};
 use serde_json::{Value, json};
 use std::io::Write;
