@@ -21,10 +21,7 @@ use wasmtime_wasi::runtime::in_tokio;
 /// The instance `wasmtime_wasi::p2::add_to_linker_sync` defines `poll` in.
 const POLL: &str = "wasi:io/poll@0.2.12";
 
-/// A guest waited in a host call until its deadline passed.
-#[derive(Debug, thiserror::Error)]
-#[error("the plugin's deadline passed while it waited in a host call")]
-pub struct DeadlineExceeded;
+pub use crate::limits::DeadlineExceeded;
 
 /// Replaces WASI's blocking waits in `linker` (after WASI was added).
 pub fn add_to_linker(linker: &mut Linker<CallState>) -> anyhow::Result<()> {

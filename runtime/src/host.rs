@@ -360,13 +360,13 @@ impl Runtime {
                     found: format!("gantry:plugin@{version} (from import `{import}`)"),
                 });
             }
-            if !manifest.kind.imports().contains(&interface) {
+            if !capabilities::imports_of(manifest.kind).contains(&interface) {
                 return Err(LoadError::Incompatible {
                     plugin: manifest.name.clone(),
                     expected: format!(
                         "a {} plugin, which may import {}",
                         manifest.kind,
-                        manifest.kind.imports().join(", ")
+                        capabilities::imports_of(manifest.kind).join(", ")
                     ),
                     found: format!("an import of `{interface}`"),
                 });

@@ -11,6 +11,8 @@ pub mod capabilities;
 pub mod db;
 pub mod escape;
 pub mod folder;
+pub mod kind;
+pub mod limits;
 pub mod position;
 pub mod private;
 pub mod scrub;

@@ -6,6 +6,8 @@
 //! loads or runs the component.
 
 use crate::capabilities::{GrantValue, Grants};
+pub use crate::kind::PluginKind;
+pub use crate::limits::Limits;
 use crate::position::line_col;
 use serde::Deserialize;
 use serde_spanned::Spanned;
@@ -13,65 +15,6 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-
-/// The world a plugin targets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum PluginKind {
-    HealthCheck,
-    Notifier,
-    ConfigValidator,
-    Migration,
-}
-
-impl PluginKind {
-    pub const ALL: [PluginKind; 4] = [
-        PluginKind::HealthCheck,
-        PluginKind::Notifier,
-        PluginKind::ConfigValidator,
-        PluginKind::Migration,
-    ];
-
-    /// The WIT world name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PluginKind::HealthCheck => "health-check",
-            PluginKind::Notifier => "notifier",
-            PluginKind::ConfigValidator => "config-validator",
-            PluginKind::Migration => "migration",
-        }
-    }
-
-    /// The functions a component of this world exports.
-    pub fn exports(self) -> &'static [&'static str] {
-        match self {
-            PluginKind::HealthCheck => &["check"],
-            PluginKind::Notifier => &["notify"],
-            PluginKind::ConfigValidator => &["validate"],
-            PluginKind::Migration => &["up", "down"],
-        }
-    }
-
-    /// The `gantry:plugin` interfaces this world may import.
-    pub fn imports(self) -> &'static [&'static str] {
-        match self {
-            PluginKind::HealthCheck => &["types", "log", "config", "http", "tcp"],
-            PluginKind::Notifier => &["types", "log", "config", "http", "smtp"],
-            PluginKind::ConfigValidator => &["types", "log", "config"],
-            PluginKind::Migration => &["types", "log", "config", "sql"],
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<PluginKind> {
-        Self::ALL.into_iter().find(|k| k.as_str() == text)
-    }
-}
-
-impl fmt::Display for PluginKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// A parsed, validated manifest.
 #[derive(Debug, Clone)]
@@ -104,35 +47,6 @@ impl Manifest {
         let both = format!("gantry-pin-v1\n{component_sha256}\n{manifest}\n");
         hex::encode(Sha256::digest(both.as_bytes()))
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    pub memory_mib: u64,
-    pub timeout_ms: u64,
-    /// HTTP requests one call may send, when the plugin needs more (or
-    /// fewer) than the default 64; at most the operator's
-    /// `plugins.capabilities.http.max_requests_per_call`.
-    pub http_requests_per_call: Option<u32>,
-    /// Body bytes one call may send and receive, likewise (default 16 MiB).
-    pub http_bytes_per_call: Option<u64>,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            memory_mib: 32,
-            timeout_ms: 10_000,
-            http_requests_per_call: None,
-            http_bytes_per_call: None,
-        }
-    }
-}
-
-impl Limits {
-    /// The most a manifest may ask for.
-    pub const MAX_MEMORY_MIB: u64 = 512;
-    pub const MAX_TIMEOUT_MS: u64 = 10 * 60 * 1000;
 }
 
 #[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]

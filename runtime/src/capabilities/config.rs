@@ -4,6 +4,7 @@
 //! `[settings]` before the call; this module never logs their values,
 //! since some are secrets.
 
+use crate::kind::PluginKind;
 use super::unit::{CallContext, Capability};
 use super::{Grants, NoLimits};
 use crate::bindings::config as wit;
@@ -20,6 +21,7 @@ pub struct Config;
 
 impl Capability for Config {
     const INTERFACE: &'static str = "config";
+    const WORLDS: &'static [PluginKind] = &PluginKind::ALL;
     type Limits = NoLimits;
     type Shared = ();
     type State = ConfigState;

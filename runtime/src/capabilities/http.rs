@@ -14,6 +14,7 @@
 //! This module must never let a plugin choose its own proxy, follow a
 //! redirect without checking it, or buffer an unbounded body.
 
+use crate::kind::PluginKind;
 use super::egress::{AddressPolicy, CheckedResolver};
 use super::io::{remaining, run_io};
 use super::unit::{CallContext, Capability, Collected};
@@ -278,6 +279,7 @@ pub struct Http;
 
 impl Capability for Http {
     const INTERFACE: &'static str = "http";
+    const WORLDS: &'static [PluginKind] = &[PluginKind::HealthCheck, PluginKind::Notifier];
     type Limits = HttpLimits;
     type Shared = HttpShared;
     type State = HttpState;

@@ -5,6 +5,7 @@
 //! `max_line_bytes` each; the rest are counted and reported once. A plugin
 //! can never flood the host's log or memory through this interface.
 
+use crate::kind::PluginKind;
 use super::Grants;
 use super::unit::{CallContext, Capability, Collected};
 use crate::bindings::log as wit;
@@ -42,6 +43,7 @@ pub struct Log;
 
 impl Capability for Log {
     const INTERFACE: &'static str = "log";
+    const WORLDS: &'static [PluginKind] = &PluginKind::ALL;
     type Limits = LogLimits;
     type Shared = LogLimits;
     type State = LogState;

@@ -71,6 +71,16 @@ macro_rules! capabilities {
             Ok(())
         }
 
+        /// The interfaces a plugin of `kind` may import: `types`, and each
+        /// capability that serves its world.
+        pub fn imports_of(kind: crate::kind::PluginKind) -> Vec<&'static str> {
+            let mut interfaces = vec!["types"];
+            $(if <$cap as Capability>::WORLDS.contains(&kind) {
+                interfaces.push(<$cap as Capability>::INTERFACE);
+            })*
+            interfaces
+        }
+
         /// `Some(granted)` for an interface this host provides.
         pub fn granted(interface: &str, grants: &Grants) -> Option<bool> {
             match interface {

@@ -10,6 +10,7 @@
 //! `tls` (465's), or `none`). TLS trusts the platform's store and, when
 //! given, `ca_file`. Gated: `smtp = true` in the manifest.
 
+use crate::kind::PluginKind;
 use super::io::{remaining, run_io};
 use super::unit::{CallContext, Capability};
 use super::{GrantValue, Grants};
@@ -149,6 +150,7 @@ pub struct Smtp;
 
 impl Capability for Smtp {
     const INTERFACE: &'static str = "smtp";
+    const WORLDS: &'static [PluginKind] = &[PluginKind::Notifier];
     type Limits = SmtpLimits;
     type Shared = std::sync::Arc<SmtpShared>;
     type State = SmtpState;

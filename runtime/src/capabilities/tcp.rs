@@ -5,6 +5,7 @@
 //! once; no bytes are exchanged, and it never outlives the plugin's
 //! deadline.
 
+use crate::kind::PluginKind;
 use super::io::{remaining, run_io};
 use super::unit::{CallContext, Capability, Collected};
 use super::egress::AddressPolicy;
@@ -65,6 +66,7 @@ pub struct Tcp;
 
 impl Capability for Tcp {
     const INTERFACE: &'static str = "tcp";
+    const WORLDS: &'static [PluginKind] = &[PluginKind::HealthCheck];
     type Limits = TcpLimits;
     type Shared = AddressPolicy;
     type State = TcpState;

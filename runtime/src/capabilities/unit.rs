@@ -7,6 +7,7 @@
 
 use super::{GrantValue, Grants};
 use crate::capabilities::log::LogLine;
+use crate::kind::PluginKind;
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -20,7 +21,7 @@ pub struct CallContext<'a> {
     /// Every secret this call may see, to scrub from what leaves it.
     pub secrets: &'a Arc<crate::scrub::Scrubber>,
     /// The plugin's limits (after the operator's narrowing).
-    pub limits: &'a crate::manifest::Limits,
+    pub limits: &'a crate::limits::Limits,
     /// The operator's settings for this call (already checked).
     pub settings: &'a Arc<BTreeMap<String, String>>,
     /// What a health check looks at (may fill `{target}` grants).
@@ -57,6 +58,9 @@ pub struct Collected {
 pub trait Capability {
     /// The `gantry:plugin` interface it implements (`http`).
     const INTERFACE: &'static str;
+    /// The worlds whose plugins may import it; a plugin of another kind
+    /// that imports it fails to load.
+    const WORLDS: &'static [PluginKind];
     /// Operator limits, `plugins.capabilities.<INTERFACE>` in the
     /// deployment config; unknown keys are refused.
     type Limits: DeserializeOwned + Default + Clone + Send + Sync + std::fmt::Debug + 'static;

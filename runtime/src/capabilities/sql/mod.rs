@@ -25,12 +25,13 @@ pub mod grant;
 pub mod probe;
 pub mod role;
 
+use crate::kind::PluginKind;
 use super::unit::{CallContext, Capability};
 use super::{GrantValue, Grants};
 use crate::bindings::sql::{self as wit, Rows, Value};
 use crate::db::Db;
 use crate::on_conn;
-use crate::DeadlineExceeded;
+use crate::limits::DeadlineExceeded;
 use authorizer::{Authorizer, Mode};
 use libsqlite3_sys as ffi;
 use grant::{Reserved, SqlGrant};
@@ -194,6 +195,7 @@ pub struct Sql;
 
 impl Capability for Sql {
     const INTERFACE: &'static str = "sql";
+    const WORLDS: &'static [PluginKind] = &[PluginKind::Migration];
     type Limits = SqlLimits;
     type Shared = ();
     type State = SqlState;
