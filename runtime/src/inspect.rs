@@ -37,11 +37,10 @@ pub struct ManifestSummary {
     pub name: String,
     pub kind: PluginKind,
     pub version: String,
-    pub http: Vec<String>,
-    pub tcp: Vec<String>,
-    pub smtp: bool,
-    /// `read`, `write` or `ddl`; none when not granted.
-    pub sql: Option<&'static str>,
+    /// What it may reach, by capability, as each capability shows it
+    /// (`http` and `tcp` lists, `smtp` a flag, `sql` a level or null).
+    #[serde(flatten)]
+    pub grants: std::collections::BTreeMap<&'static str, serde_json::Value>,
     pub memory_mib: u64,
     pub timeout_ms: u64,
     pub http_requests_per_call: Option<u32>,
@@ -56,19 +55,7 @@ impl From<&Manifest> for ManifestSummary {
             name: m.name.clone(),
             kind: m.kind,
             version: m.version.clone(),
-            // An operator's narrower list is what the plugin can reach.
-            http: m
-                .capabilities
-                .narrowed("http")
-                .unwrap_or(m.capabilities.list("http"))
-                .to_vec(),
-            tcp: m
-                .capabilities
-                .narrowed("tcp")
-                .unwrap_or(m.capabilities.list("tcp"))
-                .to_vec(),
-            smtp: m.capabilities.flag("smtp"),
-            sql: crate::capabilities::sql::level(&m.capabilities).map(|l| l.as_str()),
+            grants: crate::capabilities::summaries(&m.capabilities),
             memory_mib: m.limits.memory_mib,
             timeout_ms: m.limits.timeout_ms,
             http_requests_per_call: m.limits.http_requests_per_call,

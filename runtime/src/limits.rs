@@ -35,3 +35,14 @@ impl Limits {
 #[derive(Debug, thiserror::Error)]
 #[error("the plugin's deadline passed while it waited in a host call")]
 pub struct DeadlineExceeded;
+
+/// The operator's narrower limits for one plugin
+/// (`plugins.grants.NAME.limits`): each at most the manifest's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperatorLimits {
+    pub memory_mib: Option<u64>,
+    pub timeout_ms: Option<u64>,
+    pub http_requests_per_call: Option<u32>,
+    pub http_bytes_per_call: Option<u64>,
+}

@@ -1,48 +1,21 @@
 //! Grants belong to the operator: `plugins.grants.NAME` in the deployment
 //! config narrows what a plugin's manifest asks for.
 //!
-//! The effective grant is the intersection: an operator list (`http`,
+//! The effective grant is the intersection, and each capability says how
+//! its entry narrows (`Capability::narrow`): an operator list (`http`,
 //! `tcp`) is checked at every request together with the manifest's (both
 //! must admit it); `sql` is the narrower level; `smtp = false` refuses
-//! every send; limits are the smaller. An operator grant wider than the
+//! every send. Limits are the smaller. An operator grant wider than the
 //! manifest — an origin, target, level or limit the manifest never asked
 //! for — refuses the load, naming the key.
 
 use super::manifest::{Limits, Manifest};
-use crate::capabilities::http::{self, Origin};
-use crate::capabilities::sql::grant::SqlGrant;
-use crate::capabilities::tcp::Target;
-use crate::capabilities::{GrantValue, Grants};
-use serde::{Deserialize, Serialize};
+use crate::capabilities::Grants;
+use crate::capabilities::http;
 
-/// One plugin's `plugins.grants.NAME` table.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct OperatorGrant {
-    pub http: Option<Vec<String>>,
-    pub tcp: Option<Vec<String>>,
-    /// `"read"`, `"write"`, `"ddl"` or `false`.
-    pub sql: Option<SqlLevel>,
-    pub smtp: Option<bool>,
-    #[serde(default)]
-    pub limits: OperatorLimits,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(untagged)]
-pub enum SqlLevel {
-    Off(bool),
-    Level(String),
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct OperatorLimits {
-    pub memory_mib: Option<u64>,
-    pub timeout_ms: Option<u64>,
-    pub http_requests_per_call: Option<u32>,
-    pub http_bytes_per_call: Option<u64>,
-}
+pub use crate::capabilities::OperatorGrant;
+pub use crate::capabilities::sql::SqlLevel;
+pub use crate::limits::OperatorLimits;
 
 /// Why an operator grant cannot apply: the key under
 /// `plugins.grants.NAME` and what is wrong with it.
@@ -59,78 +32,8 @@ pub fn narrow(manifest: &Manifest, operator: &OperatorGrant) -> Result<(Grants, 
         why,
     };
     let mut grants = manifest.capabilities.clone();
-    let declared = &manifest.capabilities;
-
-    for (key, list) in [("http", &operator.http), ("tcp", &operator.tcp)] {
-        let Some(list) = list else { continue };
-        let asked = declared.list(key);
-        for entry in list {
-            let shape = if key == "http" {
-                Origin::check_entry(entry)
-            } else {
-                Target::check_entry(entry)
-            };
-            shape.map_err(|why| wider(key, format!("entry {entry:?}: {why}")))?;
-            if !covered(key, entry, asked) {
-                return Err(wider(
-                    key,
-                    format!(
-                        "entry {entry:?} is wider than the manifest, which grants {}",
-                        shown(asked)
-                    ),
-                ));
-            }
-        }
-        grants.narrowed.insert(key.to_string(), list.clone());
-    }
-
-    if let Some(level) = &operator.sql {
-        let asked = crate::capabilities::sql::level(declared);
-        let value = match level {
-            SqlLevel::Off(false) => GrantValue::Flag(false),
-            SqlLevel::Off(true) => {
-                return Err(wider(
-                    "sql",
-                    "= true: say \"read\", \"write\", \"ddl\" or false".into(),
-                ));
-            }
-            SqlLevel::Level(text) => {
-                let level = SqlGrant::parse(text).ok_or_else(|| {
-                    wider(
-                        "sql",
-                        format!("= {text:?}: expected \"read\", \"write\", \"ddl\" or false"),
-                    )
-                })?;
-                match asked {
-                    Some(asked) if level <= asked => GrantValue::Text(level.to_string()),
-                    _ => {
-                        return Err(wider(
-                            "sql",
-                            format!(
-                                "= \"{level}\" is wider than the manifest's sql = {}",
-                                asked.map_or("none".to_string(), |a| format!("\"{a}\""))
-                            ),
-                        ));
-                    }
-                }
-            }
-        };
-        grants.entries.insert("sql".into(), value);
-    }
-
-    if let Some(smtp) = operator.smtp {
-        if smtp && !declared.flag("smtp") {
-            return Err(wider(
-                "smtp",
-                "= true is wider than the manifest, which does not grant smtp".into(),
-            ));
-        }
-        if !smtp {
-            grants
-                .entries
-                .insert("smtp".into(), GrantValue::Flag(false));
-        }
-    }
+    crate::capabilities::narrow_all(&manifest.capabilities, operator, &mut grants)
+        .map_err(|(key, why)| wider(key, why))?;
 
     let mut limits = manifest.limits;
     let bounded = |key: &str, asked: u64, given: Option<u64>| match given {
@@ -163,46 +66,6 @@ pub fn narrow(manifest: &Manifest, operator: &OperatorGrant) -> Result<(Grants, 
         limits.http_bytes_per_call = Some(bounded("limits.http_bytes_per_call", asked, Some(n))?);
     }
     Ok((grants, limits))
-}
-
-/// Whether the manifest's `asked` entries admit everything `entry` does.
-/// A manifest entry filled from a setting (`{url}`) is decided per call,
-/// where both lists must admit the request.
-fn covered(key: &str, entry: &str, asked: &[String]) -> bool {
-    asked.iter().any(|m| {
-        if m == entry || m.contains('{') {
-            return true;
-        }
-        if entry.contains('{') {
-            return false;
-        }
-        if key == "http" {
-            match (Origin::parse_entry(m), Origin::parse_entry(entry)) {
-                (Ok(m), Ok(e)) => {
-                    m.scheme == e.scheme
-                        && m.host == e.host
-                        && (m.port.is_none() || m.port == e.port)
-                }
-                _ => false,
-            }
-        } else {
-            match (Target::parse_entry(m), Target::parse_entry(entry)) {
-                (Ok(m), Ok(e)) => m.host == e.host && (m.port.is_none() || m.port == e.port),
-                _ => false,
-            }
-        }
-    })
-}
-
-fn shown(list: &[String]) -> String {
-    if list.is_empty() {
-        "none".into()
-    } else {
-        list.iter()
-            .map(|e| format!("{e:?}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
 }
 
 #[cfg(test)]

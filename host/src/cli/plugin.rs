@@ -6,7 +6,7 @@ use crate::capabilities::GrantValue;
 use crate::error::{CliResult, Exit, Failure};
 use crate::plugin_build::{self, Build, Built, COMPONENTIZE_PY_VERSION, Folder, Language};
 use crate::report::table;
-use crate::runtime::narrow::{OperatorGrant, SqlLevel};
+use crate::runtime::narrow::OperatorGrant;
 use crate::runtime::{Entry, ManifestSummary, PluginKind, inspect, inspect_builtin};
 use crate::scaffold::{self, Lang, ScaffoldKind, SdkChoice};
 use anyhow::anyhow;
@@ -437,15 +437,17 @@ fn inspect_cmd(ctx: &Context, path: &Path, manifest: Option<&Path>) -> CliResult
     match &info.manifest {
         Some(m) => {
             text.push_str(&format!(
-                "manifest: {}\n  name: {}\n  kind: {}\n  version: {}\n  http: {}\n  tcp: {}\n  smtp: {}\n  sql: {}\n  limits: {} MiB, {} ms\n  settings: {}\n",
+                "manifest: {}\n  name: {}\n  kind: {}\n  version: {}\n",
                 m.path.display(),
                 m.name,
                 m.kind,
                 m.version,
-                list_or_none(&m.http),
-                list_or_none(&m.tcp),
-                m.smtp,
-                m.sql.unwrap_or("none"),
+            ));
+            for (capability, shown) in &m.grants {
+                text.push_str(&format!("  {capability}: {}\n", shown_value(shown)));
+            }
+            text.push_str(&format!(
+                "  limits: {} MiB, {} ms\n  settings: {}\n",
                 m.memory_mib,
                 m.timeout_ms,
                 list_or_none(&m.settings),
@@ -476,74 +478,84 @@ fn grants_table(
     effective: Option<&ManifestSummary>,
 ) -> String {
     let unset = || "-".to_string();
+    let capabilities: Vec<&'static str> = manifest.grants.keys().copied().collect();
     let of = |m: &ManifestSummary| -> Vec<String> {
-        vec![
-            list_or_none(&m.http),
-            list_or_none(&m.tcp),
-            m.sql.unwrap_or("none").to_string(),
-            m.smtp.to_string(),
+        let mut column: Vec<String> = capabilities
+            .iter()
+            .map(|c| m.grants.get(c).map_or_else(unset, shown_value))
+            .collect();
+        column.extend([
             format!("{} MiB", m.memory_mib),
             format!("{} ms", m.timeout_ms),
             m.http_requests_per_call
                 .map_or("default".into(), |n| n.to_string()),
             m.http_bytes_per_call
                 .map_or("default".into(), |n| n.to_string()),
-        ]
+        ]);
+        column
     };
+    let width = capabilities.len() + 4;
     let op: Vec<String> = match operator {
-        None => vec![unset(); 8],
-        Some(o) => vec![
-            o.http.as_deref().map_or_else(unset, list_or_none),
-            o.tcp.as_deref().map_or_else(unset, list_or_none),
-            match &o.sql {
-                None => unset(),
-                Some(SqlLevel::Level(level)) => level.clone(),
-                Some(SqlLevel::Off(flag)) => flag.to_string(),
-            },
-            o.smtp.map_or_else(unset, |s| s.to_string()),
-            o.limits
-                .memory_mib
-                .map_or_else(unset, |n| format!("{n} MiB")),
-            o.limits
-                .timeout_ms
-                .map_or_else(unset, |n| format!("{n} ms")),
-            o.limits
-                .http_requests_per_call
-                .map_or_else(unset, |n| n.to_string()),
-            o.limits
-                .http_bytes_per_call
-                .map_or_else(unset, |n| n.to_string()),
-        ],
+        None => vec![unset(); width],
+        Some(o) => {
+            let entries = crate::capabilities::operator_entries(o);
+            let mut column: Vec<String> = capabilities
+                .iter()
+                .map(|c| entries.get(c).map_or_else(unset, shown_value))
+                .collect();
+            column.extend([
+                o.limits
+                    .memory_mib
+                    .map_or_else(unset, |n| format!("{n} MiB")),
+                o.limits
+                    .timeout_ms
+                    .map_or_else(unset, |n| format!("{n} ms")),
+                o.limits
+                    .http_requests_per_call
+                    .map_or_else(unset, |n| n.to_string()),
+                o.limits
+                    .http_bytes_per_call
+                    .map_or_else(unset, |n| n.to_string()),
+            ]);
+            column
+        }
     };
-    let eff = effective.map_or_else(|| vec!["(does not load)".to_string(); 8], of);
+    let eff = effective.map_or_else(|| vec!["(does not load)".to_string(); width], of);
     let man = of(manifest);
-    let rows: Vec<Vec<String>> = [
-        "http",
-        "tcp",
-        "sql",
-        "smtp",
-        "memory",
-        "timeout",
-        "http requests/call",
-        "http bytes/call",
-    ]
-    .iter()
-    .enumerate()
-    .map(|(i, row)| {
-        vec![
-            row.to_string(),
-            man[i].clone(),
-            op[i].clone(),
-            eff[i].clone(),
-        ]
-    })
-    .collect();
+    let names: Vec<String> = capabilities
+        .iter()
+        .map(|c| c.to_string())
+        .chain(
+            ["memory", "timeout", "http requests/call", "http bytes/call"]
+                .iter()
+                .map(|s| s.to_string()),
+        )
+        .collect();
+    let rows: Vec<Vec<String>> = names
+        .iter()
+        .enumerate()
+        .map(|(i, row)| vec![row.clone(), man[i].clone(), op[i].clone(), eff[i].clone()])
+        .collect();
     let grid = table(
         &["", "manifest", "operator (plugins.grants)", "effective"],
         &rows,
     );
     let indented: Vec<String> = grid.lines().map(|l| format!("  {l}")).collect();
     format!("grants:\n{}\n", indented.join("\n"))
+}
+
+/// A capability's summary or operator entry as a cell: a list's entries
+/// (or `none`), a flag, a level; `none` for null.
+fn shown_value(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::Null => "none".into(),
+        serde_json::Value::String(text) => text.clone(),
+        serde_json::Value::Array(items) => {
+            let items: Vec<String> = items.iter().map(shown_value).collect();
+            list_or_none(&items)
+        }
+        other => other.to_string(),
+    }
 }
 
 fn list_or_none(items: &[String]) -> String {

@@ -22,6 +22,7 @@ pub struct Config;
 impl Capability for Config {
     const INTERFACE: &'static str = "config";
     const WORLDS: &'static [PluginKind] = &PluginKind::ALL;
+    type Operator = super::NoOperatorGrant;
     type Limits = NoLimits;
     type Shared = ();
     type State = ConfigState;

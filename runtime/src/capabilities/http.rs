@@ -292,6 +292,24 @@ impl Capability for Http {
         value.entries(Origin::check_entry)
     }
 
+    /// `http = ["scheme://host:port", …]`, each within a manifest entry.
+    type Operator = Vec<String>;
+
+    fn narrow(declared: &Grants, entries: &Vec<String>, grants: &mut Grants) -> Result<(), String> {
+        super::narrow_list("http", declared, entries, grants, Origin::check_entry, |m, e| {
+            match (Origin::parse_entry(m), Origin::parse_entry(e)) {
+                (Ok(m), Ok(e)) => {
+                    m.scheme == e.scheme && m.host == e.host && (m.port.is_none() || m.port == e.port)
+                }
+                _ => false,
+            }
+        })
+    }
+
+    fn summary(grants: &Grants) -> Option<serde_json::Value> {
+        Some(super::list_summary("http", grants))
+    }
+
     fn shared(limits: &HttpLimits, io: &tokio::runtime::Handle) -> anyhow::Result<HttpShared> {
         HttpShared::new(io.clone(), *limits)
     }

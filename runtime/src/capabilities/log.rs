@@ -44,6 +44,7 @@ pub struct Log;
 impl Capability for Log {
     const INTERFACE: &'static str = "log";
     const WORLDS: &'static [PluginKind] = &PluginKind::ALL;
+    type Operator = super::NoOperatorGrant;
     type Limits = LogLimits;
     type Shared = LogLimits;
     type State = LogState;

@@ -11,7 +11,7 @@ pub mod egress;
 pub mod io;
 mod unit;
 
-pub use unit::{CallContext, Capability, Collected};
+pub use unit::{CallContext, Capability, Collected, NoOperatorGrant};
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -38,6 +38,52 @@ macro_rules! capabilities {
         #[serde(deny_unknown_fields)]
         pub struct Limits {
             $(#[serde(default)] pub $field: <$cap as Capability>::Limits,)*
+        }
+
+        /// One plugin's `plugins.grants.NAME` table: each capability's
+        /// operator entry (unknown keys refused), and narrower limits.
+        #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct OperatorGrant {
+            $(#[serde(default, skip_serializing_if = "Option::is_none")]
+            pub $field: Option<<$cap as Capability>::Operator>,)*
+            #[serde(default)]
+            pub limits: crate::limits::OperatorLimits,
+        }
+
+        /// Narrows `declared` by each capability's operator entry, into
+        /// `grants`; the first refused entry as (its key, why).
+        pub fn narrow_all(
+            declared: &Grants,
+            operator: &OperatorGrant,
+            grants: &mut Grants,
+        ) -> Result<(), (&'static str, String)> {
+            $(if let Some(entry) = &operator.$field {
+                <$cap>::narrow(declared, entry, grants)
+                    .map_err(|why| (<$cap as Capability>::INTERFACE, why))?;
+            })*
+            Ok(())
+        }
+
+        /// What `grants` let a plugin reach, by capability (inspect).
+        pub fn summaries(grants: &Grants) -> BTreeMap<&'static str, serde_json::Value> {
+            let mut out = BTreeMap::new();
+            $(if let Some(shown) = <$cap>::summary(grants) {
+                out.insert(<$cap as Capability>::INTERFACE, shown);
+            })*
+            out
+        }
+
+        /// The operator's entries as written, by capability (inspect).
+        pub fn operator_entries(operator: &OperatorGrant) -> BTreeMap<&'static str, serde_json::Value> {
+            let mut out = BTreeMap::new();
+            $(if let Some(entry) = &operator.$field {
+                out.insert(
+                    <$cap as Capability>::INTERFACE,
+                    serde_json::to_value(entry).unwrap_or_default(),
+                );
+            })*
+            out
         }
 
         /// The `gantry:plugin` interfaces this host implements.
@@ -225,4 +271,57 @@ pub fn fill_placeholders(entry: &str, word: &str, number: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// A list as a person reads it: its entries, or `none`.
+pub fn shown_list(list: &[String]) -> String {
+    if list.is_empty() {
+        "none".into()
+    } else {
+        list.join(", ")
+    }
+}
+
+/// Whether the manifest's `asked` entries admit everything `entry` does,
+/// `within(asked, entry)` deciding two concrete entries. A manifest entry
+/// filled from a setting (`{url}`) is decided per call, where both lists
+/// must admit the request.
+pub fn covered(entry: &str, asked: &[String], within: impl Fn(&str, &str) -> bool) -> bool {
+    asked.iter().any(|m| {
+        if m == entry || m.contains('{') {
+            return true;
+        }
+        !entry.contains('{') && within(m, entry)
+    })
+}
+
+/// Narrows a destination list: every operator entry must have the right
+/// shape and be covered by the manifest's; the operator's list is then
+/// checked at every request beside the manifest's.
+pub fn narrow_list(
+    key: &str,
+    declared: &Grants,
+    entries: &[String],
+    grants: &mut Grants,
+    check: impl Fn(&str) -> Result<(), String>,
+    within: impl Fn(&str, &str) -> bool,
+) -> Result<(), String> {
+    let asked = declared.list(key);
+    for entry in entries {
+        check(entry).map_err(|why| format!("entry {entry:?}: {why}"))?;
+        if !covered(entry, asked, &within) {
+            return Err(format!(
+                "entry {entry:?} is wider than the manifest, which grants {}",
+                shown_list(asked)
+            ));
+        }
+    }
+    grants.narrowed.insert(key.to_string(), entries.to_vec());
+    Ok(())
+}
+
+/// What a destination list lets a plugin reach: the operator's narrower
+/// list when there is one.
+pub fn list_summary(key: &str, grants: &Grants) -> serde_json::Value {
+    serde_json::json!(grants.narrowed(key).unwrap_or(grants.list(key)))
 }

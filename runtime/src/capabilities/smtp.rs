@@ -163,6 +163,24 @@ impl Capability for Smtp {
         value.flag()
     }
 
+    /// `smtp = false` refuses every send; `true` only where the manifest
+    /// grants it.
+    type Operator = bool;
+
+    fn narrow(declared: &Grants, entry: &bool, grants: &mut Grants) -> Result<(), String> {
+        if *entry && !declared.flag("smtp") {
+            return Err("= true is wider than the manifest, which does not grant smtp".into());
+        }
+        if !*entry {
+            grants.entries.insert("smtp".into(), GrantValue::Flag(false));
+        }
+        Ok(())
+    }
+
+    fn summary(grants: &Grants) -> Option<serde_json::Value> {
+        Some(serde_json::json!(grants.flag("smtp")))
+    }
+
     fn shared(
         limits: &SmtpLimits,
         io: &tokio::runtime::Handle,

@@ -79,6 +79,22 @@ impl Capability for Tcp {
         value.entries(Target::check_entry)
     }
 
+    /// `tcp = ["host:port", …]`, each within a manifest entry.
+    type Operator = Vec<String>;
+
+    fn narrow(declared: &Grants, entries: &Vec<String>, grants: &mut Grants) -> Result<(), String> {
+        super::narrow_list("tcp", declared, entries, grants, Target::check_entry, |m, e| {
+            match (Target::parse_entry(m), Target::parse_entry(e)) {
+                (Ok(m), Ok(e)) => m.host == e.host && (m.port.is_none() || m.port == e.port),
+                _ => false,
+            }
+        })
+    }
+
+    fn summary(grants: &Grants) -> Option<serde_json::Value> {
+        Some(super::list_summary("tcp", grants))
+    }
+
     fn shared(limits: &TcpLimits, _: &tokio::runtime::Handle) -> anyhow::Result<AddressPolicy> {
         Ok(AddressPolicy {
             allow_private_names: limits.allow_private_names,

@@ -78,6 +78,36 @@ pub trait Capability {
         Err("this capability takes no entry under [capabilities]".into())
     }
 
+    /// The operator's entry for it under `plugins.grants.NAME` (`http =
+    /// […]`, `sql = "read"`); [`NoOperatorGrant`] when the operator has
+    /// nothing to narrow.
+    type Operator: DeserializeOwned
+        + serde::Serialize
+        + Clone
+        + PartialEq
+        + Eq
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static;
+
+    /// Narrows what the manifest grants (`declared`) by the operator's
+    /// `entry`, into `grants`: an entry of the wrong shape, or wider than
+    /// the manifest, is an error saying why (the load is refused).
+    fn narrow(
+        _declared: &Grants,
+        _entry: &Self::Operator,
+        _grants: &mut Grants,
+    ) -> Result<(), String> {
+        Err("this capability takes no operator grant".into())
+    }
+
+    /// What `grants` let a plugin reach through it, as `gantry plugin
+    /// inspect` shows it; `None` for a capability every plugin has.
+    fn summary(_grants: &Grants) -> Option<serde_json::Value> {
+        None
+    }
+
     fn shared(limits: &Self::Limits, io: &tokio::runtime::Handle) -> anyhow::Result<Self::Shared>;
 
     fn state(shared: &Self::Shared, call: &CallContext<'_>) -> Self::State;
@@ -90,4 +120,18 @@ pub trait Capability {
 
     /// Moves what the call's report shows out of the finished call's state.
     fn collect(_state: &mut Self::State, _into: &mut Collected) {}
+}
+
+/// The operator entry of a capability the operator cannot narrow: any
+/// value under its key in `plugins.grants.NAME` is refused when the
+/// config is read.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub enum NoOperatorGrant {}
+
+impl<'de> serde::Deserialize<'de> for NoOperatorGrant {
+    fn deserialize<D: serde::Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
+        Err(serde::de::Error::custom(
+            "this capability takes no operator grant",
+        ))
+    }
 }

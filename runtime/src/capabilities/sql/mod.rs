@@ -212,6 +212,39 @@ impl Capability for Sql {
         }
     }
 
+    /// `sql = "read" | "write" | "ddl" | false`: at most the manifest's.
+    type Operator = SqlLevel;
+
+    fn narrow(declared: &Grants, entry: &SqlLevel, grants: &mut Grants) -> Result<(), String> {
+        let asked = level(declared);
+        let value = match entry {
+            SqlLevel::Off(false) => GrantValue::Flag(false),
+            SqlLevel::Off(true) => {
+                return Err("= true: say \"read\", \"write\", \"ddl\" or false".into());
+            }
+            SqlLevel::Level(text) => {
+                let level = SqlGrant::parse(text).ok_or_else(|| {
+                    format!("= {text:?}: expected \"read\", \"write\", \"ddl\" or false")
+                })?;
+                match asked {
+                    Some(asked) if level <= asked => GrantValue::Text(level.to_string()),
+                    _ => {
+                        return Err(format!(
+                            "= \"{level}\" is wider than the manifest's sql = {}",
+                            asked.map_or("none".to_string(), |a| format!("\"{a}\""))
+                        ));
+                    }
+                }
+            }
+        };
+        grants.entries.insert("sql".into(), value);
+        Ok(())
+    }
+
+    fn summary(grants: &Grants) -> Option<serde_json::Value> {
+        Some(serde_json::json!(level(grants).map(|l| l.as_str())))
+    }
+
     fn shared(_: &SqlLimits, _: &tokio::runtime::Handle) -> anyhow::Result<()> {
         Ok(())
     }
@@ -233,6 +266,14 @@ impl Capability for Sql {
 }
 
 /// The level a manifest's `sql` key grants; `None` when it grants none.
+/// The operator's `sql` entry: a level, or `false`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(untagged)]
+pub enum SqlLevel {
+    Off(bool),
+    Level(String),
+}
+
 pub fn level(grants: &Grants) -> Option<SqlGrant> {
     match grants.entries.get("sql") {
         Some(GrantValue::Flag(true)) => Some(SqlGrant::Write),
