@@ -45,10 +45,21 @@ fn serve_backend(mut stream: TcpStream) {
             })
             .and_then(|n| n.trim().parse::<usize>().ok())
             .unwrap_or(0);
-        let mut body = vec![0u8; length];
-        if stream.read_exact(&mut body).is_err() {
-            return;
-        }
+        let body = if text
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked")
+        {
+            match read_chunked(&mut stream) {
+                Some(body) => body,
+                None => return,
+            }
+        } else {
+            let mut body = vec![0u8; length];
+            if stream.read_exact(&mut body).is_err() {
+                return;
+            }
+            body
+        };
         text.push_str(&String::from_utf8_lossy(&body));
         if text.to_ascii_lowercase().contains("upgrade: echo") {
             let _ = stream.write_all(
@@ -72,6 +83,26 @@ fn serve_backend(mut stream: TcpStream) {
         if stream.write_all(answer.as_bytes()).is_err() {
             return;
         }
+    }
+}
+
+/// A chunked body, as the proxy streams one it did not read first.
+fn read_chunked(stream: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut body = Vec::new();
+    loop {
+        let mut line = Vec::new();
+        let mut byte = [0u8; 1];
+        while !line.ends_with(b"\r\n") {
+            stream.read_exact(&mut byte).ok()?;
+            line.push(byte[0]);
+        }
+        let size = usize::from_str_radix(String::from_utf8_lossy(&line).trim(), 16).ok()?;
+        let mut chunk = vec![0u8; size + 2];
+        stream.read_exact(&mut chunk).ok()?;
+        if size == 0 {
+            return Some(body);
+        }
+        body.extend_from_slice(&chunk[..size]);
     }
 }
 
@@ -303,6 +334,29 @@ fn a_login_to_an_instance_that_refuses_is_passed_over_with_its_body() {
             "the instance got the body: {answer}"
         );
     }
+}
+
+/// A streamed (chunked) body is passed on as it comes, whole: it is not
+/// read first, and never dropped.
+#[test]
+fn a_chunked_body_reaches_the_instance() {
+    let (public, _, _dir) = front_door(Mode::Http, vec![member("a", backend())]);
+    let mut stream = TcpStream::connect(public).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    write!(
+        stream,
+        "POST /login HTTP/1.1\r\nHost: auth.example\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        answer.contains("hello world"),
+        "the instance got the body: {answer}"
+    );
 }
 
 /// Draining: the instance leaves the pool at once, and the answer comes

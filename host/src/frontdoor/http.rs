@@ -18,7 +18,7 @@ use super::pool::{InFlight, Pool};
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Empty, Full};
-use hyper::body::Incoming;
+use hyper::body::{Body as _, Incoming};
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::client::legacy::Client;
@@ -37,6 +37,9 @@ const TRIES: usize = 3;
 /// the request can be tried on another instance: logins and token
 /// refreshes, not uploads.
 const REPLAYABLE_BYTES: u64 = 64 << 10;
+
+/// How long such a body may take to arrive.
+const BODY_READ: Duration = Duration::from_secs(30);
 
 /// What every connection of the HTTP front door shares.
 #[derive(Clone)]
@@ -83,18 +86,28 @@ impl HttpProxy {
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
         let (mut parts, body) = request.into_parts();
         set_forwarded(&mut parts.headers, peer, upgrade);
-        let bodiless = body_is_empty(&parts.headers, parts.method.clone());
-        // A small body is read first, so a connect that fails can be
-        // retried with it; a large or streamed one goes through as it comes.
-        let (replay, mut body) = if bodiless {
+        // The body's own framing says what it is (the hop-by-hop headers,
+        // Transfer-Encoding among them, are gone by now): none, a small
+        // one of known length (read first, so a connect that fails can be
+        // retried with it), or one that goes through as it comes.
+        let hint = body.size_hint();
+        let (replay, mut body) = if body.is_end_stream() || hint.exact() == Some(0) {
             (Some(Bytes::new()), Some(empty()))
-        } else if !upgrade && small_body(&parts.headers) {
-            match body.collect().await {
-                Ok(collected) => {
+        } else if !upgrade && hint.exact().is_some_and(|n| n <= REPLAYABLE_BYTES) {
+            match tokio::time::timeout(BODY_READ, body.collect()).await {
+                Ok(Ok(collected)) => {
                     let bytes = collected.to_bytes();
                     (Some(bytes.clone()), Some(full(bytes)))
                 }
-                Err(_) => return answer(StatusCode::BAD_REQUEST, "the request body was cut short"),
+                Ok(Err(_)) => {
+                    return answer(StatusCode::BAD_REQUEST, "the request body was cut short");
+                }
+                Err(_) => {
+                    return answer(
+                        StatusCode::REQUEST_TIMEOUT,
+                        "the request body did not arrive in time",
+                    );
+                }
             }
         } else {
             (None, Some(body.boxed()))
@@ -205,16 +218,6 @@ fn full(bytes: Bytes) -> Body {
     Full::new(bytes).map_err(|never| match never {}).boxed()
 }
 
-/// A body of known length no larger than `REPLAYABLE_BYTES`.
-fn small_body(headers: &HeaderMap) -> bool {
-    !headers.contains_key(header::TRANSFER_ENCODING)
-        && headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .is_some_and(|n| n <= REPLAYABLE_BYTES)
-}
-
 fn empty() -> Body {
     Empty::<Bytes>::new()
         .map_err(|never| match never {})
@@ -248,15 +251,6 @@ fn is_upgrade(headers: &HeaderMap) -> bool {
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
             .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
-}
-
-/// A request whose body is known to be empty, so it can be sent again.
-fn body_is_empty(headers: &HeaderMap, _method: hyper::Method) -> bool {
-    let length = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    !headers.contains_key(header::TRANSFER_ENCODING) && length.unwrap_or(0) == 0
 }
 
 const HOP_BY_HOP: &[&str] = &[

@@ -265,7 +265,6 @@ impl Capability for Sql {
     }
 }
 
-/// The level a manifest's `sql` key grants; `None` when it grants none.
 /// The operator's `sql` entry: a level, or `false`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(untagged)]
@@ -274,6 +273,7 @@ pub enum SqlLevel {
     Level(String),
 }
 
+/// The level a manifest's `sql` key grants; `None` when it grants none.
 pub fn level(grants: &Grants) -> Option<SqlGrant> {
     match grants.entries.get("sql") {
         Some(GrantValue::Flag(true)) => Some(SqlGrant::Write),
