@@ -312,6 +312,27 @@ fn a_new_notifier_version_serves_without_a_restart_and_a_broken_one_is_refused()
         e["event"] == "reload_refused" && e["plugin"] == "pager"
     });
     assert!(!refused["error"].as_str().unwrap().is_empty());
+    // One change, one reload: reading the files (as the reload itself
+    // does, or an operator's `cat`) and the quiet after it reload nothing.
+    let reloads = |m: &MonitorProcess| {
+        m.events()
+            .iter()
+            .filter(|e| e["event"] == "reloaded" || e["event"] == "reload_refused")
+            .count()
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let settled = reloads(&monitor);
+    for _ in 0..3 {
+        let _ = std::fs::read(plugins.join("pager.toml")).unwrap();
+        let _ = std::fs::read(plugins.join("pager.wasm")).unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(
+        reloads(&monitor),
+        settled,
+        "reads and quiet time reloaded: {:#?}",
+        monitor.events()
+    );
     hook.wait_delivered("a repeat from the last good version", WAIT, |r| {
         r.at > broken_at + Duration::from_millis(200) && r.body.get("blocks").is_some()
     });

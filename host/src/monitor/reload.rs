@@ -8,7 +8,8 @@ use super::events::Event;
 use crate::events::Sink;
 use crate::runtime::Registry;
 use crate::runtime::registry::Reload;
-use notify::{RecursiveMode, Watcher};
+use notify::event::{AccessKind, AccessMode, ModifyKind};
+use notify::{EventKind, RecursiveMode, Watcher};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -29,6 +30,21 @@ fn plugin_of(path: &Path) -> Option<String> {
     (!stem.starts_with('.')).then(|| stem.to_string())
 }
 
+/// Whether an event says a file's contents or name changed. Opening and
+/// reading a file (as every reload does, or an operator's `cat`) and
+/// metadata changes are not changes: treating them as such made each
+/// reload's own read trigger the next, without end.
+fn is_change(kind: &EventKind) -> bool {
+    match kind {
+        EventKind::Create(_) | EventKind::Remove(_) => true,
+        EventKind::Modify(ModifyKind::Metadata(_)) => false,
+        EventKind::Modify(_) => true,
+        // A file closed after writing: its contents are complete now.
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) | EventKind::Any | EventKind::Other => false,
+    }
+}
+
 /// Starts watching `dir` at once (so a change that lands as soon as the
 /// monitor says it has started is seen) and returns the loop that reloads
 /// what changes until `stop` changes. `reloads` counts (swapped, refused).
@@ -42,7 +58,9 @@ pub fn watch_plugins(
 ) -> Option<impl std::future::Future<Output = ()> + Send + 'static> {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<PathBuf>();
     let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if let Ok(event) = event {
+        if let Ok(event) = event
+            && is_change(&event.kind)
+        {
             for path in event.paths {
                 let _ = tx.send(path);
             }
@@ -109,6 +127,33 @@ async fn reload_changes(
                 Ok(Reload::Removed) => tracing::info!(plugin = %name, "plugin removed"),
                 Err(e) => tracing::error!(plugin = %name, "reload: {e}"),
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use notify::event::{CreateKind, DataChange, MetadataKind, RemoveKind, RenameMode};
+
+    #[test]
+    fn writes_renames_and_removals_are_changes_and_reads_are_not() {
+        for kind in [
+            EventKind::Create(CreateKind::File),
+            EventKind::Modify(ModifyKind::Data(DataChange::Any)),
+            EventKind::Modify(ModifyKind::Name(RenameMode::To)),
+            EventKind::Remove(RemoveKind::File),
+            EventKind::Access(AccessKind::Close(AccessMode::Write)),
+        ] {
+            assert!(is_change(&kind), "{kind:?}");
+        }
+        for kind in [
+            EventKind::Access(AccessKind::Open(AccessMode::Any)),
+            EventKind::Access(AccessKind::Read),
+            EventKind::Access(AccessKind::Close(AccessMode::Read)),
+            EventKind::Modify(ModifyKind::Metadata(MetadataKind::AccessTime)),
+        ] {
+            assert!(!is_change(&kind), "{kind:?}");
         }
     }
 }
