@@ -84,12 +84,13 @@ pub async fn run(ctx: &Context, args: UpArgs) -> CliResult {
         ));
         let stop = crate::cli::termination();
         tokio::pin!(stop);
+        let mut rotation_said = None;
         loop {
             tokio::select! {
                 _ = &mut stop => break,
                 _ = tokio::time::sleep(SUPERVISE_EVERY) => {
                     supervise(ctx, &plan).await;
-                    finish_rotation(ctx, &mut plan).await;
+                    finish_rotation(ctx, &mut plan, &mut rotation_said).await;
                 }
             }
         }
@@ -115,21 +116,25 @@ pub async fn run(ctx: &Context, args: UpArgs) -> CliResult {
 }
 
 /// Runs a key rotation's next phase once it may run (phase 3 after the
-/// old key's tokens have expired; a phase a kill cut short).
-async fn finish_rotation(ctx: &Context, plan: &mut Plan) {
+/// old key's tokens have expired; a phase a kill cut short). What it has
+/// to say is said once: a rotation another gantry is running is noted on
+/// the first tick that finds it, not on every tick (`said` remembers).
+async fn finish_rotation(ctx: &Context, plan: &mut Plan, said: &mut Option<String>) {
     if !plan.rotation_due().await.unwrap_or(false) {
+        *said = None;
         return;
     }
     let options = crate::deploy::RotateOptions {
         finish: true,
         ..Default::default()
     };
-    match plan.rotate(options).await {
-        Ok(r) => ctx.out.note(format!(
-            "key rotation {}: phase {} {}",
-            r.id, r.phase, r.state
-        )),
-        Err(e) => ctx.out.note(format!("key rotation: {e}")),
+    let line = match plan.rotate(options).await {
+        Ok(r) => format!("key rotation {}: phase {} {}", r.id, r.phase, r.state),
+        Err(e) => format!("key rotation: {e}"),
+    };
+    if said.as_deref() != Some(line.as_str()) {
+        ctx.out.note(line.clone());
+        *said = Some(line);
     }
 }
 
