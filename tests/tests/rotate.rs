@@ -362,3 +362,33 @@ fn bad_key_sets_are_refused_with_the_key_at_fault_and_nothing_deployed() {
     let after = std::fs::read_to_string(f.sandbox.path().join("config/auth.json")).unwrap();
     assert_eq!(before, after, "nothing deployed");
 }
+
+/// A rotation its first deployment refuses (here the config validator:
+/// rate limiting off in production) leaves nothing behind: no pending
+/// rotation for `gantry up` to retry, no key file.
+#[test]
+fn a_rotation_refused_before_its_first_deployment_leaves_nothing() {
+    let mut f = rotating();
+    f.config["environments"]["production"]["rate_limiting_enabled"] = json!(false);
+    f.save();
+    let run = f.gantry(&["rotate", "jwt-key", "-e", "production"]);
+    assert_ne!(run.code, 0, "{run:?}");
+    let keys = f.sandbox.path().join(".gantry/keys/production");
+    let left: Vec<_> = std::fs::read_dir(&keys)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "key files left behind: {left:?}");
+    let status = f.gantry(&["status", "--json"]).json();
+    assert!(
+        status["key_rotations"]
+            .as_array()
+            .is_none_or(|r| r.is_empty()),
+        "a rotation is left pending: {status:#}"
+    );
+    // With the config fixed, the rotation runs.
+    f.config["environments"]["production"]["rate_limiting_enabled"] = json!(true);
+    f.save();
+    f.gantry(&["rotate", "jwt-key", "-e", "production"])
+        .expect(0);
+    assert_eq!(rotation(&f)["state"], "waiting", "{:#}", rotation(&f));
+}

@@ -217,6 +217,25 @@ impl Plan {
         if options.dry_run {
             return Ok(dry);
         }
+        // What this run writes, so a rotation refused before its first
+        // deployment can take it all back.
+        let dir_existed = dir.exists();
+        let mut written: Vec<std::path::PathBuf> = current
+            .0
+            .iter()
+            .flat_map(|k| {
+                [("secret", &k.secret), ("private", &k.private_key_pem)]
+                    .into_iter()
+                    .filter(|(_, v)| {
+                        v.as_ref()
+                            .is_some_and(|t| !crate::secrets::has_reference(t))
+                    })
+                    .map(|(field, _)| dir.join(format!("{}.{field}", k.kid)))
+            })
+            .collect();
+        if options.key.is_none() {
+            written.push(dir.join(format!("{kid}.secret")));
+        }
         let (new, print) = match &options.key {
             Some(reference) => {
                 if !crate::secrets::has_reference(reference) {
@@ -280,7 +299,29 @@ impl Plan {
         self.store
             .write(async |tx| tx.save_rotation(&record).await)
             .await?;
-        self.continue_rotation(record, options).await
+        let (id, deployment) = (record.id.clone(), record.deployment.clone());
+        let outcome = self.continue_rotation(record, options).await;
+        if let Err(e) = &outcome
+            && let Some(deployment) = deployment
+            && crate::deploy::find(&self.store, &deployment)
+                .await?
+                .is_none()
+        {
+            // Refused before its first deployment (a validator, the
+            // preflight): nothing ran, so nothing of it stays — no pending
+            // rotation for `gantry up` to retry, no key file.
+            self.store
+                .write(async |tx| tx.delete_rotation(&id).await)
+                .await?;
+            for path in &written {
+                let _ = std::fs::remove_file(path);
+            }
+            if !dir_existed {
+                let _ = std::fs::remove_dir(&dir);
+            }
+            tracing::debug!("rotation {id} refused before its first deployment: {e}");
+        }
+        outcome
     }
 
     /// Runs `record`'s phase (finishing its deployment if a kill cut it

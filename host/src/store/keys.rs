@@ -90,6 +90,17 @@ impl Tx {
         .map_err(fail("record a key rotation"))
     }
 
+    /// Forgets a rotation that never deployed anything (refused before
+    /// its first deployment).
+    pub async fn delete_rotation(&mut self, id: &str) -> Result<(), StoreError> {
+        let sql = self
+            .sql("DELETE FROM gantry_key_rotations WHERE id = $1")
+            .into_owned();
+        exec_tx!(self, c => sqlx::query(&sql).bind(id).execute(c).await)
+            .map(|_| ())
+            .map_err(fail("forget a key rotation"))
+    }
+
     /// The newest rotation of `environment` (all environments when `None`).
     pub async fn latest_rotations(
         &mut self,
