@@ -333,6 +333,15 @@ fn a_new_notifier_version_serves_without_a_restart_and_a_broken_one_is_refused()
         "reads and quiet time reloaded: {:#?}",
         monitor.events()
     );
+    // The same broken bytes written again are refused once, not again.
+    std::fs::write(plugins.join("pager.wasm"), b"\0asm\x0d\0\x01\0 truncated").unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(
+        reloads(&monitor),
+        settled,
+        "the same content reloaded again: {:#?}",
+        monitor.events()
+    );
     hook.wait_delivered("a repeat from the last good version", WAIT, |r| {
         r.at > broken_at + Duration::from_millis(200) && r.body.get("blocks").is_some()
     });

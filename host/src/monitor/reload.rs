@@ -1,5 +1,6 @@
 //! Hot reload of plugins: a watcher on the plugin directory (notify),
-//! debounced; each changed plugin is loaded (compiled and checked) on a
+//! debounced, once per content (a plugin whose files hash as they did at
+//! its last reload is left alone); each changed plugin is loaded (compiled and checked) on a
 //! blocking thread and swapped into the registry atomically — deliveries
 //! in flight finish on the version they started with — or refused, the
 //! last good version serving on. Only the changed plugin reloads.
@@ -45,6 +46,24 @@ fn is_change(kind: &EventKind) -> bool {
     }
 }
 
+/// What a plugin's files hold now: the sha256 of its `NAME.wasm` and
+/// `NAME.toml` (a missing file hashes as absent).
+fn content_of(dir: &Path, name: &str) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    for ext in ["wasm", "toml"] {
+        match std::fs::read(dir.join(format!("{name}.{ext}"))) {
+            Ok(bytes) => {
+                hash.update(b"present\0");
+                hash.update((bytes.len() as u64).to_le_bytes());
+                hash.update(&bytes);
+            }
+            Err(_) => hash.update(b"absent\0"),
+        }
+    }
+    hash.finalize().into()
+}
+
 /// Starts watching `dir` at once (so a change that lands as soon as the
 /// monitor says it has started is seen) and returns the loop that reloads
 /// what changes until `stop` changes. `reloads` counts (swapped, refused).
@@ -80,12 +99,29 @@ pub fn watch_plugins(
         tracing::warn!(dir = %dir.display(), "cannot watch the plugin directory: {e}");
         return None;
     }
-    Some(reload_changes(watcher, rx, registry, sink, reloads, stop))
+    // What each plugin's files held when the monitor loaded them: a change
+    // that leaves them so (a copy of the same file) reloads nothing.
+    let mut seen = std::collections::HashMap::new();
+    for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+        if let Some(name) = plugin_of(&entry.path()) {
+            seen.entry(name.clone())
+                .or_insert_with(|| content_of(&dir, &name));
+        }
+    }
+    Some(reload_changes(
+        watcher, dir, seen, rx, registry, sink, reloads, stop,
+    ))
 }
 
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the loop's whole state, moved in once"
+)]
 async fn reload_changes(
     // Held for as long as the loop runs: dropping it stops the watch.
     _watcher: notify::RecommendedWatcher,
+    dir: PathBuf,
+    mut seen: std::collections::HashMap<String, [u8; 32]>,
     mut rx: tokio::sync::mpsc::UnboundedReceiver<PathBuf>,
     registry: Arc<Registry>,
     sink: Sink<Event>,
@@ -104,6 +140,12 @@ async fn reload_changes(
             changed.extend(plugin_of(&path));
         }
         for name in changed {
+            // One reload (or one refusal) per content.
+            let content = content_of(&dir, &name);
+            if seen.get(&name) == Some(&content) {
+                continue;
+            }
+            seen.insert(name.clone(), content);
             let registry = Arc::clone(&registry);
             let plugin = name.clone();
             let outcome = tokio::task::spawn_blocking(move || registry.reload(&plugin)).await;
