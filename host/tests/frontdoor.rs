@@ -154,15 +154,28 @@ fn member(name: &str, address: SocketAddr) -> Member {
 }
 
 fn http_get(address: SocketAddr, path: &str) -> (u16, String) {
+    http_raw(
+        address,
+        &format!("GET {path} HTTP/1.1\r\nHost: auth.example\r\nConnection: close\r\n\r\n"),
+    )
+}
+
+/// An address nothing listens on (a port just given back): connections
+/// to it are refused, as to an instance that went away.
+fn refused_address() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// Sends `request` as written on a new connection: (status, the answer).
+fn http_raw(address: SocketAddr, request: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(address).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: auth.example\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
     let mut answer = String::new();
     let _ = stream.read_to_string(&mut answer);
     let status = answer
@@ -288,10 +301,7 @@ fn raw_tcp_is_relayed_and_an_empty_pool_is_503() {
 /// without a body to another instance.
 #[test]
 fn an_instance_that_refuses_is_passed_over() {
-    let gone = {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap()
-    };
+    let gone = refused_address();
     let (public, _, _dir) = front_door(
         Mode::Http,
         vec![member("gone", gone), member("a", backend())],
@@ -306,28 +316,20 @@ fn an_instance_that_refuses_is_passed_over() {
 /// sent, and sent whole to the instance that answers.
 #[test]
 fn a_login_to_an_instance_that_refuses_is_passed_over_with_its_body() {
-    let gone = {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap()
-    };
+    let gone = refused_address();
     let (public, _, _dir) = front_door(
         Mode::Http,
         vec![member("gone", gone), member("a", backend())],
     );
     for i in 0..20 {
         let body = format!("{{\"username\":\"canary\",\"n\":{i}}}");
-        let mut stream = TcpStream::connect(public).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .unwrap();
-        write!(
-            stream,
-            "POST /login HTTP/1.1\r\nHost: auth.example\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        )
-        .unwrap();
-        let mut answer = String::new();
-        let _ = stream.read_to_string(&mut answer);
+        let (_, answer) = http_raw(
+            public,
+            &format!(
+                "POST /login HTTP/1.1\r\nHost: auth.example\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            ),
+        );
         assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
         assert!(
             answer.contains(&body),
@@ -341,17 +343,10 @@ fn a_login_to_an_instance_that_refuses_is_passed_over_with_its_body() {
 #[test]
 fn a_chunked_body_reaches_the_instance() {
     let (public, _, _dir) = front_door(Mode::Http, vec![member("a", backend())]);
-    let mut stream = TcpStream::connect(public).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    write!(
-        stream,
-        "POST /login HTTP/1.1\r\nHost: auth.example\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
-    )
-    .unwrap();
-    let mut answer = String::new();
-    let _ = stream.read_to_string(&mut answer);
+    let (_, answer) = http_raw(
+        public,
+        "POST /login HTTP/1.1\r\nHost: auth.example\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+    );
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(
         answer.contains("hello world"),

@@ -15,27 +15,21 @@
 
 use gantry::db::DbTarget;
 use gantry::store::{DeploymentRecord, StepRecord, Store};
+use gantry_runtime::testing::verdict;
 use gantry_tests::auth::{CANARY_PASSWORD, Fixture};
-use gantry_tests::goals::verdict;
 use gantry_tests::monitor::Receiver;
 use serde_json::{Value, json};
 use std::time::Instant;
 
 fn main() {
-    for bin in [gantry_tests::gantry_bin(), gantry_tests::auth_service_bin()] {
-        assert!(
-            bin.is_file(),
-            "{} is missing: cargo build --release -p gantry -p auth-service",
-            bin.display()
-        );
-    }
+    gantry_tests::require_release_bins();
     println!(
         "gantry deploy benchmarks ({} cores)",
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     full_deploy();
     status_with_history();
-    gantry_tests::goals::finish();
+    gantry_runtime::testing::finish();
 }
 
 fn secs(step: &Value) -> f64 {

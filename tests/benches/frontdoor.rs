@@ -81,13 +81,7 @@ fn print(name: &str, w: &Wrk) {
 }
 
 fn main() {
-    for bin in [gantry_tests::gantry_bin(), gantry_tests::auth_service_bin()] {
-        assert!(
-            bin.is_file(),
-            "{} is missing: cargo build --release -p gantry -p auth-service",
-            bin.display()
-        );
-    }
+    gantry_tests::require_release_bins();
     let mut missed = Vec::new();
     let mut f = Fixture::new(
         3,

@@ -23,8 +23,8 @@ use gantry::monitor::{AuthMonitor, Kind, MonitorSettings};
 use gantry::runtime::registry::Registry;
 use gantry::runtime::{Runtime, RuntimeSettings};
 use gantry::store::Store;
+use gantry_runtime::testing::verdict;
 use gantry_tests::Sandbox;
-use gantry_tests::goals::verdict;
 use gantry_tests::monitor::{MonitorProcess, Receiver, post_events};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -46,7 +46,7 @@ fn main() {
     ingest();
     breach();
     reload();
-    gantry_tests::goals::finish();
+    gantry_runtime::testing::finish();
 }
 
 fn median(mut v: Vec<f64>) -> f64 {

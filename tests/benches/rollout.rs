@@ -17,20 +17,14 @@
 //!
 //! A goal missed makes the benchmark exit 1, after printing every figure.
 
+use gantry_runtime::testing::verdict;
 use gantry_tests::auth::Fixture;
-use gantry_tests::goals::verdict;
 use gantry_tests::load::Load;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
 fn main() {
-    for bin in [gantry_tests::gantry_bin(), gantry_tests::auth_service_bin()] {
-        assert!(
-            bin.is_file(),
-            "{} is missing: cargo build --release -p gantry -p auth-service",
-            bin.display()
-        );
-    }
+    gantry_tests::require_release_bins();
     let min_healthy = 0.5;
     let mut f = Fixture::new(
         3,
@@ -108,5 +102,5 @@ fn main() {
     if !during.failures.is_empty() {
         println!("first failures: {:?}", during.failures);
     }
-    gantry_tests::goals::finish();
+    gantry_runtime::testing::finish();
 }

@@ -129,7 +129,7 @@ fn compare(what: &str, dir: &Path, goal: f64) {
         "{what}: gantry {:.0} ms, sqlx's migrator {:.0} ms (medians of 3): {ratio:.2}× — {}",
         g.as_secs_f64() * 1e3,
         s.as_secs_f64() * 1e3,
-        gantry_tests::goals::verdict(ratio >= goal, &format!("≥ {goal}×"))
+        gantry_runtime::testing::verdict(ratio >= goal, &format!("≥ {goal}×"))
     );
 }
 
@@ -155,5 +155,5 @@ fn main() {
         &real_dir,
         1.0,
     );
-    gantry_tests::goals::finish();
+    gantry_runtime::testing::finish();
 }

@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub mod auth;
-pub mod goals;
 pub mod http;
 pub mod load;
 pub mod monitor;
@@ -30,6 +29,18 @@ pub fn gantry_bin() -> PathBuf {
     );
     assert_fresh(&bin);
     bin
+}
+
+/// For the benchmarks that run both: gantry and the example service must
+/// be release builds beside them, or the bench says how to make them.
+pub fn require_release_bins() {
+    for bin in [gantry_bin(), auth_service_bin()] {
+        assert!(
+            bin.is_file(),
+            "{} is missing: cargo build --release -p gantry -p auth-service",
+            bin.display()
+        );
+    }
 }
 
 /// The example auth service built beside these tests.

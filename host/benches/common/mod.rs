@@ -8,7 +8,6 @@
 )]
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 pub struct Figure {
@@ -42,23 +41,7 @@ impl Figure {
     }
 }
 
-static MISSED: AtomicBool = AtomicBool::new(false);
-
-/// "goal … met" or "goal … MISSED", remembering a miss for [`finish`].
-pub fn verdict(met: bool, goal: &str) -> String {
-    if !met {
-        MISSED.store(true, Ordering::Relaxed);
-    }
-    format!("goal {goal} {}", if met { "met" } else { "MISSED" })
-}
-
-/// Ends the benchmark: exit 1 when any goal was missed.
-pub fn finish() {
-    if MISSED.load(Ordering::Relaxed) {
-        eprintln!("a goal was MISSED");
-        std::process::exit(1);
-    }
-}
+pub use gantry_runtime::testing::{finish, verdict};
 
 pub fn fmt(d: Duration) -> String {
     let us = d.as_secs_f64() * 1e6;

@@ -11,7 +11,7 @@ use crate::error::{CliResult, Exit, Failure};
 use crate::frontdoor::{FrontDoor, Loader, Member, Mode};
 use crate::process::ProcessId;
 use crate::rollout::front::{Front, Launcher, binary_id};
-use crate::rollout::sockets::{self, FIRST_FD};
+use crate::rollout::sockets;
 use crate::store::InstanceState;
 use crate::store::{FrontDoorRecord, Store};
 use anyhow::anyhow;
@@ -275,19 +275,7 @@ async fn take_sockets(
         .filter(|i| i.host == h && i.driver == "supervised")
     {
         let Some(pid) = instance.pid else { continue };
-        let taken: Result<Vec<OwnedFd>, String> = listen
-            .iter()
-            .enumerate()
-            .map(|(i, address)| {
-                let fd = sockets::take_from(pid as i32, FIRST_FD + i as i32)
-                    .map_err(|e| e.to_string())?;
-                let want = sockets::resolve(address).map_err(|e| e.to_string())?;
-                match sockets::local_addr(&fd) {
-                    Some(have) if have.port() == want.port() => Ok(fd),
-                    other => Err(format!("fd {} is {other:?}", FIRST_FD + i as i32)),
-                }
-            })
-            .collect();
+        let taken = sockets::take_listeners(pid, listen);
         if let Ok(fds) = taken {
             tracing::info!(pid, "took the listening sockets from a running instance");
             return Ok(fds);

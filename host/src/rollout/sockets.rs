@@ -32,6 +32,25 @@ pub fn take_from(pid: i32, target_fd: i32) -> std::io::Result<OwnedFd> {
     }
 }
 
+/// Copies of the listening sockets process `pid` holds for `listen` (the
+/// first at `FIRST_FD`, the next after it), each checked to listen on its
+/// address's port; why not, when one is missing or another socket.
+pub fn take_listeners(pid: i64, listen: &[String]) -> Result<Vec<OwnedFd>, String> {
+    listen
+        .iter()
+        .enumerate()
+        .map(|(i, address)| {
+            let at = FIRST_FD + i as i32;
+            let fd = take_from(pid as i32, at).map_err(|e| format!("pid {pid}: {e}"))?;
+            let want = resolve(address).map_err(|e| e.to_string())?;
+            match local_addr(&fd) {
+                Some(have) if have.port() == want.port() => Ok(fd),
+                other => Err(format!("pid {pid}'s fd {at} is {other:?}, not {address}")),
+            }
+        })
+        .collect()
+}
+
 /// The address a socket fd is bound to, if it is a listening TCP socket.
 pub fn local_addr(fd: &OwnedFd) -> Option<SocketAddr> {
     // Dropping the listener closes only the duplicate.

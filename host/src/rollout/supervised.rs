@@ -146,22 +146,7 @@ impl Supervised {
         let mut refusals = Vec::new();
         for instance in live {
             let Some(pid) = instance.pid else { continue };
-            let taken: Result<Vec<OwnedFd>, String> = listen
-                .iter()
-                .enumerate()
-                .map(|(i, address)| {
-                    let fd = sockets::take_from(pid as i32, FIRST_FD + i as i32)
-                        .map_err(|e| format!("pid {pid}: {e}"))?;
-                    let want = sockets::resolve(address).map_err(|e| e.to_string())?;
-                    match sockets::local_addr(&fd) {
-                        Some(have) if have.port() == want.port() => Ok(fd),
-                        other => Err(format!(
-                            "pid {pid}'s fd {} is {other:?}, not {address}",
-                            FIRST_FD + i as i32
-                        )),
-                    }
-                })
-                .collect();
+            let taken = sockets::take_listeners(pid, listen);
             match taken {
                 Ok(fds) => {
                     tracing::info!(
