@@ -87,7 +87,7 @@ fn a_new_version_swaps_in_and_a_broken_one_leaves_the_last_good_serving() {
 }
 
 #[test]
-fn one_lookup_finds_names_paths_and_refuses_shadowing_a_built_in() {
+fn one_lookup_finds_names_paths_and_refuses_a_file_taking_a_built_ins_name() {
     let dir = tempfile::tempdir().unwrap();
     install(dir.path(), "0.1.0");
     // A file named like a built-in is listed as failed, never used.
@@ -119,7 +119,30 @@ fn one_lookup_finds_names_paths_and_refuses_shadowing_a_built_in() {
     let Err(why) = &shadow.loaded else {
         panic!("a file shadowing a built-in loaded");
     };
-    assert!(why.to_string().contains("shadows the built-in"), "{why}");
+    assert!(
+        why.to_string()
+            .contains("takes the name of the built-in `http-check`"),
+        "{why}"
+    );
+    // So does a file named by a built-in's short name (`webhook` is what a
+    // receiver writes for `webhook-notifier`): it would not be used.
+    std::fs::copy(test_plugin("trivial"), dir.path().join("webhook.wasm")).unwrap();
+    std::fs::write(
+        dir.path().join("webhook.toml"),
+        std::fs::read_to_string(dir.path().join("trivial.toml"))
+            .unwrap()
+            .replace("name = \"trivial\"", "name = \"webhook\""),
+    )
+    .unwrap();
+    let registry = Registry::new(runtime(), Some(dir.path()), BTreeMap::new());
+    let Err(why) = registry.lookup("webhook", None) else {
+        panic!("a file named by a built-in's short name loaded");
+    };
+    assert!(
+        why.to_string()
+            .contains("takes the name of the built-in `webhook-notifier`"),
+        "{why}"
+    );
     assert!(matches!(
         registry.lookup("nothing-here", None),
         Err(RegistryError::Unknown { .. })

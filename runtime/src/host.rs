@@ -160,12 +160,28 @@ impl Runtime {
             .collect()
     }
 
-    /// The operator's `plugins.grants.NAME` for a plugin, if any.
     /// The settings it was made with.
     pub fn settings(&self) -> &RuntimeSettings {
         &self.settings
     }
 
+    /// Checks, before any call, that each URL `plugin` takes from
+    /// `settings` as its destination is one its calls may reach (see
+    /// `capabilities::http::check_destinations`); (setting, why) if not.
+    pub fn check_destinations(
+        &self,
+        plugin: &Plugin,
+        settings: &std::collections::BTreeMap<String, String>,
+    ) -> Result<(), (String, String)> {
+        capabilities::http::check_destinations(
+            &self.settings.capabilities.http,
+            plugin.name(),
+            &plugin.manifest.capabilities,
+            settings,
+        )
+    }
+
+    /// The operator's `plugins.grants.NAME` for a plugin, if any.
     pub fn operator_grant(&self, name: &str) -> Option<&super::narrow::OperatorGrant> {
         self.settings.grants.get(name)
     }

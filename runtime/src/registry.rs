@@ -90,7 +90,7 @@ impl Registry {
             if let Some(dir) = dir {
                 for wasm in wasm_files(dir) {
                     let stem = stem(&wasm);
-                    // A file may not shadow a built-in: it gets its own
+                    // A file may not take a built-in's name: it gets its own
                     // failed slot, so `list` shows why it is not used.
                     let key = if slots.contains_key(&stem) {
                         format!("{stem} ({})", wasm.display())
@@ -283,11 +283,21 @@ impl Registry {
             Origin::File(wasm) => {
                 let stem = stem(wasm);
                 PluginSource::from_path(wasm, None).and_then(|source| {
-                    if PluginSource::builtin(&stem).is_some() {
+                    // A built-in is replaced by naming another plugin in
+                    // its place (a receiver's `plugin`), never by a file
+                    // that takes its name: that would change what a
+                    // configuration means without a word in it.
+                    let taken = PluginSource::builtin(&stem)
+                        .map(|_| stem.as_str())
+                        .or_else(|| PluginSource::builtin_alias(&stem));
+                    if let Some(builtin) = taken {
                         return Err(LoadError::Incompatible {
                             plugin: stem.clone(),
                             expected: "a name no built-in plugin has".into(),
-                            found: format!("{} shadows the built-in `{stem}`", wasm.display()),
+                            found: format!(
+                                "{} takes the name of the built-in `{builtin}`; name the file otherwise and set the receiver's `plugin` to that name",
+                                wasm.display()
+                            ),
                         });
                     }
                     if source.manifest.name != stem {

@@ -39,6 +39,13 @@ impl PluginSource {
         embedded::BUILTINS.iter().map(|(name, _, _)| *name)
     }
 
+    /// The built-in a short name stands for (`webhook` → `webhook-notifier`,
+    /// as receivers write it); such a name belongs to the built-in.
+    pub fn builtin_alias(name: &str) -> Option<&'static str> {
+        let full = format!("{name}-notifier");
+        Self::builtin_names().find(|n| *n == full)
+    }
+
     pub fn builtin(name: &str) -> Option<Result<PluginSource, LoadError>> {
         let (name, wasm, manifest) = embedded::BUILTINS.iter().find(|(n, _, _)| *n == name)?;
         let path = PathBuf::from(format!("<built-in>/{name}.toml"));

@@ -231,6 +231,8 @@ struct Inbox {
     script: Mutex<VecDeque<(u16, Option<String>)>>,
     /// Answered when the script is empty.
     otherwise: Mutex<u16>,
+    /// How long each answer is held back (a slow receiver).
+    hold: Mutex<Duration>,
     ready: Condvar,
 }
 
@@ -271,6 +273,12 @@ impl Receiver {
             .lock()
             .unwrap()
             .extend(answers.iter().map(|(s, r)| (*s, r.map(String::from))));
+    }
+
+    /// Holds every answer back this long (the request is recorded when it
+    /// arrives).
+    pub fn hold(&self, delay: Duration) {
+        *self.inbox.hold.lock().unwrap() = delay;
     }
 
     /// What to answer once the script has run out.
@@ -353,6 +361,10 @@ async fn take(State(inbox): State<Arc<Inbox>>, headers: HeaderMap, body: Bytes) 
         answered: status,
     });
     inbox.ready.notify_all();
+    let hold = *inbox.hold.lock().unwrap();
+    if !hold.is_zero() {
+        tokio::time::sleep(hold).await;
+    }
     let mut response = StatusCode::from_u16(status).unwrap().into_response();
     if let Some(after) = retry_after {
         response

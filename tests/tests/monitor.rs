@@ -442,6 +442,31 @@ fn email_goes_through_the_relay_over_starttls() {
     assert!(lower.contains("content-type: text/plain"), "{message}");
     assert!(lower.contains("content-type: text/html"), "{message}");
     assert!(lower.contains("to: oncall@example.test"), "{message}");
+    let header = |name: &str| {
+        message
+            .lines()
+            .find(|l| l.to_lowercase().starts_with(name))
+            .unwrap_or_else(|| panic!("no {name}:\n{message}"))
+            .to_string()
+    };
+    assert!(
+        header("message-id:").trim_end().ends_with("@example.test>"),
+        "{message}"
+    );
+    let date = header("date:");
+    assert!(
+        chrono::DateTime::parse_from_rfc2822(date[5..].trim()).is_ok(),
+        "{date}"
+    );
+    // The mail's link leads to the alert's page.
+    let link = message
+        .split(['"', ' ', '\n', '\r', '<', '>'])
+        .find(|w| w.contains("/alerts/"))
+        .unwrap_or_else(|| panic!("no alert link:\n{message}"))
+        .to_string();
+    let (status, page) = gantry_tests::monitor::get(&link);
+    assert_eq!(status, 200, "{link}: {page}");
+    assert!(page.contains("LoginsFailing"), "{page}");
     monitor.kill();
     let _ = relay.kill();
     let _ = relay.wait();
@@ -646,6 +671,27 @@ fn bad_rules_and_receivers_exit_2_naming_the_key_and_write_nothing() {
             "monitoring.group_wait_seconds",
         ),
         (json!({"rulez": []}), "rulez"),
+        // A receiver that could not deliver is refused before it loses a
+        // notice: a reference that does not resolve, a destination the
+        // address policy refuses, settings its plugin does not take.
+        (
+            json!({"receivers": [{"name": "r", "plugin": "webhook",
+                "settings": {"url": "http://127.0.0.1:9/", "hmac_secret": "${env:GANTRY_TEST_UNSET_SECRET}"}}]}),
+            "monitoring.receivers[0].settings.hmac_secret",
+        ),
+        (
+            json!({"receivers": [{"name": "r", "plugin": "webhook",
+                "settings": {"url": "http://169.254.169.254/latest"}}]}),
+            "monitoring.receivers[0].settings.url",
+        ),
+        (
+            json!({"receivers": [{"name": "r", "plugin": "webhook", "settings": {"url": "not a url"}}]}),
+            "monitoring.receivers[0].settings.url",
+        ),
+        (
+            json!({"receivers": [{"name": "r", "plugin": "email"}]}),
+            "monitoring.receivers[0].settings",
+        ),
     ];
     for (monitoring, key) in cases {
         let sandbox = Sandbox::new();
@@ -958,4 +1004,118 @@ fn the_api_refuses_what_a_web_page_could_send() {
         None,
     );
     assert_eq!((status, alerts.as_str()), (200, "[]"));
+}
+
+/// Two rules in one group (`team`), firing a second apart.
+fn one_group_of_two(receivers: Value) -> Value {
+    let rule = |name: &str, threshold: f64, for_seconds: f64| {
+        json!({
+            "name": name, "metric": "success_rate", "op": "<", "threshold": threshold,
+            "window": "1m", "min_samples": 10, "for_seconds": for_seconds,
+            "severity": "critical", "labels": {"team": "identity"},
+        })
+    };
+    let mut config = monitoring(receivers);
+    config["rules"] = json!([
+        rule("LoginsFailing", 0.5, 1.0),
+        rule("LoginsMostlyFailing", 0.6, 2.0)
+    ]);
+    config["group_by"] = json!(["team"]);
+    config["group_wait_seconds"] = json!(0.3);
+    config["group_interval_seconds"] = json!(5);
+    config
+}
+
+#[test]
+fn a_group_waits_group_interval_after_a_notice_still_in_flight_and_resolves_in_one_notice() {
+    let sandbox = Sandbox::new();
+    let hook = Receiver::start();
+    // The receiver takes 2 s to answer: the first notice is still being
+    // delivered when the second alert of its group fires.
+    hook.hold(Duration::from_secs(2));
+    write_config(
+        &sandbox,
+        &json!({"monitoring": one_group_of_two(json!([
+            {"name": "ops", "plugin": "webhook", "settings": {"url": hook.url()}},
+        ]))}),
+    );
+    let mut monitor = MonitorProcess::start(&sandbox, &[]);
+    fire(&monitor);
+    let both = hook.wait_delivered("the notice with both alerts", WAIT, |r| {
+        r.body["status"] == "firing" && r.body["alerts"].as_array().is_some_and(|a| a.len() == 2)
+    });
+    let received = hook.received();
+    let first = &received[0];
+    assert_eq!(first.body["alerts"].as_array().unwrap().len(), 1);
+    assert_eq!(first.body["groupKey"], r#"{}:{team="identity"}"#);
+    let gap = both.at - first.at;
+    assert!(
+        gap >= Duration::from_millis(4900),
+        "the group's second notice came {gap:?} after the first (group_interval 5 s)"
+    );
+    // Both alerts resolve in one evaluation: one notice, group_interval
+    // after the last.
+    recover(&monitor);
+    let resolved = hook.wait_delivered("the resolved notice", WAIT, |r| {
+        r.body["status"] == "resolved"
+    });
+    assert_eq!(
+        resolved.body["alerts"].as_array().unwrap().len(),
+        2,
+        "{:#}",
+        resolved.body
+    );
+    assert!(resolved.at - both.at >= Duration::from_millis(4900));
+    std::thread::sleep(Duration::from_secs(3));
+    let all = hook.received();
+    assert_eq!(
+        all.len(),
+        3,
+        "{:#?}",
+        all.iter().map(|r| &r.body).collect::<Vec<_>>()
+    );
+    monitor.kill();
+}
+
+#[test]
+fn a_notice_claimed_by_a_killed_monitor_is_sent_again_at_once_by_the_next() {
+    let sandbox = Sandbox::new();
+    let hook = Receiver::start();
+    // The receiver holds the request until long after the kill.
+    hook.hold(Duration::from_secs(20));
+    write_config(
+        &sandbox,
+        &json!({"monitoring": monitoring(json!([
+            {"name": "ops", "plugin": "webhook", "settings": {"url": hook.url()}},
+        ]))}),
+    );
+    let mut monitor = MonitorProcess::start(&sandbox, &[]);
+    fire(&monitor);
+    let first = hook.wait_delivered("the notice in flight", WAIT, |r| {
+        r.body["status"] == "firing"
+    });
+    monitor.kill();
+    let killed = Instant::now();
+    hook.hold(Duration::ZERO);
+    let mut again = MonitorProcess::start(&sandbox, &[]);
+    let deadline = Instant::now() + WAIT;
+    let second = loop {
+        let received = hook.received();
+        if received.len() >= 2 {
+            break received[1].clone();
+        }
+        assert!(Instant::now() < deadline, "the notice was not sent again");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        second.at - killed < Duration::from_secs(10),
+        "sent again {:?} after the kill (the claim lasts 60 s)",
+        second.at - killed
+    );
+    assert_eq!(
+        header(&second, "idempotency-key"),
+        header(&first, "idempotency-key")
+    );
+    again.wait_for("the delivery", WAIT, |e| e["event"] == "delivered");
+    again.kill();
 }

@@ -183,7 +183,9 @@ async fn check(State(guard): State<Guard>, request: Request, next: Next) -> Resp
         );
     }
     if request.uri().path() != SESSION_PATH && !guard.authorized(request.headers()) {
-        if request.method() == Method::GET && request.uri().path() == "/" {
+        let path = request.uri().path();
+        // The console's pages ask for the token; the rest answers 401.
+        if request.method() == Method::GET && (path == "/" || path.starts_with("/alerts/")) {
             return (StatusCode::UNAUTHORIZED, Html(LOGIN)).into_response();
         }
         return refuse(StatusCode::UNAUTHORIZED, "a bearer token is required");

@@ -1,12 +1,13 @@
 //! gantry's HTTP API (axum): auth events in (`POST /v1/events`), metrics
 //! (`GET /metrics`, Prometheus text), alerts (`GET /v1/alerts`) and a
-//! liveness answer (`GET /healthz`). The deploy workflow adds its status
-//! page to the same router; `guard.rs` stands in front of all of it.
+//! liveness answer (`GET /healthz`); the console (`console/`: `/`, alert
+//! pages, plots, actions) beside them; `guard.rs` stands in front of all
+//! of it.
 
+pub mod console;
 pub mod guard;
 mod ingest;
 mod metrics;
-pub mod page;
 
 use crate::monitor::AuthMonitor;
 use crate::store::AlertState;

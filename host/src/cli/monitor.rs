@@ -53,19 +53,33 @@ pub async fn start(
         .transpose()
         .map_err(|e| Failure::usage(anyhow!("`monitoring.api.token`: {e}")))?;
     let guard = Guard::new(token, address, api_config.hosts.clone());
+    let console = |monitor: Option<Arc<AuthMonitor>>| {
+        api::console::router(api::console::Console {
+            settings: Arc::new(ctx.settings.clone()),
+            store: ctx.store.clone(),
+            registry: Arc::clone(&registry),
+            monitor,
+            inbox: Arc::default(),
+        })
+    };
     if !config.enabled && !required {
         return Ok(Served {
             monitor: None,
             listener,
             address,
-            router: Router::new(),
+            router: console(None),
             guard,
         });
     }
-    let settings = MonitorSettings::from_settings(&ctx.settings)?;
-    crate::monitor::check_plugins(&settings.receivers, &registry).map_err(MonitorError::from)?;
+    let mut settings = MonitorSettings::from_settings(&ctx.settings)?;
+    if config.external_url.is_none() {
+        // Links in notices lead to this API as bound (`--listen`, port 0).
+        settings.external_url = format!("http://{address}");
+    }
+    crate::monitor::check_plugins(&settings.receivers, &registry, &settings.secrets_base)
+        .map_err(MonitorError::from)?;
     let monitor = Arc::new(
-        AuthMonitor::new(settings, ctx.store.clone(), registry)
+        AuthMonitor::new(settings, ctx.store.clone(), Arc::clone(&registry))
             .with_api(format!("http://{address}"))
             .with_sink(ctx.out.sink()),
     );
@@ -75,7 +89,8 @@ pub async fn start(
             monitor: Arc::clone(&monitor),
         },
         api_config.max_body_bytes,
-    );
+    )
+    .merge(console(Some(Arc::clone(&monitor))));
     Ok(Served {
         monitor: Some((monitor, handle)),
         listener,

@@ -46,13 +46,7 @@ pub async fn run(ctx: &Context, args: UpArgs) -> CliResult {
         .map(|d| d.record.id);
     let mut plan = crate::deploy::prepare(plan, unfinished.as_deref()).await?;
     let served = super::monitor::start(ctx, Arc::clone(&registry), args.listen, false).await?;
-    let page = api::page::router(api::page::Page {
-        settings: Arc::new(ctx.settings.clone()),
-        store: ctx.store.clone(),
-        registry: Arc::clone(&registry),
-        inbox: Arc::default(),
-    });
-    let router = served.guard.wrap(served.router.merge(page));
+    let router = served.guard.wrap(served.router);
     let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(api::serve(served.listener, router, async move {
         let _ = api_stopped.await;

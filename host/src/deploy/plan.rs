@@ -230,7 +230,7 @@ impl Plan {
         }
         let monitor = if config.monitoring.enabled {
             let monitor = MonitorSettings::from_settings(settings)?;
-            crate::monitor::check_plugins(&monitor.receivers, &registry)
+            crate::monitor::check_plugins(&monitor.receivers, &registry, &monitor.secrets_base)
                 .map_err(crate::monitor::MonitorError::from)?;
             Some(monitor)
         } else {

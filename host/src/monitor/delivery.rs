@@ -11,6 +11,7 @@
 
 use super::events::Event;
 use super::lifecycle::group_key;
+use super::node::Node;
 use super::notice::{AlertDoc, NotificationDoc, labels_of};
 use super::receivers::Receiver;
 use crate::bindings::types::DeliveryError;
@@ -127,7 +128,27 @@ impl Delivery {
         let now = now_ms();
         let claim_ms = 60_000;
         let mut tx = self.store.begin(true).await?;
-        let claimed = tx.claim_notices(&self.node, now, now + claim_ms, 16).await;
+        let claimed = async {
+            // A monitor on this host that died mid-delivery frees its
+            // claims at once; one elsewhere frees them at expiry.
+            for owner in tx.claim_owners(now).await? {
+                if owner != self.node && Node::parse(&owner).is_some_and(|n| n.is_dead_here()) {
+                    let n = tx.release_claims(&owner).await?;
+                    tracing::info!("released {n} notice(s) claimed by {owner}, which is gone");
+                }
+            }
+            let claimed = tx
+                .claim_notices(&self.node, now, now + claim_ms, 16)
+                .await?;
+            // A notice counts as sent from the moment it is taken: the
+            // group's next one waits `group_interval` from here, even
+            // while this one is still being delivered.
+            for row in &claimed {
+                tx.set_last_sent(&row.receiver, &row.group_key, now).await?;
+            }
+            Ok::<_, StoreError>(claimed)
+        }
+        .await;
         let claimed = tx.settle(claimed, "commit a claim").await?;
         let n = claimed.len();
         for row in claimed {
@@ -390,16 +411,30 @@ impl Delivery {
                 };
             }
         };
+        // A configuration's error (a reference that no longer resolves,
+        // settings the plugin's new version refuses, a destination the
+        // policy refuses) is retried with backoff: the operator can mend
+        // it, and past `max_age` the notice goes to the fallback.
         let mut settings = Vec::new();
         for (k, v) in &receiver.settings {
             match crate::secrets::resolve(v, &self.secrets_base) {
                 Ok(v) => settings.push((k.clone(), v)),
-                Err(e) => return Outcome::Permanent(format!("setting {k}: {e}")),
+                Err(e) => {
+                    return Outcome::Retry {
+                        error: format!("{}.settings.{k}: {e}", receiver.key),
+                        after: None,
+                    };
+                }
             }
         }
         let settings = match plugin.settings(settings) {
             Ok(s) => s,
-            Err(e) => return Outcome::Permanent(e.to_string()),
+            Err(e) => {
+                return Outcome::Retry {
+                    error: format!("{}.settings: {e}", receiver.key),
+                    after: None,
+                };
+            }
         };
         let runtime = Arc::clone(self.registry.runtime());
         let options = CallOptions {
@@ -419,6 +454,14 @@ impl Delivery {
                     error: r.reason,
                     after: r.retry_after_seconds.map(|s| Duration::from_secs(s.into())),
                 },
+                // Refused by the grants or the address policy: the
+                // configuration's error, not the receiver's answer.
+                Ok(Err(DeliveryError::Permanent(why))) if !outcome.report.denials.is_empty() => {
+                    Outcome::Retry {
+                        error: format!("{why} ({})", outcome.report.denials.join("; ")),
+                        after: None,
+                    }
+                }
                 Ok(Err(DeliveryError::Permanent(why))) => Outcome::Permanent(why),
                 // A plugin that traps or times out may work on the next try
                 // (or after a reload).

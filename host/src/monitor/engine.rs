@@ -9,14 +9,16 @@
 use super::auth_event::{Kind, UnknownKind};
 use super::cluster::{Remote, publish};
 use super::delivery::{Delivery, DeliveryCounters};
-use super::evaluator::{Evaluator, RuleState};
+use super::evaluator::{Evaluator, RuleState, Transition};
 use super::events::Event;
 use super::export::AlertLog;
 use super::lifecycle::{Lifecycle, Timing};
+use super::node::Node;
 use super::receivers::{Receiver, ReceiverError, receivers};
 use super::recorder::{Recorder, now_second};
 use super::reload::watch_plugins;
 use super::rules::{Rule, RuleError, rules};
+use super::trend::Trend;
 use crate::clock::now_ms;
 use crate::config::{DeliveryConfig, MonitoringConfig};
 use crate::events::{Sink, discard};
@@ -121,6 +123,7 @@ type RuleValues = Vec<(String, Option<f64>)>;
 
 pub struct AuthMonitor {
     recorder: Recorder,
+    trend: Trend,
     store: Store,
     registry: Arc<Registry>,
     settings: MonitorSettings,
@@ -165,14 +168,10 @@ const NUDGE_GAP: Duration = Duration::from_millis(50);
 
 impl AuthMonitor {
     pub fn new(settings: MonitorSettings, store: Store, registry: Arc<Registry>) -> AuthMonitor {
-        let node = format!(
-            "{}:{}:{}",
-            settings.host,
-            std::process::id(),
-            &crate::identity::token()[..8]
-        );
+        let node = Node::current(&settings.host).to_string();
         AuthMonitor {
             recorder: Recorder::default(),
+            trend: Trend::default(),
             store,
             registry,
             values: Arc::new(std::sync::Mutex::new(
@@ -223,6 +222,11 @@ impl AuthMonitor {
 
     pub fn registry(&self) -> &Arc<Registry> {
         &self.registry
+    }
+
+    /// The last hour of figures, for the console.
+    pub fn trend(&self) -> &Trend {
+        &self.trend
     }
 
     pub fn recorder(&self) -> &Recorder {
@@ -328,6 +332,7 @@ impl AuthMonitor {
                 } else {
                     now_second() - 1
                 };
+                me.trend.update(me.recorder.windows(), upto);
                 match publish(&me.store, &me.node, me.recorder.windows(), last, upto).await {
                     Ok(done) => last = done,
                     Err(e) => tracing::warn!("publishing metrics: {e}"),
@@ -535,26 +540,31 @@ impl AuthMonitor {
             .zip(&evaluator.values)
             .map(|(r, v)| (r.name.clone(), *v))
             .collect();
-        for transition in &transitions {
-            let rule = match transition {
-                super::evaluator::Transition::Pending { rule, .. }
-                | super::evaluator::Transition::Cancelled { rule }
-                | super::evaluator::Transition::Firing { rule, .. }
-                | super::evaluator::Transition::Resolved { rule, .. } => &evaluator.rules[*rule],
-            };
-            if let Some(applied) = lifecycle.apply(rule, transition, now_ms()).await? {
-                log.append(applied.event.as_str(), &applied.alert);
-                if !applied.queued.is_empty() {
-                    self.deliver_now.notify_one();
-                }
-                (self.sink)(&Event::Alert {
-                    change: applied.event.to_string(),
-                    id: applied.alert.id.clone(),
-                    name: rule.name.clone(),
-                    value: applied.alert.value,
-                    queued_for: applied.queued,
-                });
-            }
+        let ruled: Vec<(&Rule, &Transition)> = transitions
+            .iter()
+            .map(|transition| {
+                let rule = match transition {
+                    Transition::Pending { rule, .. }
+                    | Transition::Cancelled { rule }
+                    | Transition::Firing { rule, .. }
+                    | Transition::Resolved { rule, .. } => &evaluator.rules[*rule],
+                };
+                (rule, transition)
+            })
+            .collect();
+        let applied = lifecycle.apply(&ruled, now_ms()).await?;
+        if applied.iter().any(|a| !a.queued.is_empty()) {
+            self.deliver_now.notify_one();
+        }
+        for applied in applied {
+            log.append(applied.event.as_str(), &applied.alert);
+            (self.sink)(&Event::Alert {
+                change: applied.event.to_string(),
+                id: applied.alert.id.clone(),
+                name: applied.alert.rule.clone(),
+                value: applied.alert.value,
+                queued_for: applied.queued,
+            });
         }
         lifecycle.repeat(now_ms()).await?;
         if now >= self.pruned.load(Ordering::Relaxed) + 60 {

@@ -50,13 +50,41 @@ pub fn fingerprint(labels: &BTreeMap<String, String>) -> String {
     hex::encode(Sha256::digest(text.as_bytes()))[..16].to_string()
 }
 
-/// `{alertname="X",…}` over the `group_by` labels.
+/// Alertmanager's group key for the root route: `{}:{alertname="X",…}`
+/// over the `group_by` labels the alert has, sorted by name.
 pub fn group_key(group_by: &[String], labels: &BTreeMap<String, String>) -> String {
-    let parts: Vec<String> = group_by
+    let mut names: Vec<&String> = group_by
         .iter()
-        .map(|k| format!("{k}={:?}", labels.get(k).map(String::as_str).unwrap_or("")))
+        .filter(|k| labels.contains_key(*k))
         .collect();
-    format!("{{{}}}", parts.join(","))
+    names.sort();
+    names.dedup();
+    let parts: Vec<String> = names
+        .iter()
+        .map(|k| format!("{k}={}", go_quote(&labels[*k])))
+        .collect();
+    format!("{{}}:{{{}}}", parts.join(", "))
+}
+
+/// A string as Go's `strconv.Quote` writes it (Alertmanager's label
+/// values in a group key).
+fn go_quote(value: &str) -> String {
+    let mut out = String::from('"');
+    for c in value.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 fn annotations_for(rule: &Rule, value: Option<f64>) -> BTreeMap<String, String> {
@@ -86,20 +114,35 @@ fn annotations_for(rule: &Rule, value: Option<f64>) -> BTreeMap<String, String> 
 }
 
 impl Lifecycle {
-    /// Applies one transition of `rule` at `now_ms`, in one transaction.
+    /// Applies one evaluation's transitions at `now_ms` in one
+    /// transaction, so alerts of a group that change together (all
+    /// resolving at once, say) are queued into one notice before any
+    /// delivery can take it.
     pub async fn apply(
         &self,
-        rule: &Rule,
-        transition: &Transition,
+        transitions: &[(&Rule, &Transition)],
         now_ms: i64,
-    ) -> Result<Option<Applied>, StoreError> {
-        let labels = labels_for(rule);
-        let fp = fingerprint(&labels);
+    ) -> Result<Vec<Applied>, StoreError> {
+        if transitions.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut tx = self.store.begin(true).await?;
-        let result = self
-            .apply_in(&mut tx, rule, transition, &labels, &fp, now_ms)
-            .await;
-        tx.settle(result, "commit an alert change").await
+        let result = async {
+            let mut applied = Vec::new();
+            for (rule, transition) in transitions {
+                let labels = labels_for(rule);
+                let fp = fingerprint(&labels);
+                if let Some(a) = self
+                    .apply_in(&mut tx, rule, transition, &labels, &fp, now_ms)
+                    .await?
+                {
+                    applied.push(a);
+                }
+            }
+            Ok(applied)
+        }
+        .await;
+        tx.settle(result, "commit alert changes").await
     }
 
     async fn current(&self, tx: &mut Tx, fp: &str) -> Result<Option<AlertRecord>, StoreError> {
@@ -279,5 +322,32 @@ impl Lifecycle {
         }
         .await;
         tx.settle(result, "commit repeats").await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_group_key_is_alertmanagers() {
+        let labels: BTreeMap<String, String> = [
+            ("alertname", "LoginsFailing"),
+            ("severity", "critical"),
+            ("team", "id \"core\""),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let by = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            group_key(&by(&["severity", "alertname"]), &labels),
+            r#"{}:{alertname="LoginsFailing", severity="critical"}"#
+        );
+        assert_eq!(
+            group_key(&by(&["team", "missing"]), &labels),
+            r#"{}:{team="id \"core\""}"#
+        );
+        assert_eq!(group_key(&[], &labels), "{}:{}");
     }
 }

@@ -11,11 +11,13 @@ pub mod evaluator;
 mod events;
 mod export;
 pub mod lifecycle;
+mod node;
 mod notice;
 mod receivers;
 pub mod recorder;
 mod reload;
 pub mod rules;
+pub mod trend;
 pub mod window;
 
 pub use admin::{acknowledge, silence, unacknowledge, unsilence};

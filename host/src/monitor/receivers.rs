@@ -101,23 +101,51 @@ pub fn receivers(config: &MonitoringConfig, base: &Path) -> Result<Vec<Receiver>
     Ok(out)
 }
 
-/// Every receiver's plugin loads and is a notifier: a monitor that
+/// Every receiver can work, checked before the monitor starts: its
+/// plugin loads and is a notifier, every reference among its settings
+/// resolves, the settings are the plugin's, and every URL it would be sent
+/// to is within the plugin's grants and the address policy. A monitor that
 /// could not deliver is refused at start, naming the receiver's key.
-pub fn check_plugins(receivers: &[Receiver], registry: &Registry) -> Result<(), ReceiverError> {
+pub fn check_plugins(
+    receivers: &[Receiver],
+    registry: &Registry,
+    secrets_base: &Path,
+) -> Result<(), ReceiverError> {
     for r in receivers {
-        let fail = |message: String| ReceiverError {
-            key: format!("{}.plugin", r.key),
+        let fail = |field: &str, message: String| ReceiverError {
+            key: format!("{}.{field}", r.key),
             message,
         };
         let plugin = registry
             .plugin(&r.plugin)
-            .map_err(|e| fail(e.to_string()))?;
+            .map_err(|e| fail("plugin", e.to_string()))?;
         if plugin.kind() != PluginKind::Notifier {
-            return Err(fail(format!(
-                "{} is a {} plugin, not a notifier",
-                r.plugin,
-                plugin.kind().as_str()
-            )));
+            return Err(fail(
+                "plugin",
+                format!(
+                    "{} is a {} plugin, not a notifier",
+                    r.plugin,
+                    plugin.kind().as_str()
+                ),
+            ));
+        }
+        let mut resolved = Vec::new();
+        for (k, v) in &r.settings {
+            let value = crate::secrets::resolve(v, secrets_base)
+                .map_err(|e| fail(&format!("settings.{k}"), e.to_string()))?;
+            resolved.push((k.clone(), value));
+        }
+        let settings = plugin
+            .settings(resolved)
+            .map_err(|e| fail("settings", e.to_string()))?;
+        registry
+            .runtime()
+            .check_destinations(&plugin, &settings)
+            .map_err(|(key, why)| fail(&format!("settings.{key}"), why))?;
+        if let Some(ca) = &r.ca_file
+            && let Err(e) = std::fs::metadata(ca)
+        {
+            return Err(fail("ca_file", format!("{}: {e}", ca.display())));
         }
     }
     Ok(())
@@ -125,8 +153,7 @@ pub fn check_plugins(receivers: &[Receiver], registry: &Registry) -> Result<(), 
 
 /// `webhook` → `webhook-notifier`: the short names of the built-ins.
 fn builtin_name(plugin: &str) -> String {
-    match plugin {
-        "webhook" | "slack" | "email" | "alertmanager" => format!("{plugin}-notifier"),
-        other => other.to_string(),
-    }
+    crate::runtime::PluginSource::builtin_alias(plugin)
+        .map(str::to_string)
+        .unwrap_or_else(|| plugin.to_string())
 }

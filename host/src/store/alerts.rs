@@ -18,9 +18,11 @@ pub struct AlertRecord {
     #[sqlx(try_from = "String")]
     pub state: AlertState,
     pub severity: String,
-    /// JSON object.
+    /// JSON object (shown as one).
+    #[serde(serialize_with = "as_object")]
     pub labels: String,
-    /// JSON object.
+    /// JSON object (shown as one).
+    #[serde(serialize_with = "as_object")]
     pub annotations: String,
     pub value: Option<f64>,
     pub threshold: Option<f64>,
@@ -37,7 +39,8 @@ pub struct AlertRecord {
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct SilenceRecord {
     pub id: String,
-    /// JSON object: label → value, all must match.
+    /// JSON object: label → value, all must match (shown as one).
+    #[serde(serialize_with = "as_object")]
     pub matchers: String,
     pub comment: Option<String>,
     pub created_by: String,
@@ -67,6 +70,13 @@ pub struct OutboxRecord {
     pub last_error: Option<String>,
     pub created_ms: i64,
     pub delivered_ms: Option<i64>,
+}
+
+/// A label map kept as JSON text, shown as the object it is.
+fn as_object<S: serde::Serializer>(json: &str, s: S) -> Result<S::Ok, S::Error> {
+    let map: std::collections::BTreeMap<String, String> =
+        serde_json::from_str(json).unwrap_or_default();
+    serde::Serialize::serialize(&map, s)
 }
 
 const ALERT_COLUMNS: &str = "id, fingerprint, rule, state, severity, labels, annotations, value, \
@@ -302,6 +312,31 @@ impl Tx {
         Ok(rows)
     }
 
+    /// Who holds claims on notices now (claims not yet expired).
+    pub async fn claim_owners(&mut self, now_ms: i64) -> Result<Vec<String>, StoreError> {
+        let sql = self
+            .sql(
+                "SELECT DISTINCT claimed_by FROM gantry_outbox WHERE state = 'delivering' \
+                 AND claimed_by IS NOT NULL AND claimed_until_ms >= $1",
+            )
+            .into_owned();
+        on_tx!(self, c => sqlx::query_scalar(&sql).bind(now_ms).fetch_all(c).await)
+            .map_err(fail("read the outbox's claims"))
+    }
+
+    /// Gives `owner`'s claims back (its process is gone): its notices are
+    /// due again at once; how many.
+    pub async fn release_claims(&mut self, owner: &str) -> Result<u64, StoreError> {
+        let sql = self
+            .sql(
+                "UPDATE gantry_outbox SET state = 'pending', claimed_by = NULL, claimed_until_ms = NULL \
+                 WHERE claimed_by = $1 AND state = 'delivering'",
+            )
+            .into_owned();
+        exec_tx!(self, c => sqlx::query(&sql).bind(owner).execute(c).await)
+            .map_err(fail("release a dead monitor's claims"))
+    }
+
     /// Ends a claimed notice: `state`, and when retried the next attempt.
     #[expect(clippy::too_many_arguments, reason = "one row's columns")]
     pub async fn settle_notice(
@@ -349,6 +384,21 @@ impl Tx {
             ))
             .into_owned();
         on_tx!(self, c => sqlx::query_as(&sql).bind(receiver).fetch_all(c).await)
+            .map_err(fail("read the outbox"))
+    }
+
+    /// A group's notices to every receiver, newest first.
+    pub async fn notices_of_group(
+        &mut self,
+        group_key: &str,
+        limit: i64,
+    ) -> Result<Vec<OutboxRecord>, StoreError> {
+        let sql = self
+            .sql(&format!(
+                "SELECT {OUTBOX_COLUMNS} FROM gantry_outbox WHERE group_key = $1 ORDER BY id DESC LIMIT {limit}"
+            ))
+            .into_owned();
+        on_tx!(self, c => sqlx::query_as(&sql).bind(group_key).fetch_all(c).await)
             .map_err(fail("read the outbox"))
     }
 

@@ -173,6 +173,54 @@ impl Allowlist {
     }
 }
 
+/// Checks, before any call, each setting a manifest entry takes whole as
+/// its destination (`http = ["{url}"]`): the URL must be within the
+/// grants (and the operator's narrowing) and, for a name that resolves
+/// now, resolve where the address policy admits. The first that cannot work, as
+/// (setting, why).
+pub fn check_destinations(
+    limits: &HttpLimits,
+    plugin: &str,
+    grants: &Grants,
+    settings: &std::collections::BTreeMap<String, String>,
+) -> Result<(), (String, String)> {
+    let lookup = |k: &str| settings.get(k).map(String::as_str);
+    let mut allow = Allowlist::resolve(grants.list("http"), lookup);
+    if let Some(narrowed) = grants.narrowed("http") {
+        allow = allow.within(plugin, Allowlist::resolve(narrowed, lookup));
+    }
+    let policy = AddressPolicy {
+        allow_private_names: limits.allow_private_names,
+        key: "plugins.capabilities.http",
+    };
+    for entry in grants.list("http") {
+        if !super::is_whole_template(entry) {
+            continue;
+        }
+        let key = entry.trim().trim_matches(['{', '}']);
+        let Some(value) = settings.get(key).filter(|v| !v.is_empty()) else {
+            continue;
+        };
+        let fail = |why: String| (key.to_string(), why);
+        let url = Url::parse(value).map_err(|e| fail(format!("{value:?} is not a URL: {e}")))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(fail(format!("{url} is not an http or https URL")));
+        }
+        allow.check(&url).map_err(fail)?;
+        if let Some(url::Host::Domain(name)) = url.host() {
+            let port = url.port_or_known_default().unwrap_or(443);
+            // A name that does not resolve now (DNS not up yet at boot)
+            // is left to delivery, which retries; one that resolves where
+            // the policy refuses will never work.
+            if let Ok(addrs) = std::net::ToSocketAddrs::to_socket_addrs(&(name, port)) {
+                let addrs: Vec<std::net::SocketAddr> = addrs.collect();
+                policy.check(name, &addrs).map_err(|refused| fail(refused.0))?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Requests a call may send when its manifest does not ask.
 pub const DEFAULT_REQUESTS_PER_CALL: u32 = 64;
 /// Body bytes a call may move when its manifest does not ask.

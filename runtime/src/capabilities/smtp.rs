@@ -222,8 +222,17 @@ impl SmtpState {
         if message.to.is_empty() {
             return Err("the message has no recipient".into());
         }
+        // lettre adds `Date`; the Message-ID is ours, under the sender's
+        // domain, so threads and deduplication in mail clients work.
+        let mut id = [0u8; 16];
+        getrandom::fill(&mut id).map_err(|e| format!("no random source: {e}"))?;
         let mut builder = lettre::Message::builder()
             .from(relay.from.clone())
+            .message_id(Some(format!(
+                "<{}.gantry@{}>",
+                hex::encode(id),
+                relay.from.email.domain()
+            )))
             .subject(message.subject.clone());
         for to in &message.to {
             if !relay

@@ -1,0 +1,211 @@
+//! The console: what an on-call engineer opens first, served by the API
+//! with no build step. `GET /` shows the last hour's plots (SVG drawn
+//! server-side, swapped in live), open alerts with ack and silence, the
+//! newest deployment of each environment with its steps and durations,
+//! and each service's instances with health and revision;
+//! `GET /alerts/{id}` is an alert's timeline — the page every notice's
+//! `generatorURL` and every mail links to. The same as JSON:
+//! `GET /v1/status`, `GET /v1/alerts/{id}`, `GET /v1/trend`. Actions are
+//! JSON POSTs (`/v1/alerts/{id}/ack`, `/unack`, `/v1/silences`): the
+//! guard's content-type rule and SameSite=Strict session keep another
+//! site's page from sending them. A local inbox (`POST /v1/inbox`) is a
+//! webhook receiver for a machine with no other.
+
+mod actions;
+mod alert;
+mod home;
+pub mod plot;
+
+use crate::deploy::DeploymentView;
+use crate::monitor::AuthMonitor;
+use crate::rollout::ServiceStatus;
+use crate::runtime::Registry;
+use crate::settings::Settings;
+use crate::store::{AlertRecord, AlertState, Store};
+use axum::Router;
+use axum::extract::State;
+use axum::response::{Html, IntoResponse, Json, Response};
+use axum::routing::{get, post};
+use serde::Serialize;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+/// Notices the local inbox keeps.
+const INBOX: usize = 50;
+/// Open alerts the console lists.
+const OPEN_ALERTS: i64 = 200;
+
+#[derive(Clone)]
+pub struct Console {
+    pub settings: Arc<Settings>,
+    pub store: Store,
+    pub registry: Arc<Registry>,
+    /// The running monitor (absent when monitoring is off).
+    pub monitor: Option<Arc<AuthMonitor>>,
+    pub inbox: Arc<Mutex<VecDeque<serde_json::Value>>>,
+}
+
+#[derive(Serialize)]
+pub struct Snapshot {
+    deployments: Vec<DeploymentView>,
+    services: Vec<ServiceStatus>,
+    alerts: Vec<AlertRecord>,
+}
+
+pub fn router(console: Console) -> Router {
+    Router::new()
+        .route("/", get(home::page))
+        .route("/console/plots", get(home::plots))
+        .route("/console/panels", get(home::panels))
+        .route("/alerts/{id}", get(alert::page))
+        .route("/v1/alerts/{id}", get(alert::json))
+        .route("/v1/alerts/{id}/ack", post(actions::ack))
+        .route("/v1/alerts/{id}/unack", post(actions::unack))
+        .route("/v1/silences", post(actions::silence))
+        .route("/v1/trend", get(trend))
+        .route("/v1/status", get(json))
+        .route("/v1/inbox", post(take).get(inbox))
+        .with_state(console)
+}
+
+async fn snapshot(console: &Console) -> Result<Snapshot, String> {
+    let deployments = crate::deploy::latest(&console.store)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut services = Vec::new();
+    for name in console.settings.config.config.services.keys() {
+        let status = crate::rollout::build::service_status(
+            &console.settings,
+            &console.store,
+            &console.registry,
+            name,
+            false,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        services.push(status);
+    }
+    let alerts = console
+        .store
+        .read(async |tx| tx.alerts(AlertState::OPEN, OPEN_ALERTS).await)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(Snapshot {
+        deployments,
+        services,
+        alerts,
+    })
+}
+
+async fn take(State(console): State<Console>, Json(notice): Json<serde_json::Value>) -> Response {
+    let mut inbox = console.inbox.lock().expect("inbox");
+    if inbox.len() == INBOX {
+        inbox.pop_front();
+    }
+    inbox.push_back(notice);
+    axum::http::StatusCode::OK.into_response()
+}
+
+async fn inbox(State(console): State<Console>) -> Response {
+    let inbox = console.inbox.lock().expect("inbox");
+    Json(inbox.iter().cloned().collect::<Vec<_>>()).into_response()
+}
+
+async fn json(State(console): State<Console>) -> Response {
+    match snapshot(&console).await {
+        Ok(s) => Json(s).into_response(),
+        Err(e) => unavailable(e),
+    }
+}
+
+/// The last hour's points, the series they carry and the rules'
+/// thresholds on them.
+async fn trend(State(console): State<Console>) -> Response {
+    let Some(monitor) = &console.monitor else {
+        return unavailable("monitoring is off (monitoring.enabled)".into());
+    };
+    let series: Vec<&str> = crate::monitor::trend::SERIES
+        .iter()
+        .map(|s| s.name)
+        .collect();
+    let thresholds: Vec<serde_json::Value> = monitor
+        .settings()
+        .rules
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "rule": r.name, "metric": r.metric.name(), "op": r.op.symbol(), "threshold": r.threshold,
+            })
+        })
+        .collect();
+    Json(serde_json::json!({
+        "step_seconds": crate::monitor::trend::STEP,
+        "series": series,
+        "points": monitor.trend().points(),
+        "thresholds": thresholds,
+    }))
+    .into_response()
+}
+
+fn unavailable(e: String) -> Response {
+    (
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        Json(serde_json::json!({"error": e})),
+    )
+        .into_response()
+}
+
+/// HTML-escaped, with controls and bidirectional overrides (from plugins'
+/// messages) shown as escapes rather than reordering the page.
+pub fn esc(text: &str) -> String {
+    crate::escape::controls(text)
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+/// A whole page: the head, the style, the script the actions use.
+fn shell(title: &str, body: &str) -> Response {
+    Html(format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{}</title>\
+         <style>{STYLE}</style></head><body><header><a href=\"/\"><b>gantry</b></a></header>\
+         {body}<script>{SCRIPT}</script></body></html>",
+        esc(title)
+    ))
+    .into_response()
+}
+
+const STYLE: &str = "body{font:14px system-ui,sans-serif;margin:1.5em 2em;max-width:80em;color:#1f2328}\
+header{margin-bottom:1em}a{color:#0969da}h2{margin-top:1.5em;border-bottom:1px solid #ddd}\
+table{border-collapse:collapse;margin-bottom:1em}td,th{border:1px solid #d0d7de;padding:.3em .6em;text-align:left;vertical-align:top}\
+.bad{color:#cf222e}.ok{color:#1a7f37}.muted{color:#656d76}\
+#plots{display:flex;flex-wrap:wrap;gap:1em}figure.plot{margin:0}figcaption{font-weight:600;margin-bottom:.2em}\
+button{font:inherit;margin-right:.3em}";
+
+/// Every action posts JSON and reloads what it changed.
+const SCRIPT: &str = r#"
+async function gantryPost(url, body) {
+  const r = await fetch(url, {method: 'POST', credentials: 'same-origin',
+    headers: {'content-type': 'application/json'}, body: JSON.stringify(body)});
+  const said = await r.json().catch(() => ({}));
+  const out = document.getElementById('said');
+  if (out) { out.textContent = r.ok ? (said.done || 'done') : (said.error || ('failed: ' + r.status)); }
+  if (r.ok && window.gantryRefresh) { await window.gantryRefresh(); }
+  return r.ok;
+}
+document.addEventListener('click', async (event) => {
+  const b = event.target.closest('button[data-action]');
+  if (!b) { return; }
+  const id = b.dataset.alert;
+  if (b.dataset.action === 'ack') {
+    await gantryPost('/v1/alerts/' + encodeURIComponent(id) + '/ack', {comment: 'from the console'});
+  } else if (b.dataset.action === 'unack') {
+    await gantryPost('/v1/alerts/' + encodeURIComponent(id) + '/unack', {});
+  } else if (b.dataset.action === 'silence') {
+    await gantryPost('/v1/silences', {matchers: JSON.parse(b.dataset.matchers),
+      duration_seconds: 3600, comment: 'from the console'});
+  }
+});
+"#;
