@@ -1119,3 +1119,70 @@ fn a_notice_claimed_by_a_killed_monitor_is_sent_again_at_once_by_the_next() {
     again.wait_for("the delivery", WAIT, |e| e["event"] == "delivered");
     again.kill();
 }
+
+#[test]
+fn the_api_describes_itself_and_schemathesis_finds_nothing_outside_it() {
+    let sandbox = Sandbox::new();
+    let hook = Receiver::start();
+    let mut config = monitoring(json!([
+        {"name": "ops", "plugin": "webhook", "settings": {"url": hook.url()}},
+    ]));
+    config["api"] = json!({"token": "${env:GANTRY_API_TOKEN}"});
+    write_config(&sandbox, &json!({ "monitoring": config }));
+    let token = "schema-t0ken";
+    let mut monitor = MonitorProcess::start(&sandbox, &[("GANTRY_API_TOKEN", token)]);
+    let (status, body) = monitor.post(&attempts(100, 100), Some(token));
+    assert_eq!(status, 200, "{body}");
+    let fired = monitor.wait_for("firing", WAIT, |e| {
+        e["event"] == "alert" && e["change"] == "firing"
+    });
+    let bearer = format!("Bearer {token}");
+    let (status, _, doc) = request(
+        "GET",
+        &format!("{}/v1/openapi.json", monitor.api),
+        &[("authorization", bearer.as_str())],
+        None,
+    );
+    assert_eq!(status, 200, "{doc}");
+    let doc: Value = serde_json::from_str(&doc).unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    for path in [
+        "/v1/events",
+        "/v1/alerts",
+        "/v1/alerts/{id}",
+        "/v1/alerts/{id}/ack",
+        "/v1/silences",
+        "/v1/trend",
+        "/v1/session",
+        "/metrics",
+        "/alerts/{id}",
+        "/",
+    ] {
+        assert!(doc["paths"][path].is_object(), "{path} is not described");
+    }
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/schemathesis.toml");
+    let run = std::process::Command::new("schemathesis")
+        .args(["--config-file", config, "run"])
+        .arg(format!("{}/v1/openapi.json", monitor.api))
+        .args(["--header", &format!("Authorization: {bearer}")])
+        .args(["--max-examples", "40", "--seed", "1", "--no-color"])
+        .env("GANTRY_ALERT_ID", fired["id"].as_str().unwrap())
+        .output()
+        .expect("schemathesis (`pip install schemathesis`)");
+    let out = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "schemathesis found failures:\n{out}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(out.contains("passed"), "{out}");
+    // A POST to a path that takes none is 405, not a refused body.
+    let (status, _, _) = request(
+        "POST",
+        &format!("{}/healthz", monitor.api),
+        &[("authorization", bearer.as_str())],
+        None,
+    );
+    assert_eq!(status, 405);
+    monitor.kill();
+}

@@ -7,7 +7,8 @@
 //! - **Content type**: every POST carries `application/json` (or NDJSON's
 //!   `application/x-ndjson`); anything else is 415. A cross-site page can
 //!   send only form and `text/plain` bodies without the browser asking
-//!   first, and the API never answers that question.
+//!   first, and the API never answers that question. (A POST to a path
+//!   the API describes with no POST goes on, to be answered 405.)
 //! - **Token**: when `monitoring.api.token` is set, every route needs it,
 //!   as `Authorization: Bearer …` or as the page's session cookie (an
 //!   HttpOnly, SameSite=Strict cookie set by `POST /v1/session`). `GET /`
@@ -42,6 +43,26 @@ struct Inner {
     token: Option<String>,
     listen: SocketAddr,
     hosts: Vec<String>,
+    /// Path templates the API's description has with no POST.
+    without_post: Vec<String>,
+}
+
+/// True when `path` is an instance of `template` (`/v1/alerts/{id}`).
+fn instance_of(path: &str, template: &str) -> bool {
+    let mut given = path.split('/');
+    let mut wanted = template.split('/');
+    loop {
+        match (given.next(), wanted.next()) {
+            (None, None) => return true,
+            (Some(g), Some(w)) if w.starts_with('{') && w.ends_with('}') => {
+                if g.is_empty() {
+                    return false;
+                }
+            }
+            (Some(g), Some(w)) if g == w => {}
+            _ => return false,
+        }
+    }
 }
 
 impl Guard {
@@ -51,8 +72,35 @@ impl Guard {
                 token: token.filter(|t| !t.is_empty()),
                 listen,
                 hosts: hosts.into_iter().map(|h| h.to_ascii_lowercase()).collect(),
+                without_post: Vec::new(),
             }),
         }
+    }
+
+    /// Learns from the API's description which paths take no POST.
+    pub fn knowing(self, doc: &utoipa::openapi::OpenApi) -> Guard {
+        let without_post = doc
+            .paths
+            .paths
+            .iter()
+            .filter(|(_, item)| item.post.is_none())
+            .map(|(path, _)| path.clone())
+            .collect();
+        Guard {
+            inner: Arc::new(Inner {
+                token: self.inner.token.clone(),
+                listen: self.inner.listen,
+                hosts: self.inner.hosts.clone(),
+                without_post,
+            }),
+        }
+    }
+
+    fn takes_no_post(&self, path: &str) -> bool {
+        self.inner
+            .without_post
+            .iter()
+            .any(|template| instance_of(path, template))
     }
 
     /// `router` behind the guard, with the session route added.
@@ -176,7 +224,10 @@ async fn check(State(guard): State<Guard>, request: Request, next: Next) -> Resp
             "this API answers to its listen address, localhost, an IP address or a name in monitoring.api.hosts",
         );
     }
-    if request.method() == Method::POST && !json_content(request.headers()) {
+    if request.method() == Method::POST
+        && !json_content(request.headers())
+        && !guard.takes_no_post(request.uri().path())
+    {
         return refuse(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "POST bodies must be Content-Type: application/json (or application/x-ndjson)",
@@ -193,7 +244,34 @@ async fn check(State(guard): State<Guard>, request: Request, next: Next) -> Resp
     next.run(request).await
 }
 
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[allow(dead_code, reason = "describes the request")]
+struct SessionRequest {
+    /// `monitoring.api.token`.
+    token: String,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct SessionStarted {
+    /// `started`, or why none is needed.
+    session: String,
+}
+
+/// The session route's part of the API's description.
+pub fn description() -> utoipa::openapi::OpenApi {
+    #[derive(utoipa::OpenApi)]
+    #[openapi(paths(session))]
+    struct Session;
+    <Session as utoipa::OpenApi>::openapi()
+}
+
 /// `POST /v1/session {"token": "…"}`: the page's cookie for the right token.
+#[utoipa::path(post, path = "/v1/session", request_body = SessionRequest, responses(
+    (status = 200, description = "The session cookie is set (HttpOnly, SameSite=Strict)", body = SessionStarted),
+    (status = 401, description = "Wrong token", body = super::schema::ErrorBody),
+    (status = 421, description = "The Host header names neither this API nor a name it answers to", body = super::schema::ErrorBody),
+    super::schema::BodyRefused,
+))]
 async fn session(State(guard): State<Guard>, Json(body): Json<serde_json::Value>) -> Response {
     let Some(token) = &guard.inner.token else {
         return Json(json!({"session": "not needed: no token is configured"})).into_response();
@@ -275,6 +353,15 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn a_path_is_an_instance_of_its_template() {
+        assert!(instance_of("/v1/alerts/a-1", "/v1/alerts/{id}"));
+        assert!(instance_of("/", "/"));
+        assert!(!instance_of("/v1/alerts/", "/v1/alerts/{id}"));
+        assert!(!instance_of("/v1/alerts/a/ack", "/v1/alerts/{id}"));
+        assert!(!instance_of("/v1/events", "/v1/alerts"));
     }
 
     #[test]

@@ -4,24 +4,62 @@
 //! type; the body is capped.
 
 use super::Api;
+use super::schema::{BodyRefused, ErrorBody, Guarded};
 use crate::monitor::AuthEvent;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Json, Response};
-use serde_json::json;
+use serde::Serialize;
 use std::sync::atomic::Ordering;
+use utoipa::ToSchema;
 
 /// At most this many refusals are listed in an answer.
 const LISTED: usize = 100;
 
+#[derive(Serialize, ToSchema)]
+pub struct Refused {
+    /// The event's index in the array (or line in NDJSON).
+    index: usize,
+    error: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Ingested {
+    accepted: u64,
+    rejected: u64,
+    /// The first refusals (at most 100).
+    errors: Vec<Refused>,
+}
+
+/// A 400's body: the whole body refused, or each event.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code, reason = "only describes the answer")]
+pub enum NothingTaken {
+    Body(ErrorBody),
+    Events(Ingested),
+}
+
+/// Auth events in: a JSON array, or NDJSON (one per line).
+#[utoipa::path(post, path = "/v1/events",
+    request_body(description = "Events: a JSON array, or one JSON object per line (NDJSON)", content(
+        (Vec<AuthEvent> = "application/json"),
+        (AuthEvent = "application/x-ndjson"),
+    )),
+    responses(
+        (status = 200, description = "Taken (some may be refused, each named)", body = Ingested),
+        (status = 400, description = "Nothing taken: the body is not JSON (an error), or every event was refused (each named)", body = NothingTaken),
+        BodyRefused,
+        Guarded,
+    ))]
 pub async fn events(State(api): State<Api>, body: Bytes) -> Response {
     let text = match std::str::from_utf8(&body) {
         Ok(text) => text,
         Err(_) => {
             return (
                 StatusCode::BAD_REQUEST,
-                Json(json!({"error": "the body is not UTF-8"})),
+                Json(ErrorBody::new("the body is not UTF-8")),
             )
                 .into_response();
         }
@@ -37,7 +75,7 @@ pub async fn events(State(api): State<Api>, body: Bytes) -> Response {
             Err(e) => {
                 return (
                     StatusCode::BAD_REQUEST,
-                    Json(json!({"error": format!("not a JSON array: {e}")})),
+                    Json(ErrorBody::new(format!("not a JSON array: {e}"))),
                 )
                     .into_response();
             }
@@ -61,7 +99,7 @@ pub async fn events(State(api): State<Api>, body: Bytes) -> Response {
             Err(error) => {
                 refused += 1;
                 if rejected.len() < LISTED {
-                    rejected.push(json!({"index": index, "error": error}));
+                    rejected.push(Refused { index, error });
                 }
             }
         }
@@ -78,7 +116,11 @@ pub async fn events(State(api): State<Api>, body: Bytes) -> Response {
     };
     (
         status,
-        Json(json!({"accepted": accepted, "rejected": refused, "errors": rejected})),
+        Json(Ingested {
+            accepted,
+            rejected: refused,
+            errors: rejected,
+        }),
     )
         .into_response()
 }

@@ -24,6 +24,11 @@ fn escape(value: &str) -> String {
         .replace('\n', "\\n")
 }
 
+/// Prometheus text: events, rule values, alerts, deliveries, plugins.
+#[utoipa::path(get, path = "/metrics", responses(
+    (status = 200, description = "Prometheus text format 0.0.4", body = String, content_type = "text/plain"),
+    super::schema::Guarded,
+))]
 pub async fn metrics(State(api): State<Api>) -> Response {
     let monitor = &api.monitor;
     let windows: Vec<(&str, crate::monitor::window::Totals)> = WINDOWS

@@ -8,14 +8,18 @@ pub mod console;
 pub mod guard;
 mod ingest;
 mod metrics;
+pub mod schema;
 
 use crate::monitor::AuthMonitor;
-use crate::store::AlertState;
+use crate::store::{AlertRecord, AlertState};
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::response::{IntoResponse, Json, Response};
-use axum::routing::{get, post};
+use schema::{ErrorBody, Guarded};
+use serde::Serialize;
 use std::sync::Arc;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -23,33 +27,72 @@ pub struct Api {
     pub monitor: Arc<AuthMonitor>,
 }
 
-pub fn router(api: Api, max_body_bytes: usize) -> Router {
-    Router::new()
-        .route("/v1/events", post(ingest::events))
-        .route("/metrics", get(metrics::metrics))
-        .route("/v1/alerts", get(alerts))
-        .route("/healthz", get(healthz))
+pub fn router(api: Api, max_body_bytes: usize) -> OpenApiRouter {
+    OpenApiRouter::new()
+        .routes(routes!(ingest::events))
+        .routes(routes!(metrics::metrics))
+        .routes(routes!(alerts))
+        .routes(routes!(healthz))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(api)
 }
 
+/// `router` with its OpenAPI description served at `/v1/openapi.json`
+/// (the guard's session route added to it), and the description.
+pub fn with_description(router: OpenApiRouter) -> (Router, utoipa::openapi::OpenApi) {
+    let (router, mut doc) =
+        OpenApiRouter::with_openapi(<schema::Doc as utoipa::OpenApi>::openapi())
+            .merge(router)
+            .split_for_parts();
+    doc.merge(guard::description());
+    let served = Arc::new(doc.clone());
+    let router = router.route(
+        "/v1/openapi.json",
+        axum::routing::get(move || {
+            let doc = Arc::clone(&served);
+            async move { Json(doc.as_ref().clone()) }
+        }),
+    );
+    (router, doc)
+}
+
+/// Open alerts (pending and firing).
+#[utoipa::path(get, path = "/v1/alerts", responses(
+    (status = 200, description = "Open alerts, newest first", body = [AlertRecord]),
+    (status = 503, description = "The state store did not answer", body = ErrorBody),
+    Guarded,
+))]
 async fn alerts(State(api): State<Api>) -> Response {
     match api.monitor.alerts(AlertState::OPEN).await {
         Ok(alerts) => Json(alerts).into_response(),
         Err(e) => (
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            Json(serde_json::json!({"error": e.to_string()})),
+            Json(ErrorBody::new(e.to_string())),
         )
             .into_response(),
     }
 }
 
+#[derive(Serialize, utoipa::ToSchema)]
+struct Health {
+    status: &'static str,
+    /// This monitor's name in claims and published seconds.
+    node: String,
+    /// It holds the leader lease and evaluates the rules.
+    leading: bool,
+}
+
+/// Liveness.
+#[utoipa::path(get, path = "/healthz", responses(
+    (status = 200, description = "The monitor runs", body = Health),
+    Guarded,
+))]
 async fn healthz(State(api): State<Api>) -> Response {
-    Json(serde_json::json!({
-        "status": "ok",
-        "node": api.monitor.node(),
-        "leading": api.monitor.is_leading(),
-    }))
+    Json(Health {
+        status: "ok",
+        node: api.monitor.node().to_string(),
+        leading: api.monitor.is_leading(),
+    })
     .into_response()
 }
 

@@ -66,7 +66,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     if !(seconds.is_finite() && seconds > 0.0) {
         return Err(format!("{text:?} must be positive"));
     }
-    Ok(Duration::from_secs_f64(seconds))
+    Ok(crate::clock::seconds(seconds))
 }
 
 fn parse_matcher(text: &str) -> Result<(String, String), String> {

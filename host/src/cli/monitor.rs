@@ -63,12 +63,13 @@ pub async fn start(
         })
     };
     if !config.enabled && !required {
+        let (router, doc) = api::with_description(console(None));
         return Ok(Served {
             monitor: None,
             listener,
             address,
-            router: console(None),
-            guard,
+            router,
+            guard: guard.knowing(&doc),
         });
     }
     let mut settings = MonitorSettings::from_settings(&ctx.settings)?;
@@ -91,6 +92,8 @@ pub async fn start(
         api_config.max_body_bytes,
     )
     .merge(console(Some(Arc::clone(&monitor))));
+    let (router, doc) = api::with_description(router);
+    let guard = guard.knowing(&doc);
     Ok(Served {
         monitor: Some((monitor, handle)),
         listener,

@@ -132,8 +132,8 @@ async fn rollout(plan: &Plan, service: &str, detail: &mut Value) -> anyhow::Resu
 /// failing `verify_failures` rounds in a row (or missing) fails the step.
 async fn verify(plan: &Plan) -> anyhow::Result<String> {
     let settings = &plan.settings.config.config.deployment;
-    let until = Instant::now() + Duration::from_secs_f64(settings.verify_seconds);
-    let interval = Duration::from_secs_f64(settings.verify_interval_seconds);
+    let until = Instant::now() + crate::clock::seconds(settings.verify_seconds);
+    let interval = crate::clock::seconds(settings.verify_interval_seconds);
     let threshold = settings.verify_failures.max(1);
     let mut failures: BTreeMap<String, (u32, String)> = BTreeMap::new();
     let mut rounds = 0;

@@ -166,7 +166,7 @@ impl Delivery {
         let mut byte = [0u8; 1];
         let _ = getrandom::fill(&mut byte);
         let jitter = 0.8 + 0.4 * (byte[0] as f64 / 255.0);
-        Duration::from_secs_f64(capped * jitter)
+        crate::clock::seconds(capped * jitter)
     }
 
     async fn build(

@@ -63,7 +63,7 @@ pub struct MonitorSettings {
 }
 
 fn secs(s: f64) -> Duration {
-    Duration::from_secs_f64(s.max(0.0))
+    crate::clock::seconds(s)
 }
 
 impl MonitorSettings {
@@ -265,7 +265,7 @@ impl AuthMonitor {
             success,
             response_time_ms
                 .filter(|ms| ms.is_finite() && *ms >= 0.0)
-                .map(|ms| Duration::from_secs_f64(ms / 1000.0)),
+                .map(|ms| crate::clock::seconds(ms / 1000.0)),
         );
         Ok(())
     }

@@ -242,7 +242,7 @@ impl Rule {
         }
         let duration = |field: &str, s: f64| {
             if s.is_finite() && s >= 0.0 {
-                Ok(Duration::from_secs_f64(s))
+                Ok(crate::clock::seconds(s))
             } else {
                 Err(fail(field, format!("{s} is not a duration in seconds")))
             }
@@ -290,7 +290,7 @@ impl Rule {
 
 /// The spec's four rules from its thresholds, then the operator's.
 pub fn rules(config: &MonitoringConfig) -> Result<Vec<Rule>, RuleError> {
-    let interval = Duration::from_secs_f64(config.evaluation_interval_seconds.max(0.01));
+    let interval = crate::clock::seconds(config.evaluation_interval_seconds.max(0.01));
     if !(config.evaluation_interval_seconds.is_finite() && config.evaluation_interval_seconds > 0.0)
     {
         return Err(RuleError {

@@ -40,9 +40,12 @@ impl Series {
 
 /// One slice: its last second, and each series' value (`None`: nothing
 /// to compute it from).
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Point {
+    /// The slice's last second (Unix time).
     pub t: u64,
+    /// One value per series (`null`: nothing to compute it from).
+    #[schema(value_type = Vec<Option<f64>>)]
     pub values: [Option<f64>; SERIES.len()],
 }
 

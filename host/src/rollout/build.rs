@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 fn secs(s: f64) -> Duration {
-    Duration::from_secs_f64(s.max(0.0))
+    crate::clock::seconds(s)
 }
 
 /// The service `name` as configured, checked.

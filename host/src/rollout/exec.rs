@@ -18,7 +18,6 @@ use crate::config::{ExecCommands, ExecInstance};
 use crate::events::Sink;
 use crate::store::InstanceState;
 use crate::store::{InstanceRecord, Store};
-use std::time::Duration;
 
 pub struct Exec {
     store: Store,
@@ -82,7 +81,7 @@ impl Exec {
             .stdin(std::process::Stdio::null())
             .kill_on_drop(true)
             .output();
-        let timeout = Duration::from_secs_f64(self.commands.timeout_seconds);
+        let timeout = crate::clock::seconds(self.commands.timeout_seconds);
         let output = tokio::time::timeout(timeout, child)
             .await
             .map_err(|_| failed(format!("`{command}` did not finish within {timeout:?}")))?

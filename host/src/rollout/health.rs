@@ -85,7 +85,7 @@ pub struct HealthCheck {
 }
 
 fn secs(s: f64) -> Duration {
-    Duration::from_secs_f64(s.max(0.0))
+    crate::clock::seconds(s)
 }
 
 impl HealthCheck {

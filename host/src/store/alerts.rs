@@ -10,7 +10,7 @@ use crate::db::Dialect;
 use crate::{exec_tx, on_tx};
 use serde::Serialize;
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, PartialEq)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, PartialEq, utoipa::ToSchema)]
 pub struct AlertRecord {
     pub id: String,
     pub fingerprint: String,
@@ -20,9 +20,11 @@ pub struct AlertRecord {
     pub severity: String,
     /// JSON object (shown as one).
     #[serde(serialize_with = "as_object")]
+    #[schema(value_type = std::collections::BTreeMap<String, String>)]
     pub labels: String,
     /// JSON object (shown as one).
     #[serde(serialize_with = "as_object")]
+    #[schema(value_type = std::collections::BTreeMap<String, String>)]
     pub annotations: String,
     pub value: Option<f64>,
     pub threshold: Option<f64>,
@@ -36,11 +38,12 @@ pub struct AlertRecord {
     pub ack_expires_ms: Option<i64>,
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct SilenceRecord {
     pub id: String,
     /// JSON object: label → value, all must match (shown as one).
     #[serde(serialize_with = "as_object")]
+    #[schema(value_type = std::collections::BTreeMap<String, String>)]
     pub matchers: String,
     pub comment: Option<String>,
     pub created_by: String,

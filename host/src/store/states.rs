@@ -34,6 +34,18 @@ macro_rules! states {
             }
         }
 
+        // Written out: the derive does not see a macro's `rename`.
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::Type::String)
+                    .enum_values(Some([$($text),+]))
+                    .into()
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
+
         impl FromStr for $name {
             type Err = UnknownState;
             fn from_str(text: &str) -> Result<Self, UnknownState> {

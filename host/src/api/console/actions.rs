@@ -4,41 +4,71 @@
 //! change from the store at its next evaluation.
 
 use super::Console;
+use crate::api::schema::{BodyRefused, ErrorBody, Guarded};
 use crate::monitor::MonitorError;
+use crate::store::{AlertRecord, SilenceRecord};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Json, Response};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
+use utoipa::ToSchema;
 
 /// The longest acknowledgement or silence the console sets: a week.
 const LONGEST: f64 = 7.0 * 24.0 * 3600.0;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Ack {
     #[serde(default)]
     by: Option<String>,
     #[serde(default)]
     comment: Option<String>,
+    /// When the acknowledgement ends (none: with the alert).
     #[serde(default)]
+    #[schema(exclusive_minimum = 0.0, maximum = 604800.0)]
     expires_seconds: Option<f64>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Unack {}
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Silence {
+    /// Labels an alert must have, each with this value.
+    #[schema(schema_with = matchers_schema)]
     matchers: BTreeMap<String, String>,
+    #[schema(exclusive_minimum = 0.0, maximum = 604800.0)]
     duration_seconds: f64,
     #[serde(default)]
     by: Option<String>,
     #[serde(default)]
     comment: Option<String>,
+}
+
+/// Label → value, at least one.
+fn matchers_schema() -> utoipa::openapi::Object {
+    use utoipa::openapi::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .additional_properties(Some(ObjectBuilder::new().schema_type(Type::String)))
+        .min_properties(Some(1))
+        .build()
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Acked {
+    /// What was done, in words.
+    done: String,
+    alert: AlertRecord,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Silenced {
+    done: String,
+    silence: SilenceRecord,
 }
 
 fn who(by: Option<String>) -> String {
@@ -47,11 +77,7 @@ fn who(by: Option<String>) -> String {
 }
 
 fn bad(message: impl Into<String>) -> Response {
-    (
-        StatusCode::BAD_REQUEST,
-        Json(serde_json::json!({"error": message.into()})),
-    )
-        .into_response()
+    (StatusCode::BAD_REQUEST, Json(ErrorBody::new(message))).into_response()
 }
 
 fn refused(e: MonitorError) -> Response {
@@ -60,12 +86,12 @@ fn refused(e: MonitorError) -> Response {
         MonitorError::Config { .. } => StatusCode::CONFLICT,
         _ => StatusCode::SERVICE_UNAVAILABLE,
     };
-    (status, Json(serde_json::json!({"error": e.to_string()}))).into_response()
+    (status, Json(ErrorBody::new(e.to_string()))).into_response()
 }
 
 fn seconds(value: f64, key: &str) -> Result<Duration, String> {
     if value.is_finite() && value > 0.0 && value <= LONGEST {
-        Ok(Duration::from_secs_f64(value))
+        Ok(crate::clock::seconds(value))
     } else {
         Err(format!(
             "`{key}` must be a number of seconds in (0, {LONGEST}]"
@@ -73,6 +99,17 @@ fn seconds(value: f64, key: &str) -> Result<Duration, String> {
     }
 }
 
+/// Acknowledges an open alert: it stops repeating (not its resolved
+/// notice) until the acknowledgement expires or is taken back.
+#[utoipa::path(post, path = "/v1/alerts/{id}/ack", params(("id" = String, Path, description = "The alert's id")),
+    request_body = Ack, responses(
+    (status = 200, description = "Acknowledged", body = Acked),
+    (status = 404, description = "No such alert", body = ErrorBody),
+    (status = 409, description = "The alert is not open", body = ErrorBody),
+    (status = 503, description = "The state store did not answer", body = ErrorBody),
+    BodyRefused,
+    Guarded,
+))]
 pub async fn ack(
     State(console): State<Console>,
     Path(id): Path<String>,
@@ -95,20 +132,37 @@ pub async fn ack(
     }
 }
 
+/// Takes an acknowledgement back.
+#[utoipa::path(post, path = "/v1/alerts/{id}/unack", params(("id" = String, Path, description = "The alert's id")),
+    request_body = Unack, responses(
+    (status = 200, description = "No longer acknowledged", body = Acked),
+    (status = 404, description = "No such alert", body = ErrorBody),
+    (status = 503, description = "The state store did not answer", body = ErrorBody),
+    BodyRefused,
+    Guarded,
+))]
 pub async fn unack(
     State(console): State<Console>,
     Path(id): Path<String>,
     Json(_): Json<Unack>,
 ) -> Response {
     match crate::monitor::unacknowledge(&console.store, &id).await {
-        Ok(alert) => {
-            Json(serde_json::json!({"done": "acknowledgement taken back", "alert": alert}))
-                .into_response()
-        }
+        Ok(alert) => Json(Acked {
+            done: "acknowledgement taken back".into(),
+            alert,
+        })
+        .into_response(),
         Err(e) => refused(e),
     }
 }
 
+/// Silences alerts whose labels match every matcher.
+#[utoipa::path(post, path = "/v1/silences", request_body = Silence, responses(
+    (status = 200, description = "Silenced", body = Silenced),
+    (status = 503, description = "The state store did not answer", body = ErrorBody),
+    BodyRefused,
+    Guarded,
+))]
 pub async fn silence(State(console): State<Console>, Json(body): Json<Silence>) -> Response {
     if body.matchers.is_empty() {
         return bad("`matchers` must name at least one label (a silence of everything is refused)");
@@ -127,8 +181,11 @@ pub async fn silence(State(console): State<Console>, Json(body): Json<Silence>) 
     )
     .await
     {
-        Ok(s) => Json(serde_json::json!({"done": format!("silenced as {}", s.id), "silence": s}))
-            .into_response(),
+        Ok(s) => Json(Silenced {
+            done: format!("silenced as {}", s.id),
+            silence: s,
+        })
+        .into_response(),
         Err(e) => refused(e),
     }
 }

@@ -4,6 +4,7 @@
 //! (`GET /v1/alerts/{id}`).
 
 use super::{Console, esc, shell};
+use crate::api::schema::{ErrorBody, Guarded};
 use crate::clock::when;
 use crate::monitor::lifecycle::group_key;
 use crate::store::{AlertRecord, OutboxRecord, SilenceRecord, StoreError};
@@ -17,14 +18,14 @@ use std::fmt::Write;
 /// Notices of a group the timeline reads.
 const NOTICES: i64 = 500;
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Timeline {
     pub alert: AlertRecord,
     pub group_key: String,
     pub entries: Vec<Entry>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Entry {
     pub at_ms: i64,
     /// `pending`, `firing`, `notice`, `acknowledged`, `silenced`, `resolved`.
@@ -155,7 +156,7 @@ fn value(v: Option<f64>) -> String {
 fn not_found(id: &str) -> Response {
     (
         StatusCode::NOT_FOUND,
-        Json(serde_json::json!({"error": format!("no alert {id}")})),
+        Json(ErrorBody::new(format!("no alert {id}"))),
     )
         .into_response()
 }
@@ -164,6 +165,13 @@ fn failed(e: StoreError) -> Response {
     super::unavailable(e.to_string())
 }
 
+/// An alert's timeline.
+#[utoipa::path(get, path = "/v1/alerts/{id}", operation_id = "alert_timeline", params(("id" = String, Path, description = "The alert's id")), responses(
+    (status = 200, description = "The alert and what happened to it, in order", body = Timeline),
+    (status = 404, description = "No such alert", body = ErrorBody),
+    (status = 503, description = "The state store did not answer", body = ErrorBody),
+    Guarded,
+))]
 pub async fn json(State(console): State<Console>, Path(id): Path<String>) -> Response {
     match timeline(&console, &id).await {
         Ok(Some(t)) => Json(t).into_response(),
@@ -172,6 +180,15 @@ pub async fn json(State(console): State<Console>, Path(id): Path<String>) -> Res
     }
 }
 
+/// An alert's page: where every notice's `generatorURL` and every mail
+/// links.
+#[utoipa::path(get, path = "/alerts/{id}", operation_id = "alert_page", params(("id" = String, Path, description = "The alert's id")), responses(
+    (status = 200, description = "The alert's timeline", body = String, content_type = "text/html"),
+    (status = 401, description = "A token is configured: the page that asks for it", body = String, content_type = "text/html"),
+    (status = 404, description = "No such alert", body = String, content_type = "text/html"),
+    (status = 421, description = "The Host header names neither this API nor a name it answers to", body = ErrorBody),
+    (status = 503, description = "The state store did not answer", body = ErrorBody),
+))]
 pub async fn page(State(console): State<Console>, Path(id): Path<String>) -> Response {
     let t = match timeline(&console, &id).await {
         Ok(Some(t)) => t,

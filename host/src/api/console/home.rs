@@ -3,6 +3,7 @@
 //! page swaps fresh ones in every few seconds without reloading.
 
 use super::{Console, Snapshot, esc, shell, snapshot, unavailable};
+use crate::api::schema::{ErrorBody, Guarded};
 use crate::clock::when;
 use crate::monitor::recorder::now_second;
 use crate::store::DeploymentState;
@@ -13,6 +14,13 @@ use std::fmt::Write;
 /// How often the page fetches fresh plots and panels.
 const REFRESH_MS: u32 = 5000;
 
+/// The console.
+#[utoipa::path(get, path = "/", operation_id = "console", responses(
+    (status = 200, description = "The console", body = String, content_type = "text/html"),
+    (status = 401, description = "A token is configured: the page that asks for it", body = String, content_type = "text/html"),
+    (status = 421, description = "The Host header names neither this API nor a name it answers to", body = ErrorBody),
+    (status = 503, description = "The state store did not answer", body = ErrorBody),
+))]
 pub async fn page(State(console): State<Console>) -> Response {
     let s = match snapshot(&console).await {
         Ok(s) => s,
@@ -52,10 +60,21 @@ fn node_line(console: &Console) -> String {
     }
 }
 
+/// The plots alone (the console swaps them in).
+#[utoipa::path(get, path = "/console/plots", responses(
+    (status = 200, description = "SVG plots in HTML", body = String, content_type = "text/html"),
+    Guarded,
+))]
 pub async fn plots(State(console): State<Console>) -> Response {
     Html(plots_html(&console)).into_response()
 }
 
+/// Alerts, deployments, instances alone (the console swaps them in).
+#[utoipa::path(get, path = "/console/panels", responses(
+    (status = 200, description = "The panels in HTML", body = String, content_type = "text/html"),
+    (status = 503, description = "The state store did not answer", body = ErrorBody),
+    Guarded,
+))]
 pub async fn panels(State(console): State<Console>) -> Response {
     match snapshot(&console).await {
         Ok(s) => Html(panels_html(&console, &s)).into_response(),

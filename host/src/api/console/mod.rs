@@ -16,19 +16,21 @@ mod alert;
 mod home;
 pub mod plot;
 
+use super::schema::{BodyRefused, ErrorBody, Guarded};
 use crate::deploy::DeploymentView;
 use crate::monitor::AuthMonitor;
 use crate::rollout::ServiceStatus;
 use crate::runtime::Registry;
 use crate::settings::Settings;
 use crate::store::{AlertRecord, AlertState, Store};
-use axum::Router;
 use axum::extract::State;
 use axum::response::{Html, IntoResponse, Json, Response};
-use axum::routing::{get, post};
 use serde::Serialize;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// Notices the local inbox keeps.
 const INBOX: usize = 50;
@@ -52,19 +54,19 @@ pub struct Snapshot {
     alerts: Vec<AlertRecord>,
 }
 
-pub fn router(console: Console) -> Router {
-    Router::new()
-        .route("/", get(home::page))
-        .route("/console/plots", get(home::plots))
-        .route("/console/panels", get(home::panels))
-        .route("/alerts/{id}", get(alert::page))
-        .route("/v1/alerts/{id}", get(alert::json))
-        .route("/v1/alerts/{id}/ack", post(actions::ack))
-        .route("/v1/alerts/{id}/unack", post(actions::unack))
-        .route("/v1/silences", post(actions::silence))
-        .route("/v1/trend", get(trend))
-        .route("/v1/status", get(json))
-        .route("/v1/inbox", post(take).get(inbox))
+pub fn router(console: Console) -> OpenApiRouter {
+    OpenApiRouter::new()
+        .routes(routes!(home::page))
+        .routes(routes!(home::plots))
+        .routes(routes!(home::panels))
+        .routes(routes!(alert::page))
+        .routes(routes!(alert::json))
+        .routes(routes!(actions::ack))
+        .routes(routes!(actions::unack))
+        .routes(routes!(actions::silence))
+        .routes(routes!(trend))
+        .routes(routes!(json))
+        .routes(routes!(take, inbox))
         .with_state(console)
 }
 
@@ -97,7 +99,17 @@ async fn snapshot(console: &Console) -> Result<Snapshot, String> {
     })
 }
 
-async fn take(State(console): State<Console>, Json(notice): Json<serde_json::Value>) -> Response {
+/// The local inbox takes a notice (any JSON: Alertmanager's webhook body).
+#[utoipa::path(post, path = "/v1/inbox", request_body = Object, responses(
+    (status = 200, description = "Kept (the last 50 are)"),
+    BodyRefused,
+    Guarded,
+))]
+async fn take(
+    State(console): State<Console>,
+    Json(notice): Json<serde_json::Map<String, serde_json::Value>>,
+) -> Response {
+    let notice = serde_json::Value::Object(notice);
     let mut inbox = console.inbox.lock().expect("inbox");
     if inbox.len() == INBOX {
         inbox.pop_front();
@@ -106,11 +118,23 @@ async fn take(State(console): State<Console>, Json(notice): Json<serde_json::Val
     axum::http::StatusCode::OK.into_response()
 }
 
+/// The local inbox's notices, oldest first.
+#[utoipa::path(get, path = "/v1/inbox", responses(
+    (status = 200, description = "The last notices", body = [Object]),
+    Guarded,
+))]
 async fn inbox(State(console): State<Console>) -> Response {
     let inbox = console.inbox.lock().expect("inbox");
     Json(inbox.iter().cloned().collect::<Vec<_>>()).into_response()
 }
 
+/// What runs: the newest deployment of each environment with its steps,
+/// each service's instances, open alerts.
+#[utoipa::path(get, path = "/v1/status", responses(
+    (status = 200, description = "deployments, services, alerts", body = Object),
+    (status = 503, description = "The state store did not answer", body = ErrorBody),
+    Guarded,
+))]
 async fn json(State(console): State<Console>) -> Response {
     match snapshot(&console).await {
         Ok(s) => Json(s).into_response(),
@@ -118,39 +142,62 @@ async fn json(State(console): State<Console>) -> Response {
     }
 }
 
+#[derive(Serialize, ToSchema)]
+struct Threshold {
+    rule: String,
+    metric: &'static str,
+    op: &'static str,
+    threshold: f64,
+}
+
+#[derive(Serialize, ToSchema)]
+struct TrendBody {
+    /// Seconds each point covers.
+    step_seconds: u64,
+    /// The series each point's `values` carries, in order.
+    series: Vec<&'static str>,
+    points: Vec<crate::monitor::trend::Point>,
+    /// The rules' thresholds, to draw beside the series.
+    thresholds: Vec<Threshold>,
+}
+
 /// The last hour's points, the series they carry and the rules'
 /// thresholds on them.
+#[utoipa::path(get, path = "/v1/trend", responses(
+    (status = 200, description = "The last hour, oldest point first", body = TrendBody),
+    (status = 503, description = "Monitoring is off", body = ErrorBody),
+    Guarded,
+))]
 async fn trend(State(console): State<Console>) -> Response {
     let Some(monitor) = &console.monitor else {
         return unavailable("monitoring is off (monitoring.enabled)".into());
     };
-    let series: Vec<&str> = crate::monitor::trend::SERIES
-        .iter()
-        .map(|s| s.name)
-        .collect();
-    let thresholds: Vec<serde_json::Value> = monitor
-        .settings()
-        .rules
-        .iter()
-        .map(|r| {
-            serde_json::json!({
-                "rule": r.name, "metric": r.metric.name(), "op": r.op.symbol(), "threshold": r.threshold,
+    Json(TrendBody {
+        step_seconds: crate::monitor::trend::STEP,
+        series: crate::monitor::trend::SERIES
+            .iter()
+            .map(|s| s.name)
+            .collect(),
+        points: monitor.trend().points(),
+        thresholds: monitor
+            .settings()
+            .rules
+            .iter()
+            .map(|r| Threshold {
+                rule: r.name.clone(),
+                metric: r.metric.name(),
+                op: r.op.symbol(),
+                threshold: r.threshold,
             })
-        })
-        .collect();
-    Json(serde_json::json!({
-        "step_seconds": crate::monitor::trend::STEP,
-        "series": series,
-        "points": monitor.trend().points(),
-        "thresholds": thresholds,
-    }))
+            .collect(),
+    })
     .into_response()
 }
 
 fn unavailable(e: String) -> Response {
     (
         axum::http::StatusCode::SERVICE_UNAVAILABLE,
-        Json(serde_json::json!({"error": e})),
+        Json(ErrorBody::new(e)),
     )
         .into_response()
 }
