@@ -1186,3 +1186,58 @@ fn the_api_describes_itself_and_schemathesis_finds_nothing_outside_it() {
     assert_eq!(status, 405);
     monitor.kill();
 }
+
+#[test]
+fn a_receiver_whose_configuration_breaks_after_start_is_retried_then_handed_to_its_fallback() {
+    let sandbox = Sandbox::new();
+    let primary = Receiver::start();
+    let backup = Receiver::start();
+    sandbox.write("hook-secret", "s3cret-from-a-file");
+    let mut config = monitoring(json!([
+        {"name": "primary", "plugin": "webhook", "fallback": "backup",
+         "settings": {"url": primary.url(), "hmac_secret": "${file:hook-secret}"}},
+        // Takes nothing directly: only what is handed over.
+        {"name": "backup", "plugin": "webhook", "settings": {"url": backup.url()},
+         "match": {"route": "fallback-only"}},
+    ]));
+    config["delivery"]["max_age_seconds"] = json!(3);
+    write_config(&sandbox, &json!({ "monitoring": config }));
+    let mut monitor = MonitorProcess::start(&sandbox, &[]);
+    // The secret's file goes away after the start's check passed.
+    std::fs::remove_file(sandbox.path().join("hook-secret")).unwrap();
+    fire(&monitor);
+    let retried = monitor.wait_for("a retried delivery", WAIT, |e| {
+        e["event"] == "delivery_failed" && e["receiver"] == "primary"
+    });
+    let retried_at = Instant::now();
+    assert!(
+        retried["retry_in_ms"].is_u64(),
+        "the configuration's error was not retried: {retried:#}"
+    );
+    assert!(
+        retried["error"]
+            .as_str()
+            .unwrap()
+            .contains("monitoring.receivers[0].settings.hmac_secret"),
+        "{retried:#}"
+    );
+    let handed = backup.wait_delivered("the fallback's notice", WAIT, |r| {
+        r.body["status"] == "firing"
+    });
+    assert_eq!(handed.body["receiver"], "backup");
+    assert!(
+        handed.at - retried_at >= Duration::from_millis(2500),
+        "handed over before max_age_seconds"
+    );
+    assert!(primary.received().is_empty(), "sent without its secret");
+    let handover = monitor.wait_for("the handover", WAIT, |e| {
+        e["event"] == "delivery_failed"
+            && e["error"]
+                .as_str()
+                .is_some_and(|m| m.contains("handed over to backup"))
+    });
+    assert!(handover["retry_in_ms"].is_null());
+    let printed = serde_json::to_string(&monitor.events()).unwrap();
+    assert!(!printed.contains("s3cret-from-a-file"));
+    monitor.kill();
+}

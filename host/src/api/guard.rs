@@ -14,11 +14,15 @@
 //!   HttpOnly, SameSite=Strict cookie set by `POST /v1/session`). `GET /`
 //!   without it shows only the form that asks for it.
 //!
+//! Every answer carries `X-Frame-Options: DENY` and a CSP with
+//! `frame-ancestors 'none'` (no page may frame the console and steer a
+//! click), and `nosniff`.
+//!
 //! Never logs or echoes the token.
 
 use axum::Json;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use serde_json::json;
@@ -217,7 +221,31 @@ fn json_content(headers: &HeaderMap) -> bool {
     )
 }
 
+/// Every answer, admitted or refused, may not be framed by another page
+/// (a click on "silence" through an invisible frame), nor sniffed as
+/// another type.
 async fn check(State(guard): State<Guard>, request: Request, next: Next) -> Response {
+    let mut response = admit(guard, request, next).await;
+    let headers = response.headers_mut();
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "frame-ancestors 'none'; default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:",
+        ),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    response
+}
+
+async fn admit(guard: Guard, request: Request, next: Next) -> Response {
     if !guard.host_allowed(request.headers(), request.uri()) {
         return refuse(
             StatusCode::MISDIRECTED_REQUEST,

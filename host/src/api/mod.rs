@@ -27,22 +27,26 @@ pub struct Api {
     pub monitor: Arc<AuthMonitor>,
 }
 
-pub fn router(api: Api, max_body_bytes: usize) -> OpenApiRouter {
+pub fn router(api: Api) -> OpenApiRouter {
     OpenApiRouter::new()
         .routes(routes!(ingest::events))
         .routes(routes!(metrics::metrics))
         .routes(routes!(alerts))
         .routes(routes!(healthz))
-        .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(api)
 }
 
 /// `router` with its OpenAPI description served at `/v1/openapi.json`
-/// (the guard's session route added to it), and the description.
-pub fn with_description(router: OpenApiRouter) -> (Router, utoipa::openapi::OpenApi) {
+/// (the guard's session route added to it), and the description; every
+/// route's body capped at `max_body_bytes`.
+pub fn with_description(
+    router: OpenApiRouter,
+    max_body_bytes: usize,
+) -> (Router, utoipa::openapi::OpenApi) {
     let (router, mut doc) =
         OpenApiRouter::with_openapi(<schema::Doc as utoipa::OpenApi>::openapi())
             .merge(router)
+            .layer(DefaultBodyLimit::max(max_body_bytes))
             .split_for_parts();
     doc.merge(guard::description());
     let served = Arc::new(doc.clone());

@@ -63,7 +63,7 @@ pub async fn start(
         })
     };
     if !config.enabled && !required {
-        let (router, doc) = api::with_description(console(None));
+        let (router, doc) = api::with_description(console(None), api_config.max_body_bytes);
         return Ok(Served {
             monitor: None,
             listener,
@@ -85,14 +85,11 @@ pub async fn start(
             .with_sink(ctx.out.sink()),
     );
     let handle = monitor.start();
-    let router = api::router(
-        Api {
-            monitor: Arc::clone(&monitor),
-        },
-        api_config.max_body_bytes,
-    )
+    let router = api::router(Api {
+        monitor: Arc::clone(&monitor),
+    })
     .merge(console(Some(Arc::clone(&monitor))));
-    let (router, doc) = api::with_description(router);
+    let (router, doc) = api::with_description(router, api_config.max_body_bytes);
     let guard = guard.knowing(&doc);
     Ok(Served {
         monitor: Some((monitor, handle)),

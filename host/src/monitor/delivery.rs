@@ -196,7 +196,7 @@ impl Delivery {
                         alerts.push(other);
                     }
                 }
-                Ok::<_, StoreError>((alerts, tx.silences().await?))
+                Ok::<_, StoreError>((alerts, tx.silences_ending_after(now).await?))
             })
             .await?;
         let group_labels: BTreeMap<String, String> = alerts

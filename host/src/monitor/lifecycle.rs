@@ -289,7 +289,7 @@ impl Lifecycle {
         let mut tx = self.store.begin(true).await?;
         let result = async {
             let firing = tx.alerts(&[AlertState::Firing], 10_000).await?;
-            let silences = tx.silences().await?;
+            let silences = tx.silences_ending_after(now_ms).await?;
             let mut groups: BTreeMap<(String, String), Vec<AlertRecord>> = BTreeMap::new();
             for alert in firing {
                 let labels = labels_of(&alert.labels);

@@ -44,13 +44,12 @@ impl Rollout {
     /// The service as it is; `check` runs each health check once per instance.
     pub async fn status(&self, check: bool) -> Result<ServiceStatus, RolloutError> {
         let service = self.spec.name.clone();
-        let rollouts = self
+        let host = (self.spec.config.driver != crate::config::DriverKind::Exec)
+            .then_some(self.host.as_str());
+        let last = self
             .store
-            .read(async |tx| tx.rollouts(Some(&service)).await)
+            .read(async |tx| tx.last_rollout(&service, host).await)
             .await?;
-        let last = rollouts.into_iter().rev().find(|r| {
-            r.host == self.host || self.spec.config.driver == crate::config::DriverKind::Exec
-        });
         let holder = self.store.lease_holder(&self.lease_name()).await?;
         let running = holder.filter(|h| {
             h.alive && last.as_ref().and_then(|l| l.owner.as_deref()) == Some(h.token.as_str())

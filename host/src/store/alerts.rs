@@ -199,6 +199,22 @@ impl Tx {
         on_tx!(self, c => sqlx::query_as(sql).fetch_all(c).await).map_err(fail("read silences"))
     }
 
+    /// Silences that end after `ms` (those still active at `ms`, or begun
+    /// later), oldest first; expired ones are never read again.
+    pub async fn silences_ending_after(
+        &mut self,
+        ms: i64,
+    ) -> Result<Vec<SilenceRecord>, StoreError> {
+        let sql = self
+            .sql(
+                "SELECT id, matchers, comment, created_by, starts_ms, ends_ms FROM gantry_silences \
+                 WHERE ends_ms > $1 ORDER BY starts_ms LIMIT 10000",
+            )
+            .into_owned();
+        on_tx!(self, c => sqlx::query_as(&sql).bind(ms).fetch_all(c).await)
+            .map_err(fail("read silences"))
+    }
+
     /// Adds `alert_id` to the group's notice still waiting to be sent, or
     /// queues a new one due at `deliver_at_ms`; returns the row's id.
     pub async fn queue_notice(

@@ -323,4 +323,20 @@ impl Tx {
         on_tx!(self, c => sqlx::query_as(&sql).bind(service).fetch_all(c).await)
             .map_err(fail("read rollouts"))
     }
+
+    /// A service's newest rollout (by `host` only, when given).
+    pub async fn last_rollout(
+        &mut self,
+        service: &str,
+        host: Option<&str>,
+    ) -> Result<Option<RolloutRecord>, StoreError> {
+        let sql = self
+            .sql(&format!(
+                "SELECT {ROLLOUT_COLUMNS} FROM gantry_rollouts \
+                 WHERE service = $1 AND ($2 IS NULL OR host = $2) ORDER BY id DESC LIMIT 1"
+            ))
+            .into_owned();
+        on_tx!(self, c => sqlx::query_as(&sql).bind(service).bind(host).fetch_optional(c).await)
+            .map_err(fail("read rollouts"))
+    }
 }

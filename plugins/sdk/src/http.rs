@@ -82,6 +82,20 @@ impl Response {
     }
 }
 
+/// `scheme://host:port` of `url`, without credentials, path or query —
+/// what a message may name (a webhook URL's path or query is often its
+/// secret).
+pub fn origin(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit('@').next().unwrap_or(authority);
+    if scheme.is_empty() {
+        host.to_string()
+    } else {
+        format!("{scheme}://{host}")
+    }
+}
+
 /// A plain-text description of an HTTP error (the generated `Display` is
 /// the debug form).
 pub fn describe(err: &HttpError) -> String {
@@ -91,5 +105,19 @@ pub fn describe(err: &HttpError) -> String {
         HttpError::TooLarge(limit) => format!("response body larger than {limit} bytes"),
         HttpError::InvalidRequest(why) => format!("invalid request: {why}"),
         HttpError::Transport(why) => why.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_origin_keeps_no_secret() {
+        assert_eq!(
+            origin("https://user:pw@hooks.example.com:8443/T0/B0/XXXX?token=s3cret"),
+            "https://hooks.example.com:8443"
+        );
+        assert_eq!(origin("http://127.0.0.1:9/hook"), "http://127.0.0.1:9");
     }
 }

@@ -75,7 +75,11 @@ impl Notifier for Webhook {
             }
             other => DeliveryError::retry(describe(&other)),
         })?;
-        DeliveryError::from_status(&url, response.status, response.header("retry-after"))
+        DeliveryError::from_status(
+            &gantry_plugin::http::origin(&url),
+            response.status,
+            response.header("retry-after"),
+        )
     }
 }
 

@@ -202,9 +202,14 @@ pub fn check_destinations(
             continue;
         };
         let fail = |why: String| (key.to_string(), why);
-        let url = Url::parse(value).map_err(|e| fail(format!("{value:?} is not a URL: {e}")))?;
+        // The value itself may be a secret (a Slack webhook URL): never
+        // in the message.
+        let url = Url::parse(value).map_err(|e| fail(format!("not a URL: {e}")))?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(fail(format!("{url} is not an http or https URL")));
+            return Err(fail(format!(
+                "the URL's scheme {:?} is not http or https",
+                url.scheme()
+            )));
         }
         allow.check(&url).map_err(fail)?;
         if let Some(url::Host::Domain(name)) = url.host() {
@@ -434,7 +439,7 @@ impl HttpState {
         let method = Method::from_bytes(req.method.to_ascii_uppercase().as_bytes())
             .map_err(|_| HttpError::InvalidRequest(format!("bad method {:?}", req.method)))?;
         let url = Url::parse(&req.url)
-            .map_err(|e| HttpError::InvalidRequest(format!("bad URL {:?}: {e}", req.url)))?;
+            .map_err(|e| HttpError::InvalidRequest(format!("bad URL: {e}")))?;
         let headers = header_map(&req.headers)?;
         check_host_header(&url, &headers)?;
         let wanted = req

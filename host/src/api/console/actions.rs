@@ -17,13 +17,30 @@ use utoipa::ToSchema;
 
 /// The longest acknowledgement or silence the console sets: a week.
 const LONGEST: f64 = 7.0 * 24.0 * 3600.0;
+/// Bounds on what one request may store.
+const MAX_TEXT: usize = 1024;
+const MAX_MATCHERS: usize = 20;
+/// Silences active at once: more means something is wrong.
+const MAX_ACTIVE_SILENCES: usize = 1000;
+
+/// `text` within `MAX_TEXT` characters, or the refusal naming `key`.
+fn bounded(key: &str, text: Option<&str>) -> Result<(), String> {
+    match text {
+        Some(t) if t.chars().count() > MAX_TEXT => {
+            Err(format!("`{key}` is longer than {MAX_TEXT} characters"))
+        }
+        _ => Ok(()),
+    }
+}
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Ack {
     #[serde(default)]
+    #[schema(max_length = 1024)]
     by: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 1024)]
     comment: Option<String>,
     /// When the acknowledgement ends (none: with the alert).
     #[serde(default)]
@@ -44,8 +61,10 @@ pub struct Silence {
     #[schema(exclusive_minimum = 0.0, maximum = 604800.0)]
     duration_seconds: f64,
     #[serde(default)]
+    #[schema(max_length = 1024)]
     by: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 1024)]
     comment: Option<String>,
 }
 
@@ -53,8 +72,18 @@ pub struct Silence {
 fn matchers_schema() -> utoipa::openapi::Object {
     use utoipa::openapi::{ObjectBuilder, Type};
     ObjectBuilder::new()
-        .additional_properties(Some(ObjectBuilder::new().schema_type(Type::String)))
+        .additional_properties(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .max_length(Some(MAX_TEXT)),
+        ))
+        .property_names(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .max_length(Some(MAX_TEXT)),
+        ))
         .min_properties(Some(1))
+        .max_properties(Some(MAX_MATCHERS))
         .build()
 }
 
@@ -120,6 +149,11 @@ pub async fn ack(
         Some(Ok(d)) => Some(d),
         None => None,
     };
+    if let Err(why) =
+        bounded("by", body.by.as_deref()).and(bounded("comment", body.comment.as_deref()))
+    {
+        return bad(why);
+    }
     let by = who(body.by);
     match crate::monitor::acknowledge(&console.store, &id, &by, body.comment.as_deref(), expires)
         .await
@@ -159,6 +193,7 @@ pub async fn unack(
 /// Silences alerts whose labels match every matcher.
 #[utoipa::path(post, path = "/v1/silences", request_body = Silence, responses(
     (status = 200, description = "Silenced", body = Silenced),
+    (status = 409, description = "Too many silences are active", body = ErrorBody),
     (status = 503, description = "The state store did not answer", body = ErrorBody),
     BodyRefused,
     Guarded,
@@ -171,6 +206,37 @@ pub async fn silence(State(console): State<Console>, Json(body): Json<Silence>) 
         Ok(d) => d,
         Err(why) => return bad(why),
     };
+    if body.matchers.len() > MAX_MATCHERS {
+        return bad(format!("at most {MAX_MATCHERS} matchers"));
+    }
+    let texts = body
+        .matchers
+        .iter()
+        .flat_map(|(k, v)| [("matchers", k.as_str()), ("matchers", v.as_str())])
+        .chain([("by", body.by.as_deref().unwrap_or(""))])
+        .chain([("comment", body.comment.as_deref().unwrap_or(""))]);
+    for (key, text) in texts {
+        if let Err(why) = bounded(key, Some(text)) {
+            return bad(why);
+        }
+    }
+    let now = crate::clock::now_ms();
+    match console
+        .store
+        .read(async |tx| tx.silences_ending_after(now).await)
+        .await
+    {
+        Ok(active) if active.len() >= MAX_ACTIVE_SILENCES => {
+            return refused(MonitorError::Config {
+                key: "silences".into(),
+                message: format!(
+                    "{MAX_ACTIVE_SILENCES} silences are active already; end some first"
+                ),
+            });
+        }
+        Ok(_) => {}
+        Err(e) => return refused(e.into()),
+    }
     let by = who(body.by);
     match crate::monitor::silence(
         &console.store,

@@ -79,7 +79,7 @@ pub async fn timeline(console: &Console, id: &str) -> Result<Option<Timeline>, S
                 serde_json::from_str(&alert.labels).unwrap_or_default();
             let key = group_key(group_by, &labels);
             let notices = tx.notices_of_group(&key, NOTICES).await?;
-            let silences = tx.silences().await?;
+            let silences = tx.silences_ending_after(alert.started_ms).await?;
             Ok(Some((alert, labels, key, notices, silences)))
         })
         .await?;
