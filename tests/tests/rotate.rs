@@ -1,7 +1,9 @@
 //! `gantry rotate jwt-key` on the example auth service under steady login
 //! and verify traffic: no token stops verifying before it expires, no
 //! request fails, and at the end only the new key verifies; a rotation
-//! killed in each phase resumes; bad key sets are refused.
+//! killed in each phase resumes; bad key sets are refused; every algorithm
+//! (HS256 → EdDSA → ES256 → RS256, then RS256 kept) rotates with a relying
+//! party that trusts only the JWKS and never fails.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -391,4 +393,228 @@ fn a_rotation_refused_before_its_first_deployment_leaves_nothing() {
     f.gantry(&["rotate", "jwt-key", "-e", "production"])
         .expect(0);
     assert_eq!(rotation(&f)["state"], "waiting", "{:#}", rotation(&f));
+}
+
+/// A relying party that trusts only the service's JWKS, as a client
+/// would: it fetches `/.well-known/jwks.json`, keeps it for the
+/// `Cache-Control: max-age` the service sends, and verifies every token it
+/// is given (logging in itself, and checking each earlier token again
+/// until just before it expires) against the key the token's `kid` names
+/// there. HS256 tokens it cannot verify (the key is a shared secret) are
+/// only counted.
+struct JwksParty {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<(u64, u64, Vec<String>)>,
+}
+
+impl JwksParty {
+    fn start(base: String) -> JwksParty {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let client = reqwest::Client::new();
+                let mut cache: Option<(jsonwebtoken::jwk::JwkSet, Instant)> = None;
+                let mut tokens: Vec<(String, i64)> = Vec::new();
+                let (mut verified, mut symmetric, mut failed) = (0u64, 0u64, Vec::new());
+                while !flag.load(Ordering::Relaxed) {
+                    if let Ok(r) = client
+                        .post(format!("{base}/login"))
+                        .json(&json!({"username": "canary", "password": CANARY_PASSWORD}))
+                        .send()
+                        .await
+                        && r.status().is_success()
+                    {
+                        let body: Value = r.json().await.unwrap();
+                        tokens.push((
+                            body["access_token"].as_str().unwrap().to_string(),
+                            body["expires_at"].as_i64().unwrap(),
+                        ));
+                    }
+                    let now = chrono_now();
+                    tokens.retain(|(_, exp)| *exp - now >= 2);
+                    if cache
+                        .as_ref()
+                        .is_none_or(|(_, until)| Instant::now() >= *until)
+                    {
+                        match client
+                            .get(format!("{base}/.well-known/jwks.json"))
+                            .send()
+                            .await
+                        {
+                            Ok(r) if r.status().is_success() => {
+                                let max_age = r
+                                    .headers()
+                                    .get("cache-control")
+                                    .and_then(|v| v.to_str().ok())
+                                    .and_then(|v| {
+                                        v.split(',').find_map(|d| {
+                                            d.trim().strip_prefix("max-age=")?.parse::<u64>().ok()
+                                        })
+                                    });
+                                let Some(max_age) = max_age else {
+                                    failed.push("the JWKS has no max-age".to_string());
+                                    break;
+                                };
+                                let set = r.json().await.unwrap();
+                                cache = Some((set, Instant::now() + Duration::from_secs(max_age)));
+                            }
+                            other => failed.push(format!("jwks: {other:?}")),
+                        }
+                    }
+                    let Some((set, _)) = &cache else { continue };
+                    for (token, _) in &tokens {
+                        let header = jsonwebtoken::decode_header(token).unwrap();
+                        if header.alg == jsonwebtoken::Algorithm::HS256 {
+                            symmetric += 1;
+                            continue;
+                        }
+                        let kid = header.kid.clone().unwrap_or_default();
+                        let Some(jwk) = set.find(&kid) else {
+                            failed.push(format!(
+                                "{:?} token: kid {kid} is not in the JWKS",
+                                header.alg
+                            ));
+                            continue;
+                        };
+                        let key = jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap();
+                        let mut validation = jsonwebtoken::Validation::new(header.alg);
+                        validation.set_issuer(&["gantry-example-auth"]);
+                        match jsonwebtoken::decode::<Value>(token, &key, &validation) {
+                            Ok(_) => verified += 1,
+                            Err(e) => failed.push(format!("{:?} token {kid}: {e}", header.alg)),
+                        }
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                (verified, symmetric, failed)
+            })
+        });
+        JwksParty { stop, thread }
+    }
+
+    fn finish(self) -> (u64, u64, Vec<String>) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap()
+    }
+}
+
+fn jwks_kids(f: &Fixture) -> Vec<(String, String)> {
+    let (_, body) = gantry_tests::monitor::get(&f.url("/.well-known/jwks.json"));
+    let set: Value = serde_json::from_str(&body).unwrap();
+    set["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| {
+            assert_eq!(k["use"], "sig", "{k}");
+            (
+                k["kid"].as_str().unwrap().to_string(),
+                k["alg"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn every_algorithm_rotates_under_traffic_and_a_jwks_relying_party_never_fails() {
+    let mut f = rotating();
+    // The service tells JWKS clients to keep the set 2 s.
+    f.config["environments"]["production"]["jwks_max_age_seconds"] = json!(2);
+    f.save();
+    f.gantry(&["deploy", "-e", "production"]).expect(0);
+    assert!(jwks_kids(&f).is_empty(), "an HS256 key is never published");
+    let traffic = Traffic::start(f.url(""));
+    let party = JwksParty::start(f.url(""));
+    std::thread::sleep(Duration::from_secs(1));
+    // HS256 → EdDSA → ES256 → RS256 (`--alg`), then RS256 again (kept).
+    let steps = [
+        ("prod-1", Some("EdDSA"), "ed-1"),
+        ("ed-1", Some("ES256"), "es-1"),
+        ("es-1", Some("RS256"), "rs-1"),
+        ("rs-1", None, "rs-2"),
+    ];
+    for (old, alg, new) in steps {
+        let mut args = vec!["rotate", "jwt-key", "-e", "production", "--kid", new];
+        if let Some(alg) = alg {
+            args.extend(["--alg", alg]);
+        }
+        let started = Instant::now();
+        f.gantry(&args).expect(0);
+        let rot = rotation(&f);
+        assert_eq!(rot["state"], "waiting", "{rot:#}");
+        // Phase 1 published the new key, and phase 2 waited the JWKS's
+        // max-age before signing with it.
+        assert!(started.elapsed() >= Duration::from_secs(2), "{new}");
+        let want = alg.unwrap_or("RS256");
+        let published = jwks_kids(&f);
+        assert!(
+            published.contains(&(new.to_string(), want.to_string())),
+            "{new} not published as {want}: {published:?}"
+        );
+        if old != "prod-1" {
+            assert!(
+                published.iter().any(|(k, _)| k == old),
+                "the old public key left the JWKS before phase 3: {published:?}"
+            );
+        }
+        let status = f
+            .gantry(&["rotate", "jwt-key", "-e", "production", "--status"])
+            .expect(0);
+        assert!(
+            status.stdout.contains(new)
+                && status.stdout.contains(want)
+                && status.stdout.contains("phase 3"),
+            "{}",
+            status.stdout
+        );
+        wait_due(&f);
+        f.gantry(&["rotate", "jwt-key", "-e", "production", "--finish"])
+            .expect(0);
+        let published = jwks_kids(&f);
+        assert_eq!(published, vec![(new.to_string(), want.to_string())]);
+        // The private key is a 0600 PKCS#8 file; its text is nowhere else.
+        let file = f
+            .sandbox
+            .path()
+            .join(format!(".gantry/keys/production/{new}.private"));
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let private = std::fs::read_to_string(&file).unwrap();
+        assert!(private.starts_with("-----BEGIN PRIVATE KEY-----"));
+        let line = private.lines().nth(1).unwrap();
+        let state = std::fs::read(f.sandbox.path().join(".gantry/state.db")).unwrap();
+        assert!(
+            !state.windows(line.len()).any(|w| w == line.as_bytes()),
+            "private key material in the state store"
+        );
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let (ok, failed, kids) = traffic.finish();
+    let (verified, symmetric, refused) = party.finish();
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed: {failed:?}",
+        failed.len(),
+        ok + failed.len() as u64
+    );
+    assert!(
+        refused.is_empty(),
+        "the JWKS relying party failed {} times: {refused:?}",
+        refused.len()
+    );
+    assert!(
+        verified > 50 && symmetric > 0,
+        "{verified} verified, {symmetric} HS256"
+    );
+    for kid in ["prod-1", "ed-1", "es-1", "rs-1", "rs-2"] {
+        assert!(kids.contains_key(kid), "no token signed by {kid}: {kids:?}");
+    }
 }

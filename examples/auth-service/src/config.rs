@@ -16,6 +16,10 @@ pub struct AuthConfig {
     pub jwt_keys: Vec<KeyConfig>,
     #[serde(default = "default_issuer")]
     pub jwt_issuer: String,
+    /// How long clients may cache `/.well-known/jwks.json`
+    /// (`Cache-Control: max-age`); gantry's key rotation waits it out.
+    #[serde(default = "default_jwks_max_age")]
+    pub jwks_max_age_seconds: u64,
     #[serde(default = "default_expiry")]
     pub token_expiry_minutes: u64,
     /// Overrides `token_expiry_minutes` when set (short-lived tokens, for
@@ -65,6 +69,9 @@ pub struct MonitorConfig {
 
 fn default_issuer() -> String {
     "gantry-example-auth".into()
+}
+fn default_jwks_max_age() -> u64 {
+    300
 }
 fn default_expiry() -> u64 {
     60

@@ -1,8 +1,10 @@
 //! The JWT key set: one active signing key and any number of keys that
 //! still verify, each with a `kid` that tokens carry in their header.
-//! HS256 keys are shared secrets; EdDSA (Ed25519) keys publish their
-//! public half at `/.well-known/jwks.json`. Key material never leaves this module
-//! except as signatures and public keys.
+//! HS256 keys are shared secrets; EdDSA (Ed25519), ES256 (P-256) and
+//! RS256 keys publish their public half at `/.well-known/jwks.json` with
+//! its `kid`, `alg` and `use` (every key not retired: the signing key and
+//! those that still verify). Key material never leaves this module except
+//! as signatures and public keys.
 
 use crate::config::{AuthConfig, KeyConfig};
 use base64::Engine as _;
@@ -15,6 +17,7 @@ pub struct KeySet {
     signing: (String, Algorithm, EncodingKey),
     verifying: HashMap<String, (Algorithm, DecodingKey)>,
     jwks: Value,
+    jwks_max_age: u64,
     issuer: String,
 }
 
@@ -38,7 +41,56 @@ fn algorithm(alg: &str) -> anyhow::Result<Algorithm> {
     Ok(match alg {
         "HS256" => Algorithm::HS256,
         "EdDSA" => Algorithm::EdDSA,
-        other => anyhow::bail!("unsupported alg {other:?} (HS256 or EdDSA)"),
+        "ES256" => Algorithm::ES256,
+        "RS256" => Algorithm::RS256,
+        other => anyhow::bail!("unsupported alg {other:?} (HS256, EdDSA, ES256 or RS256)"),
+    })
+}
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The public JWK of an asymmetric key (its SPKI PEM), and the key that
+/// verifies with it.
+fn public_jwk(kid: &str, alg: Algorithm, public: &str) -> anyhow::Result<(Value, DecodingKey)> {
+    let der = pem_der(public)?;
+    Ok(match alg {
+        Algorithm::EdDSA => {
+            // An Ed25519 SPKI is a fixed prefix and the 32-byte key.
+            let raw = &der[der.len().saturating_sub(32)..];
+            (
+                json!({"kty": "OKP", "crv": "Ed25519", "use": "sig", "alg": "EdDSA", "kid": kid, "x": b64(raw)}),
+                DecodingKey::from_ed_pem(public.as_bytes())?,
+            )
+        }
+        Algorithm::ES256 => {
+            // A P-256 SPKI ends with the uncompressed point 04 || x || y.
+            if der.len() < 65 || der[der.len() - 65] != 4 {
+                anyhow::bail!("key {kid}: not an uncompressed P-256 public key");
+            }
+            let point = &der[der.len() - 64..];
+            (
+                json!({"kty": "EC", "crv": "P-256", "use": "sig", "alg": "ES256", "kid": kid,
+                       "x": b64(&point[..32]), "y": b64(&point[32..])}),
+                DecodingKey::from_ec_pem(public.as_bytes())?,
+            )
+        }
+        Algorithm::RS256 => {
+            use rsa::pkcs8::DecodePublicKey;
+            use rsa::traits::PublicKeyParts;
+            let key = rsa::RsaPublicKey::from_public_key_pem(public)
+                .map_err(|e| anyhow::anyhow!("key {kid}: {e}"))?;
+            if key.n().bits() < 2048 {
+                anyhow::bail!("key {kid}: an RS256 key needs 2048 bits or more");
+            }
+            (
+                json!({"kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid,
+                       "n": b64(&key.n().to_bytes_be()), "e": b64(&key.e().to_bytes_be())}),
+                DecodingKey::from_rsa_pem(public.as_bytes())?,
+            )
+        }
+        _ => anyhow::bail!("key {kid}: not an asymmetric algorithm"),
     })
 }
 
@@ -104,7 +156,7 @@ impl KeySet {
                     }
                     DecodingKey::from_secret(secret.as_bytes())
                 }
-                Algorithm::EdDSA => {
+                asymmetric => {
                     let public = key.public_key_pem.as_deref().ok_or_else(|| {
                         anyhow::anyhow!("key {}: {} needs `public_key_pem`", key.kid, key.alg)
                     })?;
@@ -115,20 +167,17 @@ impl KeySet {
                                 key.kid
                             )
                         })?;
-                        let encoding = EncodingKey::from_ed_pem(private.as_bytes())?;
+                        let encoding = match asymmetric {
+                            Algorithm::EdDSA => EncodingKey::from_ed_pem(private.as_bytes())?,
+                            Algorithm::ES256 => EncodingKey::from_ec_pem(private.as_bytes())?,
+                            _ => EncodingKey::from_rsa_pem(private.as_bytes())?,
+                        };
                         signing = Some((key.kid.clone(), alg, encoding));
                     }
-                    // An Ed25519 SPKI is a fixed prefix and the 32-byte key.
-                    let der = pem_der(public)?;
-                    let raw = &der[der.len().saturating_sub(32)..];
-                    published.push(json!({
-                        "kty": "OKP", "crv": "Ed25519", "use": "sig", "alg": "EdDSA",
-                        "kid": key.kid,
-                        "x": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw),
-                    }));
-                    DecodingKey::from_ed_pem(public.as_bytes())?
+                    let (jwk, decoding) = public_jwk(&key.kid, asymmetric, public)?;
+                    published.push(jwk);
+                    decoding
                 }
-                _ => unreachable!("algorithm() admits only these"),
             };
             verifying.insert(key.kid.clone(), (alg, decoding));
         }
@@ -136,6 +185,7 @@ impl KeySet {
             signing: signing.expect("exactly one active key"),
             verifying,
             jwks: json!({ "keys": published }),
+            jwks_max_age: config.jwks_max_age_seconds,
             issuer: config.jwt_issuer.clone(),
         })
     }
@@ -146,6 +196,11 @@ impl KeySet {
 
     pub fn jwks(&self) -> &Value {
         &self.jwks
+    }
+
+    /// Seconds clients may cache the JWKS.
+    pub fn jwks_max_age(&self) -> u64 {
+        self.jwks_max_age
     }
 
     pub fn sign(&self, claims: &Claims) -> anyhow::Result<String> {

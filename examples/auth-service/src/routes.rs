@@ -366,5 +366,12 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
 }
 
 async fn jwks(State(app): State<Arc<App>>) -> Response {
-    Json(app.keys.jwks().clone()).into_response()
+    (
+        [(
+            axum::http::header::CACHE_CONTROL,
+            format!("public, max-age={}", app.keys.jwks_max_age()),
+        )],
+        Json(app.keys.jwks().clone()),
+    )
+        .into_response()
 }

@@ -1,10 +1,11 @@
 //! `gantry rotate jwt-key --environment ENV [--key REF] [--kid KID]
-//! [--finish] [--dry-run]`: the three-phase key rotation (see
-//! `deploy::rotate`). Keys are named by kid and fingerprint only.
+//! [--alg ALG] [--finish] [--dry-run] [--status]`: the three-phase key
+//! rotation (see `deploy::rotate`). Keys are named by kid and fingerprint
+//! only.
 
 use super::Context;
 use super::deploy::{plan, print};
-use crate::deploy::{RotateOptions, RotationReport, prepare};
+use crate::deploy::{KeyStatus, RotateOptions, RotationReport, prepare};
 use crate::error::{CliResult, Exit};
 use crate::store::RotationState;
 use clap::{Args, Subcommand};
@@ -26,8 +27,16 @@ pub struct JwtKeyArgs {
     /// The new key's id [default: ENV-YYYYMMDDHHMMSS]
     #[arg(long)]
     kid: Option<String>,
+    /// The new key's algorithm: HS256, EdDSA, ES256 or RS256 [default: the
+    /// signing key's]
+    #[arg(long, value_name = "ALG")]
+    alg: Option<String>,
+    /// Show the key set (kids, algorithms, statuses, fingerprints) and the
+    /// rotation under way; change nothing
+    #[arg(long, conflicts_with_all = ["key", "kid", "alg", "finish", "dry_run"])]
+    status: bool,
     /// Remove the old key (phase 3), once its tokens have expired
-    #[arg(long, conflicts_with_all = ["key", "kid", "dry_run"])]
+    #[arg(long, conflicts_with_all = ["key", "kid", "alg", "dry_run"])]
     finish: bool,
     /// Print the phases; change nothing
     #[arg(long)]
@@ -37,10 +46,15 @@ pub struct JwtKeyArgs {
 pub async fn run(ctx: &Context, cmd: RotateCommand) -> CliResult {
     let RotateCommand::JwtKey(args) = cmd;
     let mut plan = prepare(plan(ctx, &args.environment)?, None).await?;
+    if args.status {
+        let status = plan.key_status().await?;
+        return show_status(ctx, &status);
+    }
     let report = plan
         .rotate(RotateOptions {
             key: args.key,
             kid: args.kid,
+            alg: args.alg,
             finish: args.finish,
             dry_run: args.dry_run,
         })
@@ -96,4 +110,48 @@ fn show(ctx: &Context, report: &RotationReport) -> CliResult {
     } else {
         Exit::Failed
     })
+}
+
+fn show_status(ctx: &Context, status: &KeyStatus) -> CliResult {
+    if ctx.out.is_json() {
+        ctx.out.json(status)?;
+        return Ok(Exit::Success);
+    }
+    ctx.out.text(format!(
+        "{}: the key set{}",
+        status.environment,
+        if status.deployed {
+            " as gantry last deployed it"
+        } else {
+            " in the deployment config"
+        }
+    ))?;
+    for key in &status.keys {
+        ctx.out.text(format!(
+            "  {:<24} {:<6} {:<8} fingerprint {}",
+            key.kid, key.alg, key.status, key.fingerprint
+        ))?;
+    }
+    let line = match &status.rotation {
+        None => "no rotation yet".to_string(),
+        Some(r) if r.state == RotationState::Waiting && r.phase == 1 => format!(
+            "rotation {}: `{}` published; phase 2 (it signs) after {} (JWKS caches)",
+            r.id,
+            r.new_kid,
+            r.next_after.as_deref().unwrap_or("-")
+        ),
+        Some(r) if r.state == RotationState::Waiting => format!(
+            "rotation {}: `{}` signs; phase 3 (remove `{}`) due after {}",
+            r.id,
+            r.new_kid,
+            r.old_kid,
+            r.next_after.as_deref().unwrap_or("-")
+        ),
+        Some(r) => format!(
+            "rotation {} from `{}` to `{}`: {} (phase {})",
+            r.id, r.old_kid, r.new_kid, r.state, r.phase
+        ),
+    };
+    ctx.out.text(line)?;
+    Ok(Exit::Success)
 }

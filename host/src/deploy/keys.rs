@@ -96,6 +96,30 @@ impl KeySet {
                     key.kid, key.status
                 ));
             }
+            if !super::generate::ALGORITHMS.contains(&key.alg.as_str()) {
+                return Err(format!(
+                    "key `{}`: alg `{}` is not one of {}",
+                    key.kid,
+                    key.alg,
+                    super::generate::ALGORITHMS.join(", ")
+                ));
+            }
+            let asymmetric = key.alg != "HS256";
+            if asymmetric && key.status != "retired" && key.public_key_pem.is_none() {
+                return Err(format!(
+                    "key `{}` ({}) needs `public_key_pem`",
+                    key.kid, key.alg
+                ));
+            }
+            if asymmetric && key.status == "active" && key.private_key_pem.is_none() {
+                return Err(format!(
+                    "key `{}` signs ({}) and needs `private_key_pem`",
+                    key.kid, key.alg
+                ));
+            }
+            if !asymmetric && key.status != "retired" && key.secret.is_none() {
+                return Err(format!("key `{}` (HS256) needs `secret`", key.kid));
+            }
             if key.status == "retired" && (key.secret.is_some() || key.private_key_pem.is_some()) {
                 return Err(format!(
                     "key `{}` is retired but still carries signing material",
@@ -139,13 +163,13 @@ impl KeySet {
 }
 
 /// `${file:PATH}` for `path`, relative to `base` when it is inside it.
-fn reference(path: &Path, base: &Path) -> String {
+pub(super) fn reference(path: &Path, base: &Path) -> String {
     let shown = path.strip_prefix(base).unwrap_or(path);
     format!("${{file:{}}}", shown.display())
 }
 
 /// Writes `bytes` to a new file readable by its owner only.
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(super) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     if let Some(parent) = path.parent() {
         crate::store::private::dir(parent)?;
     }
@@ -165,25 +189,4 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// The first 16 hex digits of the material's sha256: how output names a key.
 pub fn fingerprint(material: &str) -> String {
     hex::encode(sha2::Sha256::digest(material.as_bytes()))[..16].to_string()
-}
-
-/// A new HS256 key: 32 bytes from the OS's CSPRNG, hex, written 0600 to
-/// `dir/<kid>.secret`; the key refers to the file. Its fingerprint.
-pub fn generate_hs256(kid: &str, dir: &Path, base: &Path) -> std::io::Result<(Key, String)> {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| std::io::Error::other(e.to_string()))?;
-    let material = hex::encode(bytes);
-    let path = dir.join(format!("{kid}.secret"));
-    write_private(&path, material.as_bytes())?;
-    Ok((
-        Key {
-            kid: kid.to_string(),
-            alg: hs256(),
-            secret: Some(reference(&path, base)),
-            private_key_pem: None,
-            public_key_pem: None,
-            status: "verify".into(),
-        },
-        fingerprint(&material),
-    ))
 }

@@ -7,6 +7,7 @@
 mod engine;
 mod error;
 mod events;
+mod generate;
 mod keys;
 mod logs;
 mod plan;
@@ -21,5 +22,5 @@ pub use events::Event;
 pub use keys::{Key, KeySet};
 pub use plan::{Plan, Sinks, Step};
 pub use preflight::Check;
-pub use rotate::{RotateOptions, RotationReport, prepare, rotations};
+pub use rotate::{KeyStatus, KeyView, RotateOptions, RotationReport, prepare, rotations};
 pub use status::{DeploymentView, find, latest, made_backup};

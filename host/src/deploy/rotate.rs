@@ -2,11 +2,17 @@
 //! in three journaled deployments of the environment's key set (kept in
 //! the store as references, merged over the config when it renders):
 //!
-//! 1. the new key added, verify-only — every instance learns it;
-//! 2. the new key signs, the old one verifies only;
-//! 3. once the longest token signed by the old key has expired (recorded
-//!    in the store as the earliest time phase 3 may run), the old key is
-//!    removed.
+//! 1. the new key added, verify-only — every instance learns it and, for
+//!    an asymmetric key, publishes it in its JWKS;
+//! 2. once every JWKS client's cache has had time to fetch it (the
+//!    service's `jwks_max_age_seconds`, its `Cache-Control: max-age`), the
+//!    new key signs, the old one verifies only;
+//! 3. once the longest token signed by the old key has expired and JWKS
+//!    caches have turned over (recorded in the store as the earliest time
+//!    phase 3 may run), the old key is removed.
+//!
+//! The new key has the set's algorithm (HS256, EdDSA, ES256, RS256), or
+//! `--alg`'s.
 //!
 //! The rotation row is committed before each phase's deployment starts
 //! (naming that deployment's id), so a kill at any moment leaves a phase
@@ -16,7 +22,8 @@
 
 use super::engine::{DeployReport, new_id};
 use super::error::DeployError;
-use super::keys::{Key, KeySet, fingerprint, generate_hs256};
+use super::generate::{ALGORITHMS, generate};
+use super::keys::{Key, KeySet, fingerprint};
 use super::plan::Plan;
 use crate::clock::now_ms;
 use crate::clock::when;
@@ -32,6 +39,8 @@ pub struct RotateOptions {
     /// (`${env:JWT_SECRET_NEXT}`, `${file:…}`); generated when absent.
     pub key: Option<String>,
     pub kid: Option<String>,
+    /// The new key's algorithm [default: the active key's].
+    pub alg: Option<String>,
     /// Run phase 3 of a waiting rotation (when its time has come).
     pub finish: bool,
     pub dry_run: bool,
@@ -53,6 +62,10 @@ pub struct RotationReport {
 
 /// Margin past the longest token lifetime before the old key goes.
 const MARGIN: Duration = Duration::from_secs(5);
+/// Margin past the JWKS cache lifetime before the new key signs.
+const JWKS_MARGIN: Duration = Duration::from_secs(1);
+/// The example service's JWKS cache lifetime when its config names none.
+const DEFAULT_JWKS_MAX_AGE: Duration = Duration::from_secs(300);
 
 /// The plan as the environment's deployments render: with the key set a
 /// rotation manages, or, resuming deployment `resume`, the overrides it
@@ -88,6 +101,26 @@ pub async fn prepare(mut plan: Plan, resume: Option<&str>) -> Result<Plan, Deplo
     Ok(plan)
 }
 
+/// One key of a set as `--status` shows it: never its material.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyView {
+    pub kid: String,
+    pub alg: String,
+    pub status: String,
+    /// Of the public key, or of the HS256 secret (`-` when the reference
+    /// does not resolve here).
+    pub fingerprint: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyStatus {
+    pub environment: String,
+    /// The set gantry last deployed (else the deployment config's).
+    pub deployed: bool,
+    pub keys: Vec<KeyView>,
+    pub rotation: Option<RotationReport>,
+}
+
 /// The newest rotation of each environment.
 pub async fn rotations(store: &Store) -> Result<Vec<RotationRecord>, StoreError> {
     store.read(async |tx| tx.latest_rotations(None).await).await
@@ -114,6 +147,11 @@ impl Plan {
             Some(r) if r.state == RotationState::Running => {
                 self.continue_rotation(r, options).await
             }
+            // Waiting for JWKS caches before phase 2: continue (it sleeps
+            // out what is left of the wait).
+            Some(r) if r.state == RotationState::Waiting && r.phase == 1 => {
+                self.continue_rotation(r, options).await
+            }
             Some(r) if r.state == RotationState::Waiting => {
                 if !options.finish {
                     let mut report = report_of(&r);
@@ -138,6 +176,45 @@ impl Plan {
             ))),
             _ => self.start_rotation(options).await,
         }
+    }
+
+    /// The environment's key set and its newest rotation.
+    pub async fn key_status(&self) -> Result<KeyStatus, DeployError> {
+        let environment = self.environment.clone();
+        let (stored, latest) = self
+            .store
+            .read(async |tx| {
+                Ok::<_, StoreError>((
+                    tx.key_set(&environment).await?,
+                    tx.latest_rotations(Some(&environment)).await?,
+                ))
+            })
+            .await?;
+        let deployed = stored.is_some();
+        let set = self.current_keys(stored)?;
+        let base = self.settings.secrets_base();
+        let keys = set
+            .0
+            .iter()
+            .map(|k| KeyView {
+                kid: k.kid.clone(),
+                alg: k.alg.clone(),
+                status: k.status.clone(),
+                fingerprint: match (&k.public_key_pem, &k.secret) {
+                    (Some(public), _) => fingerprint(public),
+                    (None, Some(secret)) => crate::secrets::resolve(secret, &base)
+                        .map(|m| fingerprint(&m))
+                        .unwrap_or_else(|_| "-".into()),
+                    (None, None) => "-".into(),
+                },
+            })
+            .collect();
+        Ok(KeyStatus {
+            environment,
+            deployed,
+            keys,
+            rotation: latest.first().map(report_of),
+        })
     }
 
     /// When a waiting rotation of this environment may finish (for `up`).
@@ -190,6 +267,18 @@ impl Plan {
             .map_err(|e| refused(format!("make {} private: {e}", keys.display())))?;
         let dir = keys.join(&environment);
         let old = current.active().clone();
+        let alg = options.alg.clone().unwrap_or_else(|| old.alg.clone());
+        if !ALGORITHMS.contains(&alg.as_str()) {
+            return Err(refused(format!(
+                "`--alg {alg}`: a key is one of {}",
+                ALGORITHMS.join(", ")
+            )));
+        }
+        if options.key.is_some() && alg != "HS256" {
+            return Err(refused(format!(
+                "`--key` gives an HS256 secret; an {alg} key pair is generated (leave out `--key`)"
+            )));
+        }
         let kid = options.kid.clone().unwrap_or_else(|| {
             format!(
                 "{environment}-{}",
@@ -210,7 +299,7 @@ impl Plan {
             next_after: None,
             deployments: Vec::new(),
             reason: Some(format!(
-                "1: add `{kid}` verify-only and roll; 2: `{kid}` signs, `{}` verifies only, roll; 3: after the longest token lifetime, remove `{}` and roll",
+                "1: add `{kid}` ({alg}) verify-only and roll; 2: `{kid}` signs, `{}` verifies only, roll; 3: after the longest token lifetime, remove `{}` and roll",
                 old.kid, old.kid
             )),
         };
@@ -234,7 +323,8 @@ impl Plan {
             })
             .collect();
         if options.key.is_none() {
-            written.push(dir.join(format!("{kid}.secret")));
+            let file = if alg == "HS256" { "secret" } else { "private" };
+            written.push(dir.join(format!("{kid}.{file}")));
         }
         let (new, print) = match &options.key {
             Some(reference) => {
@@ -263,8 +353,8 @@ impl Plan {
                     fingerprint(&material),
                 )
             }
-            None => generate_hs256(&kid, &dir, &base)
-                .map_err(|e| refused(format!("cannot write the new key: {e}")))?,
+            None => generate(&alg, &kid, &dir, &base)
+                .map_err(|e| refused(format!("the new key: {e}")))?,
         };
         current.externalize(&dir, &base).map_err(|e| {
             refused(format!(
@@ -333,6 +423,24 @@ impl Plan {
     ) -> Result<RotationReport, DeployError> {
         let mut deployments = Vec::new();
         loop {
+            if record.state == RotationState::Waiting && record.phase == 1 {
+                // Phase 2 waits for JWKS caches to hold the new key.
+                let due = record.next_after_ms.unwrap_or(0);
+                let left = due - now_ms();
+                if left > 0 {
+                    tracing::info!(
+                        "key rotation: `{}` signs after {} (JWKS caches)",
+                        record.new_kid,
+                        when(Some(due))
+                    );
+                    tokio::time::sleep(Duration::from_millis(left as u64)).await;
+                }
+                self.begin_phase_2(&mut record)?;
+                let r = record.clone();
+                self.store
+                    .write(async |tx| tx.save_rotation(&r).await)
+                    .await?;
+            }
             if record.state == RotationState::Waiting {
                 if now_ms() < record.next_after_ms.unwrap_or(0) {
                     break;
@@ -379,25 +487,24 @@ impl Plan {
             }
             // The phase's key set is now what runs.
             let deployed = record.target.clone();
+            let published = self.publishes(&record)?;
             match record.phase {
-                1 => {
-                    let mut target: KeySet = serde_json::from_str(&record.target)
-                        .map_err(|e| refused(format!("the rotation's key set: {e}")))?;
-                    for key in &mut target.0 {
-                        if key.kid == record.new_kid {
-                            key.status = "active".into();
-                        } else if key.kid == record.old_kid {
-                            key.status = "verify".into();
-                        }
-                    }
-                    record.phase = 2;
-                    record.target = serde_json::to_string(&target).expect("serialises");
-                    record.deployment = Some(new_id());
-                }
-                2 => {
-                    let lifetime = self.token_lifetime();
+                1 if published => {
+                    // The new public key is in every instance's JWKS now;
+                    // clients that cached the set before keep it for its
+                    // max-age.
                     record.state = RotationState::Waiting;
-                    record.next_after_ms = Some(now_ms() + (lifetime + MARGIN).as_millis() as i64);
+                    record.next_after_ms =
+                        Some(now_ms() + (self.jwks_max_age() + JWKS_MARGIN).as_millis() as i64);
+                }
+                1 => self.begin_phase_2(&mut record)?,
+                2 => {
+                    let mut wait = self.token_lifetime();
+                    if published {
+                        wait = wait.max(self.jwks_max_age());
+                    }
+                    record.state = RotationState::Waiting;
+                    record.next_after_ms = Some(now_ms() + (wait + MARGIN).as_millis() as i64);
                 }
                 _ => {
                     record.state = RotationState::Done;
@@ -411,13 +518,42 @@ impl Plan {
                     tx.save_rotation(&r).await
                 })
                 .await?;
-            if record.state == RotationState::Waiting && !options.finish {
+            // Phase 3's wait (token lifetimes) is the operator's or `gantry
+            // up`'s to see out; phase 2's (JWKS caches) is slept here.
+            if record.state == RotationState::Waiting && record.phase == 2 && !options.finish {
                 break;
             }
         }
         let mut report = report_of(&record);
         report.deployments = deployments;
         Ok(report)
+    }
+
+    /// Prepares phase 2: the new key signs, the old one verifies only.
+    fn begin_phase_2(&self, record: &mut RotationRecord) -> Result<(), DeployError> {
+        let mut target: KeySet = serde_json::from_str(&record.target)
+            .map_err(|e| refused(format!("the rotation's key set: {e}")))?;
+        for key in &mut target.0 {
+            if key.kid == record.new_kid {
+                key.status = "active".into();
+            } else if key.kid == record.old_kid {
+                key.status = "verify".into();
+            }
+        }
+        record.phase = 2;
+        record.state = RotationState::Running;
+        record.target = serde_json::to_string(&target).expect("serialises");
+        record.deployment = Some(new_id());
+        record.updated_ms = now_ms();
+        Ok(())
+    }
+
+    /// True when the rotation's key set holds a key the service publishes
+    /// in its JWKS (an asymmetric one): then JWKS caches must turn over.
+    fn publishes(&self, record: &RotationRecord) -> Result<bool, DeployError> {
+        let target: KeySet = serde_json::from_str(&record.target)
+            .map_err(|e| refused(format!("the rotation's key set: {e}")))?;
+        Ok(target.0.iter().any(|k| k.alg != "HS256"))
     }
 
     /// Deploys `record.target` as its phase's deployment: started, resumed
@@ -450,6 +586,34 @@ impl Plan {
                 report_file: None,
             }),
         }
+    }
+
+    /// How long the service lets JWKS clients cache its key set (its
+    /// `Cache-Control: max-age`): the deployed auth config's
+    /// `jwks_max_age_seconds`, else the service's default.
+    fn jwks_max_age(&self) -> Duration {
+        let dir = &self.deployer.settings().config_dir;
+        let mut longest = None;
+        for source in &self.sources {
+            let Some(name) = source.file_name() else {
+                continue;
+            };
+            let Ok(text) = std::fs::read_to_string(dir.join(name)) else {
+                continue;
+            };
+            let Ok(doc) = serde_json::from_str::<Value>(&text) else {
+                continue;
+            };
+            if doc.get("jwt_keys").is_none() {
+                continue;
+            }
+            let age = doc["jwks_max_age_seconds"]
+                .as_u64()
+                .map(Duration::from_secs)
+                .unwrap_or(DEFAULT_JWKS_MAX_AGE);
+            longest = Some(longest.map_or(age, |l: Duration| l.max(age)));
+        }
+        longest.unwrap_or(DEFAULT_JWKS_MAX_AGE)
     }
 
     /// The longest a token signed by the old key can live: the deployed
