@@ -618,3 +618,82 @@ fn every_algorithm_rotates_under_traffic_and_a_jwks_relying_party_never_fails() 
         assert!(kids.contains_key(kid), "no token signed by {kid}: {kids:?}");
     }
 }
+
+/// `gantry up` beside a rotation another gantry is running notes it once,
+/// not on every tick; when that gantry is killed mid-phase, `up` resumes
+/// the phase and carries the rotation to its end.
+#[test]
+fn gantry_up_notes_a_running_rotation_once_and_finishes_a_killed_one() {
+    use std::process::Stdio;
+    let mut f = rotating();
+    let port = gantry_tests::auth::free_port();
+    f.config["monitoring"]["api"]["listen"] = json!(format!("127.0.0.1:{port}"));
+    f.save();
+    let log = f.sandbox.path().join("up.log");
+    let out = std::fs::File::create(&log).unwrap();
+    let mut up = f
+        .sandbox
+        .gantry()
+        .args(["up", "-e", "production"])
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("hosting")
+    {
+        assert!(Instant::now() < deadline, "up did not start hosting");
+        assert!(up.try_wait().unwrap().is_none(), "up exited");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // A rotation stopped inside its phase-1 deployment: its gantry lives.
+    let mut rotate = f
+        .sandbox
+        .gantry()
+        .args(["rotate", "jwt-key", "-e", "production"])
+        .env("GANTRY_PAUSE_AT", "rotate:phase-1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    paused::wait_paused(&mut rotate, "rotate:phase-1");
+    paused::signal(&rotate, libc::SIGCONT);
+    std::thread::sleep(Duration::from_millis(300));
+    paused::signal(&rotate, libc::SIGSTOP);
+    // Several of up's ticks (every 2 s) find it running.
+    std::thread::sleep(Duration::from_secs(7));
+    let text = std::fs::read_to_string(&log).unwrap();
+    let noted = text
+        .lines()
+        .filter(|l| l.contains("key rotation") && l.contains("running"))
+        .count();
+    assert_eq!(
+        noted, 1,
+        "the running rotation noted {noted} times:\n{text}"
+    );
+    // Killed: up resumes its phase, runs phase 2 and, once due, phase 3.
+    paused::signal(&rotate, libc::SIGKILL);
+    rotate.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let rot = rotation(&f);
+        if rot["state"] == "done" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "up did not finish the rotation: {rot:#}\n{}",
+            std::fs::read_to_string(&log).unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(verify(&f, &forge("prod-1", OLD_SECRET)), 401);
+    paused::signal(&up, libc::SIGTERM);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while up.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "up did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -72,7 +72,7 @@ pub async fn run(ctx: &Context, args: UpArgs) -> CliResult {
     let hosting = matches!(outcome, Ok(Exit::Success));
     if hosting {
         ctx.out.note(format!(
-            "gantry up: hosting {} ({}); status page http://{address}/; Ctrl-C or SIGTERM stops",
+            "gantry up: hosting {} ({}); the console at http://{address}/; Ctrl-C or SIGTERM stops",
             args.environment,
             plan.services.join(", ")
         ));
