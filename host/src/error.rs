@@ -209,6 +209,7 @@ pub fn deploy_exit(err: &DeployError) -> Exit {
         | DeployError::Unknown(_)
         | DeployError::NotResumable { .. }
         | DeployError::UnknownBackup(_) => Exit::Usage,
+        DeployError::Phase { source, .. } => deploy_exit(source),
         DeployError::Store(e) => store_exit(e),
         DeployError::Lease(e) => lease_exit(e),
         DeployError::Migrate(e) => migrate_exit(e),

@@ -697,3 +697,62 @@ fn gantry_up_notes_a_running_rotation_once_and_finishes_a_killed_one() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// A phase refused after the first (here phase 2: the new key's file is
+/// gone when its deployment renders) changes nothing of what runs, says
+/// which phase and why, and the next `gantry rotate` carries on once the
+/// cause is mended.
+#[test]
+fn a_phase_refused_after_the_first_leaves_the_last_phase_running_and_says_so() {
+    use std::process::Stdio;
+    let f = rotating();
+    f.sandbox.write(
+        "secrets/jwt-next",
+        "the-next-production-signing-secret-9876543210",
+    );
+    let mut child = f
+        .sandbox
+        .gantry()
+        .args([
+            "rotate",
+            "jwt-key",
+            "-e",
+            "production",
+            "--kid",
+            "prod-2",
+            "--key",
+            "${file:secrets/jwt-next}",
+        ])
+        .env("GANTRY_PAUSE_AT", "rotate:phase-2")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    paused::wait_paused(&mut child, "rotate:phase-2");
+    std::fs::remove_file(f.sandbox.path().join("secrets/jwt-next")).unwrap();
+    paused::signal(&child, libc::SIGCONT);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("phase 2"), "{stderr}");
+    assert!(stderr.contains("secrets/jwt-next"), "{stderr}");
+    // Phase 1 stands: the old key signs, the new one verifies.
+    assert_eq!(verify(&f, &forge("prod-1", OLD_SECRET)), 200);
+    let status = f.gantry(&["status"]);
+    assert!(status.stdout.contains("phase 2"), "{}", status.stdout);
+    // Mended, the next run carries on.
+    f.sandbox.write(
+        "secrets/jwt-next",
+        "the-next-production-signing-secret-9876543210",
+    );
+    f.gantry(&["rotate", "jwt-key", "-e", "production"])
+        .expect(0);
+    assert_eq!(rotation(&f)["state"], "waiting");
+    assert_eq!(
+        verify(
+            &f,
+            &forge("prod-2", "the-next-production-signing-secret-9876543210")
+        ),
+        200
+    );
+}

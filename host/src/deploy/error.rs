@@ -28,6 +28,13 @@ pub enum DeployError {
     },
     #[error("no deployment made backup `{0}`, and it is not a config backup gantry knows")]
     UnknownBackup(String),
+    /// A key rotation's phase did not run: what stopped it, and which.
+    #[error("key rotation {rotation}, phase {phase}: {source}")]
+    Phase {
+        rotation: String,
+        phase: i32,
+        source: Box<DeployError>,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]

@@ -467,7 +467,14 @@ impl Plan {
                 2 => "rotate:phase-2",
                 _ => "rotate:phase-3",
             });
-            let report = self.run_phase(&record).await?;
+            let report = self
+                .run_phase(&record)
+                .await
+                .map_err(|e| DeployError::Phase {
+                    rotation: record.id.clone(),
+                    phase: record.phase,
+                    source: Box::new(e),
+                })?;
             let succeeded = report.state == DeployOutcome::Succeeded;
             let reason = report.reason.clone();
             deployments.push(report);
