@@ -466,7 +466,10 @@ impl JwksParty {
                             other => failed.push(format!("jwks: {other:?}")),
                         }
                     }
-                    let Some((set, _)) = &cache else { continue };
+                    let Some((set, _)) = &cache else {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    };
                     for (token, _) in &tokens {
                         let header = jsonwebtoken::decode_header(token).unwrap();
                         if header.alg == jsonwebtoken::Algorithm::HS256 {
@@ -539,17 +542,40 @@ fn every_algorithm_rotates_under_traffic_and_a_jwks_relying_party_never_fails() 
         ("rs-1", None, "rs-2"),
     ];
     for (old, alg, new) in steps {
-        let mut args = vec!["rotate", "jwt-key", "-e", "production", "--kid", new];
+        let mut args = vec![
+            "--json",
+            "rotate",
+            "jwt-key",
+            "-e",
+            "production",
+            "--kid",
+            new,
+        ];
         if let Some(alg) = alg {
             args.extend(["--alg", alg]);
         }
-        let started = Instant::now();
-        f.gantry(&args).expect(0);
+        let report = f.gantry(&args).expect(0).json();
         let rot = rotation(&f);
         assert_eq!(rot["state"], "waiting", "{rot:#}");
-        // Phase 1 published the new key, and phase 2 waited the JWKS's
-        // max-age before signing with it.
-        assert!(started.elapsed() >= Duration::from_secs(2), "{new}");
+        // Phase 1 published the new key, and phase 2 began no sooner than
+        // the JWKS's max-age after phase 1 was over.
+        let steps = |d: &Value, field: &str| -> Vec<i64> {
+            d["steps"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|s| s[field].as_i64())
+                .collect()
+        };
+        let deployments = report["deployments"].as_array().unwrap();
+        assert_eq!(deployments.len(), 2, "{report:#}");
+        let phase_1_over = *steps(&deployments[0], "finished_ms").iter().max().unwrap();
+        let phase_2_began = *steps(&deployments[1], "started_ms").iter().min().unwrap();
+        assert!(
+            phase_2_began - phase_1_over >= 2000,
+            "{new}: phase 2 began {} ms after phase 1 (max-age 2 s)",
+            phase_2_began - phase_1_over
+        );
         let want = alg.unwrap_or("RS256");
         let published = jwks_kids(&f);
         assert!(
@@ -590,11 +616,14 @@ fn every_algorithm_rotates_under_traffic_and_a_jwks_relying_party_never_fails() 
         let private = std::fs::read_to_string(&file).unwrap();
         assert!(private.starts_with("-----BEGIN PRIVATE KEY-----"));
         let line = private.lines().nth(1).unwrap();
-        let state = std::fs::read(f.sandbox.path().join(".gantry/state.db")).unwrap();
-        assert!(
-            !state.windows(line.len()).any(|w| w == line.as_bytes()),
-            "private key material in the state store"
-        );
+        for file in ["state.db", "state.db-wal"] {
+            let state =
+                std::fs::read(f.sandbox.path().join(".gantry").join(file)).unwrap_or_default();
+            assert!(
+                !state.windows(line.len()).any(|w| w == line.as_bytes()),
+                "private key material in {file}"
+            );
+        }
     }
     std::thread::sleep(Duration::from_secs(1));
     let (ok, failed, kids) = traffic.finish();
@@ -617,6 +646,16 @@ fn every_algorithm_rotates_under_traffic_and_a_jwks_relying_party_never_fails() 
     for kid in ["prod-1", "ed-1", "es-1", "rs-1", "rs-2"] {
         assert!(kids.contains_key(kid), "no token signed by {kid}: {kids:?}");
     }
+    // Back to HS256 would leave JWKS clients nothing to verify with.
+    let back = f
+        .gantry(&["rotate", "jwt-key", "-e", "production", "--alg", "HS256"])
+        .expect(2);
+    assert!(back.stderr.contains("JWKS"), "{}", back.stderr);
+    // A kid that is not a plain name never becomes a path.
+    let bad = f
+        .gantry(&["rotate", "jwt-key", "-e", "production", "--kid", "../../x"])
+        .expect(2);
+    assert!(bad.stderr.contains("key id"), "{}", bad.stderr);
 }
 
 /// `gantry up` beside a rotation another gantry is running notes it once,

@@ -105,6 +105,14 @@ impl KeySet {
                 ));
             }
             let asymmetric = key.alg != "HS256";
+            if let Some(public) = &key.public_key_pem
+                && (!public.contains("-----BEGIN PUBLIC KEY-----") || public.contains("PRIVATE"))
+            {
+                return Err(format!(
+                    "key `{}`: `public_key_pem` must be a PUBLIC KEY (SPKI) PEM and nothing else",
+                    key.kid
+                ));
+            }
             if asymmetric && key.status != "retired" && key.public_key_pem.is_none() {
                 return Err(format!(
                     "key `{}` ({}) needs `public_key_pem`",

@@ -66,6 +66,28 @@ const MARGIN: Duration = Duration::from_secs(5);
 const JWKS_MARGIN: Duration = Duration::from_secs(1);
 /// The example service's JWKS cache lifetime when its config names none.
 const DEFAULT_JWKS_MAX_AGE: Duration = Duration::from_secs(300);
+/// The longest wait a configured lifetime or max-age stands for: a day
+/// for JWKS caches, thirty days for tokens (the schema refuses more).
+const LONGEST_JWKS_MAX_AGE: u64 = 86_400;
+const LONGEST_TOKEN_LIFETIME: u64 = 30 * 86_400;
+
+/// A kid gantry will name files after: `[A-Za-z0-9._-]`, 1–64, not
+/// starting with a dot.
+fn check_kid(kid: &str) -> Result<(), DeployError> {
+    let fine = !kid.is_empty()
+        && kid.len() <= 64
+        && !kid.starts_with('.')
+        && kid
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if fine {
+        Ok(())
+    } else {
+        Err(refused(format!(
+            "key id {kid:?}: use 1 to 64 of A-Z a-z 0-9 . _ - (not starting with a dot)"
+        )))
+    }
+}
 
 /// The plan as the environment's deployments render: with the key set a
 /// rotation manages, or, resuming deployment `resume`, the overrides it
@@ -285,8 +307,15 @@ impl Plan {
                 chrono::Utc::now().format("%Y%m%d%H%M%S")
             )
         });
+        check_kid(&kid)?;
         if current.0.iter().any(|k| k.kid == kid) {
             return Err(refused(format!("key id `{kid}` is in the set already")));
+        }
+        if alg == "HS256" && old.alg != "HS256" {
+            return Err(refused(format!(
+                "`{}` is {} and published in the JWKS; an HS256 key never is, so relying parties that verify through the JWKS would refuse every token it signs (rotate to EdDSA, ES256 or RS256)",
+                old.kid, old.alg
+            )));
         }
         let dry = RotationReport {
             id: String::new(),
@@ -427,6 +456,11 @@ impl Plan {
                 // Phase 2 waits for JWKS caches to hold the new key.
                 let due = record.next_after_ms.unwrap_or(0);
                 let left = due - now_ms();
+                // `gantry up` (and `--finish`) come back when it is due;
+                // only an operator's `gantry rotate` waits here.
+                if left > 0 && options.finish {
+                    break;
+                }
                 if left > 0 {
                     tracing::info!(
                         "key rotation: `{}` signs after {} (JWKS caches)",
@@ -545,6 +579,10 @@ impl Plan {
                 key.status = "active".into();
             } else if key.kid == record.old_kid {
                 key.status = "verify".into();
+                // Verifying needs only the public half.
+                if key.alg != "HS256" {
+                    key.private_key_pem = None;
+                }
             }
         }
         record.phase = 2;
@@ -616,7 +654,7 @@ impl Plan {
             }
             let age = doc["jwks_max_age_seconds"]
                 .as_u64()
-                .map(Duration::from_secs)
+                .map(|s| Duration::from_secs(s.min(LONGEST_JWKS_MAX_AGE)))
                 .unwrap_or(DEFAULT_JWKS_MAX_AGE);
             longest = Some(longest.map_or(age, |l: Duration| l.max(age)));
         }
@@ -647,8 +685,10 @@ impl Plan {
                 doc["token_expiry_seconds"].as_u64(),
                 doc["token_expiry_minutes"].as_u64(),
             ) {
-                (Some(s), _) => Duration::from_secs(s),
-                (None, Some(m)) => Duration::from_secs(m * 60),
+                (Some(s), _) => Duration::from_secs(s.min(LONGEST_TOKEN_LIFETIME)),
+                (None, Some(m)) => {
+                    Duration::from_secs(m.saturating_mul(60).min(LONGEST_TOKEN_LIFETIME))
+                }
                 (None, None) => Duration::from_secs(60 * 60),
             };
             longest = longest.max(life);
