@@ -130,6 +130,7 @@ pub fn config_exit(err: &ConfigError) -> Exit {
         | ConfigError::UnknownEnvironment { .. }
         | ConfigError::Secret { .. }
         | ConfigError::UnsafePath { .. }
+        | ConfigError::Sops { .. }
         | ConfigError::BadBackupId(_)
         | ConfigError::UnknownBackup { .. }
         | ConfigError::DuplicateName { .. }

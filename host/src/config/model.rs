@@ -38,6 +38,19 @@ pub struct DeploymentConfig {
     /// The services gantry runs or restarts, their checks and rollouts.
     #[serde(default)]
     pub services: BTreeMap<String, super::services::ServiceConfig>,
+    /// How gantry opens encrypted configuration.
+    #[serde(default)]
+    pub secrets: SecretsConfig,
+}
+
+/// `secrets`: what opens SOPS-encrypted config files.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretsConfig {
+    /// An age identity (`AGE-SECRET-KEY-…` lines) as a reference:
+    /// `${file:…}` or `${env:…}`; beside `SOPS_AGE_KEY_FILE` and
+    /// `SOPS_AGE_KEY`.
+    pub age_identity: Option<String>,
 }
 
 impl Default for DeploymentConfig {
@@ -53,6 +66,7 @@ impl Default for DeploymentConfig {
             migrations: MigrationsConfig::default(),
             config_deploy: ConfigDeployConfig::default(),
             services: BTreeMap::new(),
+            secrets: SecretsConfig::default(),
         }
     }
 }

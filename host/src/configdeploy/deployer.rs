@@ -41,6 +41,8 @@ pub struct DeployerSettings {
     pub host: String,
     /// Life of the directory's lease between heartbeats.
     pub lease_ttl: Duration,
+    /// `secrets.age_identity`, a reference (opens SOPS files).
+    pub age_identity: Option<String>,
 }
 
 impl DeployerSettings {
@@ -64,6 +66,7 @@ impl DeployerSettings {
             actor: settings.actor.clone(),
             host: settings.host.clone(),
             lease_ttl: settings.lease_ttl,
+            age_identity: config.secrets.age_identity.clone(),
         }
     }
 }
@@ -105,6 +108,20 @@ impl ConfigDeployer {
         &self.settings
     }
 
+    /// The age identities that open SOPS files: the environment's, and
+    /// `secrets.age_identity` resolved.
+    fn sops_identities(&self) -> Result<super::sops::Identities, super::sops::SopsError> {
+        let configured = match &self.settings.age_identity {
+            Some(reference) => Some(
+                crate::secrets::resolve(reference, &self.settings.secrets_base).map_err(|e| {
+                    super::sops::SopsError::Identity(format!("`secrets.age_identity`: {e}"))
+                })?,
+            ),
+            None => None,
+        };
+        super::sops::Identities::from_environment(configured.as_deref())
+    }
+
     pub fn store(&self) -> &Store {
         &self.store
     }
@@ -141,9 +158,10 @@ impl ConfigDeployer {
         environment: &str,
     ) -> Result<(Vec<Rendered>, Vec<Finding>), ConfigError> {
         let overrides = self.overrides(environment)?;
+        let identities = || self.sops_identities();
         let bases: Vec<Base> = sources
             .iter()
-            .map(|s| render::read_base(s))
+            .map(|s| render::read_base(s, &identities))
             .collect::<Result<_, _>>()?;
         let mut seen = std::collections::HashSet::new();
         for base in &bases {

@@ -36,6 +36,13 @@ pub enum ConfigError {
     #[error("{}: {why}", path.display())]
     UnsafePath { path: PathBuf, why: String },
 
+    #[error("{} is SOPS-encrypted: {source}; nothing was written", path.display())]
+    Sops {
+        path: PathBuf,
+        #[source]
+        source: super::sops::SopsError,
+    },
+
     #[error("`{0}` is not a backup id (they look like backup_20241027_143022)")]
     BadBackupId(String),
 

@@ -11,6 +11,7 @@ mod history;
 pub mod paths;
 pub mod render;
 mod rollback;
+pub mod sops;
 mod validate;
 mod write;
 

@@ -13,6 +13,7 @@
 //! output can be masked and scrubbed. Nothing here prints.
 
 use super::error::ConfigError;
+use super::sops;
 use crate::secrets;
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
@@ -43,6 +44,8 @@ pub struct Base {
     pub name: String,
     pub format: Format,
     pub value: Value,
+    /// JSON pointers of the values a SOPS file held encrypted: secrets.
+    pub encrypted: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -74,8 +77,12 @@ impl Rendered {
     }
 }
 
-/// Reads and parses a base file.
-pub fn read_base(source: &Path) -> Result<Base, ConfigError> {
+/// Reads and parses a base file; a SOPS-encrypted one is decrypted in
+/// memory with the identities `identities` gives (asked only then).
+pub fn read_base(
+    source: &Path,
+    identities: &dyn Fn() -> Result<sops::Identities, sops::SopsError>,
+) -> Result<Base, ConfigError> {
     let name = source
         .file_name()
         .and_then(|n| n.to_str())
@@ -90,7 +97,18 @@ pub fn read_base(source: &Path) -> Result<Base, ConfigError> {
         source: e,
     })?;
     let format = Format::of(source);
-    let value = parse(&text, format, source)?;
+    let mut value = parse(&text, format, source)?;
+    let mut encrypted = Vec::new();
+    if sops::is_sops(&value) {
+        let opened = identities()
+            .and_then(|ids| sops::decrypt(&value, &ids))
+            .map_err(|e| ConfigError::Sops {
+                path: source.to_path_buf(),
+                source: e,
+            })?;
+        value = opened.value;
+        encrypted = opened.encrypted;
+    }
     if !value.is_object() {
         return Err(ConfigError::Syntax {
             path: source.to_path_buf(),
@@ -103,6 +121,7 @@ pub fn read_base(source: &Path) -> Result<Base, ConfigError> {
         name,
         format,
         value,
+        encrypted,
     })
 }
 
@@ -179,6 +198,13 @@ fn finish(base: &Base, mut value: Value, secrets_base: &Path) -> Result<Rendered
         &mut secret_values,
     )?;
     named_secrets(&value, "", &mut secret_paths);
+    // What the SOPS file kept encrypted stays a secret once rendered.
+    secret_paths.extend(
+        base.encrypted
+            .iter()
+            .filter(|p| value.pointer(p).is_some())
+            .cloned(),
+    );
     secret_paths.sort();
     secret_paths.dedup();
     // A value under a secret-like key is a secret even written literally:
@@ -336,6 +362,7 @@ mod tests {
             name: name.into(),
             format: Format::Json,
             value,
+            encrypted: Vec::new(),
         }
     }
 

