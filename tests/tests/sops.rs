@@ -242,3 +242,76 @@ fn a_tampered_file_a_wrong_identity_and_none_are_refused_naming_the_file() {
         assert_nowhere(&sandbox, &run);
     }
 }
+
+#[test]
+fn validate_names_the_encrypted_keys_and_a_secret_in_clear_is_refused_in_production() {
+    let sandbox = Sandbox::new();
+    let keys = sandbox.path().join("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    let one = age_key(&keys, "one");
+    sandbox.write(
+        "deployment_config.json",
+        serde_json::to_string_pretty(&json!({
+            "environments": {"production": {}, "staging": {}},
+            "config_deploy": {"validators": []},
+            "secrets": {"age_identity": "${file:keys/one.txt}"},
+        }))
+        .unwrap(),
+    );
+    sandbox.write(
+        "base/auth.json",
+        sops_encrypt(
+            sandbox.path(),
+            &plain(),
+            &[&one],
+            &["--encrypted-regex", "^(jwt_secret_key|password)$"],
+        ),
+    );
+    let run = Run::from(
+        sandbox
+            .gantry()
+            .args(["config", "validate", "--config-file", "base/auth.json"])
+            .args(["--environment", "production"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let said = format!("{}{}", run.stdout, run.stderr);
+    for pointer in ["/jwt_secret_key", "/database/password"] {
+        assert!(
+            said.contains(pointer) && said.contains("encrypted in the SOPS file"),
+            "{pointer}: {said}"
+        );
+    }
+    assert_nowhere(&sandbox, &run);
+
+    // A secret-named key in clear in a base file: refused in production,
+    // a warning elsewhere.
+    sandbox.write(
+        "base/app.json",
+        r#"{"smtp_password": "a-password-left-in-clear", "retries": 3}"#,
+    );
+    let deploy_app = |env: &str| {
+        Run::from(
+            sandbox
+                .gantry()
+                .args(["config", "deploy", "--config-file", "base/app.json"])
+                .args(["--environment", env])
+                .output()
+                .unwrap(),
+        )
+    };
+    let run = deploy_app("production");
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    let said = format!("{}{}", run.stdout, run.stderr);
+    assert!(
+        said.contains("/smtp_password") && said.contains("clear text"),
+        "{said}"
+    );
+    assert!(!said.contains("a-password-left-in-clear"), "{said}");
+    assert!(!sandbox.path().join("config/app.json").exists());
+    let run = deploy_app("staging");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let said = format!("{}{}", run.stdout, run.stderr);
+    assert!(said.contains("clear text"), "a warning: {said}");
+}

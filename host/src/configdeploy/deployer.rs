@@ -173,6 +173,11 @@ impl ConfigDeployer {
             paths::target(&self.settings.config_dir, &base.name)?;
         }
         let rendered = render::render_all(&bases, &overrides, &self.settings.secrets_base)?;
+        let ours: Vec<Finding> = bases
+            .iter()
+            .zip(&rendered)
+            .flat_map(|(base, file)| render::secret_findings(base, file, environment))
+            .collect();
         let validators = Arc::clone(&self.validators);
         let (env, files) = (environment.to_string(), rendered.clone());
         let findings = tokio::task::spawn_blocking(move || validators.run(&files, &env))
@@ -182,6 +187,7 @@ impl ConfigDeployer {
                 message: e.to_string(),
                 failed: true,
             })??;
+        let findings: Vec<Finding> = ours.into_iter().chain(findings).collect();
         if findings.iter().any(|f| f.severity == Severity::Error) {
             return Err(ConfigError::Invalid(findings));
         }

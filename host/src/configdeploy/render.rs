@@ -12,7 +12,7 @@
 //! values came from secret references, and the resolved secret values, so
 //! output can be masked and scrubbed. Nothing here prints.
 
-use super::error::ConfigError;
+use super::error::{ConfigError, Finding, Severity};
 use super::sops;
 use crate::secrets;
 use serde_json::{Map, Value};
@@ -331,6 +331,53 @@ fn named_secrets(value: &Value, pointer: &str, paths: &mut Vec<String>) {
 
 fn escape(key: &str) -> String {
     key.replace('~', "~0").replace('/', "~1")
+}
+
+/// What gantry itself says of a base file's secrets, beside the
+/// validators: each value a SOPS file kept encrypted (info), and each
+/// secret-named value written in clear in the base file that reaches the
+/// rendered file as it is (a warning; an error in `production`) — keep it
+/// encrypted or a reference.
+pub fn secret_findings(base: &Base, rendered: &Rendered, environment: &str) -> Vec<Finding> {
+    let mut out: Vec<Finding> = base
+        .encrypted
+        .iter()
+        .map(|path| Finding {
+            file: base.name.clone(),
+            path: path.clone(),
+            severity: Severity::Info,
+            message: "encrypted in the SOPS file; deployed as a secret".into(),
+            source: "gantry".into(),
+        })
+        .collect();
+    let mut named = Vec::new();
+    named_secrets(&base.value, "", &mut named);
+    for path in named {
+        let Some(Value::String(clear)) = base.value.pointer(&path) else {
+            continue;
+        };
+        if clear.is_empty() || secrets::has_reference(clear) || base.encrypted.contains(&path) {
+            continue;
+        }
+        if rendered.value.pointer(&path) != Some(&Value::String(clear.clone())) {
+            continue;
+        }
+        out.push(Finding {
+            file: base.name.clone(),
+            path,
+            severity: if environment == "production" {
+                Severity::Error
+            } else {
+                Severity::Warning
+            },
+            message: format!(
+                "a secret in clear text in {}; encrypt it with sops or make it a reference (${{env:…}}, ${{file:…}})",
+                base.source.display()
+            ),
+            source: "gantry".into(),
+        });
+    }
+    out
 }
 
 /// `value` with the values at `paths` (and any secret-named key) masked.
