@@ -633,71 +633,59 @@ impl Plan {
         }
     }
 
+    /// The deployed auth config files: the deployed copies of this
+    /// plan's sources that hold a key set (`jwt_keys` or `jwt_secret_key`).
+    fn deployed_auth_docs(&self) -> Vec<Value> {
+        let dir = &self.deployer.settings().config_dir;
+        self.sources
+            .iter()
+            .filter_map(|source| source.file_name())
+            .filter_map(|name| std::fs::read_to_string(dir.join(name)).ok())
+            .filter_map(|text| serde_json::from_str::<Value>(&text).ok())
+            .filter(|doc| doc.get("jwt_keys").is_some() || doc.get("jwt_secret_key").is_some())
+            .collect()
+    }
+
     /// How long the service lets JWKS clients cache its key set (its
     /// `Cache-Control: max-age`): the deployed auth config's
     /// `jwks_max_age_seconds`, else the service's default.
     fn jwks_max_age(&self) -> Duration {
-        let dir = &self.deployer.settings().config_dir;
-        let mut longest = None;
-        for source in &self.sources {
-            let Some(name) = source.file_name() else {
-                continue;
-            };
-            let Ok(text) = std::fs::read_to_string(dir.join(name)) else {
-                continue;
-            };
-            let Ok(doc) = serde_json::from_str::<Value>(&text) else {
-                continue;
-            };
-            if doc.get("jwt_keys").is_none() {
-                continue;
-            }
-            let age = doc["jwks_max_age_seconds"]
-                .as_u64()
-                .map(|s| Duration::from_secs(s.min(LONGEST_JWKS_MAX_AGE)))
-                .unwrap_or(DEFAULT_JWKS_MAX_AGE);
-            longest = Some(longest.map_or(age, |l: Duration| l.max(age)));
-        }
-        longest.unwrap_or(DEFAULT_JWKS_MAX_AGE)
+        self.deployed_auth_docs()
+            .iter()
+            .filter(|doc| doc.get("jwt_keys").is_some())
+            .map(|doc| {
+                doc["jwks_max_age_seconds"]
+                    .as_u64()
+                    .map(|s| Duration::from_secs(s.min(LONGEST_JWKS_MAX_AGE)))
+                    .unwrap_or(DEFAULT_JWKS_MAX_AGE)
+            })
+            .max()
+            .unwrap_or(DEFAULT_JWKS_MAX_AGE)
     }
 
     /// The longest a token signed by the old key can live: the deployed
-    /// auth config's `token_expiry_seconds`, else `token_expiry_minutes`.
-    /// (The example service's refresh tokens are opaque, stored rows,
-    /// never signed: they do not outlive the key.)
+    /// auth config's `token_expiry_seconds`, else `token_expiry_minutes`,
+    /// else an hour. (The example service's refresh tokens are opaque,
+    /// stored rows, never signed: they do not outlive the key.)
     fn token_lifetime(&self) -> Duration {
-        let dir = &self.deployer.settings().config_dir;
-        let mut longest = Duration::ZERO;
-        for source in &self.sources {
-            let Some(name) = source.file_name() else {
-                continue;
-            };
-            let Ok(text) = std::fs::read_to_string(dir.join(name)) else {
-                continue;
-            };
-            let Ok(doc) = serde_json::from_str::<Value>(&text) else {
-                continue;
-            };
-            if doc.get("jwt_keys").is_none() && doc.get("jwt_secret_key").is_none() {
-                continue;
-            }
-            let life = match (
-                doc["token_expiry_seconds"].as_u64(),
-                doc["token_expiry_minutes"].as_u64(),
-            ) {
-                (Some(s), _) => Duration::from_secs(s.min(LONGEST_TOKEN_LIFETIME)),
-                (None, Some(m)) => {
-                    Duration::from_secs(m.saturating_mul(60).min(LONGEST_TOKEN_LIFETIME))
+        const HOUR: Duration = Duration::from_secs(60 * 60);
+        self.deployed_auth_docs()
+            .iter()
+            .map(|doc| {
+                match (
+                    doc["token_expiry_seconds"].as_u64(),
+                    doc["token_expiry_minutes"].as_u64(),
+                ) {
+                    (Some(s), _) => Duration::from_secs(s.min(LONGEST_TOKEN_LIFETIME)),
+                    (None, Some(m)) => {
+                        Duration::from_secs(m.saturating_mul(60).min(LONGEST_TOKEN_LIFETIME))
+                    }
+                    (None, None) => HOUR,
                 }
-                (None, None) => Duration::from_secs(60 * 60),
-            };
-            longest = longest.max(life);
-        }
-        if longest.is_zero() {
-            Duration::from_secs(60 * 60)
-        } else {
-            longest
-        }
+            })
+            .max()
+            .filter(|d| !d.is_zero())
+            .unwrap_or(HOUR)
     }
 }
 
