@@ -315,3 +315,60 @@ fn validate_names_the_encrypted_keys_and_a_secret_in_clear_is_refused_in_product
     let said = format!("{}{}", run.stdout, run.stderr);
     assert!(said.contains("clear text"), "a warning: {said}");
 }
+
+#[test]
+fn a_sops_dotenv_file_deploys_as_key_value_lines() {
+    let sandbox = Sandbox::new();
+    let keys = sandbox.path().join("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    let one = age_key(&keys, "one");
+    sandbox.write(
+        "deployment_config.json",
+        serde_json::to_string_pretty(&json!({
+            "environments": {"production": {"RETRIES": "5"}},
+            "config_deploy": {"validators": []},
+            "secrets": {"age_identity": "${file:keys/one.txt}"},
+        }))
+        .unwrap(),
+    );
+    let plain = format!("DATABASE_URL=postgres://app@db/auth\nAPI_PASSWORD={SECRET}\nRETRIES=3\n");
+    let input = sandbox.path().join("app.plain.env");
+    std::fs::write(&input, &plain).unwrap();
+    let out = Command::new("sops")
+        .args(["--encrypt", "--age", &one])
+        .arg(&input)
+        .output()
+        .expect("sops");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::remove_file(&input).unwrap();
+    sandbox.write("base/app.env", String::from_utf8(out.stdout).unwrap());
+    let run = Run::from(
+        sandbox
+            .gantry()
+            .env_remove("SOPS_AGE_KEY")
+            .env_remove("SOPS_AGE_KEY_FILE")
+            .args(["config", "deploy", "--config-file", "base/app.env"])
+            .args(["--environment", "production"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let deployed = std::fs::read_to_string(sandbox.path().join("config/app.env")).unwrap();
+    assert_eq!(
+        deployed,
+        format!("DATABASE_URL=postgres://app@db/auth\nAPI_PASSWORD={SECRET}\nRETRIES=5\n")
+    );
+    assert_eq!(
+        std::fs::metadata(sandbox.path().join("config/app.env"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+    assert_nowhere(&sandbox, &run);
+}

@@ -1,5 +1,5 @@
-//! Rendering a config file for an environment: parse the base file (JSON
-//! or TOML), merge the deployment config's `environments.<ENV>` over it,
+//! Rendering a config file for an environment: parse the base file (JSON,
+//! TOML, or dotenv `KEY=value` lines for `*.env`), merge the deployment config's `environments.<ENV>` over it,
 //! resolve secret references, serialise in the base file's format.
 //!
 //! Merge rules: a key of `environments.<ENV>` that is a deployed file's
@@ -22,19 +22,78 @@ use std::path::{Path, PathBuf};
 pub enum Format {
     Json,
     Toml,
+    /// `KEY=value` lines (`*.env`): a flat object of strings.
+    Dotenv,
 }
 
 impl Format {
     pub fn of(path: &Path) -> Format {
-        if path
+        let extension = path
             .extension()
-            .is_some_and(|x| x.eq_ignore_ascii_case("toml"))
-        {
-            Format::Toml
-        } else {
-            Format::Json
+            .map(|x| x.to_string_lossy().to_ascii_lowercase());
+        match extension.as_deref() {
+            Some("toml") => Format::Toml,
+            Some("env") => Format::Dotenv,
+            _ => Format::Json,
         }
     }
+}
+
+/// `KEY=value` lines as a flat object (blank lines and `#` comments
+/// skipped; the value is everything after the first `=`, as written).
+fn parse_dotenv(text: &str, path: &Path) -> Result<Value, ConfigError> {
+    let mut map = Map::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim_end_matches('\r');
+        if line.trim().is_empty() || line.trim_start().starts_with('#') {
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            return Err(ConfigError::Syntax {
+                path: path.to_path_buf(),
+                line_col: Some((n + 1, 1)),
+                message: "expected KEY=value".into(),
+            });
+        };
+        let key = key.trim().trim_start_matches("export ").trim();
+        if key.is_empty() {
+            return Err(ConfigError::Syntax {
+                path: path.to_path_buf(),
+                line_col: Some((n + 1, 1)),
+                message: "a line with no key before `=`".into(),
+            });
+        }
+        map.insert(key.to_string(), Value::String(value.to_string()));
+    }
+    Ok(Value::Object(map))
+}
+
+/// A flat object as `KEY=value` lines; a value that is not a string is
+/// written as JSON.
+fn dotenv_text(value: &Value, path: &Path) -> Result<String, ConfigError> {
+    let Value::Object(map) = value else {
+        return Err(ConfigError::Syntax {
+            path: path.to_path_buf(),
+            line_col: None,
+            message: "a dotenv file is a flat set of KEY=value".into(),
+        });
+    };
+    let mut out = String::new();
+    for (key, value) in map {
+        let text = match value {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        if text.contains('\n') {
+            return Err(ConfigError::Syntax {
+                path: path.to_path_buf(),
+                line_col: None,
+                message: format!("{key}: a dotenv value cannot hold a line break"),
+            });
+        }
+        out.push_str(&format!("{key}={text}\n"));
+    }
+    Ok(out)
 }
 
 /// A base file as read, before merging.
@@ -128,6 +187,7 @@ pub fn read_base(
 /// Parses JSON or TOML text into a JSON value; errors carry line and column.
 pub fn parse(text: &str, format: Format, path: &Path) -> Result<Value, ConfigError> {
     match format {
+        Format::Dotenv => parse_dotenv(text, path).map(sops::from_dotenv),
         Format::Json => serde_json::from_str(text).map_err(|e| ConfigError::Syntax {
             path: path.to_path_buf(),
             line_col: Some((e.line(), e.column())),
@@ -233,6 +293,7 @@ pub fn serialise(value: &Value, format: Format, path: &Path) -> Result<String, C
         Format::Json => {
             Ok(serde_json::to_string_pretty(value).expect("a JSON value serialises") + "\n")
         }
+        Format::Dotenv => dotenv_text(value, path),
         Format::Toml => toml::to_string_pretty(value).map_err(|e| ConfigError::Syntax {
             path: path.to_path_buf(),
             line_col: None,

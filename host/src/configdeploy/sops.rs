@@ -78,6 +78,61 @@ impl Identities {
     }
 }
 
+/// A dotenv file as parsed (flat `KEY=value`) with sops's flattened
+/// metadata (`sops_age__list_0__map_enc=…`, `sops_mac=…`, newlines as
+/// `\n`) gathered into a `sops` object, as sops keeps it in JSON; a file
+/// without it comes back as it was.
+pub fn from_dotenv(flat: Value) -> Value {
+    let Value::Object(map) = flat else {
+        return flat;
+    };
+    if !map.contains_key("sops_mac") {
+        return Value::Object(map);
+    }
+    let mut data = Map::new();
+    let mut meta = Map::new();
+    for (key, value) in map {
+        let Some(name) = key.strip_prefix("sops_") else {
+            data.insert(key, value);
+            continue;
+        };
+        let text = value.as_str().unwrap_or_default().replace("\\n", "\n");
+        // `age__list_0__map_enc` → meta.age[0].enc
+        let parts: Vec<&str> = name.split("__").collect();
+        match parts.as_slice() {
+            [list, index, field] => {
+                let (Some(index), Some(field)) = (
+                    index
+                        .strip_prefix("list_")
+                        .and_then(|i| i.parse::<usize>().ok()),
+                    field.strip_prefix("map_"),
+                ) else {
+                    continue;
+                };
+                let items = meta
+                    .entry(list.to_string())
+                    .or_insert_with(|| Value::Array(Vec::new()));
+                if let Value::Array(items) = items {
+                    while items.len() <= index {
+                        items.push(Value::Object(Map::new()));
+                    }
+                    items[index][field] = Value::String(text);
+                }
+            }
+            [single] => {
+                let value = match *single {
+                    "mac_only_encrypted" => Value::Bool(text == "true"),
+                    _ => Value::String(text),
+                };
+                meta.insert(single.to_string(), value);
+            }
+            _ => {}
+        }
+    }
+    data.insert("sops".into(), Value::Object(meta));
+    Value::Object(data)
+}
+
 /// True when `doc` is a file sops wrote (its `sops` metadata).
 pub fn is_sops(doc: &Value) -> bool {
     doc.get("sops")
@@ -359,6 +414,30 @@ mod tests {
         assert_eq!(mixed.value, doc("mixed.plain.json"));
         assert_eq!(mixed.encrypted, vec!["/api_key"]);
         assert!(!is_sops(&plain));
+    }
+
+    #[test]
+    fn a_dotenv_file_sops_wrote_decrypts_with_its_flattened_metadata() {
+        let path = std::path::Path::new("app.env");
+        let flat = crate::configdeploy::render::parse(
+            &fixture("app.env"),
+            crate::configdeploy::render::Format::Dotenv,
+            path,
+        )
+        .unwrap();
+        assert!(is_sops(&flat), "{flat:#}");
+        let out = decrypt(&flat, &identity("test-identity.txt")).unwrap();
+        let plain = crate::configdeploy::render::parse(
+            &fixture("app.plain.env"),
+            crate::configdeploy::render::Format::Dotenv,
+            path,
+        )
+        .unwrap();
+        assert_eq!(out.value, plain);
+        assert_eq!(out.encrypted.len(), 3);
+        let mut changed = flat.clone();
+        changed["RETRIES"] = changed["API_PASSWORD"].clone();
+        assert!(decrypt(&changed, &identity("test-identity.txt")).is_err());
     }
 
     #[test]
