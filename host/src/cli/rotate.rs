@@ -77,6 +77,14 @@ fn show(ctx: &Context, report: &RotationReport) -> CliResult {
                 report.new_kid,
                 report.reason.as_deref().unwrap_or_default()
             ),
+            RotationState::Waiting if report.phase == 1 => format!(
+                "{}: `{}` (fingerprint {}) is published and verifies; it signs after {}, once JWKS caches hold it — `gantry rotate jwt-key -e {}` (or `gantry up`) goes on",
+                report.environment,
+                report.new_kid,
+                report.fingerprint,
+                report.next_after.as_deref().unwrap_or("-"),
+                report.environment,
+            ),
             RotationState::Waiting => format!(
                 "{}: `{}` (fingerprint {}) signs, `{}` verifies only; it is removed after {} — `gantry rotate jwt-key -e {} --finish` (or `gantry up`){}",
                 report.environment,

@@ -55,6 +55,10 @@ pub async fn run(ctx: &Context, args: StatusArgs) -> CliResult {
         for r in &rotations {
             let next = crate::clock::when(r.next_after_ms);
             let what = match r.state {
+                RotationState::Waiting if r.phase == 1 => format!(
+                    "phase 1 of 3 done: `{}` is published and verifies; phase 2 (it signs) runs after {}, once JWKS caches hold it — gantry rotate jwt-key -e {}, or gantry up",
+                    r.new_kid, next, r.environment
+                ),
                 RotationState::Waiting => format!(
                     "phase 2 of 3 done: `{}` signs, `{}` verifies only; phase 3 (remove `{}`) may run after {} — gantry rotate jwt-key -e {} --finish, or gantry up",
                     r.new_kid, r.old_kid, r.old_kid, next, r.environment
