@@ -262,25 +262,22 @@ impl Delivery {
         let attempts = row.attempts + 1;
         match outcome {
             Outcome::Delivered => {
+                // The group's last-sent time was recorded when the notice
+                // was taken (`tick`).
                 let delivered = self
                     .store
                     .write(async |tx| {
-                        let mine = tx
-                            .settle_notice(
-                                row.id,
-                                &self.node,
-                                NoticeState::Delivered,
-                                attempts,
-                                now,
-                                None,
-                                Some(&payload),
-                                Some(now_ms()),
-                            )
-                            .await?;
-                        if mine {
-                            tx.set_last_sent(&row.receiver, &row.group_key, now).await?;
-                        }
-                        Ok::<_, StoreError>(mine)
+                        tx.settle_notice(
+                            row.id,
+                            &self.node,
+                            NoticeState::Delivered,
+                            attempts,
+                            now,
+                            None,
+                            Some(&payload),
+                            Some(now_ms()),
+                        )
+                        .await
                     })
                     .await?;
                 self.counters.count(&row.receiver, "delivered");

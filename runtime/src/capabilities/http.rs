@@ -134,6 +134,20 @@ impl Allowlist {
         }
     }
 
+    /// What `plugin` with `grants` may reach for the settings `lookup`
+    /// reads: the manifest's list, within the operator's when narrowed.
+    pub fn granted<'a>(
+        plugin: &str,
+        grants: &Grants,
+        lookup: impl Fn(&str) -> Option<&'a str> + Copy,
+    ) -> Self {
+        let allow = Allowlist::resolve(grants.list("http"), lookup);
+        match grants.narrowed("http") {
+            Some(narrowed) => allow.within(plugin, Allowlist::resolve(narrowed, lookup)),
+            None => allow,
+        }
+    }
+
     /// Narrows this list by the operator's for `plugin`: a URL must be in
     /// both.
     pub fn within(mut self, plugin: &str, operator: Allowlist) -> Self {
@@ -184,11 +198,7 @@ pub fn check_destinations(
     grants: &Grants,
     settings: &std::collections::BTreeMap<String, String>,
 ) -> Result<(), (String, String)> {
-    let lookup = |k: &str| settings.get(k).map(String::as_str);
-    let mut allow = Allowlist::resolve(grants.list("http"), lookup);
-    if let Some(narrowed) = grants.narrowed("http") {
-        allow = allow.within(plugin, Allowlist::resolve(narrowed, lookup));
-    }
+    let allow = Allowlist::granted(plugin, grants, |k| settings.get(k).map(String::as_str));
     let policy = AddressPolicy {
         allow_private_names: limits.allow_private_names,
         key: "plugins.capabilities.http",
@@ -368,10 +378,7 @@ impl Capability for Http {
     }
 
     fn state(shared: &HttpShared, call: &CallContext<'_>) -> HttpState {
-        let mut allow = Allowlist::resolve(call.grants.list("http"), |k| call.lookup(k));
-        if let Some(narrowed) = call.grants.narrowed("http") {
-            allow = allow.within(call.plugin, Allowlist::resolve(narrowed, |k| call.lookup(k)));
-        }
+        let allow = Allowlist::granted(call.plugin, call.grants, |k| call.lookup(k));
         let operator = &shared.limits;
         let budget = (
             call.limits

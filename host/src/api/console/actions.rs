@@ -158,10 +158,11 @@ pub async fn ack(
     match crate::monitor::acknowledge(&console.store, &id, &by, body.comment.as_deref(), expires)
         .await
     {
-        Ok(alert) => {
-            Json(serde_json::json!({"done": format!("acknowledged by {by}"), "alert": alert}))
-                .into_response()
-        }
+        Ok(alert) => Json(Acked {
+            done: format!("acknowledged by {by}"),
+            alert,
+        })
+        .into_response(),
         Err(e) => refused(e),
     }
 }
