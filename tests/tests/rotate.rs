@@ -64,81 +64,93 @@ fn chrono_now() -> i64 {
 /// second before it expires, from a thread, until stopped. It reports the
 /// requests answered, the failures, and for each key id the latest expiry
 /// (seconds) of a token it was given signed by that key.
-struct Traffic {
-    stop: Arc<AtomicBool>,
-    thread: std::thread::JoinHandle<(u64, Vec<String>, Kids)>,
-}
+struct Traffic;
 
 type Kids = std::collections::BTreeMap<String, i64>;
 
-impl Traffic {
-    fn start(base: String) -> Traffic {
+/// Async work on a thread (and runtime) of its own until `finish`, which
+/// tells it to stop and returns what it found.
+struct Background<T> {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<T>,
+}
+
+impl<T: Send + 'static> Background<T> {
+    fn start<F: std::future::Future<Output = T>>(
+        work: impl FnOnce(Arc<AtomicBool>) -> F + Send + 'static,
+    ) -> Background<T> {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
+            tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
-                .unwrap();
-            rt.block_on(async move {
-                let client = reqwest::Client::new();
-                let mut tokens: Vec<(String, i64)> = Vec::new();
-                let (mut ok, mut failed, mut kids) = (0u64, Vec::new(), Kids::new());
-                while !flag.load(Ordering::Relaxed) {
-                    let login = client
-                        .post(format!("{base}/login"))
-                        .json(&json!({"username": "canary", "password": CANARY_PASSWORD}))
-                        .send()
-                        .await;
-                    match login {
-                        Ok(r) if r.status().is_success() => {
-                            let body: Value = r.json().await.unwrap();
-                            let token = body["access_token"].as_str().unwrap().to_string();
-                            let header: Value = serde_json::from_slice(
-                                &URL_SAFE_NO_PAD
-                                    .decode(token.split('.').next().unwrap())
-                                    .unwrap(),
-                            )
-                            .unwrap();
-                            let exp = body["expires_at"].as_i64().unwrap();
-                            let kid = header["kid"].as_str().unwrap_or_default().to_string();
-                            let latest = kids.entry(kid).or_insert(exp);
-                            *latest = (*latest).max(exp);
-                            tokens.push((token, exp));
-                            ok += 1;
-                        }
-                        Ok(r) => failed.push(format!("login: {}", r.status())),
-                        Err(e) => failed.push(format!("login: {e}")),
-                    }
-                    let now = chrono_now();
-                    tokens.retain(|(_, exp)| *exp - now >= 2);
-                    for (token, exp) in &tokens {
-                        let answer = client
-                            .get(format!("{base}/verify"))
-                            .bearer_auth(token)
-                            .send()
-                            .await;
-                        match answer {
-                            Ok(r) if r.status().is_success() => ok += 1,
-                            Ok(r) => failed.push(format!(
-                                "verify of a token expiring in {} s: {}",
-                                exp - chrono_now(),
-                                r.status()
-                            )),
-                            Err(e) => failed.push(format!("verify: {e}")),
-                        }
-                    }
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                (ok, failed, kids)
-            })
+                .unwrap()
+                .block_on(work(flag))
         });
-        Traffic { stop, thread }
+        Background { stop, thread }
     }
 
-    fn finish(self) -> (u64, Vec<String>, Kids) {
+    fn finish(self) -> T {
         self.stop.store(true, Ordering::Relaxed);
         self.thread.join().unwrap()
+    }
+}
+
+impl Traffic {
+    fn start(base: String) -> Background<(u64, Vec<String>, Kids)> {
+        Background::start(move |flag| async move {
+            let client = reqwest::Client::new();
+            let mut tokens: Vec<(String, i64)> = Vec::new();
+            let (mut ok, mut failed, mut kids) = (0u64, Vec::new(), Kids::new());
+            while !flag.load(Ordering::Relaxed) {
+                let login = client
+                    .post(format!("{base}/login"))
+                    .json(&json!({"username": "canary", "password": CANARY_PASSWORD}))
+                    .send()
+                    .await;
+                match login {
+                    Ok(r) if r.status().is_success() => {
+                        let body: Value = r.json().await.unwrap();
+                        let token = body["access_token"].as_str().unwrap().to_string();
+                        let header: Value = serde_json::from_slice(
+                            &URL_SAFE_NO_PAD
+                                .decode(token.split('.').next().unwrap())
+                                .unwrap(),
+                        )
+                        .unwrap();
+                        let exp = body["expires_at"].as_i64().unwrap();
+                        let kid = header["kid"].as_str().unwrap_or_default().to_string();
+                        let latest = kids.entry(kid).or_insert(exp);
+                        *latest = (*latest).max(exp);
+                        tokens.push((token, exp));
+                        ok += 1;
+                    }
+                    Ok(r) => failed.push(format!("login: {}", r.status())),
+                    Err(e) => failed.push(format!("login: {e}")),
+                }
+                let now = chrono_now();
+                tokens.retain(|(_, exp)| *exp - now >= 2);
+                for (token, exp) in &tokens {
+                    let answer = client
+                        .get(format!("{base}/verify"))
+                        .bearer_auth(token)
+                        .send()
+                        .await;
+                    match answer {
+                        Ok(r) if r.status().is_success() => ok += 1,
+                        Ok(r) => failed.push(format!(
+                            "verify of a token expiring in {} s: {}",
+                            exp - chrono_now(),
+                            r.status()
+                        )),
+                        Err(e) => failed.push(format!("verify: {e}")),
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            (ok, failed, kids)
+        })
     }
 }
 
@@ -402,107 +414,90 @@ fn a_rotation_refused_before_its_first_deployment_leaves_nothing() {
 /// until just before it expires) against the key the token's `kid` names
 /// there. HS256 tokens it cannot verify (the key is a shared secret) are
 /// only counted.
-struct JwksParty {
-    stop: Arc<AtomicBool>,
-    thread: std::thread::JoinHandle<(u64, u64, Vec<String>)>,
-}
+struct JwksParty;
 
 impl JwksParty {
-    fn start(base: String) -> JwksParty {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&stop);
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let client = reqwest::Client::new();
-                let mut cache: Option<(jsonwebtoken::jwk::JwkSet, Instant)> = None;
-                let mut tokens: Vec<(String, i64)> = Vec::new();
-                let (mut verified, mut symmetric, mut failed) = (0u64, 0u64, Vec::new());
-                while !flag.load(Ordering::Relaxed) {
-                    if let Ok(r) = client
-                        .post(format!("{base}/login"))
-                        .json(&json!({"username": "canary", "password": CANARY_PASSWORD}))
+    fn start(base: String) -> Background<(u64, u64, Vec<String>)> {
+        Background::start(move |flag| async move {
+            let client = reqwest::Client::new();
+            let mut cache: Option<(jsonwebtoken::jwk::JwkSet, Instant)> = None;
+            let mut tokens: Vec<(String, i64)> = Vec::new();
+            let (mut verified, mut symmetric, mut failed) = (0u64, 0u64, Vec::new());
+            while !flag.load(Ordering::Relaxed) {
+                if let Ok(r) = client
+                    .post(format!("{base}/login"))
+                    .json(&json!({"username": "canary", "password": CANARY_PASSWORD}))
+                    .send()
+                    .await
+                    && r.status().is_success()
+                {
+                    let body: Value = r.json().await.unwrap();
+                    tokens.push((
+                        body["access_token"].as_str().unwrap().to_string(),
+                        body["expires_at"].as_i64().unwrap(),
+                    ));
+                }
+                let now = chrono_now();
+                tokens.retain(|(_, exp)| *exp - now >= 2);
+                if cache
+                    .as_ref()
+                    .is_none_or(|(_, until)| Instant::now() >= *until)
+                {
+                    match client
+                        .get(format!("{base}/.well-known/jwks.json"))
                         .send()
                         .await
-                        && r.status().is_success()
                     {
-                        let body: Value = r.json().await.unwrap();
-                        tokens.push((
-                            body["access_token"].as_str().unwrap().to_string(),
-                            body["expires_at"].as_i64().unwrap(),
-                        ));
-                    }
-                    let now = chrono_now();
-                    tokens.retain(|(_, exp)| *exp - now >= 2);
-                    if cache
-                        .as_ref()
-                        .is_none_or(|(_, until)| Instant::now() >= *until)
-                    {
-                        match client
-                            .get(format!("{base}/.well-known/jwks.json"))
-                            .send()
-                            .await
-                        {
-                            Ok(r) if r.status().is_success() => {
-                                let max_age = r
-                                    .headers()
-                                    .get("cache-control")
-                                    .and_then(|v| v.to_str().ok())
-                                    .and_then(|v| {
-                                        v.split(',').find_map(|d| {
-                                            d.trim().strip_prefix("max-age=")?.parse::<u64>().ok()
-                                        })
-                                    });
-                                let Some(max_age) = max_age else {
-                                    failed.push("the JWKS has no max-age".to_string());
-                                    break;
-                                };
-                                let set = r.json().await.unwrap();
-                                cache = Some((set, Instant::now() + Duration::from_secs(max_age)));
-                            }
-                            other => failed.push(format!("jwks: {other:?}")),
+                        Ok(r) if r.status().is_success() => {
+                            let max_age = r
+                                .headers()
+                                .get("cache-control")
+                                .and_then(|v| v.to_str().ok())
+                                .and_then(|v| {
+                                    v.split(',').find_map(|d| {
+                                        d.trim().strip_prefix("max-age=")?.parse::<u64>().ok()
+                                    })
+                                });
+                            let Some(max_age) = max_age else {
+                                failed.push("the JWKS has no max-age".to_string());
+                                break;
+                            };
+                            let set = r.json().await.unwrap();
+                            cache = Some((set, Instant::now() + Duration::from_secs(max_age)));
                         }
+                        other => failed.push(format!("jwks: {other:?}")),
                     }
-                    let Some((set, _)) = &cache else {
-                        tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                let Some((set, _)) = &cache else {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                };
+                for (token, _) in &tokens {
+                    let header = jsonwebtoken::decode_header(token).unwrap();
+                    if header.alg == jsonwebtoken::Algorithm::HS256 {
+                        symmetric += 1;
+                        continue;
+                    }
+                    let kid = header.kid.clone().unwrap_or_default();
+                    let Some(jwk) = set.find(&kid) else {
+                        failed.push(format!(
+                            "{:?} token: kid {kid} is not in the JWKS",
+                            header.alg
+                        ));
                         continue;
                     };
-                    for (token, _) in &tokens {
-                        let header = jsonwebtoken::decode_header(token).unwrap();
-                        if header.alg == jsonwebtoken::Algorithm::HS256 {
-                            symmetric += 1;
-                            continue;
-                        }
-                        let kid = header.kid.clone().unwrap_or_default();
-                        let Some(jwk) = set.find(&kid) else {
-                            failed.push(format!(
-                                "{:?} token: kid {kid} is not in the JWKS",
-                                header.alg
-                            ));
-                            continue;
-                        };
-                        let key = jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap();
-                        let mut validation = jsonwebtoken::Validation::new(header.alg);
-                        validation.set_issuer(&["gantry-example-auth"]);
-                        match jsonwebtoken::decode::<Value>(token, &key, &validation) {
-                            Ok(_) => verified += 1,
-                            Err(e) => failed.push(format!("{:?} token {kid}: {e}", header.alg)),
-                        }
+                    let key = jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap();
+                    let mut validation = jsonwebtoken::Validation::new(header.alg);
+                    validation.set_issuer(&["gantry-example-auth"]);
+                    match jsonwebtoken::decode::<Value>(token, &key, &validation) {
+                        Ok(_) => verified += 1,
+                        Err(e) => failed.push(format!("{:?} token {kid}: {e}", header.alg)),
                     }
-                    tokio::time::sleep(Duration::from_millis(100)).await;
                 }
-                (verified, symmetric, failed)
-            })
-        });
-        JwksParty { stop, thread }
-    }
-
-    fn finish(self) -> (u64, u64, Vec<String>) {
-        self.stop.store(true, Ordering::Relaxed);
-        self.thread.join().unwrap()
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            (verified, symmetric, failed)
+        })
     }
 }
 
