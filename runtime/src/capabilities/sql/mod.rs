@@ -375,7 +375,12 @@ async fn prepare(
         Db::Postgres(conn) => {
             // Still the call's role (a statement that left it ends the step
             // before the next runs), and the time left, in one trip.
-            let ms = left.map_or(0, |left| left.as_millis().clamp(1, i32::MAX as u128));
+            // Rounded up: PostgreSQL's timer starts with the statement,
+            // after this trip, so it cancels at or past the deadline and the
+            // call ends as a timeout, never as the statement's own error.
+            let ms = left.map_or(0, |left| {
+                left.as_micros().div_ceil(1000).clamp(1, i32::MAX as u128)
+            });
             let row = sqlx::raw_sql(&format!(
                 "SET LOCAL statement_timeout = {ms}; SELECT current_user::text"
             ))
