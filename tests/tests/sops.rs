@@ -372,3 +372,116 @@ fn a_sops_dotenv_file_deploys_as_key_value_lines() {
     );
     assert_nowhere(&sandbox, &run);
 }
+
+/// `text`, in the format `extension` says, encrypted by sops for `recipient`.
+fn sops_encrypt_text(dir: &Path, extension: &str, text: &str, recipient: &str) -> String {
+    let input = dir.join(format!("plain-input.{extension}"));
+    std::fs::write(&input, text).unwrap();
+    let out = Command::new("sops")
+        .args(["--encrypt", "--age", recipient])
+        .arg(&input)
+        .output()
+        .expect("sops");
+    std::fs::remove_file(&input).unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A YAML base file with comments and an environment kept in its own
+/// SOPS-encrypted YAML overlay file (`environments.production` is its
+/// path): the values rendered as YAML, what either file held encrypted
+/// deployed as a secret (0600, masked in the diff); a tampered overlay is
+/// refused naming it, nothing written.
+#[test]
+fn a_sops_yaml_base_and_an_encrypted_environment_overlay_file_deploy() {
+    let sandbox = Sandbox::new();
+    let keys = sandbox.path().join("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    let one = age_key(&keys, "one");
+    sandbox.write(
+        "deployment_config.json",
+        serde_json::to_string_pretty(&json!({
+            "environments": {"production": "env/production.sops.yaml"},
+            "config_deploy": {"validators": []},
+            "secrets": {"age_identity": "${file:keys/one.txt}"},
+        }))
+        .unwrap(),
+    );
+    let base = format!(
+        "# the service's settings\njwt_secret_key: {SECRET}\ntoken_expiry_minutes: 30\nrate_limiting_enabled: true\nhosts:\n  - a.internal\n  # a comment in a list\n  - b.internal\ndatabase:\n  pool: 5\n"
+    );
+    sandbox.write(
+        "base/auth.yaml",
+        sops_encrypt_text(sandbox.path(), "yaml", &base, &one),
+    );
+    let overlay =
+        format!("# production\ntoken_expiry_minutes: 60\ndatabase:\n  password: {DB_PASSWORD}\n");
+    let overlay = sops_encrypt_text(sandbox.path(), "yaml", &overlay, &one);
+    sandbox.write("env/production.sops.yaml", &overlay);
+    let deploy_yaml = |extra: &[&str]| {
+        Run::from(
+            sandbox
+                .gantry()
+                .env_remove("SOPS_AGE_KEY")
+                .env_remove("SOPS_AGE_KEY_FILE")
+                .args(["config", "deploy", "--config-file", "base/auth.yaml"])
+                .args(["--environment", "production"])
+                .args(extra)
+                .output()
+                .unwrap(),
+        )
+    };
+    let run = deploy_yaml(&["--dry-run"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("********"), "masked: {}", run.stdout);
+    assert_nowhere(&sandbox, &run);
+
+    let run = deploy_yaml(&[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_nowhere(&sandbox, &run);
+    let target = sandbox.path().join("config/auth.yaml");
+    let deployed = std::fs::read_to_string(&target).unwrap();
+    let mut lines: Vec<&str> = deployed.lines().collect();
+    lines.sort();
+    for want in [
+        format!("jwt_secret_key: {SECRET}").as_str(),
+        "token_expiry_minutes: 60",
+        "  - a.internal",
+        "  - b.internal",
+        "  pool: 5",
+        format!("  password: {DB_PASSWORD}").as_str(),
+    ] {
+        assert!(lines.contains(&want), "{want:?} in\n{deployed}");
+    }
+    assert!(
+        !deployed.contains("\nsops:") && !deployed.contains("ENC[") && !deployed.contains('#'),
+        "{deployed}"
+    );
+    assert_eq!(
+        std::fs::metadata(&target).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    // A value removed from the overlay after sops wrote it.
+    let removed: String = overlay
+        .lines()
+        .filter(|l| !l.starts_with("token_expiry_minutes:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_ne!(removed, overlay);
+    sandbox.write("env/production.sops.yaml", removed);
+    let before = std::fs::read_to_string(&target).unwrap();
+    let run = deploy_yaml(&[]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("production.sops.yaml") && run.stderr.contains("MAC"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), before);
+    assert_nowhere(&sandbox, &run);
+}

@@ -193,6 +193,20 @@ mod tests {
     }
 
     #[test]
+    fn an_environment_is_values_or_an_overlay_file() {
+        let config = json(r#"{"environments": {"a": {"x": 1}, "b": "env/b.sops.yaml"}}"#).unwrap();
+        assert_eq!(
+            config.environments["b"],
+            crate::config::Environment::File("env/b.sops.yaml".into())
+        );
+        for wrong in ["5", "\"\"", "[]"] {
+            let err = json(&format!("{{\"environments\": {{\"b\": {wrong}}}}}")).unwrap_err();
+            assert_eq!(err.key.as_deref(), Some("environments.b"), "{err}");
+            assert!(err.to_string().contains("overlay file"), "{err}");
+        }
+    }
+
+    #[test]
     fn a_wrong_type_names_its_key() {
         let err = json("{\"database\": {\"port\": \"fifty\"}}").unwrap_err();
         assert_eq!(err.key.as_deref(), Some("database.port"), "{err}");

@@ -22,9 +22,10 @@ pub struct DeploymentConfig {
     pub deployment: DeploymentSettings,
     #[serde(default)]
     pub monitoring: MonitoringConfig,
-    /// Per-environment values merged over the base config files.
+    /// Per-environment values merged over the base config files: written
+    /// here, or the path of an overlay file holding them.
     #[serde(default)]
-    pub environments: BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
+    pub environments: BTreeMap<String, Environment>,
     /// gantry's own state store.
     #[serde(default)]
     pub state: StateConfig,
@@ -41,6 +42,39 @@ pub struct DeploymentConfig {
     /// How gantry opens encrypted configuration.
     #[serde(default)]
     pub secrets: SecretsConfig,
+}
+
+/// `environments.<ENV>`: an object of values, or the path (relative to
+/// the deployment config) of an overlay file holding them — JSON, TOML,
+/// YAML or dotenv, SOPS-encrypted or not.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Environment {
+    Values(serde_json::Map<String, serde_json::Value>),
+    File(PathBuf),
+}
+
+impl<'de> Deserialize<'de> for Environment {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match serde_json::Value::deserialize(deserializer)? {
+            serde_json::Value::Object(values) => Ok(Environment::Values(values)),
+            serde_json::Value::String(path) if !path.trim().is_empty() => {
+                Ok(Environment::File(PathBuf::from(path)))
+            }
+            _ => Err(serde::de::Error::custom(
+                "expected an object of values or the path of an overlay file",
+            )),
+        }
+    }
+}
+
+impl Environment {
+    /// The values written in the deployment config; none for a file.
+    pub fn values(&self) -> Option<&serde_json::Map<String, serde_json::Value>> {
+        match self {
+            Environment::Values(values) => Some(values),
+            Environment::File(_) => None,
+        }
+    }
 }
 
 /// `secrets`: what opens SOPS-encrypted config files.

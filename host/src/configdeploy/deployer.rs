@@ -12,10 +12,12 @@ use super::diff::{FileChange, FileDiff, diff_for};
 use super::error::{ConfigError, Finding, Severity};
 use super::events::Event;
 use super::guard::DirGuard;
+use super::overlay::Overlay;
 use super::paths;
 use super::render::{self, Base, Rendered};
 use super::validate::Validators;
 use super::write::{self, Planned};
+use crate::config::Environment;
 use crate::events::{Sink, discard};
 use crate::store::InstallationKey;
 use crate::store::{BackupRecord, ChangeFile, ChangeKind, ChangeRecord, ChangeState, Store};
@@ -32,7 +34,10 @@ pub struct DeployerSettings {
     pub config_dir: PathBuf,
     pub backup_dir: PathBuf,
     pub max_backups: u32,
-    pub environments: BTreeMap<String, Map<String, Value>>,
+    /// `environments`, overlay files' paths made absolute.
+    pub environments: BTreeMap<String, Environment>,
+    /// Values merged over every environment's (the deployment's own).
+    pub extra: Map<String, Value>,
     /// Where `${file:…}` references are relative to.
     pub secrets_base: PathBuf,
     pub lock_timeout: Duration,
@@ -60,7 +65,12 @@ impl DeployerSettings {
             config_dir: std::path::absolute(&config_dir).unwrap_or(config_dir),
             backup_dir: settings.backup_dir(),
             max_backups: config.deployment.max_backups,
-            environments: config.environments.clone(),
+            environments: config
+                .environments
+                .keys()
+                .filter_map(|name| Some((name.clone(), settings.environment(name)?)))
+                .collect(),
+            extra: Map::new(),
             secrets_base: settings.secrets_base(),
             lock_timeout: Duration::from_secs(config.config_deploy.lock_timeout_seconds),
             actor: settings.actor.clone(),
@@ -111,15 +121,10 @@ impl ConfigDeployer {
     /// The age identities that open SOPS files: the environment's, and
     /// `secrets.age_identity` resolved.
     fn sops_identities(&self) -> Result<super::sops::Identities, super::sops::SopsError> {
-        let configured = match &self.settings.age_identity {
-            Some(reference) => Some(
-                crate::secrets::resolve(reference, &self.settings.secrets_base).map_err(|e| {
-                    super::sops::SopsError::Identity(format!("`secrets.age_identity`: {e}"))
-                })?,
-            ),
-            None => None,
-        };
-        super::sops::Identities::from_environment(configured.as_deref())
+        super::sops::Identities::for_config(
+            self.settings.age_identity.as_deref(),
+            &self.settings.secrets_base,
+        )
     }
 
     pub fn store(&self) -> &Store {
@@ -130,15 +135,14 @@ impl ConfigDeployer {
         (self.sink)(&event);
     }
 
-    fn overrides(&self, environment: &str) -> Result<Map<String, Value>, ConfigError> {
+    /// The environment's values (its overlay file read and, when SOPS
+    /// wrote it, decrypted), with the deployment's own on top.
+    fn overlay(&self, environment: &str) -> Result<Overlay, ConfigError> {
         if self.settings.environments.is_empty() {
-            return Ok(Map::new());
+            return Ok(Overlay::extra(self.settings.extra.clone()));
         }
-        self.settings
-            .environments
-            .get(environment)
-            .cloned()
-            .ok_or_else(|| ConfigError::UnknownEnvironment {
+        let source = self.settings.environments.get(environment).ok_or_else(|| {
+            ConfigError::UnknownEnvironment {
                 env: environment.to_string(),
                 known: self
                     .settings
@@ -147,7 +151,11 @@ impl ConfigDeployer {
                     .cloned()
                     .collect::<Vec<_>>()
                     .join(", "),
-            })
+            }
+        })?;
+        let mut overlay = Overlay::load(source, &|| self.sops_identities())?;
+        overlay.values.extend(self.settings.extra.clone());
+        Ok(overlay)
     }
 
     /// Renders and validates; writes nothing. `Err(Invalid)` when any
@@ -157,7 +165,7 @@ impl ConfigDeployer {
         sources: &[PathBuf],
         environment: &str,
     ) -> Result<(Vec<Rendered>, Vec<Finding>), ConfigError> {
-        let overrides = self.overrides(environment)?;
+        let overlay = self.overlay(environment)?;
         let identities = || self.sops_identities();
         let bases: Vec<Base> = sources
             .iter()
@@ -172,7 +180,7 @@ impl ConfigDeployer {
             }
             paths::target(&self.settings.config_dir, &base.name)?;
         }
-        let rendered = render::render_all(&bases, &overrides, &self.settings.secrets_base)?;
+        let rendered = render::render_all(&bases, &overlay, &self.settings.secrets_base)?;
         let ours: Vec<Finding> = bases
             .iter()
             .zip(&rendered)

@@ -8,12 +8,14 @@ mod error;
 mod events;
 mod guard;
 mod history;
+pub mod overlay;
 pub mod paths;
 pub mod render;
 mod rollback;
 pub mod sops;
 mod validate;
 mod write;
+mod yaml;
 
 pub use deployer::{ConfigDeployer, DeployReport, DeployerSettings};
 pub use diff::{FileChange, FileDiff};

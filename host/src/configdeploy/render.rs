@@ -1,5 +1,5 @@
 //! Rendering a config file for an environment: parse the base file (JSON,
-//! TOML, or dotenv `KEY=value` lines for `*.env`), merge the deployment config's `environments.<ENV>` over it,
+//! TOML, YAML, or dotenv `KEY=value` lines for `*.env`), merge the deployment config's `environments.<ENV>` over it,
 //! resolve secret references, serialise in the base file's format.
 //!
 //! Merge rules: a key of `environments.<ENV>` that is a deployed file's
@@ -13,6 +13,7 @@
 //! output can be masked and scrubbed. Nothing here prints.
 
 use super::error::{ConfigError, Finding, Severity};
+use super::overlay::Overlay;
 use super::sops;
 use crate::secrets;
 use serde_json::{Map, Value};
@@ -24,6 +25,8 @@ pub enum Format {
     Toml,
     /// `KEY=value` lines (`*.env`): a flat object of strings.
     Dotenv,
+    /// `*.yaml`, `*.yml`.
+    Yaml,
 }
 
 impl Format {
@@ -34,6 +37,7 @@ impl Format {
         match extension.as_deref() {
             Some("toml") => Format::Toml,
             Some("env") => Format::Dotenv,
+            Some("yaml" | "yml") => Format::Yaml,
             _ => Format::Json,
         }
     }
@@ -151,6 +155,30 @@ pub fn read_base(
             why: "has no file name".into(),
         })?;
     super::paths::check_name(&name)?;
+    let document = read_document(source, identities)?;
+    Ok(Base {
+        source: source.to_path_buf(),
+        name,
+        format: document.format,
+        value: Value::Object(document.values),
+        encrypted: document.encrypted,
+    })
+}
+
+/// A config file as read: an object, decrypted when SOPS wrote it.
+pub struct Document {
+    pub format: Format,
+    pub values: Map<String, Value>,
+    /// JSON pointers of the values the file held encrypted.
+    pub encrypted: Vec<String>,
+}
+
+/// Reads, parses and (when SOPS wrote it) decrypts a config file whose
+/// top level is an object.
+pub fn read_document(
+    source: &Path,
+    identities: &dyn Fn() -> Result<sops::Identities, sops::SopsError>,
+) -> Result<Document, ConfigError> {
     let text = std::fs::read_to_string(source).map_err(|e| ConfigError::Read {
         path: source.to_path_buf(),
         source: e,
@@ -168,26 +196,25 @@ pub fn read_base(
         value = opened.value;
         encrypted = opened.encrypted;
     }
-    if !value.is_object() {
+    let Value::Object(values) = value else {
         return Err(ConfigError::Syntax {
             path: source.to_path_buf(),
             line_col: None,
             message: "the top level must be an object".into(),
         });
-    }
-    Ok(Base {
-        source: source.to_path_buf(),
-        name,
+    };
+    Ok(Document {
         format,
-        value,
+        values,
         encrypted,
     })
 }
 
-/// Parses JSON or TOML text into a JSON value; errors carry line and column.
+/// Parses a file's text into a JSON value; errors carry line and column.
 pub fn parse(text: &str, format: Format, path: &Path) -> Result<Value, ConfigError> {
     match format {
         Format::Dotenv => parse_dotenv(text, path).map(sops::from_dotenv),
+        Format::Yaml => super::yaml::parse(text, path),
         Format::Json => serde_json::from_str(text).map_err(|e| ConfigError::Syntax {
             path: path.to_path_buf(),
             line_col: Some((e.line(), e.column())),
@@ -208,20 +235,24 @@ pub fn parse(text: &str, format: Format, path: &Path) -> Result<Value, ConfigErr
     }
 }
 
-/// Renders every base for `overrides` (the environment's section);
+/// Renders every base for `overlay` (the environment's values);
 /// `secrets_base` is where `${file:…}` paths are relative to.
 pub fn render_all(
     bases: &[Base],
-    overrides: &Map<String, Value>,
+    overlay: &Overlay,
     secrets_base: &Path,
 ) -> Result<Vec<Rendered>, ConfigError> {
     let mut merged: Vec<Value> = bases.iter().map(|b| b.value.clone()).collect();
-    for (key, value) in overrides {
+    // Per file, the pointers of values the overlay held encrypted.
+    let mut encrypted: Vec<Vec<String>> = vec![Vec::new(); bases.len()];
+    for (key, value) in &overlay.values {
+        let under = format!("/{}", escape(key));
         let own = bases
             .iter()
             .position(|b| value.is_object() && key == &b.name);
         if let Some(i) = own {
             merge(&mut merged[i], value);
+            encrypted[i].extend(overlay.encrypted_under(&under).map(|rest| rest.to_string()));
             continue;
         }
         let holders: Vec<usize> = (0..bases.len())
@@ -237,16 +268,27 @@ pub fn render_all(
                     }
                 }
             }
+            encrypted[i].extend(
+                overlay
+                    .encrypted_under(&under)
+                    .map(|rest| format!("{under}{rest}")),
+            );
         }
     }
     bases
         .iter()
         .zip(merged)
-        .map(|(base, value)| finish(base, value, secrets_base))
+        .zip(encrypted)
+        .map(|((base, value), encrypted)| finish(base, value, &encrypted, secrets_base))
         .collect()
 }
 
-fn finish(base: &Base, mut value: Value, secrets_base: &Path) -> Result<Rendered, ConfigError> {
+fn finish(
+    base: &Base,
+    mut value: Value,
+    overlay_encrypted: &[String],
+    secrets_base: &Path,
+) -> Result<Rendered, ConfigError> {
     let mut secret_paths = Vec::new();
     let mut secret_values = Vec::new();
     resolve(
@@ -258,10 +300,11 @@ fn finish(base: &Base, mut value: Value, secrets_base: &Path) -> Result<Rendered
         &mut secret_values,
     )?;
     named_secrets(&value, "", &mut secret_paths);
-    // What the SOPS file kept encrypted stays a secret once rendered.
+    // What a SOPS file kept encrypted stays a secret once rendered.
     secret_paths.extend(
         base.encrypted
             .iter()
+            .chain(overlay_encrypted)
             .filter(|p| value.pointer(p).is_some())
             .cloned(),
     );
@@ -294,6 +337,7 @@ pub fn serialise(value: &Value, format: Format, path: &Path) -> Result<String, C
             Ok(serde_json::to_string_pretty(value).expect("a JSON value serialises") + "\n")
         }
         Format::Dotenv => dotenv_text(value, path),
+        Format::Yaml => super::yaml::text(value, path),
         Format::Toml => toml::to_string_pretty(value).map_err(|e| ConfigError::Syntax {
             path: path.to_path_buf(),
             line_col: None,
@@ -490,7 +534,12 @@ mod tests {
             "extensions": {"audit": {"enabled": true}},
             "extensions.json": {"extra": true}
         });
-        let out = render_all(&bases, overrides.as_object().unwrap(), Path::new(".")).unwrap();
+        let out = render_all(
+            &bases,
+            &Overlay::extra(overrides.as_object().unwrap().clone()),
+            Path::new("."),
+        )
+        .unwrap();
         assert_eq!(
             out[0].value,
             json!({"jwt_secret_key": "prod", "nested": {"a": 1, "b": 3}, "token_expiry_minutes": 60})
@@ -508,7 +557,7 @@ mod tests {
             "db.json",
             json!({"db_password": "literal-pw", "user": "svc"}),
         )];
-        let out = render_all(&bases, &Map::new(), Path::new(".")).unwrap();
+        let out = render_all(&bases, &Overlay::default(), Path::new(".")).unwrap();
         assert_eq!(out[0].secret_values, ["literal-pw"]);
         assert_eq!(
             scrub("login as svc with literal-pw failed", &out[0].secret_values),
@@ -524,7 +573,7 @@ mod tests {
             "auth.json",
             json!({"signing": "${file:jwt}", "name": "svc"}),
         )];
-        let out = render_all(&bases, &Map::new(), dir.path()).unwrap();
+        let out = render_all(&bases, &Overlay::default(), dir.path()).unwrap();
         assert_eq!(out[0].value["signing"], "s3cret-value-from-file");
         assert!(out[0].holds_secrets());
         assert_eq!(out[0].masked()["signing"], "********");
@@ -540,7 +589,7 @@ mod tests {
             "auth.json",
             json!({"jwt": {"key": "${env:GANTRY_TEST_UNSET_SECRET}"}}),
         )];
-        let err = render_all(&bases, &Map::new(), Path::new("."))
+        let err = render_all(&bases, &Overlay::default(), Path::new("."))
             .unwrap_err()
             .to_string();
         assert!(

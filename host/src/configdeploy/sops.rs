@@ -4,7 +4,8 @@
 //! data), and the file's MAC — SHA-512 over every value in document order,
 //! itself encrypted under the data key with `lastmodified` as additional
 //! data — must match, so a tampered, reordered or partly replaced file is
-//! refused. The format is sops's, as its documentation and source
+//! refused. Comments (YAML) are encrypted by sops but outside the MAC:
+//! they are dropped. The format is sops's, as its documentation and source
 //! describe it; the primitives are the `age` and `aes-gcm` crates.
 //!
 //! Identities: `SOPS_AGE_KEY` (the key text), `SOPS_AGE_KEY_FILE`, or
@@ -57,6 +58,23 @@ impl Identities {
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Identities(keys))
+    }
+
+    /// The identities for a deployment config: the environment's, and
+    /// `secrets.age_identity` (a reference, resolved against
+    /// `secrets_base`).
+    pub fn for_config(
+        age_identity: Option<&str>,
+        secrets_base: &std::path::Path,
+    ) -> Result<Identities, SopsError> {
+        let configured = match age_identity {
+            Some(reference) => Some(
+                crate::secrets::resolve(reference, secrets_base)
+                    .map_err(|e| SopsError::Identity(format!("`secrets.age_identity`: {e}")))?,
+            ),
+            None => None,
+        };
+        Identities::from_environment(configured.as_deref())
     }
 
     /// From `SOPS_AGE_KEY`, `SOPS_AGE_KEY_FILE`, and `configured` (the
@@ -297,6 +315,14 @@ impl Walk<'_> {
                 }
             }
             Value::Array(items) => {
+                // A comment inside a YAML sequence is kept by sops as an
+                // item of type `comment`; comments are not in the MAC, and
+                // decrypted they are comments again, not values.
+                items.retain(|item| {
+                    !item.as_str().is_some_and(|t| {
+                        t.starts_with("ENC[AES256_GCM,") && t.ends_with(",type:comment]")
+                    })
+                });
                 for (i, child) in items.iter_mut().enumerate() {
                     self.value(child, path, &format!("{pointer}/{i}"))?;
                 }
@@ -438,6 +464,49 @@ mod tests {
         let mut changed = flat.clone();
         changed["RETRIES"] = changed["API_PASSWORD"].clone();
         assert!(decrypt(&changed, &identity("test-identity.txt")).is_err());
+    }
+
+    fn yaml(name: &str) -> Value {
+        let path = std::path::Path::new(name);
+        crate::configdeploy::render::parse(
+            &fixture(name),
+            crate::configdeploy::render::Format::Yaml,
+            path,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn yaml_files_sops_wrote_decrypt_without_their_comments() {
+        let plain = yaml("plain.yaml");
+        for (file, key) in [
+            ("encrypted.yaml", "test-identity.txt"),
+            ("two-recipients-regex.yaml", "test-identity.txt"),
+            ("two-recipients-regex.yaml", "second-identity.txt"),
+        ] {
+            let encrypted = yaml(file);
+            assert!(is_sops(&encrypted), "{file}");
+            let out = decrypt(&encrypted, &identity(key)).unwrap();
+            assert_eq!(out.value, plain, "{file} with {key}");
+        }
+        let all = decrypt(&yaml("encrypted.yaml"), &identity("test-identity.txt")).unwrap();
+        assert!(
+            all.encrypted.contains(&"/nested/hosts/1".to_string())
+                && all.encrypted.contains(&"/ratio".to_string()),
+            "{:?}",
+            all.encrypted
+        );
+        let regex = decrypt(
+            &yaml("two-recipients-regex.yaml"),
+            &identity("test-identity.txt"),
+        )
+        .unwrap();
+        assert_eq!(regex.encrypted, vec!["/jwt_secret_key", "/nested/password"]);
+        // A value left in clear is under the MAC.
+        let mut changed = yaml("two-recipients-regex.yaml");
+        changed["token_expiry"] = Value::from(3601);
+        let err = decrypt(&changed, &identity("test-identity.txt")).unwrap_err();
+        assert!(matches!(err, SopsError::Tampered), "{err}");
     }
 
     #[test]

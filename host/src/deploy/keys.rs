@@ -10,7 +10,7 @@ use serde_json::Value;
 use sha2::Digest;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Key {
@@ -39,22 +39,12 @@ fn active() -> String {
 pub struct KeySet(pub Vec<Key>);
 
 impl KeySet {
-    /// The set the deployment config gives `environment`: its `jwt_keys`,
-    /// or its `jwt_secret_key` as one HS256 key with kid `default` (what
-    /// the service itself makes of it); then the base files' own.
-    pub fn from_config(
-        environment: &serde_json::Map<String, Value>,
-        sources: &[PathBuf],
-    ) -> Result<KeySet, String> {
-        let mut places: Vec<serde_json::Map<String, Value>> = vec![environment.clone()];
-        for source in sources {
-            if let Ok(text) = std::fs::read_to_string(source)
-                && let Ok(Value::Object(map)) = serde_json::from_str::<Value>(&text)
-            {
-                places.push(map);
-            }
-        }
-        for place in &places {
+    /// The set the deployment config gives an environment: the first of
+    /// `places` (the environment's values, then the base files') holding
+    /// `jwt_keys`, or `jwt_secret_key` as one HS256 key with kid `default`
+    /// (what the service itself makes of it).
+    pub fn from_config(places: &[serde_json::Map<String, Value>]) -> Result<KeySet, String> {
+        for place in places {
             if let Some(keys) = place.get("jwt_keys") {
                 let set: KeySet =
                     serde_json::from_value(keys.clone()).map_err(|e| format!("`jwt_keys`: {e}"))?;

@@ -328,9 +328,7 @@ fn build_deployer(
             message: format!("{e:#}"),
         })?;
     let mut deployer_settings = DeployerSettings::from_settings(settings, None);
-    for values in deployer_settings.environments.values_mut() {
-        values.extend(overrides.clone());
-    }
+    deployer_settings.extra = overrides.clone();
     Ok(
         ConfigDeployer::new(deployer_settings, validators, store.clone())
             .with_sink(sinks.config.clone()),

@@ -27,6 +27,8 @@ use super::keys::{Key, KeySet, fingerprint};
 use super::plan::Plan;
 use crate::clock::now_ms;
 use crate::clock::when;
+use crate::configdeploy::overlay::Overlay;
+use crate::configdeploy::render::read_document;
 use crate::store::{DeployOutcome, RotationState};
 use crate::store::{RotationRecord, Store, StoreError};
 use serde::Serialize;
@@ -257,15 +259,27 @@ impl Plan {
             return serde_json::from_str(&stored)
                 .map_err(|e| refused(format!("the stored key set is unreadable: {e}")));
         }
-        let values = self
-            .settings
-            .config
-            .config
-            .environments
-            .get(&self.environment)
-            .cloned()
-            .unwrap_or_default();
-        KeySet::from_config(&values, &self.sources).map_err(refused)
+        // The environment's values and the base files, read as config
+        // deploy reads them (any format, SOPS decrypted).
+        let config = &self.settings.config.config;
+        let identities = || {
+            crate::configdeploy::sops::Identities::for_config(
+                config.secrets.age_identity.as_deref(),
+                &self.settings.secrets_base(),
+            )
+        };
+        let mut places = Vec::new();
+        if let Some(environment) = self.settings.environment(&self.environment) {
+            let overlay = Overlay::load(&environment, &identities)
+                .map_err(|e| refused(format!("environments.{}: {e}", self.environment)))?;
+            places.push(overlay.values);
+        }
+        for source in &self.sources {
+            if let Ok(document) = read_document(source, &identities) {
+                places.push(document.values);
+            }
+        }
+        KeySet::from_config(&places).map_err(refused)
     }
 
     async fn start_rotation(

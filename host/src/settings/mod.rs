@@ -151,6 +151,15 @@ impl Settings {
         self.config.resolve(path)
     }
 
+    /// `environments.<name>`, an overlay file's path resolved.
+    pub fn environment(&self, name: &str) -> Option<crate::config::Environment> {
+        use crate::config::Environment;
+        Some(match self.config.config.environments.get(name)? {
+            Environment::File(path) => Environment::File(self.resolve_path(path)),
+            values => values.clone(),
+        })
+    }
+
     /// Config backups (`deployment.backup_dir`), absolute; the
     /// installation key lives there too.
     pub fn backup_dir(&self) -> PathBuf {
