@@ -17,7 +17,7 @@ mod imports {
     });
 }
 
-pub use imports::gantry::plugin::{config, http, log, smtp, sql, tcp, types};
+pub use imports::gantry::plugin::{config, http, log, provenance, smtp, sql, tcp, types};
 
 pub mod health_check {
     wasmtime::component::bindgen!({
@@ -55,6 +55,7 @@ pub mod config_validator {
             "gantry:plugin/types": super::types,
             "gantry:plugin/log": super::log,
             "gantry:plugin/config": super::config,
+            "gantry:plugin/provenance": super::provenance,
         },
     });
 }

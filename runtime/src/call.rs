@@ -50,6 +50,9 @@ pub struct CallOptions {
     /// scrub from everything the plugin returns, logs or prints. The
     /// plugin's own secret settings are scrubbed without being listed.
     pub secrets: Vec<String>,
+    /// A config validator's file: where each value came from (its
+    /// `provenance` import).
+    pub origins: Option<crate::capabilities::provenance::Origins>,
 }
 
 /// A call's result and its report.
@@ -352,6 +355,7 @@ impl Runtime {
             deadline,
             io: self.io(),
             ca_file: options.ca_file.as_deref(),
+            origins: options.origins.as_ref(),
         });
         CallState {
             wasi: CallState::sandboxed_wasi(&stdout, &stderr),

@@ -252,8 +252,7 @@ fn validate_names_the_encrypted_keys_and_a_secret_in_clear_is_refused_in_product
     sandbox.write(
         "deployment_config.json",
         serde_json::to_string_pretty(&json!({
-            "environments": {"production": {}, "staging": {}},
-            "config_deploy": {"validators": []},
+            "environments": {"production": {"api_token": "set-in-the-environment"}, "staging": {}},
             "secrets": {"age_identity": "${file:keys/one.txt}"},
         }))
         .unwrap(),
@@ -286,15 +285,18 @@ fn validate_names_the_encrypted_keys_and_a_secret_in_clear_is_refused_in_product
     assert_nowhere(&sandbox, &run);
 
     // A secret-named key in clear in a base file: refused in production,
-    // a warning elsewhere.
+    // a warning elsewhere (the auth-config-validator's rule, from each
+    // value's provenance); one from a reference, or written in the
+    // environment's values, is not.
     sandbox.write(
         "base/app.json",
-        r#"{"smtp_password": "a-password-left-in-clear", "retries": 3}"#,
+        r#"{"smtp_password": "a-password-left-in-clear", "db_password": "${env:APP_DB_PASSWORD}", "retries": 3}"#,
     );
     let deploy_app = |env: &str| {
         Run::from(
             sandbox
                 .gantry()
+                .env("APP_DB_PASSWORD", "from-the-environment-variable")
                 .args(["config", "deploy", "--config-file", "base/app.json"])
                 .args(["--environment", env])
                 .output()
@@ -305,9 +307,14 @@ fn validate_names_the_encrypted_keys_and_a_secret_in_clear_is_refused_in_product
     assert_eq!(run.code, 2, "{}", run.stderr);
     let said = format!("{}{}", run.stdout, run.stderr);
     assert!(
-        said.contains("/smtp_password") && said.contains("clear text"),
+        said.contains("/smtp_password")
+            && said.contains("clear text")
+            && said.contains("auth-config-validator"),
         "{said}"
     );
+    for not_flagged in ["/db_password", "/api_token"] {
+        assert!(!said.contains(not_flagged), "{not_flagged}: {said}");
+    }
     assert!(!said.contains("a-password-left-in-clear"), "{said}");
     assert!(!sandbox.path().join("config/app.json").exists());
     let run = deploy_app("staging");

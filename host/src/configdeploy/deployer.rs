@@ -181,11 +181,7 @@ impl ConfigDeployer {
             paths::target(&self.settings.config_dir, &base.name)?;
         }
         let rendered = render::render_all(&bases, &overlay, &self.settings.secrets_base)?;
-        let ours: Vec<Finding> = bases
-            .iter()
-            .zip(&rendered)
-            .flat_map(|(base, file)| render::secret_findings(base, file, environment))
-            .collect();
+        let ours: Vec<Finding> = bases.iter().flat_map(render::secret_findings).collect();
         let validators = Arc::clone(&self.validators);
         let (env, files) = (environment.to_string(), rendered.clone());
         let findings = tokio::task::spawn_blocking(move || validators.run(&files, &env))

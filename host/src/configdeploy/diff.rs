@@ -114,6 +114,7 @@ mod tests {
             value,
             secret_paths: vec!["/jwt_secret_key".into()],
             secret_values: vec!["s3cret-value-xyz".into()],
+            origins: Default::default(),
         };
         let diff = diff_for(dir.path(), &rendered).diff;
         assert!(!diff.contains("s3cret-value-xyz"), "{diff}");

@@ -102,6 +102,16 @@ mod tests {
         assert!(!out[0].secret_paths.contains(&"/mode".to_string()));
         assert_eq!(out[1].secret_paths, vec!["/db/password"]);
         assert_eq!(out[0].masked()["token"], "********");
+        use crate::configdeploy::render::Origin;
+        for (pointer, origin) in [
+            ("/db/password", Origin::Encrypted),
+            ("/db/host", Origin::Environment),
+            ("/mode", Origin::Environment),
+            ("/port", Origin::BaseFile),
+        ] {
+            assert_eq!(out[0].origins.get(pointer), Some(&origin), "{pointer}");
+        }
+        assert_eq!(out[1].origins.get("/db/host"), Some(&Origin::Environment));
     }
 
     #[test]

@@ -17,6 +17,7 @@ use super::overlay::Overlay;
 use super::sops;
 use crate::secrets;
 use serde_json::{Map, Value};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,6 +127,22 @@ pub struct Rendered {
     pub secret_paths: Vec<String>,
     /// Resolved secret values, for scrubbing messages.
     pub secret_values: Vec<String>,
+    /// Where each scalar value came from, by JSON pointer (validators'
+    /// `provenance`).
+    pub origins: BTreeMap<String, Origin>,
+}
+
+/// How a value reached a rendered file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Written in clear in the base file.
+    BaseFile,
+    /// Written in clear in the environment's values.
+    Environment,
+    /// Decrypted from a SOPS-encrypted base or overlay file.
+    Encrypted,
+    /// Resolved from a secret reference.
+    Reference,
 }
 
 impl Rendered {
@@ -243,8 +260,9 @@ pub fn render_all(
     secrets_base: &Path,
 ) -> Result<Vec<Rendered>, ConfigError> {
     let mut merged: Vec<Value> = bases.iter().map(|b| b.value.clone()).collect();
-    // Per file, the pointers of values the overlay held encrypted.
-    let mut encrypted: Vec<Vec<String>> = vec![Vec::new(); bases.len()];
+    // Per file, what the overlay wrote: every pointer, and those it held
+    // encrypted.
+    let mut from_overlay: Vec<FromOverlay> = vec![FromOverlay::default(); bases.len()];
     for (key, value) in &overlay.values {
         let under = format!("/{}", escape(key));
         let own = bases
@@ -252,7 +270,10 @@ pub fn render_all(
             .position(|b| value.is_object() && key == &b.name);
         if let Some(i) = own {
             merge(&mut merged[i], value);
-            encrypted[i].extend(overlay.encrypted_under(&under).map(|rest| rest.to_string()));
+            leaves(value, "", &mut from_overlay[i].written);
+            from_overlay[i]
+                .encrypted
+                .extend(overlay.encrypted_under(&under).map(|rest| rest.to_string()));
             continue;
         }
         let holders: Vec<usize> = (0..bases.len())
@@ -268,7 +289,8 @@ pub fn render_all(
                     }
                 }
             }
-            encrypted[i].extend(
+            leaves(value, &under, &mut from_overlay[i].written);
+            from_overlay[i].encrypted.extend(
                 overlay
                     .encrypted_under(&under)
                     .map(|rest| format!("{under}{rest}")),
@@ -278,15 +300,39 @@ pub fn render_all(
     bases
         .iter()
         .zip(merged)
-        .zip(encrypted)
-        .map(|((base, value), encrypted)| finish(base, value, &encrypted, secrets_base))
+        .zip(from_overlay)
+        .map(|((base, value), from_overlay)| finish(base, value, &from_overlay, secrets_base))
         .collect()
+}
+
+/// What an environment's overlay wrote into one file.
+#[derive(Debug, Clone, Default)]
+struct FromOverlay {
+    written: Vec<String>,
+    encrypted: Vec<String>,
+}
+
+/// The pointer of every scalar in `value`, under `pointer`.
+fn leaves(value: &Value, pointer: &str, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, child) in map {
+                leaves(child, &format!("{pointer}/{}", escape(key)), out);
+            }
+        }
+        Value::Array(items) => {
+            for (i, child) in items.iter().enumerate() {
+                leaves(child, &format!("{pointer}/{i}"), out);
+            }
+        }
+        _ => out.push(pointer.to_string()),
+    }
 }
 
 fn finish(
     base: &Base,
     mut value: Value,
-    overlay_encrypted: &[String],
+    overlay: &FromOverlay,
     secrets_base: &Path,
 ) -> Result<Rendered, ConfigError> {
     let mut secret_paths = Vec::new();
@@ -299,15 +345,37 @@ fn finish(
         &mut secret_paths,
         &mut secret_values,
     )?;
+    let references = secret_paths.clone();
     named_secrets(&value, "", &mut secret_paths);
     // What a SOPS file kept encrypted stays a secret once rendered.
     secret_paths.extend(
         base.encrypted
             .iter()
-            .chain(overlay_encrypted)
+            .chain(&overlay.encrypted)
             .filter(|p| value.pointer(p).is_some())
             .cloned(),
     );
+    // Encrypted where it came from: the overlay's, or the base file's
+    // where the overlay did not write over it.
+    let encrypted = |pointer: &String| {
+        overlay.encrypted.contains(pointer)
+            || (base.encrypted.contains(pointer) && !overlay.written.contains(pointer))
+    };
+    let mut origins = BTreeMap::new();
+    let mut scalars = Vec::new();
+    leaves(&value, "", &mut scalars);
+    for pointer in scalars {
+        let origin = if references.contains(&pointer) {
+            Origin::Reference
+        } else if encrypted(&pointer) {
+            Origin::Encrypted
+        } else if overlay.written.contains(&pointer) {
+            Origin::Environment
+        } else {
+            Origin::BaseFile
+        };
+        origins.insert(pointer, origin);
+    }
     secret_paths.sort();
     secret_paths.dedup();
     // A value under a secret-like key is a secret even written literally:
@@ -328,6 +396,7 @@ fn finish(
         text,
         secret_paths,
         secret_values,
+        origins,
     })
 }
 
@@ -439,13 +508,11 @@ fn escape(key: &str) -> String {
 }
 
 /// What gantry itself says of a base file's secrets, beside the
-/// validators: each value a SOPS file kept encrypted (info), and each
-/// secret-named value written in clear in the base file that reaches the
-/// rendered file as it is (a warning; an error in `production`) — keep it
-/// encrypted or a reference.
-pub fn secret_findings(base: &Base, rendered: &Rendered, environment: &str) -> Vec<Finding> {
-    let mut out: Vec<Finding> = base
-        .encrypted
+/// validators: each value a SOPS file kept encrypted (info). A secret
+/// written in clear is the auth-config-validator's finding (it reads each
+/// value's origin through `provenance`).
+pub fn secret_findings(base: &Base) -> Vec<Finding> {
+    base.encrypted
         .iter()
         .map(|path| Finding {
             file: base.name.clone(),
@@ -454,35 +521,7 @@ pub fn secret_findings(base: &Base, rendered: &Rendered, environment: &str) -> V
             message: "encrypted in the SOPS file; deployed as a secret".into(),
             source: "gantry".into(),
         })
-        .collect();
-    let mut named = Vec::new();
-    named_secrets(&base.value, "", &mut named);
-    for path in named {
-        let Some(Value::String(clear)) = base.value.pointer(&path) else {
-            continue;
-        };
-        if clear.is_empty() || secrets::has_reference(clear) || base.encrypted.contains(&path) {
-            continue;
-        }
-        if rendered.value.pointer(&path) != Some(&Value::String(clear.clone())) {
-            continue;
-        }
-        out.push(Finding {
-            file: base.name.clone(),
-            path,
-            severity: if environment == "production" {
-                Severity::Error
-            } else {
-                Severity::Warning
-            },
-            message: format!(
-                "a secret in clear text in {}; encrypt it with sops or make it a reference (${{env:…}}, ${{file:…}})",
-                base.source.display()
-            ),
-            source: "gantry".into(),
-        });
-    }
-    out
+        .collect()
 }
 
 /// `value` with the values at `paths` (and any secret-named key) masked.

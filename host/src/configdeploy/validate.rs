@@ -5,7 +5,7 @@
 //! secret values before they leave this module.
 
 use super::error::{ConfigError, Finding, Severity};
-use super::render::{Rendered, scrub};
+use super::render::{Origin, Rendered, scrub};
 use crate::bindings::types::FindingSeverity;
 use crate::runtime::{Plugin, Runtime};
 use std::path::{Path, PathBuf};
@@ -150,8 +150,23 @@ fn plugin_findings(
         .settings(Vec::<(String, String)>::new())
         .map_err(failed)?;
     let json = file.value.to_string();
+    use crate::bindings::provenance::Origin as Wit;
+    let origins = file
+        .origins
+        .iter()
+        .map(|(pointer, origin)| {
+            let origin = match origin {
+                Origin::BaseFile => Wit::BaseFile,
+                Origin::Environment => Wit::Environment,
+                Origin::Encrypted => Wit::Encrypted,
+                Origin::Reference => Wit::Reference,
+            };
+            (pointer.clone(), origin)
+        })
+        .collect();
     let options = crate::runtime::CallOptions {
         secrets: file.secret_values.clone(),
+        origins: Some(Arc::new(origins)),
         ..Default::default()
     };
     let outcome =

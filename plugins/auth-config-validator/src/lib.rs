@@ -11,9 +11,15 @@
 //! - A key set (`jwt_keys`): exactly one `active` key, no kid twice, every
 //!   status `active`, `verify` or `retired`, no retired key that still
 //!   carries signing material; each HS256 secret as the JWT secret above.
+//! - No secret (a key naming a secret, password, private key, API key or
+//!   token) written in clear text in the base file: it belongs encrypted
+//!   with sops or behind a reference (`${env:…}`, `${file:…}`) — a warning,
+//!   an error in production. The host says where each value came from
+//!   (`provenance`).
 //!
 //! A finding never repeats the secret's value.
 
+use gantry_plugin::provenance::{Origin, origin_of};
 use gantry_plugin::{ConfigValidator, Finding};
 use serde_json::Value;
 
@@ -30,6 +36,7 @@ impl ConfigValidator for AuthConfigValidator {
         check_secret(&doc, strict, &mut findings);
         check_key_set(&doc, strict, &mut findings);
         check_expiry(&doc, strict, &mut findings);
+        find_clear_secrets(&doc, "", &environment, &mut findings);
         if strict {
             match doc.get("rate_limiting_enabled") {
                 Some(Value::Bool(true)) => {}
@@ -232,6 +239,52 @@ fn find_bypasses(value: &Value, path: &str, environment: &str, findings: &mut Ve
         Value::Array(items) => {
             for (i, child) in items.iter().enumerate() {
                 find_bypasses(child, &format!("{path}/{i}"), environment, findings);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A key whose value is a secret (`db_password`, `apiToken`,
+/// `private_key`), as the host masks them.
+fn is_secret_key(key: &str) -> bool {
+    let key = key.to_ascii_lowercase().replace('-', "_");
+    [
+        "secret",
+        "password",
+        "passwd",
+        "private_key",
+        "privatekey",
+        "api_key",
+        "apikey",
+    ]
+    .iter()
+    .any(|word| key.contains(word))
+        || key.ends_with("token")
+}
+
+fn find_clear_secrets(value: &Value, path: &str, environment: &str, findings: &mut Vec<Finding>) {
+    match value {
+        Value::Object(map) => {
+            for (key, child) in map {
+                let child_path = format!("{path}/{}", key.replace('~', "~0").replace('/', "~1"));
+                if is_secret_key(key)
+                    && child.as_str().is_some_and(|s| !s.is_empty())
+                    && origin_of(&child_path) == Some(Origin::BaseFile)
+                {
+                    let message = "a secret in clear text in the base file; encrypt it with sops or make it a reference (${env:…}, ${file:…})";
+                    findings.push(if environment == "production" {
+                        Finding::error(&child_path, message)
+                    } else {
+                        Finding::warning(&child_path, message)
+                    });
+                }
+                find_clear_secrets(child, &child_path, environment, findings);
+            }
+        }
+        Value::Array(items) => {
+            for (i, child) in items.iter().enumerate() {
+                find_clear_secrets(child, &format!("{path}/{i}"), environment, findings);
             }
         }
         _ => {}

@@ -35,9 +35,10 @@ pub mod bindings {
         world: "gantry:plugin/imports",
         path: "wit",
     });
-    pub use self::gantry::plugin::{config, http, log, smtp, sql, tcp, types};
+    pub use self::gantry::plugin::{config, http, log, provenance, smtp, sql, tcp, types};
 }
 
+pub use bindings::provenance;
 pub use bindings::smtp;
 pub use bindings::sql;
 pub use bindings::types::{

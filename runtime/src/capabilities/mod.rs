@@ -153,6 +153,7 @@ capabilities! {
     tcp: tcp::Tcp,
     sql: sql::Sql,
     smtp: smtp::Smtp,
+    provenance: provenance::Provenance,
 }
 
 /// A store's data that carries the capability states.

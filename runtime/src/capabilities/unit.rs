@@ -33,6 +33,8 @@ pub struct CallContext<'a> {
     /// A CA file the operator trusts for this call's TLS, beside the
     /// platform's trust store.
     pub ca_file: Option<&'a std::path::Path>,
+    /// A config validator's file: where each value came from.
+    pub origins: Option<&'a super::provenance::Origins>,
 }
 
 impl CallContext<'_> {
