@@ -119,6 +119,7 @@ pub fn plugin_exit(err: &PluginError) -> Exit {
 pub fn config_exit(err: &ConfigError) -> Exit {
     match err {
         ConfigError::Store(e) => store_exit(e),
+        ConfigError::Overlay { source, .. } => config_exit(source),
         ConfigError::Validator { failed: true, .. }
         | ConfigError::Locked { .. }
         | ConfigError::LeaseLost(_)

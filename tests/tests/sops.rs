@@ -252,7 +252,11 @@ fn validate_names_the_encrypted_keys_and_a_secret_in_clear_is_refused_in_product
     sandbox.write(
         "deployment_config.json",
         serde_json::to_string_pretty(&json!({
-            "environments": {"production": {"api_token": "set-in-the-environment"}, "staging": {}},
+            "environments": {
+                "production": {"api_token": "set-in-the-environment"},
+                "staging": {},
+                "staging-file": "env/staging.yaml",
+            },
             "secrets": {"age_identity": "${file:keys/one.txt}"},
         }))
         .unwrap(),
@@ -321,6 +325,25 @@ fn validate_names_the_encrypted_keys_and_a_secret_in_clear_is_refused_in_product
     assert_eq!(run.code, 0, "{}", run.stderr);
     let said = format!("{}{}", run.stdout, run.stderr);
     assert!(said.contains("clear text"), "a warning: {said}");
+
+    // An overlay file is a file in the repository too: a secret in clear
+    // there is flagged; a missing one is named by its environment.
+    let run = deploy_app("staging-file");
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("environments.staging-file") && run.stderr.contains("staging.yaml"),
+        "{}",
+        run.stderr
+    );
+    sandbox.write("env/staging.yaml", "smtp_token: a-token-left-in-clear\n");
+    let run = deploy_app("staging-file");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let said = format!("{}{}", run.stdout, run.stderr);
+    assert!(
+        said.contains("/smtp_token") && said.contains("overlay file"),
+        "{said}"
+    );
+    assert!(!said.contains("a-token-left-in-clear"), "{said}");
 }
 
 #[test]

@@ -153,8 +153,8 @@ impl ConfigDeployer {
                     .join(", "),
             }
         })?;
-        let mut overlay = Overlay::load(source, &|| self.sops_identities())?;
-        overlay.values.extend(self.settings.extra.clone());
+        let mut overlay = Overlay::load(environment, source, &|| self.sops_identities())?;
+        overlay.extend(self.settings.extra.clone());
         Ok(overlay)
     }
 

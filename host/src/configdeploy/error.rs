@@ -22,6 +22,12 @@ pub enum ConfigError {
         source: std::io::Error,
     },
 
+    #[error("environments.{env} (its overlay file): {source}")]
+    Overlay {
+        env: String,
+        source: Box<ConfigError>,
+    },
+
     #[error("unknown environment `{env}`; the deployment config defines: {known}")]
     UnknownEnvironment { env: String, known: String },
 

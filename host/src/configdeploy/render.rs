@@ -137,8 +137,11 @@ pub struct Rendered {
 pub enum Origin {
     /// Written in clear in the base file.
     BaseFile,
-    /// Written in clear in the environment's values.
+    /// Written in clear in the environment's values in the deployment
+    /// config (or by gantry: a rotation's keys).
     Environment,
+    /// Written in clear in the environment's overlay file.
+    OverlayFile,
     /// Decrypted from a SOPS-encrypted base or overlay file.
     Encrypted,
     /// Resolved from a secret reference.
@@ -268,9 +271,16 @@ pub fn render_all(
         let own = bases
             .iter()
             .position(|b| value.is_object() && key == &b.name);
+        let in_file = overlay.from_file.contains(key);
         if let Some(i) = own {
             merge(&mut merged[i], value);
-            leaves(value, "", &mut from_overlay[i].written);
+            let target = &mut from_overlay[i];
+            let before = target.written.len();
+            leaves(value, "", &mut target.written);
+            if in_file {
+                let new = target.written[before..].to_vec();
+                target.in_file.extend(new);
+            }
             from_overlay[i]
                 .encrypted
                 .extend(overlay.encrypted_under(&under).map(|rest| rest.to_string()));
@@ -289,7 +299,13 @@ pub fn render_all(
                     }
                 }
             }
-            leaves(value, &under, &mut from_overlay[i].written);
+            let target = &mut from_overlay[i];
+            let before = target.written.len();
+            leaves(value, &under, &mut target.written);
+            if in_file {
+                let new = target.written[before..].to_vec();
+                target.in_file.extend(new);
+            }
             from_overlay[i].encrypted.extend(
                 overlay
                     .encrypted_under(&under)
@@ -305,10 +321,12 @@ pub fn render_all(
         .collect()
 }
 
-/// What an environment's overlay wrote into one file.
+/// What an environment's overlay wrote into one file: every pointer
+/// (those an overlay file wrote marked), and those it held encrypted.
 #[derive(Debug, Clone, Default)]
 struct FromOverlay {
     written: Vec<String>,
+    in_file: Vec<String>,
     encrypted: Vec<String>,
 }
 
@@ -369,6 +387,8 @@ fn finish(
             Origin::Reference
         } else if encrypted(&pointer) {
             Origin::Encrypted
+        } else if overlay.in_file.contains(&pointer) {
+            Origin::OverlayFile
         } else if overlay.written.contains(&pointer) {
             Origin::Environment
         } else {
@@ -379,12 +399,18 @@ fn finish(
     secret_paths.sort();
     secret_paths.dedup();
     // A value under a secret-like key is a secret even written literally:
-    // scrubbed from messages like a resolved one.
+    // scrubbed from messages like a resolved one; so is a secret number of
+    // four digits or more (an encrypted PIN, an unquoted YAML secret).
     for path in &secret_paths {
-        if let Some(Value::String(literal)) = value.pointer(path)
-            && !secret_values.contains(literal)
-        {
-            secret_values.push(literal.clone());
+        let literal = match value.pointer(path) {
+            Some(Value::String(literal)) => literal.clone(),
+            Some(Value::Number(n)) if n.to_string().trim_start_matches('-').len() >= 4 => {
+                n.to_string()
+            }
+            _ => continue,
+        };
+        if !secret_values.contains(&literal) {
+            secret_values.push(literal);
         }
     }
     let text = serialise(&value, base.format, &base.source)?;

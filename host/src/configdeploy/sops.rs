@@ -151,11 +151,66 @@ pub fn from_dotenv(flat: Value) -> Value {
     Value::Object(data)
 }
 
-/// True when `doc` is a file sops wrote (its `sops` metadata).
+/// True when `doc` claims sops wrote it (a `sops` object at the top): it
+/// is decrypted, and refused if its metadata is incomplete — never
+/// deployed with its `ENC[…]` values as they are.
 pub fn is_sops(doc: &Value) -> bool {
-    doc.get("sops")
-        .and_then(Value::as_object)
-        .is_some_and(|m| m.contains_key("mac") && m.contains_key("lastmodified"))
+    doc.get("sops").is_some_and(Value::is_object)
+}
+
+/// Which values the file's rules encrypt (sops's `unencrypted_suffix`,
+/// `encrypted_suffix`, `unencrypted_regex`, `encrypted_regex`: each looks
+/// at every key on a value's path). Null values and empty strings sops
+/// leaves in clear whatever the rules say.
+enum Rule {
+    All,
+    UnlessSuffix(String),
+    OnlySuffix(String),
+    UnlessRegex(regex::Regex),
+    OnlyRegex(regex::Regex),
+}
+
+impl Rule {
+    fn of(meta: &Map<String, Value>) -> Result<Rule, SopsError> {
+        let text = |key: &str| {
+            meta.get(key)
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+        };
+        let regex = |key: &str, text: &str| {
+            regex::Regex::new(text).map_err(|e| SopsError::Metadata(format!("`{key}`: {e}")))
+        };
+        let rules = [
+            "unencrypted_suffix",
+            "encrypted_suffix",
+            "unencrypted_regex",
+            "encrypted_regex",
+        ];
+        let set: Vec<&str> = rules.into_iter().filter(|k| text(k).is_some()).collect();
+        if set.len() > 1 {
+            return Err(SopsError::Metadata(format!(
+                "it sets {} together; sops allows one",
+                set.join(" and ")
+            )));
+        }
+        Ok(match set.first().copied() {
+            None => Rule::All,
+            Some(key @ "unencrypted_suffix") => Rule::UnlessSuffix(text(key).unwrap().into()),
+            Some(key @ "encrypted_suffix") => Rule::OnlySuffix(text(key).unwrap().into()),
+            Some(key @ "unencrypted_regex") => Rule::UnlessRegex(regex(key, text(key).unwrap())?),
+            Some(key) => Rule::OnlyRegex(regex(key, text(key).unwrap())?),
+        })
+    }
+
+    fn encrypts(&self, path: &[String]) -> bool {
+        match self {
+            Rule::All => true,
+            Rule::UnlessSuffix(suffix) => !path.iter().any(|k| k.ends_with(suffix.as_str())),
+            Rule::OnlySuffix(suffix) => path.iter().any(|k| k.ends_with(suffix.as_str())),
+            Rule::UnlessRegex(re) => !path.iter().any(|k| re.is_match(k)),
+            Rule::OnlyRegex(re) => path.iter().any(|k| re.is_match(k)),
+        }
+    }
 }
 
 /// A decrypted document: the values, and the JSON pointers of those that
@@ -187,6 +242,7 @@ pub fn decrypt(doc: &Value, identities: &Identities) -> Result<Decrypted, SopsEr
         hash: Sha512::new(),
         encrypted: Vec::new(),
         mac_only_encrypted,
+        rule: Rule::of(meta)?,
     };
     walk.value(&mut value, &mut Vec::new(), "")?;
     let computed = hex::encode_upper(walk.hash.finalize());
@@ -295,6 +351,7 @@ struct Walk<'k> {
     hash: Sha512,
     encrypted: Vec<String>,
     mac_only_encrypted: bool,
+    rule: Rule,
 }
 
 impl Walk<'_> {
@@ -317,12 +374,18 @@ impl Walk<'_> {
             Value::Array(items) => {
                 // A comment inside a YAML sequence is kept by sops as an
                 // item of type `comment`; comments are not in the MAC, and
-                // decrypted they are comments again, not values.
-                items.retain(|item| {
-                    !item.as_str().is_some_and(|t| {
-                        t.starts_with("ENC[AES256_GCM,") && t.ends_with(",type:comment]")
-                    })
-                });
+                // decrypted they are comments again, not values. Each must
+                // still open under its path, as sops requires.
+                let aad = format!("{}:", path.join(":"));
+                for (i, item) in items.iter().enumerate() {
+                    if let Some(text) = item.as_str().filter(|t| is_comment(t)) {
+                        open(self.key, text, aad.as_bytes()).map_err(|why| SopsError::Value {
+                            pointer: format!("{pointer}/{i}"),
+                            why,
+                        })?;
+                    }
+                }
+                items.retain(|item| !item.as_str().is_some_and(is_comment));
                 for (i, child) in items.iter_mut().enumerate() {
                     self.value(child, path, &format!("{pointer}/{i}"))?;
                 }
@@ -337,6 +400,11 @@ impl Walk<'_> {
                     },
                     why,
                 };
+                if !self.rule.encrypts(path) {
+                    return Err(fail(
+                        "encrypted where the file's rules leave values in clear".into(),
+                    ));
+                }
                 let (plain, kind) = open(self.key, text, aad.as_bytes()).map_err(fail)?;
                 self.hash.update(&plain);
                 let plain = String::from_utf8(plain).map_err(|_| fail("not UTF-8".into()))?;
@@ -344,6 +412,19 @@ impl Walk<'_> {
                 self.encrypted.push(pointer.to_string());
             }
             other => {
+                let blank = other.is_null() || other.as_str() == Some("");
+                if !blank && self.rule.encrypts(path) {
+                    // sops would try to decrypt it and fail: a value added
+                    // in clear after sops wrote the file.
+                    return Err(SopsError::Value {
+                        pointer: if pointer.is_empty() {
+                            "/".into()
+                        } else {
+                            pointer.to_string()
+                        },
+                        why: "in clear where the file's rules encrypt every value (added after sops wrote it?)".into(),
+                    });
+                }
                 if !self.mac_only_encrypted {
                     self.hash.update(plain_bytes(other));
                 }
@@ -353,23 +434,30 @@ impl Walk<'_> {
     }
 }
 
-/// A decrypted value as its `type` says.
+fn is_comment(text: &str) -> bool {
+    text.starts_with("ENC[AES256_GCM,") && text.ends_with(",type:comment]")
+}
+
+/// A decrypted value as its `type` says. The type is outside what the
+/// cipher authenticates, so an error never quotes the plaintext.
 fn typed(plain: &str, kind: &str) -> Result<Value, String> {
+    let wrong = || format!("its plaintext is not of its type `{kind}` (tampered?)");
     Ok(match kind {
         "str" | "bytes" => Value::String(plain.to_string()),
-        "int" => Value::from(plain.parse::<i64>().map_err(|e| e.to_string())?),
+        "int" => Value::from(plain.parse::<i64>().map_err(|_| wrong())?),
         "float" => match plain.parse::<i64>() {
             Ok(i) => Value::from(i),
-            Err(_) => {
-                serde_json::Number::from_f64(plain.parse::<f64>().map_err(|e| e.to_string())?)
-                    .map(Value::Number)
-                    .ok_or("not a finite number")?
-            }
+            Err(_) => plain
+                .parse::<f64>()
+                .ok()
+                .and_then(serde_json::Number::from_f64)
+                .map(Value::Number)
+                .ok_or_else(wrong)?,
         },
         "bool" => Value::Bool(match plain {
             "True" | "true" => true,
             "False" | "false" => false,
-            other => return Err(format!("{other:?} is not a boolean")),
+            _ => return Err(wrong()),
         }),
         other => return Err(format!("unknown type `{other}`")),
     })
@@ -507,6 +595,55 @@ mod tests {
         changed["token_expiry"] = Value::from(3601);
         let err = decrypt(&changed, &identity("test-identity.txt")).unwrap_err();
         assert!(matches!(err, SopsError::Tampered), "{err}");
+    }
+
+    #[test]
+    fn what_sops_itself_would_refuse_is_refused() {
+        let key = identity("test-identity.txt");
+        // A key added in clear with `mac_only_encrypted` switched on (the
+        // metadata is outside the MAC): the rules encrypt every value.
+        let mut added = doc("encrypted.json");
+        added["sops"]["mac_only_encrypted"] = Value::Bool(true);
+        added["rate_limiting_enabled"] = Value::Bool(false);
+        let err = decrypt(&added, &key).unwrap_err().to_string();
+        assert!(err.contains("in clear where"), "{err}");
+        // A value added in clear under encrypted_regex's rule too.
+        let mut added = doc("two-recipients-regex.json");
+        added["nested"]["password"] = Value::String("swapped-in".into());
+        let err = decrypt(&added, &key).unwrap_err().to_string();
+        assert!(
+            err.contains("/nested/password") && err.contains("in clear"),
+            "{err}"
+        );
+        // A type changed (outside the cipher's tag): named, never quoted.
+        let mut retyped = doc("encrypted.json");
+        let text = retyped["jwt_secret_key"]
+            .as_str()
+            .unwrap()
+            .replace("type:str", "type:bool");
+        retyped["jwt_secret_key"] = Value::String(text);
+        let err = decrypt(&retyped, &key).unwrap_err().to_string();
+        let secret = doc("plain.json")["jwt_secret_key"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("not of its type"), "{err}");
+        assert!(!err.contains(&secret), "the plaintext in the error: {err}");
+        // A forged comment item in a YAML sequence.
+        let mut forged = yaml("encrypted.yaml");
+        let real = forged["nested"]["hosts"][0].as_str().unwrap().to_string();
+        let fake = real.replace("type:str]", "type:comment]");
+        forged["nested"]["hosts"]
+            .as_array_mut()
+            .unwrap()
+            .push(Value::String(fake.replace("data:", "data:AA")));
+        assert!(decrypt(&forged, &key).is_err());
+        // `sops` metadata without a MAC is not a file to deploy as it is.
+        let mut cut = doc("encrypted.json");
+        cut["sops"].as_object_mut().unwrap().remove("mac");
+        assert!(is_sops(&cut));
+        let err = decrypt(&cut, &key).unwrap_err().to_string();
+        assert!(err.contains("mac"), "{err}");
     }
 
     #[test]

@@ -158,6 +158,7 @@ fn plugin_findings(
             let origin = match origin {
                 Origin::BaseFile => Wit::BaseFile,
                 Origin::Environment => Wit::Environment,
+                Origin::OverlayFile => Wit::OverlayFile,
                 Origin::Encrypted => Wit::Encrypted,
                 Origin::Reference => Wit::Reference,
             };

@@ -1,12 +1,15 @@
 //! YAML config files (`*.yaml`, `*.yml`) as JSON values: YAML 1.2's core
 //! schema through `yaml-rust2`, one document, mappings in file order,
-//! aliases expanded. What JSON cannot hold (a non-scalar key, a float that
-//! is not finite, several documents) is refused naming the file; a syntax
-//! error names its line and column. Written back with the crate's emitter.
+//! aliases expanded (up to a million values, so nested aliases cannot
+//! exhaust memory). What JSON cannot hold (a non-scalar key, a float that
+//! is not finite, several documents) and merge keys (`<<`, YAML 1.1 only)
+//! are refused naming the file; a syntax error names its line and column. Written back with the crate's emitter.
 
 use super::error::ConfigError;
 use serde_json::{Map, Number, Value};
 use std::path::Path;
+use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+use yaml_rust2::scanner::{Marker, TScalarStyle};
 use yaml_rust2::{Yaml, YamlEmitter, YamlLoader, yaml::Hash};
 
 pub fn parse(text: &str, path: &Path) -> Result<Value, ConfigError> {
@@ -15,10 +18,21 @@ pub fn parse(text: &str, path: &Path) -> Result<Value, ConfigError> {
         line_col,
         message,
     };
-    let mut docs = YamlLoader::load_from_str(text).map_err(|e| {
+    let position = |e: &yaml_rust2::ScanError| {
         let mark = e.marker();
-        syntax(Some((mark.line(), mark.col() + 1)), e.info().to_string())
-    })?;
+        Some((mark.line(), mark.col() + 1))
+    };
+    // The loader copies an anchored node for each alias: a file of nested
+    // aliases would expand past any memory. Count first, from events.
+    let mut budget = Budget::default();
+    Parser::new_from_str(text)
+        .load(&mut budget, true)
+        .map_err(|e| syntax(position(&e), e.info().to_string()))?;
+    if let Some((line_col, why)) = budget.refused {
+        return Err(syntax(Some(line_col), why));
+    }
+    let mut docs =
+        YamlLoader::load_from_str(text).map_err(|e| syntax(position(&e), e.info().to_string()))?;
     match docs.len() {
         0 => Ok(Value::Object(Map::new())),
         1 => to_json(docs.remove(0), "").map_err(|why| syntax(None, why)),
@@ -26,6 +40,76 @@ pub fn parse(text: &str, path: &Path) -> Result<Value, ConfigError> {
             None,
             format!("holds {n} YAML documents; a config file is one"),
         )),
+    }
+}
+
+/// The most nodes a file may hold once its aliases are expanded.
+const MAX_NODES: u64 = 1_000_000;
+
+/// Counts a document's nodes with every alias expanded, and refuses merge
+/// keys (`<<`), which the loader would keep as a literal key.
+#[derive(Default)]
+struct Budget {
+    /// Open collections: (anchor, nodes so far, entries so far, mapping).
+    open: Vec<(usize, u64, u64, bool)>,
+    anchors: std::collections::HashMap<usize, u64>,
+    total: u64,
+    refused: Option<((usize, usize), String)>,
+}
+
+impl Budget {
+    fn node(&mut self, size: u64, anchor: usize) {
+        if anchor > 0 {
+            self.anchors.insert(anchor, size);
+        }
+        match self.open.last_mut() {
+            Some(parent) => {
+                parent.1 = parent.1.saturating_add(size);
+                parent.2 += 1;
+            }
+            None => self.total = self.total.saturating_add(size),
+        }
+    }
+
+    fn refuse(&mut self, mark: Marker, why: String) {
+        self.refused
+            .get_or_insert(((mark.line(), mark.col() + 1), why));
+    }
+}
+
+impl MarkedEventReceiver for Budget {
+    fn on_event(&mut self, event: Event, mark: Marker) {
+        match event {
+            Event::Scalar(text, style, anchor, _) => {
+                let key = self
+                    .open
+                    .last()
+                    .is_some_and(|&(_, _, entries, mapping)| mapping && entries % 2 == 0);
+                if key && text == "<<" && style == TScalarStyle::Plain {
+                    self.refuse(
+                        mark,
+                        "a merge key (`<<`); gantry reads YAML 1.2, which has none: write the keys out".into(),
+                    );
+                }
+                self.node(1, anchor);
+            }
+            Event::SequenceStart(anchor, _) => self.open.push((anchor, 1, 0, false)),
+            Event::MappingStart(anchor, _) => self.open.push((anchor, 1, 0, true)),
+            Event::SequenceEnd | Event::MappingEnd => {
+                if let Some((anchor, size, _, _)) = self.open.pop() {
+                    self.node(size, anchor);
+                }
+            }
+            Event::Alias(anchor) => {
+                let size = self.anchors.get(&anchor).copied().unwrap_or(1);
+                self.node(size, 0);
+            }
+            _ => {}
+        }
+        let open: u64 = self.open.iter().map(|f| f.1).sum();
+        if self.total.saturating_add(open) > MAX_NODES {
+            self.refuse(mark, format!("its aliases expand past {MAX_NODES} values"));
+        }
     }
 }
 
@@ -170,5 +254,31 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("/1: the key appears twice"), "{err}");
+        let err = parse("base: &b {x: 1}\nother:\n  <<: *b\n", Path::new("c.yaml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("c.yaml:3:") && err.contains("merge key"),
+            "{err}"
+        );
+        // A quoted `<<` is an ordinary key.
+        assert!(parse("'<<': 1\n", Path::new("c.yaml")).is_ok());
+    }
+
+    #[test]
+    fn nested_aliases_that_would_exhaust_memory_are_refused() {
+        let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..9 {
+            let prev = i - 1;
+            text.push_str(&format!(
+                "a{i}: &a{i} [*a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}]\n"
+            ));
+        }
+        let started = std::time::Instant::now();
+        let err = parse(&text, Path::new("bomb.yaml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("expand past"), "{err}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
     }
 }

@@ -27,6 +27,7 @@ use super::keys::{Key, KeySet, fingerprint};
 use super::plan::Plan;
 use crate::clock::now_ms;
 use crate::clock::when;
+use crate::configdeploy::ConfigError;
 use crate::configdeploy::overlay::Overlay;
 use crate::configdeploy::render::read_document;
 use crate::store::{DeployOutcome, RotationState};
@@ -270,13 +271,19 @@ impl Plan {
         };
         let mut places = Vec::new();
         if let Some(environment) = self.settings.environment(&self.environment) {
-            let overlay = Overlay::load(&environment, &identities)
-                .map_err(|e| refused(format!("environments.{}: {e}", self.environment)))?;
+            let overlay = Overlay::load(&self.environment, &environment, &identities)
+                .map_err(|e| refused(e.to_string()))?;
             places.push(overlay.values);
         }
         for source in &self.sources {
-            if let Ok(document) = read_document(source, &identities) {
-                places.push(document.values);
+            // A base file that is not there yet holds no keys; one that
+            // cannot be read or opened stops the rotation (a later file's
+            // keys are not the set in use).
+            match read_document(source, &identities) {
+                Ok(document) => places.push(document.values),
+                Err(ConfigError::Read { source: e, .. })
+                    if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(refused(e.to_string())),
             }
         }
         KeySet::from_config(&places).map_err(refused)

@@ -12,7 +12,8 @@
 //!   status `active`, `verify` or `retired`, no retired key that still
 //!   carries signing material; each HS256 secret as the JWT secret above.
 //! - No secret (a key naming a secret, password, private key, API key or
-//!   token) written in clear text in the base file: it belongs encrypted
+//!   token) written in clear text in the base file or the environment's
+//!   overlay file: it belongs encrypted
 //!   with sops or behind a reference (`${env:…}`, `${file:…}`) — a warning,
 //!   an error in production. The host says where each value came from
 //!   (`provenance`).
@@ -270,13 +271,19 @@ fn find_clear_secrets(value: &Value, path: &str, environment: &str, findings: &m
                 let child_path = format!("{path}/{}", key.replace('~', "~0").replace('/', "~1"));
                 if is_secret_key(key)
                     && child.as_str().is_some_and(|s| !s.is_empty())
-                    && origin_of(&child_path) == Some(Origin::BaseFile)
+                    && let Some(file) = match origin_of(&child_path) {
+                        Some(Origin::BaseFile) => Some("the base file"),
+                        Some(Origin::OverlayFile) => Some("the environment's overlay file"),
+                        _ => None,
+                    }
                 {
-                    let message = "a secret in clear text in the base file; encrypt it with sops or make it a reference (${env:…}, ${file:…})";
+                    let message = format!(
+                        "a secret in clear text in {file}; encrypt it with sops or make it a reference (${{env:…}}, ${{file:…}})"
+                    );
                     findings.push(if environment == "production" {
-                        Finding::error(&child_path, message)
+                        Finding::error(&child_path, &message)
                     } else {
-                        Finding::warning(&child_path, message)
+                        Finding::warning(&child_path, &message)
                     });
                 }
                 find_clear_secrets(child, &child_path, environment, findings);
