@@ -43,12 +43,14 @@ fn main() {
         name: "wall: `gantry --version` (process floor)",
         samples: wall(work.path(), &["--version"]),
         goal: None,
+        p99_goal: None,
     };
     floor.print();
     let status = Figure {
         name: "wall: `gantry status`, SQLite state store",
         samples: wall(work.path(), &["status"]),
         goal: None,
+        p99_goal: None,
     };
     status.print();
     let share = status.percentile(0.5).saturating_sub(floor.percentile(0.5));

@@ -83,7 +83,13 @@ impl EpochTicker {
                 let mut ticked: u64 = 0;
                 while !flag.load(Ordering::Relaxed) {
                     let next = started + Duration::from_nanos((ticked + 1) * tick_nanos);
-                    std::thread::sleep(next.saturating_duration_since(std::time::Instant::now()));
+                    // Parked, not slept: dropping the ticker wakes it at once.
+                    std::thread::park_timeout(
+                        next.saturating_duration_since(std::time::Instant::now()),
+                    );
+                    if flag.load(Ordering::Relaxed) {
+                        break;
+                    }
                     let Some(engine) = engine.upgrade() else {
                         break;
                     };
@@ -105,6 +111,7 @@ impl Drop for EpochTicker {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(thread) = self.thread.take() {
+            thread.thread().unpark();
             let _ = thread.join();
         }
     }

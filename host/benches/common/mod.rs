@@ -13,7 +13,10 @@ use std::time::{Duration, Instant};
 pub struct Figure {
     pub name: &'static str,
     pub samples: Vec<Duration>,
+    /// The most the median may be.
     pub goal: Option<Duration>,
+    /// The most the 99th percentile may be.
+    pub p99_goal: Option<Duration>,
 }
 
 impl Figure {
@@ -26,10 +29,15 @@ impl Figure {
 
     pub fn print(&self) {
         let median = self.percentile(0.5);
-        let verdict = match self.goal {
-            Some(goal) => verdict(median <= goal, &format!("≤ {}", fmt(goal))),
-            None => String::new(),
-        };
+        let mut verdicts = Vec::new();
+        if let Some(goal) = self.goal {
+            verdicts.push(verdict(median <= goal, &format!("≤ {}", fmt(goal))));
+        }
+        if let Some(goal) = self.p99_goal {
+            let p99 = self.percentile(0.99);
+            verdicts.push(verdict(p99 <= goal, &format!("p99 ≤ {}", fmt(goal))));
+        }
+        let verdict = verdicts.join(", ");
         println!(
             "{:<44} median {:>10}   p90 {:>10}   p99 {:>10}   n={:<6} {verdict}",
             self.name,

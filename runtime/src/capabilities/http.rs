@@ -278,13 +278,20 @@ impl Default for HttpLimits {
 
 /// What the host shares across calls: one client trusting the platform's
 /// roots (`SSL_CERT_FILE` honoured), one more per operator CA file, and
-/// the process's I/O runtime.
+/// the process's I/O runtime. Clients are built on first use (reading the
+/// platform's roots costs milliseconds a command that never fetches
+/// should not pay); a clone shares them.
 #[derive(Clone)]
 pub struct HttpShared {
-    pub client: reqwest::Client,
     pub io: tokio::runtime::Handle,
     pub limits: HttpLimits,
-    with_ca: Arc<Mutex<HashMap<PathBuf, reqwest::Client>>>,
+    clients: Arc<Clients>,
+}
+
+#[derive(Default)]
+struct Clients {
+    default: std::sync::OnceLock<Result<reqwest::Client, String>>,
+    with_ca: Mutex<HashMap<PathBuf, reqwest::Client>>,
 }
 
 fn client_builder(limits: &HttpLimits) -> reqwest::ClientBuilder {
@@ -302,10 +309,9 @@ fn client_builder(limits: &HttpLimits) -> reqwest::ClientBuilder {
 impl HttpShared {
     pub fn new(io: tokio::runtime::Handle, limits: HttpLimits) -> anyhow::Result<Self> {
         Ok(HttpShared {
-            client: client_builder(&limits).build()?,
             io,
             limits,
-            with_ca: Arc::default(),
+            clients: Arc::default(),
         })
     }
 
@@ -313,9 +319,17 @@ impl HttpShared {
     /// CA certificates (PEM) in `ca_file`.
     pub fn client_for(&self, ca_file: Option<&Path>) -> Result<reqwest::Client, String> {
         let Some(path) = ca_file else {
-            return Ok(self.client.clone());
+            return self
+                .clients
+                .default
+                .get_or_init(|| {
+                    client_builder(&self.limits)
+                        .build()
+                        .map_err(|e| format!("cannot build the HTTP client: {e}"))
+                })
+                .clone();
         };
-        let mut cache = self.with_ca.lock().expect("http clients");
+        let mut cache = self.clients.with_ca.lock().expect("http clients");
         if let Some(client) = cache.get(path) {
             return Ok(client.clone());
         }
@@ -391,7 +405,7 @@ impl Capability for Http {
                 .min(operator.max_bytes_per_call),
         );
         let mut state = HttpState::new(shared.clone(), allow, call.deadline, budget);
-        state.client = shared.client_for(call.ca_file);
+        state.ca_file = call.ca_file.map(Path::to_path_buf);
         state
     }
 
@@ -410,8 +424,9 @@ impl Capability for Http {
 /// Per-call state of the capability.
 pub struct HttpState {
     shared: HttpShared,
-    /// The client this call uses (or why the operator's CA file is unusable).
-    client: Result<reqwest::Client, String>,
+    /// A CA file the operator trusts for this call, beside the platform's
+    /// roots; the call's client is taken at its first request.
+    ca_file: Option<PathBuf>,
     allow: Arc<Allowlist>,
     deadline: Instant,
     /// Requests and body bytes this call may use.
@@ -432,7 +447,7 @@ struct Budget {
 impl HttpState {
     pub fn new(shared: HttpShared, allow: Allowlist, deadline: Instant, budget: (u32, u64)) -> Self {
         HttpState {
-            client: Ok(shared.client.clone()),
+            ca_file: None,
             shared,
             allow: Arc::new(allow),
             deadline,
@@ -457,7 +472,10 @@ impl HttpState {
         if budget.is_zero() {
             return Err(HttpError::Timeout);
         }
-        let client = self.client.clone().map_err(HttpError::Transport)?;
+        let client = self
+            .shared
+            .client_for(self.ca_file.as_deref())
+            .map_err(HttpError::Transport)?;
         let exchange = Exchange {
             client,
             allow: Arc::clone(&self.allow),
