@@ -48,6 +48,13 @@ pub fn new_engine(settings: &EngineSettings) -> anyhow::Result<Engine> {
         .max_tables_per_component(8)
         .max_memory_size(settings.max_memory_bytes)
         .table_elements(100_000);
+    // Measured on the per-call bench (fresh store per call): resetting a
+    // table's pages with memset, not madvise, and decommitting slots'
+    // memory in batches of 8 (one flush, and its TLB shootdown, for
+    // several calls) took the trivial call from 19.9 to 13.6 µs median,
+    // p99 from 36 to 27 µs. Copy-on-write memory init stays on: off, a
+    // Python guest's call went from 1.1 to 7.6 ms.
+    pool.table_keep_resident(1 << 20).decommit_batch_size(8);
 
     let mut config = Config::new();
     config
