@@ -104,7 +104,7 @@ impl MigrateArgs {
 }
 
 pub async fn run(ctx: &Context, args: MigrateArgs) -> CliResult {
-    let migrator = migrator(ctx, &args.db)?;
+    let migrator = migrator(ctx, &args.db).await?;
     let id = |text: &str| MigrationId::parse(text).map_err(|e| Failure::usage(anyhow!(e)));
     match args.command {
         None => {
@@ -176,11 +176,12 @@ pub async fn run(ctx: &Context, args: MigrateArgs) -> CliResult {
     }
 }
 
-fn migrator(ctx: &Context, args: &DbArgs) -> CliResult<Migrator> {
+async fn migrator(ctx: &Context, args: &DbArgs) -> CliResult<Migrator> {
     let settings = &ctx.settings;
     let (source, sqlx) =
         crate::migrate::sqlx_source_for(settings).map_err(|e| Failure::usage(anyhow!(e)))?;
-    let migrator = Migrator::new(settings.database()?, source)?
+    let migrator = Migrator::open(settings.database()?, source)
+        .await?
         .with_history_key(settings.backup_dir())
         .with_sqlx_config(sqlx)
         .with_lock_timeout(Duration::from_secs(args.lock_timeout))

@@ -15,7 +15,7 @@ use super::runner::{Migrator, RunReport, planned_step};
 use super::signature::Verdict;
 use super::source::{Body, Migration, MigrationId, Script, WasmStep};
 use crate::db::split;
-use crate::db::{Db, Dialect, connect};
+use crate::db::{Db, Dialect};
 use crate::runtime::Manifest;
 use std::borrow::Cow;
 use std::path::PathBuf;
@@ -50,7 +50,7 @@ impl Migrator {
     ) -> Result<RunReport, MigrateError> {
         if dry_run {
             self.open_history_key(false)?;
-            let mut db = connect(&self.target).await?;
+            let mut db = self.connection().await?;
             let steps = self.plan_rollback(&mut db, target).await;
             db.close().await;
             return Ok(self.rollback_report(&steps?, true, Vec::new()));

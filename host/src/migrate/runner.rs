@@ -50,13 +50,52 @@ pub struct Migrator {
     key_dir: Option<std::path::PathBuf>,
     /// The key, once a run has opened (or made) it.
     key: OnceLock<crate::store::InstallationKey>,
+    /// The connection `open` made beside reading the folder, until used.
+    early: std::sync::Mutex<Option<Result<Db, crate::db::DbError>>>,
 }
 
 impl Migrator {
     /// Reads the migrations for the target's dialect from `source`.
     pub fn new(target: DbTarget, source: Source) -> Result<Migrator, MigrateError> {
         let set = discover(&source, target.dialect())?;
-        Ok(Migrator {
+        Ok(Migrator::with_set(target, source, set))
+    }
+
+    /// As `new`, and on PostgreSQL connects while the folder is read (the
+    /// first command's connection): a no-op `migrate` waits for the longer
+    /// of the two, not both. A folder that is refused wins over the
+    /// connection, which is closed unused; SQLite is opened only once the
+    /// folder is read (opening may create the file).
+    pub async fn open(target: DbTarget, source: Source) -> Result<Migrator, MigrateError> {
+        if target.dialect() == Dialect::Sqlite {
+            return Migrator::new(target, source);
+        }
+        let dialect = target.dialect();
+        let reading = {
+            let source = source.clone();
+            tokio::task::spawn_blocking(move || discover(&source, dialect))
+        };
+        let (set, early) = tokio::join!(reading, connect(&target));
+        let set = match set {
+            Ok(found) => found,
+            Err(panicked) => std::panic::resume_unwind(panicked.into_panic()),
+        };
+        let set = match set {
+            Ok(set) => set,
+            Err(refused) => {
+                if let Ok(db) = early {
+                    db.close().await;
+                }
+                return Err(refused.into());
+            }
+        };
+        let migrator = Migrator::with_set(target, source, set);
+        *migrator.early.lock().expect("early connection") = Some(early);
+        Ok(migrator)
+    }
+
+    fn with_set(target: DbTarget, source: Source, set: MigrationSet) -> Migrator {
+        Migrator {
             target,
             source,
             set,
@@ -70,7 +109,17 @@ impl Migrator {
             sqlx: Default::default(),
             key_dir: None,
             key: OnceLock::new(),
-        })
+            early: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// A connection to the target: the one `open` made, the first time.
+    pub(super) async fn connection(&self) -> Result<Db, MigrateError> {
+        let early = self.early.lock().expect("early connection").take();
+        match early {
+            Some(made) => Ok(made?),
+            None => Ok(connect(&self.target).await?),
+        }
     }
 
     /// Signs what the history keeps to run later with the installation key
@@ -183,7 +232,7 @@ impl Migrator {
 
     /// Files joined with the history; takes no lock and changes nothing.
     pub async fn status(&self) -> Result<Status, MigrateError> {
-        let mut db = connect(&self.target).await?;
+        let mut db = self.connection().await?;
         let rows = history::load(&mut db)
             .await
             .map_err(MigrateError::sql("read the migration history"));
@@ -247,7 +296,7 @@ impl Migrator {
         &self,
         work: impl AsyncFnOnce(&mut Option<Db>) -> Result<T, MigrateError>,
     ) -> Result<T, MigrateError> {
-        let mut slot = Some(connect(&self.target).await?);
+        let mut slot = Some(self.connection().await?);
         let lock = match self.target.dialect() {
             Dialect::Postgres => {
                 let db = slot.as_mut().expect("connection");
@@ -299,7 +348,7 @@ impl Migrator {
     /// Applies pending migrations.
     pub async fn migrate(&self, options: &ApplyOptions) -> Result<RunReport, MigrateError> {
         if options.dry_run {
-            let mut db = connect(&self.target).await?;
+            let mut db = self.connection().await?;
             let planned = self.plan_apply(&mut db, options).await;
             db.close().await;
             let planned = planned?;

@@ -239,35 +239,66 @@ fn dir_files(dir: &Path, dialect: Dialect) -> Result<Vec<RawFile>, SourceError> 
     };
     let read =
         std::fs::read_dir(&dir).map_err(|e| file_error(&dir, format!("cannot read: {e}")))?;
-    let mut files = Vec::new();
+    let mut paths = Vec::new();
     for entry in read {
         let entry = entry.map_err(|e| file_error(&dir, format!("cannot read: {e}")))?;
         let path = entry.path();
         let Some(name) = path.file_name().and_then(|n| n.to_str()).map(String::from) else {
             continue;
         };
-        if !path.is_file()
-            || !(name.ends_with(".sql") || name.ends_with(".toml") || name.ends_with(".wasm"))
-        {
+        if !(name.ends_with(".sql") || name.ends_with(".toml") || name.ends_with(".wasm")) {
             continue;
         }
-        let contents = if name.ends_with(".wasm") {
-            FileContents::Bytes(Cow::Owned(
-                std::fs::read(&path).map_err(|e| file_error(&path, format!("cannot read: {e}")))?,
-            ))
-        } else {
-            FileContents::Text(Cow::Owned(std::fs::read_to_string(&path).map_err(|e| {
-                file_error(&path, format!("cannot read as UTF-8 text: {e}"))
-            })?))
+        // The entry's type comes with the listing; only a link is followed.
+        let file = match entry.file_type() {
+            Ok(kind) if kind.is_symlink() => path.is_file(),
+            Ok(kind) => kind.is_file(),
+            Err(_) => path.is_file(),
         };
-        files.push(RawFile {
-            path,
-            name,
-            contents,
-        });
+        if file {
+            paths.push((path, name));
+        }
     }
+    let mut files = read_all(paths)?;
     files.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(files)
+}
+
+/// Reads every file, on a few threads: a folder of a thousand migrations
+/// is thousands of small reads, and a no-op `migrate` waits for them all.
+fn read_all(paths: Vec<(PathBuf, String)>) -> Result<Vec<RawFile>, SourceError> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 4)
+        .min(paths.len().div_ceil(64).max(1));
+    let chunk = paths.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = paths
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().map(read_one).collect::<Vec<_>>()))
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("a migration reader panicked"))
+            .collect()
+    })
+}
+
+fn read_one((path, name): &(PathBuf, String)) -> Result<RawFile, SourceError> {
+    let contents = if name.ends_with(".wasm") {
+        FileContents::Bytes(Cow::Owned(
+            std::fs::read(path).map_err(|e| file_error(path, format!("cannot read: {e}")))?,
+        ))
+    } else {
+        FileContents::Text(Cow::Owned(std::fs::read_to_string(path).map_err(|e| {
+            file_error(path, format!("cannot read as UTF-8 text: {e}"))
+        })?))
+    };
+    Ok(RawFile {
+        path: path.clone(),
+        name: name.clone(),
+        contents,
+    })
 }
 
 /// `001_create_auth_tables` → (1, "create_auth_tables").
