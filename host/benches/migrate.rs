@@ -197,7 +197,7 @@ fn main() {
     println!(
         "postgres  no-op migrate (all applied): median {:>8} wall   ({}); {noop_trips} round trips",
         ms(noop),
-        common::verdict(noop <= Duration::from_millis(50), "≤ 50 ms")
+        common::verdict(noop <= Duration::from_millis(20), "≤ 20 ms")
     );
     psql(
         "postgres",
