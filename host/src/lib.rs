@@ -24,6 +24,7 @@ pub mod report;
 pub mod rollout;
 pub mod scaffold;
 pub mod settings;
+pub mod stats;
 pub mod store;
 pub mod test_points;
 
