@@ -94,6 +94,16 @@ fn assert_fresh(bin: &Path) {
     }
 }
 
+/// A file's permission bits (`0o600`).
+pub fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
 /// Copies the tree at `from` to `to` (created as needed).
 pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();

@@ -2,9 +2,8 @@
 //! writes, rollback, path safety, kill -9, and secrets kept out of
 //! everything but their destination.
 
-use gantry_tests::{Run, Sandbox};
+use gantry_tests::{Run, Sandbox, mode};
 use serde_json::{Value, json};
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -64,10 +63,6 @@ fn deploy_args<'a>(env: &'a str, files: &[&'a str]) -> Vec<&'a str> {
 
 fn read_json(path: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-fn mode(path: &Path) -> u32 {
-    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
 
 /// Every file under `dir` with its bytes, for "nothing changed" checks.

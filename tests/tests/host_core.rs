@@ -519,13 +519,7 @@ fn plugin_https_trusts_the_platform_store_and_an_operator_ca_file() {
 fn state_auth_database_and_backups_are_private() {
     use std::os::unix::fs::PermissionsExt;
     let sandbox = Sandbox::new();
-    let mode = |rel: &str| {
-        std::fs::metadata(sandbox.path().join(rel))
-            .unwrap_or_else(|e| panic!("{rel}: {e}"))
-            .permissions()
-            .mode()
-            & 0o777
-    };
+    let mode = |rel: &str| gantry_tests::mode(&sandbox.path().join(rel));
     sandbox.run(&["migrate"]).expect(0);
     sandbox.run(&["status"]);
     assert_eq!(mode(".gantry"), 0o700);

@@ -183,6 +183,16 @@ fn wait_due(f: &Fixture) {
     }
 }
 
+/// The login traffic's failures: none, or each named.
+fn assert_none_failed(ok: u64, failed: &[String]) {
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed: {failed:?}",
+        failed.len(),
+        ok + failed.len() as u64
+    );
+}
+
 #[test]
 fn a_full_rotation_under_traffic_logs_nobody_out_and_leaves_only_the_new_key() {
     let f = rotating();
@@ -210,11 +220,7 @@ fn a_full_rotation_under_traffic_logs_nobody_out_and_leaves_only_the_new_key() {
         .path()
         .join(".gantry/keys/production/prod-2.secret");
     let new_secret = std::fs::read_to_string(&new_file).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    assert_eq!(
-        std::fs::metadata(&new_file).unwrap().permissions().mode() & 0o777,
-        0o600
-    );
+    assert_eq!(gantry_tests::mode(&new_file), 0o600);
     assert!(!run.stdout.contains(&new_secret) && !run.stderr.contains(&new_secret));
     // Both verify now; the new one signs.
     assert_eq!(verify(&f, &forge("prod-1", OLD_SECRET)), 200);
@@ -247,12 +253,7 @@ fn a_full_rotation_under_traffic_logs_nobody_out_and_leaves_only_the_new_key() {
         finished_at >= last_old,
         "phase 3 ran at {finished_at}, before the last `prod-1` token expired ({last_old})"
     );
-    assert!(
-        failed.is_empty(),
-        "{} of {} requests failed: {failed:?}",
-        failed.len(),
-        ok + failed.len() as u64
-    );
+    assert_none_failed(ok, &failed);
     assert!(
         kids.contains_key("prod-1") && kids.contains_key("prod-2"),
         "tokens from both keys: {kids:?}"
@@ -324,12 +325,7 @@ fn a_rotation_killed_in_each_phase_resumes_and_traffic_never_fails() {
     assert!(started.elapsed() < Duration::from_secs(60));
     std::thread::sleep(Duration::from_millis(500));
     let (ok, failed, _) = traffic.finish();
-    assert!(
-        failed.is_empty(),
-        "{} of {} requests failed: {failed:?}",
-        failed.len(),
-        ok + failed.len() as u64
-    );
+    assert_none_failed(ok, &failed);
     assert_eq!(verify(&f, &forge("prod-1", OLD_SECRET)), 401);
 }
 
@@ -603,11 +599,7 @@ fn every_algorithm_rotates_under_traffic_and_a_jwks_relying_party_never_fails() 
             .sandbox
             .path()
             .join(format!(".gantry/keys/production/{new}.private"));
-        use std::os::unix::fs::PermissionsExt;
-        assert_eq!(
-            std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
+        assert_eq!(gantry_tests::mode(&file), 0o600);
         let private = std::fs::read_to_string(&file).unwrap();
         assert!(private.starts_with("-----BEGIN PRIVATE KEY-----"));
         let line = private.lines().nth(1).unwrap();
@@ -623,12 +615,7 @@ fn every_algorithm_rotates_under_traffic_and_a_jwks_relying_party_never_fails() 
     std::thread::sleep(Duration::from_secs(1));
     let (ok, failed, kids) = traffic.finish();
     let (verified, symmetric, refused) = party.finish();
-    assert!(
-        failed.is_empty(),
-        "{} of {} requests failed: {failed:?}",
-        failed.len(),
-        ok + failed.len() as u64
-    );
+    assert_none_failed(ok, &failed);
     assert!(
         refused.is_empty(),
         "the JWKS relying party failed {} times: {refused:?}",

@@ -5,14 +5,20 @@
 //! and refuses a tampered file, a wrong identity or none with exit 2,
 //! naming the file, and nothing written.
 
-use gantry_tests::{Run, Sandbox};
+use gantry_tests::{Run, Sandbox, mode};
 use serde_json::{Value, json};
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
 const SECRET: &str = "sops-kept-jwt-secret-0123456789abcdef0123";
 const DB_PASSWORD: &str = "sops-kept-db-password-9876";
+
+/// The sandbox's `keys/` directory, made.
+fn keys_dir(sandbox: &Sandbox) -> std::path::PathBuf {
+    let keys = sandbox.path().join("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    keys
+}
 
 /// A new age identity in `dir/NAME.txt`; its public recipient.
 fn age_key(dir: &Path, name: &str) -> String {
@@ -117,8 +123,7 @@ fn assert_nowhere(sandbox: &Sandbox, run: &Run) {
 #[test]
 fn a_sops_file_deploys_its_values_as_secrets_with_either_recipient_and_encrypted_regex() {
     let sandbox = Sandbox::new();
-    let keys = sandbox.path().join("keys");
-    std::fs::create_dir_all(&keys).unwrap();
+    let keys = keys_dir(&sandbox);
     let (one, two) = (age_key(&keys, "one"), age_key(&keys, "two"));
 
     // One recipient, the identity by `secrets.age_identity`.
@@ -137,14 +142,7 @@ fn a_sops_file_deploys_its_values_as_secrets_with_either_recipient_and_encrypted
     want["token_expiry_minutes"] = json!(60);
     assert_eq!(deployed, want, "decrypted and merged");
     assert!(deployed.get("sops").is_none());
-    assert_eq!(
-        std::fs::metadata(sandbox.path().join("config/auth.json"))
-            .unwrap()
-            .permissions()
-            .mode()
-            & 0o777,
-        0o600
-    );
+    assert_eq!(mode(&sandbox.path().join("config/auth.json")), 0o600);
     assert_nowhere(&sandbox, &run);
 
     // Two recipients and `encrypted_regex`: the second identity, from
@@ -194,8 +192,7 @@ type Case<'a> = (&'a str, String, Vec<(&'a str, String)>, &'a str);
 #[test]
 fn a_tampered_file_a_wrong_identity_and_none_are_refused_naming_the_file() {
     let sandbox = Sandbox::new();
-    let keys = sandbox.path().join("keys");
-    std::fs::create_dir_all(&keys).unwrap();
+    let keys = keys_dir(&sandbox);
     let (one, _) = (age_key(&keys, "one"), age_key(&keys, "two"));
     setup(&sandbox, json!({}));
     let encrypted = sops_encrypt(
@@ -251,8 +248,7 @@ fn a_tampered_file_a_wrong_identity_and_none_are_refused_naming_the_file() {
 #[test]
 fn validate_names_the_encrypted_keys_and_a_secret_in_clear_is_refused_in_production() {
     let sandbox = Sandbox::new();
-    let keys = sandbox.path().join("keys");
-    std::fs::create_dir_all(&keys).unwrap();
+    let keys = keys_dir(&sandbox);
     let one = age_key(&keys, "one");
     sandbox.write(
         "deployment_config.json",
@@ -354,8 +350,7 @@ fn validate_names_the_encrypted_keys_and_a_secret_in_clear_is_refused_in_product
 #[test]
 fn a_sops_dotenv_file_deploys_as_key_value_lines() {
     let sandbox = Sandbox::new();
-    let keys = sandbox.path().join("keys");
-    std::fs::create_dir_all(&keys).unwrap();
+    let keys = keys_dir(&sandbox);
     let one = age_key(&keys, "one");
     sandbox.write(
         "deployment_config.json",
@@ -387,14 +382,7 @@ fn a_sops_dotenv_file_deploys_as_key_value_lines() {
         deployed,
         format!("DATABASE_URL=postgres://app@db/auth\nAPI_PASSWORD={SECRET}\nRETRIES=5\n")
     );
-    assert_eq!(
-        std::fs::metadata(sandbox.path().join("config/app.env"))
-            .unwrap()
-            .permissions()
-            .mode()
-            & 0o777,
-        0o600
-    );
+    assert_eq!(mode(&sandbox.path().join("config/app.env")), 0o600);
     assert_nowhere(&sandbox, &run);
 }
 
@@ -406,8 +394,7 @@ fn a_sops_dotenv_file_deploys_as_key_value_lines() {
 #[test]
 fn a_sops_yaml_base_and_an_encrypted_environment_overlay_file_deploy() {
     let sandbox = Sandbox::new();
-    let keys = sandbox.path().join("keys");
-    std::fs::create_dir_all(&keys).unwrap();
+    let keys = keys_dir(&sandbox);
     let one = age_key(&keys, "one");
     sandbox.write(
         "deployment_config.json",
@@ -468,10 +455,7 @@ fn a_sops_yaml_base_and_an_encrypted_environment_overlay_file_deploy() {
         !deployed.contains("\nsops:") && !deployed.contains("ENC[") && !deployed.contains('#'),
         "{deployed}"
     );
-    assert_eq!(
-        std::fs::metadata(&target).unwrap().permissions().mode() & 0o777,
-        0o600
-    );
+    assert_eq!(mode(&target), 0o600);
 
     // A value removed from the overlay after sops wrote it.
     let removed: String = overlay

@@ -274,16 +274,7 @@ pub fn render_all(
         let in_file = overlay.from_file.contains(key);
         if let Some(i) = own {
             merge(&mut merged[i], value);
-            let target = &mut from_overlay[i];
-            let before = target.written.len();
-            leaves(value, "", &mut target.written);
-            if in_file {
-                let new = target.written[before..].to_vec();
-                target.in_file.extend(new);
-            }
-            from_overlay[i]
-                .encrypted
-                .extend(overlay.encrypted_under(&under).map(|rest| rest.to_string()));
+            from_overlay[i].record(value, "", in_file, overlay.encrypted_under(&under));
             continue;
         }
         let holders: Vec<usize> = (0..bases.len())
@@ -299,18 +290,7 @@ pub fn render_all(
                     }
                 }
             }
-            let target = &mut from_overlay[i];
-            let before = target.written.len();
-            leaves(value, &under, &mut target.written);
-            if in_file {
-                let new = target.written[before..].to_vec();
-                target.in_file.extend(new);
-            }
-            from_overlay[i].encrypted.extend(
-                overlay
-                    .encrypted_under(&under)
-                    .map(|rest| format!("{under}{rest}")),
-            );
+            from_overlay[i].record(value, &under, in_file, overlay.encrypted_under(&under));
         }
     }
     bases
@@ -328,6 +308,27 @@ struct FromOverlay {
     written: Vec<String>,
     in_file: Vec<String>,
     encrypted: Vec<String>,
+}
+
+impl FromOverlay {
+    /// The overlay's `value` written at `at` in this file: its scalars
+    /// (the file's when `in_file`), and the encrypted ones — `encrypted`,
+    /// each a pointer below the overlay's key — re-rooted at `at`.
+    fn record<'a>(
+        &mut self,
+        value: &Value,
+        at: &str,
+        in_file: bool,
+        encrypted: impl Iterator<Item = &'a str>,
+    ) {
+        let before = self.written.len();
+        leaves(value, at, &mut self.written);
+        if in_file {
+            self.in_file.extend_from_slice(&self.written[before..]);
+        }
+        self.encrypted
+            .extend(encrypted.map(|rest| format!("{at}{rest}")));
+    }
 }
 
 /// The pointer of every scalar in `value`, under `pointer`.

@@ -43,6 +43,16 @@ pub enum SopsError {
     Identity(String),
 }
 
+impl SopsError {
+    /// The value at `pointer` (the whole document: `/`) is refused.
+    fn value(pointer: &str, why: String) -> SopsError {
+        SopsError::Value {
+            pointer: if pointer.is_empty() { "/" } else { pointer }.to_string(),
+            why,
+        }
+    }
+}
+
 /// The age identities to try.
 pub struct Identities(Vec<age::x25519::Identity>);
 
@@ -379,10 +389,8 @@ impl Walk<'_> {
                 let aad = format!("{}:", path.join(":"));
                 for (i, item) in items.iter().enumerate() {
                     if let Some(text) = item.as_str().filter(|t| is_comment(t)) {
-                        open(self.key, text, aad.as_bytes()).map_err(|why| SopsError::Value {
-                            pointer: format!("{pointer}/{i}"),
-                            why,
-                        })?;
+                        open(self.key, text, aad.as_bytes())
+                            .map_err(|why| SopsError::value(&format!("{pointer}/{i}"), why))?;
                     }
                 }
                 items.retain(|item| !item.as_str().is_some_and(is_comment));
@@ -392,14 +400,7 @@ impl Walk<'_> {
             }
             Value::String(text) if text.starts_with("ENC[AES256_GCM,") => {
                 let aad = format!("{}:", path.join(":"));
-                let fail = |why: String| SopsError::Value {
-                    pointer: if pointer.is_empty() {
-                        "/".into()
-                    } else {
-                        pointer.to_string()
-                    },
-                    why,
-                };
+                let fail = |why: String| SopsError::value(pointer, why);
                 if !self.rule.encrypts(path) {
                     return Err(fail(
                         "encrypted where the file's rules leave values in clear".into(),
@@ -416,14 +417,10 @@ impl Walk<'_> {
                 if !blank && self.rule.encrypts(path) {
                     // sops would try to decrypt it and fail: a value added
                     // in clear after sops wrote the file.
-                    return Err(SopsError::Value {
-                        pointer: if pointer.is_empty() {
-                            "/".into()
-                        } else {
-                            pointer.to_string()
-                        },
-                        why: "in clear where the file's rules encrypt every value (added after sops wrote it?)".into(),
-                    });
+                    return Err(SopsError::value(
+                        pointer,
+                        "in clear where the file's rules encrypt every value (added after sops wrote it?)".into(),
+                    ));
                 }
                 if !self.mac_only_encrypted {
                     self.hash.update(plain_bytes(other));

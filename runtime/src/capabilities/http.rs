@@ -404,9 +404,13 @@ impl Capability for Http {
                 .unwrap_or(DEFAULT_BYTES_PER_CALL)
                 .min(operator.max_bytes_per_call),
         );
-        let mut state = HttpState::new(shared.clone(), allow, call.deadline, budget);
-        state.ca_file = call.ca_file.map(Path::to_path_buf);
-        state
+        HttpState::new(
+            shared.clone(),
+            allow,
+            call.deadline,
+            budget,
+            call.ca_file.map(Path::to_path_buf),
+        )
     }
 
     fn add_to_linker<T: 'static>(
@@ -445,9 +449,15 @@ struct Budget {
 }
 
 impl HttpState {
-    pub fn new(shared: HttpShared, allow: Allowlist, deadline: Instant, budget: (u32, u64)) -> Self {
+    pub fn new(
+        shared: HttpShared,
+        allow: Allowlist,
+        deadline: Instant,
+        budget: (u32, u64),
+        ca_file: Option<PathBuf>,
+    ) -> Self {
         HttpState {
-            ca_file: None,
+            ca_file,
             shared,
             allow: Arc::new(allow),
             deadline,
