@@ -176,6 +176,7 @@ pub fn rollout_exit(err: &RolloutError) -> Exit {
         | RolloutError::UnknownService { .. }
         | RolloutError::UnknownRevision { .. }
         | RolloutError::NothingToUndo { .. }
+        | RolloutError::NotStepping { .. }
         | RolloutError::Check { .. }
         | RolloutError::Secret { .. }
         | RolloutError::AddressTaken { .. }

@@ -126,6 +126,7 @@ fn front_door(
         control: control.clone(),
         binary: "test".into(),
         load,
+        publish: None,
     };
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_multi_thread()

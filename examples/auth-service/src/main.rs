@@ -54,7 +54,7 @@ struct Cli {
     /// How long to keep answering (with Connection: close) after SIGTERM
     #[arg(long, env = "AUTH_SERVICE_DRAIN_MS", default_value_t = 1000)]
     drain_ms: u64,
-    /// Faults on purpose (tests): unready, crash-after=SECS, slow=MS, fail-login
+    /// Faults on purpose (tests): unready, crash-after=SECS, slow=MS, fail-login[=RATE]
     #[arg(long, env = "AUTH_SERVICE_FAULT", default_value = "")]
     fault: String,
     /// Create this user at start when it does not exist (the password from
@@ -74,6 +74,11 @@ enum Command {
         password_env: String,
         #[arg(long, default_value = "default")]
         tenant: String,
+        /// Hash with argon2id's least cost (8 KiB, one pass): an account
+        /// for load tests that log in hundreds of times a second; never
+        /// for a real user
+        #[arg(long)]
+        weak_hash_for_load_tests: bool,
     },
 }
 
@@ -98,7 +103,17 @@ fn main() -> std::process::ExitCode {
                 username,
                 password_env,
                 tenant,
-            }) => add_user(&cli, username, password_env, tenant).await,
+                weak_hash_for_load_tests,
+            }) => {
+                add_user(
+                    &cli,
+                    username,
+                    password_env,
+                    tenant,
+                    *weak_hash_for_load_tests,
+                )
+                .await
+            }
             None => run(&cli).await,
         }
     });
@@ -111,8 +126,9 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-/// An argon2id hash of the password in `$password_env`.
-fn hash_password(password_env: &str) -> anyhow::Result<String> {
+/// An argon2id hash of the password in `$password_env` (at the least
+/// cost when `weak`).
+fn hash_password(password_env: &str, weak: bool) -> anyhow::Result<String> {
     use argon2::PasswordHasher;
     let password = std::env::var(password_env)
         .map_err(|_| anyhow::anyhow!("set the password in ${password_env}"))?;
@@ -120,7 +136,13 @@ fn hash_password(password_env: &str) -> anyhow::Result<String> {
     getrandom::fill(&mut salt)?;
     let salt =
         argon2::password_hash::SaltString::encode_b64(&salt).map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok(argon2::Argon2::default()
+    let hasher = if weak {
+        let params = argon2::Params::new(8, 1, 1, None).map_err(|e| anyhow::anyhow!("{e}"))?;
+        argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+    } else {
+        argon2::Argon2::default()
+    };
+    Ok(hasher
         .hash_password(password.as_bytes(), &salt)
         .map_err(|e| anyhow::anyhow!("{e}"))?
         .to_string())
@@ -137,8 +159,9 @@ async fn add_user(
     username: &str,
     password_env: &str,
     tenant: &str,
+    weak: bool,
 ) -> anyhow::Result<()> {
-    let hash = hash_password(password_env)?;
+    let hash = hash_password(password_env, weak)?;
     let db = db::Db::connect(&cli.database_url).await?;
     db.add_user(&new_user_id()?, username, &hash, tenant)
         .await?;
@@ -152,7 +175,7 @@ async fn bootstrap_user(db: &db::Db, username: &str) -> anyhow::Result<()> {
     if db.user(username).await?.is_some() {
         return Ok(());
     }
-    let hash = hash_password("AUTH_SERVICE_PASSWORD")?;
+    let hash = hash_password("AUTH_SERVICE_PASSWORD", false)?;
     if let Err(e) = db
         .add_user(&new_user_id()?, username, &hash, "default")
         .await

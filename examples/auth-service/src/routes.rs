@@ -151,7 +151,7 @@ async fn login(State(app): State<Arc<App>>, Json(body): Json<LoginBody>) -> Resp
             instance: app.instance.clone(),
         })
     };
-    if app.faults.fail_login {
+    if app.faults.login_fails() {
         record(false);
         return failure(StatusCode::INTERNAL_SERVER_ERROR, "login is broken (fault)");
     }

@@ -91,9 +91,12 @@ pub async fn events(State(api): State<Api>, body: Bytes) -> Response {
     let mut rejected = Vec::new();
     let mut refused = 0u64;
     for (index, item) in items {
-        match item.and_then(|event| event.parts().map(|p| (event.success, p))) {
-            Ok((success, (kind, time))) => {
-                api.monitor.record(kind, success, time);
+        match item.and_then(|event| event.parts().map(|p| (event, p))) {
+            Ok((event, (kind, time))) => {
+                match &event.instance {
+                    Some(instance) => api.monitor.record_from(instance, kind, event.success, time),
+                    None => api.monitor.record(kind, event.success, time),
+                }
                 accepted += 1;
             }
             Err(error) => {

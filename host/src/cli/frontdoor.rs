@@ -8,7 +8,7 @@
 
 use super::Context;
 use crate::error::{CliResult, Exit, Failure};
-use crate::frontdoor::{FrontDoor, Loader, Member, Mode};
+use crate::frontdoor::{FrontDoor, Loader, Member, Mode, Publisher};
 use crate::process::ProcessId;
 use crate::rollout::front::{Front, Launcher, binary_id};
 use crate::rollout::sockets;
@@ -16,7 +16,6 @@ use crate::store::InstanceState;
 use crate::store::{FrontDoorRecord, Store};
 use anyhow::anyhow;
 use clap::{Args, Subcommand};
-use std::collections::BTreeMap;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -151,6 +150,10 @@ async fn serve(ctx: &Context, args: RunArgs) -> CliResult {
         control: control.clone(),
         binary: record.binary_id.clone(),
         load: loader(store.clone(), service.clone(), host.clone()),
+        publish: Some(publisher(
+            store.clone(),
+            format!("front-door:{host}:{service}"),
+        )),
     };
     // Recorded once it answers: commands wait for the record and a status.
     let recorded = {
@@ -313,7 +316,34 @@ fn loader(store: Store, service: String, host: String) -> Loader {
                     })
                 })
                 .collect();
-            Ok((members, BTreeMap::new()))
+            let weights = store
+                .read(async |tx| tx.traffic_weights(&service, &host).await)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok((members, weights))
+        })
+    })
+}
+
+/// What each revision answered, into the store as `node`'s seconds.
+fn publisher(store: Store, node: String) -> Publisher {
+    Arc::new(move |taken| {
+        let (store, node) = (store.clone(), node.clone());
+        Box::pin(async move {
+            let mut tx = store.begin(true).await.map_err(|e| e.to_string())?;
+            let mut published = Ok(());
+            for (revision, second, data) in &taken {
+                let data = serde_json::to_string(data).expect("json");
+                published = tx
+                    .publish_revision_second("http", &node, revision, *second as i64, &data)
+                    .await;
+                if published.is_err() {
+                    break;
+                }
+            }
+            tx.settle(published, "publish what each revision answered")
+                .await
+                .map_err(|e| e.to_string())
         })
     })
 }

@@ -1,9 +1,11 @@
 //! `gantry rollout SERVICE [--to REVISION] [--dry-run]`, `rollout status
-//! [SERVICE]`, `rollout undo SERVICE`.
+//! [SERVICE]`, `rollout undo SERVICE`, and a canary's `rollout promote |
+//! abort | pause | resume SERVICE`.
 
 use super::Context;
 use crate::error::{CliResult, Exit};
 use crate::report::table;
+use crate::rollout::steps::{Control, Controlled, Progress};
 use crate::rollout::{RolloutReport, ServiceStatus, Target, build};
 use crate::store::{RolloutOutcome, RolloutState};
 use clap::{Args, Subcommand};
@@ -40,6 +42,15 @@ enum RolloutCommand {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Skip the rest of the canary step under way (its analysis must not
+    /// have failed)
+    Promote { service: String },
+    /// Take the canary out now: its weight to 0, its instances stopped
+    Abort { service: String },
+    /// Hold the canary step under way (its analysis still aborts on failure)
+    Pause { service: String },
+    /// Let a paused canary step go on
+    Resume { service: String },
 }
 
 pub async fn run(ctx: &Context, args: RolloutArgs) -> CliResult {
@@ -49,6 +60,18 @@ pub async fn run(ctx: &Context, args: RolloutArgs) -> CliResult {
         }
         (Some(RolloutCommand::Undo { service, dry_run }), _) => {
             roll(ctx, &service, Target::Undo, dry_run).await
+        }
+        (Some(RolloutCommand::Promote { service }), _) => {
+            control(ctx, &service, Control::Promote).await
+        }
+        (Some(RolloutCommand::Abort { service }), _) => {
+            control(ctx, &service, Control::Abort).await
+        }
+        (Some(RolloutCommand::Pause { service }), _) => {
+            control(ctx, &service, Control::Pause).await
+        }
+        (Some(RolloutCommand::Resume { service }), _) => {
+            control(ctx, &service, Control::Resume).await
         }
         (None, Some(service)) => {
             let target = args.to.map(Target::Named).unwrap_or(Target::Current);
@@ -71,6 +94,29 @@ async fn roll(ctx: &Context, service: &str, target: Target, dry_run: bool) -> Cl
     )?;
     let report = rollout.run(&target, dry_run).await?;
     print_report(ctx, &report)?;
+    Ok(Exit::Success)
+}
+
+async fn control(ctx: &Context, service: &str, op: Control) -> CliResult {
+    let registry = ctx.registry()?;
+    let rollout = build::rollout(
+        &ctx.settings,
+        &ctx.store,
+        &registry,
+        service,
+        ctx.out.sink(),
+    )?;
+    let done = rollout.control(op).await?;
+    if ctx.out.is_json() {
+        ctx.out.json(&done)?;
+        return Ok(Exit::Success);
+    }
+    match done {
+        Controlled::Requested { rollout_id, op } => ctx.out.text(format!(
+            "{service}: `{op}` left for rollout #{rollout_id}; it acts at its next look"
+        ))?,
+        Controlled::Aborted { report } => print_report(ctx, &report)?,
+    }
     Ok(Exit::Success)
 }
 
@@ -137,6 +183,90 @@ async fn status(ctx: &Context, service: Option<String>, check: bool) -> CliResul
     })
 }
 
+/// Each canary step (weight, state, verdict) and the analysis table of
+/// the newest step that was judged.
+fn print_steps(
+    ctx: &Context,
+    p: &Progress,
+    weights: &std::collections::BTreeMap<String, u32>,
+) -> CliResult<()> {
+    let short = |id: &str| id.chars().take(7).collect::<String>();
+    let mut text = format!(
+        "  canary {} against baseline {}{}{}",
+        short(&p.canary),
+        short(&p.baseline),
+        if p.paused { " (paused)" } else { "" },
+        p.outcome
+            .as_deref()
+            .map(|o| format!(": {o}"))
+            .unwrap_or_default()
+    );
+    if !weights.is_empty() {
+        let split: Vec<String> = weights
+            .iter()
+            .map(|(r, w)| format!("{} {w}%", short(r)))
+            .collect();
+        text.push_str(&format!("\n  requests now: {}", split.join(", ")));
+    }
+    ctx.out.text(text)?;
+    let rows: Vec<Vec<String>> = p
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, step)| {
+            let state = match (step.started_ms, step.finished_ms) {
+                (_, Some(_)) => "done",
+                (Some(_), None) if i == p.step => "under way",
+                _ => "waiting",
+            };
+            vec![
+                format!("  {}", i + 1),
+                format!("{}%", step.weight),
+                format!("{:.0} s", step.pause_seconds),
+                step.analysis.clone().unwrap_or_else(|| "-".into()),
+                state.into(),
+                step.verdict
+                    .map(|v| v.as_str().to_string())
+                    .unwrap_or_else(|| "-".into()),
+                step.note.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    ctx.out.text(table(
+        &[
+            "  STEP", "WEIGHT", "PAUSE", "ANALYSIS", "STATE", "VERDICT", "NOTE",
+        ],
+        &rows,
+    ))?;
+    if let Some(step) = p.steps.iter().rev().find(|s| !s.table.is_empty()) {
+        let value = |metric: &str, v: Option<f64>| match v {
+            None => "-".to_string(),
+            Some(v) if metric.ends_with("_ms") => format!("{v:.1} ms"),
+            Some(v) => format!("{:.2}%", v * 100.0),
+        };
+        let rows: Vec<Vec<String>> = step
+            .table
+            .iter()
+            .map(|r| {
+                vec![
+                    format!("  {}", r.metric),
+                    format!("{} (n={})", value(&r.metric, r.baseline), r.baseline_n),
+                    format!("{} (n={})", value(&r.metric, r.canary), r.canary_n),
+                    r.p.map(|p| format!("{p:.2e}"))
+                        .unwrap_or_else(|| "-".into()),
+                    r.verdict.as_str().into(),
+                    r.why.clone(),
+                ]
+            })
+            .collect();
+        ctx.out.text(table(
+            &["  METRIC", "BASELINE", "CANARY", "P", "VERDICT", "WHY"],
+            &rows,
+        ))?;
+    }
+    Ok(())
+}
+
 pub fn print_status(ctx: &Context, s: &ServiceStatus) -> CliResult<()> {
     let mut text = format!(
         "{} ({:?} driver): {} of {} instance(s) running",
@@ -170,6 +300,9 @@ pub fn print_status(ctx: &Context, s: &ServiceStatus) -> CliResult<()> {
         text.push_str(&format!("\n  {advice}"));
     }
     ctx.out.text(text)?;
+    if let Some(steps) = &s.steps {
+        print_steps(ctx, steps, &s.weights)?;
+    }
     if !s.instances.is_empty() {
         let rows: Vec<Vec<String>> = s
             .instances

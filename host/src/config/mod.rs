@@ -1,6 +1,7 @@
 //! The deployment config (`deployment_config.json`, or TOML): parsed and
 //! validated into plain structs before anything is built from it.
 
+pub mod analysis;
 mod database;
 mod load;
 mod model;
@@ -15,5 +16,5 @@ pub use monitoring::{
 };
 pub use services::{
     DriverKind, ExecCommands, ExecInstance, FrontDoorConfig, FrontDoorMode, HealthCheckConfig,
-    RolloutConfig, ServiceConfig, Traffic,
+    RolloutConfig, ServiceConfig, StepConfig, Traffic,
 };

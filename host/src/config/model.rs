@@ -42,6 +42,10 @@ pub struct DeploymentConfig {
     /// How gantry opens encrypted configuration.
     #[serde(default)]
     pub secrets: SecretsConfig,
+    /// Canary analyses rollout steps run, by name (`auth-default` is
+    /// built in).
+    #[serde(default)]
+    pub analyses: BTreeMap<String, super::analysis::AnalysisConfig>,
 }
 
 /// `environments.<ENV>`: an object of values, or the path (relative to
@@ -101,6 +105,7 @@ impl Default for DeploymentConfig {
             config_deploy: ConfigDeployConfig::default(),
             services: BTreeMap::new(),
             secrets: SecretsConfig::default(),
+            analyses: BTreeMap::new(),
         }
     }
 }

@@ -197,6 +197,40 @@ pub struct RolloutConfig {
     /// Roll back by itself when the rollout fails (the default).
     #[serde(default = "yes")]
     pub auto_revert: bool,
+    /// Canary steps: the share of requests the new revision takes, each
+    /// held for its pause and judged by its analysis; a failed analysis
+    /// aborts and rolls back. Empty: every instance is replaced in turn.
+    #[serde(default)]
+    pub steps: Vec<StepConfig>,
+    /// How often a step's analysis looks at the figures.
+    #[serde(default = "analysis_interval")]
+    pub analysis_interval_seconds: f64,
+}
+
+/// `services.NAME.rollout.steps[i]`.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepConfig {
+    /// Percent of requests the new revision takes (1 to 100).
+    pub weight: u32,
+    /// How long the step holds before the next [default: 0].
+    #[serde(default)]
+    pub pause_seconds: f64,
+    /// The analysis judging it (a name under `analyses`, or
+    /// `auth-default`); none: the pause alone.
+    #[serde(default)]
+    pub analysis: Option<String>,
+    /// How long an inconclusive analysis may wait past the pause before
+    /// its verdict stands [default: the pause again, at least 60 s].
+    #[serde(default)]
+    pub deadline_seconds: Option<f64>,
+    /// Overrides the analysis's `inconclusive`.
+    #[serde(default)]
+    pub inconclusive: Option<super::analysis::Inconclusive>,
+}
+
+fn analysis_interval() -> f64 {
+    2.0
 }
 
 fn min_healthy() -> f64 {
@@ -228,6 +262,68 @@ impl Default for RolloutConfig {
 }
 
 impl ServiceConfig {
+    /// Canary steps need the front door carrying requests (it splits them
+    /// by weight), weights rising from 1 to at most 100.
+    fn check_steps(&self, name: &str) -> Result<(), (String, String)> {
+        let r = &self.rollout;
+        if r.steps.is_empty() {
+            return Ok(());
+        }
+        let key = |k: String| format!("services.{name}.rollout.{k}");
+        if self.driver != DriverKind::Supervised
+            || self.traffic != Traffic::FrontDoor
+            || self.front_door.mode != FrontDoorMode::Http
+        {
+            return Err((
+                key("steps".into()),
+                "canary steps need a supervised service whose traffic goes through the front door \
+                 in http mode (it splits requests by weight and sees each revision's answers)"
+                    .into(),
+            ));
+        }
+        if !(r.analysis_interval_seconds.is_finite() && r.analysis_interval_seconds > 0.0) {
+            return Err((
+                key("analysis_interval_seconds".into()),
+                "must be positive".into(),
+            ));
+        }
+        let mut last = 0;
+        for (i, step) in r.steps.iter().enumerate() {
+            let at = |f: &str| key(format!("steps[{i}].{f}"));
+            if step.weight == 0 || step.weight > 100 {
+                return Err((
+                    at("weight"),
+                    format!("{} is not a percentage from 1 to 100", step.weight),
+                ));
+            }
+            if step.weight <= last {
+                return Err((
+                    at("weight"),
+                    format!(
+                        "{} must be more than the step before's ({last})",
+                        step.weight
+                    ),
+                ));
+            }
+            last = step.weight;
+            if !(step.pause_seconds.is_finite() && step.pause_seconds >= 0.0) {
+                return Err((at("pause_seconds"), "must be 0 or more".into()));
+            }
+            if let Some(d) = step.deadline_seconds
+                && !(d.is_finite() && d >= step.pause_seconds)
+            {
+                return Err((
+                    at("deadline_seconds"),
+                    format!(
+                        "{d} must be at least pause_seconds ({})",
+                        step.pause_seconds
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Refuses contradictions; the error names the key path.
     pub fn check(&self, name: &str) -> Result<(), (String, String)> {
         let key = |k: &str| format!("services.{name}.{k}");
@@ -311,6 +407,7 @@ impl ServiceConfig {
                 "must be at least 1".into(),
             );
         }
+        self.check_steps(name)?;
         for (i, check) in self.health_checks.iter().enumerate() {
             let k = |f: &str| format!("health_checks[{i}].{f}");
             if check.period_seconds <= 0.0 {

@@ -15,6 +15,7 @@
 //! Never sends a request to an address that is not in the pool.
 
 use super::pool::{InFlight, Pool};
+use super::stats::HttpStats;
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Empty, Full};
@@ -46,10 +47,11 @@ const BODY_READ: Duration = Duration::from_secs(30);
 pub struct HttpProxy {
     pool: Arc<Pool>,
     client: Client<HttpConnector, Body>,
+    stats: Arc<HttpStats>,
 }
 
 impl HttpProxy {
-    pub fn new(pool: Arc<Pool>) -> HttpProxy {
+    pub fn new(pool: Arc<Pool>, stats: Arc<HttpStats>) -> HttpProxy {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(Duration::from_secs(2)));
@@ -57,7 +59,11 @@ impl HttpProxy {
             .pool_idle_timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(256)
             .build(connector);
-        HttpProxy { pool, client }
+        HttpProxy {
+            pool,
+            client,
+            stats,
+        }
     }
 
     /// Serves one client connection until it closes, or until the graceful
@@ -82,6 +88,7 @@ impl HttpProxy {
     }
 
     async fn forward(&self, mut request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+        let started = std::time::Instant::now();
         let upgrade = is_upgrade(request.headers());
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
         let (mut parts, body) = request.into_parts();
@@ -123,12 +130,21 @@ impl HttpProxy {
             };
             let guard = backend.enter();
             let address = backend.member.address;
+            let counted_as = |status: StatusCode| {
+                self.stats.record(
+                    &backend.member.revision,
+                    crate::monitor::recorder::now_second(),
+                    status.as_u16(),
+                    started.elapsed(),
+                )
+            };
             let outgoing = match outgoing(&parts, address, body.take()) {
                 Ok(request) => request,
                 Err(why) => return answer(StatusCode::BAD_REQUEST, why),
             };
             match self.client.request(outgoing).await {
                 Ok(mut response) => {
+                    counted_as(response.status());
                     if response.status() == StatusCode::SWITCHING_PROTOCOLS
                         && let Some(client_side) = client_upgrade
                     {
@@ -145,6 +161,7 @@ impl HttpProxy {
                     body = replay.clone().map(full);
                 }
                 Err(e) => {
+                    counted_as(StatusCode::BAD_GATEWAY);
                     tracing::debug!(backend = %address, "upstream failed: {e}");
                     return answer(StatusCode::BAD_GATEWAY, "the instance did not answer");
                 }

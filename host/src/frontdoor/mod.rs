@@ -7,7 +7,9 @@ pub mod control;
 pub mod http;
 pub mod pool;
 pub mod serve;
+pub mod stats;
 
 pub use control::{Answer, ControlError, Request, Status};
 pub use pool::{Member, Pool, PoolStatus};
-pub use serve::{FrontDoor, Loader, Mode};
+pub use serve::{FrontDoor, Loader, Mode, Publisher};
+pub use stats::{HttpSecond, HttpStats};

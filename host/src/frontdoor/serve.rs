@@ -15,6 +15,7 @@
 use super::control::{self, Answer, Request, Status};
 use super::http::HttpProxy;
 use super::pool::{Member, Pool};
+use super::stats::{HttpSecond, HttpStats};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -49,6 +50,16 @@ pub type Loader = Arc<
         + Sync,
 >;
 
+/// Writes finished seconds of what each revision answered (revision,
+/// second, counts) wherever analyses read them (the state store).
+pub type Publisher = Arc<
+    dyn Fn(
+            Vec<(String, u64, HttpSecond)>,
+        ) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>>
+        + Send
+        + Sync,
+>;
+
 pub struct FrontDoor {
     pub service: String,
     pub mode: Mode,
@@ -56,6 +67,7 @@ pub struct FrontDoor {
     pub control: PathBuf,
     pub binary: String,
     pub load: Loader,
+    pub publish: Option<Publisher>,
 }
 
 impl FrontDoor {
@@ -67,6 +79,7 @@ impl FrontDoor {
         stop_signal: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let pool = Arc::new(Pool::default());
+        let stats = Arc::new(HttpStats::default());
         let sync = Arc::new(Notify::new());
         let (stopping, stopped) = watch::channel::<Option<Duration>>(None);
         let this = Arc::new(self);
@@ -90,6 +103,24 @@ impl FrontDoor {
                         Err(e) => {
                             tracing::warn!(service = %this.service, "cannot read the pool: {e}")
                         }
+                    }
+                }
+            });
+        }
+
+        // What each revision answered, published once a second.
+        if let Some(publish) = this.publish.clone() {
+            let stats = Arc::clone(&stats);
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    let taken = stats.take_finished(crate::monitor::recorder::now_second());
+                    if taken.is_empty() {
+                        continue;
+                    }
+                    if let Err(e) = publish(taken.clone()).await {
+                        tracing::warn!("cannot publish what each revision answered: {e}");
+                        stats.restore(taken);
                     }
                 }
             });
@@ -141,7 +172,12 @@ impl FrontDoor {
                 .iter()
                 .map(|l| l.try_clone())
                 .collect::<std::io::Result<_>>()?;
-            let (pool, stopped, mode) = (Arc::clone(&pool), stopped.clone(), this.mode);
+            let (pool, stats, stopped, mode) = (
+                Arc::clone(&pool),
+                Arc::clone(&stats),
+                stopped.clone(),
+                this.mode,
+            );
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("front-door-{worker}"))
@@ -149,7 +185,7 @@ impl FrontDoor {
                         let rt = tokio::runtime::Builder::new_current_thread()
                             .enable_all()
                             .build()?;
-                        rt.block_on(accept_loop(copies, pool, stopped, mode))
+                        rt.block_on(accept_loop(copies, pool, stats, stopped, mode))
                     })?,
             );
         }
@@ -250,11 +286,12 @@ async fn answer(
 async fn accept_loop(
     listeners: Vec<std::net::TcpListener>,
     pool: Arc<Pool>,
+    stats: Arc<HttpStats>,
     stopped: watch::Receiver<Option<Duration>>,
     mode: Mode,
 ) -> std::io::Result<()> {
     let graceful = Arc::new(hyper_util::server::graceful::GracefulShutdown::new());
-    let http = HttpProxy::new(Arc::clone(&pool));
+    let http = HttpProxy::new(Arc::clone(&pool), stats);
     async {
         let mut accepting = Vec::new();
         for listener in listeners {

@@ -63,7 +63,8 @@ pub struct AuthEvent {
     #[serde(default)]
     #[schema(minimum = 0.0, maximum = 86_400_000.0)]
     pub response_time_ms: Option<f64>,
-    /// Where it came from (an instance name); kept out of the windows.
+    /// Where it came from (an instance name): also counted under the
+    /// revision that instance runs.
     #[serde(default)]
     pub instance: Option<String>,
 }

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 #[derive(Serialize, Deserialize)]
-struct SecondDoc {
+pub(crate) struct SecondDoc {
     t: [u64; Kind::COUNT],
     o: [u64; Kind::COUNT],
     /// Non-empty latency buckets: index → count.
@@ -21,7 +21,7 @@ struct SecondDoc {
 }
 
 impl SecondDoc {
-    fn of(t: &Totals) -> SecondDoc {
+    pub(crate) fn of(t: &Totals) -> SecondDoc {
         SecondDoc {
             t: t.total,
             o: t.ok,
@@ -34,7 +34,7 @@ impl SecondDoc {
         }
     }
 
-    fn totals(&self) -> Totals {
+    pub(crate) fn totals(&self) -> Totals {
         let mut t = Totals::empty(1);
         t.total = self.t;
         t.ok = self.o;

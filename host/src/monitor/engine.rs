@@ -17,6 +17,7 @@ use super::node::Node;
 use super::receivers::{Receiver, ReceiverError, receivers};
 use super::recorder::{Recorder, now_second};
 use super::reload::watch_plugins;
+use super::revisions::ByRevision;
 use super::rules::{Rule, RuleError, rules};
 use super::trend::Trend;
 use crate::clock::now_ms;
@@ -123,6 +124,7 @@ type RuleValues = Vec<(String, Option<f64>)>;
 
 pub struct AuthMonitor {
     recorder: Recorder,
+    by_revision: ByRevision,
     trend: Trend,
     store: Store,
     registry: Arc<Registry>,
@@ -163,6 +165,10 @@ impl MonitorHandle {
     }
 }
 
+/// How long per-revision seconds are kept (six hours: longer than any
+/// canary step's deadline).
+const REVISION_SECONDS_KEPT: u64 = 6 * 3600;
+
 /// The shortest gap between two evaluations when events keep arriving.
 const NUDGE_GAP: Duration = Duration::from_millis(50);
 
@@ -171,6 +177,7 @@ impl AuthMonitor {
         let node = Node::current(&settings.host).to_string();
         AuthMonitor {
             recorder: Recorder::default(),
+            by_revision: ByRevision::default(),
             trend: Trend::default(),
             store,
             registry,
@@ -276,6 +283,26 @@ impl AuthMonitor {
         self.recorder.record(kind, success, response_time);
     }
 
+    /// Records one event `instance` sent: in the global windows and in its
+    /// revision's (see `revisions.rs`).
+    #[inline]
+    pub fn record_from(
+        &self,
+        instance: &str,
+        kind: Kind,
+        success: bool,
+        response_time: Option<Duration>,
+    ) {
+        self.recorder.record(kind, success, response_time);
+        self.by_revision
+            .record(instance, kind, success, response_time);
+    }
+
+    /// The per-revision windows.
+    pub fn by_revision(&self) -> &ByRevision {
+        &self.by_revision
+    }
+
     /// Alerts, newest first (`states` only, when not empty).
     pub async fn alerts(&self, states: &[AlertState]) -> Result<Vec<AlertRecord>, MonitorError> {
         Ok(self
@@ -336,6 +363,12 @@ impl AuthMonitor {
                 match publish(&me.store, &me.node, me.recorder.windows(), last, upto).await {
                     Ok(done) => last = done,
                     Err(e) => tracing::warn!("publishing metrics: {e}"),
+                }
+                if let Err(e) = me.by_revision.publish(&me.store, &me.node, upto).await {
+                    tracing::warn!("publishing revision metrics: {e}");
+                }
+                if let Err(e) = me.by_revision.refresh(&me.store, upto + 1).await {
+                    tracing::warn!("reading which instance runs which revision: {e}");
                 }
                 if stopping {
                     return;
@@ -572,6 +605,11 @@ impl AuthMonitor {
             let before = now.saturating_sub(super::window::SLOTS as u64) as i64;
             self.store
                 .write(async |tx| tx.prune_seconds(before).await)
+                .await?;
+            // A canary step's analysis reads up to its deadline back.
+            let before = now.saturating_sub(REVISION_SECONDS_KEPT) as i64;
+            self.store
+                .write(async |tx| tx.prune_revision_seconds(before).await)
                 .await?;
         }
         Ok(())

@@ -249,6 +249,85 @@ impl Lifecycle {
         }
     }
 
+    /// Raises an alert no rule evaluates — an event that happened (a
+    /// canary aborted): firing at once with `labels` (`alertname` and
+    /// `severity` among them) and queued to every receiver that takes it,
+    /// through the same grouping as any alert. An open alert with the same
+    /// labels is updated and notified again. `resolve_event` ends it.
+    pub async fn raise(
+        &self,
+        labels: &BTreeMap<String, String>,
+        annotations: &BTreeMap<String, String>,
+        now_ms: i64,
+    ) -> Result<Applied, StoreError> {
+        let fp = fingerprint(labels);
+        let mut tx = self.store.begin(true).await?;
+        let result = async {
+            let mut alert = match self.current(&mut tx, &fp).await? {
+                Some(open) => open,
+                None => AlertRecord {
+                    id: format!("{fp}-{now_ms}"),
+                    fingerprint: fp.clone(),
+                    rule: labels.get("alertname").cloned().unwrap_or_default(),
+                    state: AlertState::Firing,
+                    severity: labels.get("severity").cloned().unwrap_or_default(),
+                    labels: serde_json::to_string(labels).expect("json"),
+                    annotations: String::new(),
+                    value: None,
+                    threshold: None,
+                    started_ms: now_ms,
+                    firing_ms: Some(now_ms),
+                    resolved_ms: None,
+                    updated_ms: now_ms,
+                    acked_by: None,
+                    ack_comment: None,
+                    ack_ms: None,
+                    ack_expires_ms: None,
+                },
+            };
+            alert.state = AlertState::Firing;
+            alert.annotations = serde_json::to_string(annotations).expect("json");
+            alert.updated_ms = now_ms;
+            tx.save_alert(&alert).await?;
+            let queued = self.queue(&mut tx, &alert, labels, false, now_ms).await?;
+            Ok(Applied {
+                alert,
+                event: AlertState::Firing,
+                queued,
+            })
+        }
+        .await;
+        tx.settle(result, "raise an alert").await
+    }
+
+    /// Resolves the open alert with `labels` (raised by `raise`), if any,
+    /// notifying the receivers that take resolutions.
+    pub async fn resolve_event(
+        &self,
+        labels: &BTreeMap<String, String>,
+        now_ms: i64,
+    ) -> Result<Option<Applied>, StoreError> {
+        let fp = fingerprint(labels);
+        let mut tx = self.store.begin(true).await?;
+        let result = async {
+            let Some(mut alert) = self.current(&mut tx, &fp).await? else {
+                return Ok(None);
+            };
+            alert.state = AlertState::Resolved;
+            alert.resolved_ms = Some(now_ms);
+            alert.updated_ms = now_ms;
+            tx.save_alert(&alert).await?;
+            let queued = self.queue(&mut tx, &alert, labels, true, now_ms).await?;
+            Ok(Some(Applied {
+                alert,
+                event: AlertState::Resolved,
+                queued,
+            }))
+        }
+        .await;
+        tx.settle(result, "resolve an alert").await
+    }
+
     /// Queues `alert` to every receiver that takes it.
     async fn queue(
         &self,

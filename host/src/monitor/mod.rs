@@ -4,7 +4,7 @@
 
 mod admin;
 pub mod auth_event;
-mod cluster;
+pub(crate) mod cluster;
 mod delivery;
 mod engine;
 pub mod evaluator;
@@ -16,6 +16,7 @@ mod notice;
 mod receivers;
 pub mod recorder;
 mod reload;
+pub mod revisions;
 pub mod rules;
 pub mod trend;
 pub mod window;

@@ -245,6 +245,34 @@ impl Describe for RolloutEvent {
             RolloutEvent::RollingBack { to, reason, .. } => {
                 format!("rolling back to {to}: {}", one_line(reason))
             }
+            RolloutEvent::Step {
+                step,
+                of,
+                weight,
+                resumed,
+                ..
+            } => format!(
+                "step {}/{of}: {weight}% of requests to the new revision{}",
+                step + 1,
+                if *resumed { " (resumed)" } else { "" }
+            ),
+            RolloutEvent::Analysis {
+                step,
+                verdict,
+                summary,
+                ..
+            } => format!(
+                "  analysis of step {}: {verdict}{}",
+                step + 1,
+                if summary.is_empty() {
+                    String::new()
+                } else {
+                    format!(" — {}", one_line(summary))
+                }
+            ),
+            RolloutEvent::Aborted { step, reason, .. } => {
+                format!("aborted at step {}: {}", step + 1, one_line(reason))
+            }
             RolloutEvent::Finished {
                 service,
                 state,

@@ -44,6 +44,7 @@ pub fn service_spec(settings: &Settings, name: &str) -> Result<ServiceSpec, Roll
             key: format!("{}: `{key}`", settings.config.name()),
             message,
         })?;
+    check_steps(settings, name, &config)?;
     let base_dir = settings.resolve_path(Path::new("."));
     let base_dir = std::path::absolute(&base_dir).unwrap_or(base_dir);
     let config_dir = settings.resolve_path(&settings.config.config.config_dir);
@@ -54,6 +55,41 @@ pub fn service_spec(settings: &Settings, name: &str) -> Result<ServiceSpec, Roll
         log_dir: settings.layout.logs(),
         base_dir,
     })
+}
+
+/// Every analysis under `analyses`, and each step's analysis found.
+fn check_steps(
+    settings: &Settings,
+    name: &str,
+    config: &crate::config::ServiceConfig,
+) -> Result<(), RolloutError> {
+    let refused = |key: String, message: String| RolloutError::Config {
+        key: format!("{}: `{key}`", settings.config.name()),
+        message,
+    };
+    let analyses = &settings.config.config.analyses;
+    for (analysis, template) in analyses {
+        template
+            .check(analysis)
+            .map_err(|(key, message)| refused(key, message))?;
+    }
+    for (i, step) in config.rollout.steps.iter().enumerate() {
+        if let Some(analysis) = &step.analysis
+            && super::steps::template(analyses, analysis).is_none()
+        {
+            return Err(refused(
+                format!("services.{name}.rollout.steps[{i}].analysis"),
+                format!(
+                    "no analysis {analysis:?} (auth-default{})",
+                    analyses
+                        .keys()
+                        .map(|k| format!(", {k}"))
+                        .collect::<String>()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// What tells this installation's processes from another's on the same
@@ -182,6 +218,15 @@ pub fn rollout(
         actor: settings.actor.clone(),
         lease_ttl: settings.lease_ttl,
         sink,
+        analyses: settings.config.config.analyses.clone(),
+        alerts: crate::monitor::MonitorSettings::from_settings(settings)
+            .ok()
+            .map(|m| crate::monitor::lifecycle::Lifecycle {
+                store: store.clone(),
+                receivers: m.receivers,
+                group_by: m.group_by,
+                timing: m.timing,
+            }),
     })
 }
 

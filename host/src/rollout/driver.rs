@@ -50,6 +50,10 @@ pub trait Driver: Send + Sync {
     /// the operator's `undrain` command, run when the old one retires.
     async fn admit(&self, _healthy: &InstanceRecord) {}
 
+    /// The split of requests between revisions changed in the store: make
+    /// whatever routes requests follow it now.
+    async fn sync_traffic(&self) {}
+
     fn is_alive(&self, instance: &InstanceRecord) -> bool;
 
     /// Finds processes of the service that no record owns and stops them

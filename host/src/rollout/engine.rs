@@ -18,8 +18,10 @@ use super::error::RolloutError;
 use super::events::Event;
 use super::health::{Gate, GateOutcome};
 use super::spec::{Revision, ServiceSpec};
+use super::steps::{Abort, Progress};
 use crate::clock::now_ms;
 use crate::config::DriverKind;
+use crate::config::analysis::AnalysisConfig;
 use crate::events::Sink;
 use crate::store::{InstanceRecord, Lease, LeaseError, RolloutRecord, Store};
 use crate::store::{InstanceState, RolloutOutcome, RolloutState};
@@ -72,6 +74,11 @@ pub struct Rollout {
     pub(super) actor: String,
     pub(super) lease_ttl: Duration,
     pub(super) sink: Sink<Event>,
+    /// Canary analyses by name (`analyses` in the config).
+    pub(super) analyses: std::collections::BTreeMap<String, AnalysisConfig>,
+    /// Where `RolloutAborted` goes (the monitor's receivers), when the
+    /// monitoring settings are good.
+    pub(super) alerts: Option<crate::monitor::lifecycle::Lifecycle>,
 }
 
 /// One replacement: the instance it replaces (if any).
@@ -90,7 +97,7 @@ impl Rollout {
         self.gate.checks.extend(extra);
     }
 
-    fn emit(&self, event: Event) {
+    pub(super) fn emit(&self, event: Event) {
         (self.sink)(&event);
     }
 
@@ -317,6 +324,16 @@ impl Rollout {
             // anything else happens (a killed one is back now).
             self.driver.ensure_front_door().await?;
         }
+        // A killed rollout to this revision that was splitting traffic is
+        // resumed at its step; weights another rollout left are undone.
+        let resume = if dry_run {
+            None
+        } else {
+            self.resumable(to).await?
+        };
+        if !dry_run && resume.is_none() {
+            self.clear_stale_weights(to).await?;
+        }
         let live = self.driver.live().await?;
         let desired = self.driver.desired();
         // Only an instance at the target that passed its gate is kept; one
@@ -393,12 +410,58 @@ impl Rollout {
             owner: Some(lease.token().to_string()),
             started_ms: now_ms(),
             finished_ms: None,
+            progress: None,
+            control: None,
         };
+        let mut progress = match (&resume, &from_id) {
+            (Some(progress), _) => Some(progress.clone()),
+            (None, Some(from)) if self.canary_steps() && from != &to.id && !old.is_empty() => {
+                Some(Progress::new(from, &to.id, &self.spec.config.rollout.steps))
+            }
+            _ => None,
+        };
+        let mut record = record;
+        record.progress = progress.as_ref().map(Progress::to_json);
         let rollout_id = self
             .store
             .write(async |tx| tx.start_rollout(&record).await)
             .await?;
         report.rollout_id = Some(rollout_id);
+
+        // Canary steps first: the new revision takes its share, judged.
+        let (keep, old, need) = match progress.as_mut() {
+            Some(progress) if progress.under_way() => {
+                let mut canaries = std::mem::take(&mut keep);
+                let stepped = self
+                    .run_steps(
+                        to,
+                        &mut canaries,
+                        rollout_id,
+                        lease,
+                        progress,
+                        resume.is_some(),
+                    )
+                    .await;
+                if let Err(abort) = stepped {
+                    return self
+                        .aborted(canaries, rollout_id, progress, abort, to, started)
+                        .await;
+                }
+                // The last step: every instance at the target, in turn.
+                self.set_weights(&[]).await?;
+                progress.outcome = Some("promoted".into());
+                let json = progress.to_json();
+                self.store
+                    .write(async |tx| tx.save_rollout_progress(rollout_id, &json).await)
+                    .await?;
+                let need = desired.saturating_sub(canaries.len());
+                // Surplus canaries (a resumed rollout's) are not expected;
+                // the baseline's instances are what is replaced.
+                (canaries, old, need)
+            }
+            _ => (keep, old, need),
+        };
+        report.kept = keep.len();
 
         // Each of `need` replacements retires one old instance (while there
         // are old ones); old instances left over are retired at the end.
@@ -444,6 +507,9 @@ impl Rollout {
                             .await
                     })
                     .await?;
+                if progress.is_some() {
+                    self.resolve_aborted().await;
+                }
                 self.emit(Event::Finished {
                     service: service.clone(),
                     state: RolloutOutcome::Succeeded,
@@ -591,7 +657,7 @@ impl Rollout {
 
     /// Brings up one replacement and gates it; on success retires `old`.
     /// On failure: the reason, and the replacement if it is still there.
-    async fn replace_one(
+    pub(super) async fn replace_one(
         &self,
         old: Option<&InstanceRecord>,
         to: &Revision,
@@ -752,6 +818,107 @@ impl Rollout {
             }
         }
         Ok(Some(revision.label))
+    }
+
+    /// Whether this service rolls in canary steps.
+    fn canary_steps(&self) -> bool {
+        self.spec
+            .config
+            .rollout
+            .steps
+            .first()
+            .is_some_and(|s| s.weight < 100)
+    }
+
+    /// The progress of this host's newest rollout of the service, when it
+    /// went to `to`, was cut short (interrupted) while splitting traffic.
+    async fn resumable(&self, to: &Revision) -> Result<Option<Progress>, RolloutError> {
+        if !self.canary_steps() {
+            return Ok(None);
+        }
+        let service = self.service().to_string();
+        let host = self.host.clone();
+        let last = self
+            .store
+            .read(async |tx| tx.last_rollout(&service, Some(&host)).await)
+            .await?;
+        Ok(last
+            .filter(|r| r.to_revision == to.id && r.state == RolloutState::Interrupted)
+            .and_then(|r| r.progress.as_deref().and_then(Progress::parse))
+            .filter(|p| p.canary == to.id && p.under_way()))
+    }
+
+    /// Weights a killed rollout left: back to the revision they favoured
+    /// when that is where this rollout goes (an abort, an undo), else
+    /// cleared (instances share by count) before anything starts.
+    async fn clear_stale_weights(&self, to: &Revision) -> Result<(), RolloutError> {
+        if self.spec.config.driver != DriverKind::Supervised {
+            return Ok(());
+        }
+        let (service, host) = (self.service().to_string(), self.host.clone());
+        let weights = self
+            .store
+            .read(async |tx| tx.traffic_weights(&service, &host).await)
+            .await?;
+        if weights.is_empty() {
+            return Ok(());
+        }
+        let favoured = weights
+            .iter()
+            .max_by_key(|(_, w)| **w)
+            .map(|(r, _)| r.clone());
+        if favoured.as_deref() == Some(to.id.as_str()) {
+            self.set_weights(&[(&to.id, 100)]).await?;
+        } else {
+            self.set_weights(&[]).await?;
+        }
+        Ok(())
+    }
+
+    /// Ends a rollout whose canary step failed: the canary out, recorded
+    /// as rolled back with the verdict, the error returned.
+    async fn aborted(
+        &self,
+        canaries: Vec<InstanceRecord>,
+        rollout_id: i64,
+        progress: &mut Progress,
+        abort: Abort,
+        to: &Revision,
+        started: Instant,
+    ) -> Result<RolloutReport, RolloutError> {
+        let service = self.service().to_string();
+        let baseline = self.label_of(&progress.baseline).await;
+        let undone = self
+            .abort_canary(&canaries, rollout_id, progress, &abort)
+            .await;
+        let outcome = match &undone {
+            Ok(()) => format!("the canary was stopped; {baseline} serves every request"),
+            Err(e) => format!("stopping the canary failed: {e}"),
+        };
+        let state = if undone.is_ok() {
+            RolloutOutcome::RolledBack
+        } else {
+            RolloutOutcome::Failed
+        };
+        let full = format!("{}; {outcome}", abort.reason);
+        self.store
+            .write(async |tx| {
+                tx.finish_rollout(rollout_id, state.record(), Some(&full), now_ms())
+                    .await
+            })
+            .await?;
+        self.emit(Event::Finished {
+            service: service.clone(),
+            state,
+            revision: to.label.clone(),
+            duration_ms: started.elapsed().as_millis() as u64,
+        });
+        Err(RolloutError::Failed {
+            service,
+            to: to.label.clone(),
+            reason: abort.reason,
+            outcome,
+        })
     }
 
     /// A `running` rollout of this service whose owner's lease is gone was

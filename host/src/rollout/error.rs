@@ -24,6 +24,11 @@ pub enum RolloutError {
     #[error("{service}: nothing to undo: no earlier stable revision is recorded")]
     NothingToUndo { service: String },
 
+    #[error(
+        "{service}: no rollout of it is splitting traffic in steps now (`gantry rollout status {service}`)"
+    )]
+    NotStepping { service: String },
+
     #[error("health check `{check}` of {service}: {source}")]
     Check {
         service: String,

@@ -66,6 +66,27 @@ pub enum Event {
         to: String,
         reason: String,
     },
+    /// A canary step began: the new revision takes `weight` % of requests.
+    Step {
+        service: String,
+        step: usize,
+        of: usize,
+        weight: u32,
+        resumed: bool,
+    },
+    /// A look at a step's analysis whose verdict changed.
+    Analysis {
+        service: String,
+        step: usize,
+        verdict: String,
+        summary: String,
+    },
+    /// The canary was taken out of traffic and its instances stopped.
+    Aborted {
+        service: String,
+        step: usize,
+        reason: String,
+    },
     Finished {
         service: String,
         state: RolloutOutcome,

@@ -2,6 +2,7 @@
 //! exec driver for everything else, health gates from plugins, automatic
 //! rollback. See ARCHITECTURE.md, "Rollouts".
 
+pub mod analysis;
 pub mod build;
 mod driver;
 mod engine;
@@ -13,6 +14,7 @@ mod health;
 pub mod sockets;
 mod spec;
 mod status;
+pub mod steps;
 mod supervised;
 mod updater;
 

@@ -38,6 +38,10 @@ pub struct ServiceStatus {
     pub interrupted: bool,
     /// What to run next, when something is half-done.
     pub advice: Option<String>,
+    /// The last rollout's canary steps, when it had them.
+    pub steps: Option<super::steps::Progress>,
+    /// How requests are split between revisions now (empty: by count).
+    pub weights: std::collections::BTreeMap<String, u32>,
 }
 
 impl Rollout {
@@ -97,7 +101,31 @@ impl Rollout {
             ),
             None => (None, None),
         };
+        let steps = last
+            .as_ref()
+            .and_then(|l| l.progress.as_deref())
+            .and_then(super::steps::Progress::parse);
+        let weights = {
+            let host = self.host.clone();
+            let service = service.clone();
+            self.store
+                .read(async |tx| tx.traffic_weights(&service, &host).await)
+                .await?
+        };
+        let stepping = steps.as_ref().filter(|p| interrupted && p.under_way());
         let advice = interrupted.then(|| {
+            if let Some(p) = stepping {
+                let step = p.step + 1;
+                let weight = p.steps.get(p.step).map(|s| s.weight).unwrap_or(0);
+                return format!(
+                    "rollout #{} to {} was interrupted at canary step {step} ({weight}% of requests, \
+                     still split so): `gantry rollout {service} --to {}` resumes the step, \
+                     `gantry rollout abort {service}` takes the canary out",
+                    last.as_ref().map(|l| l.id).unwrap_or_default(),
+                    last_to.as_deref().unwrap_or("?"),
+                    last_to.as_deref().unwrap_or("?"),
+                );
+            }
             let at_to = instances
                 .iter()
                 .filter(|i| Some(&i.record.revision) == last.as_ref().map(|l| &l.to_revision))
@@ -124,6 +152,8 @@ impl Rollout {
             running,
             interrupted,
             advice,
+            steps,
+            weights,
         })
     }
 }

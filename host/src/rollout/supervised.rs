@@ -613,6 +613,12 @@ impl Driver for Supervised {
         }
     }
 
+    async fn sync_traffic(&self) {
+        if let Some(front) = &self.front {
+            front.sync().await;
+        }
+    }
+
     async fn reap_orphans(&self) -> Result<Vec<String>, RolloutError> {
         // /proc first, then the rows: a process seen here had its row
         // committed before it started, so the read below finds it.

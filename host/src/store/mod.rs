@@ -8,6 +8,7 @@
 //! not contents.
 
 mod alerts;
+mod canary;
 mod config;
 mod deployments;
 mod error;

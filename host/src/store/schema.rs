@@ -477,6 +477,46 @@ CREATE TABLE gantry_front_doors (
     PRIMARY KEY (service, host)
 );",
     },
+    Step {
+        version: 8,
+        name: "canary steps: traffic weights, per-revision seconds, rollout progress",
+        postgres: "
+CREATE TABLE gantry_traffic_weights (
+    service  TEXT NOT NULL,
+    host     TEXT NOT NULL,
+    revision TEXT NOT NULL,
+    weight   BIGINT NOT NULL,
+    PRIMARY KEY (service, host, revision)
+);
+CREATE TABLE gantry_revision_seconds (
+    source   TEXT NOT NULL,
+    node     TEXT NOT NULL,
+    revision TEXT NOT NULL,
+    second   BIGINT NOT NULL,
+    data     TEXT NOT NULL,
+    PRIMARY KEY (revision, second, source, node)
+);
+ALTER TABLE gantry_rollouts ADD COLUMN progress TEXT;
+ALTER TABLE gantry_rollouts ADD COLUMN control TEXT;",
+        sqlite: "
+CREATE TABLE gantry_traffic_weights (
+    service  TEXT NOT NULL,
+    host     TEXT NOT NULL,
+    revision TEXT NOT NULL,
+    weight   INTEGER NOT NULL,
+    PRIMARY KEY (service, host, revision)
+);
+CREATE TABLE gantry_revision_seconds (
+    source   TEXT NOT NULL,
+    node     TEXT NOT NULL,
+    revision TEXT NOT NULL,
+    second   INTEGER NOT NULL,
+    data     TEXT NOT NULL,
+    PRIMARY KEY (revision, second, source, node)
+);
+ALTER TABLE gantry_rollouts ADD COLUMN progress TEXT;
+ALTER TABLE gantry_rollouts ADD COLUMN control TEXT;",
+    },
 ];
 
 /// The schema version this binary writes.

@@ -77,6 +77,13 @@ pub struct RolloutRecord {
     pub owner: Option<String>,
     pub started_ms: i64,
     pub finished_ms: Option<i64>,
+    /// Canary steps: where the rollout stands (JSON, `rollout::steps`).
+    #[serde(skip)]
+    pub progress: Option<String>,
+    /// An operator's request to a running rollout (`promote`, `abort`,
+    /// `pause`, `resume`), taken by its owner.
+    #[serde(skip)]
+    pub control: Option<String>,
 }
 
 const INSTANCE_COLUMNS: &str = "service, host, name, driver, revision, pid, process_start, address, \
@@ -84,7 +91,7 @@ const INSTANCE_COLUMNS: &str = "service, host, name, driver, revision, pid, proc
 const FRONT_DOOR_COLUMNS: &str = "service, host, pid, process_start, control, listen, listen_fds, mode, \
                                   binary_id, started_ms";
 const ROLLOUT_COLUMNS: &str = "id, service, host, from_revision, to_revision, state, reason, actor, \
-                               owner, started_ms, finished_ms";
+                               owner, started_ms, finished_ms, progress, control";
 
 impl Tx {
     /// Records a revision unless it is known already.
@@ -270,7 +277,8 @@ impl Tx {
         let sql = self
             .sql(
                 "INSERT INTO gantry_rollouts (service, host, from_revision, to_revision, state, reason, \
-                 actor, owner, started_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+                 actor, owner, started_ms, progress) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                 RETURNING id",
             )
             .into_owned();
         on_tx!(self, c => sqlx::query_scalar(&sql)
@@ -283,6 +291,7 @@ impl Tx {
             .bind(&r.actor)
             .bind(&r.owner)
             .bind(r.started_ms)
+            .bind(&r.progress)
             .fetch_one(c)
             .await)
         .map_err(fail("record a rollout"))

@@ -1,0 +1,154 @@
+//! The same windows per revision, beside the global ones: an event that
+//! names its instance is also counted under the revision that instance
+//! runs (instance → revision from the store's instance records, re-read
+//! every couple of seconds and soon after an instance it does not know
+//! sends an event). Events from an instance no record names are counted
+//! apart (`unknown`), never guessed. Memory is fixed per revision (one
+//! ring per recording thread), at most `MAX_REVISIONS` revisions; a
+//! revision's windows are dropped once no instance runs it and its last
+//! second is published.
+//!
+//! Each finished second of a revision is published to the store
+//! (`gantry_revision_seconds`, source `auth`), which is where a canary
+//! analysis reads it from, in whatever process runs the rollout.
+
+use super::auth_event::Kind;
+use super::cluster::SecondDoc;
+use super::recorder::Recorder;
+use crate::store::{Store, StoreError};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, RwLock};
+use std::time::Duration;
+
+/// The most revisions kept at once (a service rolls two at a time; a
+/// few services share one monitor).
+pub const MAX_REVISIONS: usize = 16;
+
+/// How often the instance → revision map is re-read when nothing asks.
+const REFRESH_EVERY: u64 = 2;
+
+#[derive(Default)]
+pub struct ByRevision {
+    /// Instance name → (revision, that revision's recorder).
+    instances: RwLock<HashMap<String, (String, Recorder)>>,
+    /// Revision → recorder and the last second published.
+    revisions: Mutex<HashMap<String, (Recorder, u64)>>,
+    unknown: Recorder,
+    unknown_count: AtomicU64,
+    stale: AtomicBool,
+    refreshed: AtomicU64,
+}
+
+impl ByRevision {
+    /// Counts one event of `instance` under its revision (or as unknown).
+    #[inline]
+    pub fn record(&self, instance: &str, kind: Kind, success: bool, time: Option<Duration>) {
+        if let Some((_, recorder)) = self.instances.read().expect("instances").get(instance) {
+            recorder.record(kind, success, time);
+            return;
+        }
+        self.unknown.record(kind, success, time);
+        self.unknown_count.fetch_add(1, Ordering::Relaxed);
+        self.stale.store(true, Ordering::Relaxed);
+    }
+
+    /// Events from instances no record names, since start.
+    pub fn unknown_events(&self) -> u64 {
+        self.unknown_count.load(Ordering::Relaxed)
+    }
+
+    /// The revisions with windows now.
+    pub fn revisions(&self) -> Vec<String> {
+        let mut all: Vec<String> = self
+            .revisions
+            .lock()
+            .expect("revisions")
+            .keys()
+            .cloned()
+            .collect();
+        all.sort();
+        all
+    }
+
+    /// `revision`'s recorder, if it has windows.
+    pub fn recorder(&self, revision: &str) -> Option<Recorder> {
+        self.revisions
+            .lock()
+            .expect("revisions")
+            .get(revision)
+            .map(|(r, _)| r.clone())
+    }
+
+    /// Re-reads which instance runs which revision when an unknown
+    /// instance sent something, or every `REFRESH_EVERY` seconds.
+    pub async fn refresh(&self, store: &Store, now: u64) -> Result<(), StoreError> {
+        let due = now >= self.refreshed.load(Ordering::Relaxed) + REFRESH_EVERY;
+        if !due && !self.stale.swap(false, Ordering::Relaxed) {
+            return Ok(());
+        }
+        self.refreshed.store(now, Ordering::Relaxed);
+        let instances = store.read(async |tx| tx.instances(None).await).await?;
+        let mut revisions = self.revisions.lock().expect("revisions");
+        let mut map = HashMap::new();
+        for i in instances.into_iter().filter(|i| !i.revision.is_empty()) {
+            if !revisions.contains_key(&i.revision) {
+                if revisions.len() >= MAX_REVISIONS {
+                    continue;
+                }
+                revisions.insert(i.revision.clone(), (Recorder::default(), now));
+            }
+            let recorder = revisions[&i.revision].0.clone();
+            map.insert(i.name, (i.revision, recorder));
+        }
+        // A revision no instance runs goes once its seconds are out.
+        revisions.retain(|revision, (_, published)| {
+            map.values().any(|(r, _)| r == revision) || *published < now.saturating_sub(2)
+        });
+        *self.instances.write().expect("instances") = map;
+        Ok(())
+    }
+
+    /// Publishes each revision's seconds after its last published one, up
+    /// to `upto` (inclusive), as `node`.
+    pub async fn publish(&self, store: &Store, node: &str, upto: u64) -> Result<(), StoreError> {
+        let pending: Vec<(String, Vec<(u64, String)>)> = {
+            let revisions = self.revisions.lock().expect("revisions");
+            revisions
+                .iter()
+                .map(|(revision, (recorder, last))| {
+                    let from = last.saturating_add(1).max(upto.saturating_sub(60));
+                    let seconds = recorder
+                        .windows()
+                        .seconds(from, upto)
+                        .into_iter()
+                        .map(|(s, t)| (s, serde_json::to_string(&SecondDoc::of(&t)).expect("json")))
+                        .collect();
+                    (revision.clone(), seconds)
+                })
+                .collect()
+        };
+        if pending.iter().any(|(_, s)| !s.is_empty()) {
+            let mut tx = store.begin(true).await?;
+            let mut published = Ok(());
+            'all: for (revision, seconds) in &pending {
+                for (second, data) in seconds {
+                    published = tx
+                        .publish_revision_second("auth", node, revision, *second as i64, data)
+                        .await;
+                    if published.is_err() {
+                        break 'all;
+                    }
+                }
+            }
+            tx.settle(published, "publish revision metrics").await?;
+        }
+        let mut revisions = self.revisions.lock().expect("revisions");
+        for (revision, _) in pending {
+            if let Some((_, last)) = revisions.get_mut(&revision) {
+                *last = upto;
+            }
+        }
+        Ok(())
+    }
+}
