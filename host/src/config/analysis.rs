@@ -18,6 +18,7 @@ pub enum MetricName {
     /// Service errors among all auth events.
     ServiceErrorRate,
     /// 5xx answers among every answer the front door passed on.
+    #[serde(rename = "http_5xx_rate")]
     Http5xxRate,
     /// Time to the answer's head through the front door, in ms (shown as
     /// its p99; compared with Mann–Whitney U).
@@ -187,5 +188,28 @@ impl AnalysisConfig {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_metric_reads_back_by_its_own_name() {
+        for metric in [
+            MetricName::LoginSuccessRate,
+            MetricName::TokenRefreshFailureRate,
+            MetricName::PermissionDenialRate,
+            MetricName::ServiceErrorRate,
+            MetricName::Http5xxRate,
+            MetricName::HttpLatencyMs,
+            MetricName::AuthLatencyMs,
+        ] {
+            let text = serde_json::to_string(&metric).unwrap();
+            assert_eq!(text, format!("\"{}\"", metric.as_str()));
+            assert_eq!(serde_json::from_str::<MetricName>(&text).unwrap(), metric);
+        }
+        assert!(auth_default().check(AUTH_DEFAULT).is_ok());
     }
 }

@@ -53,6 +53,24 @@ impl ByRevision {
         self.stale.store(true, Ordering::Relaxed);
     }
 
+    /// Says `instance` runs `revision` without the store (benchmarks and
+    /// tests; the monitor learns it from the store).
+    #[doc(hidden)]
+    pub fn assign(&self, instance: &str, revision: &str) {
+        let recorder = {
+            let mut revisions = self.revisions.lock().expect("revisions");
+            revisions
+                .entry(revision.to_string())
+                .or_insert_with(|| (Recorder::default(), 0))
+                .0
+                .clone()
+        };
+        self.instances
+            .write()
+            .expect("instances")
+            .insert(instance.to_string(), (revision.to_string(), recorder));
+    }
+
     /// Events from instances no record names, since start.
     pub fn unknown_events(&self) -> u64 {
         self.unknown_count.load(Ordering::Relaxed)

@@ -341,10 +341,17 @@ fn p99(values: &[(f64, u64)]) -> Option<f64> {
     values.last().map(|(v, _)| *v)
 }
 
-/// The failing rows in one line, for a reason and an alert.
+/// The rows that decided, in one line, for a reason and an alert: the
+/// failing ones, or else the inconclusive ones.
 pub fn summary(rows: &[MetricRow]) -> String {
+    let failing = rows.iter().any(|r| r.verdict == Verdict::Fail);
+    let wanted = if failing {
+        Verdict::Fail
+    } else {
+        Verdict::Inconclusive
+    };
     rows.iter()
-        .filter(|r| r.verdict == Verdict::Fail || r.verdict == Verdict::Inconclusive)
+        .filter(|r| r.verdict == wanted)
         .map(|r| format!("{}: {}", r.metric, r.why))
         .collect::<Vec<_>>()
         .join("; ")

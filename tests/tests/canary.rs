@@ -1,0 +1,385 @@
+//! Canary steps with the real service under real load: the front door
+//! sends each step's share of logins to the new revision, the monitor
+//! counts each revision's auth events, the front door each revision's
+//! answers, and the step's analysis judges them — a version failing 5 % of
+//! logins or adding 80 ms is aborted and rolled back with `RolloutAborted`
+//! raised; the same version as its baseline (A/A) passes, and a gantry
+//! killed mid-step is resumed at the same step, never at 100 %.
+
+use gantry_tests::auth::{Fixture, free_port};
+use gantry_tests::auth_service_bin;
+use gantry_tests::load::{Load, Report, Spec};
+use gantry_tests::monitor::{MonitorProcess, Receiver};
+use gantry_tests::paused;
+use serde_json::{Value, json};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+const LOAD_PASSWORD: &str = "load-password-for-canary-tests";
+
+/// Two instances with one 5 % canary step judged by `auth-default`, a
+/// monitor the service sends its events to, a webhook receiver for
+/// `RolloutAborted`, and a cheap-to-verify account for login load;
+/// v1 rolled out.
+struct Canary {
+    f: Fixture,
+    monitor: MonitorProcess,
+    receiver: Receiver,
+}
+
+fn canary(pause_seconds: u32) -> Canary {
+    let mut f = Fixture::new(
+        2,
+        json!({
+            "steps": [
+                {"weight": 5, "pause_seconds": pause_seconds, "analysis": "auth-default", "deadline_seconds": 90},
+                {"weight": 100}
+            ],
+            "analysis_interval_seconds": 1,
+        }),
+    );
+    let added = std::process::Command::new(auth_service_bin())
+        .current_dir(f.sandbox.path())
+        .env("AUTH_SERVICE_PASSWORD", LOAD_PASSWORD)
+        .args([
+            "add-user",
+            "--username",
+            "load",
+            "--weak-hash-for-load-tests",
+        ])
+        .output()
+        .unwrap();
+    assert!(added.status.success(), "{added:?}");
+    let receiver = Receiver::start();
+    f.config["monitoring"] = json!({
+        "default_rules": false,
+        "receivers": [{"name": "ops", "plugin": "webhook", "settings": {"url": receiver.url()}}],
+        "group_wait_seconds": 0,
+        "group_interval_seconds": 1,
+        "delivery": {"initial_backoff_seconds": 0.2, "poll_seconds": 0.05},
+        "api": {"listen": format!("127.0.0.1:{}", free_port())},
+    });
+    f.save();
+    let monitor = MonitorProcess::start(&f.sandbox, &[]);
+    f.sandbox.write(
+        "config/auth.json",
+        json!({
+            "jwt_secret_key": "a-test-secret-of-at-least-32-bytes-long",
+            "token_expiry_minutes": 30,
+            "rate_limiting_enabled": false,
+            "monitor": {"url": format!("{}/v1/events", monitor.api)},
+        })
+        .to_string(),
+    );
+    f.gantry(&["rollout", "auth"]).expect(0);
+    Canary {
+        f,
+        monitor,
+        receiver,
+    }
+}
+
+impl Canary {
+    /// v2 of the service, with `fault` (AUTH_SERVICE_FAULT) if any.
+    fn version(&mut self, label: &str, fault: Option<&str>) {
+        let service = self.f.service();
+        service["version"] = json!(label);
+        match fault {
+            Some(fault) => service["env"]["AUTH_SERVICE_FAULT"] = json!(fault),
+            None => {
+                if let Some(env) = service["env"].as_object_mut() {
+                    env.remove("AUTH_SERVICE_FAULT");
+                }
+            }
+        }
+        self.f.save();
+    }
+
+    /// Logins back to back from `workers` clients.
+    fn logins(&self, workers: usize) -> Load {
+        Load::start_spec(Spec {
+            url: self.f.url("/login"),
+            method: reqwest::Method::POST,
+            json: Some(json!({"username": "load", "password": LOAD_PASSWORD})),
+            bearer: None,
+            workers,
+            new_connections: false,
+            pace: None,
+        })
+    }
+
+    fn versions(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.f.instances().into_iter().map(|i| i.2).collect();
+        v.sort();
+        v
+    }
+}
+
+fn progress(status: &Value) -> &Value {
+    &status["steps"]
+}
+
+/// The canary's share of what the load sent: failed logins over all.
+fn failed_share(report: &Report) -> f64 {
+    report.failed as f64 / (report.ok + report.failed).max(1) as f64
+}
+
+#[test]
+fn a_version_failing_five_percent_of_logins_is_aborted_at_the_first_step() {
+    let mut c = canary(60);
+    c.version("v2", Some("fail-login=0.05"));
+    let load = c.logins(4);
+    std::thread::sleep(Duration::from_millis(500));
+    let started = Instant::now();
+    let run = c.f.gantry(&["rollout", "auth"]);
+    let took = started.elapsed();
+    let report = load.stop();
+    eprintln!(
+        "aborted after {took:?}; {} logins ({:.0}/s), {} failed ({:.3} %)\n{}",
+        report.ok + report.failed,
+        report.per_second,
+        report.failed,
+        failed_share(&report) * 100.0,
+        run.stdout
+    );
+    let run = run.expect(1);
+    assert!(run.stdout.contains("aborted at step 1"), "{}", run.stdout);
+    // The verdict names what decided it: the failed logins, as login
+    // outcomes or as the 500s the front door passed on.
+    assert!(
+        run.stderr.contains("login_success_rate") || run.stderr.contains("http_5xx_rate"),
+        "{}",
+        run.stderr
+    );
+    // Caught within the step's pause, long before it would have passed.
+    assert!(took < Duration::from_secs(60), "{took:?}");
+    // At most 5 % of requests went to it, 5 % of those failed: the whole
+    // run's failures stay near 0.25 % (twice that allows for chance).
+    assert!(
+        failed_share(&report) <= 0.05 * 0.05 * 2.0,
+        "{:.3} % of logins failed",
+        failed_share(&report) * 100.0
+    );
+    assert!(report.failed > 0, "the canary served some logins");
+    assert_eq!(c.versions(), ["v1", "v1"]);
+
+    // Status: the step, its verdict and the table; no split left.
+    let status = c.f.status();
+    let p = progress(&status);
+    assert!(
+        p["outcome"].as_str().unwrap().starts_with("aborted"),
+        "{p:#}"
+    );
+    assert_eq!(p["steps"][0]["verdict"], "fail", "{p:#}");
+    let table = p["steps"][0]["table"].as_array().unwrap().clone();
+    let failed: Vec<&Value> = table.iter().filter(|r| r["verdict"] == "fail").collect();
+    assert!(!failed.is_empty(), "{table:#?}");
+    for row in &failed {
+        let metric = row["metric"].as_str().unwrap();
+        assert!(
+            metric == "login_success_rate" || metric == "http_5xx_rate",
+            "{table:#?}"
+        );
+        // The canary's figure is worse than the baseline's.
+        let (b, c) = (
+            row["baseline"].as_f64().unwrap(),
+            row["canary"].as_f64().unwrap(),
+        );
+        assert!(
+            if metric == "login_success_rate" {
+                c < b
+            } else {
+                c > b
+            },
+            "{row:#}"
+        );
+        assert!(
+            row["p"].as_f64().unwrap() < row["alpha"].as_f64().unwrap(),
+            "{row:#}"
+        );
+    }
+    assert_eq!(status["weights"], json!({}), "{status:#}");
+    let text = c.f.gantry(&["rollout", "status", "auth", "--no-checks"]);
+    assert!(text.stdout.contains("http_5xx_rate"), "{}", text.stdout);
+    assert!(text.stdout.contains("fail"), "{}", text.stdout);
+
+    // RolloutAborted went through the receivers.
+    let got = c
+        .receiver
+        .wait_delivered("RolloutAborted", Duration::from_secs(20), |r| {
+            r.body.to_string().contains("RolloutAborted")
+        });
+    assert!(got.body.to_string().contains("step 1"), "{:#}", got.body);
+    drop(c.monitor);
+}
+
+#[test]
+fn a_version_adding_80_ms_is_aborted_on_latency() {
+    let mut c = canary(60);
+    c.version("v2", Some("slow=80"));
+    let load = c.logins(4);
+    std::thread::sleep(Duration::from_millis(500));
+    let run = c.f.gantry(&["rollout", "auth"]);
+    let report = load.stop();
+    eprintln!("{}\n{}", run.stdout, run.stderr);
+    let _ = run.expect(1);
+    assert_eq!(report.failed, 0, "{:?}", report.failures);
+    let status = c.f.status();
+    let table = progress(&status)["steps"][0]["table"].clone();
+    let row = |metric: &str| {
+        table
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["metric"] == metric)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(row("http_latency_ms")["verdict"], "fail", "{table:#}");
+    assert!(
+        row("http_latency_ms")["canary"].as_f64().unwrap() >= 80.0,
+        "{table:#}"
+    );
+    assert_ne!(row("login_success_rate")["verdict"], "fail", "{table:#}");
+    assert_eq!(row("http_5xx_rate")["verdict"], "pass", "{table:#}");
+    assert_eq!(c.versions(), ["v1", "v1"]);
+}
+
+/// A/A: the same build as a new revision passes its step. Killed mid-step,
+/// the split stays; the next gantry resumes the step at the same weight
+/// and analysis window, then promotes.
+#[test]
+fn an_a_a_canary_killed_mid_step_is_resumed_and_passes() {
+    let mut c = canary(12);
+    c.version("v2", None);
+    let load = c.logins(4);
+    let mut child =
+        c.f.sandbox
+            .gantry()
+            .args(["rollout", "auth"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+    // Wait until the step is under way (the canary admitted at 5 %).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let step_started = loop {
+        let status = c.f.status();
+        if let Some(started) = progress(&status)["steps"][0]["started_ms"].as_i64()
+            && status["weights"].as_object().is_some_and(|w| !w.is_empty())
+            && c.versions().contains(&"v2".to_string())
+        {
+            break started;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the step never started: {status:#}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    std::thread::sleep(Duration::from_secs(2));
+    paused::signal(&child, libc::SIGKILL);
+    child.wait().unwrap();
+
+    // The split is kept while no gantry runs; status says how to go on.
+    std::thread::sleep(Duration::from_secs(1));
+    let status = c.f.status();
+    let weights = status["weights"].as_object().unwrap().clone();
+    assert_eq!(
+        weights.values().filter(|w| *w == 5).count(),
+        1,
+        "{status:#}"
+    );
+    let text =
+        c.f.gantry(&["rollout", "status", "auth", "--no-checks"])
+            .expect(1);
+    assert!(text.stdout.contains("canary step 1"), "{}", text.stdout);
+    assert_eq!(c.versions(), ["v1", "v1", "v2"]);
+
+    let run = c.f.gantry(&["rollout", "auth"]);
+    let report = load.stop();
+    eprintln!("{}\n{}", run.stdout, run.stderr);
+    let run = run.expect(0);
+    assert!(run.stdout.contains("(resumed)"), "{}", run.stdout);
+    assert_eq!(report.failed, 0, "{:?}", report.failures);
+    let status = c.f.status();
+    let p = progress(&status);
+    assert_eq!(
+        p["steps"][0]["started_ms"], step_started,
+        "the same window: {p:#}"
+    );
+    assert_eq!(p["steps"][0]["verdict"], "pass", "{p:#}");
+    assert_eq!(p["outcome"], "promoted", "{p:#}");
+    assert_eq!(status["weights"], json!({}));
+    assert_eq!(c.versions(), ["v2", "v2"]);
+    // Nothing was aborted.
+    assert!(
+        c.receiver
+            .received()
+            .iter()
+            .all(|r| !r.body.to_string().contains("RolloutAborted"))
+    );
+}
+
+#[test]
+fn bad_steps_and_analyses_are_refused_naming_the_key() {
+    let mut f = Fixture::new(1, json!({}));
+    let cases = [
+        (
+            json!({"steps": [{"weight": 50}, {"weight": 20}]}),
+            None,
+            "services.auth.rollout.steps[1].weight",
+        ),
+        (
+            json!({"steps": [{"weight": 0}]}),
+            None,
+            "services.auth.rollout.steps[0].weight",
+        ),
+        (
+            json!({"steps": [{"weight": 5, "analysis": "nope"}]}),
+            None,
+            "services.auth.rollout.steps[0].analysis",
+        ),
+        (
+            json!({"steps": [{"weight": 5, "analysis": "mine"}]}),
+            Some(json!({"mine": {"metrics": [{"metric": "login_success_rate"}]}})),
+            "analyses.mine.metrics[0].margin",
+        ),
+        (
+            json!({"steps": [{"weight": 5, "analysis": "mine"}]}),
+            Some(
+                json!({"mine": {"metrics": [{"metric": "http_5xx_rate", "margin": 0.01, "significance": 2}]}}),
+            ),
+            "analyses.mine.metrics[0].significance",
+        ),
+    ];
+    for (rollout, analyses, key) in cases {
+        for (k, v) in rollout.as_object().unwrap() {
+            f.service()["rollout"][k] = v.clone();
+        }
+        match analyses {
+            Some(a) => f.config["analyses"] = a,
+            None => {
+                f.config.as_object_mut().unwrap().remove("analyses");
+            }
+        }
+        f.save();
+        let run = f.gantry(&["rollout", "auth"]).expect(2);
+        assert!(run.stderr.contains(key), "{key}: {}", run.stderr);
+        assert!(
+            !f.sandbox.path().join(".gantry/logs/auth").exists(),
+            "nothing started"
+        );
+    }
+    // Steps need the front door.
+    f.service()["rollout"]["steps"] = json!([{"weight": 5}]);
+    f.service()["traffic"] = json!("shared-socket");
+    f.config.as_object_mut().unwrap().remove("analyses");
+    f.save();
+    let run = f.gantry(&["rollout", "auth"]).expect(2);
+    assert!(
+        run.stderr.contains("services.auth.rollout.steps"),
+        "{}",
+        run.stderr
+    );
+}
