@@ -32,24 +32,13 @@ fn canary(pause_seconds: u32) -> Canary {
         2,
         json!({
             "steps": [
-                {"weight": 5, "pause_seconds": pause_seconds, "analysis": "auth-default", "deadline_seconds": 90},
+                {"weight": 5, "pause_seconds": pause_seconds, "analysis": "auth-default", "deadline_seconds": (pause_seconds + 30).max(90)},
                 {"weight": 100}
             ],
             "analysis_interval_seconds": 1,
         }),
     );
-    let added = std::process::Command::new(auth_service_bin())
-        .current_dir(f.sandbox.path())
-        .env("AUTH_SERVICE_PASSWORD", LOAD_PASSWORD)
-        .args([
-            "add-user",
-            "--username",
-            "load",
-            "--weak-hash-for-load-tests",
-        ])
-        .output()
-        .unwrap();
-    assert!(added.status.success(), "{added:?}");
+    add_load_user(&f);
     let receiver = Receiver::start();
     f.config["monitoring"] = json!({
         "default_rules": false,
@@ -79,6 +68,60 @@ fn canary(pause_seconds: u32) -> Canary {
     }
 }
 
+/// An account cheap to verify, for hundreds of logins a second.
+fn add_load_user(f: &Fixture) {
+    let added = std::process::Command::new(auth_service_bin())
+        .current_dir(f.sandbox.path())
+        .env("AUTH_SERVICE_PASSWORD", LOAD_PASSWORD)
+        .args([
+            "add-user",
+            "--username",
+            "load",
+            "--weak-hash-for-load-tests",
+        ])
+        .output()
+        .unwrap();
+    assert!(added.status.success(), "{added:?}");
+}
+
+/// Logins back to back from `workers` clients.
+fn logins(f: &Fixture, workers: usize) -> Load {
+    Load::start_spec(Spec {
+        url: f.url("/login"),
+        method: reqwest::Method::POST,
+        json: Some(json!({"username": "load", "password": LOAD_PASSWORD})),
+        bearer: None,
+        workers,
+        new_connections: false,
+        pace: None,
+    })
+}
+
+/// Waits until step 1 of a rollout run by another process is under way:
+/// its start recorded, the split set, a canary instance gated.
+fn wait_step_under_way(f: &Fixture) -> i64 {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let status = f.status();
+        let canary = progress(&status)["canary"].clone();
+        if let Some(started) = progress(&status)["steps"][0]["started_ms"].as_i64()
+            && status["weights"].as_object().is_some_and(|w| !w.is_empty())
+            && status["instances"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|i| i["state"] == "healthy" && i["revision"] == canary)
+        {
+            return started;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the step never started: {status:#}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 impl Canary {
     /// v2 of the service, with `fault` (AUTH_SERVICE_FAULT) if any.
     fn version(&mut self, label: &str, fault: Option<&str>) {
@@ -95,17 +138,8 @@ impl Canary {
         self.f.save();
     }
 
-    /// Logins back to back from `workers` clients.
     fn logins(&self, workers: usize) -> Load {
-        Load::start_spec(Spec {
-            url: self.f.url("/login"),
-            method: reqwest::Method::POST,
-            json: Some(json!({"username": "load", "password": LOAD_PASSWORD})),
-            bearer: None,
-            workers,
-            new_connections: false,
-            pace: None,
-        })
+        logins(&self.f, workers)
     }
 
     fn versions(&self) -> Vec<String> {
@@ -261,22 +295,7 @@ fn an_a_a_canary_killed_mid_step_is_resumed_and_passes() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-    // Wait until the step is under way (the canary admitted at 5 %).
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let step_started = loop {
-        let status = c.f.status();
-        if let Some(started) = progress(&status)["steps"][0]["started_ms"].as_i64()
-            && status["weights"].as_object().is_some_and(|w| !w.is_empty())
-            && c.versions().contains(&"v2".to_string())
-        {
-            break started;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the step never started: {status:#}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let step_started = wait_step_under_way(&c.f);
     std::thread::sleep(Duration::from_secs(2));
     paused::signal(&child, libc::SIGKILL);
     child.wait().unwrap();
@@ -382,4 +401,126 @@ fn bad_steps_and_analyses_are_refused_naming_the_key() {
         "{}",
         run.stderr
     );
+}
+
+/// An operator pauses a step, then promotes it; a later canary whose
+/// gantry was killed is aborted by `gantry rollout abort` alone.
+#[test]
+fn an_operator_pauses_promotes_and_aborts() {
+    let mut c = canary(300);
+    c.version("v2", None);
+    let load = c.logins(2);
+    let mut child =
+        c.f.sandbox
+            .gantry()
+            .args(["rollout", "auth"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+    wait_step_under_way(&c.f);
+    let paused = c.f.gantry(&["rollout", "pause", "auth"]).expect(0);
+    assert!(
+        paused.stdout.contains("`pause` left for rollout"),
+        "{}",
+        paused.stdout
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while progress(&c.f.status())["paused"] != true {
+        assert!(Instant::now() < deadline, "the pause was never taken");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    c.f.gantry(&["rollout", "promote", "auth"]).expect(0);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let exited = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "promote did not end the step");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(exited.success(), "{exited:?}");
+    let status = c.f.status();
+    assert_eq!(
+        progress(&status)["steps"][0]["note"],
+        "promoted by an operator",
+        "{status:#}"
+    );
+    assert_eq!(c.versions(), ["v2", "v2"]);
+    // Nothing is splitting now: the controls say so (exit 2).
+    let none = c.f.gantry(&["rollout", "promote", "auth"]).expect(2);
+    assert!(none.stderr.contains("splitting traffic"), "{}", none.stderr);
+
+    // v3, killed mid-step: the abort is carried out by the command itself.
+    c.version("v3", None);
+    let mut child =
+        c.f.sandbox
+            .gantry()
+            .args(["rollout", "auth"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+    wait_step_under_way(&c.f);
+    paused::signal(&child, libc::SIGKILL);
+    child.wait().unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    let aborted = c.f.gantry(&["rollout", "abort", "auth"]);
+    let report = load.stop();
+    eprintln!("{}\n{}", aborted.stdout, aborted.stderr);
+    aborted.expect(0);
+    assert_eq!(c.versions(), ["v2", "v2"]);
+    assert_eq!(c.f.status()["weights"], json!({}));
+    assert_eq!(report.failed, 0, "{:?}", report.failures);
+}
+
+/// Inside `gantry deploy`, a failed analysis fails the deployment: rolled
+/// back (config and instances), the analysis named in its reason.
+#[test]
+fn a_deploy_whose_canary_step_fails_is_rolled_back_naming_the_analysis() {
+    let mut f = Fixture::new(
+        2,
+        json!({
+            "steps": [
+                {"weight": 10, "pause_seconds": 60, "analysis": "answers"},
+                {"weight": 100}
+            ],
+            "analysis_interval_seconds": 1,
+        }),
+    );
+    // Judged on the front door's figures alone: no monitor needed.
+    f.config["analyses"] = json!({"answers": {"metrics": [
+        {"metric": "http_5xx_rate", "margin": 0.005, "min_samples": 50}
+    ]}});
+    f.deployable(json!([]));
+    add_load_user(&f);
+    f.gantry(&["deploy", "-e", "production"]).expect(0);
+    let load = logins(&f, 4);
+    f.config["environments"]["production"]["token_expiry_minutes"] = json!(45);
+    f.service()["version"] = json!("v2");
+    f.service()["env"]["AUTH_SERVICE_FAULT"] = json!("fail-login=0.2");
+    f.save();
+    let failed = f.gantry(&["deploy", "-e", "production"]);
+    load.stop();
+    eprintln!("{}\n{}", failed.stdout, failed.stderr);
+    let failed = failed.expect(1);
+    assert!(failed.stdout.contains("rolled back"), "{}", failed.stdout);
+    let status = f.gantry(&["status", "--json"]).json();
+    let d = &status["deployments"][0];
+    assert_eq!(d["state"], "rolled_back", "{d:#}");
+    assert!(
+        d["reason"]
+            .as_str()
+            .unwrap()
+            .contains("analysis answers failed"),
+        "{d:#}"
+    );
+    let mut versions: Vec<String> = f.instances().into_iter().map(|i| i.2).collect();
+    versions.sort();
+    assert_eq!(versions, ["v1", "v1"]);
+    let auth: Value = serde_json::from_str(
+        &std::fs::read_to_string(f.sandbox.path().join("config/auth.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(auth["token_expiry_minutes"], 60, "the config restored");
 }

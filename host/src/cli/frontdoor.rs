@@ -299,8 +299,14 @@ fn loader(store: Store, service: String, host: String) -> Loader {
     Arc::new(move || {
         let (store, service, host) = (store.clone(), service.clone(), host.clone());
         Box::pin(async move {
-            let instances = store
-                .read(async |tx| tx.instances(Some(&service)).await)
+            // Members and weights from one snapshot: a split cleared
+            // between two reads would give a retired canary a share.
+            let (instances, weights) = store
+                .read(async |tx| {
+                    let instances = tx.instances(Some(&service)).await?;
+                    let weights = tx.traffic_weights(&service, &host).await?;
+                    Ok::<_, crate::store::StoreError>((instances, weights))
+                })
                 .await
                 .map_err(|e| e.to_string())?;
             let members = instances
@@ -316,14 +322,13 @@ fn loader(store: Store, service: String, host: String) -> Loader {
                     })
                 })
                 .collect();
-            let weights = store
-                .read(async |tx| tx.traffic_weights(&service, &host).await)
-                .await
-                .map_err(|e| e.to_string())?;
             Ok((members, weights))
         })
     })
 }
+
+/// How long per-revision seconds are kept: longer than any canary step.
+const REVISION_SECONDS_KEPT: u64 = crate::monitor::revisions::SECONDS_KEPT;
 
 /// What each revision answered, into the store as `node`'s seconds.
 fn publisher(store: Store, node: String) -> Publisher {
@@ -340,6 +345,12 @@ fn publisher(store: Store, node: String) -> Publisher {
                 if published.is_err() {
                     break;
                 }
+            }
+            // The front door prunes too: with no monitor running, nothing
+            // else would (about once every ten minutes).
+            if published.is_ok() && taken.iter().any(|(_, second, _)| second % 600 == 0) {
+                let before = taken[0].1.saturating_sub(REVISION_SECONDS_KEPT) as i64;
+                published = tx.prune_revision_seconds(before).await;
             }
             tx.settle(published, "publish what each revision answered")
                 .await

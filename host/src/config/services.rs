@@ -229,6 +229,9 @@ pub struct StepConfig {
     pub inconclusive: Option<super::analysis::Inconclusive>,
 }
 
+/// The longest a step may hold (its pause, its deadline): six hours.
+const MAX_STEP_SECONDS: f64 = 6.0 * 3600.0;
+
 fn analysis_interval() -> f64 {
     2.0
 }
@@ -281,10 +284,13 @@ impl ServiceConfig {
                     .into(),
             ));
         }
-        if !(r.analysis_interval_seconds.is_finite() && r.analysis_interval_seconds > 0.0) {
+        if !(0.2..=60.0).contains(&r.analysis_interval_seconds) {
             return Err((
                 key("analysis_interval_seconds".into()),
-                "must be positive".into(),
+                format!(
+                    "{} is not from 0.2 to 60 seconds",
+                    r.analysis_interval_seconds
+                ),
             ));
         }
         let mut last = 0;
@@ -306,16 +312,23 @@ impl ServiceConfig {
                 ));
             }
             last = step.weight;
-            if !(step.pause_seconds.is_finite() && step.pause_seconds >= 0.0) {
-                return Err((at("pause_seconds"), "must be 0 or more".into()));
+            // A step's figures are kept six hours: no step may outlast them.
+            if !(0.0..=MAX_STEP_SECONDS).contains(&step.pause_seconds) {
+                return Err((
+                    at("pause_seconds"),
+                    format!(
+                        "{} is not from 0 to {MAX_STEP_SECONDS} seconds",
+                        step.pause_seconds
+                    ),
+                ));
             }
             if let Some(d) = step.deadline_seconds
-                && !(d.is_finite() && d >= step.pause_seconds)
+                && !(d >= step.pause_seconds && d <= MAX_STEP_SECONDS)
             {
                 return Err((
                     at("deadline_seconds"),
                     format!(
-                        "{d} must be at least pause_seconds ({})",
+                        "{d} must be at least pause_seconds ({}) and at most {MAX_STEP_SECONDS}",
                         step.pause_seconds
                     ),
                 ));

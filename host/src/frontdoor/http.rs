@@ -88,7 +88,7 @@ impl HttpProxy {
     }
 
     async fn forward(&self, mut request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
-        let started = std::time::Instant::now();
+        let mut started = std::time::Instant::now();
         let upgrade = is_upgrade(request.headers());
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
         let (mut parts, body) = request.into_parts();
@@ -156,6 +156,11 @@ impl HttpProxy {
                     return response.map(|b| counted(b, guard));
                 }
                 Err(e) if e.is_connect() && tried.len() + 1 < TRIES && replay.is_some() => {
+                    // Charged to the revision that refused it (the client
+                    // does not see it, but a canary refusing connections is
+                    // a canary failing); the next attempt is timed alone.
+                    counted_as(StatusCode::BAD_GATEWAY);
+                    started = std::time::Instant::now();
                     drop(guard);
                     tried.push(address);
                     body = replay.clone().map(full);

@@ -161,9 +161,12 @@ impl Pool {
         } else {
             pick_revision(&table.weights, &table.serving, not, tick)
         };
+        // A revision weighted 0 (a canary taken out) is never chosen, even
+        // when no weighted revision can be: better a 503 than the canary.
         let eligible = |b: &&Arc<Backend>| {
             !not.contains(&b.member.address)
                 && revision.as_ref().is_none_or(|r| &b.member.revision == r)
+                && table.weights.get(&b.member.revision) != Some(&0)
         };
         let n = table.serving.iter().filter(eligible).count();
         if n == 0 {
@@ -307,6 +310,10 @@ mod tests {
         let weights = BTreeMap::from([("old".to_string(), 100), ("new".to_string(), 0)]);
         pool.set(vec![member("a", 1, "old"), member("c", 3, "new")], weights);
         assert!((0..1000).all(|_| pool.choose(&[]).unwrap().member.revision == "old"));
+        // The favoured revision gone: the one weighted 0 still gets nothing.
+        let weights = BTreeMap::from([("old".to_string(), 100), ("new".to_string(), 0)]);
+        pool.set(vec![member("c", 3, "new")], weights);
+        assert!(pool.choose(&[]).is_none());
     }
 
     #[test]

@@ -3,12 +3,14 @@
 //! histogram — what a canary analysis compares a new revision's users'
 //! experience by. Finished seconds are taken and published to the store
 //! (`gantry_revision_seconds`, source `http`) once a second; at most
-//! `KEPT` seconds are held if publishing fails, so memory stays bounded.
+//! `KEPT` seconds per revision and shard are held if publishing fails, so
+//! memory stays bounded.
 
 use crate::monitor::window::{BUCKETS, bucket_of};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// Seconds held per revision while they cannot be published.
@@ -45,15 +47,35 @@ impl HttpSecond {
     }
 }
 
-#[derive(Default)]
+/// Shards: each thread records into its own (found once per thread), so
+/// the front door's workers never wait on each other.
+const SHARDS: usize = 16;
+
+static NEXT_SHARD: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    static SHARD: usize = NEXT_SHARD.fetch_add(1, Ordering::Relaxed) % SHARDS;
+}
+
+type Seconds = HashMap<String, BTreeMap<u64, HttpSecond>>;
+
 pub struct HttpStats {
-    seconds: Mutex<HashMap<String, BTreeMap<u64, HttpSecond>>>,
+    shards: Box<[Mutex<Seconds>]>,
+}
+
+impl Default for HttpStats {
+    fn default() -> Self {
+        HttpStats {
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+        }
+    }
 }
 
 impl HttpStats {
     /// Counts one answer `revision` gave at `second`.
     pub fn record(&self, revision: &str, second: u64, status: u16, elapsed: Duration) {
-        let mut all = self.seconds.lock().expect("stats");
+        let shard = SHARD.with(|s| *s);
+        let mut all = self.shards[shard].lock().expect("stats");
         let seconds = match all.get_mut(revision) {
             Some(seconds) => seconds,
             None => all.entry(revision.to_string()).or_default(),
@@ -64,23 +86,32 @@ impl HttpStats {
         }
     }
 
-    /// Takes every second before `now`: (revision, second, data).
+    /// Takes every second before `now`, merged over the shards:
+    /// (revision, second, data).
     pub fn take_finished(&self, now: u64) -> Vec<(String, u64, HttpSecond)> {
-        let mut all = self.seconds.lock().expect("stats");
-        let mut taken = Vec::new();
-        for (revision, seconds) in all.iter_mut() {
-            let current = seconds.split_off(&now);
-            for (second, data) in std::mem::replace(seconds, current) {
-                taken.push((revision.clone(), second, data));
+        let mut merged: BTreeMap<(String, u64), HttpSecond> = BTreeMap::new();
+        for shard in self.shards.iter() {
+            let mut all = shard.lock().expect("stats");
+            for (revision, seconds) in all.iter_mut() {
+                let current = seconds.split_off(&now);
+                for (second, data) in std::mem::replace(seconds, current) {
+                    merged
+                        .entry((revision.clone(), second))
+                        .or_default()
+                        .add(&data);
+                }
             }
+            all.retain(|_, seconds| !seconds.is_empty());
         }
-        all.retain(|_, seconds| !seconds.is_empty());
-        taken
+        merged
+            .into_iter()
+            .map(|((revision, second), data)| (revision, second, data))
+            .collect()
     }
 
     /// Puts back seconds that could not be published (tried next time).
     pub fn restore(&self, taken: Vec<(String, u64, HttpSecond)>) {
-        let mut all = self.seconds.lock().expect("stats");
+        let mut all = self.shards[0].lock().expect("stats");
         for (revision, second, data) in taken {
             let seconds = all.entry(revision).or_default();
             seconds.entry(second).or_default().add(&data);
@@ -108,6 +139,27 @@ mod tests {
         stats.restore(taken);
         assert_eq!(stats.take_finished(12).len(), 2);
         assert!(stats.take_finished(13).is_empty());
+    }
+
+    #[test]
+    fn threads_record_apart_and_their_seconds_merge() {
+        let stats = std::sync::Arc::new(HttpStats::default());
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let stats = std::sync::Arc::clone(&stats);
+                std::thread::spawn(move || {
+                    for _ in 0..100 {
+                        stats.record("a", 5, 200, Duration::from_millis(3));
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let taken = stats.take_finished(6);
+        assert_eq!(taken.len(), 1);
+        assert_eq!(taken[0].2.requests(), 400);
     }
 
     #[test]

@@ -165,9 +165,7 @@ impl MonitorHandle {
     }
 }
 
-/// How long per-revision seconds are kept (six hours: longer than any
-/// canary step's deadline).
-const REVISION_SECONDS_KEPT: u64 = 6 * 3600;
+use super::revisions::SECONDS_KEPT as REVISION_SECONDS_KEPT;
 
 /// The shortest gap between two evaluations when events keep arriving.
 const NUDGE_GAP: Duration = Duration::from_millis(50);

@@ -25,6 +25,10 @@ use std::time::Duration;
 /// few services share one monitor).
 pub const MAX_REVISIONS: usize = 16;
 
+/// How long published per-revision seconds are kept (six hours: longer
+/// than any canary step may last).
+pub const SECONDS_KEPT: u64 = 6 * 3600;
+
 /// How often the instance → revision map is re-read when nothing asks.
 const REFRESH_EVERY: u64 = 2;
 

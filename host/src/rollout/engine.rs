@@ -331,9 +331,13 @@ impl Rollout {
         } else {
             self.resumable(to).await?
         };
-        if !dry_run && resume.is_none() {
-            self.clear_stale_weights(to).await?;
-        }
+        // Going back to the revision a cut-short canary step favoured (an
+        // abort or undo after a kill) is a recovery: no steps of its own.
+        let (recovering, stale) = if !dry_run && resume.is_none() {
+            self.stale_weights(to).await?
+        } else {
+            (false, false)
+        };
         let live = self.driver.live().await?;
         let desired = self.driver.desired();
         // Only an instance at the target that passed its gate is kept; one
@@ -385,6 +389,9 @@ impl Rollout {
         if dry_run || (need == 0 && old.is_empty()) {
             // Retirements a killed rollout left (reaped above) end first.
             self.driver.settle().await;
+            if stale {
+                self.set_weights(&[]).await?;
+            }
             report.instances = keep;
             report.duration_ms = started.elapsed().as_millis() as u64;
             if !dry_run {
@@ -415,11 +422,18 @@ impl Rollout {
         };
         let mut progress = match (&resume, &from_id) {
             (Some(progress), _) => Some(progress.clone()),
-            (None, Some(from)) if self.canary_steps() && from != &to.id && !old.is_empty() => {
+            (None, Some(from))
+                if self.canary_steps() && !recovering && from != &to.id && !old.is_empty() =>
+            {
                 Some(Progress::new(from, &to.id, &self.spec.config.rollout.steps))
             }
             _ => None,
         };
+        // Weights a killed rollout left go before a rollout without steps
+        // starts anything (one with steps sets its own at once).
+        if stale && progress.is_none() && !recovering {
+            self.set_weights(&[]).await?;
+        }
         let mut record = record;
         record.progress = progress.as_ref().map(Progress::to_json);
         let rollout_id = self
@@ -507,6 +521,9 @@ impl Rollout {
                             .await
                     })
                     .await?;
+                if progress.is_some() || stale {
+                    self.set_weights(&[]).await?;
+                }
                 if progress.is_some() {
                     self.resolve_aborted().await;
                 }
@@ -848,12 +865,13 @@ impl Rollout {
             .filter(|p| p.canary == to.id && p.under_way()))
     }
 
-    /// Weights a killed rollout left: back to the revision they favoured
-    /// when that is where this rollout goes (an abort, an undo), else
-    /// cleared (instances share by count) before anything starts.
-    async fn clear_stale_weights(&self, to: &Revision) -> Result<(), RolloutError> {
+    /// Weights a killed rollout left: (going back to the revision they
+    /// favoured — an abort or undo after a kill, whose weights become
+    /// {it: 100} at once; any weights left at all). Others stay until the
+    /// plan knows whether this rollout sets its own.
+    async fn stale_weights(&self, to: &Revision) -> Result<(bool, bool), RolloutError> {
         if self.spec.config.driver != DriverKind::Supervised {
-            return Ok(());
+            return Ok((false, false));
         }
         let (service, host) = (self.service().to_string(), self.host.clone());
         let weights = self
@@ -861,7 +879,7 @@ impl Rollout {
             .read(async |tx| tx.traffic_weights(&service, &host).await)
             .await?;
         if weights.is_empty() {
-            return Ok(());
+            return Ok((false, false));
         }
         let favoured = weights
             .iter()
@@ -869,10 +887,9 @@ impl Rollout {
             .map(|(r, _)| r.clone());
         if favoured.as_deref() == Some(to.id.as_str()) {
             self.set_weights(&[(&to.id, 100)]).await?;
-        } else {
-            self.set_weights(&[]).await?;
+            return Ok((true, true));
         }
-        Ok(())
+        Ok((false, true))
     }
 
     /// Ends a rollout whose canary step failed: the canary out, recorded
@@ -887,6 +904,15 @@ impl Rollout {
         started: Instant,
     ) -> Result<RolloutReport, RolloutError> {
         let service = self.service().to_string();
+        if abort.lease_lost {
+            // Another gantry holds the service now: nothing here is ours.
+            return Err(RolloutError::Failed {
+                service,
+                to: to.label.clone(),
+                reason: abort.reason,
+                outcome: "left to the gantry that holds the service now".into(),
+            });
+        }
         let baseline = self.label_of(&progress.baseline).await;
         let undone = self
             .abort_canary(&canaries, rollout_id, progress, &abort)

@@ -57,6 +57,10 @@ pub struct StepState {
     /// The last look's table.
     #[serde(default)]
     pub table: Vec<MetricRow>,
+    /// Looks taken (the tests stop at the planned number: a held step
+    /// keeps its last verdict rather than testing on and on).
+    #[serde(default)]
+    pub looks: u64,
     #[serde(default)]
     pub note: Option<String>,
 }
@@ -78,6 +82,7 @@ impl Progress {
                     finished_ms: None,
                     verdict: None,
                     table: Vec::new(),
+                    looks: 0,
                     note: None,
                 })
                 .collect(),
@@ -111,6 +116,8 @@ pub fn template(analyses: &BTreeMap<String, AnalysisConfig>, name: &str) -> Opti
 pub(super) struct Abort {
     pub step: usize,
     pub reason: String,
+    /// The lease was lost: another gantry owns the service; touch nothing.
+    pub lease_lost: bool,
 }
 
 /// An operator's request, left in the rollout record.
@@ -185,10 +192,20 @@ impl Rollout {
         let mut resumed = resumed;
         while progress.step < total && progress.steps[progress.step].weight < 100 {
             let i = progress.step;
-            let abort = |reason: String| Abort { step: i, reason };
+            let abort = |reason: String| Abort {
+                step: i,
+                reason,
+                lease_lost: false,
+            };
+            let lost = |e: crate::store::LeaseError| Abort {
+                step: i,
+                reason: e.to_string(),
+                lease_lost: true,
+            };
             let store_failed = |e: StoreError| Abort {
                 step: i,
                 reason: format!("the state store failed: {e}"),
+                lease_lost: false,
             };
             let weight = progress.steps[i].weight;
             // The weights first: a canary admitted below takes only its share.
@@ -212,10 +229,7 @@ impl Rollout {
                 .div_ceil(100)
                 .clamp(1, desired) as usize;
             while canaries.len() < want {
-                lease
-                    .ensure_held()
-                    .await
-                    .map_err(|e| abort(e.to_string()))?;
+                lease.ensure_held().await.map_err(lost)?;
                 match self
                     .replace_one(None, to, rollout_id, self.rules.max_update)
                     .await
@@ -225,10 +239,19 @@ impl Rollout {
                 }
             }
             let step = &rules.steps.get(i);
-            let analysis = progress.steps[i]
-                .analysis
-                .as_deref()
-                .and_then(|name| template(&self.analyses, name));
+            let analysis = match progress.steps[i].analysis.as_deref() {
+                None => None,
+                Some(name) => match template(&self.analyses, name) {
+                    Some(found) => Some(found),
+                    // A resumed step whose analysis left the config.
+                    None => {
+                        return Err(abort(format!(
+                            "step {}'s analysis {name:?} is no longer configured",
+                            i + 1
+                        )));
+                    }
+                },
+            };
             let pause = secs(progress.steps[i].pause_seconds);
             let deadline = step
                 .and_then(|s| s.deadline_seconds)
@@ -243,10 +266,7 @@ impl Rollout {
                 .max(1.0) as u64;
             let mut last_verdict = None;
             loop {
-                lease
-                    .ensure_held()
-                    .await
-                    .map_err(|e| abort(e.to_string()))?;
+                lease.ensure_held().await.map_err(lost)?;
                 let request = self
                     .store
                     .write(async |tx| tx.take_rollout_control(rollout_id).await)
@@ -270,7 +290,12 @@ impl Rollout {
                 let elapsed = Duration::from_millis((now_ms() - started_ms).max(0) as u64);
                 let verdict = match &analysis {
                     None => Verdict::Pass,
+                    // Every planned look taken (a held step): the last verdict.
+                    Some(_) if progress.steps[i].looks >= looks => {
+                        progress.steps[i].verdict.unwrap_or(Verdict::Inconclusive)
+                    }
                     Some(config) => {
+                        progress.steps[i].looks += 1;
                         let (from, upto) = (started_ms / 1000, now_ms() / 1000 - 1);
                         let baseline = Figures::read(&self.store, &progress.baseline, from, upto)
                             .await
@@ -337,8 +362,13 @@ impl Rollout {
         Ok(())
     }
 
-    /// Takes the canary out: its weight to 0 at once, its instances
-    /// drained and stopped, the weights cleared; the outcome recorded.
+    /// Takes the canary out: its weight to 0 at once, the alert raised,
+    /// its instances drained and stopped, the weights cleared; the outcome
+    /// recorded. Each part is tried whatever the one before did (a store
+    /// that failed once may answer the next write); the first error is
+    /// returned. Killed anywhere in here, `gantry rollout abort` (or any
+    /// rollout back to the baseline) finishes it: the canary's instances
+    /// are still recorded at their revision.
     pub(super) async fn abort_canary(
         &self,
         canaries: &[InstanceRecord],
@@ -346,26 +376,39 @@ impl Rollout {
         progress: &mut Progress,
         abort: &Abort,
     ) -> Result<(), super::error::RolloutError> {
-        self.set_weights(&[(&progress.baseline, 100), (&progress.canary, 0)])
-            .await?;
+        let mut first: Result<(), super::error::RolloutError> = Ok(());
+        let mut keep = |result: Result<(), super::error::RolloutError>| {
+            if first.is_ok() {
+                first = result;
+            }
+        };
+        keep(
+            self.set_weights(&[(&progress.baseline, 100), (&progress.canary, 0)])
+                .await
+                .map_err(Into::into),
+        );
         progress.outcome = Some(format!("aborted: {}", abort.reason));
         if let Some(step) = progress.steps.get_mut(abort.step) {
             step.finished_ms = Some(now_ms());
             step.verdict.get_or_insert(Verdict::Fail);
         }
-        self.save_progress(rollout_id, progress).await?;
+        keep(
+            self.save_progress(rollout_id, progress)
+                .await
+                .map_err(Into::into),
+        );
         self.emit(Event::Aborted {
             service: self.spec.name.clone(),
             step: abort.step,
             reason: abort.reason.clone(),
         });
+        self.raise_aborted(progress, abort).await;
         for canary in canaries {
-            self.driver.retire(canary, None).await?;
+            keep(self.driver.retire(canary, None).await);
         }
         self.driver.settle().await;
-        self.set_weights(&[]).await?;
-        self.raise_aborted(progress, abort).await;
-        Ok(())
+        keep(self.set_weights(&[]).await.map_err(Into::into));
+        first
     }
 
     /// `RolloutAborted`, through the monitor's receivers (queued in the
@@ -435,16 +478,38 @@ impl Rollout {
             .and_then(|r| r.progress.as_deref())
             .and_then(Progress::parse)
             .filter(Progress::under_way);
-        let (Some(last), Some(progress)) = (last, progress) else {
+        let Some(last) = last else {
             return Err(super::error::RolloutError::NotStepping { service });
+        };
+        // An abort also finishes one a killed gantry left half-done: the
+        // split cleared or not, canary instances still running.
+        let progress = match (progress, op) {
+            (Some(p), _) => p,
+            (None, Control::Abort) => {
+                let left = last
+                    .progress
+                    .as_deref()
+                    .and_then(Progress::parse)
+                    .filter(|p| p.canary != p.baseline);
+                let live = self.driver.live().await?;
+                match left {
+                    Some(p) if live.iter().any(|i| i.revision == p.canary) => p,
+                    _ => return Err(super::error::RolloutError::NotStepping { service }),
+                }
+            }
+            (None, _) => return Err(super::error::RolloutError::NotStepping { service }),
         };
         let holder = self.store.lease_holder(&self.lease_name()).await?;
         let running = last.state == crate::store::RolloutState::Running
             && holder.is_some_and(|h| h.alive && last.owner.as_deref() == Some(h.token.as_str()));
         if running {
-            self.store
+            let left = self
+                .store
                 .write(async |tx| tx.request_rollout_control(last.id, op.as_str()).await)
                 .await?;
+            if !left {
+                return Err(super::error::RolloutError::NotStepping { service });
+            }
             return Ok(Controlled::Requested {
                 rollout_id: last.id,
                 op: op.as_str().into(),

@@ -141,14 +141,19 @@ impl Tx {
             .map_err(fail("record a rollout's progress"))
     }
 
-    /// Leaves `op` for rollout `id` to take.
-    pub async fn request_rollout_control(&mut self, id: i64, op: &str) -> Result<(), StoreError> {
+    /// Leaves `op` for rollout `id` to take, while it runs; an `abort`
+    /// not yet taken is never overwritten. False when nothing was left.
+    pub async fn request_rollout_control(&mut self, id: i64, op: &str) -> Result<bool, StoreError> {
         let sql = self
-            .sql("UPDATE gantry_rollouts SET control = $1 WHERE id = $2")
+            .sql(
+                "UPDATE gantry_rollouts SET control = $1 WHERE id = $2 AND state = 'running' \
+                 AND (control IS NULL OR control <> 'abort')",
+            )
             .into_owned();
-        exec_tx!(self, c => sqlx::query(&sql).bind(op).bind(id).execute(c).await)
-            .map(|_| ())
-            .map_err(fail("leave a request for a rollout"))
+        let done = exec_tx!(self, c => sqlx::query(&sql).bind(op).bind(id).execute(c).await)
+            .map_err(fail("leave a request for a rollout"))?;
+        // An abort already waiting counts as left.
+        Ok(done > 0 || op == "abort")
     }
 
     /// Takes (reads and clears) the request left for rollout `id`.

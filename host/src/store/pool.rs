@@ -268,16 +268,23 @@ async fn connect(target: &DbTarget) -> Result<Pool, StoreError> {
         }
         // A pool retries only a refused connection, which SQLite never
         // reports: its errors come back at once, as they are.
-        Dialect::Sqlite => Pool::Sqlite(
-            timed(
-                &name,
-                SqlitePoolOptions::new()
-                    .max_connections(4)
-                    .acquire_timeout(std::time::Duration::from_secs(35))
-                    .connect_with(sqlite_options(target)?),
+        // Busy at connect is a race to switch a fresh file to WAL:
+        // tried again (`retry_busy`).
+        Dialect::Sqlite => {
+            let options = sqlite_options(target)?;
+            Pool::Sqlite(
+                timed(
+                    &name,
+                    crate::db::retry_busy(|| {
+                        SqlitePoolOptions::new()
+                            .max_connections(4)
+                            .acquire_timeout(std::time::Duration::from_secs(35))
+                            .connect_with(options.clone())
+                    }),
+                )
+                .await?,
             )
-            .await?,
-        ),
+        }
     };
     if let Err(err) = schema::migrate(&pool, target).await {
         pool.close().await;

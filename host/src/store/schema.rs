@@ -496,6 +496,7 @@ CREATE TABLE gantry_revision_seconds (
     data     TEXT NOT NULL,
     PRIMARY KEY (revision, second, source, node)
 );
+CREATE INDEX gantry_revision_seconds_second ON gantry_revision_seconds (second);
 ALTER TABLE gantry_rollouts ADD COLUMN progress TEXT;
 ALTER TABLE gantry_rollouts ADD COLUMN control TEXT;",
         sqlite: "
@@ -514,6 +515,7 @@ CREATE TABLE gantry_revision_seconds (
     data     TEXT NOT NULL,
     PRIMARY KEY (revision, second, source, node)
 );
+CREATE INDEX gantry_revision_seconds_second ON gantry_revision_seconds (second);
 ALTER TABLE gantry_rollouts ADD COLUMN progress TEXT;
 ALTER TABLE gantry_rollouts ADD COLUMN control TEXT;",
     },

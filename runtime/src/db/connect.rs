@@ -148,11 +148,13 @@ pub async fn connect(target: &DbTarget) -> Result<Db, DbError> {
                 .await
                 .map(Db::Postgres)
                 .map_err(classify),
-            Dialect::Sqlite => sqlite_options(target)?
-                .connect()
-                .await
-                .map(Db::Sqlite)
-                .map_err(classify),
+            Dialect::Sqlite => {
+                let options = sqlite_options(target)?;
+                retry_busy(|| options.connect())
+                    .await
+                    .map(Db::Sqlite)
+                    .map_err(classify)
+            }
         }
     };
     match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
@@ -162,6 +164,36 @@ pub async fn connect(target: &DbTarget) -> Result<Db, DbError> {
             detail: format!("no answer within {CONNECT_TIMEOUT:?}"),
         }),
     }
+}
+
+/// Connects, trying again while SQLite answers busy. Several processes
+/// opening a fresh file at once race to switch it to WAL: the pragma
+/// reads, then upgrades to a write, and SQLite refuses a losing upgrade
+/// at once rather than waiting (the busy timeout does not cover it: a
+/// deadlock's way out). The winner commits within milliseconds, and the
+/// next try finds the file in WAL mode already.
+pub async fn retry_busy<T, F, Fut>(mut connect: F) -> Result<T, sqlx::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, sqlx::Error>>,
+{
+    let deadline = tokio::time::Instant::now() + CONNECT_TIMEOUT / 2;
+    loop {
+        match connect().await {
+            Err(e) if is_busy(&e) && tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// SQLITE_BUSY, or one of its extended codes.
+fn is_busy(err: &sqlx::Error) -> bool {
+    err.as_database_error()
+        .and_then(|d| d.code())
+        .and_then(|code| code.parse::<i32>().ok())
+        .is_some_and(|code| code & 0xff == 5)
 }
 
 /// Turns a connection failure into what an operator can act on.

@@ -6,7 +6,9 @@ mod connect;
 pub mod split;
 mod url;
 
-pub use connect::{CONNECT_TIMEOUT, Db, DbError, classify, connect, pg_options, sqlite_options};
+pub use connect::{
+    CONNECT_TIMEOUT, Db, DbError, classify, connect, pg_options, retry_busy, sqlite_options,
+};
 pub use url::{DbTarget, Dialect};
 
 /// Runs one generic sqlx expression on whichever connection `db` holds:
