@@ -237,6 +237,27 @@ fn a_version_failing_five_percent_of_logins_is_aborted_at_the_first_step() {
     assert!(text.stdout.contains("http_5xx_rate"), "{}", text.stdout);
     assert!(text.stdout.contains("fail"), "{}", text.stdout);
 
+    // The console shows the steps, the table and both revisions plotted.
+    let (code, page) = gantry_tests::monitor::get(&format!("{}/console/panels", c.monitor.api));
+    assert_eq!(code, 200, "{page}");
+    assert!(page.contains("<h2>Canary</h2>"), "{page}");
+    assert!(page.contains("analysis of step 1"), "{page}");
+    assert!(page.contains("http_5xx_rate"), "{page}");
+    let figure = &page[page
+        .find("id=\"plot-canary-auth-5xx\"")
+        .expect("the 5xx plot")..];
+    let points: usize = figure["data-points=\"".len() + figure.find("data-points=\"").unwrap()..]
+        .split('"')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(points >= 1, "{figure}");
+    assert!(
+        figure.contains("■ baseline") && figure.contains("■ canary"),
+        "{figure}"
+    );
+
     // RolloutAborted went through the receivers.
     let got = c
         .receiver

@@ -46,11 +46,31 @@ impl Figures {
         from: i64,
         to: i64,
     ) -> Result<Figures, StoreError> {
+        let mut figures = Figures::default();
+        for (_, second) in Figures::read_by(store, revision, from, to, to - from + 1).await? {
+            figures.add(&second);
+        }
+        Ok(figures)
+    }
+
+    /// `revision`'s published seconds in `[from, to]` summed into slices
+    /// of `slice` seconds: (the slice's first second, its figures).
+    pub async fn read_by(
+        store: &Store,
+        revision: &str,
+        from: i64,
+        to: i64,
+        slice: i64,
+    ) -> Result<Vec<(i64, Figures)>, StoreError> {
         let rows = store
             .read(async |tx| tx.revision_seconds(revision, from, to).await)
             .await?;
-        let mut figures = Figures::default();
-        for (source, data) in rows {
+        let slice = slice.max(1);
+        let mut slices: std::collections::BTreeMap<i64, Figures> = Default::default();
+        for (source, second, data) in rows {
+            let figures = slices
+                .entry(from + (second - from) / slice * slice)
+                .or_default();
             match source.as_str() {
                 "auth" => {
                     if let Ok(doc) = serde_json::from_str::<SecondDoc>(&data) {
@@ -65,7 +85,29 @@ impl Figures {
                 _ => {}
             }
         }
-        Ok(figures)
+        Ok(slices.into_iter().collect())
+    }
+
+    pub fn add(&mut self, other: &Figures) {
+        self.auth.add(&other.auth);
+        self.http.add(&other.http);
+    }
+
+    /// A metric's value: a rate as the metric reads (success, or
+    /// failure), or a latency's p99 in ms; `None` without samples.
+    pub fn value(&self, metric: MetricName) -> Option<f64> {
+        if metric.is_latency() {
+            return p99(&self.latencies(metric));
+        }
+        let (good, n) = self.rate(metric);
+        (n > 0).then(|| {
+            let rate = good as f64 / n as f64;
+            if metric.higher_is_better() {
+                rate
+            } else {
+                1.0 - rate
+            }
+        })
     }
 
     /// (good, of) for a rate metric: good is what counts in the

@@ -95,17 +95,18 @@ impl Tx {
         .map_err(fail("publish revision metrics"))
     }
 
-    /// Every node's seconds of `revision` in `[from, to]`: (source, data).
+    /// Every node's seconds of `revision` in `[from, to]`: (source,
+    /// second, data), by second.
     pub async fn revision_seconds(
         &mut self,
         revision: &str,
         from: i64,
         to: i64,
-    ) -> Result<Vec<(String, String)>, StoreError> {
+    ) -> Result<Vec<(String, i64, String)>, StoreError> {
         let sql = self
             .sql(
-                "SELECT source, data FROM gantry_revision_seconds \
-                 WHERE revision = $1 AND second >= $2 AND second <= $3",
+                "SELECT source, second, data FROM gantry_revision_seconds \
+                 WHERE revision = $1 AND second >= $2 AND second <= $3 ORDER BY second",
             )
             .into_owned();
         on_tx!(self, c => sqlx::query_as(&sql)

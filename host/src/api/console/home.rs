@@ -1,4 +1,5 @@
-//! `GET /`: the plots and the panels (alerts, deployments, instances),
+//! `GET /`: the plots and the panels (alerts, deployments, a canary in
+//! steps, instances),
 //! each also served alone (`/console/plots`, `/console/panels`) so the
 //! page swaps fresh ones in every few seconds without reloading.
 
@@ -40,7 +41,11 @@ pub async fn page(State(console): State<Console>) -> Response {
          </script>",
         esc(&node_line(&console)),
         plots_html(&console),
-        panels_html(&console, &s),
+        panels_html(
+            &console,
+            &s,
+            &super::canary::panels(&console.store, &s.services).await
+        ),
     );
     shell("gantry", &body)
 }
@@ -77,7 +82,10 @@ pub async fn plots(State(console): State<Console>) -> Response {
 ))]
 pub async fn panels(State(console): State<Console>) -> Response {
     match snapshot(&console).await {
-        Ok(s) => Html(panels_html(&console, &s)).into_response(),
+        Ok(s) => {
+            let canary = super::canary::panels(&console.store, &s.services).await;
+            Html(panels_html(&console, &s, &canary)).into_response()
+        }
         Err(e) => unavailable(e),
     }
 }
@@ -97,7 +105,7 @@ fn duration(from: Option<i64>, to: Option<i64>) -> String {
     }
 }
 
-fn panels_html(console: &Console, s: &Snapshot) -> String {
+fn panels_html(console: &Console, s: &Snapshot, canary: &str) -> String {
     let mut out = String::new();
     out.push_str("<h2>Alerts</h2>");
     if s.alerts.is_empty() {
@@ -182,6 +190,7 @@ fn panels_html(console: &Console, s: &Snapshot) -> String {
         }
         out.push_str("</table>");
     }
+    out.push_str(canary);
     out.push_str("<h2>Instances</h2>");
     if s.services.is_empty() {
         out.push_str("<p>no service is configured</p>");

@@ -2,7 +2,8 @@
 //! with no build step. `GET /` shows the last hour's plots (SVG drawn
 //! server-side, swapped in live), open alerts with ack and silence, the
 //! newest deployment of each environment with its steps and durations,
-//! and each service's instances with health and revision;
+//! each service's instances with health and revision, and a canary
+//! rolling in steps with its analysis and both revisions plotted;
 //! `GET /alerts/{id}` is an alert's timeline — the page every notice's
 //! `generatorURL` and every mail links to. The same as JSON:
 //! `GET /v1/status`, `GET /v1/alerts/{id}`, `GET /v1/trend`. Actions are
@@ -13,6 +14,7 @@
 
 mod actions;
 mod alert;
+mod canary;
 mod home;
 pub mod plot;
 
@@ -228,7 +230,7 @@ const STYLE: &str = "body{font:14px system-ui,sans-serif;margin:1.5em 2em;max-wi
 header{margin-bottom:1em}a{color:#0969da}h2{margin-top:1.5em;border-bottom:1px solid #ddd}\
 table{border-collapse:collapse;margin-bottom:1em}td,th{border:1px solid #d0d7de;padding:.3em .6em;text-align:left;vertical-align:top}\
 .bad{color:#cf222e}.ok{color:#1a7f37}.muted{color:#656d76}\
-#plots{display:flex;flex-wrap:wrap;gap:1em}figure.plot{margin:0}figcaption{font-weight:600;margin-bottom:.2em}\
+#plots,.plots{display:flex;flex-wrap:wrap;gap:1em}figure.plot{margin:0}figcaption{font-weight:600;margin-bottom:.2em}\
 button{font:inherit;margin-right:.3em}";
 
 /// Every action posts JSON and reloads what it changed.

@@ -82,33 +82,100 @@ pub fn charts(points: &[Point], rules: &[Rule], now: u64) -> String {
 fn svg(chart: &Chart, points: &[Point], rules: &[Rule], now: u64) -> String {
     let from = now.saturating_sub(3600);
     let columns: Vec<usize> = chart.series.iter().map(|s| index_of(s)).collect();
-    let thresholds: Vec<(&Rule, f64)> = rules
+    let thresholds: Vec<(String, f64)> = rules
         .iter()
         // A rule on `events` counts over its window, not per second.
         .filter(|r| r.metric != Metric::Events)
         .filter(|r| chart.series.iter().any(|s| metric_of(s) == r.metric.name()))
-        .map(|r| (r, r.threshold))
+        .map(|r| {
+            (
+                format!("{} {} {}", r.name, r.op.symbol(), r.threshold),
+                r.threshold,
+            )
+        })
         .collect();
-    let values = points
+    let lines: Vec<Line> = chart
+        .series
         .iter()
-        .flat_map(|p| columns.iter().filter_map(|&c| p.values[c]));
-    let with_data = points
-        .iter()
-        .filter(|p| columns.iter().any(|&c| p.values[c].is_some()))
-        .count();
-    let top = if chart.ratio {
+        .zip(&columns)
+        .enumerate()
+        .map(|(n, (name, &column))| Line {
+            name: (*name).to_string(),
+            colour: COLOURS[n % 3],
+            points: points
+                .iter()
+                .filter(|p| p.t >= from)
+                .map(|p| (p.t, p.values[column]))
+                .collect(),
+        })
+        .collect();
+    draw(&Frame {
+        id: chart.id,
+        title: chart.title,
+        ratio: chart.ratio,
+        from,
+        span: 3600,
+        first_label: "−60 min",
+        lines: &lines,
+        thresholds: &thresholds,
+    })
+}
+
+/// One line of a chart: its points (a `None` breaks it).
+pub struct Line {
+    pub name: String,
+    pub colour: &'static str,
+    pub points: Vec<(u64, Option<f64>)>,
+}
+
+/// What `draw` draws: lines over `span` seconds from `from`, dashed
+/// thresholds, a legend when there is more than one line.
+pub struct Frame<'a> {
+    pub id: &'a str,
+    pub title: &'a str,
+    /// Values are fractions, shown as percent on a 0–100 % axis.
+    pub ratio: bool,
+    pub from: u64,
+    pub span: u64,
+    /// The left end's label (the right one is "now").
+    pub first_label: &'a str,
+    pub lines: &'a [Line],
+    pub thresholds: &'a [(String, f64)],
+}
+
+/// A chart as SVG in a figure.
+pub fn draw(f: &Frame) -> String {
+    let with_data = {
+        let mut times: Vec<u64> = f
+            .lines
+            .iter()
+            .flat_map(|l| {
+                l.points
+                    .iter()
+                    .filter(|(_, v)| v.is_some())
+                    .map(|(t, _)| *t)
+            })
+            .collect();
+        times.sort_unstable();
+        times.dedup();
+        times.len()
+    };
+    let top = if f.ratio {
         1.0
     } else {
-        values
-            .chain(thresholds.iter().map(|(_, t)| *t))
+        f.lines
+            .iter()
+            .flat_map(|l| l.points.iter().filter_map(|(_, v)| *v))
+            .chain(f.thresholds.iter().map(|(_, t)| *t))
             .fold(0.0f64, f64::max)
             .max(1.0)
             * 1.1
     };
-    let x = |t: u64| LEFT + (t.saturating_sub(from) as f64 / 3600.0) * (W - LEFT - PAD);
+    let span = f.span.max(1) as f64;
+    let x = |t: u64| LEFT + (t.saturating_sub(f.from) as f64 / span) * (W - LEFT - PAD);
     let y = |v: f64| PAD + (1.0 - (v / top).clamp(0.0, 1.0)) * (H - 2.0 * PAD);
     let label = |v: f64| {
-        if chart.ratio {
+        if f.ratio {
             format!("{:.0}%", v * 100.0)
         } else if v >= 100.0 {
             format!("{v:.0}")
@@ -125,8 +192,8 @@ fn svg(chart: &Chart, points: &[Point], rules: &[Rule], now: u64) -> String {
          <rect x=\"{LEFT}\" y=\"{PAD}\" width=\"{}\" height=\"{}\" fill=\"#fafafa\" stroke=\"#ddd\"/>",
         W - LEFT - PAD,
         H - 2.0 * PAD,
-        id = chart.id,
-        title = esc(chart.title),
+        id = esc(f.id),
+        title = esc(f.title),
     );
     for v in [0.0, top / 2.0, top] {
         let _ = write!(
@@ -139,23 +206,22 @@ fn svg(chart: &Chart, points: &[Point], rules: &[Rule], now: u64) -> String {
     }
     let _ = write!(
         s,
-        "<text x=\"{LEFT}\" y=\"{H}\" font-size=\"10\" fill=\"#555\">−60 min</text>\
+        "<text x=\"{LEFT}\" y=\"{H}\" font-size=\"10\" fill=\"#555\">{}</text>\
          <text x=\"{}\" y=\"{H}\" font-size=\"10\" text-anchor=\"end\" fill=\"#555\">now</text>",
+        esc(f.first_label),
         W - PAD
     );
-    for (rule, threshold) in &thresholds {
+    for (what, threshold) in f.thresholds {
         let _ = write!(
             s,
             "<line class=\"threshold\" x1=\"{LEFT}\" x2=\"{}\" y1=\"{y:.1}\" y2=\"{y:.1}\" \
-             stroke=\"#cf222e\" stroke-dasharray=\"4 3\"><title>{} {} {}</title></line>",
+             stroke=\"#cf222e\" stroke-dasharray=\"4 3\"><title>{}</title></line>",
             W - PAD,
-            esc(&rule.name),
-            rule.op.symbol(),
-            threshold,
+            esc(what),
             y = y(*threshold),
         );
     }
-    for (n, &column) in columns.iter().enumerate() {
+    for line in f.lines {
         // A gap in the data breaks the line.
         let mut run: Vec<String> = Vec::new();
         let flush = |run: &mut Vec<String>, s: &mut String| {
@@ -164,35 +230,36 @@ fn svg(chart: &Chart, points: &[Point], rules: &[Rule], now: u64) -> String {
                     s,
                     "<circle cx=\"{}\" r=\"1.5\" fill=\"{}\"/>",
                     run[0].replace(',', "\" cy=\""),
-                    COLOURS[n % 3]
+                    line.colour
                 );
             } else if run.len() > 1 {
                 let _ = write!(
                     s,
-                    "<polyline class=\"series\" fill=\"none\" stroke=\"{}\" stroke-width=\"1.5\" points=\"{}\"/>",
-                    COLOURS[n % 3],
-                    run.join(" ")
+                    "<polyline class=\"series\" fill=\"none\" stroke=\"{}\" stroke-width=\"1.5\" points=\"{}\"><title>{}</title></polyline>",
+                    line.colour,
+                    run.join(" "),
+                    esc(&line.name)
                 );
             }
             run.clear();
         };
-        for p in points.iter().filter(|p| p.t >= from) {
-            match p.values[column] {
-                Some(v) => run.push(format!("{:.1},{:.1}", x(p.t), y(v))),
+        for (t, v) in &line.points {
+            match v {
+                Some(v) => run.push(format!("{:.1},{:.1}", x(*t), y(*v))),
                 None => flush(&mut run, &mut s),
             }
         }
         flush(&mut run, &mut s);
     }
     s.push_str("</svg>");
-    if chart.series.len() > 1 {
+    if f.lines.len() > 1 {
         s.push_str("<div class=\"legend\">");
-        for (n, name) in chart.series.iter().enumerate() {
+        for line in f.lines {
             let _ = write!(
                 s,
                 "<span style=\"color:{}\">■ {}</span> ",
-                COLOURS[n % 3],
-                esc(name)
+                line.colour,
+                esc(&line.name)
             );
         }
         s.push_str("</div>");
