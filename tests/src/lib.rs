@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub mod auth;
+pub mod canary;
 pub mod http;
 pub mod load;
 pub mod monitor;
