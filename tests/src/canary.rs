@@ -97,6 +97,17 @@ pub fn paced_logins(f: &Fixture, workers: usize, pace: Option<Duration>) -> Load
     })
 }
 
+/// `gantry rollout auth` in the background (to be killed or controlled).
+pub fn spawn_rollout(f: &Fixture) -> std::process::Child {
+    f.sandbox
+        .gantry()
+        .args(["rollout", "auth"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 /// Waits until step 1 of a rollout run by another process is under way:
 /// its start recorded, the split set, a canary instance gated.
 pub fn wait_step_under_way(f: &Fixture) -> i64 {

@@ -8,11 +8,10 @@
 
 use gantry_tests::auth::Fixture;
 use gantry_tests::canary::{
-    add_load_user, canary, failed_share, logins, progress, wait_step_under_way,
+    add_load_user, canary, failed_share, logins, progress, spawn_rollout, wait_step_under_way,
 };
 use gantry_tests::paused;
 use serde_json::{Value, json};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 #[test]
@@ -165,14 +164,7 @@ fn an_a_a_canary_killed_mid_step_is_resumed_and_passes() {
     let mut c = canary(12);
     c.version("v2", None);
     let load = c.logins(4);
-    let mut child =
-        c.f.sandbox
-            .gantry()
-            .args(["rollout", "auth"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+    let mut child = spawn_rollout(&c.f);
     let step_started = wait_step_under_way(&c.f);
     std::thread::sleep(Duration::from_secs(2));
     paused::signal(&child, libc::SIGKILL);
@@ -288,14 +280,7 @@ fn an_operator_pauses_promotes_and_aborts() {
     let mut c = canary(300);
     c.version("v2", None);
     let load = c.logins(2);
-    let mut child =
-        c.f.sandbox
-            .gantry()
-            .args(["rollout", "auth"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+    let mut child = spawn_rollout(&c.f);
     wait_step_under_way(&c.f);
     let paused = c.f.gantry(&["rollout", "pause", "auth"]).expect(0);
     assert!(
@@ -331,14 +316,7 @@ fn an_operator_pauses_promotes_and_aborts() {
 
     // v3, killed mid-step: the abort is carried out by the command itself.
     c.version("v3", None);
-    let mut child =
-        c.f.sandbox
-            .gantry()
-            .args(["rollout", "auth"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+    let mut child = spawn_rollout(&c.f);
     wait_step_under_way(&c.f);
     paused::signal(&child, libc::SIGKILL);
     child.wait().unwrap();

@@ -83,30 +83,26 @@ pub async fn run(ctx: &Context, args: RolloutArgs) -> CliResult {
     }
 }
 
-async fn roll(ctx: &Context, service: &str, target: Target, dry_run: bool) -> CliResult {
+/// The service's rollout, reporting to the command's output.
+fn rollout_of(ctx: &Context, service: &str) -> CliResult<crate::rollout::Rollout> {
     let registry = ctx.registry()?;
-    let rollout = build::rollout(
+    Ok(build::rollout(
         &ctx.settings,
         &ctx.store,
         &registry,
         service,
         ctx.out.sink(),
-    )?;
-    let report = rollout.run(&target, dry_run).await?;
+    )?)
+}
+
+async fn roll(ctx: &Context, service: &str, target: Target, dry_run: bool) -> CliResult {
+    let report = rollout_of(ctx, service)?.run(&target, dry_run).await?;
     print_report(ctx, &report)?;
     Ok(Exit::Success)
 }
 
 async fn control(ctx: &Context, service: &str, op: Control) -> CliResult {
-    let registry = ctx.registry()?;
-    let rollout = build::rollout(
-        &ctx.settings,
-        &ctx.store,
-        &registry,
-        service,
-        ctx.out.sink(),
-    )?;
-    let done = rollout.control(op).await?;
+    let done = rollout_of(ctx, service)?.control(op).await?;
     if ctx.out.is_json() {
         ctx.out.json(&done)?;
         return Ok(Exit::Success);

@@ -113,6 +113,35 @@ fn annotations_for(rule: &Rule, value: Option<f64>) -> BTreeMap<String, String> 
     annotations
 }
 
+/// An alert that starts now: firing, nothing acknowledged, no value.
+fn new_alert(
+    fp: &str,
+    rule: &str,
+    severity: &str,
+    labels: &BTreeMap<String, String>,
+    now_ms: i64,
+) -> AlertRecord {
+    AlertRecord {
+        id: format!("{fp}-{now_ms}"),
+        fingerprint: fp.to_string(),
+        rule: rule.to_string(),
+        state: AlertState::Firing,
+        severity: severity.to_string(),
+        labels: serde_json::to_string(labels).expect("json"),
+        annotations: String::new(),
+        value: None,
+        threshold: None,
+        started_ms: now_ms,
+        firing_ms: None,
+        resolved_ms: None,
+        updated_ms: now_ms,
+        acked_by: None,
+        ack_comment: None,
+        ack_ms: None,
+        ack_expires_ms: None,
+    }
+}
+
 impl Lifecycle {
     /// Applies one evaluation's transitions at `now_ms` in one
     /// transaction, so alerts of a group that change together (all
@@ -161,23 +190,11 @@ impl Lifecycle {
     ) -> Result<Option<Applied>, StoreError> {
         let current = self.current(tx, fp).await?;
         let fresh = |state: AlertState, value: Option<f64>| AlertRecord {
-            id: format!("{fp}-{now_ms}"),
-            fingerprint: fp.to_string(),
-            rule: rule.name.clone(),
             state,
-            severity: rule.severity.clone(),
-            labels: serde_json::to_string(labels).expect("json"),
             annotations: serde_json::to_string(&annotations_for(rule, value)).expect("json"),
             value,
             threshold: Some(rule.threshold),
-            started_ms: now_ms,
-            firing_ms: None,
-            resolved_ms: None,
-            updated_ms: now_ms,
-            acked_by: None,
-            ack_comment: None,
-            ack_ms: None,
-            ack_expires_ms: None,
+            ..new_alert(fp, &rule.name, &rule.severity, labels, now_ms)
         };
         match transition {
             Transition::Pending { value, .. } => {
@@ -265,25 +282,17 @@ impl Lifecycle {
         let result = async {
             let mut alert = match self.current(&mut tx, &fp).await? {
                 Some(open) => open,
-                None => AlertRecord {
-                    id: format!("{fp}-{now_ms}"),
-                    fingerprint: fp.clone(),
-                    rule: labels.get("alertname").cloned().unwrap_or_default(),
-                    state: AlertState::Firing,
-                    severity: labels.get("severity").cloned().unwrap_or_default(),
-                    labels: serde_json::to_string(labels).expect("json"),
-                    annotations: String::new(),
-                    value: None,
-                    threshold: None,
-                    started_ms: now_ms,
-                    firing_ms: Some(now_ms),
-                    resolved_ms: None,
-                    updated_ms: now_ms,
-                    acked_by: None,
-                    ack_comment: None,
-                    ack_ms: None,
-                    ack_expires_ms: None,
-                },
+                None => {
+                    let mut fresh = new_alert(
+                        &fp,
+                        labels.get("alertname").map_or("", String::as_str),
+                        labels.get("severity").map_or("", String::as_str),
+                        labels,
+                        now_ms,
+                    );
+                    fresh.firing_ms = Some(now_ms);
+                    fresh
+                }
             };
             alert.state = AlertState::Firing;
             alert.annotations = serde_json::to_string(annotations).expect("json");

@@ -16,6 +16,7 @@ use super::auth_event::Kind;
 use super::cluster::SecondDoc;
 use super::recorder::Recorder;
 use crate::store::{Store, StoreError};
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
@@ -32,8 +33,20 @@ pub const SECONDS_KEPT: u64 = 6 * 3600;
 /// How often the instance → revision map is re-read when nothing asks.
 const REFRESH_EVERY: u64 = 2;
 
-#[derive(Default)]
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// The last instance this thread counted an event of, per monitor:
+    /// (monitor, map generation, instance, its revision's recorder).
+    /// Events come in batches from one instance, so most skip the map.
+    static LAST: RefCell<Option<(u64, u64, String, Recorder)>> = const { RefCell::new(None) };
+}
+
 pub struct ByRevision {
+    id: u64,
+    /// Bumped whenever the instance map changes (the cache above is then
+    /// stale).
+    generation: AtomicU64,
     /// Instance name → (revision, that revision's recorder).
     instances: RwLock<HashMap<String, (String, Recorder)>>,
     /// Revision → recorder and the last second published.
@@ -44,12 +57,44 @@ pub struct ByRevision {
     refreshed: AtomicU64,
 }
 
+impl Default for ByRevision {
+    fn default() -> Self {
+        ByRevision {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            generation: AtomicU64::new(0),
+            instances: RwLock::default(),
+            revisions: Mutex::default(),
+            unknown: Recorder::default(),
+            unknown_count: AtomicU64::new(0),
+            stale: AtomicBool::new(false),
+            refreshed: AtomicU64::new(0),
+        }
+    }
+}
+
 impl ByRevision {
     /// Counts one event of `instance` under its revision (or as unknown).
     #[inline]
     pub fn record(&self, instance: &str, kind: Kind, success: bool, time: Option<Duration>) {
+        let generation = self.generation.load(Ordering::Acquire);
+        let cached = LAST.with(|last| match &*last.borrow() {
+            Some((id, g, name, recorder))
+                if *id == self.id && *g == generation && name == instance =>
+            {
+                recorder.record(kind, success, time);
+                true
+            }
+            _ => false,
+        });
+        if cached {
+            return;
+        }
         if let Some((_, recorder)) = self.instances.read().expect("instances").get(instance) {
             recorder.record(kind, success, time);
+            let recorder = recorder.clone();
+            LAST.with(|last| {
+                *last.borrow_mut() = Some((self.id, generation, instance.to_string(), recorder))
+            });
             return;
         }
         self.unknown.record(kind, success, time);
@@ -73,6 +118,7 @@ impl ByRevision {
             .write()
             .expect("instances")
             .insert(instance.to_string(), (revision.to_string(), recorder));
+        self.generation.fetch_add(1, Ordering::Release);
     }
 
     /// Events from instances no record names, since start.
@@ -127,7 +173,15 @@ impl ByRevision {
         revisions.retain(|revision, (_, published)| {
             map.values().any(|(r, _)| r == revision) || *published < now.saturating_sub(2)
         });
-        *self.instances.write().expect("instances") = map;
+        let mut instances = self.instances.write().expect("instances");
+        let changed = instances.len() != map.len()
+            || map
+                .iter()
+                .any(|(name, (revision, _))| instances.get(name).map(|(r, _)| r) != Some(revision));
+        if changed {
+            *instances = map;
+            self.generation.fetch_add(1, Ordering::Release);
+        }
         Ok(())
     }
 
@@ -172,5 +226,37 @@ impl ByRevision {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn logins(by: &ByRevision, revision: &str) -> u64 {
+        by.recorder(revision)
+            .map(|r| r.totals(5).total[Kind::AuthAttempt as usize])
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn events_count_under_their_instances_revision_and_follow_a_change() {
+        let by = ByRevision::default();
+        by.assign("auth-1", "old");
+        by.assign("auth-2", "new");
+        for _ in 0..3 {
+            by.record("auth-1", Kind::AuthAttempt, true, None);
+            by.record("auth-2", Kind::AuthAttempt, false, None);
+            by.record("auth-2", Kind::AuthAttempt, true, None);
+        }
+        assert_eq!((logins(&by, "old"), logins(&by, "new")), (3, 6));
+        // The thread's cached instance must not outlive a change.
+        by.assign("auth-2", "old");
+        by.record("auth-2", Kind::AuthAttempt, true, None);
+        assert_eq!((logins(&by, "old"), logins(&by, "new")), (4, 6));
+        // An instance no record names is counted apart.
+        by.record("auth-9", Kind::AuthAttempt, true, None);
+        assert_eq!(by.unknown_events(), 1);
+        assert_eq!(by.revisions(), ["new", "old"]);
     }
 }

@@ -229,6 +229,33 @@ pub fn judge(
     (verdict, rows)
 }
 
+/// A metric's row with both figures (value, samples): passing so far,
+/// to be judged — or concluded already (inconclusive, skipped) when there
+/// are too few samples.
+fn started(
+    m: &MetricCheck,
+    (baseline, baseline_n): (Option<f64>, u64),
+    (canary, canary_n): (Option<f64>, u64),
+    alpha: f64,
+) -> MetricRow {
+    let mut row = MetricRow {
+        metric: m.metric.as_str().into(),
+        baseline,
+        canary,
+        baseline_n,
+        canary_n,
+        p: None,
+        alpha: m.margin.map(|_| alpha),
+        verdict: Verdict::Pass,
+        why: String::new(),
+    };
+    if let Some((verdict, why)) = too_few(m, baseline_n, canary_n) {
+        row.verdict = verdict;
+        row.why = why;
+    }
+    row
+}
+
 /// Too few samples: inconclusive when required, else skipped.
 fn too_few(m: &MetricCheck, baseline_n: u64, canary_n: u64) -> Option<(Verdict, String)> {
     let short = canary_n < m.min_samples || (m.margin.is_some() && baseline_n < m.min_samples);
@@ -261,20 +288,8 @@ fn rate_row(m: &MetricCheck, baseline: &Figures, canary: &Figures, alpha: f64) -
             }
         })
     };
-    let mut row = MetricRow {
-        metric: m.metric.as_str().into(),
-        baseline: shown(bg, bn),
-        canary: shown(cg, cn),
-        baseline_n: bn,
-        canary_n: cn,
-        p: None,
-        alpha: m.margin.map(|_| alpha),
-        verdict: Verdict::Pass,
-        why: String::new(),
-    };
-    if let Some((verdict, why)) = too_few(m, bn, cn) {
-        row.verdict = verdict;
-        row.why = why;
+    let mut row = started(m, (shown(bg, bn), bn), (shown(cg, cn), cn), alpha);
+    if row.verdict != Verdict::Pass {
         return row;
     }
     let mut reasons = Vec::new();
@@ -315,20 +330,8 @@ fn latency_row(m: &MetricCheck, baseline: &Figures, canary: &Figures, alpha: f64
     let b = baseline.latencies(m.metric);
     let c = canary.latencies(m.metric);
     let (bn, cn) = (count(&b), count(&c));
-    let mut row = MetricRow {
-        metric: m.metric.as_str().into(),
-        baseline: p99(&b),
-        canary: p99(&c),
-        baseline_n: bn,
-        canary_n: cn,
-        p: None,
-        alpha: m.margin.map(|_| alpha),
-        verdict: Verdict::Pass,
-        why: String::new(),
-    };
-    if let Some((verdict, why)) = too_few(m, bn, cn) {
-        row.verdict = verdict;
-        row.why = why;
+    let mut row = started(m, (p99(&b), bn), (p99(&c), cn), alpha);
+    if row.verdict != Verdict::Pass {
         return row;
     }
     let mut reasons = Vec::new();

@@ -559,25 +559,8 @@ impl Rollout {
                         format!("rolling back failed too: {e}"),
                     ),
                 };
-                let full = format!("{reason}; {outcome_text}");
-                self.store
-                    .write(async |tx| {
-                        tx.finish_rollout(rollout_id, state.record(), Some(&full), now_ms())
-                            .await
-                    })
-                    .await?;
-                self.emit(Event::Finished {
-                    service: service.clone(),
-                    state,
-                    revision: to.label.clone(),
-                    duration_ms: started.elapsed().as_millis() as u64,
-                });
-                Err(RolloutError::Failed {
-                    service,
-                    to: to.label.clone(),
-                    reason,
-                    outcome: outcome_text,
-                })
+                self.ended_badly(rollout_id, state, reason, outcome_text, to, started)
+                    .await
             }
         }
     }
@@ -926,7 +909,22 @@ impl Rollout {
         } else {
             RolloutOutcome::Failed
         };
-        let full = format!("{}; {outcome}", abort.reason);
+        self.ended_badly(rollout_id, state, abort.reason, outcome, to, started)
+            .await
+    }
+
+    /// Records a rollout that did not reach its target (why, and what
+    /// became of it), says so, and returns the error.
+    async fn ended_badly(
+        &self,
+        rollout_id: i64,
+        state: RolloutOutcome,
+        reason: String,
+        outcome: String,
+        to: &Revision,
+        started: Instant,
+    ) -> Result<RolloutReport, RolloutError> {
+        let full = format!("{reason}; {outcome}");
         self.store
             .write(async |tx| {
                 tx.finish_rollout(rollout_id, state.record(), Some(&full), now_ms())
@@ -934,15 +932,15 @@ impl Rollout {
             })
             .await?;
         self.emit(Event::Finished {
-            service: service.clone(),
+            service: self.service().to_string(),
             state,
             revision: to.label.clone(),
             duration_ms: started.elapsed().as_millis() as u64,
         });
         Err(RolloutError::Failed {
-            service,
+            service: self.service().to_string(),
             to: to.label.clone(),
-            reason: abort.reason,
+            reason,
             outcome,
         })
     }
