@@ -38,7 +38,7 @@ fn second(rng: &mut Rng, figures: &mut Figures, logins: u64, fail: f64, slower: 
         } else {
             200
         };
-        http.record(status, Duration::from_secs_f64(ms / 1000.0));
+        http.record(status, Some(Duration::from_secs_f64(ms / 1000.0)));
     }
     figures.http.add(&http);
 }

@@ -23,16 +23,15 @@ pub struct Canary {
 }
 
 pub fn canary(pause_seconds: u32) -> Canary {
-    let mut f = Fixture::new(
-        2,
-        json!({
-            "steps": [
-                {"weight": 5, "pause_seconds": pause_seconds, "analysis": "auth-default", "deadline_seconds": (pause_seconds + 30).max(90)},
-                {"weight": 100}
-            ],
-            "analysis_interval_seconds": 1,
-        }),
-    );
+    canary_with(json!([
+        {"weight": 5, "pause_seconds": pause_seconds, "analysis": "auth-default", "deadline_seconds": (pause_seconds + 30).max(90)},
+        {"weight": 100}
+    ]))
+}
+
+/// The same with `steps` of one's own.
+pub fn canary_with(steps: Value) -> Canary {
+    let mut f = Fixture::new(2, json!({"steps": steps, "analysis_interval_seconds": 1}));
     add_load_user(&f);
     let receiver = Receiver::start();
     f.config["monitoring"] = json!({

@@ -8,7 +8,8 @@
 
 use gantry_tests::auth::Fixture;
 use gantry_tests::canary::{
-    add_load_user, canary, failed_share, logins, progress, spawn_rollout, wait_step_under_way,
+    add_load_user, canary, canary_with, failed_share, logins, progress, spawn_rollout,
+    wait_step_under_way,
 };
 use gantry_tests::paused;
 use serde_json::{Value, json};
@@ -379,4 +380,21 @@ fn a_deploy_whose_canary_step_fails_is_rolled_back_naming_the_analysis() {
     )
     .unwrap();
     assert_eq!(auth["token_expiry_minutes"], 60, "the config restored");
+}
+
+/// Killed at a step past half the traffic, the abort goes straight back
+/// to the baseline: no steps of its own (run in reverse they would hand
+/// the canary most requests), the canary out, the split cleared.
+#[test]
+fn an_abort_after_a_kill_past_half_the_traffic_runs_no_steps() {
+    let mut c = canary_with(json!([{"weight": 60, "pause_seconds": 300}, {"weight": 100}]));
+    c.version("v2", None);
+    let mut child = spawn_rollout(&c.f);
+    wait_step_under_way(&c.f);
+    paused::signal(&child, libc::SIGKILL);
+    child.wait().unwrap();
+    let aborted = c.f.gantry(&["rollout", "abort", "auth"]).expect(0);
+    assert!(!aborted.stdout.contains("step 1/"), "{}", aborted.stdout);
+    assert_eq!(c.versions(), ["v1", "v1"]);
+    assert_eq!(c.f.status()["weights"], json!({}));
 }

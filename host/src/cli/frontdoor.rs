@@ -19,6 +19,7 @@ use clap::{Args, Subcommand};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 #[derive(Debug, Subcommand)]
 pub enum FrontDoorCommand {
@@ -332,8 +333,9 @@ const REVISION_SECONDS_KEPT: u64 = crate::monitor::revisions::SECONDS_KEPT;
 
 /// What each revision answered, into the store as `node`'s seconds.
 fn publisher(store: Store, node: String) -> Publisher {
+    let pruned = Arc::new(AtomicU64::new(0));
     Arc::new(move |taken| {
-        let (store, node) = (store.clone(), node.clone());
+        let (store, node, pruned) = (store.clone(), node.clone(), Arc::clone(&pruned));
         Box::pin(async move {
             let mut tx = store.begin(true).await.map_err(|e| e.to_string())?;
             let mut published = Ok(());
@@ -346,15 +348,23 @@ fn publisher(store: Store, node: String) -> Publisher {
                     break;
                 }
             }
-            // The front door prunes too: with no monitor running, nothing
-            // else would (about once every ten minutes).
-            if published.is_ok() && taken.iter().any(|(_, second, _)| second % 600 == 0) {
-                let before = taken[0].1.saturating_sub(REVISION_SECONDS_KEPT) as i64;
-                published = tx.prune_revision_seconds(before).await;
-            }
             tx.settle(published, "publish what each revision answered")
                 .await
-                .map_err(|e| e.to_string())
+                .map_err(|e| e.to_string())?;
+            // The front door prunes too (with no monitor running, nothing
+            // else would), every ten minutes, apart from the publishing.
+            let now = crate::monitor::recorder::now_second();
+            if now >= pruned.load(Ordering::Relaxed) + 600 {
+                pruned.store(now, Ordering::Relaxed);
+                let before = now.saturating_sub(REVISION_SECONDS_KEPT) as i64;
+                if let Err(e) = store
+                    .write(async |tx| tx.prune_revision_seconds(before).await)
+                    .await
+                {
+                    tracing::warn!("cannot prune old revision seconds: {e}");
+                }
+            }
+            Ok(())
         })
     })
 }

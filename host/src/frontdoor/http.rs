@@ -130,12 +130,12 @@ impl HttpProxy {
             };
             let guard = backend.enter();
             let address = backend.member.address;
-            let counted_as = |status: StatusCode| {
+            let counted_as = |status: StatusCode, timed: bool| {
                 self.stats.record(
                     &backend.member.revision,
                     crate::monitor::recorder::now_second(),
                     status.as_u16(),
-                    started.elapsed(),
+                    timed.then(|| started.elapsed()),
                 )
             };
             let outgoing = match outgoing(&parts, address, body.take()) {
@@ -144,7 +144,7 @@ impl HttpProxy {
             };
             match self.client.request(outgoing).await {
                 Ok(mut response) => {
-                    counted_as(response.status());
+                    counted_as(response.status(), true);
                     if response.status() == StatusCode::SWITCHING_PROTOCOLS
                         && let Some(client_side) = client_upgrade
                     {
@@ -159,14 +159,14 @@ impl HttpProxy {
                     // Charged to the revision that refused it (the client
                     // does not see it, but a canary refusing connections is
                     // a canary failing); the next attempt is timed alone.
-                    counted_as(StatusCode::BAD_GATEWAY);
+                    counted_as(StatusCode::BAD_GATEWAY, false);
                     started = std::time::Instant::now();
                     drop(guard);
                     tried.push(address);
                     body = replay.clone().map(full);
                 }
                 Err(e) => {
-                    counted_as(StatusCode::BAD_GATEWAY);
+                    counted_as(StatusCode::BAD_GATEWAY, true);
                     tracing::debug!(backend = %address, "upstream failed: {e}");
                     return answer(StatusCode::BAD_GATEWAY, "the instance did not answer");
                 }

@@ -26,11 +26,15 @@ pub struct HttpSecond {
 }
 
 impl HttpSecond {
-    pub fn record(&mut self, status: u16, elapsed: Duration) {
+    /// Counts one answer; its time when it has one (a connection refused
+    /// before anything was sent has none worth comparing).
+    pub fn record(&mut self, status: u16, elapsed: Option<Duration>) {
         let class = usize::from(status / 100).clamp(1, 5) - 1;
         self.s[class] += 1;
-        let bucket = bucket_of(elapsed.as_micros().min(u128::from(u64::MAX)) as u64);
-        *self.l.entry(bucket.min(BUCKETS - 1)).or_default() += 1;
+        if let Some(elapsed) = elapsed {
+            let bucket = bucket_of(elapsed.as_micros().min(u128::from(u64::MAX)) as u64);
+            *self.l.entry(bucket.min(BUCKETS - 1)).or_default() += 1;
+        }
     }
 
     pub fn add(&mut self, other: &HttpSecond) {
@@ -73,7 +77,7 @@ impl Default for HttpStats {
 
 impl HttpStats {
     /// Counts one answer `revision` gave at `second`.
-    pub fn record(&self, revision: &str, second: u64, status: u16, elapsed: Duration) {
+    pub fn record(&self, revision: &str, second: u64, status: u16, elapsed: Option<Duration>) {
         let shard = SHARD.with(|s| *s);
         let mut all = self.shards[shard].lock().expect("stats");
         let seconds = match all.get_mut(revision) {
@@ -129,9 +133,9 @@ mod tests {
     #[test]
     fn seconds_are_taken_once_finished_and_put_back_on_failure() {
         let stats = HttpStats::default();
-        stats.record("a", 10, 200, Duration::from_millis(5));
-        stats.record("a", 10, 503, Duration::from_millis(7));
-        stats.record("b", 11, 200, Duration::from_millis(5));
+        stats.record("a", 10, 200, Some(Duration::from_millis(5)));
+        stats.record("a", 10, 503, Some(Duration::from_millis(7)));
+        stats.record("b", 11, 200, Some(Duration::from_millis(5)));
         let taken = stats.take_finished(11);
         assert_eq!(taken.len(), 1);
         assert_eq!(taken[0].2.s, [0, 1, 0, 0, 1]);
@@ -149,7 +153,7 @@ mod tests {
                 let stats = std::sync::Arc::clone(&stats);
                 std::thread::spawn(move || {
                     for _ in 0..100 {
-                        stats.record("a", 5, 200, Duration::from_millis(3));
+                        stats.record("a", 5, 200, Some(Duration::from_millis(3)));
                     }
                 })
             })
@@ -166,7 +170,7 @@ mod tests {
     fn memory_is_bounded_when_nothing_is_published() {
         let stats = HttpStats::default();
         for second in 0..(KEPT as u64 * 2) {
-            stats.record("a", second, 200, Duration::from_millis(1));
+            stats.record("a", second, 200, Some(Duration::from_millis(1)));
         }
         assert_eq!(stats.take_finished(u64::MAX).len(), KEPT);
     }

@@ -419,7 +419,7 @@ mod tests {
             let status = if i < failed { 500 } else { 200 };
             // A spread of ±10 ms around `ms`.
             f.http
-                .record(status, Duration::from_millis(ms - 10 + (i % 21)));
+                .record(status, Some(Duration::from_millis(ms - 10 + (i % 21))));
         }
         f
     }

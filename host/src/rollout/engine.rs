@@ -456,7 +456,10 @@ impl Rollout {
                         resume.is_some(),
                     )
                     .await;
-                if let Err(abort) = stepped {
+                if let Err(mut abort) = stepped {
+                    // A lease merely lost (no one else took it) still
+                    // takes the canary out.
+                    abort.lease_lost = abort.lease_lost && self.taken_over(lease.token()).await;
                     return self
                         .aborted(canaries, rollout_id, progress, abort, to, started)
                         .await;
@@ -848,31 +851,53 @@ impl Rollout {
             .filter(|p| p.canary == to.id && p.under_way()))
     }
 
-    /// Weights a killed rollout left: (going back to the revision they
-    /// favoured — an abort or undo after a kill, whose weights become
-    /// {it: 100} at once; any weights left at all). Others stay until the
-    /// plan knows whether this rollout sets its own.
+    /// Weights a killed rollout left: (whether this rollout goes back to
+    /// the baseline of the canary that set them — an abort or undo after a
+    /// kill, whose weights become the baseline's 100 % and every other
+    /// revision's 0 at once; whether any weights were left at all). Others
+    /// stay until the plan knows whether this rollout sets its own.
     async fn stale_weights(&self, to: &Revision) -> Result<(bool, bool), RolloutError> {
         if self.spec.config.driver != DriverKind::Supervised {
             return Ok((false, false));
         }
         let (service, host) = (self.service().to_string(), self.host.clone());
-        let weights = self
+        let (weights, last) = self
             .store
-            .read(async |tx| tx.traffic_weights(&service, &host).await)
+            .read(async |tx| {
+                let weights = tx.traffic_weights(&service, &host).await?;
+                let last = tx.last_rollout(&service, Some(&host)).await?;
+                Ok::<_, crate::store::StoreError>((weights, last))
+            })
             .await?;
         if weights.is_empty() {
             return Ok((false, false));
         }
-        let favoured = weights
-            .iter()
-            .max_by_key(|(_, w)| **w)
-            .map(|(r, _)| r.clone());
-        if favoured.as_deref() == Some(to.id.as_str()) {
-            self.set_weights(&[(&to.id, 100)]).await?;
+        let baseline = last
+            .and_then(|r| r.progress)
+            .as_deref()
+            .and_then(Progress::parse)
+            .map(|p| p.baseline);
+        if baseline.as_deref() == Some(to.id.as_str()) {
+            let others: Vec<(&str, u32)> = weights
+                .keys()
+                .filter(|r| **r != to.id)
+                .map(|r| (r.as_str(), 0))
+                .chain([(to.id.as_str(), 100)])
+                .collect();
+            self.set_weights(&others).await?;
             return Ok((true, true));
         }
         Ok((false, true))
+    }
+
+    /// Whether another live gantry holds the service's lease now.
+    async fn taken_over(&self, ours: &str) -> bool {
+        self.store
+            .lease_holder(&self.lease_name())
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|h| h.alive && h.token != ours)
     }
 
     /// Ends a rollout whose canary step failed: the canary out, recorded

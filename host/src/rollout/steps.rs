@@ -57,8 +57,8 @@ pub struct StepState {
     /// The last look's table.
     #[serde(default)]
     pub table: Vec<MetricRow>,
-    /// Looks taken (the tests stop at the planned number: a held step
-    /// keeps its last verdict rather than testing on and on).
+    /// Looks taken (past the planned number, a held step tests at a
+    /// falling level: `divisor`).
     #[serde(default)]
     pub looks: u64,
     #[serde(default)]
@@ -116,7 +116,8 @@ pub fn template(analyses: &BTreeMap<String, AnalysisConfig>, name: &str) -> Opti
 pub(super) struct Abort {
     pub step: usize,
     pub reason: String,
-    /// The lease was lost: another gantry owns the service; touch nothing.
+    /// The lease was lost (then: taken over by another live gantry, which
+    /// owns the service now; touch nothing).
     pub lease_lost: bool,
 }
 
@@ -148,6 +149,18 @@ impl Control {
         ]
         .into_iter()
         .find(|c| c.as_str() == text)
+    }
+}
+
+/// What a look divides the level by: the planned looks (Bonferroni over
+/// them), then — a held step looking on — `taken² / planned`, whose levels
+/// add up to at most the level again however long it is held.
+pub fn divisor(planned: u64, taken: u64) -> u64 {
+    let planned = planned.max(1);
+    if taken <= planned {
+        planned
+    } else {
+        taken.saturating_mul(taken) / planned
     }
 }
 
@@ -290,12 +303,9 @@ impl Rollout {
                 let elapsed = Duration::from_millis((now_ms() - started_ms).max(0) as u64);
                 let verdict = match &analysis {
                     None => Verdict::Pass,
-                    // Every planned look taken (a held step): the last verdict.
-                    Some(_) if progress.steps[i].looks >= looks => {
-                        progress.steps[i].verdict.unwrap_or(Verdict::Inconclusive)
-                    }
                     Some(config) => {
                         progress.steps[i].looks += 1;
+                        let taken = progress.steps[i].looks;
                         let (from, upto) = (started_ms / 1000, now_ms() / 1000 - 1);
                         let baseline = Figures::read(&self.store, &progress.baseline, from, upto)
                             .await
@@ -303,7 +313,8 @@ impl Rollout {
                         let canary = Figures::read(&self.store, &to.id, from, upto)
                             .await
                             .map_err(store_failed)?;
-                        let (verdict, table) = judge(config, &baseline, &canary, looks);
+                        let (verdict, table) =
+                            judge(config, &baseline, &canary, divisor(looks, taken));
                         if last_verdict != Some(verdict) {
                             self.emit(Event::Analysis {
                                 service: self.spec.name.clone(),
@@ -403,11 +414,18 @@ impl Rollout {
             reason: abort.reason.clone(),
         });
         self.raise_aborted(progress, abort).await;
+        let mut retired = true;
         for canary in canaries {
-            keep(self.driver.retire(canary, None).await);
+            let result = self.driver.retire(canary, None).await;
+            retired &= result.is_ok();
+            keep(result);
         }
         self.driver.settle().await;
-        keep(self.set_weights(&[]).await.map_err(Into::into));
+        // A canary that could not be retired still serves: its 0 stays
+        // until `rollout abort` finishes the job.
+        if retired {
+            keep(self.set_weights(&[]).await.map_err(Into::into));
+        }
         first
     }
 
@@ -486,11 +504,14 @@ impl Rollout {
         let progress = match (progress, op) {
             (Some(p), _) => p,
             (None, Control::Abort) => {
+                // Not one that was promoted and succeeded: its canary is
+                // the service now.
                 let left = last
                     .progress
                     .as_deref()
                     .and_then(Progress::parse)
-                    .filter(|p| p.canary != p.baseline);
+                    .filter(|p| p.canary != p.baseline)
+                    .filter(|_| last.state != crate::store::RolloutState::Succeeded);
                 let live = self.driver.live().await?;
                 match left {
                     Some(p) if live.iter().any(|i| i.revision == p.canary) => p,
@@ -502,6 +523,10 @@ impl Rollout {
         let holder = self.store.lease_holder(&self.lease_name()).await?;
         let running = last.state == crate::store::RolloutState::Running
             && holder.is_some_and(|h| h.alive && last.owner.as_deref() == Some(h.token.as_str()));
+        if running && !progress.under_way() {
+            // Promoted, replacing the rest: nothing listens for requests.
+            return Err(super::error::RolloutError::NotStepping { service });
+        }
         if running {
             let left = self
                 .store
@@ -551,5 +576,18 @@ mod tests {
         assert!(!p.under_way());
         assert!(template(&BTreeMap::new(), "auth-default").is_some());
         assert!(template(&BTreeMap::new(), "nope").is_none());
+    }
+
+    #[test]
+    fn a_held_step_tests_at_a_falling_level_that_sums_to_at_most_the_level_again() {
+        assert_eq!(divisor(60, 1), 60);
+        assert_eq!(divisor(60, 60), 60);
+        assert_eq!(divisor(60, 120), 240);
+        assert_eq!(divisor(0, 1), 1);
+        // The levels of an endless hold past the plan add to ≤ 1 × alpha.
+        let beyond: f64 = (61..1_000_000u64)
+            .map(|k| 1.0 / divisor(60, k) as f64)
+            .sum();
+        assert!(beyond <= 1.0, "{beyond}");
     }
 }

@@ -153,8 +153,16 @@ impl Tx {
             .into_owned();
         let done = exec_tx!(self, c => sqlx::query(&sql).bind(op).bind(id).execute(c).await)
             .map_err(fail("leave a request for a rollout"))?;
-        // An abort already waiting counts as left.
-        Ok(done > 0 || op == "abort")
+        if done > 0 || op != "abort" {
+            return Ok(done > 0);
+        }
+        // An abort already waiting counts as left — while the rollout runs.
+        let again = self
+            .sql("UPDATE gantry_rollouts SET control = 'abort' WHERE id = $1 AND state = 'running'")
+            .into_owned();
+        let done = exec_tx!(self, c => sqlx::query(&again).bind(id).execute(c).await)
+            .map_err(fail("leave a request for a rollout"))?;
+        Ok(done > 0)
     }
 
     /// Takes (reads and clears) the request left for rollout `id`.
