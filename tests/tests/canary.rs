@@ -45,9 +45,10 @@ fn a_version_failing_five_percent_of_logins_is_aborted_at_the_first_step() {
     // Caught within the step's pause, long before it would have passed.
     assert!(took < Duration::from_secs(60), "{took:?}");
     // At most 5 % of requests went to it, 5 % of those failed: the whole
-    // run's failures stay near 0.25 % (twice that allows for chance).
+    // run's failures stay near 0.25 % (three times that allows for chance
+    // over ~150 canary logins; the version rolled out fully would fail 5 %).
     assert!(
-        failed_share(&report) <= 0.05 * 0.05 * 2.0,
+        failed_share(&report) <= 0.05 * 0.05 * 3.0,
         "{:.3} % of logins failed",
         failed_share(&report) * 100.0
     );
