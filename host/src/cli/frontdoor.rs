@@ -151,9 +151,11 @@ async fn serve(ctx: &Context, args: RunArgs) -> CliResult {
         control: control.clone(),
         binary: record.binary_id.clone(),
         load: loader(store.clone(), service.clone(), host.clone()),
+        // The pid in the name: a successor taking over publishes beside
+        // its predecessor, never over its seconds.
         publish: Some(publisher(
             store.clone(),
-            format!("front-door:{host}:{service}"),
+            format!("front-door:{host}:{service}:{}", me.pid),
         )),
     };
     // Recorded once it answers: commands wait for the record and a status.
