@@ -339,18 +339,15 @@ fn publisher(store: Store, node: String) -> Publisher {
     Arc::new(move |taken| {
         let (store, node, pruned) = (store.clone(), node.clone(), Arc::clone(&pruned));
         Box::pin(async move {
-            let mut tx = store.begin(true).await.map_err(|e| e.to_string())?;
-            let mut published = Ok(());
-            for (revision, second, data) in &taken {
-                let data = serde_json::to_string(data).expect("json");
-                published = tx
-                    .publish_revision_second("http", &node, revision, *second as i64, &data)
-                    .await;
-                if published.is_err() {
-                    break;
-                }
-            }
-            tx.settle(published, "publish what each revision answered")
+            let seconds: Vec<(String, i64, String)> = taken
+                .into_iter()
+                .map(|(revision, second, data)| {
+                    let data = serde_json::to_string(&data).expect("json");
+                    (revision, second as i64, data)
+                })
+                .collect();
+            store
+                .write(async |tx| tx.publish_revision_seconds("http", &node, &seconds).await)
                 .await
                 .map_err(|e| e.to_string())?;
             // The front door prunes too (with no monitor running, nothing

@@ -6,7 +6,7 @@ use super::Context;
 use crate::error::{CliResult, Exit};
 use crate::report::table;
 use crate::rollout::steps::{Control, Controlled, Progress};
-use crate::rollout::{RolloutReport, ServiceStatus, Target, build};
+use crate::rollout::{RolloutReport, ServiceStatus, Target, build, short_id};
 use crate::store::{RolloutOutcome, RolloutState};
 use clap::{Args, Subcommand};
 
@@ -186,11 +186,10 @@ fn print_steps(
     p: &Progress,
     weights: &std::collections::BTreeMap<String, u32>,
 ) -> CliResult<()> {
-    let short = |id: &str| id.chars().take(7).collect::<String>();
     let mut text = format!(
         "  canary {} against baseline {}{}{}",
-        short(&p.canary),
-        short(&p.baseline),
+        short_id(&p.canary),
+        short_id(&p.baseline),
         if p.paused { " (paused)" } else { "" },
         p.outcome
             .as_deref()
@@ -200,7 +199,7 @@ fn print_steps(
     if !weights.is_empty() {
         let split: Vec<String> = weights
             .iter()
-            .map(|(r, w)| format!("{} {w}%", short(r)))
+            .map(|(r, w)| format!("{} {w}%", short_id(r)))
             .collect();
         text.push_str(&format!("\n  requests now: {}", split.join(", ")));
     }
@@ -210,17 +209,12 @@ fn print_steps(
         .iter()
         .enumerate()
         .map(|(i, step)| {
-            let state = match (step.started_ms, step.finished_ms) {
-                (_, Some(_)) => "done",
-                (Some(_), None) if i == p.step => "under way",
-                _ => "waiting",
-            };
             vec![
                 format!("  {}", i + 1),
                 format!("{}%", step.weight),
                 format!("{:.0} s", step.pause_seconds),
                 step.analysis.clone().unwrap_or_else(|| "-".into()),
-                state.into(),
+                p.step_state(i).into(),
                 step.verdict
                     .map(|v| v.as_str().to_string())
                     .unwrap_or_else(|| "-".into()),
@@ -235,19 +229,14 @@ fn print_steps(
         &rows,
     ))?;
     if let Some(step) = p.steps.iter().rev().find(|s| !s.table.is_empty()) {
-        let value = |metric: &str, v: Option<f64>| match v {
-            None => "-".to_string(),
-            Some(v) if metric.ends_with("_ms") => format!("{v:.1} ms"),
-            Some(v) => format!("{:.2}%", v * 100.0),
-        };
         let rows: Vec<Vec<String>> = step
             .table
             .iter()
             .map(|r| {
                 vec![
                     format!("  {}", r.metric),
-                    format!("{} (n={})", value(&r.metric, r.baseline), r.baseline_n),
-                    format!("{} (n={})", value(&r.metric, r.canary), r.canary_n),
+                    r.shown(r.baseline, r.baseline_n),
+                    r.shown(r.canary, r.canary_n),
                     r.p.map(|p| format!("{p:.2e}"))
                         .unwrap_or_else(|| "-".into()),
                     r.verdict.as_str().into(),

@@ -3,10 +3,10 @@
 //! runs (instance → revision from the store's instance records, re-read
 //! every couple of seconds and soon after an instance it does not know
 //! sends an event). Events from an instance no record names are counted
-//! apart (`unknown`), never guessed. Memory is fixed per revision (one
-//! ring per recording thread), at most `MAX_REVISIONS` revisions; a
-//! revision's windows are dropped once no instance runs it and its last
-//! second is published.
+//! apart (`unknown_events`, a count), never guessed. Memory is fixed per
+//! revision (one ring per recording thread), at most `MAX_REVISIONS`
+//! revisions; a revision's windows are dropped once no instance runs it
+//! and its last second is published.
 //!
 //! Each finished second of a revision is published to the store
 //! (`gantry_revision_seconds`, source `auth`), which is where a canary
@@ -51,7 +51,6 @@ pub struct ByRevision {
     instances: RwLock<HashMap<String, (String, Recorder)>>,
     /// Revision → recorder and the last second published.
     revisions: Mutex<HashMap<String, (Recorder, u64)>>,
-    unknown: Recorder,
     unknown_count: AtomicU64,
     stale: AtomicBool,
     refreshed: AtomicU64,
@@ -64,7 +63,6 @@ impl Default for ByRevision {
             generation: AtomicU64::new(0),
             instances: RwLock::default(),
             revisions: Mutex::default(),
-            unknown: Recorder::default(),
             unknown_count: AtomicU64::new(0),
             stale: AtomicBool::new(false),
             refreshed: AtomicU64::new(0),
@@ -97,7 +95,6 @@ impl ByRevision {
             });
             return;
         }
-        self.unknown.record(kind, success, time);
         self.unknown_count.fetch_add(1, Ordering::Relaxed);
         self.stale.store(true, Ordering::Relaxed);
     }
@@ -188,39 +185,31 @@ impl ByRevision {
     /// Publishes each revision's seconds after its last published one, up
     /// to `upto` (inclusive), as `node`.
     pub async fn publish(&self, store: &Store, node: &str, upto: u64) -> Result<(), StoreError> {
-        let pending: Vec<(String, Vec<(u64, String)>)> = {
+        let (names, seconds): (Vec<String>, Vec<(String, i64, String)>) = {
             let revisions = self.revisions.lock().expect("revisions");
-            revisions
+            let seconds = revisions
                 .iter()
-                .map(|(revision, (recorder, last))| {
+                .flat_map(|(revision, (recorder, last))| {
                     let from = last.saturating_add(1).max(upto.saturating_sub(60));
-                    let seconds = recorder
+                    recorder
                         .windows()
                         .seconds(from, upto)
                         .into_iter()
-                        .map(|(s, t)| (s, serde_json::to_string(&SecondDoc::of(&t)).expect("json")))
-                        .collect();
-                    (revision.clone(), seconds)
+                        .map(|(s, t)| {
+                            let data = serde_json::to_string(&SecondDoc::of(&t)).expect("json");
+                            (revision.clone(), s as i64, data)
+                        })
                 })
-                .collect()
+                .collect();
+            (revisions.keys().cloned().collect(), seconds)
         };
-        if pending.iter().any(|(_, s)| !s.is_empty()) {
-            let mut tx = store.begin(true).await?;
-            let mut published = Ok(());
-            'all: for (revision, seconds) in &pending {
-                for (second, data) in seconds {
-                    published = tx
-                        .publish_revision_second("auth", node, revision, *second as i64, data)
-                        .await;
-                    if published.is_err() {
-                        break 'all;
-                    }
-                }
-            }
-            tx.settle(published, "publish revision metrics").await?;
+        if !seconds.is_empty() {
+            store
+                .write(async |tx| tx.publish_revision_seconds("auth", node, &seconds).await)
+                .await?;
         }
         let mut revisions = self.revisions.lock().expect("revisions");
-        for (revision, _) in pending {
+        for revision in names {
             if let Some((_, last)) = revisions.get_mut(&revision) {
                 *last = upto;
             }

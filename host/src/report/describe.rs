@@ -230,7 +230,10 @@ impl Describe for RolloutEvent {
             RolloutEvent::Unhealthy { reason, .. } => format!("  unhealthy: {}", one_line(reason)),
             RolloutEvent::Stopping {
                 instance, revision, ..
-            } => format!("  stopping {instance} ({})", short(revision)),
+            } => format!(
+                "  stopping {instance} ({})",
+                crate::rollout::short_id(revision)
+            ),
             RolloutEvent::Stopped {
                 instance, forced, ..
             } => format!(
@@ -306,10 +309,6 @@ impl Describe for RolloutEvent {
             _ => Progress::None,
         }
     }
-}
-
-fn short(revision: &str) -> &str {
-    &revision[..revision.len().min(7)]
 }
 
 impl Describe for MonitorEvent {

@@ -193,8 +193,20 @@ pub struct MetricRow {
     pub why: String,
 }
 
-/// Judges `canary` against `baseline`; `looks` is how many times the step
-/// will look at most (the Bonferroni divisor with the comparisons).
+impl MetricRow {
+    /// A figure as the tables show it: `99.50% (n=1200)`, `41.3 ms (n=90)`.
+    pub fn shown(&self, value: Option<f64>, n: u64) -> String {
+        match value {
+            None => format!("- (n={n})"),
+            Some(v) if self.metric.ends_with("_ms") => format!("{v:.1} ms (n={n})"),
+            Some(v) => format!("{:.2}% (n={n})", v * 100.0),
+        }
+    }
+}
+
+/// Judges `canary` against `baseline`; the level is divided by the
+/// comparisons and by `looks` (the step's planned looks, or more for a
+/// held step: `steps::divisor`).
 pub fn judge(
     config: &AnalysisConfig,
     baseline: &Figures,
@@ -277,18 +289,12 @@ fn too_few(m: &MetricCheck, baseline_n: u64, canary_n: u64) -> Option<(Verdict, 
 fn rate_row(m: &MetricCheck, baseline: &Figures, canary: &Figures, alpha: f64) -> MetricRow {
     let (bg, bn) = baseline.rate(m.metric);
     let (cg, cn) = canary.rate(m.metric);
-    // Shown as the metric reads: a success rate, or a failure rate.
-    let shown = |good: u64, n: u64| {
-        (n > 0).then(|| {
-            let rate = good as f64 / n as f64;
-            if m.metric.higher_is_better() {
-                rate
-            } else {
-                1.0 - rate
-            }
-        })
-    };
-    let mut row = started(m, (shown(bg, bn), bn), (shown(cg, cn), cn), alpha);
+    let mut row = started(
+        m,
+        (baseline.value(m.metric), bn),
+        (canary.value(m.metric), cn),
+        alpha,
+    );
     if row.verdict != Verdict::Pass {
         return row;
     }

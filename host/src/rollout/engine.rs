@@ -326,15 +326,19 @@ impl Rollout {
         }
         // A killed rollout to this revision that was splitting traffic is
         // resumed at its step; weights another rollout left are undone.
-        let resume = if dry_run {
+        let last = if dry_run {
             None
         } else {
-            self.resumable(to).await?
+            let (service, host) = (service.clone(), self.host.clone());
+            self.store
+                .read(async |tx| tx.last_rollout(&service, Some(&host)).await)
+                .await?
         };
+        let resume = self.resumable(to, last.as_ref());
         // Going back to the revision a cut-short canary step favoured (an
         // abort or undo after a kill) is a recovery: no steps of its own.
         let (recovering, stale) = if !dry_run && resume.is_none() {
-            self.stale_weights(to).await?
+            self.stale_weights(to, last.as_ref()).await?
         } else {
             (false, false)
         };
@@ -467,10 +471,7 @@ impl Rollout {
                 // The last step: every instance at the target, in turn.
                 self.set_weights(&[]).await?;
                 progress.outcome = Some("promoted".into());
-                let json = progress.to_json();
-                self.store
-                    .write(async |tx| tx.save_rollout_progress(rollout_id, &json).await)
-                    .await?;
+                self.save_progress(rollout_id, progress).await?;
                 let need = desired.saturating_sub(canaries.len());
                 // Surplus canaries (a resumed rollout's) are not expected;
                 // the baseline's instances are what is replaced.
@@ -524,7 +525,9 @@ impl Rollout {
                             .await
                     })
                     .await?;
-                if progress.is_some() || stale {
+                // A recovery's {baseline: 100} goes; every other split
+                // was cleared before the instances were replaced.
+                if recovering {
                     self.set_weights(&[]).await?;
                 }
                 if progress.is_some() {
@@ -833,22 +836,16 @@ impl Rollout {
             .is_some_and(|s| s.weight < 100)
     }
 
-    /// The progress of this host's newest rollout of the service, when it
-    /// went to `to`, was cut short (interrupted) while splitting traffic.
-    async fn resumable(&self, to: &Revision) -> Result<Option<Progress>, RolloutError> {
+    /// The progress of `last` (this host's newest rollout of the service),
+    /// when it went to `to` and was cut short (interrupted) while splitting
+    /// traffic.
+    fn resumable(&self, to: &Revision, last: Option<&RolloutRecord>) -> Option<Progress> {
         if !self.canary_steps() {
-            return Ok(None);
+            return None;
         }
-        let service = self.service().to_string();
-        let host = self.host.clone();
-        let last = self
-            .store
-            .read(async |tx| tx.last_rollout(&service, Some(&host)).await)
-            .await?;
-        Ok(last
-            .filter(|r| r.to_revision == to.id && r.state == RolloutState::Interrupted)
+        last.filter(|r| r.to_revision == to.id && r.state == RolloutState::Interrupted)
             .and_then(|r| r.progress.as_deref().and_then(Progress::parse))
-            .filter(|p| p.canary == to.id && p.under_way()))
+            .filter(|p| p.canary == to.id && p.under_way())
     }
 
     /// Weights a killed rollout left: (whether this rollout goes back to
@@ -856,25 +853,24 @@ impl Rollout {
     /// kill, whose weights become the baseline's 100 % and every other
     /// revision's 0 at once; whether any weights were left at all). Others
     /// stay until the plan knows whether this rollout sets its own.
-    async fn stale_weights(&self, to: &Revision) -> Result<(bool, bool), RolloutError> {
+    async fn stale_weights(
+        &self,
+        to: &Revision,
+        last: Option<&RolloutRecord>,
+    ) -> Result<(bool, bool), RolloutError> {
         if self.spec.config.driver != DriverKind::Supervised {
             return Ok((false, false));
         }
         let (service, host) = (self.service().to_string(), self.host.clone());
-        let (weights, last) = self
+        let weights = self
             .store
-            .read(async |tx| {
-                let weights = tx.traffic_weights(&service, &host).await?;
-                let last = tx.last_rollout(&service, Some(&host)).await?;
-                Ok::<_, crate::store::StoreError>((weights, last))
-            })
+            .read(async |tx| tx.traffic_weights(&service, &host).await)
             .await?;
         if weights.is_empty() {
             return Ok((false, false));
         }
         let baseline = last
-            .and_then(|r| r.progress)
-            .as_deref()
+            .and_then(|r| r.progress.as_deref())
             .and_then(Progress::parse)
             .map(|p| p.baseline);
         if baseline.as_deref() == Some(to.id.as_str()) {

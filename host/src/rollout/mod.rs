@@ -24,7 +24,7 @@ pub use error::RolloutError;
 pub use events::Event;
 pub use exec::Exec;
 pub use health::{CheckFn, Gate, GateOutcome, HealthCheck, InstanceView, Probe};
-pub use spec::{Revision, RevisionSpec, ServiceSpec};
+pub use spec::{Revision, RevisionSpec, ServiceSpec, short_id};
 pub use status::{InstanceStatus, ServiceStatus};
 pub use supervised::Supervised;
 pub use updater::{UpdateContext, UpdateError, ZeroDowntimeUpdater};

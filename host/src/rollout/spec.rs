@@ -130,3 +130,8 @@ pub fn fill(template: &str, values: &[(&str, &str)]) -> String {
     }
     out
 }
+
+/// A revision id as people read it: its first seven characters.
+pub fn short_id(id: &str) -> &str {
+    id.get(..7).unwrap_or(id)
+}

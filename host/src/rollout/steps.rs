@@ -90,6 +90,18 @@ impl Progress {
         }
     }
 
+    /// Step `i`'s state for a table: done, under way, stopped (cut short
+    /// before it finished), waiting.
+    pub fn step_state(&self, i: usize) -> &'static str {
+        let step = &self.steps[i];
+        match (step.started_ms, step.finished_ms) {
+            (_, Some(_)) => "done",
+            (Some(_), None) if i == self.step && self.outcome.is_none() => "under way",
+            (Some(_), None) => "stopped",
+            _ => "waiting",
+        }
+    }
+
     pub fn parse(text: &str) -> Option<Progress> {
         serde_json::from_str(text).ok()
     }
@@ -180,7 +192,11 @@ impl Rollout {
         Ok(())
     }
 
-    async fn save_progress(&self, rollout_id: i64, progress: &Progress) -> Result<(), StoreError> {
+    pub(super) async fn save_progress(
+        &self,
+        rollout_id: i64,
+        progress: &Progress,
+    ) -> Result<(), StoreError> {
         let json = progress.to_json();
         self.store
             .write(async |tx| tx.save_rollout_progress(rollout_id, &json).await)
@@ -251,7 +267,7 @@ impl Rollout {
                     Err((reason, _)) => return Err(abort(reason)),
                 }
             }
-            let step = &rules.steps.get(i);
+            let step = rules.steps.get(i);
             let analysis = match progress.steps[i].analysis.as_deref() {
                 None => None,
                 Some(name) => match template(&self.analyses, name) {

@@ -66,9 +66,22 @@ impl Tx {
             .collect())
     }
 
-    /// Publishes one second of one revision as `node` saw it (`source`:
-    /// `auth` from a monitor, `http` from a front door).
-    pub async fn publish_revision_second(
+    /// Publishes seconds of revisions as `node` saw them (`source`: `auth`
+    /// from a monitor, `http` from a front door): (revision, second, data).
+    pub async fn publish_revision_seconds(
+        &mut self,
+        source: &str,
+        node: &str,
+        seconds: &[(String, i64, String)],
+    ) -> Result<(), StoreError> {
+        for (revision, second, data) in seconds {
+            self.publish_revision_second(source, node, revision, *second, data)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn publish_revision_second(
         &mut self,
         source: &str,
         node: &str,

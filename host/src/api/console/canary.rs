@@ -9,9 +9,9 @@ use super::esc;
 use super::plot::{Frame, Line, draw};
 use crate::clock::now_ms;
 use crate::config::analysis::MetricName;
-use crate::rollout::ServiceStatus;
 use crate::rollout::analysis::Figures;
 use crate::rollout::steps::Progress;
+use crate::rollout::{ServiceStatus, short_id};
 use crate::store::Store;
 use std::fmt::Write;
 
@@ -58,14 +58,13 @@ async fn panel(
     started_ms: i64,
     finished_ms: Option<i64>,
 ) -> String {
-    let short = |id: &str| id.chars().take(7).collect::<String>();
     let mut out = String::new();
     let _ = write!(
         out,
         "<div class=\"canary\" id=\"canary-{service}\"><p><b>{service}</b>: canary {canary} against baseline {baseline}{paused} — {outcome}{split}</p>",
         service = esc(&svc.service),
-        canary = esc(&short(&p.canary)),
-        baseline = esc(&short(&p.baseline)),
+        canary = esc(short_id(&p.canary)),
+        baseline = esc(short_id(&p.baseline)),
         paused = if p.paused { " (paused)" } else { "" },
         outcome = esc(p.outcome.as_deref().unwrap_or("under way")),
         split = if svc.weights.is_empty() {
@@ -76,7 +75,7 @@ async fn panel(
                 esc(&svc
                     .weights
                     .iter()
-                    .map(|(r, w)| format!("{} {w}%", short(r)))
+                    .map(|(r, w)| format!("{} {w}%", short_id(r)))
                     .collect::<Vec<_>>()
                     .join(", "))
             )
@@ -87,12 +86,7 @@ async fn panel(
          <th>state</th><th>verdict</th><th>note</th></tr>",
     );
     for (i, step) in p.steps.iter().enumerate() {
-        let state = match (step.started_ms, step.finished_ms) {
-            (_, Some(_)) => "done",
-            (Some(_), None) if i == p.step && p.outcome.is_none() => "under way",
-            (Some(_), None) => "stopped",
-            _ => "waiting",
-        };
+        let state = p.step_state(i);
         let verdict = step.verdict.map(|v| v.as_str()).unwrap_or("-");
         let _ = write!(
             out,
@@ -127,17 +121,12 @@ async fn panel(
             step.looks
         );
         for r in &step.table {
-            let value = |v: Option<f64>, n: u64| match v {
-                None => format!("- (n={n})"),
-                Some(v) if r.metric.ends_with("_ms") => format!("{v:.1} ms (n={n})"),
-                Some(v) => format!("{:.2}% (n={n})", v * 100.0),
-            };
             let _ = write!(
                 out,
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"{}\">{}</td><td>{}</td></tr>",
                 esc(&r.metric),
-                value(r.baseline, r.baseline_n),
-                value(r.canary, r.canary_n),
+                esc(&r.shown(r.baseline, r.baseline_n)),
+                esc(&r.shown(r.canary, r.canary_n)),
                 r.p.map(|p| format!("{p:.2e}"))
                     .unwrap_or_else(|| "-".into()),
                 r.alpha
@@ -176,11 +165,15 @@ async fn panel(
         };
         let lines = [
             line(
-                format!("baseline {}", short(&p.baseline)),
+                format!("baseline {}", short_id(&p.baseline)),
                 "#1f6feb",
                 &baseline,
             ),
-            line(format!("canary {}", short(&p.canary)), "#bf3989", &canary),
+            line(
+                format!("canary {}", short_id(&p.canary)),
+                "#bf3989",
+                &canary,
+            ),
         ];
         out.push_str(&draw(&Frame {
             id: &format!("canary-{}-{id}", svc.service),
