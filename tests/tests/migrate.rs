@@ -799,10 +799,28 @@ fn a_rollback_range_without_a_down_changes_nothing() {
 
 #[test]
 fn bad_files_exit_2_and_touch_no_database() {
-    let cases: [(&[(&str, &str)], &str); 3] = [
+    let cases: [(&[(&str, &str)], &str); 5] = [
         (
             &[("001_a.up.sql", "SELECT 1;"), ("001_b.up.sql", "SELECT 2;")],
             "001_b.up.sql",
+        ),
+        // Down scripts are read when used; a fresh database's run uses
+        // every one, so a bad one is still refused before anything is made.
+        (
+            &[
+                ("001_a.up.sql", "CREATE TABLE a (id int);"),
+                ("001_a.down.sql", "BEGIN;\nDROP TABLE a;\nCOMMIT;\n"),
+            ],
+            "001_a.down.sql",
+        ),
+        (
+            &[
+                ("001_a.up.sql", "CREATE TABLE a (id int);"),
+                ("001_a.down.sql", "DROP TABLE a; -- \u{fffd}"),
+                ("002_b.up.sql", "CREATE TABLE b (id int);"),
+                ("002_b.down.sql", "DROP TABLE b;\nROLLBACK;\n"),
+            ],
+            "002_b.down.sql",
         ),
         (
             &[("001_a.up.sql", "SELECT 1;"), ("oops.sql", "SELECT 2;")],
@@ -837,6 +855,47 @@ fn bad_files_exit_2_and_touch_no_database() {
             db.tables()
         );
     }
+}
+
+/// A down script is read when a run uses it: a pending migration's before
+/// anything runs, an applied one's when it is rolled back. A bad down of
+/// an applied migration does not stop a no-op `migrate`.
+#[test]
+fn down_scripts_are_checked_when_used() {
+    let db = TestDb::create("lazydown");
+    let sandbox = Sandbox::new();
+    let dir = sandbox.path().join("m");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = |name: &str, text: &[u8]| std::fs::write(dir.join(name), text).unwrap();
+    file("001_a.up.sql", b"CREATE TABLE a (id int);");
+    file("001_a.down.sql", b"DROP TABLE a;");
+    let args = ["--migrations-dir", dir.to_str().unwrap()];
+    migrate(&sandbox, &db.url(), &args).expect(0);
+
+    // Applied, then its down goes bad: nothing to apply is still fine.
+    file("001_a.down.sql", b"BEGIN;\nDROP TABLE a;\nCOMMIT;\n");
+    migrate(&sandbox, &db.url(), &args).expect(0);
+
+    // A pending migration's bad down (not UTF-8) is refused before it runs.
+    file("002_b.up.sql", b"CREATE TABLE b (id int);");
+    file("002_b.down.sql", b"DROP TABLE b; -- \xff\xfe");
+    let run = migrate(&sandbox, &db.url(), &args).expect(2);
+    assert!(run.stderr.contains("002_b.down.sql"), "{}", run.stderr);
+    assert!(!db.tables().contains(&"b".to_string()), "{:?}", db.tables());
+
+    // Rolling back the applied one reads its down and refuses it.
+    std::fs::remove_file(dir.join("002_b.up.sql")).unwrap();
+    std::fs::remove_file(dir.join("002_b.down.sql")).unwrap();
+    let rollback = [
+        "rollback",
+        "--target",
+        "0",
+        "--migrations-dir",
+        dir.to_str().unwrap(),
+    ];
+    let run = migrate(&sandbox, &db.url(), &rollback).expect(2);
+    assert!(run.stderr.contains("001_a.down.sql"), "{}", run.stderr);
+    assert!(db.tables().contains(&"a".to_string()), "{:?}", db.tables());
 }
 
 #[test]

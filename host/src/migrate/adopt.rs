@@ -182,10 +182,10 @@ impl Migrator {
         let actor = format!("sqlx (adopted by {})", self.actor);
         for row in rows {
             let m = self.set.get(row.version).expect("checked above");
-            let Body::Sql { up, down } = &m.body else {
+            let Body::Sql { up, .. } = &m.body else {
                 unreachable!("checked above")
             };
-            let mut record = self.applied_record(m, up, down.as_ref());
+            let mut record = self.applied_record(m, up, m.down()?);
             record.actor = &actor;
             record.state = RowState::Applied;
             record.duration_ms = Some(row.execution_time_ns as f64 / 1e6);

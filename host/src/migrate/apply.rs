@@ -2,7 +2,8 @@
 //!
 //! - Transactional SQL on PostgreSQL: one round trip — `BEGIN`, the
 //!   script, the history row and the log row, `COMMIT` — sent as one simple
-//!   query, so a migration costs one commit and one round trip.
+//!   query, so a migration costs one commit and one round trip; only the
+//!   run's last commit waits for the disk (`runner::Flush`).
 //! - Transactional SQL on SQLite: `BEGIN IMMEDIATE`, re-read the history
 //!   row under the write lock (another runner may have applied it), run,
 //!   record, commit.
@@ -17,7 +18,7 @@
 use super::error::MigrateError;
 use super::events::{Direction, Event, ms};
 use super::history::{self, Record, RowState, literal};
-use super::runner::Migrator;
+use super::runner::{Flush, Migrator};
 use super::source::{Body, Migration, Script};
 use crate::db::split;
 use crate::db::{Db, Dialect};
@@ -126,6 +127,7 @@ impl Migrator {
         &self,
         slot: &mut Option<Db>,
         m: &Migration,
+        flush: Flush,
     ) -> Result<bool, MigrateError> {
         self.emit(Event::Started {
             version: m.version,
@@ -135,15 +137,15 @@ impl Migrator {
         let started = Instant::now();
         let applied = match &m.body {
             Body::Wasm(step) => self.apply_wasm(slot, m, step).await?,
-            Body::Sql { up, down } => {
+            Body::Sql { up, .. } => {
+                let down = m.down()?;
                 let db = slot.as_mut().expect("connection");
                 if m.no_transaction {
-                    self.statement_by_statement(db, m, up, down.as_ref())
-                        .await?
+                    self.statement_by_statement(db, m, up, down).await?
                 } else {
                     match db.dialect() {
-                        Dialect::Postgres => self.one_round_trip(db, m, up, down.as_ref()).await?,
-                        Dialect::Sqlite => self.apply_immediate(db, m, up, down.as_ref()).await?,
+                        Dialect::Postgres => self.one_round_trip(db, m, up, down, flush).await?,
+                        Dialect::Sqlite => self.apply_immediate(db, m, up, down).await?,
                     }
                 }
             }
@@ -197,9 +199,13 @@ impl Migrator {
         m: &Migration,
         up: &str,
         down: Option<&Script>,
+        flush: Flush,
     ) -> Result<bool, MigrateError> {
         let lit = |t: &str| literal(Dialect::Postgres, t);
-        let prefix = "BEGIN;\n";
+        let prefix = match flush {
+            Flush::Now => "BEGIN;\n",
+            Flush::Deferred => "BEGIN;\nSET LOCAL synchronous_commit = off;\n",
+        };
         let batch = format!(
             "{prefix}{up}\n;\n\
              INSERT INTO gantry_migrations (version, name, kind, checksum, state, no_transaction, applied_at, \

@@ -161,25 +161,44 @@ impl From<RawRow> for HistoryRow {
 const SELECT_ROWS: &str = "SELECT version, name, kind, checksum, state, no_transaction, applied_at, duration_ms, \
      applied_by, error, progress, statements FROM gantry_migrations ORDER BY version";
 
-/// Creates the tables if they are missing. A history from before rows
-/// were signed gains its `signature` column, and its rows are signed as
-/// they stand, in one transaction (they were trusted until now; from here
-/// on a change is seen).
-pub async fn ensure(db: &mut Db, key: Option<&InstallationKey>) -> Result<(), sqlx::Error> {
+/// True when both tables are there and signed: what every run but a
+/// database's first finds, in one question (the DDL would take a round
+/// trip and table locks).
+pub async fn in_place(db: &mut Db) -> Result<bool, sqlx::Error> {
+    let sql = match db.dialect() {
+        Dialect::Postgres => {
+            "SELECT to_regclass('gantry_migration_log') IS NOT NULL AND EXISTS (\
+             SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = to_regclass('gantry_migrations') \
+             AND attname = 'signature' AND NOT attisdropped)"
+        }
+        Dialect::Sqlite => {
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'gantry_migration_log') \
+             AND EXISTS (SELECT 1 FROM pragma_table_info('gantry_migrations') WHERE name = 'signature')"
+        }
+    };
+    flag(db, sql).await
+}
+
+/// Creates the tables if they are missing (when not `in_place`). A
+/// history from before rows were signed gains its `signature` column, and
+/// its rows are signed as they stand, in one transaction (they were
+/// trusted until now; from here on a change is seen).
+pub async fn create(db: &mut Db, key: Option<&InstallationKey>) -> Result<(), sqlx::Error> {
     let ddl = ddl(db.dialect());
     db.batch(ddl).await?;
-    let has_signature: bool = match db.dialect() {
-        // The catalog, not information_schema: that view costs a fresh
-        // connection about 5 ms, every `migrate`.
-        Dialect::Postgres => on_conn!(db, c => sqlx::query_scalar(
+    // The catalog, not information_schema: that view costs a fresh
+    // connection about 5 ms, every `migrate`.
+    let has_signature = match db.dialect() {
+        Dialect::Postgres => {
             "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute \
              WHERE attrelid = to_regclass('gantry_migrations') AND attname = 'signature' \
              AND NOT attisdropped)"
-        ).fetch_one(c).await?),
-        Dialect::Sqlite => on_conn!(db, c => sqlx::query_scalar(
+        }
+        Dialect::Sqlite => {
             "SELECT count(*) > 0 FROM pragma_table_info('gantry_migrations') WHERE name = 'signature'"
-        ).fetch_one(c).await?),
+        }
     };
+    let has_signature = flag(db, has_signature).await?;
     if has_signature {
         return Ok(());
     }
@@ -221,17 +240,48 @@ async fn set_signature(db: &mut Db, version: i64, signature: &str) -> Result<(),
     Ok(())
 }
 
-/// True when the history table exists.
+/// The first column of a one-row query without parameters, as a bool,
+/// sent as a simple query: one round trip and nothing prepared, where the
+/// extended protocol takes two (a run asks each of these once).
+pub(super) async fn flag(db: &mut Db, sql: &str) -> Result<bool, sqlx::Error> {
+    use sqlx::Row;
+    on_conn!(db, c => sqlx::raw_sql(sql).fetch_one(c).await?.try_get::<bool, _>(0))
+}
+
+/// True when the history table exists (in the current schema on
+/// PostgreSQL).
 pub async fn exists(db: &mut Db) -> Result<bool, sqlx::Error> {
-    db.table_exists(TABLE).await
+    let sql = match db.dialect() {
+        Dialect::Postgres => {
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_tables \
+             WHERE tablename = 'gantry_migrations' AND schemaname = current_schema())"
+        }
+        Dialect::Sqlite => {
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'gantry_migrations')"
+        }
+    };
+    flag(db, sql).await
 }
 
 /// Every row, ordered by version; empty when the table does not exist.
+/// A simple query (one round trip; text values on PostgreSQL, which sqlx
+/// decodes as it does binary ones).
 pub async fn load(db: &mut Db) -> Result<Vec<HistoryRow>, sqlx::Error> {
     if !exists(db).await? {
         return Ok(Vec::new());
     }
-    let rows: Vec<RawRow> = on_conn!(db, c => sqlx::query_as(SELECT_ROWS).fetch_all(c).await?);
+    load_existing(db).await
+}
+
+/// Every row, ordered by version, from a table known to exist.
+pub async fn load_existing(db: &mut Db) -> Result<Vec<HistoryRow>, sqlx::Error> {
+    use sqlx::FromRow;
+    let rows = on_conn!(db, c => sqlx::raw_sql(SELECT_ROWS)
+        .fetch_all(c)
+        .await?
+        .iter()
+        .map(RawRow::from_row)
+        .collect::<Result<Vec<_>, _>>()?);
     Ok(rows.into_iter().map(HistoryRow::from).collect())
 }
 

@@ -30,15 +30,15 @@ impl PgLock {
         timeout: Duration,
         sink: &Sink,
     ) -> Result<PgLock, MigrateError> {
-        let Db::Postgres(pg) = conn else {
-            unreachable!("PgLock is only taken on PostgreSQL");
-        };
+        assert!(
+            matches!(conn, Db::Postgres(_)),
+            "PgLock is only taken on PostgreSQL"
+        );
         let started = Instant::now();
         let mut last_report: Option<Instant> = None;
         loop {
-            let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-                .bind(KEY)
-                .fetch_one(&mut *pg)
+            // Simple queries: one round trip each, nothing prepared.
+            let got = super::history::flag(conn, &format!("SELECT pg_try_advisory_lock({KEY})"))
                 .await
                 .map_err(MigrateError::sql("take the migration lock"))?;
             if got {
@@ -49,6 +49,9 @@ impl PgLock {
                 }
                 return Ok(PgLock);
             }
+            let Db::Postgres(pg) = &mut *conn else {
+                unreachable!("checked above");
+            };
             let holder = holder(pg).await;
             if started.elapsed() >= timeout {
                 return Err(MigrateError::LockTimeout {
@@ -70,11 +73,9 @@ impl PgLock {
 
     /// Releases it on `conn` (closing the session would too).
     pub async fn release(self, conn: &mut Db) {
-        if let Db::Postgres(pg) = conn {
-            let released = sqlx::query_scalar::<_, bool>("SELECT pg_advisory_unlock($1)")
-                .bind(KEY)
-                .fetch_one(&mut *pg)
-                .await;
+        if let Db::Postgres(_) = conn {
+            let released =
+                super::history::flag(conn, &format!("SELECT pg_advisory_unlock({KEY})")).await;
             if let Err(err) = released {
                 tracing::warn!(
                     "could not release the migration lock (the session end will): {err}"

@@ -73,7 +73,7 @@ impl Migrator {
                             return Err(repair_error("it is already recorded as applied".into()));
                         }
                         let (up, down) = match &m.body {
-                            Body::Sql { up, down } => (Some(up.as_str()), down.as_ref()),
+                            Body::Sql { up, .. } => (Some(up.as_str()), m.down()?),
                             Body::Wasm(_) => (None, None),
                         };
                         let mut record = self.applied_record(m, up.unwrap_or(""), down);

@@ -142,9 +142,7 @@ impl Migrator {
             .filter(|m| m.checksum == row.checksum);
         if let Some(m) = file {
             let down = match &m.body {
-                Body::Sql {
-                    down: Some(script), ..
-                } => Some(Down::Sql {
+                Body::Sql { .. } => m.down()?.map(|script| Down::Sql {
                     script: script.clone(),
                     origin: format!("file {}", script.path.display()),
                 }),
@@ -152,7 +150,6 @@ impl Migrator {
                     step: step.clone(),
                     origin: format!("component {}", step.component_origin),
                 }),
-                Body::Sql { down: None, .. } => None,
             };
             if let Some(down) = down {
                 return Ok(DownFor::Ready(Box::new(Step {

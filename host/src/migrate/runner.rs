@@ -7,12 +7,31 @@ use super::error::{DriftItem, MigrateError};
 use super::events::{Direction, Event, PlannedStep, Sink};
 use super::history::{self, HistoryRow, RowState};
 use super::lock::{PgLock, SqliteLock};
-use super::source::{Migration, MigrationId, MigrationSet, Source, discover};
+use super::source::{
+    Migration, MigrationId, MigrationSet, Reading, Source, discover, discover_with,
+};
 use super::status::{self, Status};
 use crate::db::{Db, DbTarget, Dialect, connect};
 use crate::runtime::{Runtime, RuntimeSettings};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+
+/// Whether a migration's commit waits for the disk before the next step.
+///
+/// On PostgreSQL a migration that is not the run's last commits with
+/// `synchronous_commit` off: it is committed and visible at once, and its
+/// WAL reaches the disk with the next flush — at the latest the run's last
+/// commit (WAL is flushed in order, so that flush covers every commit
+/// before it), a failure's record (written with the default), or the WAL
+/// writer a fraction of a second later. A run that returns success is as
+/// durable as one that flushed every commit; a server crash mid-run can
+/// lose its last few commits, each whole with its history row, and the
+/// next run applies them again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flush {
+    Now,
+    Deferred,
+}
 
 #[derive(Debug, Clone, Default)]
 pub struct ApplyOptions {
@@ -61,19 +80,24 @@ impl Migrator {
         Ok(Migrator::with_set(target, source, set))
     }
 
-    /// As `new`, and on PostgreSQL connects while the folder is read (the
-    /// first command's connection): a no-op `migrate` waits for the longer
-    /// of the two, not both. A folder that is refused wins over the
-    /// connection, which is closed unused; SQLite is opened only once the
-    /// folder is read (opening may create the file).
+    /// As `new`, with the down scripts read when a run uses them
+    /// (`Reading::DownsWhenUsed`: a no-op `migrate` reads none), and on
+    /// PostgreSQL connecting while the folder is read (the first command's
+    /// connection): a no-op `migrate` waits for the longer of the two, not
+    /// both. A folder that is refused wins over the connection, which is
+    /// closed unused; SQLite is opened only once the folder is read
+    /// (opening may create the file).
     pub async fn open(target: DbTarget, source: Source) -> Result<Migrator, MigrateError> {
-        if target.dialect() == Dialect::Sqlite {
-            return Migrator::new(target, source);
-        }
         let dialect = target.dialect();
+        if dialect == Dialect::Sqlite {
+            let set = discover_with(&source, dialect, Reading::DownsWhenUsed)?;
+            return Ok(Migrator::with_set(target, source, set));
+        }
         let reading = {
             let source = source.clone();
-            tokio::task::spawn_blocking(move || discover(&source, dialect))
+            tokio::task::spawn_blocking(move || {
+                discover_with(&source, dialect, Reading::DownsWhenUsed)
+            })
         };
         let (set, early) = tokio::join!(reading, connect(&target));
         let set = match set {
@@ -330,9 +354,18 @@ impl Migrator {
         let result = async {
             self.open_history_key(true)?;
             let db = slot.as_mut().expect("connection");
-            history::ensure(db, self.history_key())
+            let in_place = history::in_place(db)
                 .await
-                .map_err(MigrateError::sql("create the migration history tables"))?;
+                .map_err(MigrateError::sql("look for the migration history tables"))?;
+            if !in_place {
+                // The first write of a run that may apply everything: every
+                // down is read and checked first, so a bad one changes
+                // nothing.
+                self.set.read_downs()?;
+                history::create(db, self.history_key())
+                    .await
+                    .map_err(MigrateError::sql("create the migration history tables"))?;
+            }
             work(&mut slot).await
         }
         .await;
@@ -349,20 +382,35 @@ impl Migrator {
     pub async fn migrate(&self, options: &ApplyOptions) -> Result<RunReport, MigrateError> {
         if options.dry_run {
             let mut db = self.connection().await?;
-            let planned = self.plan_apply(&mut db, options).await;
+            let planned = match history::load(&mut db).await {
+                Ok(rows) => self.plan_apply(&mut db, rows, options).await,
+                Err(err) => Err(MigrateError::sql("read the migration history")(err)),
+            };
             db.close().await;
             let planned = planned?;
             return Ok(self.report(Direction::Up, true, &planned, Vec::new()));
         }
         self.locked(async |slot| {
             let db = slot.as_mut().expect("connection");
+            // The tables are in place (`locked`), so their rows are read at
+            // once; planned (and every refusal checked) before sqlx's table
+            // is made.
+            let rows = history::load_existing(db)
+                .await
+                .map_err(MigrateError::sql("read the migration history"))?;
+            let planned = self.plan_apply(db, rows, options).await?;
             self.prepare_sqlx(db, true)
                 .await
                 .map_err(MigrateError::sql("create sqlx's history table"))?;
-            let planned = self.plan_apply(db, options).await?;
             let mut done = Vec::new();
-            for migration in &planned {
-                if self.apply_migration(slot, migration).await? {
+            let last = planned.len().saturating_sub(1);
+            for (index, migration) in planned.iter().enumerate() {
+                let flush = if index == last {
+                    Flush::Now
+                } else {
+                    Flush::Deferred
+                };
+                if self.apply_migration(slot, migration, flush).await? {
                     done.push(migration.version);
                 }
             }
@@ -393,11 +441,9 @@ impl Migrator {
     async fn plan_apply<'a>(
         &'a self,
         db: &mut Db,
+        rows: Vec<HistoryRow>,
         options: &ApplyOptions,
     ) -> Result<Vec<&'a Migration>, MigrateError> {
-        let rows = history::load(db)
-            .await
-            .map_err(MigrateError::sql("read the migration history"))?;
         let limit = match &options.target {
             Some(id) => self.resolve(id)?.version,
             None => i64::MAX,
@@ -435,6 +481,11 @@ impl Migrator {
             }
         }
         self.check_pins(&pending)?;
+        // Every down this run will record is read and checked before
+        // anything runs (a no-op reads none).
+        for m in &pending {
+            m.down()?;
+        }
         self.emit(Event::Planned {
             direction: Direction::Up,
             steps: pending

@@ -15,6 +15,7 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 mod embedded {
     include!(concat!(env!("OUT_DIR"), "/migrations.rs"));
@@ -36,8 +37,73 @@ pub struct Migration {
 
 #[derive(Debug, Clone)]
 pub enum Body {
-    Sql { up: String, down: Option<Script> },
+    Sql { up: String, down: Option<DownFile> },
     Wasm(Box<WasmStep>),
+}
+
+impl Migration {
+    /// The down script, read and checked now if its reading was deferred
+    /// (`Reading::DownsWhenUsed`); `None` for a WASM step or an SQL
+    /// migration without one.
+    pub fn down(&self) -> Result<Option<&Script>, SourceError> {
+        match &self.body {
+            Body::Sql {
+                down: Some(file), ..
+            } => file.script().map(Some),
+            _ => Ok(None),
+        }
+    }
+}
+
+/// A `NNN_name.down.sql` beside its up: read with the folder, or on first
+/// use.
+#[derive(Debug, Clone)]
+pub struct DownFile {
+    path: PathBuf,
+    read: OnceLock<Script>,
+}
+
+impl DownFile {
+    fn read(script: Script) -> DownFile {
+        DownFile {
+            path: script.path.clone(),
+            read: OnceLock::from(script),
+        }
+    }
+
+    fn deferred(path: PathBuf) -> DownFile {
+        DownFile {
+            path,
+            read: OnceLock::new(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The script: read and checked the first time it is asked for, with
+    /// the errors reading the folder whole would have given.
+    pub fn script(&self) -> Result<&Script, SourceError> {
+        if let Some(script) = self.read.get() {
+            return Ok(script);
+        }
+        let text = std::fs::read_to_string(&self.path)
+            .map_err(|e| file_error(&self.path, format!("cannot read as UTF-8 text: {e}")))?;
+        let script = Script::checked(self.path.clone(), text)?;
+        Ok(self.read.get_or_init(|| script))
+    }
+}
+
+/// How much of a folder `discover_with` reads up front.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reading {
+    /// Every file, every one checked.
+    Whole,
+    /// Every file but the down scripts, which are read (and checked) when
+    /// a run first needs one: applying that migration, reverting it. A
+    /// no-op `migrate` reads half the files.
+    DownsWhenUsed,
 }
 
 #[derive(Debug, Clone)]
@@ -45,6 +111,19 @@ pub struct Script {
     pub path: PathBuf,
     pub text: String,
     pub no_transaction: bool,
+}
+
+impl Script {
+    /// `text` from `path`, refused when it holds transaction control
+    /// without being a no-transaction script.
+    fn checked(path: PathBuf, text: String) -> Result<Script, SourceError> {
+        check_script(&path, &text)?;
+        Ok(Script {
+            no_transaction: no_transaction(&text),
+            path,
+            text,
+        })
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -174,6 +253,14 @@ pub struct MigrationSet {
 }
 
 impl MigrationSet {
+    /// Reads (and checks) every down script not read yet.
+    pub fn read_downs(&self) -> Result<(), SourceError> {
+        for m in &self.migrations {
+            m.down()?;
+        }
+        Ok(())
+    }
+
     pub fn get(&self, version: i64) -> Option<&Migration> {
         self.migrations
             .binary_search_by_key(&version, |m| m.version)
@@ -192,13 +279,25 @@ struct RawFile {
 enum FileContents {
     Text(Cow<'static, str>),
     Bytes(Cow<'static, [u8]>),
+    /// A down script, read when used.
+    Deferred,
 }
 
 /// Reads the migrations for `dialect` from `source`.
 pub fn discover(source: &Source, dialect: Dialect) -> Result<MigrationSet, SourceError> {
+    discover_with(source, dialect, Reading::Whole)
+}
+
+/// Reads the migrations for `dialect` from `source`, the down scripts
+/// now or when used (`reading`).
+pub fn discover_with(
+    source: &Source,
+    dialect: Dialect,
+    reading: Reading,
+) -> Result<MigrationSet, SourceError> {
     let files = match source {
         Source::Builtin => embedded_files(dialect),
-        Source::Dir(dir) => dir_files(dir, dialect)?,
+        Source::Dir(dir) => dir_files(dir, dialect, reading)?,
     };
     assemble(files)
 }
@@ -217,7 +316,7 @@ fn embedded_files(dialect: Dialect) -> Vec<RawFile> {
         .collect()
 }
 
-fn dir_files(dir: &Path, dialect: Dialect) -> Result<Vec<RawFile>, SourceError> {
+fn dir_files(dir: &Path, dialect: Dialect, reading: Reading) -> Result<Vec<RawFile>, SourceError> {
     if !dir.is_dir() {
         return Err(file_error(dir, "migrations directory does not exist"));
     }
@@ -259,14 +358,14 @@ fn dir_files(dir: &Path, dialect: Dialect) -> Result<Vec<RawFile>, SourceError> 
             paths.push((path, name));
         }
     }
-    let mut files = read_all(paths)?;
+    let mut files = read_all(paths, reading)?;
     files.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(files)
 }
 
 /// Reads every file, on a few threads: a folder of a thousand migrations
 /// is thousands of small reads, and a no-op `migrate` waits for them all.
-fn read_all(paths: Vec<(PathBuf, String)>) -> Result<Vec<RawFile>, SourceError> {
+fn read_all(paths: Vec<(PathBuf, String)>, reading: Reading) -> Result<Vec<RawFile>, SourceError> {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .clamp(1, 4)
@@ -275,7 +374,13 @@ fn read_all(paths: Vec<(PathBuf, String)>) -> Result<Vec<RawFile>, SourceError> 
     std::thread::scope(|scope| {
         let workers: Vec<_> = paths
             .chunks(chunk)
-            .map(|part| scope.spawn(move || part.iter().map(read_one).collect::<Vec<_>>()))
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|file| read_one(file, reading))
+                        .collect::<Vec<_>>()
+                })
+            })
             .collect();
         workers
             .into_iter()
@@ -284,8 +389,10 @@ fn read_all(paths: Vec<(PathBuf, String)>) -> Result<Vec<RawFile>, SourceError> 
     })
 }
 
-fn read_one((path, name): &(PathBuf, String)) -> Result<RawFile, SourceError> {
-    let contents = if name.ends_with(".wasm") {
+fn read_one((path, name): &(PathBuf, String), reading: Reading) -> Result<RawFile, SourceError> {
+    let contents = if reading == Reading::DownsWhenUsed && name.ends_with(".down.sql") {
+        FileContents::Deferred
+    } else if name.ends_with(".wasm") {
         FileContents::Bytes(Cow::Owned(
             std::fs::read(path).map_err(|e| file_error(path, format!("cannot read: {e}")))?,
         ))
@@ -389,7 +496,7 @@ fn assemble(files: Vec<RawFile>) -> Result<MigrationSet, SourceError> {
 fn text_of(file: &RawFile) -> &str {
     match &file.contents {
         FileContents::Text(text) => text,
-        FileContents::Bytes(_) => "",
+        FileContents::Bytes(_) | FileContents::Deferred => "",
     }
 }
 
@@ -413,14 +520,14 @@ fn build(version: i64, parts: Parts) -> Result<Migration, SourceError> {
             check_script(&up.path, &text)?;
             let no_transaction = no_transaction(&text);
             let down = match down {
+                Some(RawFile {
+                    path,
+                    contents: FileContents::Deferred,
+                    ..
+                }) => Some(DownFile::deferred(path)),
                 Some(file) => {
-                    let down_text = text_of(&file).to_string();
-                    check_script(&file.path, &down_text)?;
-                    Some(Script {
-                        no_transaction: self::no_transaction(&down_text),
-                        path: file.path,
-                        text: down_text,
-                    })
+                    let text = text_of(&file).to_string();
+                    Some(DownFile::read(Script::checked(file.path, text)?))
                 }
                 None => None,
             };

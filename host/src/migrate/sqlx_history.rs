@@ -137,12 +137,9 @@ fn create_table(dialect: Dialect, table: &str) -> String {
 /// quoted) exists.
 pub async fn table_exists(db: &mut Db, table: &str) -> Result<bool, sqlx::Error> {
     match db {
-        Db::Postgres(c) => {
-            let found: Option<String> = sqlx::query_scalar("SELECT to_regclass($1)::text")
-                .bind(table)
-                .fetch_one(&mut *c)
-                .await?;
-            Ok(found.is_some())
+        Db::Postgres(_) => {
+            let name = super::history::literal(db.dialect(), table);
+            super::history::flag(db, &format!("SELECT to_regclass({name}) IS NOT NULL")).await
         }
         Db::Sqlite(_) => db.table_exists(table.trim_matches('"')).await,
     }
