@@ -605,6 +605,33 @@ fn concurrent_calls_each_get_their_own_store() {
 }
 
 #[test]
+fn a_call_never_sees_what_an_earlier_call_left_in_memory() {
+    // `plant` leaves 4 MiB of words that name their own address; `scan`
+    // grows memory past them and counts any it finds. A memory slot is
+    // reused call after call, with its dirty pages reset in place (up to
+    // 1 MiB) or released (the rest): neither may leave one behind.
+    let plugin = load("hostile");
+    let mode = |mode: &str| plugin.settings([("mode", mode)]).unwrap();
+    let (plant, scan) = (mode("plant"), mode("scan"));
+    let message = |settings| {
+        runtime()
+            .check(&plugin, settings, "")
+            .into_result()
+            .unwrap()
+            .message
+    };
+    // The scan can see a planted word: in the call that planted it.
+    let both = mode("plant-scan");
+    let own = message(&both);
+    let seen: u64 = own.trim_start_matches("found ").parse().unwrap();
+    assert!(seen >= (4 << 20) / 8, "{own}");
+    for round in 0..20 {
+        assert_eq!(message(&plant), "planted 524288", "round {round}");
+        assert_eq!(message(&scan), "found 0", "round {round}");
+    }
+}
+
+#[test]
 fn importing_a_capability_the_manifest_does_not_grant_fails_to_load() {
     let mut source = source("mailer");
     source.manifest.capabilities.entries.remove("smtp");

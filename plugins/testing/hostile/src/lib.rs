@@ -26,6 +26,12 @@ impl HealthCheck for Hostile {
             Some("fetch-many") => fetch_many(),
             Some("huge") => huge(),
             Some("paint") => paint(),
+            Some("plant") => plant(),
+            Some("scan") => scan(),
+            Some("plant-scan") => {
+                plant();
+                scan()
+            }
             Some("sleep") => {
                 // Blocks in a host call (a WASI pollable), out of epoch
                 // interruption's reach.
@@ -38,6 +44,39 @@ impl HealthCheck for Hostile {
 }
 
 gantry_plugin::health_check!(Hostile);
+
+/// What `plant` writes at address `a`: `a ^ MARK`, a word that names its
+/// own place, so `scan` needs no copy of it in memory to recognise it.
+const MARK: u64 = 0x9E37_79B9_7F4A_7C15;
+
+/// Fills 4 MiB of heap (past the 1 MiB of dirty pages a memory slot keeps
+/// resident) with marked words, and leaves them there.
+fn plant() -> CheckResult {
+    let mut block: Vec<u64> = vec![0; (4 << 20) / 8];
+    for word in block.iter_mut() {
+        let at = word as *mut u64 as usize as u64;
+        *word = at ^ MARK;
+    }
+    let planted = black_box(&block).len();
+    std::mem::forget(block);
+    CheckResult::ok(format!("planted {planted}"))
+}
+
+/// Grows memory past where an earlier call planted, then counts the
+/// marked words anywhere in it: what the earlier call left behind.
+fn scan() -> CheckResult {
+    core::arch::wasm32::memory_grow(0, 128);
+    let size = core::arch::wasm32::memory_size(0) * 65536;
+    let mut found = 0u64;
+    let mut at = 8;
+    while at + 8 <= size {
+        // SAFETY: `at` is inside linear memory (below its size), aligned.
+        let word = unsafe { std::ptr::read_volatile(at as *const u64) };
+        found += u64::from(word == (at as u64) ^ MARK);
+        at += 8;
+    }
+    CheckResult::ok(format!("found {found}"))
+}
 
 /// Keeps what each call saw in the guest's memory and reports what an
 /// earlier call left: with a fresh instance per call, always nothing.
