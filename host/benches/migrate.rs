@@ -146,6 +146,13 @@ fn commits(db: &str) -> u64 {
     .unwrap()
 }
 
+/// The server's WAL flushes so far (`pg_stat_wal`, PostgreSQL 14+).
+fn wal_syncs() -> u64 {
+    psql("postgres", "SELECT wal_sync FROM pg_stat_wal")
+        .parse()
+        .unwrap_or(0)
+}
+
 fn main() {
     let bin = gantry_bin();
     assert!(bin.is_file(), "{} not built", bin.display());
@@ -164,10 +171,12 @@ fn main() {
     // Let the stats collector settle, then count commits around the run.
     std::thread::sleep(Duration::from_millis(600));
     let before = commits(&db);
+    let syncs_before = wal_syncs();
     let apply = gantry(work.path(), &proxy.url(&db), &dir);
     let apply_trips = proxy.round_trips.swap(0, Ordering::SeqCst);
     std::thread::sleep(Duration::from_millis(600));
     let committed = commits(&db) - before;
+    let synced = wal_syncs() - syncs_before;
     let noop_trips = {
         gantry(work.path(), &proxy.url(&db), &dir);
         proxy.round_trips.swap(0, Ordering::SeqCst)
@@ -187,7 +196,7 @@ fn main() {
         apply.as_secs_f64() * 1000.0 / COUNT as f64
     );
     println!(
-        "postgres  commits during apply: {committed} (server count; {:.2} per migration)",
+        "postgres  commits during apply: {committed} (server count; {:.2} per migration); WAL flushes to disk: {synced} (the whole server's, background writer included)",
         committed as f64 / COUNT as f64
     );
     println!(

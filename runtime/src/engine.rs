@@ -9,9 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
-use wasmtime::{
-    Config, Enabled, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig,
-};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig};
 
 /// How often the epoch advances: the granularity of plugin timeouts.
 pub const TICK: Duration = Duration::from_millis(10);
@@ -37,10 +35,6 @@ impl Default for EngineSettings {
     }
 }
 
-/// The dirty bytes of a linear memory reset in place after a call (see
-/// `new_engine`).
-const KEEP_RESIDENT: usize = 1 << 20;
-
 pub fn new_engine(settings: &EngineSettings) -> anyhow::Result<Engine> {
     let mut pool = PoolingAllocationConfig::new();
     let instances = settings.max_concurrent_instances;
@@ -60,16 +54,7 @@ pub fn new_engine(settings: &EngineSettings) -> anyhow::Result<Engine> {
     // several calls) took the trivial call from 19.9 to 13.6 µs median,
     // p99 from 36 to 27 µs. Copy-on-write memory init stays on: off, a
     // Python guest's call went from 1.1 to 7.6 ms.
-    //
-    // Where the kernel has PAGEMAP_SCAN (Linux 6.7+), a memory slot's
-    // dirty pages, up to KEEP_RESIDENT bytes of them, are reset in place
-    // (copied back from the image, or zeroed) and stay mapped: no madvise,
-    // no TLB shootdown, and no page faults on the slot's next call. Pages
-    // dirtied past that are released as before. Elsewhere `Auto` is off.
-    pool.table_keep_resident(1 << 20)
-        .linear_memory_keep_resident(KEEP_RESIDENT)
-        .pagemap_scan(Enabled::Auto)
-        .decommit_batch_size(8);
+    pool.table_keep_resident(1 << 20).decommit_batch_size(8);
 
     let mut config = Config::new();
     config

@@ -166,10 +166,17 @@ const SELECT_ROWS: &str = "SELECT version, name, kind, checksum, state, no_trans
 /// trip and table locks).
 pub async fn in_place(db: &mut Db) -> Result<bool, sqlx::Error> {
     let sql = match db.dialect() {
+        // In the current schema, where the DDL would make them (a table of
+        // the same name further along the search path is another
+        // database's history).
         Dialect::Postgres => {
-            "SELECT to_regclass('gantry_migration_log') IS NOT NULL AND EXISTS (\
-             SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = to_regclass('gantry_migrations') \
-             AND attname = 'signature' AND NOT attisdropped)"
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_tables \
+             WHERE tablename = 'gantry_migration_log' AND schemaname = current_schema()) \
+             AND EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a \
+             JOIN pg_catalog.pg_class c ON c.oid = a.attrelid \
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = current_schema() AND c.relname = 'gantry_migrations' \
+             AND a.attname = 'signature' AND NOT a.attisdropped)"
         }
         Dialect::Sqlite => {
             "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'gantry_migration_log') \
@@ -190,9 +197,11 @@ pub async fn create(db: &mut Db, key: Option<&InstallationKey>) -> Result<(), sq
     // connection about 5 ms, every `migrate`.
     let has_signature = match db.dialect() {
         Dialect::Postgres => {
-            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute \
-             WHERE attrelid = to_regclass('gantry_migrations') AND attname = 'signature' \
-             AND NOT attisdropped)"
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a \
+             JOIN pg_catalog.pg_class c ON c.oid = a.attrelid \
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = current_schema() AND c.relname = 'gantry_migrations' \
+             AND a.attname = 'signature' AND NOT a.attisdropped)"
         }
         Dialect::Sqlite => {
             "SELECT count(*) > 0 FROM pragma_table_info('gantry_migrations') WHERE name = 'signature'"
@@ -238,6 +247,25 @@ async fn set_signature(db: &mut Db, version: i64, signature: &str) -> Result<(),
     .into_owned();
     on_conn!(db, c => sqlx::query(&sql).bind(signature).bind(version).execute(c).await.map(|_| ())?);
     Ok(())
+}
+
+/// Makes every commit so far durable on PostgreSQL: one synchronous
+/// commit that writes (the row of `version`, applied in this run, rewritten
+/// as it is), whose WAL flush covers every commit before it. For a run
+/// that ends in an error after commits that did not wait for the disk
+/// (`runner::Flush`); best effort — a lost connection has nothing to flush
+/// with, and the server's WAL writer flushes within a second anyway.
+pub async fn flush(db: &mut Db, version: i64) {
+    if db.dialect() != Dialect::Postgres {
+        return;
+    }
+    let sql = format!(
+        "BEGIN; SET LOCAL synchronous_commit = on; \
+         UPDATE gantry_migrations SET updated_at = updated_at WHERE version = {version}; COMMIT;"
+    );
+    if let Err(err) = db.batch(&sql).await {
+        tracing::warn!("could not flush the run's commits to disk (the server will): {err}");
+    }
 }
 
 /// The first column of a one-row query without parameters, as a bool,
@@ -520,11 +548,15 @@ pub fn literal(dialect: Dialect, text: &str) -> String {
     match dialect {
         Dialect::Sqlite => format!("'{}'", text.replace('\'', "''")),
         Dialect::Postgres => {
+            // The quote ends at the tag's first appearance in the text and
+            // the closing tag: that must be the closing tag itself (a text
+            // ending in `$g0` would otherwise close early).
             let mut n = 0u32;
             loop {
                 let tag = format!("$g{n}$");
-                if !text.contains(&tag) {
-                    return format!("{tag}{text}{tag}");
+                let quoted = format!("{tag}{text}{tag}");
+                if quoted[tag.len()..].find(&tag) == Some(text.len()) {
+                    return quoted;
                 }
                 n += 1;
             }
@@ -541,5 +573,14 @@ mod tests {
         assert_eq!(literal(Dialect::Sqlite, "it's"), "'it''s'");
         assert_eq!(literal(Dialect::Postgres, "a"), "$g0$a$g0$");
         assert_eq!(literal(Dialect::Postgres, "x $g0$ y"), "$g1$x $g0$ y$g1$");
+        // A text ending in a tag's start would close the quote early.
+        assert_eq!(literal(Dialect::Postgres, "x$g0"), "$g1$x$g0$g1$");
+        assert_eq!(literal(Dialect::Postgres, "x$"), "$g0$x$$g0$");
+        for text in ["$g0", "$g", "$", "a$g0$g1", "$g0$$g1$$g2"] {
+            let quoted = literal(Dialect::Postgres, text);
+            let tag = &quoted[..quoted[1..].find('$').unwrap() + 2];
+            let body = &quoted[tag.len()..];
+            assert_eq!(body.find(tag), Some(text.len()), "{text} → {quoted}");
+        }
     }
 }

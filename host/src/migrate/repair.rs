@@ -42,6 +42,13 @@ impl Migrator {
             id: id.to_string(),
             message,
         };
+        // A down the repair records is read (and checked) before anything
+        // is written.
+        if action == RepairAction::MarkApplied
+            && let Some(m) = self.set.get(id.version())
+        {
+            m.down()?;
+        }
         self.locked(async |slot| {
             let db = slot.as_mut().expect("connection");
             // sqlx's history follows gantry's (created only to record an

@@ -273,8 +273,8 @@ impl Migrator {
                     actor = literal(dialect, &self.actor),
                     sqlx = if self.sqlx_on() {
                         format!(
-                            "DELETE FROM _sqlx_migrations WHERE version = {};\n",
-                            m.version
+                            "DELETE FROM {} WHERE version = {};\n",
+                            self.sqlx.table, m.version
                         )
                     } else {
                         String::new()

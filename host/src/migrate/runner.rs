@@ -22,11 +22,13 @@ use std::time::Duration;
 /// `synchronous_commit` off: it is committed and visible at once, and its
 /// WAL reaches the disk with the next flush — at the latest the run's last
 /// commit (WAL is flushed in order, so that flush covers every commit
-/// before it), a failure's record (written with the default), or the WAL
-/// writer a fraction of a second later. A run that returns success is as
-/// durable as one that flushed every commit; a server crash mid-run can
-/// lose its last few commits, each whole with its history row, and the
-/// next run applies them again.
+/// before it), a failure's record (written with the default) or
+/// `history::flush` when a run ends in an error, or the WAL writer a
+/// fraction of a second later. A run that returns success is as durable
+/// as one that flushed every commit. A step's `Finished` event means
+/// committed and visible: a server crash mid-run can lose the run's last
+/// few commits, each whole with its history row (so `status` shows them
+/// pending), and the next run applies them again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flush {
     Now,
@@ -80,18 +82,19 @@ impl Migrator {
         Ok(Migrator::with_set(target, source, set))
     }
 
-    /// As `new`, with the down scripts read when a run uses them
-    /// (`Reading::DownsWhenUsed`: a no-op `migrate` reads none), and on
-    /// PostgreSQL connecting while the folder is read (the first command's
+    /// As `new`; on PostgreSQL with the down scripts read when a run uses
+    /// them (`Reading::DownsWhenUsed`: a no-op `migrate` reads none), and
+    /// connecting while the folder is read (the first command's
     /// connection): a no-op `migrate` waits for the longer of the two, not
     /// both. A folder that is refused wins over the connection, which is
-    /// closed unused; SQLite is opened only once the folder is read
-    /// (opening may create the file).
+    /// closed unused. SQLite is opened only once the whole folder is read
+    /// and checked (opening may create the file).
     pub async fn open(target: DbTarget, source: Source) -> Result<Migrator, MigrateError> {
         let dialect = target.dialect();
         if dialect == Dialect::Sqlite {
-            let set = discover_with(&source, dialect, Reading::DownsWhenUsed)?;
-            return Ok(Migrator::with_set(target, source, set));
+            // Connecting may create the file: every file is read (and
+            // checked) first, as before any database is touched.
+            return Migrator::new(target, source);
         }
         let reading = {
             let source = source.clone();
@@ -410,8 +413,15 @@ impl Migrator {
                 } else {
                     Flush::Deferred
                 };
-                if self.apply_migration(slot, migration, flush).await? {
-                    done.push(migration.version);
+                match self.apply_migration(slot, migration, flush).await {
+                    Ok(true) => done.push(migration.version),
+                    Ok(false) => {}
+                    Err(err) => {
+                        if let (Some(&version), Some(db)) = (done.last(), slot.as_mut()) {
+                            history::flush(db, version).await;
+                        }
+                        return Err(err);
+                    }
                 }
             }
             Ok(self.report(Direction::Up, false, &planned, done))

@@ -11,7 +11,7 @@
 use super::error::StoreError;
 use super::schema;
 use crate::db::{
-    CONNECT_TIMEOUT, DbError, DbTarget, Dialect, classify, pg_connect, sqlite_options,
+    CONNECT_TIMEOUT, DbError, DbTarget, Dialect, classify, pg_options, sqlite_options,
 };
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqlitePool, SqlitePoolOptions};
@@ -252,13 +252,12 @@ impl Store {
 /// while an operator needs "cannot reach 127.0.0.1:5432: connection
 /// refused" now.
 async fn connect(target: &DbTarget) -> Result<Pool, StoreError> {
-    use sqlx::Connection;
+    use sqlx::{ConnectOptions, Connection};
     let name = target.redacted();
     let pool = match target.dialect() {
         Dialect::Postgres => {
-            // The probe also settles TLS on this host (`pg_connect`); the
-            // pool opens its connections as the probe did.
-            let (probe, options) = timed(&name, pg_connect(target)).await?;
+            let options = pg_options(target)?;
+            let probe = timed(&name, options.connect()).await?;
             let _ = probe.close().await;
             Pool::Postgres(
                 PgPoolOptions::new()
@@ -274,16 +273,15 @@ async fn connect(target: &DbTarget) -> Result<Pool, StoreError> {
         Dialect::Sqlite => {
             let options = sqlite_options(target)?;
             Pool::Sqlite(
-                timed(&name, async {
+                timed(
+                    &name,
                     crate::db::retry_busy(|| {
                         SqlitePoolOptions::new()
                             .max_connections(4)
                             .acquire_timeout(std::time::Duration::from_secs(35))
                             .connect_with(options.clone())
-                    })
-                    .await
-                    .map_err(|e| classify(&name, e))
-                })
+                    }),
+                )
                 .await?,
             )
         }
@@ -297,7 +295,7 @@ async fn connect(target: &DbTarget) -> Result<Pool, StoreError> {
 
 async fn timed<P>(
     name: &str,
-    connecting: impl std::future::Future<Output = Result<P, DbError>>,
+    connecting: impl std::future::Future<Output = Result<P, sqlx::Error>>,
 ) -> Result<P, DbError> {
     match tokio::time::timeout(
         CONNECT_TIMEOUT + std::time::Duration::from_secs(1),
@@ -305,7 +303,7 @@ async fn timed<P>(
     )
     .await
     {
-        Ok(result) => result,
+        Ok(result) => result.map_err(|e| classify(name, e)),
         Err(_) => Err(DbError::Unreachable {
             target: name.to_string(),
             detail: format!("no answer within {CONNECT_TIMEOUT:?}"),

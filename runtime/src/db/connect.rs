@@ -92,65 +92,6 @@ pub fn pg_options(target: &DbTarget) -> Result<PgConnectOptions, DbError> {
         .log_slow_statements(log::LevelFilter::Debug, Duration::from_secs(5)))
 }
 
-/// Connects to PostgreSQL, and returns the options that connected (for a
-/// pool to open more with).
-///
-/// A server on this host (a loopback address or `localhost`), when
-/// neither the URL (`sslmode`) nor `PGSSLMODE` asks for a TLS mode, is
-/// tried without TLS first: on loopback TLS protects nothing the kernel
-/// does not, and its handshake (the server's RSA signature) was about a
-/// fifth of a no-op `gantry migrate`. A server that refuses an
-/// unencrypted connection (`hostssl` only: SQLSTATE 28000) gets one more
-/// try as sqlx's default, `prefer`. Elsewhere the default stands.
-pub async fn pg_connect(target: &DbTarget) -> Result<(PgConnection, PgConnectOptions), DbError> {
-    use sqlx::postgres::PgSslMode;
-    let name = target.redacted();
-    let options = pg_options(target)?;
-    if plain_first(target.url(), &options) {
-        let plain = options.clone().ssl_mode(PgSslMode::Disable);
-        match plain.connect().await {
-            Ok(conn) => return Ok((conn, plain)),
-            Err(err) if !refused_unencrypted(&err) => return Err(classify(&name, err)),
-            Err(_) => {}
-        }
-    }
-    match options.connect().await {
-        Ok(conn) => Ok((conn, options)),
-        Err(err) => Err(classify(&name, err)),
-    }
-}
-
-/// True when TLS would only cover loopback and no one asked for it.
-fn plain_first(url: &str, options: &PgConnectOptions) -> bool {
-    let query = url
-        .split_once('?')
-        .map_or("", |(_, q)| q)
-        .to_ascii_lowercase();
-    let asked = query
-        .split('&')
-        .any(|pair| pair.starts_with("sslmode=") || pair.starts_with("ssl-mode="))
-        || std::env::var_os("PGSSLMODE").is_some();
-    !asked && is_local(options.get_host())
-}
-
-/// `localhost`, a loopback address, or a socket directory.
-fn is_local(host: &str) -> bool {
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    host.eq_ignore_ascii_case("localhost")
-        || host.starts_with('/')
-        || bare
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
-}
-
-/// The server's pg_hba refused the connection (as it does one without TLS
-/// where only `hostssl` lines match).
-fn refused_unencrypted(err: &sqlx::Error) -> bool {
-    err.as_database_error()
-        .and_then(|d| d.code())
-        .is_some_and(|code| code == "28000")
-}
-
 /// SQLite connection options for `target` (WAL, foreign keys, a 30 s busy
 /// timeout), creating the file (0600) and its directory (0700) when
 /// missing and narrowing them when wider.
@@ -199,15 +140,20 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connects, creating a SQLite file (and its directory) when missing.
 pub async fn connect(target: &DbTarget) -> Result<Db, DbError> {
     let name = target.redacted();
+    let classify = |err: sqlx::Error| classify(&name, err);
     let connecting = async {
         match target.dialect() {
-            Dialect::Postgres => pg_connect(target).await.map(|(conn, _)| Db::Postgres(conn)),
+            Dialect::Postgres => pg_options(target)?
+                .connect()
+                .await
+                .map(Db::Postgres)
+                .map_err(classify),
             Dialect::Sqlite => {
                 let options = sqlite_options(target)?;
                 retry_busy(|| options.connect())
                     .await
                     .map(Db::Sqlite)
-                    .map_err(|err| classify(&name, err))
+                    .map_err(classify)
             }
         }
     };
@@ -281,31 +227,5 @@ pub fn classify(target: &str, err: sqlx::Error) -> DbError {
             target,
             source: other,
         },
-    }
-}
-
-#[cfg(test)]
-mod tls_tests {
-    use super::{is_local, pg_options, plain_first};
-    use crate::db::DbTarget;
-
-    #[test]
-    fn only_a_local_server_without_a_mode_goes_plain_first() {
-        let first =
-            |url: &str| plain_first(url, &pg_options(&DbTarget::parse(url).unwrap()).unwrap());
-        if std::env::var_os("PGSSLMODE").is_some() {
-            return;
-        }
-        assert!(first("postgres://u@127.0.0.1:5432/db"));
-        assert!(first("postgres://u@localhost/db"));
-        assert!(first("postgres://u@[::1]:5432/db"));
-        assert!(!first("postgres://u@127.0.0.1:5432/db?sslmode=prefer"));
-        assert!(!first(
-            "postgres://u@127.0.0.1:5432/db?application_name=x&sslmode=require"
-        ));
-        assert!(!first("postgres://u@db.example.com/db"));
-        assert!(!first("postgres://u@10.0.0.5/db"));
-        assert!(is_local("/var/run/postgresql"));
-        assert!(!is_local("127.0.0.1.example.com"));
     }
 }

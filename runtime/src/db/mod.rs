@@ -7,8 +7,7 @@ pub mod split;
 mod url;
 
 pub use connect::{
-    CONNECT_TIMEOUT, Db, DbError, classify, connect, pg_connect, pg_options, retry_busy,
-    sqlite_options,
+    CONNECT_TIMEOUT, Db, DbError, classify, connect, pg_options, retry_busy, sqlite_options,
 };
 pub use url::{DbTarget, Dialect};
 
