@@ -898,6 +898,38 @@ fn down_scripts_are_checked_when_used() {
     assert!(db.tables().contains(&"a".to_string()), "{:?}", db.tables());
 }
 
+/// A schema of its own on the search path gets a history of its own,
+/// even when a schema further along already has one.
+#[test]
+fn each_schema_keeps_its_own_history() {
+    let db = TestDb::create("schemas");
+    let sandbox = Sandbox::new();
+    let dir = sandbox.path().join("m");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("001_a.up.sql"), "CREATE TABLE a (id int);").unwrap();
+    let args = ["--migrations-dir", dir.to_str().unwrap()];
+    migrate(&sandbox, &db.url(), &args).expect(0);
+    db.execute("CREATE SCHEMA tenant");
+    let tenant = format!("{}?options=-c%20search_path%3Dtenant,public", db.url());
+    migrate(&sandbox, &tenant, &args).expect(0);
+    for schema in ["public", "tenant"] {
+        assert_eq!(
+            db.scalar(&format!(
+                "SELECT count(*)::text FROM {schema}.gantry_migrations WHERE state = 'applied'"
+            ))
+            .as_deref(),
+            Some("1"),
+            "{schema}"
+        );
+        assert_eq!(
+            db.scalar(&format!("SELECT to_regclass('{schema}.a')::text"))
+                .as_deref(),
+            Some(format!("{schema}.a").as_str()).map(|s| s.trim_start_matches("public.")),
+            "{schema}"
+        );
+    }
+}
+
 #[test]
 fn an_unreachable_database_exits_1() {
     let port = {
