@@ -165,25 +165,46 @@ const SELECT_ROWS: &str = "SELECT version, name, kind, checksum, state, no_trans
 /// database's first finds, in one question (the DDL would take a round
 /// trip and table locks).
 pub async fn in_place(db: &mut Db) -> Result<bool, sqlx::Error> {
-    let sql = match db.dialect() {
-        // In the current schema, where the DDL would make them (a table of
-        // the same name further along the search path is another
-        // database's history).
+    let dialect = db.dialect();
+    let sql = format!(
+        "SELECT {} AND {}",
+        present(dialect, "gantry_migration_log"),
+        signed(dialect)
+    );
+    db.flag(&sql).await
+}
+
+/// True when `table` is in the current schema: where the DDL makes it (a
+/// table of the same name further along the search path is another
+/// database's history).
+fn present(dialect: Dialect, table: &str) -> String {
+    match dialect {
+        Dialect::Postgres => format!(
+            "EXISTS (SELECT 1 FROM pg_catalog.pg_tables \
+             WHERE tablename = '{table}' AND schemaname = current_schema())"
+        ),
+        Dialect::Sqlite => format!(
+            "EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '{table}')"
+        ),
+    }
+}
+
+/// True when `gantry_migrations` (in the current schema) has its
+/// `signature` column. The catalog, not information_schema: that view
+/// costs a fresh connection about 5 ms.
+fn signed(dialect: Dialect) -> &'static str {
+    match dialect {
         Dialect::Postgres => {
-            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_tables \
-             WHERE tablename = 'gantry_migration_log' AND schemaname = current_schema()) \
-             AND EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a \
+            "EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a \
              JOIN pg_catalog.pg_class c ON c.oid = a.attrelid \
              JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
              WHERE n.nspname = current_schema() AND c.relname = 'gantry_migrations' \
              AND a.attname = 'signature' AND NOT a.attisdropped)"
         }
         Dialect::Sqlite => {
-            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'gantry_migration_log') \
-             AND EXISTS (SELECT 1 FROM pragma_table_info('gantry_migrations') WHERE name = 'signature')"
+            "EXISTS (SELECT 1 FROM pragma_table_info('gantry_migrations') WHERE name = 'signature')"
         }
-    };
-    flag(db, sql).await
+    }
 }
 
 /// Creates the tables if they are missing (when not `in_place`). A
@@ -193,22 +214,8 @@ pub async fn in_place(db: &mut Db) -> Result<bool, sqlx::Error> {
 pub async fn create(db: &mut Db, key: Option<&InstallationKey>) -> Result<(), sqlx::Error> {
     let ddl = ddl(db.dialect());
     db.batch(ddl).await?;
-    // The catalog, not information_schema: that view costs a fresh
-    // connection about 5 ms, every `migrate`.
-    let has_signature = match db.dialect() {
-        Dialect::Postgres => {
-            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a \
-             JOIN pg_catalog.pg_class c ON c.oid = a.attrelid \
-             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-             WHERE n.nspname = current_schema() AND c.relname = 'gantry_migrations' \
-             AND a.attname = 'signature' AND NOT a.attisdropped)"
-        }
-        Dialect::Sqlite => {
-            "SELECT count(*) > 0 FROM pragma_table_info('gantry_migrations') WHERE name = 'signature'"
-        }
-    };
-    let has_signature = flag(db, has_signature).await?;
-    if has_signature {
+    let has_signature = format!("SELECT {}", signed(db.dialect()));
+    if db.flag(&has_signature).await? {
         return Ok(());
     }
     let begin = match db.dialect() {
@@ -268,27 +275,11 @@ pub async fn flush(db: &mut Db, version: i64) {
     }
 }
 
-/// The first column of a one-row query without parameters, as a bool,
-/// sent as a simple query: one round trip and nothing prepared, where the
-/// extended protocol takes two (a run asks each of these once).
-pub(super) async fn flag(db: &mut Db, sql: &str) -> Result<bool, sqlx::Error> {
-    use sqlx::Row;
-    on_conn!(db, c => sqlx::raw_sql(sql).fetch_one(c).await?.try_get::<bool, _>(0))
-}
-
 /// True when the history table exists (in the current schema on
 /// PostgreSQL).
 pub async fn exists(db: &mut Db) -> Result<bool, sqlx::Error> {
-    let sql = match db.dialect() {
-        Dialect::Postgres => {
-            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_tables \
-             WHERE tablename = 'gantry_migrations' AND schemaname = current_schema())"
-        }
-        Dialect::Sqlite => {
-            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'gantry_migrations')"
-        }
-    };
-    flag(db, sql).await
+    let sql = format!("SELECT {}", present(db.dialect(), TABLE));
+    db.flag(&sql).await
 }
 
 /// Every row, ordered by version; empty when the table does not exist.

@@ -38,7 +38,8 @@ impl PgLock {
         let mut last_report: Option<Instant> = None;
         loop {
             // Simple queries: one round trip each, nothing prepared.
-            let got = super::history::flag(conn, &format!("SELECT pg_try_advisory_lock({KEY})"))
+            let got = conn
+                .flag(&format!("SELECT pg_try_advisory_lock({KEY})"))
                 .await
                 .map_err(MigrateError::sql("take the migration lock"))?;
             if got {
@@ -74,8 +75,9 @@ impl PgLock {
     /// Releases it on `conn` (closing the session would too).
     pub async fn release(self, conn: &mut Db) {
         if let Db::Postgres(_) = conn {
-            let released =
-                super::history::flag(conn, &format!("SELECT pg_advisory_unlock({KEY})")).await;
+            let released = conn
+                .flag(&format!("SELECT pg_advisory_unlock({KEY})"))
+                .await;
             if let Err(err) = released {
                 tracing::warn!(
                     "could not release the migration lock (the session end will): {err}"

@@ -27,6 +27,6 @@ pub use events::{Direction, Event, PlannedStep};
 pub use history::RowState;
 pub use repair::RepairAction;
 pub use runner::{ApplyOptions, Migrator, RunReport};
-pub use source::{Migration, MigrationId, MigrationSet, Reading, Source, discover, discover_with};
+pub use source::{Migration, MigrationId, MigrationSet, Source, discover};
 pub use sqlx_history::{SqlxConfig, SqlxHistory, source_for as sqlx_source_for};
 pub use status::{State, Status, StatusRow, Summary};

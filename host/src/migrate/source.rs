@@ -78,19 +78,13 @@ impl DownFile {
         }
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// The script: read and checked the first time it is asked for, with
     /// the errors reading the folder whole would have given.
     pub fn script(&self) -> Result<&Script, SourceError> {
         if let Some(script) = self.read.get() {
             return Ok(script);
         }
-        let text = std::fs::read_to_string(&self.path)
-            .map_err(|e| file_error(&self.path, format!("cannot read as UTF-8 text: {e}")))?;
-        let script = Script::checked(self.path.clone(), text)?;
+        let script = Script::checked(self.path.clone(), read_text(&self.path)?)?;
         Ok(self.read.get_or_init(|| script))
     }
 }
@@ -397,15 +391,19 @@ fn read_one((path, name): &(PathBuf, String), reading: Reading) -> Result<RawFil
             std::fs::read(path).map_err(|e| file_error(path, format!("cannot read: {e}")))?,
         ))
     } else {
-        FileContents::Text(Cow::Owned(std::fs::read_to_string(path).map_err(|e| {
-            file_error(path, format!("cannot read as UTF-8 text: {e}"))
-        })?))
+        FileContents::Text(Cow::Owned(read_text(path)?))
     };
     Ok(RawFile {
         path: path.clone(),
         name: name.clone(),
         contents,
     })
+}
+
+/// A script's text, or the error naming its file.
+fn read_text(path: &Path) -> Result<String, SourceError> {
+    std::fs::read_to_string(path)
+        .map_err(|e| file_error(path, format!("cannot read as UTF-8 text: {e}")))
 }
 
 /// `001_create_auth_tables` → (1, "create_auth_tables").

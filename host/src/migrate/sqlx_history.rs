@@ -139,7 +139,8 @@ pub async fn table_exists(db: &mut Db, table: &str) -> Result<bool, sqlx::Error>
     match db {
         Db::Postgres(_) => {
             let name = super::history::literal(db.dialect(), table);
-            super::history::flag(db, &format!("SELECT to_regclass({name}) IS NOT NULL")).await
+            db.flag(&format!("SELECT to_regclass({name}) IS NOT NULL"))
+                .await
         }
         Db::Sqlite(_) => db.table_exists(table.trim_matches('"')).await,
     }

@@ -32,6 +32,17 @@ impl Db {
         }
     }
 
+    /// The first column of a one-row query without parameters, as a bool,
+    /// sent as a simple query: one round trip and nothing prepared, where
+    /// the extended protocol takes two (for what a command asks once).
+    pub async fn flag(&mut self, sql: &str) -> Result<bool, sqlx::Error> {
+        use sqlx::Row;
+        match self {
+            Db::Postgres(conn) => sqlx::raw_sql(sql).fetch_one(conn).await?.try_get(0),
+            Db::Sqlite(conn) => sqlx::raw_sql(sql).fetch_one(conn).await?.try_get(0),
+        }
+    }
+
     /// True when `table` exists (in the current schema on PostgreSQL).
     pub async fn table_exists(&mut self, table: &str) -> Result<bool, sqlx::Error> {
         let found: Option<i64> = match self {
