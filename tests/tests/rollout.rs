@@ -457,6 +457,12 @@ fn service_processes(root: &std::path::Path) -> Vec<(i32, Option<String>)> {
             continue;
         }
         let environ = std::fs::read(path.join("environ")).unwrap_or_default();
+        // A process exiting between the reads above and this one has
+        // released its memory, and its environment reads empty: it is no
+        // longer running (a zombie, or gone).
+        if environ.is_empty() && !running(&path) {
+            continue;
+        }
         let id = environ
             .split(|b| *b == 0)
             .find_map(|v| v.strip_prefix(b"GANTRY_INSTANCE_ID="))
@@ -470,6 +476,18 @@ fn service_processes(root: &std::path::Path) -> Vec<(i32, Option<String>)> {
         found.push((pid, id));
     }
     found
+}
+
+/// True while the process at `/proc/PID` runs (not a zombie, not gone).
+fn running(proc_dir: &std::path::Path) -> bool {
+    let Ok(stat) = std::fs::read_to_string(proc_dir.join("stat")) else {
+        return false;
+    };
+    // The state follows the command name's closing parenthesis.
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.trim_start().chars().next());
+    !matches!(state, Some('Z' | 'X' | 'x') | None)
 }
 
 /// The instance ids the state store records, and whether each has its pid.
