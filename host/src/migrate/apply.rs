@@ -206,14 +206,17 @@ impl Migrator {
             Flush::Now => "BEGIN;\n",
             Flush::Deferred => "BEGIN;\nSET LOCAL synchronous_commit = off;\n",
         };
+        // The history row, the log row and sqlx's row are one statement
+        // (data-modifying WITH): the server parses, plans and runs one
+        // statement where it ran three.
         let batch = format!(
             "{prefix}{up}\n;\n\
-             INSERT INTO gantry_migrations (version, name, kind, checksum, state, no_transaction, applied_at, \
+             WITH applied AS (INSERT INTO gantry_migrations (version, name, kind, checksum, state, no_transaction, applied_at, \
              duration_ms, applied_by, up_script, down_script, down_no_transaction, progress, updated_at, signature) \
              VALUES ({v}, {name}, 'sql', {sum}, 'applied', false, clock_timestamp(), \
-             EXTRACT(EPOCH FROM clock_timestamp() - statement_timestamp()) * 1000, {actor}, {upl}, {downl}, {downtx}, 0, now(), {signature});\n\
+             EXTRACT(EPOCH FROM clock_timestamp() - statement_timestamp()) * 1000, {actor}, {upl}, {downl}, {downtx}, 0, now(), {signature})){sqlx}\n\
              INSERT INTO gantry_migration_log (version, action, actor) VALUES ({v}, 'apply', {actor});\n\
-             {sqlx}COMMIT;",
+             COMMIT;",
             v = m.version,
             name = lit(&m.name),
             sum = lit(&m.checksum),
@@ -226,7 +229,10 @@ impl Migrator {
                 .map(|key| lit(&self.applied_record(m, up, down).signed().sign(key)))
                 .unwrap_or_else(|| "NULL".into()),
             sqlx = if self.sqlx_on() {
-                super::sqlx_history::pg_insert(&self.sqlx, m)
+                format!(
+                    ",\n sqlx AS ({})",
+                    super::sqlx_history::pg_insert(&self.sqlx, m)
+                )
             } else {
                 String::new()
             },

