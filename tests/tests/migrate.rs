@@ -443,6 +443,115 @@ fn a_failing_statement_leaves_nothing_and_names_file_and_line() {
     }
 }
 
+/// Twelve cheap steps: on PostgreSQL quick steps go several to a query
+/// (1, 2, 4, … a step at a time again after a slow chunk). Step 3 sleeps,
+/// so the chunks are [1] [2 3] [4] [5 6] [7 8 9 10]; `bad` replaces step 8.
+fn chunked_dir(sandbox: &Sandbox, bad: &str) -> PathBuf {
+    let dir = sandbox.path().join("chunked");
+    std::fs::create_dir_all(&dir).unwrap();
+    for v in 1..=12 {
+        let script = match v {
+            3 => "CREATE TABLE t3 (id int);\nSELECT pg_sleep(0.3);\n".to_string(),
+            8 => bad.to_string(),
+            _ => format!("CREATE TABLE t{v} (id int);\n"),
+        };
+        std::fs::write(dir.join(format!("{v:03}_step{v}.sql")), script).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn a_failure_inside_a_chunk_keeps_the_steps_before_it_and_names_its_line() {
+    let cases = [
+        // A statement with a position: the line in its own file.
+        (
+            "CREATE TABLE t8 (id int);\nINSERT INTO t8 VALUES (1);\nINSERT INTO nowhere VALUES (1);\n",
+            "008_step8.sql:3",
+        ),
+        // A syntax error stops the whole query before any step runs: the
+        // steps go again one at a time, and the one at fault is named.
+        (
+            "CREATE TABLE t8 (id int);\nCREATE TABEL oops (id int);\n",
+            "008_step8.sql:2",
+        ),
+        // A deferred constraint fails at COMMIT, after the step's record
+        // statement answered: the history, not the answers, says it failed.
+        (
+            "CREATE TABLE p8 (id int PRIMARY KEY);\n\
+             CREATE TABLE t8 (id int REFERENCES p8 DEFERRABLE INITIALLY DEFERRED);\n\
+             INSERT INTO t8 VALUES (42);\n",
+            "008_step8.sql",
+        ),
+    ];
+    for (bad, names) in cases {
+        let db = TestDb::create("chunk");
+        let sandbox = Sandbox::new();
+        let dir = chunked_dir(&sandbox, bad);
+        let dir_arg = dir.to_str().unwrap();
+        let failed = migrate(&sandbox, &db.url(), &["--migrations-dir", dir_arg]).expect(1);
+        assert!(failed.stderr.contains(names), "{}", failed.stderr);
+        let states =
+            db.query("SELECT version::text, state FROM gantry_migrations ORDER BY version");
+        let states: Vec<(String, String)> = states
+            .into_iter()
+            .map(|row| (row[0].clone().unwrap(), row[1].clone().unwrap()))
+            .collect();
+        let mut expected: Vec<(String, String)> = (1..=7)
+            .map(|v| (v.to_string(), "applied".to_string()))
+            .collect();
+        expected.push(("8".into(), "failed".into()));
+        assert_eq!(states, expected, "{}", failed.stderr);
+        let tables = db.tables();
+        for v in 1..=7 {
+            assert!(tables.contains(&format!("t{v}")), "t{v}: {tables:?}");
+        }
+        for absent in ["t8", "p8", "t9", "t10", "t12"] {
+            assert!(
+                !tables.contains(&absent.to_string()),
+                "{absent}: {tables:?}"
+            );
+        }
+        // sqlx's history holds what was committed, no more.
+        assert_eq!(
+            db.scalar(
+                "SELECT string_agg(version::text, ',' ORDER BY version) FROM _sqlx_migrations"
+            ),
+            Some("1,2,3,4,5,6,7".into())
+        );
+        // Each step is timed by itself, not from the start of its chunk.
+        let ms = |v: i64| -> f64 {
+            db.scalar(&format!(
+                "SELECT duration_ms::text FROM gantry_migrations WHERE version = {v}"
+            ))
+            .unwrap()
+            .parse()
+            .unwrap()
+        };
+        assert!(ms(3) >= 300.0, "step 3 took {}", ms(3));
+        assert!(ms(2) < 300.0 && ms(4) < 300.0, "{} {}", ms(2), ms(4));
+        let sqlx_ns: i64 = db
+            .scalar("SELECT execution_time::text FROM _sqlx_migrations WHERE version = 3")
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(sqlx_ns >= 300_000_000, "{sqlx_ns}");
+
+        // Mended, the run goes on from the failed step.
+        std::fs::write(dir.join("008_step8.sql"), "CREATE TABLE t8 (id int);\n").unwrap();
+        migrate(
+            &sandbox,
+            &db.url(),
+            &["repair", "mark-reverted", "8", "--migrations-dir", dir_arg],
+        )
+        .expect(0);
+        migrate(&sandbox, &db.url(), &["--migrations-dir", dir_arg]).expect(0);
+        assert_eq!(
+            db.scalar("SELECT count(*)::text FROM gantry_migrations WHERE state = 'applied'"),
+            Some("12".into())
+        );
+    }
+}
+
 #[test]
 fn kill_during_a_no_transaction_migration_blocks_until_repair() {
     let db = TestDb::create("kill");

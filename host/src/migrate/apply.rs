@@ -24,6 +24,25 @@ use crate::db::split;
 use crate::db::{Db, Dialect};
 use std::time::Instant;
 
+/// Starts a PostgreSQL step's clock (a transaction-local setting): in a
+/// query of several steps every statement has the message's
+/// `statement_timestamp()`, so each step keeps its own start.
+const STEP_CLOCK: &str =
+    "set_config('gantry.step_started', extract(epoch FROM clock_timestamp())::text, true)";
+
+/// Milliseconds since the step's `STEP_CLOCK` (since the query's arrival
+/// if a script's `RESET ALL` cleared it).
+pub(super) const PG_STEP_MS: &str = "((extract(epoch FROM clock_timestamp())::float8 \
+     - COALESCE(NULLIF(current_setting('gantry.step_started', true), '')::float8, \
+     extract(epoch FROM statement_timestamp())::float8)) * 1000)";
+
+/// A step's query text, and how many characters precede its script (for
+/// the line of an error's position).
+pub(super) struct PgStep {
+    pub text: String,
+    pub before_script: usize,
+}
+
 /// Opens a step's transaction: `BEGIN` on PostgreSQL (the advisory lock
 /// already keeps other runners out), `BEGIN IMMEDIATE` on SQLite.
 pub(super) async fn begin(db: &mut Db) -> Result<(), MigrateError> {
@@ -79,14 +98,15 @@ pub(super) fn db_message(err: &sqlx::Error) -> String {
 }
 
 /// The script line of a PostgreSQL error that carries a position.
-pub(super) fn pg_error_line(err: &sqlx::Error, prefix: &str, script: &str) -> Option<usize> {
+/// `before`: the characters of the query text in front of the script.
+pub(super) fn pg_error_line(err: &sqlx::Error, before: usize, script: &str) -> Option<usize> {
     let pg = err
         .as_database_error()?
         .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()?;
     let sqlx::postgres::PgErrorPosition::Original(position) = pg.position()? else {
         return None;
     };
-    let offset = position.checked_sub(prefix.chars().count() + 1)?;
+    let offset = position.checked_sub(before + 1)?;
     if offset >= script.chars().count() {
         return None;
     }
@@ -192,31 +212,37 @@ impl Migrator {
         }
     }
 
-    /// The PostgreSQL fast path.
-    pub(super) async fn one_round_trip(
+    /// One migration's text for PostgreSQL's fast path: `BEGIN`, the
+    /// clock the step is timed by (and the deferred flush), the script, the
+    /// history, log and sqlx rows in one statement, `COMMIT`. The record
+    /// statement returns one row tagged `gantry_applied` (the version) with
+    /// `gantry_ms`, the step's time on the server.
+    pub(super) fn pg_step(
         &self,
-        db: &mut Db,
         m: &Migration,
         up: &str,
         down: Option<&Script>,
         flush: Flush,
-    ) -> Result<bool, MigrateError> {
+    ) -> PgStep {
         let lit = |t: &str| literal(Dialect::Postgres, t);
         let prefix = match flush {
-            Flush::Now => "BEGIN;\n",
-            Flush::Deferred => "BEGIN;\nSET LOCAL synchronous_commit = off;\n",
+            Flush::Now => format!("BEGIN;\nSELECT {STEP_CLOCK};\n"),
+            Flush::Deferred => format!(
+                "BEGIN;\nSELECT {STEP_CLOCK}, set_config('synchronous_commit', 'off', true);\n"
+            ),
         };
         // The history row, the log row and sqlx's row are one statement
         // (data-modifying WITH): the server parses, plans and runs one
         // statement where it ran three.
-        let batch = format!(
+        let text = format!(
             "{prefix}{up}\n;\n\
              WITH applied AS (INSERT INTO gantry_migrations (version, name, kind, checksum, state, no_transaction, applied_at, \
              duration_ms, applied_by, up_script, down_script, down_no_transaction, progress, updated_at, signature) \
              VALUES ({v}, {name}, 'sql', {sum}, 'applied', false, clock_timestamp(), \
-             EXTRACT(EPOCH FROM clock_timestamp() - statement_timestamp()) * 1000, {actor}, {upl}, {downl}, {downtx}, 0, now(), {signature})){sqlx}\n\
-             INSERT INTO gantry_migration_log (version, action, actor) VALUES ({v}, 'apply', {actor});\n\
-             COMMIT;",
+             {PG_STEP_MS}, {actor}, {upl}, {downl}, {downtx}, 0, clock_timestamp(), {signature}) RETURNING duration_ms){sqlx}\n\
+             INSERT INTO gantry_migration_log (version, action, actor, at) VALUES ({v}, 'apply', {actor}, clock_timestamp()) \
+             RETURNING version AS gantry_applied, (SELECT duration_ms FROM applied) AS gantry_ms;\n\
+             COMMIT;\n",
             v = m.version,
             name = lit(&m.name),
             sum = lit(&m.checksum),
@@ -231,23 +257,54 @@ impl Migrator {
             sqlx = if self.sqlx_on() {
                 format!(
                     ",\n sqlx AS ({})",
-                    super::sqlx_history::pg_insert(&self.sqlx, m)
+                    super::sqlx_history::pg_insert(&self.sqlx, m, up)
                 )
             } else {
                 String::new()
             },
         );
-        let Err(err) = db.batch(&batch).await else {
+        PgStep {
+            before_script: prefix.chars().count(),
+            text,
+        }
+    }
+
+    /// The PostgreSQL fast path: one migration, one round trip.
+    pub(super) async fn one_round_trip(
+        &self,
+        db: &mut Db,
+        m: &Migration,
+        up: &str,
+        down: Option<&Script>,
+        flush: Flush,
+    ) -> Result<bool, MigrateError> {
+        let step = self.pg_step(m, up, down, flush);
+        let Err(err) = db.batch(&step.text).await else {
             return Ok(true);
         };
         let _ = db.batch("ROLLBACK").await;
-        let line = match pg_error_line(&err, prefix, up) {
+        Err(self
+            .step_failed(db, m, up, down, &err, step.before_script)
+            .await)
+    }
+
+    /// Records `m` as failed with the line `err` points at (`before`: the
+    /// query text's characters in front of its script) and gives the error.
+    pub(super) async fn step_failed(
+        &self,
+        db: &mut Db,
+        m: &Migration,
+        up: &str,
+        down: Option<&Script>,
+        err: &sqlx::Error,
+        before: usize,
+    ) -> MigrateError {
+        let line = match pg_error_line(err, before, up) {
             Some(line) => Some(line),
             None => single_statement_line(up),
         };
-        Err(self
-            .record_failure(db, m, up, down, line, &err, Direction::Up)
-            .await)
+        self.record_failure(db, m, up, down, line, err, Direction::Up)
+            .await
     }
 
     /// `begin`, then on SQLite (no global lock) re-reads the step's row under

@@ -329,6 +329,25 @@ pub async fn load_existing(db: &mut Db) -> Result<Vec<HistoryRow>, sqlx::Error> 
     Ok(rows.into_iter().map(HistoryRow::from).collect())
 }
 
+/// Which of `versions` the history records as applied.
+pub async fn applied_among(
+    db: &mut Db,
+    versions: &[i64],
+) -> Result<std::collections::HashSet<i64>, sqlx::Error> {
+    use sqlx::Row;
+    let list: Vec<String> = versions.iter().map(i64::to_string).collect();
+    let sql = format!(
+        "SELECT version FROM gantry_migrations WHERE state = 'applied' AND version IN ({})",
+        list.join(", ")
+    );
+    Ok(on_conn!(db, c => sqlx::raw_sql(&sql)
+        .fetch_all(c)
+        .await?
+        .iter()
+        .map(|row| row.try_get::<i64, _>(0))
+        .collect::<Result<_, _>>()?))
+}
+
 /// The versions the history records; empty when the table does not exist.
 pub async fn known_versions(db: &mut Db) -> Result<std::collections::HashSet<i64>, sqlx::Error> {
     Ok(load(db).await?.into_iter().map(|r| r.version).collect())

@@ -8,6 +8,7 @@ mod adopt;
 mod adopt_golang;
 mod apply;
 pub mod checksum;
+mod chunk;
 mod error;
 mod events;
 pub mod history;

@@ -284,7 +284,10 @@ impl Migrator {
                     Ok(()) => None,
                     Err(err) => {
                         let _ = db.batch("ROLLBACK").await;
-                        Some((pg_error_line(&err, prefix, &script.text), err))
+                        Some((
+                            pg_error_line(&err, prefix.chars().count(), &script.text),
+                            err,
+                        ))
                     }
                 }
             }

@@ -3,6 +3,7 @@
 //! It emits events and returns reports; it never prints.
 
 use super::checksum;
+use super::chunk::Chunked;
 use super::error::{DriftItem, MigrateError};
 use super::events::{Direction, Event, PlannedStep, Sink};
 use super::history::{self, HistoryRow, RowState};
@@ -410,16 +411,41 @@ impl Migrator {
                     .map_err(MigrateError::sql("create sqlx's history table"))?;
             }
             let mut done = Vec::new();
-            let last = planned.len().saturating_sub(1);
-            for (index, migration) in planned.iter().enumerate() {
-                let flush = if index == last {
-                    Flush::Now
-                } else {
-                    Flush::Deferred
+            let mut pace = super::chunk::Pace::new();
+            let mut at = 0;
+            while at < planned.len() {
+                let limit = match self.target.dialect() {
+                    Dialect::Postgres => pace.size(),
+                    Dialect::Sqlite => 1,
                 };
-                match self.apply_migration(slot, migration, flush).await {
-                    Ok(true) => done.push(migration.version),
-                    Ok(false) => {}
+                let chunk = super::chunk::take(&planned[at..], limit);
+                let run_last = at + chunk.len() == planned.len();
+                let started = std::time::Instant::now();
+                let applied = match chunk {
+                    [one] => {
+                        let flush = if run_last {
+                            Flush::Now
+                        } else {
+                            Flush::Deferred
+                        };
+                        self.apply_migration(slot, one, flush).await.map(|applied| {
+                            if applied {
+                                done.push(one.version);
+                            }
+                            Chunked::Applied
+                        })
+                    }
+                    several => {
+                        let db = slot.as_mut().expect("connection");
+                        self.apply_chunk(db, several, run_last, &mut done).await
+                    }
+                };
+                match applied {
+                    Ok(Chunked::Applied) => {
+                        at += chunk.len();
+                        pace.after(started.elapsed());
+                    }
+                    Ok(Chunked::Retry) => pace.one_at_a_time(),
                     Err(err) => {
                         if let (Some(&version), Some(db)) = (done.last(), slot.as_mut()) {
                             history::flush(db, version).await;

@@ -164,22 +164,21 @@ fn up_text(m: &Migration) -> Option<&str> {
     }
 }
 
-/// For PostgreSQL's one-round-trip batch: the row, timed like gantry's,
-/// as an INSERT without its terminator (it runs inside a WITH).
-pub fn pg_insert(config: &SqlxConfig, m: &Migration) -> String {
-    let Some(up) = up_text(m) else {
-        return String::new();
-    };
+/// For PostgreSQL's one-round-trip batch: the row, timed like gantry's
+/// (by the step's clock; `installed_on` the step's own time, where the
+/// column's `now()` would be its query's arrival), as an INSERT without
+/// its terminator (it runs inside a WITH).
+pub fn pg_insert(config: &SqlxConfig, m: &Migration, up: &str) -> String {
     format!(
-        "INSERT INTO {table} (version, description, success, checksum, execution_time) \
-         VALUES ({v}, {desc}, TRUE, decode('{sum}', 'hex'), \
-         (EXTRACT(EPOCH FROM clock_timestamp() - statement_timestamp()) * 1000000000)::bigint) \
+        "INSERT INTO {table} (version, description, installed_on, success, checksum, execution_time) \
+         VALUES ({v}, {desc}, clock_timestamp(), TRUE, decode('{sum}', 'hex'), ({ms} * 1000000)::bigint) \
          ON CONFLICT (version) DO UPDATE SET description = excluded.description, success = TRUE, \
          checksum = excluded.checksum, execution_time = excluded.execution_time",
         table = config.table,
         v = m.version,
         desc = super::history::literal(Dialect::Postgres, &description(&m.name)),
         sum = hex::encode(config.checksum(up)),
+        ms = super::apply::PG_STEP_MS,
     )
 }
 
