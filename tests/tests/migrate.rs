@@ -443,6 +443,77 @@ fn a_failing_statement_leaves_nothing_and_names_file_and_line() {
     }
 }
 
+/// The folder index lets a no-op stat the up scripts instead of reading
+/// them; it must never hide an edit. Any write sets a file's change time,
+/// which nothing can set back: an edit that keeps the size and restores
+/// the modification time is seen all the same.
+#[test]
+fn the_folder_index_never_hides_an_edit() {
+    let db = TestDb::create("index");
+    let sandbox = Sandbox::new();
+    let dir = sandbox.path().join("indexed");
+    std::fs::create_dir_all(&dir).unwrap();
+    for v in 1..=3 {
+        std::fs::write(
+            dir.join(format!("{v:03}_t{v}.up.sql")),
+            format!("CREATE TABLE t{v} (id int);\n"),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join(format!("{v:03}_t{v}.down.sql")),
+            format!("DROP TABLE t{v};\n"),
+        )
+        .unwrap();
+    }
+    // Files are recorded once their times are two seconds old.
+    std::thread::sleep(Duration::from_millis(2100));
+    let dir_arg = dir.to_str().unwrap();
+    migrate(&sandbox, &db.url(), &["--migrations-dir", dir_arg]).expect(0);
+    let index_dir = sandbox.path().join(".cache/migration-index");
+    let indexes: Vec<PathBuf> = std::fs::read_dir(&index_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(indexes.len(), 1, "{indexes:?}");
+    let index = std::fs::read_to_string(&indexes[0]).unwrap();
+    for v in 1..=3 {
+        assert!(index.contains(&format!("{v:03}_t{v}.up.sql")), "{index}");
+    }
+    assert!(!index.contains(".down.sql"), "{index}");
+    migrate(&sandbox, &db.url(), &["--migrations-dir", dir_arg]).expect(0);
+
+    // Same size, same modification time, different text.
+    let file = dir.join("002_t2.up.sql");
+    let modified = std::fs::metadata(&file).unwrap().modified().unwrap();
+    std::fs::write(&file, "CREATE TABLE u2 (id int);\n").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_modified(modified)
+        .unwrap();
+    let refused = migrate(&sandbox, &db.url(), &["--migrations-dir", dir_arg]).expect(2);
+    assert!(
+        refused.stderr.contains("002_t2.up.sql"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        refused.stderr.contains("the SQL changed"),
+        "{}",
+        refused.stderr
+    );
+
+    // A garbled index is an empty one; put back, the file is applied-as-is.
+    std::fs::write(&indexes[0], "gantry migration index 1\nnot a line\n\u{0}").unwrap();
+    std::fs::write(&file, "CREATE TABLE t2 (id int);\n").unwrap();
+    migrate(&sandbox, &db.url(), &["--migrations-dir", dir_arg]).expect(0);
+    // A new pending migration known to nobody is read and applied.
+    std::fs::write(dir.join("004_t4.up.sql"), "CREATE TABLE t4 (id int);\n").unwrap();
+    migrate(&sandbox, &db.url(), &["--migrations-dir", dir_arg]).expect(0);
+    assert!(db.tables().contains(&"t4".to_string()));
+}
+
 /// Twelve cheap steps: on PostgreSQL quick steps go several to a query
 /// (1, 2, 4, … a step at a time again after a slow chunk). Step 3 sleeps,
 /// so the chunks are [1] [2 3] [4] [5 6] [7 8 9 10]; `bad` replaces step 8.

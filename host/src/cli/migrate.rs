@@ -180,7 +180,12 @@ async fn migrator(ctx: &Context, args: &DbArgs) -> CliResult<Migrator> {
     let settings = &ctx.settings;
     let (source, sqlx) =
         crate::migrate::sqlx_source_for(settings).map_err(|e| Failure::usage(anyhow!(e)))?;
-    let migrator = Migrator::open(settings.database()?, source)
+    // The folder index lives beside the compile cache.
+    let index = settings
+        .cache_dir
+        .as_ref()
+        .map(|dir| dir.join("migration-index"));
+    let migrator = Migrator::open_indexed(settings.database()?, source, index)
         .await?
         .with_history_key(settings.backup_dir())
         .with_sqlx_config(sqlx)

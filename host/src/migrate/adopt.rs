@@ -133,7 +133,7 @@ impl Migrator {
                     });
                     continue;
                 };
-                let file_checksum = self.sqlx.checksum(up);
+                let file_checksum = self.sqlx.checksum(up.text()?);
                 if file_checksum != row.checksum {
                     drift.push(AdoptProblem::ChecksumMismatch {
                         version: row.version,
@@ -185,7 +185,7 @@ impl Migrator {
             let Body::Sql { up, .. } = &m.body else {
                 unreachable!("checked above")
             };
-            let mut record = self.applied_record(m, up, m.down()?);
+            let mut record = self.applied_record(m, up.text()?, m.down()?);
             record.actor = &actor;
             record.state = RowState::Applied;
             record.duration_ms = Some(row.execution_time_ns as f64 / 1e6);

@@ -78,7 +78,7 @@ impl Migrator {
             let recorded = async {
                 for m in &todo {
                     let (up, down) = match &m.body {
-                        Body::Sql { up, .. } => (up.as_str(), m.down()?),
+                        Body::Sql { up, .. } => (up.text()?, m.down()?),
                         Body::Wasm(_) => ("", None),
                     };
                     let mut record = self.applied_record(m, up, down);

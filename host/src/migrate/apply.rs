@@ -158,6 +158,7 @@ impl Migrator {
         let applied = match &m.body {
             Body::Wasm(step) => self.apply_wasm(slot, m, step).await?,
             Body::Sql { up, .. } => {
+                let up = up.text()?;
                 let down = m.down()?;
                 let db = slot.as_mut().expect("connection");
                 if m.no_transaction {
@@ -357,7 +358,7 @@ impl Migrator {
             history::upsert(db, &record, self.history_key()).await?;
             history::log(db, m.version, "apply", &self.actor, None).await?;
             if self.sqlx_on() {
-                super::sqlx_history::record(db, &self.sqlx, m, execution_ns).await?;
+                super::sqlx_history::record(db, &self.sqlx, m, Some(up), execution_ns).await?;
             }
             db.batch("COMMIT").await
         };
@@ -433,11 +434,17 @@ impl Migrator {
             .await
             .map_err(MigrateError::sql("log the migration"))?;
         if self.sqlx_on() {
-            super::sqlx_history::record(db, &self.sqlx, m, started.elapsed().as_nanos() as i64)
-                .await
-                .map_err(MigrateError::sql(
-                    "record the migration in _sqlx_migrations",
-                ))?;
+            super::sqlx_history::record(
+                db,
+                &self.sqlx,
+                m,
+                Some(up),
+                started.elapsed().as_nanos() as i64,
+            )
+            .await
+            .map_err(MigrateError::sql(
+                "record the migration in _sqlx_migrations",
+            ))?;
         }
         Ok(true)
     }

@@ -85,7 +85,8 @@ pub(super) fn take<'a, 'm>(pending: &'a [&'m Migration], limit: usize) -> &'a [&
         .iter()
         .take(limit)
         .take_while(|m| {
-            let Body::Sql { up, .. } = &m.body else {
+            // A script that cannot be read goes alone (and fails there).
+            let Ok(Some(up)) = m.up() else {
                 return false;
             };
             bytes += up.len();
@@ -162,7 +163,7 @@ impl Migrator {
         let mut steps = Vec::with_capacity(chunk.len());
         let mut spans = Vec::with_capacity(chunk.len());
         for (index, m) in chunk.iter().enumerate() {
-            let Body::Sql { up, .. } = &m.body else {
+            let Some(up) = m.up()? else {
                 unreachable!("take() groups SQL steps only");
             };
             let down = m.down()?;
@@ -173,7 +174,7 @@ impl Migrator {
             };
             let step = self.pg_step(m, up, down, flush);
             let length = step.text.chars().count();
-            steps.push((up.as_str(), down, chars + step.before_script));
+            steps.push((up, down, chars + step.before_script));
             spans.push(chars..chars + length);
             chars += length;
             text.push_str(&step.text);
@@ -266,7 +267,10 @@ mod tests {
             version,
             name: format!("m{version}"),
             body: Body::Sql {
-                up: up.to_string(),
+                up: crate::migrate::source::UpFile::from_text(
+                    std::path::PathBuf::new(),
+                    up.to_string(),
+                ),
                 down: None,
             },
             checksum: String::new(),

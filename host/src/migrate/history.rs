@@ -319,8 +319,31 @@ pub async fn load(db: &mut Db) -> Result<Vec<HistoryRow>, sqlx::Error> {
 
 /// Every row, ordered by version, from a table known to exist.
 pub async fn load_existing(db: &mut Db) -> Result<Vec<HistoryRow>, sqlx::Error> {
+    load_with(db, SELECT_ROWS).await
+}
+
+/// Every row as planning reads it: without when, how long and by whom
+/// each was applied (what `status` shows; on PostgreSQL the timestamps'
+/// text is most of what a long history costs to send and decode).
+pub async fn load_for_plan(db: &mut Db) -> Result<Vec<HistoryRow>, sqlx::Error> {
+    let sql = match db.dialect() {
+        Dialect::Postgres => {
+            "SELECT version, name, kind, checksum, state, no_transaction, NULL::timestamptz AS applied_at, \
+             NULL::float8 AS duration_ms, NULL::text AS applied_by, error, progress, statements \
+             FROM gantry_migrations ORDER BY version"
+        }
+        Dialect::Sqlite => {
+            "SELECT version, name, kind, checksum, state, no_transaction, NULL AS applied_at, \
+             NULL AS duration_ms, NULL AS applied_by, error, progress, statements \
+             FROM gantry_migrations ORDER BY version"
+        }
+    };
+    load_with(db, sql).await
+}
+
+async fn load_with(db: &mut Db, sql: &str) -> Result<Vec<HistoryRow>, sqlx::Error> {
     use sqlx::FromRow;
-    let rows = on_conn!(db, c => sqlx::raw_sql(SELECT_ROWS)
+    let rows = on_conn!(db, c => sqlx::raw_sql(sql)
         .fetch_all(c)
         .await?
         .iter()

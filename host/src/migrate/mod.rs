@@ -12,6 +12,7 @@ mod chunk;
 mod error;
 mod events;
 pub mod history;
+mod index;
 mod lock;
 mod repair;
 mod revert;

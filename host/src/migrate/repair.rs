@@ -80,7 +80,7 @@ impl Migrator {
                             return Err(repair_error("it is already recorded as applied".into()));
                         }
                         let (up, down) = match &m.body {
-                            Body::Sql { up, .. } => (Some(up.as_str()), m.down()?),
+                            Body::Sql { up, .. } => (Some(up.text()?), m.down()?),
                             Body::Wasm(_) => (None, None),
                         };
                         let mut record = self.applied_record(m, up.unwrap_or(""), down);
@@ -93,7 +93,7 @@ impl Migrator {
                             .await
                             .map_err(MigrateError::sql("record it as applied"))?;
                         if self.sqlx_on() {
-                            super::sqlx_history::record(db, &self.sqlx, m, 0)
+                            super::sqlx_history::record(db, &self.sqlx, m, up, 0)
                                 .await
                                 .map_err(MigrateError::sql("record it in sqlx's history"))?;
                         }
@@ -129,7 +129,7 @@ impl Migrator {
                             return Err(repair_error("the checksum already matches".into()));
                         }
                         let up = match &m.body {
-                            Body::Sql { up, .. } => Some(up.as_str()),
+                            Body::Sql { up, .. } => Some(up.text()?),
                             Body::Wasm(_) => None,
                         };
                         history::set_checksum(db, version, &m.checksum, up)

@@ -202,7 +202,7 @@ impl Migrator {
             version: row.version,
             name: row.name.clone(),
             body: Body::Sql {
-                up: String::new(),
+                up: super::source::UpFile::from_text(PathBuf::new(), String::new()),
                 down: None,
             },
             checksum: row.checksum.clone(),

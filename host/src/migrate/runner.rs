@@ -9,7 +9,8 @@ use super::events::{Direction, Event, PlannedStep, Sink};
 use super::history::{self, HistoryRow, RowState};
 use super::lock::{PgLock, SqliteLock};
 use super::source::{
-    Migration, MigrationId, MigrationSet, Reading, Source, discover, discover_with,
+    Migration, MigrationId, MigrationSet, Reading, Source, discover, discover_indexed,
+    discover_with,
 };
 use super::status::{self, Status};
 use crate::db::{Db, DbTarget, Dialect, connect};
@@ -91,6 +92,17 @@ impl Migrator {
     /// closed unused. SQLite is opened only once the whole folder is read
     /// and checked (opening may create the file).
     pub async fn open(target: DbTarget, source: Source) -> Result<Migrator, MigrateError> {
+        Migrator::open_indexed(target, source, None).await
+    }
+
+    /// As `open`, keeping the folder index (see `index`) in `index_dir`:
+    /// an up script the index knows unchanged is read only when a run uses
+    /// it, so a no-op lists and stats the folder.
+    pub async fn open_indexed(
+        target: DbTarget,
+        source: Source,
+        index_dir: Option<std::path::PathBuf>,
+    ) -> Result<Migrator, MigrateError> {
         let dialect = target.dialect();
         if dialect == Dialect::Sqlite {
             // Connecting may create the file: every file is read (and
@@ -99,8 +111,9 @@ impl Migrator {
         }
         let reading = {
             let source = source.clone();
-            tokio::task::spawn_blocking(move || {
-                discover_with(&source, dialect, Reading::DownsWhenUsed)
+            tokio::task::spawn_blocking(move || match index_dir {
+                Some(dir) => discover_indexed(&source, dialect, &dir),
+                None => discover_with(&source, dialect, Reading::DownsWhenUsed),
             })
         };
         let (set, early) = tokio::join!(reading, connect(&target));
@@ -399,7 +412,7 @@ impl Migrator {
             // The tables are in place (`locked`), so their rows are read at
             // once; planned (and every refusal checked) before sqlx's table
             // is made.
-            let rows = history::load_existing(db)
+            let rows = history::load_for_plan(db)
                 .await
                 .map_err(MigrateError::sql("read the migration history"))?;
             let planned = self.plan_apply(db, rows, options).await?;
@@ -521,9 +534,11 @@ impl Migrator {
             }
         }
         self.check_pins(&pending)?;
-        // Every down this run will record is read and checked before
-        // anything runs (a no-op reads none).
+        // Every script this run will run or record is read and checked
+        // before anything runs (a no-op reads none of the ones the folder
+        // index knows, and no down).
         for m in &pending {
+            m.up()?;
             m.down()?;
         }
         self.emit(Event::Planned {
@@ -625,7 +640,7 @@ impl Migrator {
                 .map_err(MigrateError::sql("read the applied script"))?;
             let whitespace_only = match (&file.body, stored.up_script) {
                 (super::source::Body::Sql { up, .. }, Some(applied)) => {
-                    Some(checksum::only_whitespace_differs(up, &applied))
+                    Some(checksum::only_whitespace_differs(up.text()?, &applied))
                 }
                 _ => None,
             };

@@ -8,6 +8,7 @@
 //! an up are errors that name the file. Nothing here touches a database.
 
 use super::checksum;
+use super::index::{FileKey, FolderIndex, Known, Learned};
 use crate::db::Dialect;
 use crate::db::split;
 use crate::runtime::{Manifest, PluginKind, PluginSource};
@@ -37,11 +38,20 @@ pub struct Migration {
 
 #[derive(Debug, Clone)]
 pub enum Body {
-    Sql { up: String, down: Option<DownFile> },
+    Sql { up: UpFile, down: Option<DownFile> },
     Wasm(Box<WasmStep>),
 }
 
 impl Migration {
+    /// The up script of an SQL migration, read now if the folder index
+    /// let its reading wait; `None` for a WASM step.
+    pub fn up(&self) -> Result<Option<&str>, SourceError> {
+        match &self.body {
+            Body::Sql { up, .. } => up.text().map(Some),
+            Body::Wasm(_) => Ok(None),
+        }
+    }
+
     /// The down script, read and checked now if its reading was deferred
     /// (`Reading::DownsWhenUsed`); `None` for a WASM step or an SQL
     /// migration without one.
@@ -52,6 +62,52 @@ impl Migration {
             } => file.script().map(Some),
             _ => Ok(None),
         }
+    }
+}
+
+/// An SQL migration's up script: read with the folder, or — when the
+/// folder index knew the file unchanged — on first use, and then held to
+/// the checksum the index gave.
+#[derive(Debug, Clone)]
+pub struct UpFile {
+    path: PathBuf,
+    /// The checksum the text must have when it is read late.
+    expected: Option<String>,
+    read: OnceLock<String>,
+}
+
+impl UpFile {
+    /// A script whose text is at hand.
+    pub fn from_text(path: PathBuf, text: String) -> UpFile {
+        UpFile {
+            path,
+            expected: None,
+            read: OnceLock::from(text),
+        }
+    }
+
+    fn known(path: PathBuf, checksum: String) -> UpFile {
+        UpFile {
+            path,
+            expected: Some(checksum),
+            read: OnceLock::new(),
+        }
+    }
+
+    /// The script's text, read the first time it is asked for if it was
+    /// not read with the folder.
+    pub fn text(&self) -> Result<&str, SourceError> {
+        if let Some(text) = self.read.get() {
+            return Ok(text);
+        }
+        let text = read_text(&self.path)?;
+        if self.expected.as_deref() != Some(checksum::of_text(&text).as_str()) {
+            return Err(file_error(
+                &self.path,
+                "changed while gantry was running; run the command again",
+            ));
+        }
+        Ok(self.read.get_or_init(|| text))
     }
 }
 
@@ -247,9 +303,10 @@ pub struct MigrationSet {
 }
 
 impl MigrationSet {
-    /// Reads (and checks) every down script not read yet.
+    /// Reads (and checks) every script not read yet.
     pub fn read_downs(&self) -> Result<(), SourceError> {
         for m in &self.migrations {
+            m.up()?;
             m.down()?;
         }
         Ok(())
@@ -268,6 +325,9 @@ struct RawFile {
     path: PathBuf,
     name: String,
     contents: FileContents,
+    /// An up script read from disk: its identity and when it was read,
+    /// for the folder index.
+    read: Option<(FileKey, std::time::SystemTime)>,
 }
 
 enum FileContents {
@@ -275,6 +335,8 @@ enum FileContents {
     Bytes(Cow<'static, [u8]>),
     /// A down script, read when used.
     Deferred,
+    /// An up script the folder index knows unchanged, read when used.
+    Known(Known),
 }
 
 /// Reads the migrations for `dialect` from `source`.
@@ -291,9 +353,59 @@ pub fn discover_with(
 ) -> Result<MigrationSet, SourceError> {
     let files = match source {
         Source::Builtin => embedded_files(dialect),
-        Source::Dir(dir) => dir_files(dir, dialect, reading)?,
+        Source::Dir(dir) => dir_files(dir, dialect, reading, None)?,
     };
     assemble(files)
+}
+
+/// As `discover_with(…, Reading::DownsWhenUsed)`, with the folder index
+/// kept in `index_dir`: an up script the index knows unchanged is not
+/// read until a run uses it. The index is brought up to date after.
+pub fn discover_indexed(
+    source: &Source,
+    dialect: Dialect,
+    index_dir: &Path,
+) -> Result<MigrationSet, SourceError> {
+    let Source::Dir(dir) = source else {
+        return discover_with(source, dialect, Reading::DownsWhenUsed);
+    };
+    let index = FolderIndex::open(index_dir, &folder_of(dir, dialect)?);
+    let files = dir_files(dir, dialect, Reading::DownsWhenUsed, Some(&index))?;
+    let read: Vec<(String, FileKey, std::time::SystemTime)> = files
+        .iter()
+        .filter_map(|f| f.read.map(|(key, at)| (f.name.clone(), key, at)))
+        .collect();
+    let names: Vec<String> = files.iter().map(|f| f.name.clone()).collect();
+    let set = assemble(files)?;
+    let learned = read
+        .into_iter()
+        .filter_map(|(name, key, read_at)| {
+            let (version, _) = parse_stem(up_stem(&name)?)?;
+            let m = set.get(version)?;
+            Some(Learned {
+                name,
+                key,
+                read_at,
+                known: Known {
+                    checksum: m.checksum.clone(),
+                    no_transaction: m.no_transaction,
+                },
+            })
+        })
+        .collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    index.update(learned, &names);
+    Ok(set)
+}
+
+/// The stem of an up script's name (`NNN_name.up.sql`, sqlx's
+/// `NNN_name.sql`); `None` for any other file.
+fn up_stem(name: &str) -> Option<&str> {
+    if name.ends_with(".down.sql") {
+        return None;
+    }
+    name.strip_suffix(".up.sql")
+        .or_else(|| name.strip_suffix(".sql"))
 }
 
 fn embedded_files(dialect: Dialect) -> Vec<RawFile> {
@@ -306,11 +418,13 @@ fn embedded_files(dialect: Dialect) -> Vec<RawFile> {
             path: PathBuf::from(format!("<built-in>/{}/{name}", dialect.as_str())),
             name: name.to_string(),
             contents: FileContents::Text(Cow::Borrowed(text)),
+            read: None,
         })
         .collect()
 }
 
-fn dir_files(dir: &Path, dialect: Dialect, reading: Reading) -> Result<Vec<RawFile>, SourceError> {
+/// The folder holding `dialect`'s files: its own subfolder, or `dir`.
+fn folder_of(dir: &Path, dialect: Dialect) -> Result<PathBuf, SourceError> {
     if !dir.is_dir() {
         return Err(file_error(dir, "migrations directory does not exist"));
     }
@@ -330,6 +444,16 @@ fn dir_files(dir: &Path, dialect: Dialect, reading: Reading) -> Result<Vec<RawFi
         }
         dir.to_path_buf()
     };
+    Ok(dir)
+}
+
+fn dir_files(
+    dir: &Path,
+    dialect: Dialect,
+    reading: Reading,
+    index: Option<&FolderIndex>,
+) -> Result<Vec<RawFile>, SourceError> {
+    let dir = folder_of(dir, dialect)?;
     let read =
         std::fs::read_dir(&dir).map_err(|e| file_error(&dir, format!("cannot read: {e}")))?;
     let mut paths = Vec::new();
@@ -352,14 +476,18 @@ fn dir_files(dir: &Path, dialect: Dialect, reading: Reading) -> Result<Vec<RawFi
             paths.push((path, name));
         }
     }
-    let mut files = read_all(paths, reading)?;
+    let mut files = read_all(paths, reading, index)?;
     files.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(files)
 }
 
 /// Reads every file, on a few threads: a folder of a thousand migrations
 /// is thousands of small reads, and a no-op `migrate` waits for them all.
-fn read_all(paths: Vec<(PathBuf, String)>, reading: Reading) -> Result<Vec<RawFile>, SourceError> {
+fn read_all(
+    paths: Vec<(PathBuf, String)>,
+    reading: Reading,
+    index: Option<&FolderIndex>,
+) -> Result<Vec<RawFile>, SourceError> {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .clamp(1, 4)
@@ -371,7 +499,7 @@ fn read_all(paths: Vec<(PathBuf, String)>, reading: Reading) -> Result<Vec<RawFi
             .map(|part| {
                 scope.spawn(move || {
                     part.iter()
-                        .map(|file| read_one(file, reading))
+                        .map(|file| read_one(file, reading, index))
                         .collect::<Vec<_>>()
                 })
             })
@@ -383,13 +511,30 @@ fn read_all(paths: Vec<(PathBuf, String)>, reading: Reading) -> Result<Vec<RawFi
     })
 }
 
-fn read_one((path, name): &(PathBuf, String), reading: Reading) -> Result<RawFile, SourceError> {
+fn read_one(
+    (path, name): &(PathBuf, String),
+    reading: Reading,
+    index: Option<&FolderIndex>,
+) -> Result<RawFile, SourceError> {
+    let mut read = None;
     let contents = if reading == Reading::DownsWhenUsed && name.ends_with(".down.sql") {
         FileContents::Deferred
     } else if name.ends_with(".wasm") {
         FileContents::Bytes(Cow::Owned(
             std::fs::read(path).map_err(|e| file_error(path, format!("cannot read: {e}")))?,
         ))
+    } else if let (Some(index), Some(_)) = (index, up_stem(name)) {
+        let known = std::fs::metadata(path)
+            .ok()
+            .and_then(|meta| index.lookup(name, &meta));
+        match known {
+            Some(known) => FileContents::Known(known.clone()),
+            None => {
+                let (text, key, at) = read_text_with_key(path)?;
+                read = Some((key, at));
+                FileContents::Text(Cow::Owned(text))
+            }
+        }
     } else {
         FileContents::Text(Cow::Owned(read_text(path)?))
     };
@@ -397,7 +542,23 @@ fn read_one((path, name): &(PathBuf, String), reading: Reading) -> Result<RawFil
         path: path.clone(),
         name: name.clone(),
         contents,
+        read,
     })
+}
+
+/// A script's text with the identity its file had when it was read, and
+/// the time the reading began (see `index`).
+fn read_text_with_key(
+    path: &Path,
+) -> Result<(String, FileKey, std::time::SystemTime), SourceError> {
+    use std::io::Read;
+    let error = |e: std::io::Error| file_error(path, format!("cannot read as UTF-8 text: {e}"));
+    let at = std::time::SystemTime::now();
+    let mut file = std::fs::File::open(path).map_err(error)?;
+    let meta = file.metadata().map_err(error)?;
+    let mut text = String::with_capacity(meta.len() as usize);
+    file.read_to_string(&mut text).map_err(error)?;
+    Ok((text, FileKey::of(&meta), at))
 }
 
 /// A script's text, or the error naming its file.
@@ -494,7 +655,7 @@ fn assemble(files: Vec<RawFile>) -> Result<MigrationSet, SourceError> {
 fn text_of(file: &RawFile) -> &str {
     match &file.contents {
         FileContents::Text(text) => text,
-        FileContents::Bytes(_) | FileContents::Deferred => "",
+        FileContents::Bytes(_) | FileContents::Deferred | FileContents::Known(_) => "",
     }
 }
 
@@ -514,9 +675,25 @@ fn build(version: i64, parts: Parts) -> Result<Migration, SourceError> {
                     "a component needs its NNN_name.toml manifest beside it",
                 ));
             }
-            let text = text_of(&up).to_string();
-            check_script(&up.path, &text)?;
-            let no_transaction = no_transaction(&text);
+            let (script, checksum, no_transaction) = match up.contents {
+                // Checked when the index recorded it; unchanged since.
+                FileContents::Known(known) => (
+                    UpFile::known(up.path.clone(), known.checksum.clone()),
+                    known.checksum,
+                    known.no_transaction,
+                ),
+                _ => {
+                    let text = text_of(&up).to_string();
+                    check_script(&up.path, &text)?;
+                    let checksum = checksum::of_text(&text);
+                    let no_transaction = no_transaction(&text);
+                    (
+                        UpFile::from_text(up.path.clone(), text),
+                        checksum,
+                        no_transaction,
+                    )
+                }
+            };
             let down = match down {
                 Some(RawFile {
                     path,
@@ -532,10 +709,10 @@ fn build(version: i64, parts: Parts) -> Result<Migration, SourceError> {
             Ok(Migration {
                 version,
                 name,
-                checksum: checksum::of_text(&text),
+                checksum,
                 no_transaction,
                 path: up.path,
-                body: Body::Sql { up: text, down },
+                body: Body::Sql { up: script, down },
             })
         }
         (Some(up), Some(manifest)) => Err(SourceError::Duplicate {

@@ -156,14 +156,6 @@ pub fn checksum(text: &str) -> Vec<u8> {
     Sha384::digest(text.as_bytes()).to_vec()
 }
 
-/// The up script of an SQL migration (sqlx knows no other kind).
-fn up_text(m: &Migration) -> Option<&str> {
-    match &m.body {
-        Body::Sql { up, .. } => Some(up),
-        Body::Wasm(_) => None,
-    }
-}
-
 /// For PostgreSQL's one-round-trip batch: the row, timed like gantry's
 /// (by the step's clock; `installed_on` the step's own time, where the
 /// column's `now()` would be its query's arrival), as an INSERT without
@@ -182,14 +174,16 @@ pub fn pg_insert(config: &SqlxConfig, m: &Migration, up: &str) -> String {
     )
 }
 
-/// Writes `m`'s row (inside the caller's transaction, if any).
+/// Writes `m`'s row (inside the caller's transaction, if any); `up`, its
+/// script (none for a WASM step: sqlx knows no other kind).
 pub async fn record(
     db: &mut Db,
     config: &SqlxConfig,
     m: &Migration,
+    up: Option<&str>,
     execution_ns: i64,
 ) -> Result<(), sqlx::Error> {
-    let Some(up) = up_text(m) else {
+    let Some(up) = up else {
         return Ok(());
     };
     let sql = format!(
@@ -297,7 +291,11 @@ impl Migrator {
         !dir.join("postgres").is_dir()
             && !dir.join("sqlite").is_dir()
             && !self.set.migrations.is_empty()
-            && self.set.migrations.iter().all(|m| up_text(m).is_some())
+            && self
+                .set
+                .migrations
+                .iter()
+                .all(|m| matches!(m.body, Body::Sql { .. }))
     }
 }
 
