@@ -512,6 +512,44 @@ fn the_folder_index_never_hides_an_edit() {
     std::fs::write(dir.join("004_t4.up.sql"), "CREATE TABLE t4 (id int);\n").unwrap();
     migrate(&sandbox, &db.url(), &["--migrations-dir", dir_arg]).expect(0);
     assert!(db.tables().contains(&"t4".to_string()));
+
+    // An index that lies (the file's identity right, its checksum and
+    // no-transaction mark wrong) is caught when the script is read, and
+    // dropped; nothing ran.
+    use std::os::unix::fs::MetadataExt;
+    let next = dir.join("005_t5.up.sql");
+    std::fs::write(&next, "CREATE TABLE t5 (id int);\n").unwrap();
+    let meta = std::fs::metadata(&next).unwrap();
+    let header = std::fs::read_to_string(&indexes[0])
+        .unwrap_or_default()
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string();
+    assert!(header.starts_with("gantry migration index"), "{header:?}");
+    std::fs::write(
+        &indexes[0],
+        format!(
+            "{header}\n{} {} {} {} {} 1 v1:sha256:{} 005_t5.up.sql\n",
+            meta.dev(),
+            meta.ino(),
+            meta.size(),
+            meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128,
+            meta.ctime() as i128 * 1_000_000_000 + meta.ctime_nsec() as i128,
+            "0".repeat(64)
+        ),
+    )
+    .unwrap();
+    let refused = migrate(&sandbox, &db.url(), &["--migrations-dir", dir_arg]).expect(2);
+    assert!(
+        refused.stderr.contains("005_t5.up.sql"),
+        "{}",
+        refused.stderr
+    );
+    assert!(!db.tables().contains(&"t5".to_string()));
+    assert!(!indexes[0].exists(), "the lying index is dropped");
+    migrate(&sandbox, &db.url(), &["--migrations-dir", dir_arg]).expect(0);
+    assert!(db.tables().contains(&"t5".to_string()));
 }
 
 /// Twelve cheap steps: on PostgreSQL quick steps go several to a query

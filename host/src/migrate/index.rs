@@ -14,9 +14,14 @@
 //! text itself is read when a run uses it (to apply it, to show a drift)
 //! and checked against the recorded checksum then.
 //!
-//! The index is a cache: one file per migrations folder under the cache
-//! directory, written whole and renamed into place; a missing, unreadable
-//! or garbled one is an empty index.
+//! The index is kept only for folders on local filesystems whose change
+//! times are the kernel's own (ext4, xfs, btrfs, tmpfs, overlayfs, zfs,
+//! f2fs): on NFS, SMB, FUSE or FAT a file's times come from elsewhere, or
+//! lag behind, and every file is read as before. It is a cache: one file
+//! per migrations folder under the cache directory (0700), written whole
+//! and renamed into place (0600); one that is missing, not a regular file,
+//! another user's, writable by group or others, larger than 16 MiB,
+//! garbled, or from another gantry version is an empty index.
 
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -24,7 +29,9 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-const HEADER: &str = "gantry migration index 1";
+/// The format, the checksum scheme and the gantry that wrote it.
+const HEADER: &str = concat!("gantry migration index 1 v1 ", env!("CARGO_PKG_VERSION"));
+const MAX_BYTES: u64 = 16 << 20;
 /// How much older than its reading a file's times must be to be recorded.
 const SETTLED: Duration = Duration::from_secs(2);
 
@@ -39,6 +46,21 @@ pub struct FileKey {
 }
 
 impl FileKey {
+    /// A key no file has, never recorded (its times never settle).
+    pub fn unmatched() -> FileKey {
+        FileKey {
+            dev: u64::MAX,
+            ino: 0,
+            size: 0,
+            mtime_ns: i128::MAX,
+            ctime_ns: i128::MAX,
+        }
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
     pub fn of(meta: &std::fs::Metadata) -> FileKey {
         FileKey {
             dev: meta.dev(),
@@ -82,16 +104,25 @@ pub struct FolderIndex {
 }
 
 impl FolderIndex {
-    /// The index of `folder` kept under `cache_dir`; empty when there is
-    /// none yet (or it cannot be read).
-    pub fn open(cache_dir: &Path, folder: &Path) -> FolderIndex {
+    /// The index of `folder` kept under `cache_dir` (empty when there is
+    /// none yet, or it cannot be trusted); `None` when `folder` is not on a
+    /// filesystem the index can rely on.
+    pub fn open(cache_dir: &Path, folder: &Path) -> Option<FolderIndex> {
+        if !local_filesystem(folder) {
+            return None;
+        }
         let canonical = std::fs::canonicalize(folder).unwrap_or_else(|_| folder.to_path_buf());
         let digest = Sha256::digest(canonical.as_os_str().as_encoded_bytes());
         let file = cache_dir.join(format!("{}.index", hex::encode(&digest[..16])));
-        let entries = std::fs::read_to_string(&file)
+        let entries = read_trusted(&file)
             .map(|text| parse(&text))
             .unwrap_or_default();
-        FolderIndex { file, entries }
+        Some(FolderIndex { file, entries })
+    }
+
+    /// The index's file.
+    pub fn file(&self) -> &Path {
+        &self.file
     }
 
     /// What the index knows of `name`, if `meta` says it is unchanged.
@@ -130,7 +161,7 @@ impl FolderIndex {
     fn write(&self) -> std::io::Result<()> {
         use std::io::Write;
         let dir = self.file.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir)?;
+        crate::runtime::private::dir(dir)?;
         let mut text = String::from(HEADER);
         text.push('\n');
         let mut names: Vec<&String> = self.entries.keys().collect();
@@ -153,6 +184,60 @@ impl FolderIndex {
         temp.persist(&self.file).map_err(|e| e.error)?;
         Ok(())
     }
+}
+
+/// The index file's text, when it is a regular file of this user's that
+/// no one else may write, of a sane size.
+fn read_trusted(file: &Path) -> Option<String> {
+    use std::io::Read;
+    let meta = std::fs::symlink_metadata(file).ok()?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if !meta.file_type().is_file()
+        || meta.uid() != me
+        || meta.mode() & 0o022 != 0
+        || meta.len() > MAX_BYTES
+    {
+        return None;
+    }
+    let mut text = String::new();
+    std::fs::File::open(file)
+        .ok()?
+        .take(MAX_BYTES)
+        .read_to_string(&mut text)
+        .ok()?;
+    Some(text)
+}
+
+/// Whether `folder` is on a filesystem whose change times are the local
+/// kernel's own.
+fn local_filesystem(folder: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    const LOCAL: [i64; 7] = [
+        0xEF53,      // ext2/3/4
+        0x5846_5342, // xfs
+        0x9123_683E, // btrfs
+        0x0102_1994, // tmpfs
+        0x794C_7630, // overlayfs
+        0x2FC1_2FC1, // zfs
+        0xF2F5_2010, // f2fs
+    ];
+    let Ok(path) = std::ffi::CString::new(folder.as_os_str().as_bytes()) else {
+        return false;
+    };
+    let mut stat = std::mem::MaybeUninit::<libc::statfs>::uninit();
+    // SAFETY: `path` is a valid C string and `stat` is written by statfs
+    // before it is read (only on success).
+    let found = unsafe { libc::statfs(path.as_ptr(), stat.as_mut_ptr()) };
+    if found != 0 {
+        return false;
+    }
+    // SAFETY: statfs returned 0, so it filled `stat`.
+    let stat = unsafe { stat.assume_init() };
+    // `f_type` is `long` on 64-bit Linux and `int` elsewhere.
+    #[allow(clippy::unnecessary_cast)]
+    let kind = stat.f_type as i64;
+    LOCAL.contains(&kind)
 }
 
 /// The index file's entries; a line that does not parse is left out.
@@ -216,7 +301,7 @@ mod tests {
         let key = FileKey::of(&std::fs::metadata(&file).unwrap());
 
         // Read the moment it was written: not recorded.
-        let index = FolderIndex::open(cache.path(), folder.path());
+        let index = FolderIndex::open(cache.path(), folder.path()).expect("a local filesystem");
         let just_now = Learned {
             name: "001_a.up.sql".into(),
             key,
@@ -224,7 +309,7 @@ mod tests {
             known: known("v1:sha256:aa"),
         };
         index.update(vec![just_now.clone()], &["001_a.up.sql"]);
-        let index = FolderIndex::open(cache.path(), folder.path());
+        let index = FolderIndex::open(cache.path(), folder.path()).expect("a local filesystem");
         assert!(index.entries.is_empty());
 
         // Read long after: recorded, found while the file is as it was.
@@ -233,7 +318,7 @@ mod tests {
             ..just_now
         };
         index.update(vec![later], &["001_a.up.sql"]);
-        let index = FolderIndex::open(cache.path(), folder.path());
+        let index = FolderIndex::open(cache.path(), folder.path()).expect("a local filesystem");
         let meta = std::fs::metadata(&file).unwrap();
         assert_eq!(
             index.lookup("001_a.up.sql", &meta),
@@ -251,9 +336,25 @@ mod tests {
         index.update(Vec::new(), &[]);
         assert!(
             FolderIndex::open(cache.path(), folder.path())
+                .unwrap()
                 .entries
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn an_index_others_may_write_or_that_is_no_regular_file_is_not_read() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("x.index");
+        std::fs::write(&file, format!("{HEADER}\n")).unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(read_trusted(&file).is_some());
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o622)).unwrap();
+        assert!(read_trusted(&file).is_none());
+        let link = dir.path().join("link.index");
+        std::os::unix::fs::symlink("/dev/zero", &link).unwrap();
+        assert!(read_trusted(&link).is_none());
     }
 
     #[test]

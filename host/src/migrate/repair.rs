@@ -42,11 +42,12 @@ impl Migrator {
             id: id.to_string(),
             message,
         };
-        // A down the repair records is read (and checked) before anything
-        // is written.
+        // The scripts the repair records are read (and checked) before
+        // anything is written.
         if action == RepairAction::MarkApplied
             && let Some(m) = self.set.get(id.version())
         {
+            m.up()?;
             m.down()?;
         }
         self.locked(async |slot| {

@@ -71,8 +71,9 @@ impl Migration {
 #[derive(Debug, Clone)]
 pub struct UpFile {
     path: PathBuf,
-    /// The checksum the text must have when it is read late.
-    expected: Option<String>,
+    /// What the text must be when it is read late: the checksum and the
+    /// no-transaction mark the index gave, and the index to drop if not.
+    expected: Option<(Known, PathBuf)>,
     read: OnceLock<String>,
 }
 
@@ -86,10 +87,10 @@ impl UpFile {
         }
     }
 
-    fn known(path: PathBuf, checksum: String) -> UpFile {
+    fn known(path: PathBuf, known: Known, index: PathBuf) -> UpFile {
         UpFile {
             path,
-            expected: Some(checksum),
+            expected: Some((known, index)),
             read: OnceLock::new(),
         }
     }
@@ -101,7 +102,15 @@ impl UpFile {
             return Ok(text);
         }
         let text = read_text(&self.path)?;
-        if self.expected.as_deref() != Some(checksum::of_text(&text).as_str()) {
+        // Checked as the folder's reading checks it, and held to what the
+        // index said; an index that was wrong is dropped, so the next run
+        // reads the whole folder.
+        check_script(&self.path, &text)?;
+        if let Some((known, index)) = &self.expected
+            && (known.checksum != checksum::of_text(&text)
+                || known.no_transaction != no_transaction(&text))
+        {
+            let _ = std::fs::remove_file(index);
             return Err(file_error(
                 &self.path,
                 "changed while gantry was running; run the command again",
@@ -335,8 +344,9 @@ enum FileContents {
     Bytes(Cow<'static, [u8]>),
     /// A down script, read when used.
     Deferred,
-    /// An up script the folder index knows unchanged, read when used.
-    Known(Known),
+    /// An up script the folder index knows unchanged, read when used
+    /// (and the index file that said so).
+    Known(Known, PathBuf),
 }
 
 /// Reads the migrations for `dialect` from `source`.
@@ -369,7 +379,10 @@ pub fn discover_indexed(
     let Source::Dir(dir) = source else {
         return discover_with(source, dialect, Reading::DownsWhenUsed);
     };
-    let index = FolderIndex::open(index_dir, &folder_of(dir, dialect)?);
+    let folder = folder_of(dir, dialect)?;
+    let Some(index) = FolderIndex::open(index_dir, &folder) else {
+        return discover_with(source, dialect, Reading::DownsWhenUsed);
+    };
     let files = dir_files(dir, dialect, Reading::DownsWhenUsed, Some(&index))?;
     let read: Vec<(String, FileKey, std::time::SystemTime)> = files
         .iter()
@@ -528,7 +541,7 @@ fn read_one(
             .ok()
             .and_then(|meta| index.lookup(name, &meta));
         match known {
-            Some(known) => FileContents::Known(known.clone()),
+            Some(known) => FileContents::Known(known.clone(), index.file().to_path_buf()),
             None => {
                 let (text, key, at) = read_text_with_key(path)?;
                 read = Some((key, at));
@@ -555,10 +568,17 @@ fn read_text_with_key(
     let error = |e: std::io::Error| file_error(path, format!("cannot read as UTF-8 text: {e}"));
     let at = std::time::SystemTime::now();
     let mut file = std::fs::File::open(path).map_err(error)?;
-    let meta = file.metadata().map_err(error)?;
-    let mut text = String::with_capacity(meta.len() as usize);
+    let before = FileKey::of(&file.metadata().map_err(error)?);
+    let mut text = String::with_capacity(before.size() as usize);
     file.read_to_string(&mut text).map_err(error)?;
-    Ok((text, FileKey::of(&meta), at))
+    // Written to while read: not recorded (a key nothing will match).
+    let after = FileKey::of(&file.metadata().map_err(error)?);
+    let key = if after == before {
+        before
+    } else {
+        FileKey::unmatched()
+    };
+    Ok((text, key, at))
 }
 
 /// A script's text, or the error naming its file.
@@ -655,7 +675,7 @@ fn assemble(files: Vec<RawFile>) -> Result<MigrationSet, SourceError> {
 fn text_of(file: &RawFile) -> &str {
     match &file.contents {
         FileContents::Text(text) => text,
-        FileContents::Bytes(_) | FileContents::Deferred | FileContents::Known(_) => "",
+        FileContents::Bytes(_) | FileContents::Deferred | FileContents::Known(..) => "",
     }
 }
 
@@ -677,8 +697,8 @@ fn build(version: i64, parts: Parts) -> Result<Migration, SourceError> {
             }
             let (script, checksum, no_transaction) = match up.contents {
                 // Checked when the index recorded it; unchanged since.
-                FileContents::Known(known) => (
-                    UpFile::known(up.path.clone(), known.checksum.clone()),
+                FileContents::Known(known, index) => (
+                    UpFile::known(up.path.clone(), known.clone(), index),
                     known.checksum,
                     known.no_transaction,
                 ),

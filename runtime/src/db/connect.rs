@@ -64,11 +64,12 @@ impl Db {
         Ok(found.is_some())
     }
 
-    /// Ends the session. PostgreSQL's goodbye (`Terminate`, and TLS's
-    /// close_notify) is written at once and the connection dropped without
-    /// waiting for the server's own close_notify, which comes only once
-    /// the backend has exited (2–3 ms of every command's time); if the
-    /// goodbye cannot be written at once, the server sees the socket close.
+    /// Ends the session. On PostgreSQL, `Terminate` is written at once and
+    /// the connection dropped without waiting for the TLS shutdown (sqlx
+    /// reads the server's close_notify first, which comes only once the
+    /// backend has exited: 2–3 ms of every command's time). The backend
+    /// exits on `Terminate`; if it cannot be written at once, the server
+    /// sees the socket close (logged only with a transaction open).
     pub async fn close(self) {
         use futures_util::FutureExt;
         use sqlx::Connection;
