@@ -144,19 +144,10 @@ impl CompileCache {
 /// True when the entry at `path` may be loaded; otherwise says why in the
 /// log and removes it, so the compile that follows replaces it.
 fn trusted(path: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
     let Ok(meta) = fs::symlink_metadata(path) else {
         return false;
     };
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let me = unsafe { libc::geteuid() };
-    let why = if !meta.file_type().is_file() {
-        "it is not a regular file"
-    } else if meta.uid() != me {
-        "it is owned by another user"
-    } else if meta.mode() & 0o022 != 0 {
-        "it is writable by group or others"
-    } else {
+    let Some(why) = crate::private::untrusted(&meta) else {
         return true;
     };
     tracing::warn!(

@@ -51,6 +51,23 @@ pub fn create_file(path: &Path) -> std::io::Result<()> {
     }
 }
 
+/// Why a file (its `symlink_metadata`) cannot be trusted to hold what
+/// this user wrote: not a regular file, another user's, or writable by
+/// group or others; `None` when it can.
+pub fn untrusted(meta: &std::fs::Metadata) -> Option<&'static str> {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if !meta.file_type().is_file() {
+        Some("it is not a regular file")
+    } else if meta.uid() != me {
+        Some("it is owned by another user")
+    } else if meta.mode() & 0o022 != 0 {
+        Some("it is writable by group or others")
+    } else {
+        None
+    }
+}
+
 fn narrow(path: &Path, meta: &std::fs::Metadata, mode: u32) -> std::io::Result<()> {
     let current = meta.permissions().mode() & 0o777;
     // SAFETY: geteuid has no preconditions.

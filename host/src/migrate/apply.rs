@@ -97,16 +97,22 @@ pub(super) fn db_message(err: &sqlx::Error) -> String {
     text
 }
 
-/// The script line of a PostgreSQL error that carries a position.
-/// `before`: the characters of the query text in front of the script.
-pub(super) fn pg_error_line(err: &sqlx::Error, before: usize, script: &str) -> Option<usize> {
+/// Where in the query text a PostgreSQL error points: a 0-based
+/// character offset, if it carries a position.
+pub(super) fn pg_position(err: &sqlx::Error) -> Option<usize> {
     let pg = err
         .as_database_error()?
         .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()?;
     let sqlx::postgres::PgErrorPosition::Original(position) = pg.position()? else {
         return None;
     };
-    let offset = position.checked_sub(before + 1)?;
+    position.checked_sub(1)
+}
+
+/// The script line of a PostgreSQL error that carries a position.
+/// `before`: the characters of the query text in front of the script.
+pub(super) fn pg_error_line(err: &sqlx::Error, before: usize, script: &str) -> Option<usize> {
+    let offset = pg_position(err)?.checked_sub(before)?;
     if offset >= script.chars().count() {
         return None;
     }

@@ -32,7 +32,7 @@ use super::error::MigrateError;
 use super::events::{Direction, Event};
 use super::history;
 use super::runner::{Flush, Migrator};
-use super::source::{Body, Migration};
+use super::source::Migration;
 use crate::db::Db;
 use std::time::Duration;
 
@@ -71,11 +71,6 @@ impl Pace {
     }
 }
 
-/// Whether `m` can share a query with other steps: transactional SQL.
-fn chunkable(m: &Migration) -> bool {
-    matches!(m.body, Body::Sql { .. }) && !m.no_transaction
-}
-
 /// The steps at the head of `pending` that go together: at most `limit`,
 /// transactional SQL only, within the script budget. Always at least one
 /// (which may be any kind of step, applied on its own).
@@ -85,12 +80,13 @@ pub(super) fn take<'a, 'm>(pending: &'a [&'m Migration], limit: usize) -> &'a [&
         .iter()
         .take(limit)
         .take_while(|m| {
-            // A script that cannot be read goes alone (and fails there).
+            // SQL only (a WASM step has no up script); a script that
+            // cannot be read goes alone (and fails there).
             let Ok(Some(up)) = m.up() else {
                 return false;
             };
             bytes += up.len();
-            chunkable(m) && bytes <= MAX_SCRIPT_BYTES
+            !m.no_transaction && bytes <= MAX_SCRIPT_BYTES
         })
         .count();
     &pending[..steps.clamp(1, pending.len().max(1))]
@@ -133,16 +129,9 @@ pub(super) enum Chunked {
     Retry,
 }
 
-/// The step whose text holds the error's position (1-based characters
-/// in the whole query), if the error has one.
+/// The step whose text holds the error's position, if the error has one.
 fn step_at(err: &sqlx::Error, spans: &[std::ops::Range<usize>]) -> Option<usize> {
-    let pg = err
-        .as_database_error()?
-        .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()?;
-    let sqlx::postgres::PgErrorPosition::Original(position) = pg.position()? else {
-        return None;
-    };
-    let at = position.checked_sub(1)?;
+    let at = super::apply::pg_position(err)?;
     spans.iter().position(|span| span.contains(&at))
 }
 
@@ -261,6 +250,7 @@ fn started(m: &Migration) -> Event {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::migrate::source::Body;
 
     fn sql(version: i64, up: &str, no_transaction: bool) -> Migration {
         Migration {

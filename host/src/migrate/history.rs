@@ -326,19 +326,17 @@ pub async fn load_existing(db: &mut Db) -> Result<Vec<HistoryRow>, sqlx::Error> 
 /// each was applied (what `status` shows; on PostgreSQL the timestamps'
 /// text is most of what a long history costs to send and decode).
 pub async fn load_for_plan(db: &mut Db) -> Result<Vec<HistoryRow>, sqlx::Error> {
-    let sql = match db.dialect() {
-        Dialect::Postgres => {
-            "SELECT version, name, kind, checksum, state, no_transaction, NULL::timestamptz AS applied_at, \
-             NULL::float8 AS duration_ms, NULL::text AS applied_by, error, progress, statements \
-             FROM gantry_migrations ORDER BY version"
-        }
-        Dialect::Sqlite => {
-            "SELECT version, name, kind, checksum, state, no_transaction, NULL AS applied_at, \
-             NULL AS duration_ms, NULL AS applied_by, error, progress, statements \
-             FROM gantry_migrations ORDER BY version"
-        }
+    // PostgreSQL types a bare NULL as text; SQLite's NULL has no type.
+    let [at, ms, by] = match db.dialect() {
+        Dialect::Postgres => ["::timestamptz", "::float8", "::text"],
+        Dialect::Sqlite => [""; 3],
     };
-    load_with(db, sql).await
+    let sql = format!(
+        "SELECT version, name, kind, checksum, state, no_transaction, NULL{at} AS applied_at, \
+         NULL{ms} AS duration_ms, NULL{by} AS applied_by, error, progress, statements \
+         FROM gantry_migrations ORDER BY version"
+    );
+    load_with(db, &sql).await
 }
 
 async fn load_with(db: &mut Db, sql: &str) -> Result<Vec<HistoryRow>, sqlx::Error> {

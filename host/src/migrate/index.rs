@@ -24,7 +24,7 @@
 //! garbled, or from another gantry version is an empty index.
 
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -134,11 +134,9 @@ impl FolderIndex {
     /// Keeps what this run learned (the files it read whose times have
     /// settled) and forgets files no longer in the folder (`present`);
     /// writes the index only when that changes it.
-    pub fn update(mut self, learned: Vec<Learned>, present: &[&str]) {
+    pub fn update(mut self, learned: Vec<Learned>, present: &HashSet<String>) {
         let before = self.entries.len();
-        let present: std::collections::HashSet<&str> = present.iter().copied().collect();
-        self.entries
-            .retain(|name, _| present.contains(name.as_str()));
+        self.entries.retain(|name, _| present.contains(name));
         let mut changed = self.entries.len() != before;
         for file in learned {
             if !file.key.settled(file.read_at) || file.name.contains('\n') {
@@ -191,13 +189,7 @@ impl FolderIndex {
 fn read_trusted(file: &Path) -> Option<String> {
     use std::io::Read;
     let meta = std::fs::symlink_metadata(file).ok()?;
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let me = unsafe { libc::geteuid() };
-    if !meta.file_type().is_file()
-        || meta.uid() != me
-        || meta.mode() & 0o022 != 0
-        || meta.len() > MAX_BYTES
-    {
+    if crate::runtime::private::untrusted(&meta).is_some() || meta.len() > MAX_BYTES {
         return None;
     }
     let mut text = String::new();
@@ -308,7 +300,8 @@ mod tests {
             read_at: SystemTime::now(),
             known: known("v1:sha256:aa"),
         };
-        index.update(vec![just_now.clone()], &["001_a.up.sql"]);
+        let present = HashSet::from(["001_a.up.sql".to_string()]);
+        index.update(vec![just_now.clone()], &present);
         let index = FolderIndex::open(cache.path(), folder.path()).expect("a local filesystem");
         assert!(index.entries.is_empty());
 
@@ -317,7 +310,7 @@ mod tests {
             read_at: SystemTime::now() + Duration::from_secs(10),
             ..just_now
         };
-        index.update(vec![later], &["001_a.up.sql"]);
+        index.update(vec![later], &present);
         let index = FolderIndex::open(cache.path(), folder.path()).expect("a local filesystem");
         let meta = std::fs::metadata(&file).unwrap();
         assert_eq!(
@@ -333,7 +326,7 @@ mod tests {
         assert_eq!(index.lookup("001_a.up.sql", &meta), None);
 
         // A file gone from the folder is forgotten.
-        index.update(Vec::new(), &[]);
+        index.update(Vec::new(), &HashSet::new());
         assert!(
             FolderIndex::open(cache.path(), folder.path())
                 .unwrap()

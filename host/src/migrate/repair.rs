@@ -47,8 +47,7 @@ impl Migrator {
         if action == RepairAction::MarkApplied
             && let Some(m) = self.set.get(id.version())
         {
-            m.up()?;
-            m.down()?;
+            m.read_scripts()?;
         }
         self.locked(async |slot| {
             let db = slot.as_mut().expect("connection");

@@ -376,9 +376,9 @@ impl Migrator {
                 .map_err(MigrateError::sql("look for the migration history tables"))?;
             if !in_place {
                 // The first write of a run that may apply everything: every
-                // down is read and checked first, so a bad one changes
+                // script is read and checked first, so a bad one changes
                 // nothing.
-                self.set.read_downs()?;
+                self.set.read_scripts()?;
                 history::create(db, self.history_key())
                     .await
                     .map_err(MigrateError::sql("create the migration history tables"))?;
@@ -538,8 +538,7 @@ impl Migrator {
         // before anything runs (a no-op reads none of the ones the folder
         // index knows, and no down).
         for m in &pending {
-            m.up()?;
-            m.down()?;
+            m.read_scripts()?;
         }
         self.emit(Event::Planned {
             direction: Direction::Up,

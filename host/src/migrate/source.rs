@@ -52,6 +52,14 @@ impl Migration {
         }
     }
 
+    /// Reads (and checks) the scripts not read yet: what a run does before
+    /// it runs or records this migration.
+    pub fn read_scripts(&self) -> Result<(), SourceError> {
+        self.up()?;
+        self.down()?;
+        Ok(())
+    }
+
     /// The down script, read and checked now if its reading was deferred
     /// (`Reading::DownsWhenUsed`); `None` for a WASM step or an SQL
     /// migration without one.
@@ -313,12 +321,8 @@ pub struct MigrationSet {
 
 impl MigrationSet {
     /// Reads (and checks) every script not read yet.
-    pub fn read_downs(&self) -> Result<(), SourceError> {
-        for m in &self.migrations {
-            m.up()?;
-            m.down()?;
-        }
-        Ok(())
+    pub fn read_scripts(&self) -> Result<(), SourceError> {
+        self.migrations.iter().try_for_each(Migration::read_scripts)
     }
 
     pub fn get(&self, version: i64) -> Option<&Migration> {
@@ -388,7 +392,7 @@ pub fn discover_indexed(
         .iter()
         .filter_map(|f| f.read.map(|(key, at)| (f.name.clone(), key, at)))
         .collect();
-    let names: Vec<String> = files.iter().map(|f| f.name.clone()).collect();
+    let names: std::collections::HashSet<String> = files.iter().map(|f| f.name.clone()).collect();
     let set = assemble(files)?;
     let learned = read
         .into_iter()
@@ -406,7 +410,6 @@ pub fn discover_indexed(
             })
         })
         .collect();
-    let names: Vec<&str> = names.iter().map(String::as_str).collect();
     index.update(learned, &names);
     Ok(set)
 }
@@ -565,7 +568,7 @@ fn read_text_with_key(
     path: &Path,
 ) -> Result<(String, FileKey, std::time::SystemTime), SourceError> {
     use std::io::Read;
-    let error = |e: std::io::Error| file_error(path, format!("cannot read as UTF-8 text: {e}"));
+    let error = |e| unreadable(path, e);
     let at = std::time::SystemTime::now();
     let mut file = std::fs::File::open(path).map_err(error)?;
     let before = FileKey::of(&file.metadata().map_err(error)?);
@@ -583,8 +586,11 @@ fn read_text_with_key(
 
 /// A script's text, or the error naming its file.
 fn read_text(path: &Path) -> Result<String, SourceError> {
-    std::fs::read_to_string(path)
-        .map_err(|e| file_error(path, format!("cannot read as UTF-8 text: {e}")))
+    std::fs::read_to_string(path).map_err(|e| unreadable(path, e))
+}
+
+fn unreadable(path: &Path, e: std::io::Error) -> SourceError {
+    file_error(path, format!("cannot read as UTF-8 text: {e}"))
 }
 
 /// `001_create_auth_tables` → (1, "create_auth_tables").
