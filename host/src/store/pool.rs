@@ -45,9 +45,32 @@ impl Pool {
     }
 
     async fn close(&self) {
+        // sqlx's `close` does not wait for a connection still on its way
+        // back: a finished transaction returns its connection from a
+        // spawned task, and closing the idle ones first lets `close`
+        // return before that one arrives. It is then dropped, unclosed,
+        // when the runtime shuts down; for SQLite its thread races the
+        // process's exit to fold the write-ahead log back, and the process
+        // leaves `-wal` and `-shm` beside the database. So every
+        // connection is let come back first (bounded: no task holds one
+        // when a command ends).
+        let returned = async {
+            while self.busy() {
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+        };
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), returned).await;
         match self {
             Pool::Postgres(p) => p.close().await,
             Pool::Sqlite(p) => p.close().await,
+        }
+    }
+
+    /// Some connection is checked out or on its way back.
+    fn busy(&self) -> bool {
+        match self {
+            Pool::Postgres(p) => p.num_idle() < p.size() as usize,
+            Pool::Sqlite(p) => p.num_idle() < p.size() as usize,
         }
     }
 }
@@ -321,5 +344,36 @@ pub(super) fn failed(
         target,
         action,
         source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Store;
+    use crate::db::DbTarget;
+
+    /// A command's last transactions return their connections from spawned
+    /// tasks as the command ends; closing the store still closes every one
+    /// of them, so SQLite folds its write-ahead log back and removes its
+    /// side files before the process exits.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn closing_leaves_no_write_ahead_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("state.db");
+        let target = DbTarget::parse(&format!("sqlite://{}", file.display())).unwrap();
+        let side = |suffix: &str| dir.path().join(format!("state.db{suffix}"));
+        for round in 0..40 {
+            let store = Store::open(&target).await.unwrap();
+            // Two reads at once hold two connections.
+            let (a, b) = tokio::join!(
+                store.read(async |tx| tx.backups().await),
+                store.read(async |tx| tx.backups().await)
+            );
+            a.unwrap();
+            b.unwrap();
+            store.close().await;
+            assert!(!side("-wal").exists(), "round {round}: -wal left");
+            assert!(!side("-shm").exists(), "round {round}: -shm left");
+        }
     }
 }
