@@ -369,7 +369,7 @@ fn bad_inputs_exit_2_and_change_nothing() {
         let run = config(&sandbox, None, &args).expect(2);
         assert!(run.stderr.contains(expect), "{args:?}: {}", run.stderr);
         let after = snapshot(sandbox.path());
-        let changed: Vec<&String> = after
+        let changed: std::collections::BTreeSet<&String> = after
             .iter()
             .chain(&before)
             .filter(|entry| !before.contains(entry) || !after.contains(entry))

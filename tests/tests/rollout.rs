@@ -50,11 +50,8 @@ fn three_instances_roll_to_a_new_config_under_load_without_a_failed_request() {
         during.failed
     );
     assert_eq!(during.failed, 0, "failed requests: {:?}", during.failures);
-    // The load must be real for "no failed request" to mean something;
-    // its figure is not judged here (the machine runs other tests at once:
-    // 2,000 req/s alone, under 1,000 in the full suite).
     assert!(
-        during.per_second >= 200.0,
+        during.per_second >= 2000.0,
         "the load was only {:.0} req/s",
         during.per_second
     );
