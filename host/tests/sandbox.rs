@@ -737,6 +737,110 @@ fn an_untrusted_compile_cache_entry_is_recompiled_and_replaced() {
     );
 }
 
+/// The compile cache remembers a plugin file's sha256 by the file's
+/// identity and then skips hashing it; what is remembered only picks a
+/// compiled entry, never names a compile of other bytes, and an edit to
+/// the file — even one that keeps its size and modification time — is
+/// hashed again.
+#[test]
+fn a_remembered_sha256_picks_an_entry_and_never_outlives_an_edit() {
+    use gantry::runtime::CacheOutcome;
+    use gantry_runtime::identity::Stamp;
+    use sha2::{Digest, Sha256};
+    let cache = tempfile::tempdir().unwrap();
+    let plugins = tempfile::tempdir().unwrap();
+    let rt = Runtime::new(RuntimeSettings {
+        cache_dir: Some(cache.path().to_path_buf()),
+        ..RuntimeSettings::default()
+    })
+    .unwrap();
+    let wasm = plugins.path().join("trivial.wasm");
+    let manifest = plugins.path().join("trivial.toml");
+    std::fs::copy(test_plugin("trivial"), &wasm).unwrap();
+    std::fs::copy(test_plugin("trivial").with_extension("toml"), &manifest).unwrap();
+    let trivial = std::fs::read(&wasm).unwrap();
+    let trivial_sha = hex::encode(Sha256::digest(&trivial));
+    let hostile = std::fs::read(test_plugin("hostile")).unwrap();
+    let hostile_sha = hex::encode(Sha256::digest(&hostile));
+    // Read as if the file were older than the two seconds the cache
+    // waits before it trusts a file's identity.
+    let read = || {
+        let mut source = PluginSource::from_path(&wasm, None).expect("source");
+        source.stamp = source.stamp.map(|stamp| Stamp {
+            read_at: stamp.read_at + Duration::from_secs(10),
+            ..stamp
+        });
+        source
+    };
+    let entry = |sha: &str| {
+        std::fs::read_dir(cache.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.to_string_lossy().contains(sha))
+    };
+
+    let first = rt.load(read(), None).expect("load");
+    assert_eq!(
+        (first.cache, first.sha256.as_str()),
+        (CacheOutcome::Compiled, trivial_sha.as_str())
+    );
+    assert!(
+        cache.path().join("digests").read_dir().unwrap().count() == 1,
+        "the file's sha256 is remembered"
+    );
+
+    // Remembered: the bytes are not hashed (other bytes in hand change
+    // nothing), the entry of the remembered sha256 is what loads, and the
+    // pins hold against that sha256.
+    let mut other_bytes = read();
+    other_bytes.bytes = hostile.clone().into();
+    let again = rt.load(other_bytes, Some(&first.pin)).expect("load");
+    assert_eq!(
+        (again.cache, again.sha256.as_str()),
+        (CacheOutcome::Hit, trivial_sha.as_str())
+    );
+
+    // The entry gone, the bytes in hand are hashed and compiled under
+    // their own sha256, never the remembered one; the pin then fails.
+    std::fs::remove_file(entry(&trivial_sha).expect("an entry")).unwrap();
+    let mut other_bytes = read();
+    other_bytes.bytes = hostile.clone().into();
+    match rt.load(other_bytes, Some(&first.pin)) {
+        Err(LoadError::Integrity { actual, .. }) => assert_ne!(actual, first.pin),
+        Err(other) => panic!("expected an integrity error, got {other}"),
+        Ok(_) => panic!("other bytes loaded under the trivial plugin's pin"),
+    }
+    let mut other_bytes = read();
+    other_bytes.bytes = hostile.clone().into();
+    let compiled = rt.load(other_bytes, None).expect("load");
+    assert_eq!(compiled.sha256, hostile_sha);
+    assert!(
+        entry(&trivial_sha).is_none(),
+        "no entry under the remembered sha256"
+    );
+    assert!(entry(&hostile_sha).is_some());
+
+    // Edited in place, same length, modification time put back: the
+    // change time moves on, so the file is hashed again — the pin of the
+    // edited bytes holds (the remembered sha256 would fail it), and then
+    // the bytes are no component.
+    let modified = std::fs::metadata(&wasm).unwrap().modified().unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    let mut edited = trivial.clone();
+    edited[0] ^= 0xff;
+    let file = std::fs::OpenOptions::new().write(true).open(&wasm).unwrap();
+    std::io::Write::write_all(&mut &file, &edited).unwrap();
+    file.set_modified(modified).unwrap();
+    drop(file);
+    let source = read();
+    let edited_pin = source.manifest.pin(&hex::encode(Sha256::digest(&edited)));
+    match rt.load(source, Some(&edited_pin)) {
+        Err(LoadError::Malformed { plugin, .. }) => assert_eq!(plugin, "trivial"),
+        Err(other) => panic!("expected the edited bytes hashed, then malformed; got {other}"),
+        Ok(loaded) => panic!("an edited file loaded as {}", loaded.sha256),
+    }
+}
+
 /// This machine's own name, which its hosts file points at a loopback or
 /// private address: a name a grant can hold that lands on the inside.
 fn inside_name() -> String {

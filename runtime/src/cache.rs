@@ -11,8 +11,17 @@
 //! directory it did not create with those permissions. Each entry is loaded
 //! only when it is a regular file owned by this user and writable by no one
 //! else; any other is recompiled and replaced, and the log says why.
+//!
+//! Beside the entries, the cache remembers each plugin file's sha256 by
+//! the file's identity (`digest`), so an unchanged file is not hashed
+//! again on the way to its entry.
 
+mod digest;
+
+use crate::identity::Stamp;
 use anyhow::Context;
+use digest::Digests;
+use sha2::{Digest, Sha256};
 use std::fs;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -34,6 +43,7 @@ pub struct CompileCache {
     dir: Option<PathBuf>,
     max_bytes: u64,
     engine_key: String,
+    digests: Option<Digests>,
 }
 
 impl CompileCache {
@@ -49,10 +59,12 @@ impl CompileCache {
                 None
             }
         });
+        let digests = dir.as_deref().map(Digests::in_cache);
         CompileCache {
             dir,
             max_bytes,
             engine_key,
+            digests,
         }
     }
 
@@ -66,6 +78,34 @@ impl CompileCache {
             .map(|d| d.join(format!("{sha256}-{}.cwasm", self.engine_key)))
     }
 
+    /// The sha256 of `bytes`, read from `file` as its stamp says — and,
+    /// when the sha256 is the one remembered for that file, its entry,
+    /// loaded without hashing the bytes again. Otherwise the bytes are
+    /// hashed (and the sha256 remembered for the file).
+    pub fn identify(
+        &self,
+        engine: &Engine,
+        bytes: &[u8],
+        file: Option<(&Path, &Stamp)>,
+    ) -> (String, Option<Component>) {
+        let remembered = match (&self.digests, file) {
+            (Some(digests), Some((path, stamp))) => digests.recall(path, stamp),
+            _ => None,
+        };
+        if let Some(sha256) = &remembered
+            && let Some(component) = self.hit(engine, sha256)
+        {
+            return (sha256.clone(), Some(component));
+        }
+        let sha256 = hex::encode(Sha256::digest(bytes));
+        if let (Some(digests), Some((path, stamp))) = (&self.digests, file)
+            && remembered.as_deref() != Some(sha256.as_str())
+        {
+            digests.remember(path, stamp, &sha256);
+        }
+        (sha256, None)
+    }
+
     /// The component for `bytes`, from the cache or freshly compiled.
     pub fn load(
         &self,
@@ -73,23 +113,8 @@ impl CompileCache {
         bytes: &[u8],
         sha256: &str,
     ) -> anyhow::Result<(Component, CacheOutcome)> {
-        if let Some(path) = self.entry(sha256)
-            && path.is_file()
-            && trusted(&path)
-        {
-            // SAFETY: entries are written only by `store` below, into a
-            // directory private to this user, under a name that binds
-            // the source's sha256 and this engine's settings.
-            match unsafe { Component::deserialize_file(engine, &path) } {
-                Ok(component) => {
-                    touch(&path);
-                    return Ok((component, CacheOutcome::Hit));
-                }
-                Err(err) => {
-                    tracing::warn!(path = %path.display(), "discarding a bad cache entry: {err:#}");
-                    let _ = fs::remove_file(&path);
-                }
-            }
+        if let Some(component) = self.hit(engine, sha256) {
+            return Ok((component, CacheOutcome::Hit));
         }
         let component = Component::new(engine, bytes)?;
         let outcome = match self.store(sha256, &component) {
@@ -101,6 +126,28 @@ impl CompileCache {
             }
         };
         Ok((component, outcome))
+    }
+
+    /// The entry for `sha256`, when it is in the cache and trusted.
+    fn hit(&self, engine: &Engine, sha256: &str) -> Option<Component> {
+        let path = self.entry(sha256)?;
+        if !path.is_file() || !trusted(&path) {
+            return None;
+        }
+        // SAFETY: entries are written only by `store` below, into a
+        // directory private to this user, under a name that binds the
+        // source's sha256 and this engine's settings.
+        match unsafe { Component::deserialize_file(engine, &path) } {
+            Ok(component) => {
+                touch(&path);
+                Some(component)
+            }
+            Err(err) => {
+                tracing::warn!(path = %path.display(), "discarding a bad cache entry: {err:#}");
+                let _ = fs::remove_file(&path);
+                None
+            }
+        }
     }
 
     fn store(&self, sha256: &str, component: &Component) -> anyhow::Result<bool> {
@@ -116,9 +163,13 @@ impl CompileCache {
         Ok(true)
     }
 
-    /// Removes the least recently used entries until the cache fits.
+    /// Removes the least recently used entries until the cache fits, and
+    /// digests no longer written.
     fn evict(&self) -> anyhow::Result<()> {
         let Some(dir) = &self.dir else { return Ok(()) };
+        if let Some(digests) = &self.digests {
+            digests.prune();
+        }
         let mut entries: Vec<(SystemTime, u64, PathBuf)> = fs::read_dir(dir)?
             .filter_map(Result::ok)
             .filter(|e| e.path().extension().is_some_and(|x| x == "cwasm"))

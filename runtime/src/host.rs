@@ -15,7 +15,6 @@ use super::source::{Origin, PluginSource};
 use super::state::CallState;
 use crate::bindings::{self, config_validator, health_check, migration, notifier};
 use crate::capabilities;
-use sha2::{Digest, Sha256};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use wasmtime::Engine;
@@ -201,6 +200,7 @@ impl Runtime {
             origin,
             bytes,
             manifest,
+            stamp,
         } = source;
         let name = manifest.name.clone();
         let path = match &origin {
@@ -208,7 +208,13 @@ impl Runtime {
             Origin::File(path) => path.clone(),
         };
 
-        let sha256 = hex::encode(Sha256::digest(&bytes));
+        // A file the cache remembers, unchanged, is not hashed again: its
+        // sha256 picks its compiled entry, and the pins hold against it.
+        let file = match (&origin, &stamp) {
+            (Origin::File(path), Some(stamp)) => Some((path.as_path(), stamp)),
+            _ => None,
+        };
+        let (sha256, remembered) = self.cache.identify(&self.engine, &bytes, file);
         let plugin_pin = manifest.pin(&sha256);
         for (what, expected, actual) in [
             (
@@ -247,14 +253,17 @@ impl Runtime {
                 detail,
             });
         }
-        let (component, cache) = self
-            .cache
-            .load(&self.engine, &bytes, &sha256)
-            .map_err(|e| LoadError::Malformed {
-                plugin: name.clone(),
-                path: path.clone(),
-                detail: format!("{e:#}"),
-            })?;
+        let (component, cache) = match remembered {
+            Some(component) => (component, CacheOutcome::Hit),
+            None => self
+                .cache
+                .load(&self.engine, &bytes, &sha256)
+                .map_err(|e| LoadError::Malformed {
+                    plugin: name.clone(),
+                    path: path.clone(),
+                    detail: format!("{e:#}"),
+                })?,
+        };
 
         let imports = self.check_imports(&manifest, &component)?;
         self.check_exports(&manifest, &component)?;

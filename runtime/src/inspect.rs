@@ -80,7 +80,12 @@ pub fn inspect(
         path: path.to_path_buf(),
         source,
     })?;
-    let source = PluginSource::from_path(path, manifest);
+    // Inspecting hashes what it reads: the load's sha256 is computed, not
+    // remembered by the file's identity, so both halves describe one file.
+    let source = PluginSource::from_path(path, manifest).map(|source| PluginSource {
+        stamp: None,
+        ..source
+    });
     inspect_bytes(runtime, path, &plugin, &bytes, source)
 }
 

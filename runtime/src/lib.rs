@@ -11,6 +11,7 @@ pub mod capabilities;
 pub mod db;
 pub mod escape;
 pub mod folder;
+pub mod identity;
 pub mod kind;
 pub mod limits;
 pub mod position;

@@ -3,6 +3,7 @@
 
 use super::error::LoadError;
 use super::manifest::{Manifest, ManifestError};
+use crate::identity::{self, Stamp};
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
@@ -31,6 +32,10 @@ pub struct PluginSource {
     pub origin: Origin,
     pub bytes: Cow<'static, [u8]>,
     pub manifest: Manifest,
+    /// The component file's identity when `bytes` were read from it: the
+    /// compile cache remembers its sha256 by it. Whoever replaces `bytes`
+    /// sets this to `None`.
+    pub stamp: Option<Stamp>,
 }
 
 impl PluginSource {
@@ -55,6 +60,7 @@ impl PluginSource {
                     origin: Origin::Builtin,
                     bytes: Cow::Borrowed(wasm),
                     manifest,
+                    stamp: None,
                 })
                 .map_err(LoadError::from),
         )
@@ -78,7 +84,13 @@ impl PluginSource {
             }));
         }
         let manifest = Manifest::read(&manifest_path)?;
-        let bytes = std::fs::read(wasm).map_err(|source| LoadError::Read {
+        // `read_to_end` sizes its buffer from the file, fallibly: a huge
+        // file is an error, not an abort.
+        let (bytes, stamp) = identity::read(wasm, |file| {
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(file, &mut bytes).map(|_| bytes)
+        })
+        .map_err(|source| LoadError::Read {
             plugin: manifest.name.clone(),
             path: wasm.to_path_buf(),
             source,
@@ -87,6 +99,7 @@ impl PluginSource {
             origin: Origin::File(wasm.to_path_buf()),
             bytes: Cow::Owned(bytes),
             manifest,
+            stamp: Some(stamp),
         })
     }
 

@@ -8,9 +8,10 @@
 //! an up are errors that name the file. Nothing here touches a database.
 
 use super::checksum;
-use super::index::{FileKey, FolderIndex, Known, Learned};
+use super::index::{FolderIndex, Known, Learned};
 use crate::db::Dialect;
 use crate::db::split;
+use crate::runtime::identity::{self, Stamp};
 use crate::runtime::{Manifest, PluginKind, PluginSource};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -340,7 +341,7 @@ struct RawFile {
     contents: FileContents,
     /// An up script read from disk: its identity and when it was read,
     /// for the folder index.
-    read: Option<(FileKey, std::time::SystemTime)>,
+    read: Option<Stamp>,
 }
 
 enum FileContents {
@@ -388,21 +389,20 @@ pub fn discover_indexed(
         return discover_with(source, dialect, Reading::DownsWhenUsed);
     };
     let files = dir_files(dir, dialect, Reading::DownsWhenUsed, Some(&index))?;
-    let read: Vec<(String, FileKey, std::time::SystemTime)> = files
+    let read: Vec<(String, Stamp)> = files
         .iter()
-        .filter_map(|f| f.read.map(|(key, at)| (f.name.clone(), key, at)))
+        .filter_map(|f| f.read.map(|stamp| (f.name.clone(), stamp)))
         .collect();
     let names: std::collections::HashSet<String> = files.iter().map(|f| f.name.clone()).collect();
     let set = assemble(files)?;
     let learned = read
         .into_iter()
-        .filter_map(|(name, key, read_at)| {
+        .filter_map(|(name, stamp)| {
             let (version, _) = parse_stem(up_stem(&name)?)?;
             let m = set.get(version)?;
             Some(Learned {
                 name,
-                key,
-                read_at,
+                stamp,
                 known: Known {
                     checksum: m.checksum.clone(),
                     no_transaction: m.no_transaction,
@@ -546,8 +546,12 @@ fn read_one(
         match known {
             Some(known) => FileContents::Known(known.clone(), index.file().to_path_buf()),
             None => {
-                let (text, key, at) = read_text_with_key(path)?;
-                read = Some((key, at));
+                let (text, stamp) = identity::read(path, |file| {
+                    let mut text = String::new();
+                    std::io::Read::read_to_string(file, &mut text).map(|_| text)
+                })
+                .map_err(|e| unreadable(path, e))?;
+                read = Some(stamp);
                 FileContents::Text(Cow::Owned(text))
             }
         }
@@ -560,28 +564,6 @@ fn read_one(
         contents,
         read,
     })
-}
-
-/// A script's text with the identity its file had when it was read, and
-/// the time the reading began (see `index`).
-fn read_text_with_key(
-    path: &Path,
-) -> Result<(String, FileKey, std::time::SystemTime), SourceError> {
-    use std::io::Read;
-    let error = |e| unreadable(path, e);
-    let at = std::time::SystemTime::now();
-    let mut file = std::fs::File::open(path).map_err(error)?;
-    let before = FileKey::of(&file.metadata().map_err(error)?);
-    let mut text = String::with_capacity(before.size() as usize);
-    file.read_to_string(&mut text).map_err(error)?;
-    // Written to while read: not recorded (a key nothing will match).
-    let after = FileKey::of(&file.metadata().map_err(error)?);
-    let key = if after == before {
-        before
-    } else {
-        FileKey::unmatched()
-    };
-    Ok((text, key, at))
 }
 
 /// A script's text, or the error naming its file.

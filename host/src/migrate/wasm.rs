@@ -131,6 +131,7 @@ impl Migrator {
             origin: Origin::File(PathBuf::from(origin)),
             bytes: component,
             manifest: manifest.clone(),
+            stamp: None,
         };
         // The operator's pin holds for a migration step as for any plugin.
         let pin = runtime.settings().pins.get(&manifest.name).cloned();
