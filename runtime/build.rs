@@ -7,7 +7,8 @@
 //!   by every profile) and a clean environment, as wasmtime builds its test
 //!   programs.
 //! - Writes `builtin_plugins.rs` into `OUT_DIR`: every plugin directly under
-//!   `plugins/` that has a `NAME.toml` manifest is a built-in.
+//!   `plugins/` that has a `NAME.toml` manifest is a built-in, with the
+//!   sha256 of its component (so loading one does not hash it).
 //! - Copies every built component, built-in or test guest, with its manifest
 //!   into `OUT_DIR/plugins/`, exposed to tests as `GANTRY_TEST_PLUGINS_DIR`.
 
@@ -179,15 +180,18 @@ fn copy_if_changed(from: &Path, to: &Path) {
 
 fn write_builtin_table(out_dir: &Path, staged: &Path, builtins: &[PathBuf]) {
     let mut code = String::from(
-        "/// Built-in plugins embedded at build time: (name, component, manifest).\n\
-         pub static BUILTINS: &[(&str, &[u8], &str)] = &[\n",
+        "/// Built-in plugins embedded at build time: (name, component, manifest,\n\
+         /// the component's sha256).\n\
+         pub static BUILTINS: &[(&str, &[u8], &str, &str)] = &[\n",
     );
     for dir in builtins {
         let name = plugin_name(dir);
         let wasm = staged.join(format!("{name}.wasm"));
         let manifest = staged.join(format!("{name}.toml"));
+        let bytes = fs::read(&wasm).expect("read a staged built-in");
+        let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
         code.push_str(&format!(
-            "    ({name:?}, include_bytes!({wasm:?}), include_str!({manifest:?})),\n",
+            "    ({name:?}, include_bytes!({wasm:?}), include_str!({manifest:?}), {sha256:?}),\n",
             wasm = wasm.display().to_string(),
             manifest = manifest.display().to_string(),
         ));

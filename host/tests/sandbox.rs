@@ -745,6 +745,7 @@ fn an_untrusted_compile_cache_entry_is_recompiled_and_replaced() {
 #[test]
 fn a_remembered_sha256_picks_an_entry_and_never_outlives_an_edit() {
     use gantry::runtime::CacheOutcome;
+    use gantry::runtime::Provenance;
     use gantry_runtime::identity::Stamp;
     use sha2::{Digest, Sha256};
     let cache = tempfile::tempdir().unwrap();
@@ -766,7 +767,10 @@ fn a_remembered_sha256_picks_an_entry_and_never_outlives_an_edit() {
     // waits before it trusts a file's identity.
     let read = || {
         let mut source = PluginSource::from_path(&wasm, None).expect("source");
-        source.stamp = source.stamp.map(|stamp| Stamp {
+        let Provenance::File(stamp) = source.provenance else {
+            panic!("read from a file");
+        };
+        source.provenance = Provenance::File(Stamp {
             read_at: stamp.read_at + Duration::from_secs(10),
             ..stamp
         });

@@ -11,7 +11,7 @@ use super::cache::{CacheOutcome, CompileCache};
 use super::engine::{EngineSettings, EpochTicker, new_engine};
 use super::error::LoadError;
 use super::manifest::{Manifest, PluginKind};
-use super::source::{Origin, PluginSource};
+use super::source::{Origin, PluginSource, Provenance};
 use super::state::CallState;
 use crate::bindings::{self, config_validator, health_check, migration, notifier};
 use crate::capabilities;
@@ -200,7 +200,7 @@ impl Runtime {
             origin,
             bytes,
             manifest,
-            stamp,
+            provenance,
         } = source;
         let name = manifest.name.clone();
         let path = match &origin {
@@ -208,13 +208,17 @@ impl Runtime {
             Origin::File(path) => path.clone(),
         };
 
-        // A file the cache remembers, unchanged, is not hashed again: its
-        // sha256 picks its compiled entry, and the pins hold against it.
-        let file = match (&origin, &stamp) {
-            (Origin::File(path), Some(stamp)) => Some((path.as_path(), stamp)),
-            _ => None,
+        // A built-in's sha256 came with this binary. A file the cache
+        // remembers, unchanged, is not hashed again: its sha256 picks its
+        // compiled entry, and the pins hold against it.
+        let (sha256, remembered) = match (&origin, &provenance) {
+            (Origin::Builtin, Provenance::Builtin(sha256)) => (sha256.to_string(), None),
+            (Origin::File(path), Provenance::File(stamp)) => {
+                self.cache
+                    .identify(&self.engine, &bytes, Some((path.as_path(), stamp)))
+            }
+            _ => self.cache.identify(&self.engine, &bytes, None),
         };
-        let (sha256, remembered) = self.cache.identify(&self.engine, &bytes, file);
         let plugin_pin = manifest.pin(&sha256);
         for (what, expected, actual) in [
             (

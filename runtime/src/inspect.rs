@@ -3,7 +3,7 @@
 use super::error::LoadError;
 use super::host::Runtime;
 use super::manifest::{Manifest, PluginKind};
-use super::source::PluginSource;
+use super::source::{PluginSource, Provenance};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -83,7 +83,7 @@ pub fn inspect(
     // Inspecting hashes what it reads: the load's sha256 is computed, not
     // remembered by the file's identity, so both halves describe one file.
     let source = PluginSource::from_path(path, manifest).map(|source| PluginSource {
-        stamp: None,
+        provenance: Provenance::Unknown,
         ..source
     });
     inspect_bytes(runtime, path, &plugin, &bytes, source)

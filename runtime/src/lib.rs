@@ -46,4 +46,4 @@ pub use host::{Plugin, Runtime, RuntimeSettings};
 pub use inspect::{Inspection, ManifestSummary, inspect, inspect_builtin};
 pub use manifest::{Manifest, ManifestError, PluginKind};
 pub use registry::{Entry, Registry};
-pub use source::{Origin, PluginSource};
+pub use source::{Origin, PluginSource, Provenance};

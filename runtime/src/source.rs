@@ -32,16 +32,27 @@ pub struct PluginSource {
     pub origin: Origin,
     pub bytes: Cow<'static, [u8]>,
     pub manifest: Manifest,
-    /// The component file's identity when `bytes` were read from it: the
-    /// compile cache remembers its sha256 by it. Whoever replaces `bytes`
-    /// sets this to `None`.
-    pub stamp: Option<Stamp>,
+    /// How the sha256 of `bytes` may be had without hashing them.
+    /// Whoever replaces `bytes` sets this to `Provenance::Unknown`.
+    pub provenance: Provenance,
+}
+
+/// Where a source's bytes came from, as far as their sha256 goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provenance {
+    /// Nothing is known: they are hashed.
+    Unknown,
+    /// Read from their file, which had this identity: the compile cache
+    /// may remember their sha256 by it.
+    File(Stamp),
+    /// Embedded in this binary, whose build computed their sha256.
+    Builtin(&'static str),
 }
 
 impl PluginSource {
     /// The names of the built-in plugins.
     pub fn builtin_names() -> impl Iterator<Item = &'static str> {
-        embedded::BUILTINS.iter().map(|(name, _, _)| *name)
+        embedded::BUILTINS.iter().map(|(name, ..)| *name)
     }
 
     /// The built-in a short name stands for (`webhook` → `webhook-notifier`,
@@ -52,7 +63,8 @@ impl PluginSource {
     }
 
     pub fn builtin(name: &str) -> Option<Result<PluginSource, LoadError>> {
-        let (name, wasm, manifest) = embedded::BUILTINS.iter().find(|(n, _, _)| *n == name)?;
+        let (name, wasm, manifest, sha256) =
+            embedded::BUILTINS.iter().find(|(n, ..)| *n == name)?;
         let path = PathBuf::from(format!("<built-in>/{name}.toml"));
         Some(
             Manifest::parse(manifest, &path)
@@ -60,7 +72,7 @@ impl PluginSource {
                     origin: Origin::Builtin,
                     bytes: Cow::Borrowed(wasm),
                     manifest,
-                    stamp: None,
+                    provenance: Provenance::Builtin(sha256),
                 })
                 .map_err(LoadError::from),
         )
@@ -99,7 +111,7 @@ impl PluginSource {
             origin: Origin::File(wasm.to_path_buf()),
             bytes: Cow::Owned(bytes),
             manifest,
-            stamp: Some(stamp),
+            provenance: Provenance::File(stamp),
         })
     }
 
@@ -108,5 +120,25 @@ impl PluginSource {
             Origin::Builtin => PathBuf::from(format!("<built-in>/{}.wasm", self.manifest.name)),
             Origin::File(path) => path.clone(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sha2::{Digest, Sha256};
+
+    #[test]
+    fn a_builtin_carries_the_sha256_of_its_bytes() {
+        let mut names = 0;
+        for name in PluginSource::builtin_names() {
+            let source = PluginSource::builtin(name).unwrap().unwrap();
+            let Provenance::Builtin(sha256) = source.provenance else {
+                panic!("{name} is not known as a built-in");
+            };
+            assert_eq!(sha256, hex::encode(Sha256::digest(&source.bytes)), "{name}");
+            names += 1;
+        }
+        assert!(names > 0);
     }
 }

@@ -13,7 +13,7 @@ use super::source::{Migration, WasmStep};
 use crate::capabilities::sql::SqlSession;
 use crate::capabilities::sql::grant::Reserved;
 use crate::db::Db;
-use crate::runtime::{Manifest, Origin, PluginSource};
+use crate::runtime::{Manifest, Origin, PluginSource, Provenance};
 use std::borrow::Cow;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -131,7 +131,7 @@ impl Migrator {
             origin: Origin::File(PathBuf::from(origin)),
             bytes: component,
             manifest: manifest.clone(),
-            stamp: None,
+            provenance: Provenance::Unknown,
         };
         // The operator's pin holds for a migration step as for any plugin.
         let pin = runtime.settings().pins.get(&manifest.name).cloned();
