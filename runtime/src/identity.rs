@@ -119,6 +119,13 @@ pub fn this_boot() -> Option<&'static str> {
     .as_deref()
 }
 
+/// The first line of a file that remembers by identity: its `format` (the
+/// format and the gantry that wrote it) and this boot; `None` when the
+/// boot is unknown, and then nothing is remembered.
+pub fn header(format: &str) -> Option<String> {
+    Some(format!("{format} boot {}", this_boot()?))
+}
+
 /// Opens `path` and reads it with `read`, returning what it read and the
 /// file's stamp; a file written to while it was read gets a key nothing
 /// matches.
@@ -210,11 +217,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("f");
         std::fs::write(&file, "one").unwrap();
-        let (text, stamp) = read(&file, |f| {
-            let mut s = String::new();
-            std::io::Read::read_to_string(f, &mut s).map(|_| s)
-        })
-        .unwrap();
+        let (text, stamp) = read(&file, |f| std::io::read_to_string(f)).unwrap();
         assert_eq!(text, "one");
         assert!(!stamp.settled(), "read the moment it was written");
         let later = Stamp {

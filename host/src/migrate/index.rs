@@ -44,6 +44,8 @@ pub struct Learned {
 #[derive(Debug)]
 pub struct FolderIndex {
     file: PathBuf,
+    /// The first line its file has: the format and this boot.
+    header: String,
     entries: HashMap<String, (FileKey, Known)>,
 }
 
@@ -52,18 +54,21 @@ impl FolderIndex {
     /// none yet, or it cannot be trusted); `None` when `folder` is not on a
     /// filesystem the index can rely on, or the boot is unknown.
     pub fn open(cache_dir: &Path, folder: &Path) -> Option<FolderIndex> {
-        let boot = identity::this_boot()?;
+        let header = identity::header(HEADER)?;
         if !identity::local_filesystem(folder) {
             return None;
         }
-        let header = header(boot);
         let canonical = std::fs::canonicalize(folder).unwrap_or_else(|_| folder.to_path_buf());
         let digest = Sha256::digest(canonical.as_os_str().as_encoded_bytes());
         let file = cache_dir.join(format!("{}.index", hex::encode(&digest[..16])));
         let entries = identity::read_trusted(&file, MAX_BYTES)
             .map(|text| parse(&text, &header))
             .unwrap_or_default();
-        Some(FolderIndex { file, entries })
+        Some(FolderIndex {
+            file,
+            header,
+            entries,
+        })
     }
 
     /// The index's file.
@@ -103,8 +108,7 @@ impl FolderIndex {
     }
 
     fn write(&self) -> std::io::Result<()> {
-        // `open` gave this index only when the boot is known.
-        let mut text = header(identity::this_boot().unwrap_or_default());
+        let mut text = self.header.clone();
         text.push('\n');
         let mut names: Vec<&String> = self.entries.keys().collect();
         names.sort();
@@ -119,12 +123,6 @@ impl FolderIndex {
         }
         identity::write_private(&self.file, &text)
     }
-}
-
-/// The index file's first line: the format, the gantry and the boot
-/// that wrote it.
-fn header(boot: &str) -> String {
-    format!("{HEADER} boot {boot}")
 }
 
 /// The index file's entries, when its first line is `header`; a line
@@ -233,9 +231,9 @@ mod tests {
 
     #[test]
     fn a_garbled_index_is_an_empty_one() {
-        let header = header("b1");
+        let header = format!("{HEADER} boot b1");
         assert!(parse("something else\n1 2 3 4 5 0 c n\n", &header).is_empty());
-        let another_boot = format!("{}\n1 2 3 4 5 0 v1:x 001_a.up.sql\n", super::header("b2"));
+        let another_boot = format!("{HEADER} boot b2\n1 2 3 4 5 0 v1:x 001_a.up.sql\n");
         assert!(parse(&another_boot, &header).is_empty());
         let entries = parse(
             &format!(

@@ -546,11 +546,8 @@ fn read_one(
         match known {
             Some(known) => FileContents::Known(known.clone(), index.file().to_path_buf()),
             None => {
-                let (text, stamp) = identity::read(path, |file| {
-                    let mut text = String::new();
-                    std::io::Read::read_to_string(file, &mut text).map(|_| text)
-                })
-                .map_err(|e| unreadable(path, e))?;
+                let (text, stamp) = identity::read(path, |file| std::io::read_to_string(file))
+                    .map_err(|e| unreadable(path, e))?;
                 read = Some(stamp);
                 FileContents::Text(Cow::Owned(text))
             }

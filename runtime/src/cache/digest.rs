@@ -51,7 +51,7 @@ impl Digests {
     pub fn recall(&self, path: &Path, stamp: &Stamp) -> Option<String> {
         let text = identity::read_trusted(&self.file(path)?, MAX_BYTES)?;
         let mut lines = text.lines();
-        if lines.next() != Some(header()?.as_str()) {
+        if lines.next() != Some(identity::header(HEADER)?.as_str()) {
             return None;
         }
         let mut fields = lines.next()?.split(' ');
@@ -70,7 +70,7 @@ impl Digests {
         if !stamp.settled() || !identity::local_filesystem(path) {
             return;
         }
-        let (Some(file), Some(header)) = (self.file(path), header()) else {
+        let (Some(file), Some(header)) = (self.file(path), identity::header(HEADER)) else {
             return;
         };
         let text = format!("{header}\n{} {sha256}\n", stamp.key.to_fields());
@@ -107,12 +107,6 @@ impl Digests {
         let digest = Sha256::digest(absolute.as_os_str().as_encoded_bytes());
         Some(self.dir.join(hex::encode(&digest[..16])))
     }
-}
-
-/// The first line of a digest file: the format, the gantry and the boot
-/// that wrote it; `None` when the boot is unknown (nothing is kept).
-fn header() -> Option<String> {
-    Some(format!("{HEADER} boot {}", identity::this_boot()?))
 }
 
 #[cfg(test)]
