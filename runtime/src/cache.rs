@@ -235,6 +235,21 @@ fn private_dir(dir: &Path) -> anyhow::Result<()> {
 }
 
 fn wasmtime_version() -> &'static str {
-    // The crate is pinned with `=`; keep this in step with host/Cargo.toml.
-    "48.0.8"
+    // The crate is pinned with `=` in runtime/Cargo.toml; a unit test
+    // keeps the two in step.
+    "48.0.10"
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_cache_key_names_the_pinned_wasmtime() {
+        let manifest = include_str!("../Cargo.toml");
+        let pin = manifest
+            .lines()
+            .find_map(|line| line.strip_prefix("wasmtime = { version = \"="))
+            .and_then(|rest| rest.split('"').next())
+            .expect("wasmtime is pinned with = in runtime/Cargo.toml");
+        assert_eq!(super::wasmtime_version(), pin);
+    }
 }
