@@ -25,14 +25,18 @@ fn runtime(cache: Option<PathBuf>) -> Runtime {
     .expect("runtime")
 }
 
+/// A plugin of `plugins/testing`, loaded without a pin.
+fn load_test_plugin(rt: &Runtime, name: &str) -> gantry::runtime::Plugin {
+    rt.load(
+        PluginSource::from_path(&test_plugin(name), None).unwrap(),
+        None,
+    )
+    .unwrap()
+}
+
 fn per_call_trivial() -> Figure {
     let rt = runtime(None);
-    let plugin = rt
-        .load(
-            PluginSource::from_path(&test_plugin("trivial"), None).unwrap(),
-            None,
-        )
-        .unwrap();
+    let plugin = load_test_plugin(&rt, "trivial");
     let settings = plugin.settings(Vec::<(String, String)>::new()).unwrap();
     let call = || {
         rt.check(&plugin, &settings, "")
@@ -65,12 +69,7 @@ fn pageout_freshness() -> Option<Figure> {
         return None;
     }
     let rt = runtime(None);
-    let plugin = rt
-        .load(
-            PluginSource::from_path(&test_plugin("hostile"), None).unwrap(),
-            None,
-        )
-        .unwrap();
+    let plugin = load_test_plugin(&rt, "hostile");
     let (start, len) = largest_mapping();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let pager = {
