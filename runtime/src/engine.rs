@@ -50,8 +50,8 @@ pub fn new_engine(settings: &EngineSettings) -> anyhow::Result<Engine> {
         .table_elements(100_000);
     // Measured on the per-call bench (fresh store per call): resetting a
     // table's pages with memset, not madvise, and decommitting slots'
-    // memory in batches of 8 (one flush, and its TLB shootdown, for
-    // several calls) took the trivial call from 19.9 to 13.6 µs median,
+    // memory in batches (one flush, and its TLB shootdown, for several
+    // calls; 8 then) took the trivial call from 19.9 to 13.6 µs median,
     // p99 from 36 to 27 µs. Copy-on-write memory init stays on: off, a
     // Python guest's call went from 1.1 to 7.6 ms.
     //
@@ -67,11 +67,15 @@ pub fn new_engine(settings: &EngineSettings) -> anyhow::Result<Engine> {
     // 1.96.
     //
     // Each call queues three regions for decommit (its memory and two empty
-    // table regions), so a batch of 8 flushes about every third call.
-    // Batches of 16 or 32 took the median to 11.3 µs and about 1 µs of CPU
-    // off each call, but each flush then covers more memories and p99 rose
-    // to 31–37 µs: 8 stays.
-    pool.table_keep_resident(1 << 20).decommit_batch_size(8);
+    // table regions), so a batch of 8 flushed every 2.7 calls; 12 flushes
+    // every fourth. Measured 2026-12-07 (AMD EPYC, 2 cores), alternating
+    // runs: 8 gave 12.0–12.2 µs median, p99 26.9–27.3 µs, 373–377 ms of
+    // CPU for the bench's 22,000 calls; 12 gave 11.6–11.8 µs, p99 28.0–28.5
+    // µs, 358–363 ms (0.6 µs less work a call: fewer flushes). A flush
+    // covers more memories, so the slow calls are slower: a Python guest's
+    // p99 rose 0.1–0.3 ms (medians alike). Batches of 16–32 took the median
+    // to 11.3 µs but p99 to 31–37 µs.
+    pool.table_keep_resident(1 << 20).decommit_batch_size(12);
 
     let mut config = Config::new();
     config
