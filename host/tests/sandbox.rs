@@ -828,14 +828,9 @@ fn a_remembered_sha256_picks_an_entry_and_never_outlives_an_edit() {
     // change time moves on, so the file is hashed again — the pin of the
     // edited bytes holds (the remembered sha256 would fail it), and then
     // the bytes are no component.
-    let modified = std::fs::metadata(&wasm).unwrap().modified().unwrap();
-    std::thread::sleep(Duration::from_millis(20));
     let mut edited = trivial.clone();
     edited[0] ^= 0xff;
-    let file = std::fs::OpenOptions::new().write(true).open(&wasm).unwrap();
-    std::io::Write::write_all(&mut &file, &edited).unwrap();
-    file.set_modified(modified).unwrap();
-    drop(file);
+    gantry_runtime::testing::rewrite_keeping_modified(&wasm, &edited);
     let source = read();
     let edited_pin = source.manifest.pin(&hex::encode(Sha256::digest(&edited)));
     match rt.load(source, Some(&edited_pin)) {

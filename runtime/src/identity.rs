@@ -233,15 +233,7 @@ mod tests {
 
         // Written again with the same length, its modification time put
         // back: only the change time tells, and it does.
-        let modified = std::fs::metadata(&file).unwrap().modified().unwrap();
-        std::thread::sleep(Duration::from_millis(20));
-        std::fs::write(&file, "two").unwrap();
-        std::fs::File::options()
-            .write(true)
-            .open(&file)
-            .unwrap()
-            .set_modified(modified)
-            .unwrap();
+        crate::testing::rewrite_keeping_modified(&file, b"two");
         let again = FileKey::of(&std::fs::metadata(&file).unwrap());
         assert_eq!(
             (again.dev, again.ino, again.size, again.mtime_ns),

@@ -18,7 +18,7 @@ pub mod position;
 pub mod private;
 pub mod scrub;
 pub mod secrets;
-#[cfg(feature = "testing")]
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
 mod cache;

@@ -1,7 +1,7 @@
 //! Paths to the test guests built by `build.rs`; for gantry's own tests
 //! and benchmarks only (the `testing` feature, which a release never has).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The directory holding every built plugin (`NAME.wasm` + `NAME.toml`).
 pub fn plugins_dir() -> PathBuf {
@@ -17,6 +17,22 @@ pub fn test_plugin(name: &str) -> PathBuf {
         path.display()
     );
     path
+}
+
+/// Writes `contents` over the file at `path` and puts its modification
+/// time back: an edit that keeps the size and the modification time, which
+/// only the change time tells (20 ms after the last write, so it is a
+/// later tick).
+pub fn rewrite_keeping_modified(path: &Path, contents: &[u8]) {
+    let modified = std::fs::metadata(path).unwrap().modified().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::write(path, contents).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(modified)
+        .unwrap();
 }
 
 // Benchmark verdicts: each says "goal … met" or "goal … MISSED" and

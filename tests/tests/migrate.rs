@@ -484,14 +484,7 @@ fn the_folder_index_never_hides_an_edit() {
 
     // Same size, same modification time, different text.
     let file = dir.join("002_t2.up.sql");
-    let modified = std::fs::metadata(&file).unwrap().modified().unwrap();
-    std::fs::write(&file, "CREATE TABLE u2 (id int);\n").unwrap();
-    std::fs::File::options()
-        .write(true)
-        .open(&file)
-        .unwrap()
-        .set_modified(modified)
-        .unwrap();
+    gantry_runtime::testing::rewrite_keeping_modified(&file, b"CREATE TABLE u2 (id int);\n");
     let refused = migrate(&sandbox, &db.url(), &["--migrations-dir", dir_arg]).expect(2);
     assert!(
         refused.stderr.contains("002_t2.up.sql"),
