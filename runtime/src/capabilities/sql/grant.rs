@@ -22,7 +22,7 @@
 use super::functions::{self, FunctionRefusal};
 use crate::db::Dialect;
 use sqlparser::ast::{
-    AlterTableOperation, BinaryOperator, CommentObject, Expr, Ident, ObjectName, ObjectNamePart,
+    AccessExpr, AlterTableOperation, BinaryOperator, CommentObject, Expr, Ident, ObjectName, ObjectNamePart,
     ObjectType, Query, SetExpr, Statement, TableFactor, Value, Visit, Visitor,
     visit_expressions_mut,
 };
@@ -67,10 +67,14 @@ impl fmt::Display for SqlGrant {
 }
 
 /// Relations no plugin reaches, whatever its grant: gantry's own records
-/// (`gantry_*`) and the sqlx history table (its configured name).
+/// (`gantry_*`) and the sqlx history table (its configured name). On
+/// PostgreSQL also the functions a relation's name calls: `t.f` is the call
+/// `f(t)` when `t` has no column `f`, so a function taking a whole row is
+/// reachable without the call syntax the allowlist reads.
 #[derive(Debug, Clone)]
 pub struct Reserved {
     sqlx_table: String,
+    row_functions: std::sync::Arc<std::collections::BTreeSet<String>>,
 }
 
 impl Default for Reserved {
@@ -83,7 +87,20 @@ impl Reserved {
     pub fn new(sqlx_table: &str) -> Reserved {
         Reserved {
             sqlx_table: sqlx_table.to_ascii_lowercase(),
+            row_functions: Default::default(),
         }
+    }
+
+    /// The functions PostgreSQL would call for `relation.name`: those that
+    /// take one argument of a row, record or pseudo-type (the database's
+    /// own included, as read from its catalog when a call is confined).
+    pub fn with_row_functions(mut self, names: impl IntoIterator<Item = String>) -> Reserved {
+        self.row_functions = std::sync::Arc::new(names.into_iter().collect());
+        self
+    }
+
+    fn row_function(&self, name: &str) -> bool {
+        self.row_functions.contains(name)
     }
 
     /// Whether a relation's plain name (any case) is reserved.
@@ -257,6 +274,18 @@ impl Needs<'_> {
         ControlFlow::Continue(())
     }
 
+    /// `name` selected from `of` in PostgreSQL's attribute notation, which
+    /// may call the function `name`: admitted as that call would be.
+    fn attribute(&mut self, name: &str, of: &str) -> ControlFlow<Refusal> {
+        match functions::admit(self.dialect, self.grant, name) {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(FunctionRefusal::Needs(level)) => self.raise(level),
+            Err(FunctionRefusal::Never(_)) => ControlFlow::Break(Refusal::Never(format!(
+                "PostgreSQL reads `{of}.{name}` as a call of the function {name} (when there is no field or column {name}), and {name} is not a function a migration step may call"
+            ))),
+        }
+    }
+
     fn function(&mut self, name: &ObjectName) -> ControlFlow<Refusal> {
         let plain = match plain_function(self.dialect, name) {
             Ok(plain) => plain,
@@ -345,6 +374,29 @@ impl Visitor for Needs<'_> {
                 ControlFlow::Break(Refusal::Never(format!(
                     "the operator {op} is not one gantry admits"
                 )))
+            }
+            // PostgreSQL reads `(value).name` as the call `name(value)` when
+            // the value has no field `name`: any one-argument function.
+            Expr::CompoundFieldAccess { access_chain, .. } if self.dialect == Dialect::Postgres => {
+                for access in access_chain {
+                    if let AccessExpr::Dot(Expr::Identifier(field)) = access {
+                        self.attribute(&folded(field), "(…)")?;
+                    }
+                }
+                ControlFlow::Continue(())
+            }
+            // …and `t.name` as `name(t)` when `t` has no column `name`.
+            Expr::CompoundIdentifier(parts) if self.dialect == Dialect::Postgres && parts.len() >= 2 => {
+                let name = folded(&parts[parts.len() - 1]);
+                if self.reserved.row_function(&name) {
+                    let relation = parts[..parts.len() - 1]
+                        .iter()
+                        .map(|p| p.value.as_str())
+                        .collect::<Vec<_>>()
+                        .join(".");
+                    return self.attribute(&name, &relation);
+                }
+                ControlFlow::Continue(())
             }
             _ => ControlFlow::Continue(()),
         }
@@ -465,6 +517,14 @@ fn catalog_relation(relation: &ObjectName) -> bool {
 }
 
 /// The last part of a name, lowercased (`public.dblink` is `dblink`).
+/// An identifier as PostgreSQL reads it: folded to lower case unless quoted.
+fn folded(ident: &Ident) -> String {
+    match ident.quote_style {
+        Some(_) => ident.value.clone(),
+        None => ident.value.to_ascii_lowercase(),
+    }
+}
+
 fn last_part(name: &ObjectName) -> Option<String> {
     name.0
         .last()
@@ -826,6 +886,54 @@ mod tests {
         ] {
             never(Dialect::Sqlite, sql);
         }
+    }
+
+    /// PostgreSQL's attribute notation calls a function without the call
+    /// syntax: `(value).f` is `f(value)`, `t.f` is `f(t)` when there is no
+    /// such field or column (found in review: `ts_stat` ran SQL text that
+    /// reset the role).
+    #[test]
+    fn attribute_notation_is_held_to_the_allowlist() {
+        for sql in [
+            "SELECT (1::bigint).pg_advisory_lock",
+            "SELECT ('/etc/hostname'::text).pg_read_file",
+            "SELECT ('SELECT to_tsvector(set_config(''role'', ''none'', true))'::text).ts_stat AS a",
+            "SELECT ((1)).pg_cancel_backend",
+            "SELECT (x).\"ts_stat\" FROM (SELECT 'select 1'::text AS x) AS s",
+            "SELECT (u).Pg_Read_File FROM users AS u",
+            "SELECT ((7449356705063333223::bigint)).pg_advisory_unlock",
+        ] {
+            match checked(Dialect::Postgres, SqlGrant::Ddl, sql) {
+                Err(Refusal::Never(why)) if why.contains("PostgreSQL reads") => {}
+                other => panic!("{sql:?}: {other:?}"),
+            }
+        }
+        // A function the allowlist admits is admitted either way.
+        ok(Dialect::Postgres, SqlGrant::Read, "SELECT ('X'::text).lower");
+        ok(Dialect::Postgres, SqlGrant::Read, "SELECT u.email, u.name FROM users AS u");
+        // A whole row goes to the functions the database has for rows: read
+        // from its catalog when a call is confined.
+        let reserved = Reserved::default()
+            .with_row_functions(["grant_admin".to_string(), "to_json".to_string()]);
+        let refused = check(
+            Dialect::Postgres,
+            SqlGrant::Ddl,
+            "SELECT u.grant_admin FROM users AS u",
+            &reserved,
+        );
+        assert!(
+            matches!(&refused, Err(Refusal::Never(why)) if why.contains("u.grant_admin")),
+            "{refused:?}"
+        );
+        assert!(
+            check(Dialect::Postgres, SqlGrant::Read, "SELECT public.users.grant_admin FROM public.users", &reserved)
+                .is_err()
+        );
+        for sql in ["SELECT u.to_json FROM users AS u", "SELECT u.email FROM users AS u"] {
+            assert!(check(Dialect::Postgres, SqlGrant::Read, sql, &reserved).is_ok(), "{sql}");
+        }
+        // SQLite has no such notation: a qualified name is a column.
+        ok(Dialect::Sqlite, SqlGrant::Read, "SELECT u.email FROM users AS u");
     }
 
     #[test]

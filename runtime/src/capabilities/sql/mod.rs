@@ -118,11 +118,13 @@ impl SqlSession {
                 self.authorizer = Some(state);
             }
             Db::Postgres(conn) => {
-                let run_as = io.block_on(async {
+                let (run_as, row_functions) = io.block_on(async {
+                    let row_functions = role::row_functions(conn).await?;
                     let run_as = role::prepare(conn, grant, roles, &reserved).await?;
                     role::enter(conn, &run_as).await?;
-                    Ok::<RunAs, String>(run_as)
+                    Ok::<_, String>((run_as, row_functions))
                 })?;
+                self.reserved = reserved.with_row_functions(row_functions);
                 self.run_as = Some(run_as);
             }
         }

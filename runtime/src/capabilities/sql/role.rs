@@ -63,6 +63,24 @@ fn db_err(what: &str) -> impl Fn(sqlx::Error) -> String + '_ {
     move |e| format!("{what}: {e}")
 }
 
+/// The functions PostgreSQL would call for `relation.name` (attribute
+/// notation: `name(relation's row)` when the relation has no column
+/// `name`): those callable with one argument of a row type, `record` or a
+/// pseudo-type such as `anyelement`, in any schema — the database's own
+/// included, which no allowlist can know of. The parser's check holds such
+/// names to the function allowlist (`grant.rs`).
+pub async fn row_functions(conn: &mut PgConnection) -> Result<Vec<String>, String> {
+    sqlx::query_scalar(
+        "SELECT DISTINCT p.proname::text FROM pg_catalog.pg_proc p \
+         JOIN pg_catalog.pg_type t ON t.oid = p.proargtypes[0] \
+         WHERE p.pronargs >= 1 AND p.pronargs - p.pronargdefaults <= 1 \
+         AND (t.typtype IN ('c', 'p') OR t.typname = 'record')",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_err("read the functions a row may call"))
+}
+
 /// Decides who the call runs as and, for gantry's own role, makes it and
 /// grants it this grant's privileges. Runs inside the step's transaction
 /// (a savepoint keeps a lost race to create the role from spoiling it).
