@@ -356,6 +356,69 @@ fn a_host_header_other_than_the_urls_is_refused_without_a_connection() {
     assert_eq!(outcome.result.expect("call").message, "status 200");
 }
 
+/// Two Host headers are refused, even when the first names the URL's own
+/// host: servers differ in which of the two they route by.
+#[test]
+fn two_host_headers_are_refused_without_a_connection() {
+    let (port, connections) = counting_listener("HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
+    let origin = format!("http://127.0.0.1:{port}");
+    let (outcome, _) = hostile(
+        "fetch",
+        &[
+            ("url", &format!("{origin}/")),
+            ("allowed", &origin),
+            (
+                "header",
+                &format!("Host: 127.0.0.1:{port}; Host: admin.internal"),
+            ),
+        ],
+    );
+    let result = outcome.result.expect("call");
+    assert!(
+        result.message.contains("2 Host headers"),
+        "{}",
+        result.message
+    );
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(connections.load(Ordering::SeqCst), 0);
+}
+
+/// A call makes at most `max_probes_per_call` TCP probes (16 unless the
+/// operator says otherwise): each is a connection to the target and a
+/// closed socket left on this host.
+#[test]
+fn a_call_makes_at_most_its_tcp_probes() {
+    let (port, connections) = counting_listener("");
+    let target = format!("127.0.0.1:{port}");
+    let (outcome, _) = hostile("probe-many", &[("probe", &target)]);
+    let denials = outcome.report.denials.clone();
+    let result = outcome.result.expect("call");
+    assert!(
+        result.message.starts_with("made 16, then: denied")
+            && result.message.contains("max_probes_per_call"),
+        "{}",
+        result.message
+    );
+    assert_eq!(denials.len(), 1, "{denials:?}");
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(connections.load(Ordering::SeqCst), 16);
+
+    let narrow = runtime_with(|s| s.capabilities.tcp.max_probes_per_call = 3);
+    let plugin = narrow.load(source("hostile"), None).expect("load");
+    let settings = plugin
+        .settings([("mode", "probe-many"), ("probe", target.as_str())])
+        .unwrap();
+    let result = narrow
+        .check(&plugin, &settings, "")
+        .into_result()
+        .expect("call");
+    assert!(
+        result.message.starts_with("made 3, then: denied"),
+        "{}",
+        result.message
+    );
+}
+
 /// Across origins a redirect carries neither credentials nor the body
 /// (both origins granted).
 #[test]

@@ -294,6 +294,10 @@ struct Clients {
     with_ca: Mutex<HashMap<PathBuf, reqwest::Client>>,
 }
 
+/// Idle connections kept to one host, and for how long.
+const IDLE_PER_HOST: usize = 4;
+const IDLE_FOR: Duration = Duration::from_secs(5);
+
 fn client_builder(limits: &HttpLimits) -> reqwest::ClientBuilder {
     let policy = AddressPolicy {
         allow_private_names: limits.allow_private_names,
@@ -303,6 +307,11 @@ fn client_builder(limits: &HttpLimits) -> reqwest::ClientBuilder {
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
         .dns_resolver(Arc::new(CheckedResolver(policy)))
+        // Connections a call leaves idle are kept briefly and few to a
+        // host: one call with a wide grant must not leave sockets open long
+        // after it.
+        .pool_max_idle_per_host(IDLE_PER_HOST)
+        .pool_idle_timeout(IDLE_FOR)
         .user_agent(concat!("gantry/", env!("CARGO_PKG_VERSION")))
 }
 
@@ -605,8 +614,7 @@ impl Exchange {
                 })
                 .collect();
             let final_url = response.url().to_string();
-            let body = read_capped(response, body_cap).await?;
-            self.used.bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
+            let body = read_capped(response, body_cap, &self.used.bytes).await?;
             return Ok(wit::Response {
                 status: status.as_u16(),
                 headers,
@@ -647,7 +655,14 @@ fn location(base: &Url, headers: &HeaderMap) -> Result<Option<Url>, HttpError> {
         .map_err(|e| HttpError::Transport(format!("bad redirect Location {text:?}: {e}")))
 }
 
-async fn read_capped(response: reqwest::Response, cap: u64) -> Result<Vec<u8>, HttpError> {
+/// The response body, at most `cap` bytes. Every chunk received counts
+/// against the call's byte budget (`moved`) as it arrives, also when the
+/// body then proves too large or the call's time runs out part-way.
+async fn read_capped(
+    response: reqwest::Response,
+    cap: u64,
+    moved: &AtomicU64,
+) -> Result<Vec<u8>, HttpError> {
     if response.content_length().is_some_and(|len| len > cap) {
         return Err(HttpError::TooLarge(cap));
     }
@@ -655,6 +670,7 @@ async fn read_capped(response: reqwest::Response, cap: u64) -> Result<Vec<u8>, H
     let mut stream = response.bytes_stream();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(transport)?;
+        moved.fetch_add(chunk.len() as u64, Ordering::Relaxed);
         if body.len() as u64 + chunk.len() as u64 > cap {
             return Err(HttpError::TooLarge(cap));
         }
@@ -664,9 +680,17 @@ async fn read_capped(response: reqwest::Response, cap: u64) -> Result<Vec<u8>, H
 }
 
 /// A `Host` header must name the URL's own host (the allowlist checked the
-/// URL; a different Host would reach another virtual host behind it).
+/// URL; a different Host would reach another virtual host behind it), and
+/// there may be one only: servers differ in which of two they route by.
 fn check_host_header(url: &Url, headers: &HeaderMap) -> Result<(), HttpError> {
-    let Some(value) = headers.get(HOST) else {
+    let given: Vec<&HeaderValue> = headers.get_all(HOST).iter().collect();
+    if given.len() > 1 {
+        return Err(HttpError::InvalidRequest(format!(
+            "{} Host headers in one request are refused: send one, naming the URL's host",
+            given.len()
+        )));
+    }
+    let Some(value) = given.first() else {
         return Ok(());
     };
     let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
@@ -721,6 +745,52 @@ mod tests {
     }
 
     #[test]
+    fn every_chunk_received_counts_against_the_budget() {
+        // A body without a length, larger than the cap: refused part-way,
+        // and what came in before the refusal is spent.
+        let chunks = (0..10).map(|_| Ok::<_, std::io::Error>(vec![7u8; 10_000]));
+        let body = reqwest::Body::wrap_stream(futures_util::stream::iter(chunks));
+        let response = reqwest::Response::from(http::Response::new(body));
+        let moved = AtomicU64::new(0);
+        let io = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let result = io.block_on(read_capped(response, 35_000, &moved));
+        assert!(matches!(result, Err(HttpError::TooLarge(35_000))), "{result:?}");
+        assert_eq!(moved.load(Ordering::Relaxed), 40_000);
+
+        let chunks = (0..3).map(|_| Ok::<_, std::io::Error>(vec![7u8; 10_000]));
+        let body = reqwest::Body::wrap_stream(futures_util::stream::iter(chunks));
+        let response = reqwest::Response::from(http::Response::new(body));
+        let body = io.block_on(read_capped(response, 35_000, &moved)).unwrap();
+        assert_eq!(body.len(), 30_000);
+        assert_eq!(moved.load(Ordering::Relaxed), 70_000);
+    }
+
+    #[test]
+    fn one_host_header_naming_the_urls_host_and_no_second() {
+        let target = url("http://api.example.com:8080/x");
+        let headers = |values: &[&str]| {
+            let mut map = HeaderMap::new();
+            for v in values {
+                map.append(HOST, HeaderValue::from_str(v).unwrap());
+            }
+            map
+        };
+        assert!(check_host_header(&target, &headers(&[])).is_ok());
+        assert!(check_host_header(&target, &headers(&["api.example.com:8080"])).is_ok());
+        assert!(check_host_header(&target, &headers(&["API.example.com"])).is_ok());
+        assert!(check_host_header(&target, &headers(&["admin.internal"])).is_err());
+        // The first names the URL's host; a server routing by the second
+        // would reach another virtual host.
+        let both = headers(&["api.example.com:8080", "admin.internal"]);
+        let err = check_host_header(&target, &both).unwrap_err();
+        assert!(format!("{err:?}").contains("2 Host headers"), "{err:?}");
+        let same = headers(&["api.example.com", "api.example.com"]);
+        assert!(check_host_header(&target, &same).is_err());
+    }
+
+    #[test]
     fn origins_match_scheme_host_and_port() {
         let list = Allowlist {
             within: None,
@@ -748,6 +818,41 @@ mod tests {
         });
         assert!(list.allows(&url("http://127.0.0.1:7000/other")));
         assert!(!list.allows(&url("http://127.0.0.1:9000/")));
+    }
+
+    /// A value fills what the entry leaves open and changes nothing else,
+    /// wherever it came from (the manifest's own default included).
+    #[test]
+    fn a_value_cannot_move_a_templated_grant() {
+        let entries = vec!["https://{ws}.slack.com".to_string()];
+        let with = |ws: &'static str| Allowlist::resolve(&entries, move |_| Some(ws));
+        assert!(with("acme").allows(&url("https://acme.slack.com/hook")));
+        for escape in [
+            "evil.example\\",
+            "evil.example/",
+            "evil.example?",
+            "evil.example#",
+            "user@evil.example",
+            "evil.example:443",
+            "evil%2eexample",
+            "a.b",
+        ] {
+            let list = with(escape);
+            assert!(list.is_empty(), "{escape:?} granted {list:?}");
+            assert!(!list.allows(&url("https://evil.example/")), "{escape:?}");
+        }
+        let suffix = vec!["https://api.example.{tld}".to_string()];
+        let list = Allowlist::resolve(&suffix, |_| Some("com.evil.example"));
+        assert!(list.is_empty(), "{list:?}");
+        let port = vec!["https://api.example.com:{port}".to_string()];
+        assert!(Allowlist::resolve(&port, |_| Some("*")).is_empty());
+        assert!(Allowlist::resolve(&port, |_| Some("8443")).allows(&url("https://api.example.com:8443/")));
+        // A whole host may be any name or address; a port stays a port.
+        let host = vec!["http://{host}:9000".to_string()];
+        assert!(Allowlist::resolve(&host, |_| Some("db.internal")).allows(&url("http://db.internal:9000/")));
+        assert!(Allowlist::resolve(&host, |_| Some("[::1]")).allows(&url("http://[::1]:9000/")));
+        assert!(Allowlist::resolve(&host, |_| Some("evil.example:80")).is_empty());
+        assert!(Allowlist::resolve(&host, |_| Some("evil.example\\x")).is_empty());
     }
 
     #[test]

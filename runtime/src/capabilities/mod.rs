@@ -240,19 +240,91 @@ pub fn is_whole_template(entry: &str) -> bool {
 }
 
 /// Replaces every `{key}` in `entry` with the setting's value; `None` when
-/// a named setting is unset (the entry then grants nothing).
+/// a named setting is unset, or when a value filling part of an entry
+/// would change what the entry names (see [`part_value_problem`]): the
+/// entry then grants nothing.
 pub fn fill_from<'a>(entry: &str, lookup: impl Fn(&str) -> Option<&'a str>) -> Option<String> {
+    let whole = is_whole_template(entry);
     let mut out = String::with_capacity(entry.len());
     let mut rest = entry;
     while let Some(open) = rest.find('{') {
         out.push_str(&rest[..open]);
         let close = rest[open..].find('}')? + open;
-        let value = lookup(&rest[open + 1..close]).filter(|v| !v.is_empty())?;
+        let key = &rest[open + 1..close];
+        let value = lookup(key).filter(|v| !v.is_empty())?;
+        if !whole {
+            let place = Place::of(out.chars().last(), rest[close + 1..].chars().next());
+            if let Some(problem) = part_value_problem(value, place) {
+                tracing::warn!("the setting `{key}` grants nothing: {problem}");
+                return None;
+            }
+        }
         out.push_str(value);
         rest = &rest[close + 1..];
     }
     out.push_str(rest);
     Some(out)
+}
+
+/// Where a `{setting}` stands in a grant entry, by the characters around it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    /// The whole host: `http://{host}:9000`, `{host}:{port}`.
+    Host,
+    /// The whole port: `db.internal:{port}`.
+    Port,
+    /// Beside fixed text within the host: `https://{ws}.slack.com`.
+    Label,
+}
+
+impl Place {
+    fn of(before: Option<char>, after: Option<char>) -> Place {
+        let host_starts = matches!(before, None | Some('/'));
+        let host_ends = matches!(after, None | Some(':' | '/'));
+        if before == Some(':') && matches!(after, None | Some('/')) {
+            Place::Port
+        } else if host_starts && host_ends {
+            Place::Host
+        } else {
+            Place::Label
+        }
+    }
+}
+
+/// Why `value` cannot stand at `place` in a grant entry, if it cannot: a
+/// value fills in what the entry leaves open and may not change the rest.
+/// A port is digits (`*` would make it any port); a whole host is a name
+/// or an IP address; a part of a host is one name label — `evil.example\`
+/// in `https://{ws}.slack.com` makes the host `evil.example` (a URL parser
+/// reads `\` as `/`), `com.evil.example` in `api.example.{tld}` leaves the
+/// domain; and `@`, `:`, `/`, `?`, `#`, `%` or `*` would move a host or a
+/// port anywhere. The value may be the manifest's own default: the plugin
+/// author's, not the operator's.
+pub fn part_value_problem(value: &str, place: Place) -> Option<String> {
+    let label = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_');
+    let ok = match place {
+        Place::Port => {
+            value.parse::<u16>().is_ok_and(|p| p > 0) && value.chars().all(|c| c.is_ascii_digit())
+        }
+        Place::Host => {
+            value.chars().all(|c| label(c) || c == '.')
+                || value
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .parse::<std::net::Ipv6Addr>()
+                    .is_ok()
+        }
+        Place::Label => value.chars().all(label),
+    };
+    (!ok).then(|| match place {
+        Place::Port => "a value that fills a grant's port is a port number".to_string(),
+        Place::Host => {
+            "a value that fills a grant's host is a host name or an IP address, with no port, path or credentials".to_string()
+        }
+        Place::Label => {
+            "a value that fills part of a grant's host is one name label: letters, digits, `-` and `_`".to_string()
+        }
+    })
 }
 
 /// `{port}`-like stand-ins become `number`, others `word`: for checking the

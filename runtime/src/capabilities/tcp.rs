@@ -68,7 +68,7 @@ impl Capability for Tcp {
     const INTERFACE: &'static str = "tcp";
     const WORLDS: &'static [PluginKind] = &[PluginKind::HealthCheck];
     type Limits = TcpLimits;
-    type Shared = AddressPolicy;
+    type Shared = TcpShared;
     type State = TcpState;
 
     fn granted(_: &Grants) -> bool {
@@ -95,14 +95,17 @@ impl Capability for Tcp {
         Some(super::list_summary("tcp", grants))
     }
 
-    fn shared(limits: &TcpLimits, _: &tokio::runtime::Handle) -> anyhow::Result<AddressPolicy> {
-        Ok(AddressPolicy {
-            allow_private_names: limits.allow_private_names,
-            key: "plugins.capabilities.tcp",
+    fn shared(limits: &TcpLimits, _: &tokio::runtime::Handle) -> anyhow::Result<TcpShared> {
+        Ok(TcpShared {
+            policy: AddressPolicy {
+                allow_private_names: limits.allow_private_names,
+                key: "plugins.capabilities.tcp",
+            },
+            max_probes: limits.max_probes_per_call,
         })
     }
 
-    fn state(policy: &AddressPolicy, call: &CallContext<'_>) -> TcpState {
+    fn state(shared: &TcpShared, call: &CallContext<'_>) -> TcpState {
         TcpState {
             allow: resolve(call.grants.list("tcp"), |k| call.lookup(k)),
             plugin: std::sync::Arc::clone(call.plugin),
@@ -110,7 +113,9 @@ impl Capability for Tcp {
                 .grants
                 .narrowed("tcp")
                 .map(|list| resolve(list, |k| call.lookup(k))),
-            policy: *policy,
+            policy: shared.policy,
+            probes: 0,
+            max_probes: shared.max_probes,
             io: call.io.clone(),
             deadline: call.deadline,
             denials: Vec::new(),
@@ -130,11 +135,33 @@ impl Capability for Tcp {
 }
 
 /// Operator bounds on plugin TCP probes (`plugins.capabilities.tcp`).
-#[derive(Debug, Clone, Copy, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TcpLimits {
     /// Names may resolve to loopback and private ranges (see `egress`).
     pub allow_private_names: bool,
+    /// The most probes one call may make (each a name lookup and a
+    /// connection), so one health check cannot flood its target or use up
+    /// this host's ports with closed connections.
+    pub max_probes_per_call: u32,
+}
+
+/// Probes a call may make unless the operator says otherwise.
+pub const DEFAULT_PROBES_PER_CALL: u32 = 16;
+
+impl Default for TcpLimits {
+    fn default() -> Self {
+        TcpLimits {
+            allow_private_names: false,
+            max_probes_per_call: DEFAULT_PROBES_PER_CALL,
+        }
+    }
+}
+
+/// The capability's per-runtime part: the address policy and the limit.
+pub struct TcpShared {
+    policy: AddressPolicy,
+    max_probes: u32,
 }
 
 pub struct TcpState {
@@ -144,6 +171,9 @@ pub struct TcpState {
     /// The operator's narrower list (`plugins.grants.NAME.tcp`), if any.
     within: Option<Vec<Target>>,
     policy: AddressPolicy,
+    /// Probes made in this call, and the most it may make.
+    probes: u32,
+    max_probes: u32,
     io: tokio::runtime::Handle,
     deadline: Instant,
     /// Targets refused during this call, for the call's report.
@@ -169,6 +199,15 @@ impl TcpState {
             self.denials.push(why.clone());
             return Err(why);
         }
+        if self.probes >= self.max_probes {
+            let why = format!(
+                "denied: this call has made {} probes, the most one call may (plugins.capabilities.tcp.max_probes_per_call)",
+                self.probes
+            );
+            self.denials.push(why.clone());
+            return Err(why);
+        }
+        self.probes += 1;
         let budget = Duration::from_millis(timeout_ms.into()).min(remaining(self.deadline));
         if budget.is_zero() {
             return Err("timed out before connecting".into());
@@ -244,5 +283,21 @@ mod tests {
                 port: Some(9)
             }]
         );
+        let fill = |host: &'static str, port: &'static str| {
+            resolve(&entries[..1], move |k| match k {
+                "host" => Some(host),
+                "port" => Some(port),
+                _ => None,
+            })
+        };
+        assert_eq!(fill("::1", "5432").len(), 1);
+        assert_eq!(fill("db.internal", "5432").len(), 1);
+        // A port is a port: `*` would grant every one.
+        assert!(fill("db.internal", "*").is_empty());
+        assert!(fill("db.internal", "+5432").is_empty());
+        assert!(fill("evil.example:22 x", "5432").is_empty());
+        let region = vec!["{region}.db.example.com:5432".to_string()];
+        assert!(resolve(&region, |_| Some("eu-west")).len() == 1);
+        assert!(resolve(&region, |_| Some("evil.example:22#")).is_empty());
     }
 }

@@ -24,6 +24,7 @@ impl HealthCheck for Hostile {
             Some("snoop") => snoop(),
             Some("fetch") => fetch(),
             Some("fetch-many") => fetch_many(),
+            Some("probe-many") => probe_many(),
             Some("huge") => huge(),
             Some("paint") => paint(),
             Some("plant") => plant(),
@@ -211,6 +212,25 @@ fn fetch() -> CheckResult {
             CheckResult::critical(format!("error: {}", gantry_plugin::http::describe(&err)))
         }
     }
+}
+
+/// Probes `probe` (host:port) 100 times; says how many connected, and what
+/// stopped it.
+fn probe_many() -> CheckResult {
+    let Some((host, port)) = config::get("probe").and_then(|p| {
+        let (host, port) = p.rsplit_once(':')?;
+        Some((host.to_string(), port.parse::<u16>().ok()?))
+    }) else {
+        return CheckResult::unknown("no probe host:port");
+    };
+    let mut made = 0;
+    for _ in 0..100 {
+        match gantry_plugin::tcp::probe(&host, port, std::time::Duration::from_millis(200)) {
+            Ok(_) => made += 1,
+            Err(err) => return CheckResult::critical(format!("made {made}, then: {err}")),
+        }
+    }
+    CheckResult::ok(format!("made {made}"))
 }
 
 /// Requests `url` 100 times; says how many went through, and what stopped it.
