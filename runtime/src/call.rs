@@ -293,8 +293,15 @@ impl Runtime {
         let (mut stdout, out_dropped) = state.stdout.take();
         let (mut stderr, err_dropped) = state.stderr.take();
         let mut collected = state.caps.collect();
-        secrets.scrub_in_place(&mut stdout);
-        secrets.scrub_in_place(&mut stderr);
+        // Output past the capacity was cut before it was scrubbed: a
+        // secret the cut split must not leave its first part.
+        for (text, dropped) in [(&mut stdout, out_dropped), (&mut stderr, err_dropped)] {
+            if dropped > 0 {
+                secrets.scrub_cut_in_place(text);
+            } else {
+                secrets.scrub_in_place(text);
+            }
+        }
         for denial in &mut collected.denials {
             secrets.scrub_in_place(denial);
         }

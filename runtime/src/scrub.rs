@@ -69,6 +69,28 @@ impl Scrubber {
             }
         }
     }
+
+    /// For `text` cut short at a limit (captured output): after
+    /// [`scrub_in_place`](Self::scrub_in_place), also masks an end that is
+    /// the beginning of a secret's form ([`Self::MIN_LEN`] characters or
+    /// more), which the cut left without its rest.
+    pub fn scrub_cut_in_place(&self, text: &mut String) {
+        self.scrub_in_place(text);
+        let longest = self
+            .needles
+            .iter()
+            .filter_map(|needle| {
+                (Self::MIN_LEN..needle.len())
+                    .rev()
+                    .filter(|&k| needle.is_char_boundary(k))
+                    .find(|&k| text.ends_with(&needle[..k]))
+            })
+            .max();
+        if let Some(k) = longest {
+            text.truncate(text.len() - k);
+            text.push_str(MASK);
+        }
+    }
 }
 
 /// Every form of one secret.
@@ -198,6 +220,26 @@ pub fn is_secret_key(key: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_secret_cut_by_the_output_limit_is_masked_too() {
+        let secret = "hunter2-correct-horse";
+        let s = Scrubber::new([secret]);
+        let mut cut = "token=hunter2-corr".to_string();
+        s.scrub_cut_in_place(&mut cut);
+        assert_eq!(cut, format!("token={MASK}"));
+        let mut whole = format!("a {secret} b {}", &secret[..9]);
+        s.scrub_cut_in_place(&mut whole);
+        assert_eq!(whole, format!("a {MASK} b {MASK}"));
+        // Its base64 form, cut as well.
+        let mut b64 = format!("Basic {}", &STANDARD.encode(secret)[..12]);
+        s.scrub_cut_in_place(&mut b64);
+        assert!(b64.ends_with(MASK) && !b64.contains("aHVudGVy"), "{b64}");
+        // Text that ends in no secret's beginning is left as it is.
+        let mut plain = "all went well".to_string();
+        s.scrub_cut_in_place(&mut plain);
+        assert_eq!(plain, "all went well");
+    }
 
     #[test]
     fn every_form_is_masked() {
