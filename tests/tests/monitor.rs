@@ -382,9 +382,10 @@ fn a_new_notifier_version_serves_without_a_restart_and_a_broken_one_is_refused()
     promtool_passes(&metrics);
 }
 
-#[test]
-fn email_goes_through_the_relay_over_starttls() {
-    let sandbox = Sandbox::new();
+/// A real SMTP relay (aiosmtpd, STARTTLS required) writing each message
+/// it takes into `mail/` under the sandbox: the relay, its port, that
+/// folder, and the CA its certificate is signed by.
+fn smtp_relay(sandbox: &Sandbox) -> (std::process::Child, u16, std::path::PathBuf, TestCa) {
     let ca = TestCa::new(sandbox.path());
     let (cert, key) = ca.server_files(sandbox.path());
     let mail = sandbox.path().join("mail");
@@ -409,6 +410,88 @@ fn email_goes_through_the_relay_over_starttls() {
         "ready",
         "the SMTP relay did not start (is aiosmtpd installed?)"
     );
+    (relay, port, mail, ca)
+}
+
+/// A notifier's call sends at most `max_messages_per_call` messages (5),
+/// and each to a recipient once however often the message names it.
+#[test]
+fn a_notifier_call_sends_at_most_its_messages() {
+    use gantry::capabilities::smtp::{SmtpLimits, SmtpTls};
+    let sandbox = Sandbox::new();
+    let (mut relay, port, mail, ca) = smtp_relay(&sandbox);
+    let mut settings = gantry::runtime::RuntimeSettings {
+        cache_dir: None,
+        ..Default::default()
+    };
+    settings.capabilities.smtp = SmtpLimits {
+        host: Some("127.0.0.1".into()),
+        port: Some(port),
+        tls: SmtpTls::Starttls,
+        from: Some("gantry@example.test".into()),
+        to: vec!["oncall@example.test".into()],
+        ca_file: Some(ca.ca_pem.clone()),
+        ..SmtpLimits::default()
+    };
+    let runtime = gantry::runtime::Runtime::new(settings).unwrap();
+    let mailer = runtime
+        .load(
+            gantry::runtime::PluginSource::from_path(
+                &gantry_runtime::testing::test_plugin("mailer"),
+                None,
+            )
+            .unwrap(),
+            None,
+        )
+        .unwrap();
+    let given = mailer
+        .settings([
+            ("to", "oncall@example.test, ONCALL@example.test"),
+            ("copies", "8"),
+        ])
+        .unwrap();
+    let notification = gantry::bindings::types::Notification {
+        receiver: "mail".into(),
+        status: gantry::bindings::types::AlertState::Firing,
+        group_key: "g".into(),
+        group_labels: vec![],
+        common_labels: vec![],
+        common_annotations: vec![],
+        external_url: String::new(),
+        alerts: vec![],
+        truncated_alerts: 0,
+        idempotency_key: "k".into(),
+        test: true,
+    };
+    let outcome = runtime.notify(&mailer, &given, &notification);
+    match outcome.into_result() {
+        Ok(Err(gantry::bindings::types::DeliveryError::Retry(r))) => assert!(
+            r.reason.starts_with("sent 5, then:") && r.reason.contains("max_messages_per_call"),
+            "{}",
+            r.reason
+        ),
+        other => panic!("expected the sixth message refused, got {other:?}"),
+    }
+    let envelopes: Vec<Value> = (0..5)
+        .map(|n| {
+            serde_json::from_str(
+                &std::fs::read_to_string(mail.join(format!("{n:04}.json"))).unwrap(),
+            )
+            .unwrap()
+        })
+        .collect();
+    for envelope in &envelopes {
+        assert_eq!(envelope["to"], json!(["oncall@example.test"]), "{envelope}");
+    }
+    assert!(!mail.join("0005.json").exists());
+    relay.kill().ok();
+    relay.wait().ok();
+}
+
+#[test]
+fn email_goes_through_the_relay_over_starttls() {
+    let sandbox = Sandbox::new();
+    let (mut relay, port, mail, ca) = smtp_relay(&sandbox);
     let mut config = monitoring(json!([]));
     config["email_alerts"] = json!({
         "enabled": true,

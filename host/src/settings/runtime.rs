@@ -82,5 +82,6 @@ fn smtp_relay(
         secrets_base: settings.secrets_base(),
         ca_file: mail.ca_file.as_ref().map(|p| settings.resolve_path(p)),
         timeout_seconds: 30,
+        max_messages_per_call: capabilities::smtp::DEFAULT_MESSAGES_PER_CALL,
     })
 }

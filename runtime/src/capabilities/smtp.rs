@@ -36,7 +36,7 @@ pub enum SmtpTls {
 }
 
 /// The operator's relay (`plugins.capabilities.smtp`).
-#[derive(Debug, Clone, serde::Deserialize, Default)]
+#[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SmtpLimits {
     pub host: Option<String>,
@@ -61,16 +61,47 @@ pub struct SmtpLimits {
     /// Seconds a send may take (the plugin's deadline may cut it shorter).
     #[serde(default = "default_timeout")]
     pub timeout_seconds: u64,
+    /// The most messages one call may send, so one notification cannot
+    /// flood the operator's inboxes or spend the relay's quota.
+    #[serde(default = "default_messages")]
+    pub max_messages_per_call: u32,
 }
 
 fn default_timeout() -> u64 {
     30
 }
 
+/// Messages a call may send unless the operator says otherwise.
+pub const DEFAULT_MESSAGES_PER_CALL: u32 = 5;
+
+fn default_messages() -> u32 {
+    DEFAULT_MESSAGES_PER_CALL
+}
+
+/// No relay: every send is refused, naming the settings that configure one.
+impl Default for SmtpLimits {
+    fn default() -> Self {
+        SmtpLimits {
+            host: None,
+            port: None,
+            tls: SmtpTls::default(),
+            from: None,
+            to: Vec::new(),
+            username: None,
+            password: None,
+            secrets_base: std::path::PathBuf::new(),
+            ca_file: None,
+            timeout_seconds: default_timeout(),
+            max_messages_per_call: default_messages(),
+        }
+    }
+}
+
 /// The built relay, shared by every call.
 pub struct SmtpShared {
     relay: Option<Relay>,
     io: tokio::runtime::Handle,
+    max_messages: u32,
 }
 
 struct Relay {
@@ -140,6 +171,8 @@ pub struct SmtpState {
     deadline: Instant,
     /// Messages sent during this call, for the report.
     pub sent: u32,
+    /// Sends tried during this call (sent or refused by the relay).
+    attempts: u32,
     /// The manifest grants `smtp = true`; otherwise it imports the
     /// interface with `smtp = false` and every send is refused.
     granted: bool,
@@ -188,6 +221,7 @@ impl Capability for Smtp {
         Ok(std::sync::Arc::new(SmtpShared {
             relay: Relay::build(limits)?,
             io: io.clone(),
+            max_messages: limits.max_messages_per_call,
         }))
     }
 
@@ -197,6 +231,7 @@ impl Capability for Smtp {
             shared: std::sync::Arc::clone(shared),
             deadline: call.deadline,
             sent: 0,
+            attempts: 0,
         }
     }
 
@@ -222,6 +257,12 @@ impl SmtpState {
         if message.to.is_empty() {
             return Err("the message has no recipient".into());
         }
+        if self.attempts >= self.shared.max_messages {
+            return Err(format!(
+                "this call has sent {} messages, the most one call may (plugins.capabilities.smtp.max_messages_per_call)",
+                self.attempts
+            ));
+        }
         // lettre adds `Date`; the Message-ID is ours, under the sender's
         // domain, so threads and deduplication in mail clients work.
         let mut id = [0u8; 16];
@@ -234,15 +275,17 @@ impl SmtpState {
                 relay.from.email.domain()
             )))
             .subject(message.subject.clone());
+        // Each recipient once, however often the message names it.
+        let mut seen = std::collections::BTreeSet::new();
         for to in &message.to {
-            if !relay
-                .allowed
-                .iter()
-                .any(|a| a == &to.trim().to_ascii_lowercase())
-            {
+            let address = to.trim().to_ascii_lowercase();
+            if !relay.allowed.iter().any(|a| a == &address) {
                 return Err(format!(
                     "{to} is not among the recipients the operator configured"
                 ));
+            }
+            if !seen.insert(address) {
+                continue;
             }
             builder = builder.to(to.parse().map_err(|e| format!("recipient {to:?}: {e}"))?);
         }
@@ -264,6 +307,7 @@ impl SmtpState {
             return Err("the plugin's deadline passed before sending".into());
         }
         let transport = relay.transport()?;
+        self.attempts += 1;
         let sent = run_io(&self.shared.io, async move {
             tokio::time::timeout(budget, transport.send(email)).await
         });

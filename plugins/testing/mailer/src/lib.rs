@@ -1,4 +1,5 @@
-//! A notifier that mails every notification through the host's SMTP relay.
+//! A notifier that mails every notification through the host's SMTP relay
+//! (`copies` times: to prove a call's message limit).
 
 use gantry_plugin::smtp::{self, Message};
 use gantry_plugin::{DeliveryError, Notification, Notifier, config};
@@ -8,7 +9,7 @@ struct Mailer;
 impl Notifier for Mailer {
     fn notify(notification: Notification) -> Result<(), DeliveryError> {
         let first = notification.alerts.first();
-        smtp::send(&Message {
+        let message = Message {
             to: config::list("to"),
             subject: format!(
                 "[{:?}] {}",
@@ -17,8 +18,15 @@ impl Notifier for Mailer {
             ),
             text_body: first.map(|a| a.description.clone()).unwrap_or_default(),
             html_body: None,
-        })
-        .map_err(DeliveryError::retry)
+        };
+        let copies: u32 = config::get("copies")
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(1);
+        for copy in 0..copies {
+            smtp::send(&message)
+                .map_err(|e| DeliveryError::retry(format!("sent {copy}, then: {e}")))?;
+        }
+        Ok(())
     }
 }
 
