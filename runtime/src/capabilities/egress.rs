@@ -216,16 +216,50 @@ impl AddressPolicy {
             literal(ip)?;
             return Ok(vec![SocketAddr::new(ip, port)]);
         }
-        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((name, port))
-            .await
-            .map_err(|e| Refused(format!("cannot resolve {name}: {e}")))?
-            .collect();
+        let host = name.to_string();
+        let addrs = bounded_lookup(&LOOKUPS, move || {
+            std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), port)).map(Iterator::collect)
+        })
+        .await
+        .map_err(|e| Refused(format!("cannot resolve {name}: {e}")))?;
         if addrs.is_empty() {
             return Err(Refused(format!("{name} resolves to no address")));
         }
         self.check(name, &addrs)?;
         Ok(addrs)
     }
+}
+
+/// Name lookups plugins may have running at once. A lookup is the
+/// system resolver on a blocking thread, which a call's deadline cannot
+/// stop: a name whose DNS never answers holds its thread until the
+/// resolver gives up (10–30 s). Bounded, a plugin that asks for many such
+/// names waits within its own deadline instead of taking the threads the
+/// host's own work (plugin calls among it) runs on.
+const CONCURRENT_LOOKUPS: usize = 16;
+
+static LOOKUPS: std::sync::LazyLock<std::sync::Arc<tokio::sync::Semaphore>> =
+    std::sync::LazyLock::new(|| {
+        std::sync::Arc::new(tokio::sync::Semaphore::new(CONCURRENT_LOOKUPS))
+    });
+
+/// Runs `lookup` on a blocking thread once `slots` has room; the slot is
+/// held by the thread, not by the waiting future, so a lookup its caller
+/// stopped waiting for still counts until it ends.
+async fn bounded_lookup(
+    slots: &std::sync::Arc<tokio::sync::Semaphore>,
+    lookup: impl FnOnce() -> std::io::Result<Vec<SocketAddr>> + Send + 'static,
+) -> std::io::Result<Vec<SocketAddr>> {
+    let slot = std::sync::Arc::clone(slots)
+        .acquire_owned()
+        .await
+        .map_err(std::io::Error::other)?;
+    tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        lookup()
+    })
+    .await
+    .map_err(std::io::Error::other)?
 }
 
 /// An IP literal a grant names: anything but a metadata service.
@@ -270,6 +304,54 @@ pub fn refusal_in(err: &(dyn std::error::Error + 'static)) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lookup_keeps_its_slot_until_it_ends_even_when_nobody_waits() {
+        let io = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_time()
+            .build()
+            .unwrap();
+        let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(2));
+        let (release, hold) = std::sync::mpsc::channel::<()>();
+        let hold = std::sync::Arc::new(std::sync::Mutex::new(hold));
+        // Two lookups that hang (a DNS server that never answers), each
+        // given up by its caller after 20 ms.
+        for _ in 0..2 {
+            let hold = std::sync::Arc::clone(&hold);
+            let waited = io.block_on(async {
+                tokio::time::timeout(
+                    std::time::Duration::from_millis(20),
+                    bounded_lookup(&slots, move || {
+                        let _ = hold.lock().unwrap().recv();
+                        Ok(Vec::new())
+                    }),
+                )
+                .await
+            });
+            assert!(waited.is_err(), "the hanging lookup answered");
+        }
+        // Their threads still run: no slot for a third, which waits.
+        assert_eq!(slots.available_permits(), 0);
+        let third = io.block_on(async {
+            tokio::time::timeout(
+                std::time::Duration::from_millis(50),
+                bounded_lookup(&slots, || Ok(Vec::new())),
+            )
+            .await
+        });
+        assert!(third.is_err(), "a third lookup ran past the bound");
+        // Once the hung lookups end, their slots come back.
+        release.send(()).unwrap();
+        release.send(()).unwrap();
+        let answered = io.block_on(bounded_lookup(&slots, || Ok(Vec::new())));
+        assert!(answered.is_ok());
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while slots.available_permits() < 2 && std::time::Instant::now() < until {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert_eq!(slots.available_permits(), 2);
+    }
 
     fn at(ip: &str) -> Vec<SocketAddr> {
         vec![SocketAddr::new(ip.parse().unwrap(), 80)]
