@@ -737,38 +737,43 @@ fn operator_pins_and_grants_hold_for_a_migration_component() {
 
 /// `t.f` is PostgreSQL's call `f(t)` when `t` has no column `f`: a function
 /// of the application's taking a whole row (here one that writes, as its
-/// owner) is held to the allowlist like any call, read from the catalog.
+/// owner), or a domain over the row, is held to the allowlist like any
+/// call, read from the catalog.
 #[test]
 fn a_read_grant_guest_cannot_call_a_row_function_by_attribute() {
-    let db = TestDb::create("rowfn");
-    db.execute(
-        "CREATE TABLE app_users (id int); INSERT INTO app_users VALUES (1); \
-         GRANT SELECT ON app_users TO PUBLIC; \
-         CREATE FUNCTION bump(app_users) RETURNS int LANGUAGE sql SECURITY DEFINER \
-         AS $$ INSERT INTO app_users VALUES (99) RETURNING 1 $$",
-    );
-    let sandbox = Sandbox::new();
-    let dir = guest_dir(
-        &sandbox,
-        "probe:SELECT u.bump FROM app_users AS u",
-        "002_bad",
-        "read",
-    );
-    let run = migrate(
-        &sandbox,
-        &db.url(),
-        &["--migrations-dir", dir.to_str().unwrap()],
-    );
-    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
-    assert!(
-        run.stderr.contains("002_bad") && run.stderr.contains("u.bump"),
-        "{}",
-        run.stderr
-    );
-    assert_eq!(
-        db.scalar("SELECT count(*)::text FROM app_users").as_deref(),
-        Some("1")
-    );
+    for (function, argument) in [("bump", "app_users"), ("bump_d", "app_users_d")] {
+        let db = TestDb::create("rowfn");
+        db.execute(&format!(
+            "CREATE TABLE app_users (id int); INSERT INTO app_users VALUES (1); \
+             GRANT SELECT ON app_users TO PUBLIC; \
+             CREATE DOMAIN app_users_d AS app_users; \
+             CREATE FUNCTION {function}({argument}) RETURNS int LANGUAGE sql SECURITY DEFINER \
+             AS $$ INSERT INTO app_users VALUES (99) RETURNING 1 $$"
+        ));
+        let sandbox = Sandbox::new();
+        let dir = guest_dir(
+            &sandbox,
+            &format!("probe:SELECT u.{function} FROM app_users AS u"),
+            "002_bad",
+            "read",
+        );
+        let run = migrate(
+            &sandbox,
+            &db.url(),
+            &["--migrations-dir", dir.to_str().unwrap()],
+        );
+        assert_eq!(run.code, 1, "{function}: {}{}", run.stdout, run.stderr);
+        assert!(
+            run.stderr.contains("002_bad") && run.stderr.contains(&format!("u.{function}")),
+            "{}",
+            run.stderr
+        );
+        assert_eq!(
+            db.scalar("SELECT count(*)::text FROM app_users").as_deref(),
+            Some("1"),
+            "{function}"
+        );
+    }
 }
 
 /// Hostile statements from a guest granted only `read`, end to end on both
@@ -790,6 +795,10 @@ fn a_read_grant_guest_cannot_write_read_files_or_drop_the_lock() {
         "SELECT ('SELECT to_tsvector(set_config(''role'', ''none'', true))'::text).ts_stat AS a, ('SELECT to_tsvector(lo_from_bytea(4242421, convert_to(current_user || pg_read_file(''/etc/hostname'') || (SELECT string_agg(row_to_json(g)::text, '','') FROM gantry_migrations g), ''UTF8''))::text)'::text).ts_stat AS b, ('SELECT to_tsvector(set_config(''role'', ''gantry_plugin_read'', true))'::text).ts_stat AS c",
         "SELECT ('/etc/hostname'::text).pg_read_file",
         "SELECT (7449356705063333223::bigint).pg_advisory_unlock",
+        // …and a function in FROM returning one value, whose name is that
+        // value: `q.f` is `f(q)` (found in review of the fix).
+        "SELECT q.ts_stat FROM UNNEST(ARRAY['SELECT to_tsvector(set_config(''role'', ''none'', true))', 'SELECT to_tsvector(lo_from_bytea(4242422, convert_to(pg_read_file(''/etc/hostname''), ''UTF8''))::text)', 'SELECT to_tsvector(set_config(''role'', ''gantry_plugin_read'', true))']) AS q",
+        "SELECT g.pg_advisory_lock FROM generate_series(4242::bigint, 4242::bigint) AS g",
     ];
     for statement in postgres {
         let db = TestDb::create("readguest");

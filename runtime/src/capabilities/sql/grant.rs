@@ -68,13 +68,25 @@ impl fmt::Display for SqlGrant {
 
 /// Relations no plugin reaches, whatever its grant: gantry's own records
 /// (`gantry_*`) and the sqlx history table (its configured name). On
-/// PostgreSQL also the functions a relation's name calls: `t.f` is the call
-/// `f(t)` when `t` has no column `f`, so a function taking a whole row is
-/// reachable without the call syntax the allowlist reads.
+/// PostgreSQL also the functions a FROM item's name calls: `t.f` is the
+/// call `f(t)` when `t` has no column `f` — `t`'s whole row for a table, a
+/// subquery or a CTE, the value itself for a function returning one value
+/// (`FROM unnest(…) AS q`: `q.f` is `f(q)` for any `f` taking that value).
 #[derive(Debug, Clone)]
 pub struct Reserved {
     sqlx_table: String,
-    row_functions: std::sync::Arc<std::collections::BTreeSet<String>>,
+    functions: std::sync::Arc<AttributeFunctions>,
+}
+
+/// The database's functions callable with one argument, as read from its
+/// catalog when a call is confined (`role::attribute_functions`).
+#[derive(Debug, Clone, Default)]
+pub struct AttributeFunctions {
+    /// Those whose argument may be a whole row: a row type (or a domain
+    /// over one), `record`, or a pseudo-type such as `anyelement`.
+    pub of_rows: std::collections::BTreeSet<String>,
+    /// All of them.
+    pub unary: std::collections::BTreeSet<String>,
 }
 
 impl Default for Reserved {
@@ -87,20 +99,15 @@ impl Reserved {
     pub fn new(sqlx_table: &str) -> Reserved {
         Reserved {
             sqlx_table: sqlx_table.to_ascii_lowercase(),
-            row_functions: Default::default(),
+            functions: Default::default(),
         }
     }
 
-    /// The functions PostgreSQL would call for `relation.name`: those that
-    /// take one argument of a row, record or pseudo-type (the database's
-    /// own included, as read from its catalog when a call is confined).
-    pub fn with_row_functions(mut self, names: impl IntoIterator<Item = String>) -> Reserved {
-        self.row_functions = std::sync::Arc::new(names.into_iter().collect());
+    /// The functions PostgreSQL may call for `item.name` (the database's
+    /// own included).
+    pub fn with_functions(mut self, functions: AttributeFunctions) -> Reserved {
+        self.functions = std::sync::Arc::new(functions);
         self
-    }
-
-    fn row_function(&self, name: &str) -> bool {
-        self.row_functions.contains(name)
     }
 
     /// Whether a relation's plain name (any case) is reserved.
@@ -205,12 +212,15 @@ pub fn check(
         .map_err(|all| Refusal::NotOne(all.len()))?;
     let mut statement = statement;
     let level = statement_level(&statement, reserved).map_err(Refusal::Never)?;
+    let mut items = FunctionItems::default();
+    let _ = statement.visit(&mut items);
     let mut needs = Needs {
         dialect,
         grant,
         level,
         reserved,
         writes: level > SqlGrant::Read,
+        function_items: items.0,
     };
     if let ControlFlow::Break(refusal) = statement.visit(&mut needs) {
         return Err(refusal);
@@ -263,6 +273,38 @@ struct Needs<'a> {
     reserved: &'a Reserved,
     /// The statement changes something: catalogs are out of its reach.
     writes: bool,
+    /// Names of FROM items that are function calls (their alias, else the
+    /// function's name), anywhere in the statement.
+    function_items: std::collections::BTreeSet<String>,
+}
+
+/// Collects the names FROM items that are function calls go by.
+#[derive(Default)]
+struct FunctionItems(std::collections::BTreeSet<String>);
+
+impl Visitor for FunctionItems {
+    type Break = ();
+
+    fn pre_visit_table_factor(&mut self, factor: &TableFactor) -> ControlFlow<()> {
+        let (alias, name) = match factor {
+            TableFactor::Table {
+                name,
+                args: Some(_),
+                alias,
+                ..
+            }
+            | TableFactor::Function { name, alias, .. } => (alias, last_part(name)),
+            TableFactor::UNNEST { alias, .. } => (alias, Some("unnest".to_string())),
+            TableFactor::TableFunction { alias, .. } => (alias, None),
+            _ => return ControlFlow::Continue(()),
+        };
+        if let Some(alias) = alias {
+            self.0.insert(folded(&alias.name));
+        } else if let Some(name) = name {
+            self.0.insert(name.to_ascii_lowercase());
+        }
+        ControlFlow::Continue(())
+    }
 }
 
 impl Needs<'_> {
@@ -270,6 +312,23 @@ impl Needs<'_> {
         self.level = self.level.max(level);
         if level > SqlGrant::Read {
             self.writes = true;
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// `item.name`: a column of the FROM item `item`, or the call
+    /// `name(item)` when it has none — for a function item any function of
+    /// one argument, for others a function of a whole row.
+    fn item_attribute(&mut self, item: &Ident, name: &Ident) -> ControlFlow<Refusal> {
+        let (item, name) = (folded(item), folded(name));
+        let functions = &self.reserved.functions;
+        let reachable = if self.function_items.contains(&item) {
+            functions.unary.contains(&name)
+        } else {
+            functions.of_rows.contains(&name)
+        };
+        if reachable {
+            return self.attribute(&name, &item);
         }
         ControlFlow::Continue(())
     }
@@ -376,27 +435,25 @@ impl Visitor for Needs<'_> {
                 )))
             }
             // PostgreSQL reads `(value).name` as the call `name(value)` when
-            // the value has no field `name`: any one-argument function.
-            Expr::CompoundFieldAccess { access_chain, .. } if self.dialect == Dialect::Postgres => {
-                for access in access_chain {
+            // the value has no field `name`: any one-argument function. After
+            // a plain name (`t.col[1]`) the first step is a column of `t`.
+            Expr::CompoundFieldAccess { root, access_chain } if self.dialect == Dialect::Postgres => {
+                for (at, access) in access_chain.iter().enumerate() {
                     if let AccessExpr::Dot(Expr::Identifier(field)) = access {
-                        self.attribute(&folded(field), "(…)")?;
+                        match (at, root.as_ref()) {
+                            (0, Expr::Identifier(item)) => self.item_attribute(item, field)?,
+                            (0, Expr::CompoundIdentifier(parts)) if !parts.is_empty() => {
+                                self.item_attribute(&parts[parts.len() - 1], field)?
+                            }
+                            _ => self.attribute(&folded(field), "(…)")?,
+                        }
                     }
                 }
                 ControlFlow::Continue(())
             }
             // …and `t.name` as `name(t)` when `t` has no column `name`.
             Expr::CompoundIdentifier(parts) if self.dialect == Dialect::Postgres && parts.len() >= 2 => {
-                let name = folded(&parts[parts.len() - 1]);
-                if self.reserved.row_function(&name) {
-                    let relation = parts[..parts.len() - 1]
-                        .iter()
-                        .map(|p| p.value.as_str())
-                        .collect::<Vec<_>>()
-                        .join(".");
-                    return self.attribute(&name, &relation);
-                }
-                ControlFlow::Continue(())
+                self.item_attribute(&parts[parts.len() - 2], &parts[parts.len() - 1])
             }
             _ => ControlFlow::Continue(()),
         }
@@ -913,8 +970,12 @@ mod tests {
         ok(Dialect::Postgres, SqlGrant::Read, "SELECT u.email, u.name FROM users AS u");
         // A whole row goes to the functions the database has for rows: read
         // from its catalog when a call is confined.
-        let reserved = Reserved::default()
-            .with_row_functions(["grant_admin".to_string(), "to_json".to_string()]);
+        let reserved = Reserved::default().with_functions(AttributeFunctions {
+            of_rows: ["grant_admin", "to_json"].map(String::from).into(),
+            unary: ["grant_admin", "to_json", "ts_stat", "pg_advisory_lock", "name"]
+                .map(String::from)
+                .into(),
+        });
         let refused = check(
             Dialect::Postgres,
             SqlGrant::Ddl,
@@ -929,8 +990,28 @@ mod tests {
             check(Dialect::Postgres, SqlGrant::Read, "SELECT public.users.grant_admin FROM public.users", &reserved)
                 .is_err()
         );
-        for sql in ["SELECT u.to_json FROM users AS u", "SELECT u.email FROM users AS u"] {
+        for sql in [
+            "SELECT u.to_json FROM users AS u",
+            "SELECT u.email FROM users AS u",
+            "SELECT u.name, u.tags[1] FROM users AS u",
+            "SELECT e.key, e.value FROM users AS u, jsonb_each(u.doc) AS e",
+        ] {
             assert!(check(Dialect::Postgres, SqlGrant::Read, sql, &reserved).is_ok(), "{sql}");
+        }
+        // A function returning one value: its name is that value, and
+        // `q.f` is `f(q)` for any function of one argument (found in
+        // review).
+        for sql in [
+            "SELECT q.ts_stat FROM UNNEST(ARRAY['select 1']) AS q",
+            "SELECT unnest.ts_stat FROM unnest(ARRAY['select 1'])",
+            "SELECT g.pg_advisory_lock FROM generate_series(4242::bigint, 4242::bigint) AS g",
+            "SELECT t.ts_stat FROM users AS u, LATERAL string_to_table(u.email, ',') AS t",
+            "SELECT x.name FROM regexp_split_to_table('a', ',') AS x",
+        ] {
+            match check(Dialect::Postgres, SqlGrant::Ddl, sql, &reserved) {
+                Err(Refusal::Never(why)) if why.contains("PostgreSQL reads") => {}
+                other => panic!("{sql:?}: {other:?}"),
+            }
         }
         // SQLite has no such notation: a qualified name is a column.
         ok(Dialect::Sqlite, SqlGrant::Read, "SELECT u.email FROM users AS u");

@@ -118,13 +118,13 @@ impl SqlSession {
                 self.authorizer = Some(state);
             }
             Db::Postgres(conn) => {
-                let (run_as, row_functions) = io.block_on(async {
-                    let row_functions = role::row_functions(conn).await?;
+                let (run_as, functions) = io.block_on(async {
+                    let functions = role::attribute_functions(conn).await?;
                     let run_as = role::prepare(conn, grant, roles, &reserved).await?;
                     role::enter(conn, &run_as).await?;
-                    Ok::<_, String>((run_as, row_functions))
+                    Ok::<_, String>((run_as, functions))
                 })?;
-                self.reserved = reserved.with_row_functions(row_functions);
+                self.reserved = reserved.with_functions(functions);
                 self.run_as = Some(run_as);
             }
         }

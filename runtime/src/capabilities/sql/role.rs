@@ -13,7 +13,7 @@
 //! Never leaves the session in a plugin's role: `leave` resets it before
 //! the runner writes its own records.
 
-use super::grant::{Reserved, SqlGrant};
+use super::grant::{AttributeFunctions, Reserved, SqlGrant};
 use serde::Deserialize;
 use sqlx::PgConnection;
 
@@ -63,22 +63,34 @@ fn db_err(what: &str) -> impl Fn(sqlx::Error) -> String + '_ {
     move |e| format!("{what}: {e}")
 }
 
-/// The functions PostgreSQL would call for `relation.name` (attribute
-/// notation: `name(relation's row)` when the relation has no column
-/// `name`): those callable with one argument of a row type, `record` or a
-/// pseudo-type such as `anyelement`, in any schema — the database's own
-/// included, which no allowlist can know of. The parser's check holds such
-/// names to the function allowlist (`grant.rs`).
-pub async fn row_functions(conn: &mut PgConnection) -> Result<Vec<String>, String> {
-    sqlx::query_scalar(
-        "SELECT DISTINCT p.proname::text FROM pg_catalog.pg_proc p \
+/// The functions PostgreSQL may call for `item.name` (attribute notation:
+/// `name(item)` when the FROM item has no column `name`): every function
+/// callable with one argument, and which of them take a whole row (a row
+/// type or a domain over one, `record`, a pseudo-type such as
+/// `anyelement`) — in any schema, the database's own included, which no
+/// allowlist can know of. The parser's check holds such names to the
+/// function allowlist (`grant.rs`).
+pub async fn attribute_functions(conn: &mut PgConnection) -> Result<AttributeFunctions, String> {
+    let rows: Vec<(String, bool)> = sqlx::query_as(
+        "SELECT p.proname::text, \
+                bool_or(t.typtype IN ('c', 'p') OR t.typname = 'record' OR coalesce(b.typtype = 'c', false)) \
+         FROM pg_catalog.pg_proc p \
          JOIN pg_catalog.pg_type t ON t.oid = p.proargtypes[0] \
+         LEFT JOIN pg_catalog.pg_type b ON b.oid = t.typbasetype \
          WHERE p.pronargs >= 1 AND p.pronargs - p.pronargdefaults <= 1 \
-         AND (t.typtype IN ('c', 'p') OR t.typname = 'record')",
+         GROUP BY 1",
     )
     .fetch_all(&mut *conn)
     .await
-    .map_err(db_err("read the functions a row may call"))
+    .map_err(db_err("read the functions a FROM item may call"))?;
+    let mut functions = AttributeFunctions::default();
+    for (name, of_rows) in rows {
+        if of_rows {
+            functions.of_rows.insert(name.clone());
+        }
+        functions.unary.insert(name);
+    }
+    Ok(functions)
 }
 
 /// Decides who the call runs as and, for gantry's own role, makes it and
