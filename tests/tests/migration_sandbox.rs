@@ -799,6 +799,9 @@ fn a_read_grant_guest_cannot_write_read_files_or_drop_the_lock() {
         // value: `q.f` is `f(q)` (found in review of the fix).
         "SELECT q.ts_stat FROM UNNEST(ARRAY['SELECT to_tsvector(set_config(''role'', ''none'', true))', 'SELECT to_tsvector(lo_from_bytea(4242422, convert_to(pg_read_file(''/etc/hostname''), ''UTF8''))::text)', 'SELECT to_tsvector(set_config(''role'', ''gantry_plugin_read'', true))']) AS q",
         "SELECT g.pg_advisory_lock FROM generate_series(4242::bigint, 4242::bigint) AS g",
+        // …and an item PostgreSQL names otherwise than it was written:
+        // `FROM trim(…)` is `btrim` (found in a second review).
+        "SELECT btrim.ts_stat FROM trim('select to_tsvector(s.a || query_to_xml($q$select lo_from_bytea(4242423, convert_to(pg_read_file(''/etc/hostname''), ''UTF8'')) as f$q$, true, true, ''x'')::text || set_config(''role'', ''gantry_plugin_read'', true)) from (select set_config(''role'', ''none'', true) a) s')",
     ];
     for statement in postgres {
         let db = TestDb::create("readguest");

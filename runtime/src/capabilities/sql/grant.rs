@@ -212,7 +212,7 @@ pub fn check(
         .map_err(|all| Refusal::NotOne(all.len()))?;
     let mut statement = statement;
     let level = statement_level(&statement, reserved).map_err(Refusal::Never)?;
-    let mut items = FunctionItems::default();
+    let mut items = FromItems::default();
     let _ = statement.visit(&mut items);
     let mut needs = Needs {
         dialect,
@@ -220,7 +220,7 @@ pub fn check(
         level,
         reserved,
         writes: level > SqlGrant::Read,
-        function_items: items.0,
+        items,
     };
     if let ControlFlow::Break(refusal) = statement.visit(&mut needs) {
         return Err(refusal);
@@ -273,36 +273,96 @@ struct Needs<'a> {
     reserved: &'a Reserved,
     /// The statement changes something: catalogs are out of its reach.
     writes: bool,
-    /// Names of FROM items that are function calls (their alias, else the
-    /// function's name), anywhere in the statement.
-    function_items: std::collections::BTreeSet<String>,
+    /// The names FROM items go by, anywhere in the statement.
+    items: FromItems,
 }
 
-/// Collects the names FROM items that are function calls go by.
-#[derive(Default)]
-struct FunctionItems(std::collections::BTreeSet<String>);
+/// SQL's value keywords, which PostgreSQL reads in FROM as calls of
+/// functions returning one value (`FROM current_user AS u`: `u` is a name).
+const VALUE_KEYWORDS: &[&str] = &[
+    "current_date",
+    "current_time",
+    "current_timestamp",
+    "localtime",
+    "localtimestamp",
+    "current_role",
+    "current_user",
+    "session_user",
+    "user",
+    "current_catalog",
+    "current_schema",
+    "system_user",
+];
 
-impl Visitor for FunctionItems {
+/// The names FROM items go by: those whose whole row is a row (tables,
+/// views, CTEs, subqueries, joins, an INSERT's target, `excluded`), and
+/// those that are function calls (their alias, else the function's name).
+/// A name known as neither — PostgreSQL may name an item otherwise than
+/// it was written (`FROM trim(…)` is `btrim`) — counts as a function's.
+#[derive(Default)]
+struct FromItems {
+    rows: std::collections::BTreeSet<String>,
+    functions: std::collections::BTreeSet<String>,
+}
+
+impl FromItems {
+    fn is_rows(&self, name: &str) -> bool {
+        self.rows.contains(name) && !self.functions.contains(name)
+    }
+}
+
+impl Visitor for FromItems {
     type Break = ();
 
     fn pre_visit_table_factor(&mut self, factor: &TableFactor) -> ControlFlow<()> {
-        let (alias, name) = match factor {
+        let named = |alias: &Option<sqlparser::ast::TableAlias>, name: Option<String>| {
+            alias.as_ref().map(|a| folded(&a.name)).or(name)
+        };
+        match factor {
+            TableFactor::Table {
+                name,
+                args: None,
+                alias,
+                ..
+            } => {
+                let keyword = match name.0.as_slice() {
+                    [ObjectNamePart::Identifier(id)] if id.quote_style.is_none() => {
+                        let word = id.value.to_ascii_lowercase();
+                        VALUE_KEYWORDS.contains(&word.as_str()).then_some(word)
+                    }
+                    _ => None,
+                };
+                match keyword {
+                    Some(word) => self.functions.extend(named(alias, Some(word))),
+                    None => self.rows.extend(named(alias, last_part(name))),
+                }
+            }
             TableFactor::Table {
                 name,
                 args: Some(_),
                 alias,
                 ..
             }
-            | TableFactor::Function { name, alias, .. } => (alias, last_part(name)),
-            TableFactor::UNNEST { alias, .. } => (alias, Some("unnest".to_string())),
-            TableFactor::TableFunction { alias, .. } => (alias, None),
-            _ => return ControlFlow::Continue(()),
-        };
-        if let Some(alias) = alias {
-            self.0.insert(folded(&alias.name));
-        } else if let Some(name) = name {
-            self.0.insert(name.to_ascii_lowercase());
+            | TableFactor::Function { name, alias, .. } => {
+                self.functions.extend(named(alias, last_part(name)))
+            }
+            TableFactor::UNNEST { alias, .. } => {
+                self.functions.extend(named(alias, Some("unnest".into())))
+            }
+            TableFactor::TableFunction { alias, .. } => self.functions.extend(named(alias, None)),
+            TableFactor::Derived { alias, .. } | TableFactor::NestedJoin { alias, .. } => {
+                self.rows.extend(named(alias, None))
+            }
+            _ => {}
         }
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_relation(&mut self, relation: &ObjectName) -> ControlFlow<()> {
+        // An INSERT's target, a CTE's or table's own name; ON CONFLICT's
+        // `excluded` is the proposed row.
+        self.rows.extend(last_part(relation));
+        self.rows.insert("excluded".into());
         ControlFlow::Continue(())
     }
 }
@@ -317,15 +377,16 @@ impl Needs<'_> {
     }
 
     /// `item.name`: a column of the FROM item `item`, or the call
-    /// `name(item)` when it has none — for a function item any function of
-    /// one argument, for others a function of a whole row.
+    /// `name(item)` when it has none — for an item whose whole row is a row
+    /// a function of a whole row; for any other (a function's value, or a
+    /// name the statement does not show) any function of one argument.
     fn item_attribute(&mut self, item: &Ident, name: &Ident) -> ControlFlow<Refusal> {
         let (item, name) = (folded(item), folded(name));
         let functions = &self.reserved.functions;
-        let reachable = if self.function_items.contains(&item) {
-            functions.unary.contains(&name)
-        } else {
+        let reachable = if self.items.is_rows(&item) {
             functions.of_rows.contains(&name)
+        } else {
+            functions.unary.contains(&name)
         };
         if reachable {
             return self.attribute(&name, &item);
@@ -972,7 +1033,7 @@ mod tests {
         // from its catalog when a call is confined.
         let reserved = Reserved::default().with_functions(AttributeFunctions {
             of_rows: ["grant_admin", "to_json"].map(String::from).into(),
-            unary: ["grant_admin", "to_json", "ts_stat", "pg_advisory_lock", "name"]
+            unary: ["grant_admin", "to_json", "ts_stat", "pg_advisory_lock", "pg_read_file", "name"]
                 .map(String::from)
                 .into(),
         });
@@ -995,8 +1056,18 @@ mod tests {
             "SELECT u.email FROM users AS u",
             "SELECT u.name, u.tags[1] FROM users AS u",
             "SELECT e.key, e.value FROM users AS u, jsonb_each(u.doc) AS e",
+            "SELECT v.name FROM (SELECT 1 AS name) AS v",
+            "WITH c AS (SELECT 1 AS name) SELECT c.name FROM c",
+            "SELECT users.name FROM users",
         ] {
             assert!(check(Dialect::Postgres, SqlGrant::Read, sql, &reserved).is_ok(), "{sql}");
+        }
+        for sql in [
+            "INSERT INTO users (name) VALUES ('x') RETURNING users.name",
+            "INSERT INTO users (id, name) VALUES (1, 'x') ON CONFLICT (id) DO UPDATE SET name = excluded.name",
+        ] {
+            let checked = check(Dialect::Postgres, SqlGrant::Write, sql, &reserved);
+            assert!(checked.is_ok(), "{sql}: {checked:?}");
         }
         // A function returning one value: its name is that value, and
         // `q.f` is `f(q)` for any function of one argument (found in
@@ -1007,6 +1078,14 @@ mod tests {
             "SELECT g.pg_advisory_lock FROM generate_series(4242::bigint, 4242::bigint) AS g",
             "SELECT t.ts_stat FROM users AS u, LATERAL string_to_table(u.email, ',') AS t",
             "SELECT x.name FROM regexp_split_to_table('a', ',') AS x",
+            // PostgreSQL names an item otherwise than it is written (found
+            // in a second review): `trim` is `btrim`, a value keyword is a
+            // function's value.
+            "SELECT btrim.ts_stat FROM trim('select 1')",
+            "SELECT u.pg_read_file FROM current_user AS u",
+            "SELECT current_user.ts_stat FROM current_user",
+            "SELECT d.ts_stat FROM users AS u, LATERAL trim(u.email) AS t, current_date AS d",
+            "SELECT nowhere.ts_stat FROM users AS u",
         ] {
             match check(Dialect::Postgres, SqlGrant::Ddl, sql, &reserved) {
                 Err(Refusal::Never(why)) if why.contains("PostgreSQL reads") => {}
