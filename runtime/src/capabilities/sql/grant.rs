@@ -533,6 +533,29 @@ impl Visitor for Needs<'_> {
     }
 
     fn pre_visit_table_factor(&mut self, factor: &TableFactor) -> ControlFlow<Refusal> {
+        // On PostgreSQL a function in FROM goes by its alias, else by a name
+        // PostgreSQL chooses, which is not always the one written
+        // (`FROM trim(…)` is `btrim`): attribute notation after it must
+        // name what the check can see.
+        if self.dialect == Dialect::Postgres {
+            let unnamed = match factor {
+                TableFactor::Table {
+                    args: Some(_),
+                    alias,
+                    ..
+                }
+                | TableFactor::Function { alias, .. }
+                | TableFactor::UNNEST { alias, .. }
+                | TableFactor::TableFunction { alias, .. } => alias.is_none(),
+                _ => false,
+            };
+            if unnamed {
+                return ControlFlow::Break(Refusal::Never(format!(
+                    "a function in FROM needs an alias (`{} AS x`)",
+                    first_words(&factor.to_string())
+                )));
+            }
+        }
         match factor {
             // `FROM f(…)` is a table with arguments.
             TableFactor::Table { name, args, .. } => {
@@ -1089,6 +1112,19 @@ mod tests {
         ] {
             match check(Dialect::Postgres, SqlGrant::Ddl, sql, &reserved) {
                 Err(Refusal::Never(why)) if why.contains("PostgreSQL reads") => {}
+                other => panic!("{sql:?}: {other:?}"),
+            }
+        }
+        // A function in FROM goes by the alias it is given, so the check
+        // knows its name.
+        ok(Dialect::Postgres, SqlGrant::Read, "SELECT x FROM unnest(ARRAY[1]) AS x");
+        for sql in [
+            "SELECT 1 FROM generate_series(1, 2)",
+            "SELECT * FROM unnest(ARRAY[1])",
+            "SELECT * FROM users AS u, LATERAL string_to_table(u.email, ',')",
+        ] {
+            match checked(Dialect::Postgres, SqlGrant::Read, sql) {
+                Err(Refusal::Never(why)) if why.contains("needs an alias") => {}
                 other => panic!("{sql:?}: {other:?}"),
             }
         }
