@@ -802,6 +802,9 @@ fn a_read_grant_guest_cannot_write_read_files_or_drop_the_lock() {
         // …and an item PostgreSQL names otherwise than it was written:
         // `FROM trim(…)` is `btrim` (found in a second review).
         "SELECT btrim.ts_stat FROM trim('select to_tsvector(s.a || query_to_xml($q$select lo_from_bytea(4242423, convert_to(pg_read_file(''/etc/hostname''), ''UTF8'')) as f$q$, true, true, ''x'')::text || set_config(''role'', ''gantry_plugin_read'', true)) from (select set_config(''role'', ''none'', true) a) s')",
+        // …and PostgreSQL cuts names to 63 bytes: a 64-byte alias hid the
+        // function item behind a CTE's name (found in a third review).
+        "WITH aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa AS (SELECT 1) SELECT (SELECT count(*) FROM (SELECT aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.ts_stat FROM unnest(ARRAY['SELECT to_tsvector(set_config(''role'', ''none'', true))', 'SELECT to_tsvector(lo_from_bytea(4242424, convert_to(pg_read_file(''/etc/hostname''), ''UTF8''))::text)', 'SELECT to_tsvector(set_config(''role'', ''gantry_plugin_read'', true))']) AS aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab) AS z) FROM aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
     ];
     for statement in postgres {
         let db = TestDb::create("readguest");

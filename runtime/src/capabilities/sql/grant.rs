@@ -277,6 +277,9 @@ struct Needs<'a> {
     items: FromItems,
 }
 
+/// The longest name PostgreSQL keeps (NAMEDATALEN - 1); longer ones it cuts.
+const PG_NAME_BYTES: usize = 63;
+
 /// SQL's value keywords, which PostgreSQL reads in FROM as calls of
 /// functions returning one value (`FROM current_user AS u`: `u` is a name).
 const VALUE_KEYWORDS: &[&str] = &[
@@ -521,6 +524,16 @@ impl Visitor for Needs<'_> {
     }
 
     fn pre_visit_ident(&mut self, ident: &Ident) -> ControlFlow<Refusal> {
+        // PostgreSQL cuts a name to 63 bytes; the check compares them
+        // whole, so a longer one could be two names here and one there
+        // (found in a third review: an alias of 64 characters hid a
+        // function item behind a table's name).
+        if self.dialect == Dialect::Postgres && ident.value.len() > PG_NAME_BYTES {
+            return ControlFlow::Break(Refusal::Never(format!(
+                "the name `{}…` is longer than PostgreSQL's {PG_NAME_BYTES} bytes",
+                ident.value.chars().take(16).collect::<String>()
+            )));
+        }
         // Wherever a name appears — a table, `TABLE x`, INHERITS, LIKE,
         // REFERENCES, RENAME TO — gantry's own names are not a plugin's.
         if self.reserved.covers(&ident.value) {
@@ -1115,6 +1128,17 @@ mod tests {
                 other => panic!("{sql:?}: {other:?}"),
             }
         }
+        // PostgreSQL cuts names to 63 bytes: a 64-byte alias would be
+        // another name here and the same name there.
+        let a63 = "a".repeat(63);
+        let sql = format!(
+            "WITH {a63} AS (SELECT 1) SELECT (SELECT {a63}.ts_stat FROM unnest(ARRAY['select 1']) AS {a63}b) FROM {a63}"
+        );
+        match checked(Dialect::Postgres, SqlGrant::Read, &sql) {
+            Err(Refusal::Never(why)) if why.contains("63 bytes") => {}
+            other => panic!("{sql:?}: {other:?}"),
+        }
+        ok(Dialect::Postgres, SqlGrant::Read, &format!("SELECT 1 AS {a63}"));
         // A function in FROM goes by the alias it is given, so the check
         // knows its name.
         ok(Dialect::Postgres, SqlGrant::Read, "SELECT x FROM unnest(ARRAY[1]) AS x");
