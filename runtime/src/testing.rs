@@ -91,3 +91,21 @@ impl SplitMix {
         (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 }
+
+/// A firing notification with nothing in it, marked a test: for notifier
+/// calls in tests.
+pub fn notification() -> crate::bindings::types::Notification {
+    crate::bindings::types::Notification {
+        receiver: "mail".into(),
+        status: crate::bindings::types::AlertState::Firing,
+        group_key: "g".into(),
+        group_labels: vec![],
+        common_labels: vec![],
+        common_annotations: vec![],
+        external_url: String::new(),
+        alerts: vec![],
+        truncated_alerts: 0,
+        idempotency_key: "k".into(),
+        test: true,
+    }
+}

@@ -450,19 +450,7 @@ fn a_notifier_call_sends_at_most_its_messages() {
             ("copies", "8"),
         ])
         .unwrap();
-    let notification = gantry::bindings::types::Notification {
-        receiver: "mail".into(),
-        status: gantry::bindings::types::AlertState::Firing,
-        group_key: "g".into(),
-        group_labels: vec![],
-        common_labels: vec![],
-        common_annotations: vec![],
-        external_url: String::new(),
-        alerts: vec![],
-        truncated_alerts: 0,
-        idempotency_key: "k".into(),
-        test: true,
-    };
+    let notification = gantry_runtime::testing::notification();
     let outcome = runtime.notify(&mailer, &given, &notification);
     match outcome.into_result() {
         Ok(Err(gantry::bindings::types::DeliveryError::Retry(r))) => assert!(

@@ -515,6 +515,18 @@ impl Visitor for Needs<'_> {
                 }
                 ControlFlow::Continue(())
             }
+            // A dollar quote's tag must start as PostgreSQL's does (a letter
+            // or `_`): sqlparser reads `$1$x$1$` as one string, PostgreSQL
+            // as a parameter and another quote (found in a fourth review).
+            Expr::Value(value)
+                if let Value::DollarQuotedString(quoted) = &value.value
+                    && let Some(tag) = &quoted.tag
+                    && !tag.starts_with(|c: char| c.is_alphabetic() || c == '_' || !c.is_ascii()) =>
+            {
+                ControlFlow::Break(Refusal::Never(format!(
+                    "the dollar-quote tag `${tag}$` does not start with a letter or `_`"
+                )))
+            }
             // …and `t.name` as `name(t)` when `t` has no column `name`.
             Expr::CompoundIdentifier(parts) if self.dialect == Dialect::Postgres && parts.len() >= 2 => {
                 self.item_attribute(&parts[parts.len() - 2], &parts[parts.len() - 1])
@@ -1128,6 +1140,11 @@ mod tests {
                 other => panic!("{sql:?}: {other:?}"),
             }
         }
+        match checked(Dialect::Postgres, SqlGrant::Read, "SELECT $1$x$1$") {
+            Err(Refusal::Never(why)) if why.contains("dollar-quote tag") => {}
+            other => panic!("{other:?}"),
+        }
+        ok(Dialect::Postgres, SqlGrant::Read, "SELECT $a$x$a$, $$y$$");
         // PostgreSQL cuts names to 63 bytes: a 64-byte alias would be
         // another name here and the same name there.
         let a63 = "a".repeat(63);
