@@ -268,7 +268,7 @@ pub fn fill_from<'a>(entry: &str, lookup: impl Fn(&str) -> Option<&'a str>) -> O
 
 /// Where a `{setting}` stands in a grant entry, by the characters around it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Place {
+enum Place {
     /// The whole host: `http://{host}:9000`, `{host}:{port}`.
     Host,
     /// The whole port: `db.internal:{port}`.
@@ -300,7 +300,7 @@ impl Place {
 /// domain; and `@`, `:`, `/`, `?`, `#`, `%` or `*` would move a host or a
 /// port anywhere. The value may be the manifest's own default: the plugin
 /// author's, not the operator's.
-pub fn part_value_problem(value: &str, place: Place) -> Option<String> {
+fn part_value_problem(value: &str, place: Place) -> Option<String> {
     let label = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_');
     let ok = match place {
         Place::Port => {

@@ -101,7 +101,6 @@ impl Default for SmtpLimits {
 pub struct SmtpShared {
     relay: Option<Relay>,
     io: tokio::runtime::Handle,
-    max_messages: u32,
 }
 
 struct Relay {
@@ -221,7 +220,6 @@ impl Capability for Smtp {
         Ok(std::sync::Arc::new(SmtpShared {
             relay: Relay::build(limits)?,
             io: io.clone(),
-            max_messages: limits.max_messages_per_call,
         }))
     }
 
@@ -257,7 +255,7 @@ impl SmtpState {
         if message.to.is_empty() {
             return Err("the message has no recipient".into());
         }
-        if self.attempts >= self.shared.max_messages {
+        if self.attempts >= relay.limits.max_messages_per_call {
             return Err(format!(
                 "this call has sent {} messages, the most one call may (plugins.capabilities.smtp.max_messages_per_call)",
                 self.attempts

@@ -212,8 +212,7 @@ pub fn check(
         .map_err(|all| Refusal::NotOne(all.len()))?;
     let mut statement = statement;
     let level = statement_level(&statement, reserved).map_err(Refusal::Never)?;
-    let mut items = FromItems::default();
-    let _ = statement.visit(&mut items);
+    let items = FromItems::of(&statement);
     let mut needs = Needs {
         dialect,
         grant,
@@ -302,13 +301,23 @@ const VALUE_KEYWORDS: &[&str] = &[
 /// those that are function calls (their alias, else the function's name).
 /// A name known as neither — PostgreSQL may name an item otherwise than
 /// it was written (`FROM trim(…)` is `btrim`) — counts as a function's.
-#[derive(Default)]
 struct FromItems {
     rows: std::collections::BTreeSet<String>,
     functions: std::collections::BTreeSet<String>,
 }
 
 impl FromItems {
+    /// The items of `statement`, and ON CONFLICT's `excluded` (the
+    /// proposed row).
+    fn of(statement: &Statement) -> FromItems {
+        let mut items = FromItems {
+            rows: ["excluded".to_string()].into(),
+            functions: Default::default(),
+        };
+        let _ = statement.visit(&mut items);
+        items
+    }
+
     fn is_rows(&self, name: &str) -> bool {
         self.rows.contains(name) && !self.functions.contains(name)
     }
@@ -362,10 +371,8 @@ impl Visitor for FromItems {
     }
 
     fn pre_visit_relation(&mut self, relation: &ObjectName) -> ControlFlow<()> {
-        // An INSERT's target, a CTE's or table's own name; ON CONFLICT's
-        // `excluded` is the proposed row.
+        // An INSERT's target, a CTE's or table's own name.
         self.rows.extend(last_part(relation));
-        self.rows.insert("excluded".into());
         ControlFlow::Continue(())
     }
 }
@@ -682,7 +689,6 @@ fn catalog_relation(relation: &ObjectName) -> bool {
     schema_is_catalog || name_is_catalog
 }
 
-/// The last part of a name, lowercased (`public.dblink` is `dblink`).
 /// An identifier as PostgreSQL reads it: folded to lower case unless quoted.
 fn folded(ident: &Ident) -> String {
     match ident.quote_style {
@@ -691,6 +697,7 @@ fn folded(ident: &Ident) -> String {
     }
 }
 
+/// The last part of a name, lowercased (`public.dblink` is `dblink`).
 fn last_part(name: &ObjectName) -> Option<String> {
     name.0
         .last()
@@ -855,6 +862,15 @@ mod tests {
     fn ok(dialect: Dialect, grant: SqlGrant, sql: &str) {
         if let Err(why) = admit(dialect, grant, sql, &Reserved::default()) {
             panic!("{sql:?} under {grant} on {dialect}: {why}");
+        }
+    }
+
+    /// `sql` is refused on PostgreSQL under `grant`, for a reason naming
+    /// `because`.
+    fn never_because(grant: SqlGrant, sql: &str, reserved: &Reserved, because: &str) {
+        match check(Dialect::Postgres, grant, sql, reserved) {
+            Err(Refusal::Never(why)) if why.contains(because) => {}
+            other => panic!("{sql:?}: {other:?}"),
         }
     }
 
@@ -1069,10 +1085,7 @@ mod tests {
             "SELECT (u).Pg_Read_File FROM users AS u",
             "SELECT ((7449356705063333223::bigint)).pg_advisory_unlock",
         ] {
-            match checked(Dialect::Postgres, SqlGrant::Ddl, sql) {
-                Err(Refusal::Never(why)) if why.contains("PostgreSQL reads") => {}
-                other => panic!("{sql:?}: {other:?}"),
-            }
+            never_because(Ddl, sql, &Reserved::default(), "PostgreSQL reads");
         }
         // A function the allowlist admits is admitted either way.
         ok(Dialect::Postgres, SqlGrant::Read, "SELECT ('X'::text).lower");
@@ -1135,15 +1148,14 @@ mod tests {
             "SELECT d.ts_stat FROM users AS u, LATERAL trim(u.email) AS t, current_date AS d",
             "SELECT nowhere.ts_stat FROM users AS u",
         ] {
-            match check(Dialect::Postgres, SqlGrant::Ddl, sql, &reserved) {
-                Err(Refusal::Never(why)) if why.contains("PostgreSQL reads") => {}
-                other => panic!("{sql:?}: {other:?}"),
-            }
+            never_because(Ddl, sql, &reserved, "PostgreSQL reads");
         }
-        match checked(Dialect::Postgres, SqlGrant::Read, "SELECT $1$x$1$") {
-            Err(Refusal::Never(why)) if why.contains("dollar-quote tag") => {}
-            other => panic!("{other:?}"),
-        }
+        never_because(
+            SqlGrant::Read,
+            "SELECT $1$x$1$",
+            &Reserved::default(),
+            "dollar-quote tag",
+        );
         ok(Dialect::Postgres, SqlGrant::Read, "SELECT $a$x$a$, $$y$$");
         // PostgreSQL cuts names to 63 bytes: a 64-byte alias would be
         // another name here and the same name there.
@@ -1151,10 +1163,7 @@ mod tests {
         let sql = format!(
             "WITH {a63} AS (SELECT 1) SELECT (SELECT {a63}.ts_stat FROM unnest(ARRAY['select 1']) AS {a63}b) FROM {a63}"
         );
-        match checked(Dialect::Postgres, SqlGrant::Read, &sql) {
-            Err(Refusal::Never(why)) if why.contains("63 bytes") => {}
-            other => panic!("{sql:?}: {other:?}"),
-        }
+        never_because(SqlGrant::Read, &sql, &Reserved::default(), "63 bytes");
         ok(Dialect::Postgres, SqlGrant::Read, &format!("SELECT 1 AS {a63}"));
         // A function in FROM goes by the alias it is given, so the check
         // knows its name.
@@ -1164,10 +1173,7 @@ mod tests {
             "SELECT * FROM unnest(ARRAY[1])",
             "SELECT * FROM users AS u, LATERAL string_to_table(u.email, ',')",
         ] {
-            match checked(Dialect::Postgres, SqlGrant::Read, sql) {
-                Err(Refusal::Never(why)) if why.contains("needs an alias") => {}
-                other => panic!("{sql:?}: {other:?}"),
-            }
+            never_because(SqlGrant::Read, sql, &Reserved::default(), "needs an alias");
         }
         // SQLite has no such notation: a qualified name is a column.
         ok(Dialect::Sqlite, SqlGrant::Read, "SELECT u.email FROM users AS u");
